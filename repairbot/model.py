@@ -1,0 +1,261 @@
+"""RepairBot's vocabulary: findings, phases, actions and the GPURepair shape.
+
+Every part of RepairBot speaks these words — the agent when it reports a
+finding, the operator when it records a step, Slack and Jira when they tell a
+human. Keeping them in one I/O-free module means a phase name or an action name
+can never drift between the CRD, the state machine and the notifications.
+
+The CRD in ``charts/repairbot/crds/gpurepairs.yaml`` is the wire contract; the
+enums here mirror its ``enum`` lists and a unit test keeps the two in step.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+GROUP = "repairbot.io"
+VERSION = "v1alpha1"
+API_VERSION = f"{GROUP}/{VERSION}"
+KIND = "GPURepair"
+PLURAL = "gpurepairs"
+SHORT_NAME = "gpr"
+
+# Node marks (DESIGN.md "Node marks").
+LABEL_STATE = "repairbot.io/state"
+LABEL_DISABLED = "repairbot.io/disabled"
+LABEL_NODE = "repairbot.io/node"
+LABEL_FAILURE_DOMAIN = "repairbot.io/failure-domain"
+TAINT_UNHEALTHY = "repairbot.io/unhealthy"
+CONDITION_GPU_HEALTHY = "GPUHealthy"
+
+
+class NodeState(enum.StrEnum):
+    """Values of the ``repairbot.io/state`` node label; absent means healthy."""
+
+    FAULTY = "faulty"
+    REPAIRING = "repairing"
+    QUARANTINED = "quarantined"
+
+
+class Phase(enum.StrEnum):
+    """Where a GPURepair stands. The order of the first six is the happy path."""
+
+    PENDING = "Pending"
+    CORDONED = "Cordoned"
+    DRAINING = "Draining"
+    REMEDIATING = "Remediating"
+    VALIDATING = "Validating"
+    SUCCEEDED = "Succeeded"
+    FAILED = "Failed"
+    QUARANTINED = "Quarantined"
+    BLOCKED = "Blocked"
+    CANCELLED = "Cancelled"
+
+    @property
+    def is_terminal(self) -> bool:
+        """A terminal repair is history: a new finding for its node opens a new repair.
+
+        Blocked is deliberately not terminal: it waits for a human to resume it,
+        and findings that arrive meanwhile belong to the same incident.
+        """
+        return self in TERMINAL_PHASES
+
+
+TERMINAL_PHASES = frozenset({Phase.SUCCEEDED, Phase.FAILED, Phase.QUARANTINED, Phase.CANCELLED})
+
+
+class Action(enum.StrEnum):
+    """Remediation rungs, from harmless to terminal.
+
+    The order of declaration is the order of severity, used when several
+    findings on one node ask for different actions: the strongest wins.
+    """
+
+    NONE = "none"
+    NOTIFY = "notify"
+    GPU_RESET = "gpu-reset"
+    DRIVER_RELOAD = "driver-reload"
+    REBOOT = "reboot"
+    POWER_CYCLE = "power-cycle"
+    QUARANTINE = "quarantine"
+
+    @property
+    def severity(self) -> int:
+        return _ACTION_ORDER.index(self)
+
+    @property
+    def is_destructive(self) -> bool:
+        """Destructive actions interrupt workloads; only these need a drain and a safety check."""
+        return self.severity >= Action.GPU_RESET.severity and self is not Action.QUARANTINE
+
+
+_ACTION_ORDER = list(Action)
+
+
+def strongest(actions: list[Action]) -> Action:
+    """The most severe of several actions (NONE for an empty list)."""
+    return max(actions, key=lambda a: a.severity, default=Action.NONE)
+
+
+class Source(enum.StrEnum):
+    """Who reported a finding (and who opened a repair)."""
+
+    AGENT = "agent"
+    GRAFANA = "grafana"
+    ALERTMANAGER = "alertmanager"
+    MANUAL = "manual"
+
+
+class Severity(enum.StrEnum):
+    """How bad a finding is, independent of what we do about it."""
+
+    INFO = "info"
+    WARNING = "warning"
+    CRITICAL = "critical"
+    FATAL = "fatal"
+
+
+@dataclass(frozen=True, slots=True)
+class GpuRef:
+    """One GPU as every source can name it. Any field may be unknown.
+
+    ``pci`` is normalised to ``dddd:bb:dd.f`` lower case so a kernel-log line
+    and an NVML handle join on it.
+    """
+
+    index: int | None = None
+    uuid: str | None = None
+    pci: str | None = None
+
+    def identity(self) -> str:
+        """The most stable name known: UUID, else PCI address, else index ('' = whole node)."""
+        if self.uuid:
+            return self.uuid
+        if self.pci:
+            return self.pci
+        return "" if self.index is None else str(self.index)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {k: v for k, v in asdict(self).items() if v is not None}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any] | None) -> GpuRef:
+        data = data or {}
+        return cls(index=data.get("index"), uuid=data.get("uuid"), pci=data.get("pci"))
+
+
+@dataclass(slots=True)
+class Finding:
+    """One thing a detector or an alert saw that may need a repair.
+
+    ``code`` is the finding class (``xid-79``, ``ecc-dbe``, ``row-remap-failure``,
+    ``ib-port-down`` …): the key of the policy's ladders and of the runbooks.
+    ``count`` grows when the same finding repeats; ``first_seen`` never moves.
+    """
+
+    code: str
+    message: str
+    action: Action
+    severity: Severity = Severity.WARNING
+    gpu: GpuRef = field(default_factory=GpuRef)
+    xid: int | None = None
+    source: Source = Source.AGENT
+    first_seen: datetime = field(default_factory=lambda: datetime.now(UTC))
+    last_seen: datetime | None = None
+    count: int = 1
+    evidence: dict[str, str] = field(default_factory=dict)
+
+    def key(self) -> tuple[str, str]:
+        """Identity for merging: the same class on the same GPU is one finding."""
+        return (self.code, self.gpu.identity())
+
+    def merge(self, other: Finding) -> None:
+        """Fold a repeat of this finding into it (count up, keep the first time)."""
+        self.count += other.count
+        self.first_seen = min(self.first_seen, other.first_seen)
+        latest = max(t for t in (self.last_seen, other.last_seen, other.first_seen) if t is not None)
+        self.last_seen = latest
+        if other.action.severity > self.action.severity:
+            self.action = other.action
+        self.evidence.update(other.evidence)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The CRD's ``spec.findings[]`` item."""
+        out: dict[str, Any] = {
+            "code": self.code,
+            "message": self.message,
+            "action": self.action.value,
+            "severity": self.severity.value,
+            "source": self.source.value,
+            "firstSeen": format_time(self.first_seen),
+            "count": self.count,
+        }
+        gpu = self.gpu.to_dict()
+        if gpu:
+            out["gpu"] = gpu
+        if self.xid is not None:
+            out["xid"] = self.xid
+        if self.last_seen is not None:
+            out["lastSeen"] = format_time(self.last_seen)
+        if self.evidence:
+            out["evidence"] = dict(self.evidence)
+        return out
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Finding:
+        return cls(
+            code=data["code"],
+            message=data.get("message", ""),
+            action=Action(data.get("action", Action.NOTIFY.value)),
+            severity=Severity(data.get("severity", Severity.WARNING.value)),
+            gpu=GpuRef.from_dict(data.get("gpu")),
+            xid=data.get("xid"),
+            source=Source(data.get("source", Source.AGENT.value)),
+            first_seen=parse_time(data["firstSeen"]) if data.get("firstSeen") else datetime.now(UTC),
+            last_seen=parse_time(data["lastSeen"]) if data.get("lastSeen") else None,
+            count=int(data.get("count", 1)),
+            evidence=dict(data.get("evidence") or {}),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class HistoryEntry:
+    """One line of a repair's story, in the words Slack, Jira and the log also use."""
+
+    step: str
+    outcome: str
+    message: str
+    at: datetime = field(default_factory=lambda: datetime.now(UTC))
+    action: Action | None = None
+    attempt: int | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {
+            "step": self.step,
+            "outcome": self.outcome,
+            "message": self.message,
+            "at": format_time(self.at),
+        }
+        if self.action is not None:
+            out["action"] = self.action.value
+        if self.attempt is not None:
+            out["attempt"] = self.attempt
+        return out
+
+
+def repair_name(node: str, when: datetime) -> str:
+    """``<node>-<yyyymmddhhmmss>``: sortable, unique per node per second, readable in kubectl."""
+    return f"{node}-{when.astimezone(UTC):%Y%m%d%H%M%S}"
+
+
+def format_time(when: datetime) -> str:
+    """RFC 3339 in UTC with a ``Z``, as Kubernetes writes timestamps."""
+    return when.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def parse_time(text: str) -> datetime:
+    """Inverse of :func:`format_time`; also accepts fractional seconds and offsets."""
+    return datetime.fromisoformat(text.replace("Z", "+00:00")).astimezone(UTC)
