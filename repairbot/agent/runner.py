@@ -1,0 +1,183 @@
+"""The agent's main loop: run detectors, tell intake, keep the node's GPUHealthy condition.
+
+Pushed signals (NVML Xid events, the kernel log) each get a thread of their
+own, so a fatal Xid reaches intake within milliseconds; polled signals run
+every ``interval``. The agent never cordons or drains — it only reports
+(DESIGN.md: detection apart from remediation).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any, Protocol
+
+from repairbot.agent.metrics import AgentMetrics
+from repairbot.agent.tracker import FindingTracker
+from repairbot.detectors.base import Detector, DetectorReport, EventSource, SignalHealth, SignalState
+from repairbot.kube.nodes import NodeCondition
+from repairbot.model import Finding, format_time
+
+log = logging.getLogger(__name__)
+
+
+class FindingSink(Protocol):
+    """Where findings go: intake in production, anything in a test."""
+
+    def report(self, node: str, findings: list[Finding]) -> None: ...
+
+
+class ConditionSink(Protocol):
+    def set_condition(self, node: str, condition: NodeCondition) -> None: ...
+
+
+@dataclass(slots=True)
+class AgentReport:
+    """One full look at the node: what ``repairbot agent --once --json`` prints."""
+
+    node: str
+    at: datetime
+    reports: list[DetectorReport]
+    condition: NodeCondition
+    active: list[Finding]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "node": self.node,
+            "at": format_time(self.at),
+            "condition": {
+                "type": self.condition.type,
+                "status": self.condition.status,
+                "reason": self.condition.reason,
+                "message": self.condition.message,
+            },
+            "findings": [f.to_dict() for f in self.active],
+            "signals": [
+                {
+                    "detector": r.detector,
+                    "state": r.health.state.value if r.health else SignalState.OK.value,
+                    "message": r.health.message if r.health else "",
+                    "findings": [f.to_dict() for f in r.findings],
+                    "observations": r.observations,
+                }
+                for r in self.reports
+            ],
+        }
+
+
+@dataclass
+class NodeAgent:
+    node: str
+    detectors: Sequence[Detector]
+    event_sources: Sequence[EventSource] = ()
+    sink: FindingSink | None = None
+    conditions: ConditionSink | None = None
+    interval: float = 10.0
+    metrics: AgentMetrics = field(default_factory=AgentMetrics)
+    tracker: FindingTracker = field(default_factory=FindingTracker)
+    _stop: threading.Event = field(default_factory=threading.Event)
+    _threads: list[threading.Thread] = field(default_factory=list)
+    _last_condition: NodeCondition | None = None
+    _flush_lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def poll_once(self) -> AgentReport:
+        """Poll every detector once, hand new findings to intake, refresh the node condition."""
+        started = time.perf_counter()
+        reports = [self._poll(detector) for detector in self.detectors]
+        for report in reports:
+            for fresh in self.tracker.observe_poll(report.detector, report.findings):
+                self.metrics.findings.labels(fresh.code, fresh.action.value).inc()
+        self.flush()
+        healths = [r.health for r in reports if r.health is not None]
+        condition = self.tracker.condition(healths)
+        self._publish_condition(condition)
+        self.metrics.poll_duration.observe(time.perf_counter() - started)
+        self.metrics.last_successful_poll.set(time.time())
+        return AgentReport(self.node, datetime.now(UTC), reports, condition, self.tracker.active())
+
+    def on_event(self, finding: Finding) -> None:
+        """A pushed finding: record it and tell intake at once, not at the next poll."""
+        self.metrics.findings.labels(finding.code, finding.action.value).inc()
+        self.tracker.observe_event(finding)
+        self.flush()
+        self._publish_condition(self.tracker.condition([]))
+
+    def flush(self) -> None:
+        """Send queued findings to intake; on failure keep them for the next cycle."""
+        if self.sink is None:
+            self.tracker.take_outbox()
+            return
+        with self._flush_lock:
+            pending = self.tracker.take_outbox()
+            if not pending:
+                return
+            try:
+                self.sink.report(self.node, pending)
+            except Exception as error:  # recorded and retried: never lose a finding
+                self.metrics.intake_errors.inc()
+                self.tracker.requeue(pending)
+                log.warning("intake failed node=%s findings=%d error=%s", self.node, len(pending), error)
+
+    def start(self) -> None:
+        """Run event sources and the poll loop in daemon threads until :meth:`stop`."""
+        self._stop.clear()
+        for source in self.event_sources:
+            thread = threading.Thread(
+                target=self._consume, args=(source,), name=f"agent-{self.node}-{source.name}", daemon=True
+            )
+            thread.start()
+            self._threads.append(thread)
+        poller = threading.Thread(target=self._poll_loop, name=f"agent-{self.node}-poll", daemon=True)
+        poller.start()
+        self._threads.append(poller)
+
+    def stop(self, timeout: float = 5.0) -> None:
+        self._stop.set()
+        for thread in self._threads:
+            thread.join(timeout)
+        self._threads.clear()
+
+    def _poll_loop(self) -> None:
+        while not self._stop.is_set():
+            try:
+                self.poll_once()
+            except Exception:
+                log.exception("poll cycle failed node=%s", self.node)
+            self._stop.wait(self.interval)
+
+    def _consume(self, source: EventSource) -> None:
+        while not self._stop.is_set():
+            try:
+                for finding in source.events(self._stop):
+                    self.on_event(finding)
+            except Exception:
+                self.metrics.detector_errors.labels(source.name).inc()
+                log.exception("event source failed node=%s source=%s; restarting in 1s", self.node, source.name)
+                self._stop.wait(1.0)
+
+    def _poll(self, detector: Detector) -> DetectorReport:
+        try:
+            report = detector.poll()
+        except Exception as error:  # a detector bug must not stop the others
+            log.exception("detector failed node=%s detector=%s", self.node, detector.name)
+            report = DetectorReport(
+                detector.name, health=SignalHealth(detector.name, SignalState.ERROR, f"{type(error).__name__}: {error}")
+            )
+        readable = report.health is None or report.health.state is SignalState.OK
+        self.metrics.signal_readable.labels(report.detector).set(1 if readable else 0)
+        if not readable:
+            self.metrics.detector_errors.labels(report.detector).inc()
+        return report
+
+    def _publish_condition(self, condition: NodeCondition) -> None:
+        if self.conditions is None or condition == self._last_condition:
+            return
+        try:
+            self.conditions.set_condition(self.node, condition)
+            self._last_condition = condition
+        except Exception as error:
+            log.warning("condition update failed node=%s error=%s", self.node, error)

@@ -1,0 +1,68 @@
+"""Connect to the Kubernetes API the way every component does: kubeconfig or in-cluster."""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Callable
+from typing import Any, cast
+
+from kubernetes import client, config
+from kubernetes.client.rest import ApiException
+from tenacity import (
+    Retrying,
+    retry_if_exception,
+    stop_after_attempt,
+    wait_exponential_jitter,
+)
+
+# Status codes worth another try: conflicts are re-read and re-applied by the
+# caller; throttling and server hiccups pass with time.
+RETRYABLE_STATUS = frozenset({409, 429, 500, 502, 503, 504})
+
+
+def api_client(kubeconfig: str | None = None) -> client.ApiClient:
+    """An ApiClient from ``kubeconfig`` (or ``$KUBECONFIG``), else the in-cluster service account."""
+    path = kubeconfig or os.environ.get("KUBECONFIG")
+    if path:
+        return config.new_client_from_config(config_file=path)
+    configuration = client.Configuration()
+    config.load_incluster_config(client_configuration=configuration)
+    return client.ApiClient(configuration)
+
+
+def is_retryable(error: BaseException) -> bool:
+    """API errors that another attempt may fix, and dropped connections."""
+    if isinstance(error, ApiException):
+        return error.status in RETRYABLE_STATUS
+    return isinstance(error, (ConnectionError, TimeoutError, OSError))
+
+
+def api_retrying(*, attempts: int = 6, max_wait: float = 2.0) -> Retrying:
+    """The retry policy for API writes: bounded, jittered, re-raising the last error.
+
+    The bound matters: an error that outlives it is recorded (on the GPURepair,
+    in the agent's health) rather than retried forever in silence.
+    """
+    return Retrying(
+        retry=retry_if_exception(is_retryable),
+        stop=stop_after_attempt(attempts),
+        wait=wait_exponential_jitter(initial=0.05, max=max_wait),
+        reraise=True,
+    )
+
+
+def as_object(response: object) -> dict[str, Any]:
+    """CustomObjectsApi answers are plain dicts typed as ``object``: say so once, here."""
+    return cast(dict[str, Any], response)
+
+
+def raw_call(method: Callable[..., object], *args: Any, **kwargs: Any) -> dict[str, Any]:
+    """Call a typed client method but get the API's own JSON (camelCase, string times).
+
+    RepairBot compares and writes back what it reads; the client's model
+    objects would turn names to snake_case and times to datetimes on the way.
+    """
+    response = method(*args, _preload_content=False, **kwargs)
+    data = getattr(response, "data", b"")
+    return cast(dict[str, Any], json.loads(data or b"{}"))

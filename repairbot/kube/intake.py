@@ -1,0 +1,175 @@
+"""Intake: every entry point's findings become one active GPURepair per node.
+
+The agent, the alert webhook and a human with ``repairbot repair`` all call
+:meth:`Intake.report`. It finds the node's active repair (label
+``repairbot.io/node``, phase not terminal) and merges the new findings into it
+— counting repeats up and keeping ``firstSeen`` — or creates a new one named
+``<node>-<yyyymmddhhmmss>``. Merges are optimistic-concurrency updates,
+retried on 409 so two reporters never lose each other's findings.
+
+Two reporters creating the first repair of a node in the same instant can, in
+rare cases, both create one; the operator resolves such twins by keeping the
+oldest. Intake does not lock, because a lock would make every report pay for
+a race that almost never happens.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from kubernetes import client
+from kubernetes.client.rest import ApiException
+
+from repairbot.kube.client import api_retrying, as_object
+from repairbot.model import (
+    GROUP,
+    KIND,
+    LABEL_NODE,
+    PLURAL,
+    VERSION,
+    Finding,
+    Phase,
+    Source,
+    repair_name,
+)
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class IntakeResult:
+    """Which repair took the findings, and whether it was opened just now."""
+
+    name: str
+    node: str
+    created: bool
+    findings: int
+
+
+def merge_findings(existing: list[dict[str, Any]], new: Iterable[Finding]) -> list[dict[str, Any]]:
+    """Fold ``new`` findings into a repair's ``spec.findings`` (pure).
+
+    The same finding class on the same GPU is one item: its count grows, its
+    ``firstSeen`` stays, its action becomes the stronger of the two.
+    """
+    merged = [Finding.from_dict(item) for item in existing]
+    by_key = {finding.key(): finding for finding in merged}
+    for finding in new:
+        known = by_key.get(finding.key())
+        if known is None:
+            copy = Finding.from_dict(finding.to_dict())
+            merged.append(copy)
+            by_key[copy.key()] = copy
+        else:
+            known.merge(finding)
+    return [finding.to_dict() for finding in merged]
+
+
+def is_active(repair: dict[str, Any]) -> bool:
+    phase = (repair.get("status") or {}).get("phase")
+    return phase is None or not Phase(phase).is_terminal
+
+
+def oldest_active(repairs: Iterable[dict[str, Any]]) -> dict[str, Any] | None:
+    """The node's active repair; if twins exist, the oldest is the one that counts."""
+    active = [r for r in repairs if is_active(r) and not r["metadata"].get("deletionTimestamp")]
+    active.sort(key=lambda r: (r["metadata"].get("creationTimestamp", ""), r["metadata"]["name"]))
+    return active[0] if active else None
+
+
+class Intake:
+    """Creates or merges GPURepairs through the Kubernetes API."""
+
+    def __init__(self, api: client.ApiClient) -> None:
+        self._custom = client.CustomObjectsApi(api)
+
+    def active_repair(self, node: str) -> dict[str, Any] | None:
+        listing = as_object(
+            self._custom.list_cluster_custom_object(GROUP, VERSION, PLURAL, label_selector=f"{LABEL_NODE}={node}")
+        )
+        return oldest_active(listing.get("items", []))
+
+    def report(
+        self,
+        node: str,
+        findings: list[Finding],
+        *,
+        source: Source = Source.AGENT,
+        reason: str | None = None,
+        requested_action: str | None = None,
+        dry_run: bool = False,
+    ) -> IntakeResult:
+        """Hand ``findings`` for ``node`` to its active repair, opening one if needed."""
+        if not findings:
+            raise ValueError(f"node {node}: intake needs at least one finding")
+        for attempt in api_retrying():
+            with attempt:
+                return self._report_once(node, findings, source, reason, requested_action, dry_run)
+        raise AssertionError("unreachable: api_retrying re-raises")  # pragma: no cover
+
+    def _report_once(
+        self,
+        node: str,
+        findings: list[Finding],
+        source: Source,
+        reason: str | None,
+        requested_action: str | None,
+        dry_run: bool,
+    ) -> IntakeResult:
+        current = self.active_repair(node)
+        if current is not None:
+            spec = current.setdefault("spec", {})
+            spec["findings"] = merge_findings(spec.get("findings") or [], findings)
+            if requested_action and not spec.get("requestedAction"):
+                spec["requestedAction"] = requested_action
+            # replace_* sends metadata.resourceVersion: a concurrent writer makes this 409 and we re-read.
+            updated = as_object(
+                self._custom.replace_cluster_custom_object(GROUP, VERSION, PLURAL, current["metadata"]["name"], current)
+            )
+            log.info("intake merged node=%s repair=%s findings=%d", node, updated["metadata"]["name"], len(findings))
+            return IntakeResult(updated["metadata"]["name"], node, False, len(spec["findings"]))
+        return self._create(node, findings, source, reason, requested_action, dry_run)
+
+    def _create(
+        self,
+        node: str,
+        findings: list[Finding],
+        source: Source,
+        reason: str | None,
+        requested_action: str | None,
+        dry_run: bool,
+    ) -> IntakeResult:
+        now = datetime.now(UTC)
+        spec: dict[str, Any] = {
+            "nodeName": node,
+            "source": source.value,
+            "findings": merge_findings([], findings),
+        }
+        if dry_run:
+            spec["dryRun"] = True
+        if reason:
+            spec["reason"] = reason
+        if requested_action:
+            spec["requestedAction"] = requested_action
+        metadata: dict[str, Any] = {"name": repair_name(node, now), "labels": {LABEL_NODE: node}}
+        body: dict[str, Any] = {
+            "apiVersion": f"{GROUP}/{VERSION}",
+            "kind": KIND,
+            "metadata": metadata,
+            "spec": spec,
+        }
+        try:
+            created = as_object(self._custom.create_cluster_custom_object(GROUP, VERSION, PLURAL, body))
+        except ApiException as error:
+            if error.status != 409:
+                raise
+            # A repair of this node was opened in the same second (or a finished one
+            # holds the name): retrying re-reads and merges, or picks a fresh name.
+            metadata["name"] = f"{repair_name(node, now)}-{now.microsecond // 1000:03d}"
+            created = as_object(self._custom.create_cluster_custom_object(GROUP, VERSION, PLURAL, body))
+        log.info("intake created node=%s repair=%s findings=%d", node, created["metadata"]["name"], len(findings))
+        return IntakeResult(created["metadata"]["name"], node, True, len(spec["findings"]))
