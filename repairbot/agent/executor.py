@@ -1,0 +1,222 @@
+"""The node-local executor: performs the action the operator requested, once.
+
+The operator writes ``status.request`` (id, action, GPU) on the node's
+GPURepair; the agent on that node answers under ``status.agent``. The request
+id makes it idempotent: the agent records ``running`` with the id *before*
+acting, so a restarted agent never repeats a reset or a reboot — it concludes
+the request instead (a reboot succeeded when the boot id changed; any other
+action interrupted by a restart is reported failed, and the operator decides).
+
+:func:`decide` is the pure heart (repair + boot id → step) and is tested
+without I/O; :class:`ActionExecutor` wires it to the API and the host.
+"""
+
+from __future__ import annotations
+
+import enum
+import logging
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from kubernetes import client, watch
+from kubernetes.client.rest import ApiException
+
+from repairbot.agent.host import ActionOutcome, HostActions
+from repairbot.kube.client import api_retrying, as_object
+from repairbot.kube.intake import is_active
+from repairbot.model import GROUP, LABEL_NODE, PLURAL, VERSION, GpuRef, format_time
+
+log = logging.getLogger(__name__)
+
+REQUEST_ACTIONS = ("gpu-reset", "driver-reload", "reboot", "validate")
+
+
+class StepKind(enum.Enum):
+    IDLE = "idle"
+    START = "start"
+    WAIT = "wait"
+    CONCLUDE = "conclude"
+
+
+@dataclass(frozen=True, slots=True)
+class Step:
+    kind: StepKind
+    request_id: str = ""
+    action: str = ""
+    gpu: GpuRef = field(default_factory=GpuRef)
+    result: str = ""
+    message: str = ""
+
+
+def decide(repair: dict[str, Any], boot_id: str, issued_here: frozenset[str] = frozenset()) -> Step:
+    """What the executor should do about one GPURepair (pure).
+
+    ``issued_here`` holds request ids this agent process started: an action
+    still ``running`` that this process did not start was interrupted by an
+    agent restart.
+    """
+    status = repair.get("status") or {}
+    request = status.get("request") or {}
+    request_id = request.get("id")
+    action = request.get("action")
+    if not request_id or action not in REQUEST_ACTIONS or not is_active(repair):
+        return Step(StepKind.IDLE)
+    answer = status.get("agent") or {}
+    gpu = GpuRef.from_dict(request.get("gpu"))
+    if answer.get("requestId") != request_id:
+        return Step(StepKind.START, request_id, action, gpu)
+    if answer.get("result") != "running":
+        return Step(StepKind.IDLE)
+    if action == "reboot":
+        before = answer.get("bootId", "")
+        if before and before != boot_id:
+            message = f"rebooted: boot id {before} → {boot_id}"
+            return Step(StepKind.CONCLUDE, request_id, action, gpu, "succeeded", message)
+        if request_id in issued_here:
+            return Step(StepKind.WAIT, request_id, action, gpu)
+        return Step(
+            StepKind.CONCLUDE, request_id, action, gpu, "failed", f"agent restarted but boot id is still {boot_id}"
+        )
+    if request_id in issued_here:
+        return Step(StepKind.WAIT, request_id, action, gpu)
+    message = f"agent restarted during {action}; outcome unknown"
+    return Step(StepKind.CONCLUDE, request_id, action, gpu, "failed", message)
+
+
+Validator = Callable[[], ActionOutcome]
+
+
+@dataclass
+class ActionExecutor:
+    """Watches this node's GPURepairs and answers action requests."""
+
+    node: str
+    api: client.ApiClient
+    host: HostActions
+    validate: Validator
+    on_repaired: Callable[[], None] = lambda: None
+    resync_seconds: float = 5.0
+    _issued: set[str] = field(default_factory=set)
+    _stop: threading.Event = field(default_factory=threading.Event)
+    _thread: threading.Thread | None = None
+
+    def start(self) -> None:
+        self._stop.clear()
+        self._thread = threading.Thread(target=self._loop, name=f"executor-{self.node}", daemon=True)
+        self._thread.start()
+
+    def stop(self, timeout: float = 5.0) -> None:
+        self._stop.set()
+        if self._thread:
+            self._thread.join(timeout)
+
+    def reconcile(self) -> int:
+        """Act on every request for this node once; returns how many steps were taken."""
+        custom = client.CustomObjectsApi(self.api)
+        listing = as_object(
+            custom.list_cluster_custom_object(GROUP, VERSION, PLURAL, label_selector=f"{LABEL_NODE}={self.node}")
+        )
+        taken = 0
+        for repair in listing.get("items", []):
+            step = decide(repair, self.host.boot_id(), frozenset(self._issued))
+            if step.kind in (StepKind.START, StepKind.CONCLUDE):
+                self._perform(repair["metadata"]["name"], step)
+                taken += 1
+        return taken
+
+    def _perform(self, name: str, step: Step) -> None:
+        if step.kind is StepKind.CONCLUDE:
+            log.info(
+                "executor concluded node=%s repair=%s request=%s result=%s",
+                self.node, name, step.request_id, step.result,
+            )
+            self._answer(name, step.request_id, step.result, step.message, finished=True)
+            if step.result == "succeeded":
+                self.on_repaired()
+            return
+        boot_id = self.host.boot_id()
+        self._issued.add(step.request_id)
+        # Record "running" before acting: this write is what makes the action happen at most once.
+        self._answer(name, step.request_id, "running", f"{step.action} started", boot_id=boot_id)
+        log.info(
+            "executor started node=%s repair=%s request=%s action=%s", self.node, name, step.request_id, step.action
+        )
+        outcome = self._run(step)
+        if step.action == "reboot" and outcome.ok:
+            return  # success is judged by the boot id once the node is back
+        result = "succeeded" if outcome.ok else ("refused" if outcome.refused else "failed")
+        self._answer(name, step.request_id, result, outcome.message, finished=True, details=outcome.details)
+        if outcome.ok and step.action != "validate":
+            self.on_repaired()
+
+    def _run(self, step: Step) -> ActionOutcome:
+        try:
+            if step.action == "gpu-reset":
+                return self.host.reset_gpu(step.gpu)
+            if step.action == "driver-reload":
+                return self.host.reload_driver()
+            if step.action == "reboot":
+                return self.host.reboot()
+            return self.validate()
+        except Exception as error:  # reported to the operator, never swallowed
+            log.exception("executor action failed node=%s action=%s", self.node, step.action)
+            return ActionOutcome(False, f"{step.action} raised {type(error).__name__}: {error}")
+
+    def _answer(
+        self,
+        name: str,
+        request_id: str,
+        result: str,
+        message: str,
+        *,
+        finished: bool = False,
+        boot_id: str | None = None,
+        details: dict[str, str] | None = None,
+    ) -> None:
+        now = format_time(datetime.now(UTC))
+        answer: dict[str, Any] = {"requestId": request_id, "result": result, "message": message[:1000]}
+        if finished:
+            answer["finishedAt"] = now
+            if details:
+                answer["details"] = details
+        else:
+            answer.update({"startedAt": now, "finishedAt": None, "details": None})
+        if boot_id is not None:
+            answer["bootId"] = boot_id
+        custom = client.CustomObjectsApi(self.api)
+        for attempt in api_retrying():
+            with attempt:
+                custom.patch_cluster_custom_object_status(GROUP, VERSION, PLURAL, name, {"status": {"agent": answer}})
+
+    def _loop(self) -> None:
+        while not self._stop.is_set():
+            try:
+                self.reconcile()
+                self._wait_for_change()
+            except Exception as error:
+                log.warning("executor loop error node=%s error=%s; retrying", self.node, error)
+                self._stop.wait(1.0)
+
+    def _wait_for_change(self) -> None:
+        """Block until a GPURepair of this node changes, or ``resync_seconds`` pass."""
+        custom = client.CustomObjectsApi(self.api)
+        watcher = watch.Watch()
+        try:
+            for _event in watcher.stream(
+                custom.list_cluster_custom_object,
+                GROUP,
+                VERSION,
+                PLURAL,
+                label_selector=f"{LABEL_NODE}={self.node}",
+                timeout_seconds=max(1, int(self.resync_seconds)),
+            ):
+                if self._stop.is_set() or self.reconcile():
+                    break
+        except ApiException as error:
+            if error.status != 410:
+                raise
+        finally:
+            watcher.stop()
