@@ -1,0 +1,88 @@
+"""The executor's pure decision: each request is performed at most once, reboots judged by boot id."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from repairbot.agent.executor import StepKind, decide
+
+
+def repair(
+    request: dict[str, Any] | None = None, agent: dict[str, Any] | None = None, phase: str = "Remediating"
+) -> dict[str, Any]:
+    status: dict[str, Any] = {"phase": phase}
+    if request is not None:
+        status["request"] = request
+    if agent is not None:
+        status["agent"] = agent
+    return {"metadata": {"name": "gpu-node-001-20261122000000"}, "status": status}
+
+
+REBOOT = {"id": "r-1", "action": "reboot"}
+RESET = {"id": "r-2", "action": "gpu-reset", "gpu": {"index": 3, "uuid": "GPU-3"}}
+
+
+@pytest.mark.parametrize(
+    ("obj", "boot", "issued", "kind", "result"),
+    [
+        (repair(), "b1", frozenset(), StepKind.IDLE, ""),
+        (repair(RESET), "b1", frozenset(), StepKind.START, ""),
+        (repair(RESET, phase="Succeeded"), "b1", frozenset(), StepKind.IDLE, ""),
+        (repair({"id": "x", "action": "format-disk"}), "b1", frozenset(), StepKind.IDLE, ""),
+        (repair(RESET, {"requestId": "r-1", "result": "succeeded"}), "b1", frozenset(), StepKind.START, ""),
+        (repair(RESET, {"requestId": "r-2", "result": "succeeded"}), "b1", frozenset(), StepKind.IDLE, ""),
+        (repair(RESET, {"requestId": "r-2", "result": "running"}), "b1", frozenset({"r-2"}), StepKind.WAIT, ""),
+        (repair(RESET, {"requestId": "r-2", "result": "running"}), "b1", frozenset(), StepKind.CONCLUDE, "failed"),
+        (
+            repair(REBOOT, {"requestId": "r-1", "result": "running", "bootId": "b1"}),
+            "b2",
+            frozenset(),
+            StepKind.CONCLUDE,
+            "succeeded",
+        ),
+        (
+            repair(REBOOT, {"requestId": "r-1", "result": "running", "bootId": "b1"}),
+            "b1",
+            frozenset({"r-1"}),
+            StepKind.WAIT,
+            "",
+        ),
+        (
+            repair(REBOOT, {"requestId": "r-1", "result": "running", "bootId": "b1"}),
+            "b1",
+            frozenset(),
+            StepKind.CONCLUDE,
+            "failed",
+        ),
+    ],
+    ids=[
+        "no-request",
+        "new-request-starts",
+        "finished-repair-ignored",
+        "unknown-action-ignored",
+        "answer-to-older-request-starts-new",
+        "already-answered",
+        "running-here-waits",
+        "interrupted-by-restart-fails",
+        "reboot-boot-id-changed-succeeds",
+        "reboot-in-progress-waits",
+        "reboot-never-happened-fails",
+    ],
+)
+def test_decide(obj: dict[str, Any], boot: str, issued: frozenset[str], kind: StepKind, result: str) -> None:
+    step = decide(obj, boot, issued)
+    assert step.kind is kind
+    assert step.result == result
+
+
+def test_start_carries_the_gpu() -> None:
+    step = decide(repair(RESET), "b1")
+    assert step.gpu.index == 3 and step.gpu.uuid == "GPU-3"
+    assert step.action == "gpu-reset" and step.request_id == "r-2"
+
+
+def test_reboot_success_message_names_both_boot_ids() -> None:
+    step = decide(repair(REBOOT, {"requestId": "r-1", "result": "running", "bootId": "old"}), "new")
+    assert "old" in step.message and "new" in step.message

@@ -1,0 +1,97 @@
+"""Intake hears each finding once; the GPUHealthy condition says what is wrong, and since when."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+from repairbot.agent.tracker import FindingTracker, condition_reason
+from repairbot.detectors.base import SignalHealth, SignalState
+from repairbot.kube.nodes import NodeCondition, merged_conditions
+from repairbot.model import Action, Finding, GpuRef
+
+
+def finding(code: str, action: Action = Action.GPU_RESET, gpu: int = 0) -> Finding:
+    return Finding(code, f"{code} on GPU {gpu}", action, gpu=GpuRef(index=gpu, uuid=f"GPU-{gpu}"))
+
+
+def test_persistent_poll_finding_is_reported_once() -> None:
+    tracker = FindingTracker()
+    assert [f.code for f in tracker.observe_poll("nvml", [finding("row-remap-pending")])] == ["row-remap-pending"]
+    assert tracker.observe_poll("nvml", [finding("row-remap-pending")]) == []
+    assert len(tracker.take_outbox()) == 1
+
+
+def test_cleared_then_back_is_reported_again() -> None:
+    tracker = FindingTracker()
+    tracker.observe_poll("ib", [finding("ib-port-down", Action.NOTIFY)])
+    tracker.observe_poll("ib", [])
+    assert len(tracker.observe_poll("ib", [finding("ib-port-down", Action.NOTIFY)])) == 1
+
+
+def test_action_none_is_never_sent_to_intake() -> None:
+    tracker = FindingTracker()
+    tracker.observe_poll("kmsg", [finding("xid-13", Action.NONE)])
+    tracker.observe_event(finding("xid-13", Action.NONE))
+    assert tracker.take_outbox() == []
+
+
+def test_requeue_keeps_order_and_loses_nothing() -> None:
+    tracker = FindingTracker()
+    tracker.observe_event(finding("xid-79", Action.REBOOT))
+    taken = tracker.take_outbox()
+    tracker.observe_event(finding("xid-48"))
+    tracker.requeue(taken)
+    assert [f.code for f in tracker.take_outbox()] == ["xid-79", "xid-48"]
+
+
+def test_condition_false_names_the_strongest_finding() -> None:
+    tracker = FindingTracker()
+    tracker.observe_poll("pcie", [finding("pcie-degraded", Action.NOTIFY, gpu=1)])
+    tracker.observe_event(finding("xid-79", Action.REBOOT, gpu=2))
+    condition = tracker.condition([SignalHealth("nvml")])
+    assert condition.status == "False"
+    assert condition.reason == "Xid79"
+    assert "pcie-degraded" in condition.message and "xid-79" in condition.message
+
+
+def test_events_stay_until_cleared() -> None:
+    tracker = FindingTracker()
+    tracker.observe_event(finding("xid-48"))
+    assert tracker.condition([]).status == "False"
+    tracker.clear_events()
+    assert tracker.condition([]).status == "True"
+
+
+def test_no_driver_is_unknown_not_a_fault() -> None:
+    tracker = FindingTracker()
+    healths = [SignalHealth("nvml", SignalState.UNKNOWN, "no GPU driver on this node")]
+    condition = tracker.condition(healths)
+    assert (condition.status, condition.reason) == ("Unknown", "NoGpuDriver")
+
+
+def test_condition_reason_is_camel_case() -> None:
+    assert condition_reason("row-remap-failure") == "RowRemapFailure"
+    assert condition_reason("xid-79") == "Xid79"
+
+
+def test_transition_time_kept_while_status_stays_bad() -> None:
+    t0 = datetime(2026, 11, 22, 10, tzinfo=UTC)
+    bad = NodeCondition("GPUHealthy", "False", "Xid79", "xid-79")
+    first, changed = merged_conditions([{"type": "Ready", "status": "True"}], bad, t0)
+    assert changed
+    worse = NodeCondition("GPUHealthy", "False", "Xid79", "xid-79, xid-48")
+    second, changed = merged_conditions(first, worse, t0 + timedelta(minutes=5))
+    ours = next(c for c in second if c["type"] == "GPUHealthy")
+    assert changed and ours["lastTransitionTime"] == "2026-11-22T10:00:00.000Z"
+    assert any(c["type"] == "Ready" for c in second)
+    healed = NodeCondition("GPUHealthy", "True", "GPUsHealthy", "ok")
+    third, _ = merged_conditions(second, healed, t0 + timedelta(minutes=9))
+    assert next(c for c in third if c["type"] == "GPUHealthy")["lastTransitionTime"] == "2026-11-22T10:09:00.000Z"
+
+
+def test_unchanged_condition_is_not_rewritten() -> None:
+    t0 = datetime(2026, 11, 22, 10, tzinfo=UTC)
+    ok = NodeCondition("GPUHealthy", "True", "GPUsHealthy", "ok")
+    first, _ = merged_conditions([], ok, t0)
+    _, changed = merged_conditions(first, ok, t0 + timedelta(seconds=10))
+    assert not changed

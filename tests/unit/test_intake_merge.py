@@ -1,0 +1,58 @@
+"""Intake's merge: one item per finding class per GPU, count up, firstSeen kept."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+from hypothesis import given
+from hypothesis import strategies as st
+
+from repairbot.kube.intake import merge_findings, oldest_active
+from repairbot.model import Action, Finding, GpuRef, format_time
+
+T0 = datetime(2026, 11, 22, 10, tzinfo=UTC)
+
+
+def xid(code: int, gpu: int, when: datetime, action: Action = Action.REBOOT) -> Finding:
+    return Finding(
+        f"xid-{code}", f"Xid {code}", action, gpu=GpuRef(index=gpu, uuid=f"GPU-{gpu}"), xid=code, first_seen=when
+    )
+
+
+def test_repeat_counts_up_and_keeps_first_seen() -> None:
+    merged = merge_findings([xid(79, 2, T0).to_dict()], [xid(79, 2, T0 + timedelta(minutes=1))])
+    assert len(merged) == 1
+    assert merged[0]["count"] == 2
+    assert merged[0]["firstSeen"] == "2026-11-22T10:00:00.000Z"
+    assert merged[0]["lastSeen"] == "2026-11-22T10:01:00.000Z"
+
+
+def test_other_gpu_or_code_is_a_new_item() -> None:
+    merged = merge_findings([xid(79, 2, T0).to_dict()], [xid(79, 3, T0), xid(48, 2, T0, Action.GPU_RESET)])
+    assert [(m["code"], m["gpu"]["index"]) for m in merged] == [("xid-79", 2), ("xid-79", 3), ("xid-48", 2)]
+
+
+@given(st.lists(st.tuples(st.sampled_from([13, 48, 79]), st.integers(0, 7), st.integers(0, 3600)), max_size=40))
+def test_merge_conserves_counts(events: list[tuple[int, int, int]]) -> None:
+    merged: list[dict] = []
+    for code, gpu, offset in events:
+        merged = merge_findings(merged, [xid(code, gpu, T0 + timedelta(seconds=offset))])
+    assert sum(m["count"] for m in merged) == len(events)
+    assert len(merged) == len({(c, g) for c, g, _ in events})
+    for item in merged:
+        offsets = [o for c, g, o in events if f"xid-{c}" == item["code"] and g == item["gpu"]["index"]]
+        assert item["firstSeen"] == format_time(T0 + timedelta(seconds=min(offsets)))
+
+
+def test_oldest_active_wins_and_terminal_ignored() -> None:
+    def obj(name: str, created: str, phase: str | None) -> dict:
+        return {"metadata": {"name": name, "creationTimestamp": created}, "status": {"phase": phase} if phase else {}}
+
+    repairs = [
+        obj("n-3", "2026-11-22T10:03:00Z", None),
+        obj("n-1", "2026-11-22T10:01:00Z", "Succeeded"),
+        obj("n-2", "2026-11-22T10:02:00Z", "Draining"),
+    ]
+    chosen = oldest_active(repairs)
+    assert chosen is not None and chosen["metadata"]["name"] == "n-2"
+    assert oldest_active([obj("n-1", "x", "Quarantined")]) is None
