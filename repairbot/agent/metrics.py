@@ -16,6 +16,7 @@ class AgentMetrics:
     poll_duration: Histogram = field(init=False)
     last_successful_poll: Gauge = field(init=False)
     signal_readable: Gauge = field(init=False)
+    last_poll_at: float = 0.0  # Unix time of the last completed poll; 0 before the first
 
     def __post_init__(self) -> None:
         self.findings = Counter(
@@ -52,6 +53,10 @@ class AgentMetrics:
             ["detector"],
             registry=self.registry,
         )
+
+    def mark_poll(self, at: float) -> None:
+        self.last_poll_at = at
+        self.last_successful_poll.set(at)
 
     def exposition(self) -> bytes:
         return generate_latest(self.registry)

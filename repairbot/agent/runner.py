@@ -96,7 +96,7 @@ class NodeAgent:
         condition = self.tracker.condition(healths)
         self._publish_condition(condition)
         self.metrics.poll_duration.observe(time.perf_counter() - started)
-        self.metrics.last_successful_poll.set(time.time())
+        self.metrics.mark_poll(time.time())
         return AgentReport(self.node, datetime.now(UTC), reports, condition, self.tracker.active())
 
     def on_event(self, finding: Finding) -> None:
