@@ -1,0 +1,100 @@
+"""Burst folding: fifty identical Xid lines are one fault, not fifty.
+
+A failing GPU repeats itself (per channel, per link, per retry). NVIDIA's
+Fleet Intelligence groups lines into a burst until three minutes of silence
+(REFERENCE §1.1); we do the same per GPU and finding code, so intake sees one
+finding whose ``count`` grows and whose ``first_seen`` stays the first line's.
+
+The debouncer is pure: time comes from an injected clock (epoch seconds), so
+tests replay a burst in microseconds.
+
+Contract with the consumer: :meth:`Debouncer.observe` returns the finding to
+emit *now* only for the first line of a burst (so a fatal Xid is acted on at
+once); repeats are counted silently and handed out by :meth:`Debouncer.due_reports`
+as *delta* findings (``count`` = repeats since the last report, ``first_seen`` =
+the burst's), which :meth:`repairbot.model.Finding.merge` adds up exactly.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime
+
+from repairbot.model import Finding
+
+DEFAULT_WINDOW_S = 180.0
+DEFAULT_REPORT_INTERVAL_S = 60.0
+
+
+@dataclass(slots=True)
+class _Burst:
+    finding: Finding  # the running aggregate: count = every line so far
+    last_at: float
+    reported_count: int
+    last_report_at: float
+
+
+class Debouncer:
+    """Folds repeats of (finding code, GPU) within ``window_s`` of silence into one finding."""
+
+    def __init__(
+        self,
+        *,
+        window_s: float = DEFAULT_WINDOW_S,
+        report_interval_s: float = DEFAULT_REPORT_INTERVAL_S,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        if window_s <= 0:
+            raise ValueError(f"burst window must be positive, got {window_s}")
+        self.window_s = window_s
+        self.report_interval_s = report_interval_s
+        self._clock = clock
+        self._bursts: dict[tuple[str, str], _Burst] = {}
+        self._ended_unreported: list[Finding] = []
+
+    def observe(self, finding: Finding) -> Finding | None:
+        """Fold one occurrence in. Returns the finding to emit now (a new burst), else None."""
+        now = self._clock()
+        at = datetime.fromtimestamp(now, UTC)
+        key = finding.key()
+        burst = self._bursts.get(key)
+        if burst is not None and now - burst.last_at <= self.window_s:
+            burst.finding.count += finding.count
+            burst.finding.last_seen = at
+            burst.finding.evidence.update(finding.evidence)
+            if finding.action.severity > burst.finding.action.severity:
+                burst.finding.action = finding.action
+            burst.last_at = now
+            return None
+        if burst is not None:  # the old burst ended; keep its unreported repeats for due_reports
+            self._ended_unreported.extend(self._take_delta(burst, now))
+        aggregate = replace(finding, first_seen=at, last_seen=at, evidence=dict(finding.evidence))
+        self._bursts[key] = _Burst(aggregate, last_at=now, reported_count=aggregate.count, last_report_at=now)
+        return replace(aggregate, evidence=dict(aggregate.evidence))
+
+    def due_reports(self) -> list[Finding]:
+        """Delta findings for bursts that grew and are due (interval passed or burst ended); forgets ended bursts."""
+        now = self._clock()
+        reports, self._ended_unreported = self._ended_unreported, []
+        for key, burst in list(self._bursts.items()):
+            ended = now - burst.last_at > self.window_s
+            if ended or now - burst.last_report_at >= self.report_interval_s:
+                reports.extend(self._take_delta(burst, now))
+            if ended:
+                del self._bursts[key]
+        return reports
+
+    @staticmethod
+    def _take_delta(burst: _Burst, now: float) -> list[Finding]:
+        unreported = burst.finding.count - burst.reported_count
+        if unreported <= 0:
+            return []
+        burst.reported_count = burst.finding.count
+        burst.last_report_at = now
+        return [replace(burst.finding, count=unreported, evidence=dict(burst.finding.evidence))]
+
+    def bursts(self) -> list[Finding]:
+        """The running aggregates (one per open burst), for metrics and tests."""
+        return [burst.finding for burst in self._bursts.values()]

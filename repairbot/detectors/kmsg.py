@@ -1,0 +1,258 @@
+"""The kernel-log detector: tails ``/dev/kmsg`` (or a file) and yields Xid findings.
+
+Parsing lives in :mod:`repairbot.detectors.kernel_log` and burst folding in
+:mod:`repairbot.detectors.bursts`; this module is the I/O edge, re-exporting
+their public names so ``repairbot.detectors.kmsg`` is the one import a caller needs.
+
+Why the two reading modes: ``/dev/kmsg`` is a character device where every
+``read()`` returns exactly one record and an empty ring blocks, so it is
+opened non-blocking and polled; by default we seek to its end, because
+replaying the boot's old Xids would re-open repairs that were closed long ago.
+The sandbox and the tests write a regular file instead, which is followed like
+``tail -f`` (partial lines held back, truncation and replacement noticed).
+
+An unreadable log (missing, no permission) is not a broken GPU: it yields no
+finding and sets :attr:`KmsgDetector.health` to ``unknown``; the detector keeps
+retrying until stopped and never raises.
+"""
+
+from __future__ import annotations
+
+import errno
+import logging
+import os
+import stat
+import threading
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+from repairbot.detectors.base import SignalHealth, SignalState
+from repairbot.detectors.bursts import Debouncer
+from repairbot.detectors.kernel_log import (
+    GPU_LOST_CODE,
+    KernelEvent,
+    KmsgParser,
+    normalize_pci,
+    parse_line,
+    split_record,
+)
+from repairbot.model import Finding, GpuRef, Source
+from repairbot.sxid import SxidCatalog
+from repairbot.xid import XidCatalog
+
+__all__ = [
+    "GPU_LOST_CODE",
+    "Debouncer",
+    "KernelEvent",
+    "KmsgDetector",
+    "KmsgParser",
+    "normalize_pci",
+    "parse_line",
+    "split_record",
+]
+
+log = logging.getLogger(__name__)
+
+DEFAULT_PATH = "/dev/kmsg"
+_READ_SIZE = 8192  # a kmsg record is at most ~1 KiB; one read returns one record
+_MAX_RAW_EVIDENCE = 2000
+
+
+class _LogReader:
+    """One open kernel log: hands out complete lines without ever blocking."""
+
+    def __init__(self, path: str, fd: int, *, replay: bool) -> None:
+        self.path = path
+        self.fd = fd
+        info = os.fstat(fd)
+        self.is_device = stat.S_ISCHR(info.st_mode)
+        self.inode = info.st_ino
+        self._partial = b""
+        if not replay:
+            os.lseek(fd, 0, os.SEEK_END)
+
+    def read_lines(self) -> list[str]:
+        chunks: list[bytes] = []
+        while True:
+            try:
+                chunk = os.read(self.fd, _READ_SIZE)
+            except BlockingIOError:
+                break  # /dev/kmsg: nothing new
+            except OSError as exc:
+                if exc.errno == errno.EPIPE:
+                    continue  # /dev/kmsg overwrote records we had not read; carry on with the next
+                raise
+            if not chunk:
+                break  # regular file: at the end for now
+            chunks.append(chunk if not self.is_device or chunk.endswith(b"\n") else chunk + b"\n")
+        data = self._partial + b"".join(chunks)
+        *complete, self._partial = data.split(b"\n")
+        return [line.decode("utf-8", errors="replace") for line in complete]
+
+    def replaced(self) -> bool:
+        """A regular file that was truncated or swapped for a new one (log rotation, sandbox reset)."""
+        if self.is_device:
+            return False
+        try:
+            current = os.stat(self.path)
+        except OSError:
+            return True
+        return current.st_ino != self.inode or current.st_size < os.lseek(self.fd, 0, os.SEEK_CUR)
+
+    def close(self) -> None:
+        os.close(self.fd)
+
+
+class KmsgDetector:
+    """:class:`~repairbot.detectors.base.EventSource` over the kernel log."""
+
+    name = "kmsg"
+
+    def __init__(
+        self,
+        path: str | Path = DEFAULT_PATH,
+        *,
+        replay: bool = False,
+        catalog: XidCatalog | None = None,
+        sxid_catalog: SxidCatalog | None = None,
+        pci_to_index: Callable[[str], int | None] | None = None,
+        window_s: float = 180.0,
+        report_interval_s: float = 60.0,
+        poll_interval_s: float = 0.2,
+        reopen_interval_s: float = 5.0,
+        clock: Callable[[], float] = time.time,
+        opener: Callable[[str, int], int] = os.open,
+    ) -> None:
+        self.path = str(path)
+        self.replay = replay
+        self.catalog = catalog
+        self.sxid_catalog = sxid_catalog
+        self.pci_to_index = pci_to_index
+        self.window_s = window_s
+        self.report_interval_s = report_interval_s
+        self.poll_interval_s = min(poll_interval_s, 1.0)
+        self.reopen_interval_s = reopen_interval_s
+        self.clock = clock
+        self._opener = opener
+        self.health = SignalHealth(self.name, SignalState.UNKNOWN, f"{self.path}: not read yet")
+
+    def events(self, stop: threading.Event) -> Iterator[Finding]:
+        """Yield findings until ``stop`` is set: a burst's first line at once, its repeats as counted deltas."""
+        parser = KmsgParser(catalog=self.catalog, sxid_catalog=self.sxid_catalog)
+        debouncer = Debouncer(window_s=self.window_s, report_interval_s=self.report_interval_s, clock=self.clock)
+        replay = self.replay
+        while not stop.is_set():
+            reader = self._open(replay=replay)
+            if reader is None:
+                stop.wait(self.reopen_interval_s)
+                continue
+            replay = True  # a file that reappears is new: read it from its start
+            try:
+                yield from self._follow(reader, parser, debouncer, stop)
+            finally:
+                reader.close()
+        yield from debouncer.due_reports()
+
+    def _follow(
+        self, reader: _LogReader, parser: KmsgParser, debouncer: Debouncer, stop: threading.Event
+    ) -> Iterator[Finding]:
+        last_check = time.monotonic()
+        while not stop.is_set():
+            try:
+                lines = reader.read_lines()
+            except OSError as exc:
+                self._unreadable(exc)
+                return
+            for line in lines:
+                finding = self._finding_for(parser, line)
+                if finding is not None:
+                    emitted = debouncer.observe(finding)
+                    if emitted is not None:
+                        yield emitted
+            yield from debouncer.due_reports()
+            if not lines:
+                if time.monotonic() - last_check >= self.reopen_interval_s:
+                    last_check = time.monotonic()
+                    if reader.replaced():
+                        return
+                stop.wait(self.poll_interval_s)
+
+    def _open(self, *, replay: bool) -> _LogReader | None:
+        try:
+            fd = self._opener(self.path, os.O_RDONLY | os.O_NONBLOCK)
+        except OSError as exc:
+            self._unreadable(exc)
+            return None
+        try:
+            reader = _LogReader(self.path, fd, replay=replay)
+        except OSError as exc:
+            os.close(fd)
+            self._unreadable(exc)
+            return None
+        self.health = SignalHealth(self.name, SignalState.OK, f"following {self.path}")
+        return reader
+
+    def _unreadable(self, exc: OSError) -> None:
+        why = "permission denied (needs root or CAP_SYSLOG)" if isinstance(exc, PermissionError) else exc.strerror
+        message = f"{self.path}: {why or exc}"
+        if self.health.state is not SignalState.UNKNOWN or self.health.message != message:
+            log.warning("detector=kmsg event=unreadable path=%s reason=%r", self.path, why)
+        self.health = SignalHealth(self.name, SignalState.UNKNOWN, message)
+
+    def _finding_for(self, parser: KmsgParser, line: str) -> Finding | None:
+        try:
+            event = parser.feed(line)
+            return None if event is None else self.finding_from_event(event)
+        except Exception:  # one odd line must never stop the kernel-log watch
+            log.exception("detector=kmsg event=parse_failed line=%r", line[:200])
+            return None
+
+    def finding_from_event(self, event: KernelEvent) -> Finding:
+        """A :class:`KernelEvent` as intake's :class:`Finding`, the raw line kept as evidence."""
+        if event.kind == "sxid":
+            gpu = GpuRef()  # a switch fault concerns the node, not one GPU
+            message = f"SXid {event.code} {event.mnemonic} on {event.device} ({event.pci}): {event.message}"
+        elif event.kind == GPU_LOST_CODE:
+            gpu = GpuRef(index=self._index(event.pci), uuid=event.uuid, pci=event.pci)
+            message = f"GPU {event.pci or '(address unknown)'} has fallen off the bus"
+        else:
+            gpu = GpuRef(index=self._index(event.pci), uuid=event.uuid, pci=event.pci)
+            message = f"Xid {event.code} {event.mnemonic} on {event.pci}: {event.message}".rstrip(": ")
+        evidence = {
+            "raw": event.raw[:_MAX_RAW_EVIDENCE],
+            "mnemonic": event.mnemonic,
+            "reason": event.reason,
+            "ladder": ",".join(rung.value for rung in event.ladder),
+            "application_class": str(event.application_class).lower(),
+        }
+        optional = {
+            "pid": event.pid,
+            "process": event.process_name,
+            "pci": event.pci,
+            "serial": event.serial,
+            "nvswitch": event.device,
+            "kernel_time_s": event.kernel_time_s,
+            "fatal": None if event.fatal is None else str(event.fatal).lower(),
+        }
+        evidence.update({k: str(v) for k, v in optional.items() if v is not None})
+        evidence.update(event.details)
+        return Finding(
+            code=event.finding_code,
+            message=message,
+            action=event.action,
+            severity=event.severity,
+            gpu=gpu,
+            xid=event.code if event.kind == "xid" else None,
+            source=Source.AGENT,
+            evidence=evidence,
+        )
+
+    def _index(self, pci: str | None) -> int | None:
+        if pci is None or self.pci_to_index is None:
+            return None
+        try:
+            return self.pci_to_index(pci)
+        except Exception:  # the NVML side may be down; the PCI address still names the GPU
+            log.debug("detector=kmsg event=pci_to_index_failed pci=%s", pci, exc_info=True)
+            return None
