@@ -37,6 +37,21 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     return asyncio.run(run_demo(state_dir=Path(args.state_dir), nodes=args.nodes))
 
 
+def _cmd_kmsg(args: argparse.Namespace) -> int:
+    from repairbot.agent.kmsg_report import write_report
+
+    if args.file == "-":
+        write_report(sys.stdin, sys.stdout, as_json=args.json)
+        return 0
+    try:
+        with open(args.file, encoding="utf-8", errors="replace") as source:
+            write_report(source, sys.stdout, as_json=args.json)
+    except OSError as error:
+        print(f"repairbot kmsg: cannot read {args.file}: {error.strerror}", file=sys.stderr)
+        return 1
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="repairbot",
@@ -62,6 +77,14 @@ def build_parser() -> argparse.ArgumentParser:
         help="how long evicted training pods take to terminate (default: at once)",
     )
     sandbox.set_defaults(handler=_cmd_sandbox)
+
+    kmsg = commands.add_parser(
+        "kmsg",
+        help="parse kernel-log text (dmesg, journal, /dev/kmsg) and print the GPU findings in it",
+    )
+    kmsg.add_argument("file", nargs="?", default="-", help="a log file, or - for standard input (default)")
+    kmsg.add_argument("--json", action="store_true", help="one JSON object per finding")
+    kmsg.set_defaults(handler=_cmd_kmsg)
 
     demo = commands.add_parser("demo", help="a short scripted walk through the simulated cluster")
     demo.add_argument("--state-dir", default="rb-state", help="where kubeconfig and state.json go")

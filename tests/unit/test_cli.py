@@ -1,0 +1,63 @@
+"""The ``repairbot`` command as an SRE types it."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from repairbot import __version__
+from repairbot.cli import main
+
+DMESG = """\
+[ 1021.331120] NVRM: GPU at PCI:0000:2b:00: GPU-6b1d3f2a-0c44-4d7e-9a51-3c1f2e5d7a10
+[ 1021.331122] NVRM: GPU Board Serial Number: 1650123012345
+[ 1021.331180] NVRM: Xid (PCI:0000:2b:00): 79, pid=4411, name=python, GPU has fallen off the bus.
+[ 1030.000001] eth0: link up
+[ 1042.100000] NVRM: Xid (PCI:0000:cb:00): 13, pid='<unknown>', name=<unknown>, Graphics SM Warp Exception
+"""
+
+
+def run_cli(*args: str, stdin: str = "") -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "repairbot.cli", *args], input=stdin, capture_output=True, text=True, timeout=60
+    )
+
+
+def test_version() -> None:
+    done = run_cli("--version")
+    assert done.returncode == 0
+    assert done.stdout.strip() == f"repairbot {__version__}"
+
+
+def test_help_lists_subcommands() -> None:
+    done = run_cli("--help")
+    assert done.returncode == 0
+    for command in ("sandbox", "demo", "kmsg"):
+        assert command in done.stdout
+
+
+def test_no_command_prints_help_and_fails(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main([]) == 2
+    assert "usage: repairbot" in capsys.readouterr().out
+
+
+def test_kmsg_json_from_stdin() -> None:
+    done = run_cli("kmsg", "--json", stdin=DMESG)
+    assert done.returncode == 0, done.stderr
+    records = [json.loads(line) for line in done.stdout.splitlines()]
+    assert [(r["kind"], r["code"]) for r in records] == [("xid", 79), ("xid", 13)]
+    fatal, app = records
+    assert fatal["pci"] == "0000:2b:00.0"
+    assert fatal["gpu"]["uuid"] == "GPU-6b1d3f2a-0c44-4d7e-9a51-3c1f2e5d7a10"
+    assert fatal["action"] == "reboot" and fatal["applicationClass"] is False
+    assert app["action"] == "none" and app["applicationClass"] is True
+    assert fatal["line"].endswith("GPU has fallen off the bus.")
+
+
+def test_kmsg_missing_file_is_a_clear_error() -> None:
+    done = run_cli("kmsg", "/nonexistent/kern.log")
+    assert done.returncode == 1
+    assert "cannot read /nonexistent/kern.log" in done.stderr
