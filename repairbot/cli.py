@@ -9,6 +9,8 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import os
+import socket
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -52,6 +54,48 @@ def _cmd_kmsg(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_agent(args: argparse.Namespace) -> int:
+    from repairbot.agent.main import AgentOptions, run_agent, run_once
+
+    options = AgentOptions(
+        node=args.node,
+        kubeconfig=args.kubeconfig,
+        sysfs_root=Path(args.sysfs_root),
+        kmsg_path=Path(args.kmsg),
+        expected_gpus=args.expected_gpus,
+        dcgm_url=args.dcgm_url,
+        interval=args.interval,
+        metrics_port=args.metrics_port,
+    )
+    if args.once:
+        return run_once(options, as_json=args.json, out=sys.stdout)
+    return run_agent(options)
+
+
+def _cmd_inject(args: argparse.Namespace) -> int:
+    import httpx
+
+    from repairbot.sim.sandbox import read_state
+
+    try:
+        state = read_state(Path(args.state_dir))
+    except FileNotFoundError as error:
+        print(f"repairbot inject: {error}", file=sys.stderr)
+        return 1
+    url = f"{state['control']}/nodes/{args.node}/faults"
+    try:
+        response = httpx.post(url, json={"fault": args.fault, "gpu": args.gpu}, timeout=10)
+    except httpx.HTTPError as error:
+        print(f"repairbot inject: sandbox at {state['control']} not answering: {error}", file=sys.stderr)
+        return 1
+    body = response.json()
+    if response.status_code != 202:
+        print(f"repairbot inject: {body.get('error', response.text)}", file=sys.stderr)
+        return 1
+    print(f"injected {body['fault']} on {body['node']} GPU {body['gpu']} at {body['injectedAt']}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="repairbot",
@@ -78,6 +122,24 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sandbox.set_defaults(handler=_cmd_sandbox)
 
+    agent = commands.add_parser(
+        "agent",
+        help="run the node agent (DaemonSet), or --once for one health report of this node",
+        description="Watch this node's GPUs (NVML, kernel log, sysfs) and report findings to RepairBot. "
+        "With --once, print one full health report and exit: 0 healthy or unknown, 1 a GPU fault found.",
+    )
+    agent.add_argument("--node", default=os.environ.get("NODE_NAME") or socket.gethostname(), help="this node's name")
+    agent.add_argument("--once", action="store_true", help="one report of every GPU and signal, then exit")
+    agent.add_argument("--json", action="store_true", help="with --once: JSON instead of text")
+    agent.add_argument("--kubeconfig", default=None, help="default: $KUBECONFIG, else in-cluster")
+    agent.add_argument("--sysfs-root", default="/sys")
+    agent.add_argument("--kmsg", default="/dev/kmsg", help="kernel log to follow (a file works too)")
+    agent.add_argument("--expected-gpus", type=int, default=None, help="default: the node's nvidia.com/gpu.count")
+    agent.add_argument("--dcgm-url", default=None, help="scrape a local dcgm-exporter, e.g. http://localhost:9400/metrics")
+    agent.add_argument("--interval", type=float, default=10.0, help="seconds between polls (default 10)")
+    agent.add_argument("--metrics-port", type=int, default=9402, help="/metrics and /healthz port (0: off)")
+    agent.set_defaults(handler=_cmd_agent)
+
     kmsg = commands.add_parser(
         "kmsg",
         help="parse kernel-log text (dmesg, journal, /dev/kmsg) and print the GPU findings in it",
@@ -85,6 +147,18 @@ def build_parser() -> argparse.ArgumentParser:
     kmsg.add_argument("file", nargs="?", default="-", help="a log file, or - for standard input (default)")
     kmsg.add_argument("--json", action="store_true", help="one JSON object per finding")
     kmsg.set_defaults(handler=_cmd_kmsg)
+
+    inject = commands.add_parser(
+        "inject",
+        help="inject a fault into a simulated node of a running sandbox",
+        description="Faults: xid:<code>, ecc-dbe, row-remap-pending, row-remap-failure, fall-off-bus, "
+        "pcie-degrade, ib-port-down, ib-flap, thermal, gpu-missing, nvlink-down.",
+    )
+    inject.add_argument("--state-dir", default="rb-state", help="the sandbox's state directory")
+    inject.add_argument("node", help="e.g. gpu-node-002")
+    inject.add_argument("fault", help="e.g. xid:79")
+    inject.add_argument("--gpu", type=int, default=0, help="GPU index (HCA index for ib-* faults)")
+    inject.set_defaults(handler=_cmd_inject)
 
     demo = commands.add_parser("demo", help="a short scripted walk through the simulated cluster")
     demo.add_argument("--state-dir", default="rb-state", help="where kubeconfig and state.json go")

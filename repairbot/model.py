@@ -131,11 +131,16 @@ class GpuRef:
     pci: str | None = None
 
     def identity(self) -> str:
-        """The most stable name known: UUID, else PCI address, else index ('' = whole node)."""
-        if self.uuid:
-            return self.uuid
+        """The name every agent-side source knows: PCI address, else UUID, else index ('' = whole node).
+
+        PCI comes first because the kernel log names GPUs only by address
+        (the UUID needs a preface line the log may have lost), while NVML
+        knows both: keyed on PCI, one Xid seen by both sources is one finding.
+        """
         if self.pci:
             return self.pci
+        if self.uuid:
+            return self.uuid
         return "" if self.index is None else str(self.index)
 
     def to_dict(self) -> dict[str, Any]:

@@ -99,10 +99,11 @@ class NodeAgent:
         self.metrics.mark_poll(time.time())
         return AgentReport(self.node, datetime.now(UTC), reports, condition, self.tracker.active())
 
-    def on_event(self, finding: Finding) -> None:
+    def on_event(self, finding: Finding, origin: str = "") -> None:
         """A pushed finding: record it and tell intake at once, not at the next poll."""
+        if not self.tracker.observe_event(finding, origin):
+            return
         self.metrics.findings.labels(finding.code, finding.action.value).inc()
-        self.tracker.observe_event(finding)
         self.flush()
         self._publish_condition(self.tracker.condition([]))
 
@@ -153,7 +154,7 @@ class NodeAgent:
         while not self._stop.is_set():
             try:
                 for finding in source.events(self._stop):
-                    self.on_event(finding)
+                    self.on_event(finding, source.name)
             except Exception:
                 self.metrics.detector_errors.labels(source.name).inc()
                 log.exception("event source failed node=%s source=%s; restarting in 1s", self.node, source.name)

@@ -15,6 +15,8 @@ from __future__ import annotations
 
 import re
 import threading
+import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from repairbot.detectors.base import SignalHealth, SignalState
@@ -30,6 +32,11 @@ class FindingTracker:
     _sticky: dict[tuple[str, str], Finding] = field(default_factory=dict)
     _outbox: list[Finding] = field(default_factory=list)
     _lock: threading.Lock = field(default_factory=threading.Lock)
+    # One Xid reaches the agent twice, from NVML's event and from the kernel log.
+    # A second source reporting the same finding this soon corroborates, it does not repeat.
+    corroboration_window: float = 5.0
+    clock: Callable[[], float] = time.monotonic
+    _last_event: dict[tuple[str, str], tuple[float, str]] = field(default_factory=dict)
 
     def observe_poll(self, detector: str, findings: list[Finding]) -> list[Finding]:
         """Record one poll's verdict; returns the findings that are new since the last poll."""
@@ -41,21 +48,37 @@ class FindingTracker:
             self._outbox.extend(fresh)
             return fresh
 
-    def observe_event(self, finding: Finding) -> None:
-        """An event finding stays 'current' until a repair clears it (see :meth:`clear_events`)."""
+    def observe_event(self, finding: Finding, origin: str = "") -> bool:
+        """Record a pushed finding; returns whether intake will hear of it.
+
+        An event finding stays 'current' until a repair clears it (see
+        :meth:`clear_events`). The same finding from another ``origin`` within
+        :attr:`corroboration_window` only adds its evidence.
+        """
+        key = finding.key()
+        now = self.clock()
         with self._lock:
-            known = self._sticky.get(finding.key())
+            last = self._last_event.get(key)
+            self._last_event[key] = (now, origin)
+            known = self._sticky.get(key)
+            corroborates = last is not None and last[1] != origin and now - last[0] <= self.corroboration_window
+            if corroborates and known is not None:
+                known.evidence.update({k: v for k, v in finding.evidence.items() if k not in known.evidence})
+                return False
             if known is None:
-                self._sticky[finding.key()] = finding
+                self._sticky[key] = finding
             else:
                 known.merge(finding)
-            if finding.action is not Action.NONE:
-                self._outbox.append(finding)
+            if finding.action is Action.NONE:
+                return False
+            self._outbox.append(finding)
+            return True
 
     def clear_events(self) -> None:
         """A successful reset, reboot or validation makes past events history."""
         with self._lock:
             self._sticky.clear()
+            self._last_event.clear()
 
     def take_outbox(self) -> list[Finding]:
         with self._lock:

@@ -61,7 +61,7 @@ def set_node_condition(api: client.ApiClient, node: str, wanted: NodeCondition) 
                 return False
             # Strategic merge on status.conditions keys by type: only ours is touched.
             ours = next(c for c in merged if c["type"] == wanted.type)
-            core.patch_node_status(node, {"status": {"conditions": [ours]}})
+            raw_call(core.patch_node_status, node, {"status": {"conditions": [ours]}})
             return True
     raise AssertionError("unreachable")  # pragma: no cover
 

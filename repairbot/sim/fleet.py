@@ -70,7 +70,10 @@ def gpu_node(index: int, *, gpus: int = GPUS_PER_NODE, zone_count: int = 2) -> d
                 },
             ],
             "nodeInfo": {
+                "machineID": f"{index:032x}",
+                "systemUUID": f"4c4c4544-0000-1000-8000-{index:012x}",
                 "kubeletVersion": "v1.31.4",
+                "kubeProxyVersion": "v1.31.4",
                 "kernelVersion": "6.8.0-1015-nvidia",
                 "osImage": "Ubuntu 24.04.1 LTS",
                 "containerRuntimeVersion": "containerd://1.7.24",

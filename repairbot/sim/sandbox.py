@@ -18,8 +18,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from aiohttp import web
+
+from repairbot.kube.client import api_client
 from repairbot.sim import fleet
+from repairbot.sim.agents import SimulatedFleet
+from repairbot.sim.control import control_app
 from repairbot.sim.crd import load_crd
+from repairbot.sim.host import ActionTimes
 from repairbot.sim.kubeapi import KubeApiServer, write_kubeconfig
 
 log = logging.getLogger(__name__)
@@ -34,7 +40,11 @@ class SandboxConfig:
     nodes: int = 8
     host: str = "127.0.0.1"
     api_port: int = 0
+    control_port: int = 0
     pod_termination_seconds: int | None = None
+    agents: bool = True
+    agent_interval: float = 1.0
+    action_times: ActionTimes = field(default_factory=ActionTimes)
 
 
 @dataclass(slots=True)
@@ -44,6 +54,8 @@ class Sandbox:
     config: SandboxConfig
     api: KubeApiServer = field(default_factory=KubeApiServer)
     state: dict[str, Any] = field(default_factory=dict)
+    agents: SimulatedFleet | None = None
+    _control: web.AppRunner | None = None
 
     @property
     def kubeconfig(self) -> Path:
@@ -57,20 +69,51 @@ class Sandbox:
         for manifest in fleet.cluster_objects(
             self.config.nodes, termination_seconds=self.config.pod_termination_seconds
         ):
+            meta = manifest["metadata"]
+            if self.api.get_object(manifest["apiVersion"], manifest["kind"], meta["name"], meta.get("namespace")):
+                continue  # the API server comes with default, kube-system …
             self.api.create_object(manifest)
         write_kubeconfig(api_url, self.kubeconfig)
+        names = [fleet.node_name(i) for i in range(self.config.nodes)]
+        if self.config.agents:
+            self.agents = SimulatedFleet.build(
+                names,
+                self.config.state_dir / "nodes",
+                api_client(str(self.kubeconfig)),
+                interval=self.config.agent_interval,
+                times=self.config.action_times,
+            )
+            self.agents.start()
+        control_url = await self._start_control()
         self.state = {
             "ready": True,
             "api": api_url,
             "kubeconfig": str(self.kubeconfig.resolve()),
-            "control": f"{api_url}/_sim",
-            "nodes": [fleet.node_name(i) for i in range(self.config.nodes)],
+            "control": control_url,
+            "kubeFaults": f"{api_url}/_sim/faults",
+            "nodes": names,
         }
         self._write_state()
         log.info("sandbox ready api=%s nodes=%d", api_url, self.config.nodes)
         return self.state
 
+    async def _start_control(self) -> str:
+        app = control_app(self.agents.handles() if self.agents else {})
+        self._control = web.AppRunner(app, access_log=None)
+        await self._control.setup()
+        site = web.TCPSite(self._control, self.config.host, self.config.control_port)
+        await site.start()
+        port = self._control.addresses[0][1]
+        return f"http://{self.config.host}:{port}"
+
     async def stop(self) -> None:
+        if self.agents:
+            # Agents block in threads (NVML-style waits); stop them off the event loop.
+            await asyncio.get_running_loop().run_in_executor(None, self.agents.stop)
+            self.agents = None
+        if self._control:
+            await self._control.cleanup()
+            self._control = None
         await self.api.stop()
         state_file = self.config.state_dir / STATE_FILE
         if state_file.exists():
@@ -104,6 +147,7 @@ def read_state(state_dir: Path) -> dict[str, Any]:
     """What a running sandbox wrote; a clear error if none runs there."""
     path = state_dir / STATE_FILE
     if not path.exists():
-        raise FileNotFoundError(f"no sandbox state at {path}: start one with `repairbot sandbox --state-dir {state_dir}`")
+        hint = f"start one with `repairbot sandbox --state-dir {state_dir}`"
+        raise FileNotFoundError(f"no sandbox state at {path}: {hint}")
     state: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
     return state

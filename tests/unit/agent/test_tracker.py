@@ -95,3 +95,29 @@ def test_unchanged_condition_is_not_rewritten() -> None:
     first, _ = merged_conditions([], ok, t0)
     _, changed = merged_conditions(first, ok, t0 + timedelta(seconds=10))
     assert not changed
+
+
+def test_second_source_within_window_corroborates_not_repeats() -> None:
+    now = [100.0]
+    tracker = FindingTracker(clock=lambda: now[0])
+    nvml = finding("xid-79", Action.REBOOT, gpu=3)
+    nvml.evidence["source"] = "nvml-event"
+    kmsg = finding("xid-79", Action.REBOOT, gpu=3)
+    kmsg.evidence["raw"] = "NVRM: Xid (PCI:0000:5d:00): 79, GPU has fallen off the bus."
+    assert tracker.observe_event(nvml, "nvml-events")
+    now[0] += 0.2
+    assert not tracker.observe_event(kmsg, "kmsg")
+    (only,) = tracker.take_outbox()
+    assert only.count == 1
+    assert tracker.active()[0].evidence["raw"].startswith("NVRM: Xid")
+
+
+def test_same_source_repeat_and_late_second_source_are_reported() -> None:
+    now = [100.0]
+    tracker = FindingTracker(clock=lambda: now[0])
+    assert tracker.observe_event(finding("xid-48"), "kmsg")
+    now[0] += 1
+    assert tracker.observe_event(finding("xid-48"), "kmsg")
+    now[0] += 60
+    assert tracker.observe_event(finding("xid-48"), "nvml-events")
+    assert len(tracker.take_outbox()) == 3

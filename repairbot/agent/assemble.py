@@ -1,0 +1,106 @@
+"""Build a node agent from real signals: NVML, /dev/kmsg, sysfs, optionally dcgm-exporter.
+
+This is the only place that names the production detectors; the sandbox
+builds the same :class:`NodeAgent` from simulated backends instead.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from repairbot.agent.runner import NodeAgent
+from repairbot.detectors.base import Detector, EventSource
+from repairbot.detectors.dcgm import DcgmExporterDetector
+from repairbot.detectors.gpu_backend import GpuBackend
+from repairbot.detectors.gpu_health import NvmlEventSource, NvmlHealthDetector
+from repairbot.detectors.gpucount import GpuCountDetector
+from repairbot.detectors.infiniband import InfinibandDetector
+from repairbot.detectors.kmsg import KmsgDetector, KmsgParser
+from repairbot.model import Finding
+
+
+@dataclass(frozen=True, slots=True)
+class AgentConfig:
+    node: str
+    sysfs_root: Path = Path("/sys")
+    kmsg_path: Path = Path("/dev/kmsg")
+    expected_gpus: int | None = None
+    dcgm_url: str | None = None
+    interval: float = 10.0
+
+
+def polled_detectors(config: AgentConfig, backend: GpuBackend) -> list[Detector]:
+    detectors: list[Detector] = [
+        NvmlHealthDetector(backend),
+        GpuCountDetector(backend, expected=config.expected_gpus, sysfs_root=config.sysfs_root),
+        InfinibandDetector(config.sysfs_root),
+    ]
+    if config.dcgm_url:
+        detectors.append(DcgmExporterDetector(config.dcgm_url, hostname=config.node))
+    return detectors
+
+
+def event_sources(config: AgentConfig, backend: GpuBackend) -> list[EventSource]:
+    def pci_to_index(pci: str) -> int | None:
+        return next((gpu.index for gpu in backend.gpus() if gpu.pci == pci), None)
+
+    return [NvmlEventSource(backend=backend), KmsgDetector(config.kmsg_path, pci_to_index=pci_to_index)]
+
+
+def build_agent(config: AgentConfig, backend: GpuBackend) -> NodeAgent:
+    return NodeAgent(
+        node=config.node,
+        detectors=polled_detectors(config, backend),
+        event_sources=event_sources(config, backend),
+        interval=config.interval,
+    )
+
+
+def kernel_log_findings(path: Path) -> tuple[list[Finding], str]:
+    """Every GPU finding in the kernel log as it stands now (for ``agent --once``).
+
+    ``/dev/kmsg`` is read non-blocking from the start of the ring buffer
+    until it has nothing more; a regular file is read whole. Returns the
+    findings and a note on what could be read.
+    """
+    parser = KmsgParser()
+    detector = KmsgDetector(path)
+    findings: list[Finding] = []
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
+    except OSError as error:
+        return [], f"{path}: {error.strerror}"
+    try:
+        lines = _read_all(fd)
+    finally:
+        os.close(fd)
+    for line in lines:
+        event = parser.feed(line)
+        if event is not None:
+            findings.append(detector.finding_from_event(event))
+    return findings, f"{path}: {len(lines)} lines read"
+
+
+def _read_all(fd: int) -> list[str]:
+    lines: list[str] = []
+    pending = b""
+    while True:
+        try:
+            chunk = os.read(fd, 8192)
+        except BlockingIOError:
+            break
+        except OSError as error:
+            if error.errno == errno.EPIPE:  # /dev/kmsg: records were overwritten while we read; go on
+                continue
+            break
+        if not chunk:
+            break
+        pending += chunk
+        *complete, pending = pending.split(b"\n")
+        lines.extend(part.decode("utf-8", "replace") for part in complete)
+    if pending:
+        lines.append(pending.decode("utf-8", "replace"))
+    return lines

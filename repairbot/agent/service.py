@@ -1,0 +1,89 @@
+"""Wire a node agent to the cluster: intake for findings, the node condition, the executor.
+
+Used by ``repairbot agent`` on a real node and by the sandbox for every
+simulated node, so both run exactly the same composition.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+from kubernetes import client
+
+from repairbot.agent.executor import ActionExecutor
+from repairbot.agent.host import ActionOutcome, HostActions
+from repairbot.agent.runner import NodeAgent
+from repairbot.kube.intake import Intake
+from repairbot.kube.nodes import NodeCondition, set_node_condition
+from repairbot.model import Finding, Source
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(slots=True)
+class IntakeSink:
+    """Findings from this node's agent go to intake as source ``agent``."""
+
+    intake: Intake
+
+    def report(self, node: str, findings: list[Finding]) -> None:
+        result = self.intake.report(node, findings, source=Source.AGENT)
+        log.info("findings reported node=%s repair=%s created=%s", node, result.name, result.created)
+
+
+@dataclass(slots=True)
+class NodeConditionSink:
+    api: client.ApiClient
+
+    def set_condition(self, node: str, condition: NodeCondition) -> None:
+        set_node_condition(self.api, node, condition)
+
+
+def validate_node(agent: NodeAgent) -> ActionOutcome:
+    """Re-run every detector from a clean slate; pass only if nothing is wrong.
+
+    Past events are cleared first: the question is whether the GPUs are
+    healthy *now*, after the repair, not whether they once logged an Xid.
+    """
+    agent.tracker.clear_events()
+    report = agent.poll_once()
+    if report.condition.status == "False":
+        return ActionOutcome(False, f"validation failed: {report.condition.message}", details=_summary(report.active))
+    unreadable = [s for s in report.reports if s.health is not None and s.health.state.value != "ok"]
+    note = f" ({len(unreadable)} signal(s) unreadable)" if unreadable else ""
+    return ActionOutcome(True, f"validation passed: {len(report.reports)} detectors clean{note}")
+
+
+def _summary(findings: list[Finding]) -> dict[str, str]:
+    return {f"{f.code}@{f.gpu.identity() or 'node'}": f.message[:200] for f in findings[:20]}
+
+
+@dataclass
+class ConnectedAgent:
+    """A running agent with its executor; ``stop()`` ends both."""
+
+    agent: NodeAgent
+    executor: ActionExecutor
+
+    def start(self) -> None:
+        self.agent.start()
+        self.executor.start()
+
+    def stop(self) -> None:
+        self.executor.stop()
+        self.agent.stop()
+
+
+def connect_agent(agent: NodeAgent, api: client.ApiClient, host: HostActions) -> ConnectedAgent:
+    """Give ``agent`` its sinks and an executor bound to the same node and API."""
+    agent.sink = IntakeSink(Intake(api))
+    agent.conditions = NodeConditionSink(api)
+    executor = ActionExecutor(
+        node=agent.node,
+        api=api,
+        host=host,
+        validate=lambda: validate_node(agent),
+        on_repaired=agent.tracker.clear_events,
+    )
+    return ConnectedAgent(agent, executor)

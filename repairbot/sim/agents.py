@@ -1,0 +1,116 @@
+"""One node agent per simulated GPU node, connected to the sandbox's API server.
+
+Each simulated node gets a fake NVML backend, a fake sysfs tree and a kernel
+log file (:class:`~repairbot.sim.gpu.SimulatedGpuNode`), and runs the very
+same :class:`~repairbot.agent.runner.NodeAgent` and executor a real node
+runs, built by the same assembly code. Only the backends differ.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from kubernetes import client
+
+from repairbot.agent.assemble import AgentConfig, event_sources, polled_detectors
+from repairbot.agent.runner import NodeAgent
+from repairbot.agent.service import ConnectedAgent, connect_agent
+from repairbot.sim.control import NodeHandle
+from repairbot.sim.gpu import SimulatedGpuNode
+from repairbot.sim.host import ActionTimes, SimulatedHost
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class SimulatedNodeAgent:
+    """A simulated node and the agent watching it."""
+
+    node: SimulatedGpuNode
+    host: SimulatedHost
+    connected: ConnectedAgent
+
+    @property
+    def agent(self) -> NodeAgent:
+        return self.connected.agent
+
+    def handle(self) -> NodeHandle:
+        return NodeHandle(inject=self.node.inject, describe=self.describe)
+
+    def describe(self) -> dict[str, Any]:
+        report = self.agent.tracker.condition([])
+        return {
+            "bootId": self.node.boot_id,
+            "gpus": self.node.gpu_count,
+            "gpuHealthy": report.status,
+            "reason": report.reason,
+            "active": [f.code for f in self.agent.tracker.active()],
+        }
+
+
+def _reconciler(connected: ConnectedAgent) -> Callable[[], None]:
+    """After a simulated reboot, let the executor notice the new boot id at once (a real agent restarts)."""
+
+    def reconcile() -> None:
+        try:
+            connected.executor.reconcile()
+        except Exception as error:  # the executor's own loop retries; this is only a shortcut
+            log.debug("post-reboot reconcile failed node=%s error=%s", connected.agent.node, error)
+
+    return reconcile
+
+
+@dataclass
+class SimulatedFleet:
+    """Agents for every simulated node; ``start()``/``stop()`` run and end them all."""
+
+    members: dict[str, SimulatedNodeAgent] = field(default_factory=dict)
+
+    @classmethod
+    def build(
+        cls,
+        names: list[str],
+        root: Path,
+        api: client.ApiClient,
+        *,
+        interval: float = 1.0,
+        times: ActionTimes | None = None,
+    ) -> SimulatedFleet:
+        fleet = cls()
+        for name in names:
+            node = SimulatedGpuNode(name, root / name)
+            config = AgentConfig(
+                node=name,
+                sysfs_root=node.sysfs.root,
+                kmsg_path=node.kmsg_path,
+                expected_gpus=node.gpu_count,
+                interval=interval,
+            )
+            agent = NodeAgent(
+                node=name,
+                detectors=polled_detectors(config, node.backend),
+                event_sources=event_sources(config, node.backend),
+                interval=interval,
+            )
+            host = SimulatedHost(node, times or ActionTimes())
+            connected = connect_agent(agent, api, host)
+            connected.executor.resync_seconds = max(1.0, interval)
+            host.on_reboot_finished = _reconciler(connected)
+            fleet.members[name] = SimulatedNodeAgent(node, host, connected)
+        return fleet
+
+    def handles(self) -> dict[str, NodeHandle]:
+        return {name: member.handle() for name, member in self.members.items()}
+
+    def start(self) -> None:
+        for member in self.members.values():
+            member.connected.start()
+        log.info("simulated agents started nodes=%d", len(self.members))
+
+    def stop(self) -> None:
+        for member in self.members.values():
+            member.connected.stop()
