@@ -108,10 +108,16 @@ class ActionExecutor:
         self._thread = threading.Thread(target=self._loop, name=f"executor-{self.node}", daemon=True)
         self._thread.start()
 
-    def stop(self, timeout: float = 5.0) -> None:
+    def request_stop(self) -> None:
         self._stop.set()
+
+    def join(self, timeout: float = 5.0) -> None:
         if self._thread:
             self._thread.join(timeout)
+
+    def stop(self, timeout: float = 5.0) -> None:
+        self.request_stop()
+        self.join(timeout)
 
     def reconcile(self) -> int:
         """Act on every request for this node once; returns how many steps were taken."""

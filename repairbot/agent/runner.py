@@ -136,11 +136,18 @@ class NodeAgent:
         poller.start()
         self._threads.append(poller)
 
-    def stop(self, timeout: float = 5.0) -> None:
+    def request_stop(self) -> None:
+        """Ask every thread to finish; :meth:`join` waits for them (split so many agents stop in parallel)."""
         self._stop.set()
+
+    def join(self, timeout: float = 5.0) -> None:
         for thread in self._threads:
             thread.join(timeout)
         self._threads.clear()
+
+    def stop(self, timeout: float = 5.0) -> None:
+        self.request_stop()
+        self.join(timeout)
 
     def _poll_loop(self) -> None:
         while not self._stop.is_set():

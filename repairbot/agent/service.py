@@ -70,9 +70,17 @@ class ConnectedAgent:
         self.agent.start()
         self.executor.start()
 
+    def request_stop(self) -> None:
+        self.executor.request_stop()
+        self.agent.request_stop()
+
+    def join(self) -> None:
+        self.executor.join()
+        self.agent.join()
+
     def stop(self) -> None:
-        self.executor.stop()
-        self.agent.stop()
+        self.request_stop()
+        self.join()
 
 
 def connect_agent(agent: NodeAgent, api: client.ApiClient, host: HostActions) -> ConnectedAgent:

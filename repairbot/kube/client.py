@@ -47,7 +47,7 @@ def api_retrying(*, attempts: int = 6, max_wait: float = 2.0) -> Retrying:
     return Retrying(
         retry=retry_if_exception(is_retryable),
         stop=stop_after_attempt(attempts),
-        wait=wait_exponential_jitter(initial=0.05, max=max_wait),
+        wait=wait_exponential_jitter(multiplier=0.05, max=max_wait, jitter=0.05),
         reraise=True,
     )
 

@@ -113,4 +113,6 @@ class SimulatedFleet:
 
     def stop(self) -> None:
         for member in self.members.values():
-            member.connected.stop()
+            member.connected.request_stop()
+        for member in self.members.values():
+            member.connected.join()
