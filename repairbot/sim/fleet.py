@@ -132,7 +132,16 @@ def _pod(
         "status": {
             "phase": "Running",
             "conditions": [{"type": "Ready", "status": "True"}],
-            "containerStatuses": [{"name": "main", "ready": True, "restartCount": 0}],
+            "containerStatuses": [
+                {
+                    "name": "main",
+                    "ready": True,
+                    "restartCount": 0,
+                    "image": container["image"],
+                    "imageID": f"{container['image']}@sha256:{'0' * 64}",
+                    "started": True,
+                }
+            ],
         },
     }
 

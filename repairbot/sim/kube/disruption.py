@@ -33,7 +33,9 @@ __all__ = [
 ]
 
 EVICTION_DENIED_MESSAGE = "Cannot evict pod as it would violate the pod's disruption budget."
-MULTIPLE_BUDGETS_MESSAGE = "This pod has more than one PodDisruptionBudget, which the eviction subresource does not support."
+MULTIPLE_BUDGETS_MESSAGE = (
+    "This pod has more than one PodDisruptionBudget, which the eviction subresource does not support."
+)
 
 
 def scaled_value(value: int | str, total: int, *, round_up: bool = True) -> int:
@@ -91,7 +93,9 @@ def matching_budgets(pod: dict[str, Any], budgets: list[dict[str, Any]]) -> list
     ]
 
 
-def budget_status(pdb: dict[str, Any], pods: list[dict[str, Any]], *, expected_scale: int | None = None) -> BudgetStatus:
+def budget_status(
+    pdb: dict[str, Any], pods: list[dict[str, Any]], *, expected_scale: int | None = None
+) -> BudgetStatus:
     """Evaluate one budget against the pods it selects.
 
     ``pods`` are the pods of the PDB's namespace (filtered here by selector).
@@ -141,9 +145,7 @@ class EvictionDecision:
     budget: str = ""
 
 
-def decide_eviction(
-    pod: dict[str, Any], budgets: list[dict[str, Any]], pods: list[dict[str, Any]]
-) -> EvictionDecision:
+def decide_eviction(pod: dict[str, Any], budgets: list[dict[str, Any]], pods: list[dict[str, Any]]) -> EvictionDecision:
     """Decide one eviction the way kube-apiserver does."""
     status = pod.get("status", {})
     if status.get("phase") in ("Succeeded", "Failed", "Pending") or pod["metadata"].get("deletionTimestamp"):

@@ -109,7 +109,9 @@ def _strip_directives(value: Any) -> Any:
     return value
 
 
-def _merge_list(original: list[Any], patch: list[Any], merge_key: str, path: _Path, keys: dict[_Path, str]) -> list[Any]:
+def _merge_list(
+    original: list[Any], patch: list[Any], merge_key: str, path: _Path, keys: dict[_Path, str]
+) -> list[Any]:
     if any(isinstance(item, dict) and item.get("$patch") == "replace" for item in patch):
         return [_strip_directives(item) for item in patch if not (isinstance(item, dict) and "$patch" in item)]
     if merge_key == PRIMITIVE_SET:
@@ -137,7 +139,8 @@ def _merge_list(original: list[Any], patch: list[Any], merge_key: str, path: _Pa
 
 def _merge_map(original: dict[str, Any], patch: dict[str, Any], path: _Path, keys: dict[_Path, str]) -> dict[str, Any]:
     if patch.get("$patch") == "replace":
-        return _strip_directives(patch)  # type: ignore[no-any-return]
+        stripped: dict[str, Any] = _strip_directives(patch)
+        return stripped
     result = copy.deepcopy(original)
     retain = patch.get("$retainKeys")
     for key, value in patch.items():

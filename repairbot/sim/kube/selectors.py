@@ -86,6 +86,15 @@ def _split_top_level(text: str) -> list[str]:
     return [part.strip() for part in parts if part.strip()]
 
 
+_VALUE_RE = re.compile(r"^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?$")
+
+
+def _check_value(value: str) -> str:
+    if len(value) > 63 or not _VALUE_RE.match(value):
+        raise SelectorError(f"invalid label value {value!r}")
+    return value
+
+
 def _check_key(key: str) -> str:
     if not _KEY_RE.match(key):
         raise SelectorError(f"invalid label key {key!r}")
@@ -100,19 +109,19 @@ def parse_label_selector(text: str | None) -> list[LabelRequirement]:
     for clause in _split_top_level(text):
         set_match = _SET_RE.match(clause)
         if set_match:
-            values = tuple(v.strip() for v in set_match["values"].split(",") if v.strip())
+            values = tuple(_check_value(v.strip()) for v in set_match["values"].split(",") if v.strip())
             requirements.append(LabelRequirement(_check_key(set_match["key"]), set_match["op"], values))
         elif clause.startswith("!"):
             requirements.append(LabelRequirement(_check_key(clause[1:].strip()), "!exists"))
         elif "!=" in clause:
             key, value = clause.split("!=", 1)
-            requirements.append(LabelRequirement(_check_key(key.strip()), "!=", (value.strip(),)))
+            requirements.append(LabelRequirement(_check_key(key.strip()), "!=", (_check_value(value.strip()),)))
         elif "==" in clause:
             key, value = clause.split("==", 1)
-            requirements.append(LabelRequirement(_check_key(key.strip()), "=", (value.strip(),)))
+            requirements.append(LabelRequirement(_check_key(key.strip()), "=", (_check_value(value.strip()),)))
         elif "=" in clause:
             key, value = clause.split("=", 1)
-            requirements.append(LabelRequirement(_check_key(key.strip()), "=", (value.strip(),)))
+            requirements.append(LabelRequirement(_check_key(key.strip()), "=", (_check_value(value.strip()),)))
         elif re.search(r"[\s()<>]", clause):
             raise SelectorError(f"unable to parse requirement {clause!r}")
         else:

@@ -1,0 +1,164 @@
+"""The emulated Kubernetes API server, public entry point.
+
+No cluster is reachable where RepairBot is built and tested, so the sandbox,
+the integration tests and the benchmarks run against this server over a real
+socket. Real clients — ``kubectl``, the ``kubernetes`` Python client, kopf —
+talk to it unmodified; see :mod:`repairbot.sim.kube` for what is emulated.
+
+In-process helpers (:meth:`KubeApiServer.create_object` and friends) act with
+the powers of a kubelet or controller: they keep ``status`` on create and
+create missing namespaces. They are safe to call from any thread: when the
+server runs on an event loop in another thread, the call is marshalled onto
+that loop, because the store is single-threaded by design.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import pathlib
+import threading
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+import yaml
+from aiohttp import web
+
+from repairbot.sim.kube.api import KubeApi, Selector, WriteOptions
+from repairbot.sim.kube.errors import ApiError
+from repairbot.sim.kube.faults import FaultInjector
+from repairbot.sim.kube.pods import PodLifecycle
+from repairbot.sim.kube.resources import Registry, ResourceInfo
+from repairbot.sim.kube.server import SimState, build_app
+from repairbot.sim.kube.store import Store
+
+__all__ = ["ApiError", "KubeApiServer", "write_kubeconfig"]
+
+T = TypeVar("T")
+
+_DEFAULT_NAMESPACES = ("default", "kube-system", "kube-public", "kube-node-lease")
+
+
+class KubeApiServer:
+    """An aiohttp server that real Kubernetes clients take for a small cluster."""
+
+    def __init__(self, *, history_limit: int = 5000, bookmark_interval: float = 5.0) -> None:
+        self.store = Store(history_limit=history_limit)
+        self.registry = Registry()
+        self.faults = FaultInjector()
+        self._state = SimState(self.store, self.registry, self.faults, bookmark_interval=bookmark_interval)
+        self.api: KubeApi = self._state.api
+        self.pods: PodLifecycle = self._state.pods
+        self.url = ""
+        self._runner: web.AppRunner | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._loop_thread: int | None = None
+        for namespace in _DEFAULT_NAMESPACES:
+            self.create_object({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": namespace}})
+
+    async def start(self, host: str = "127.0.0.1", port: int = 0) -> str:
+        """Listen on ``host:port`` (0 = a free port); returns the base URL."""
+        self._loop = asyncio.get_running_loop()
+        self._loop_thread = threading.get_ident()
+        self._runner = web.AppRunner(build_app(self._state), handler_cancellation=True, access_log=None)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, host, port)
+        await site.start()
+        server: Any = site._server
+        bound = server.sockets[0].getsockname()
+        self._state.server_address = f"{bound[0]}:{bound[1]}"
+        self.url = f"http://{bound[0]}:{bound[1]}"
+        return self.url
+
+    async def stop(self) -> None:
+        if self._runner is not None:
+            await self._runner.cleanup()
+            self._runner = None
+        self._loop = None
+        self._loop_thread = None
+
+    # ---------------------------------------------------------- in-process
+
+    def _call(self, func: Callable[[], T]) -> T:
+        """Run ``func`` on the server's loop thread when called from elsewhere."""
+        loop = self._loop
+        if loop is None or not loop.is_running() or threading.get_ident() == self._loop_thread:
+            return func()
+
+        async def run() -> T:
+            return func()
+
+        future: concurrent.futures.Future[T] = asyncio.run_coroutine_threadsafe(run(), loop)
+        return future.result(timeout=30)
+
+    def _info(self, api_version: str, kind: str) -> ResourceInfo:
+        info = self.registry.by_kind(api_version, kind)
+        if info is None:
+            raise LookupError(f"the emulated API server does not serve {kind} in {api_version}")
+        return info
+
+    def create_object(self, obj: dict[str, Any]) -> dict[str, Any]:
+        """Create ``obj`` by its apiVersion/kind, with kubelet/controller powers.
+
+        Raises :class:`ApiError` (e.g. 409 AlreadyExists) like the HTTP API would.
+        """
+        info = self._info(obj.get("apiVersion", ""), obj.get("kind", ""))
+        namespace = obj.get("metadata", {}).get("namespace") or ("default" if info.namespaced else None)
+        return self._call(lambda: self.api.create(info, namespace, obj, WriteOptions(trusted=True)))
+
+    def apply_object(self, obj: dict[str, Any]) -> dict[str, Any]:
+        """Create, or replace (unconditionally, status included) when it exists."""
+        info = self._info(obj.get("apiVersion", ""), obj.get("kind", ""))
+        namespace = obj.get("metadata", {}).get("namespace") or ("default" if info.namespaced else None)
+        name = obj["metadata"]["name"]
+
+        def apply() -> dict[str, Any]:
+            if self.store.get(info.storage_key, namespace if info.namespaced else None, name) is None:
+                return self.api.create(info, namespace, obj, WriteOptions(trusted=True))
+            body = {**obj, "metadata": {k: v for k, v in obj["metadata"].items() if k != "resourceVersion"}}
+            updated = self.api.update(info, namespace, name, body, WriteOptions(trusted=True))
+            if "status" in obj and info.status_subresource:
+                updated = self.api.update(info, namespace, name, body, WriteOptions(trusted=True), subresource="status")
+            return updated
+
+        return self._call(apply)
+
+    def get_object(self, api_version: str, kind: str, name: str, namespace: str | None = None) -> dict[str, Any] | None:
+        info = self._info(api_version, kind)
+        obj = self._call(lambda: self.store.get(info.storage_key, namespace if info.namespaced else None, name))
+        return self.api._as_version(info, obj) if obj is not None else None
+
+    def list_objects(
+        self, api_version: str, kind: str, namespace: str | None = None, *, label_selector: str | None = None
+    ) -> list[dict[str, Any]]:
+        info = self._info(api_version, kind)
+        items, _, _ = self._call(lambda: self.api.list(info, namespace, Selector(label_selector)))
+        return items
+
+    def delete_object(self, api_version: str, kind: str, name: str, namespace: str | None = None) -> None:
+        """Delete as a client would (finalizers and pod grace apply)."""
+        info = self._info(api_version, kind)
+        if info.plural == "pods" and not info.group:
+            self._call(lambda: self.pods.delete_pod(namespace or "default", name, WriteOptions()))
+        else:
+            self._call(lambda: self.api.delete_object(info, namespace, name, WriteOptions()))
+
+    def load_yaml(self, path: pathlib.Path) -> list[dict[str, Any]]:
+        """Create every document of a YAML file (e.g. the chart's CRD)."""
+        documents = [d for d in yaml.safe_load_all(path.read_text()) if d]
+        return [self.apply_object(document) for document in documents]
+
+
+def write_kubeconfig(url: str, path: pathlib.Path, *, context: str = "repairbot-sandbox") -> None:
+    """A kubeconfig for ``url``: plain HTTP, a dummy bearer token (no auth is checked)."""
+    config = {
+        "apiVersion": "v1",
+        "kind": "Config",
+        "clusters": [{"name": context, "cluster": {"server": url}}],
+        "users": [{"name": context, "user": {"token": "repairbot-sandbox"}}],
+        "contexts": [{"name": context, "context": {"cluster": context, "user": context, "namespace": "default"}}],
+        "current-context": context,
+        "preferences": {},
+    }
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(yaml.safe_dump(config, sort_keys=False))
