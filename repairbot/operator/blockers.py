@@ -1,0 +1,182 @@
+"""Admission blockers: each answers one question — may this repair take its next step?
+
+Like kured's ``RebootBlocker``, every safety rule is one small object with one
+method, ``check(ctx) -> BlockReason | None``, pure over the repair, the facts the
+handler gathered and the policy. The state machine composes them; adding a rule
+is one class and one line in :data:`ADMISSION_BLOCKERS` or at the step it guards.
+
+A :class:`BlockReason` carries a :class:`Verdict` (what the repair should do
+instead), a CamelCase ``code`` (the condition and event reason) and a message
+written for the human reading ``kubectl describe`` or the Slack thread.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Protocol
+
+from repairbot.model import LABEL_DISABLED, Action
+from repairbot.operator.breaker import BreakerState
+from repairbot.policy import Policy, format_duration
+
+if TYPE_CHECKING:
+    from repairbot.operator.machine import Facts, RepairView
+
+REBOOT_ACTIONS = frozenset({Action.REBOOT, Action.POWER_CYCLE})
+"""Actions that restart the whole node and count against the per-node reboot cap."""
+
+
+class Verdict(enum.StrEnum):
+    """What a blocked repair does instead of its step."""
+
+    CANCEL = "cancel"
+    DRY_RUN = "dry-run"
+    QUEUE = "queue"
+    BLOCK = "block"
+    QUARANTINE = "quarantine"
+
+
+@dataclass(frozen=True, slots=True)
+class BlockReason:
+    verdict: Verdict
+    code: str
+    message: str
+
+
+@dataclass(frozen=True, slots=True)
+class BlockContext:
+    """Everything a blocker may look at. ``rung`` is the action about to run, when one is."""
+
+    repair: RepairView
+    facts: Facts
+    policy: Policy
+    now: datetime
+    rung: Action | None = None
+
+
+class Blocker(Protocol):
+    def check(self, ctx: BlockContext) -> BlockReason | None: ...
+
+
+def first_block(blockers: Sequence[Blocker], ctx: BlockContext) -> BlockReason | None:
+    """The first blocker that objects, in order; None when all agree."""
+    for blocker in blockers:
+        reason = blocker.check(ctx)
+        if reason is not None:
+            return reason
+    return None
+
+
+class OptOutBlocker:
+    """``repairbot.io/disabled=true`` on the node: RepairBot never touches it, not even to undo its own marks."""
+
+    def check(self, ctx: BlockContext) -> BlockReason | None:
+        if ctx.facts.node_labels.get(LABEL_DISABLED, "").lower() != "true":
+            return None
+        return BlockReason(
+            Verdict.CANCEL, "OptedOut", f"node {ctx.repair.node} is labelled {LABEL_DISABLED}=true; left alone"
+        )
+
+
+class DryRunBlocker:
+    """Operator-wide or per-repair dry run: record the plan, touch nothing."""
+
+    def check(self, ctx: BlockContext) -> BlockReason | None:
+        if not (ctx.policy.dry_run or ctx.repair.dry_run):
+            return None
+        scope = "policy" if ctx.policy.dry_run else "repair"
+        return BlockReason(Verdict.DRY_RUN, "DryRun", f"dry-run ({scope}): nothing was touched")
+
+
+class ConcurrencyBudget:
+    """At most N nodes (or N% of the node's pool) out of service at once; cordons count, not only drains.
+
+    A node that is already out of service (cordoned by us, or by someone else
+    before we came) takes no new slot, so admitting it never breaks the budget.
+    """
+
+    def check(self, ctx: BlockContext) -> BlockReason | None:
+        if ctx.repair.acknowledged_at is not None or ctx.facts.node_unschedulable:
+            return None
+        return budget_exhausted(ctx.facts.pool.out_of_service, ctx.facts.pool.size, ctx.facts.pool.name, ctx.policy)
+
+
+def budget_exhausted(out_of_service: int, pool_size: int, pool: str, policy: Policy) -> BlockReason | None:
+    """The budget arithmetic alone: None while one more node may go out of service."""
+    limit = policy.budget.max_unavailable
+    cap = limit.cap(pool_size)
+    if out_of_service < cap:
+        return None
+    return BlockReason(
+        Verdict.QUEUE,
+        "BudgetExhausted",
+        f"queued: {out_of_service} of {pool_size} nodes in pool {pool} are out of service "
+        f"(budget {limit.to_yaml()} = {cap})",
+    )
+
+
+class StormBreaker:
+    """No destructive step while the storm breaker is open, or half-open and this repair is not a canary.
+
+    The breaker is re-evaluated here over the latest faults, so a storm blocks
+    repairs from the first reconcile that sees it, before the handler has
+    persisted the open breaker. Picking canaries is the handler's job
+    (:meth:`~repairbot.operator.breaker.Breaker.admit`), because it changes shared state.
+    """
+
+    def check(self, ctx: BlockContext) -> BlockReason | None:
+        breaker = ctx.facts.breaker.observe(ctx.facts.recent_faults, ctx.policy.breaker, now=ctx.now)
+        if breaker.allows(ctx.repair.name):
+            return None
+        if breaker.state is BreakerState.HALF_OPEN:  # after a resume the canaries go first
+            return BlockReason(Verdict.BLOCK, "BreakerHalfOpen", "breaker half-open: waiting for the canary repairs")
+        return BlockReason(
+            Verdict.BLOCK,
+            "BreakerOpen",
+            f"breaker open ({breaker.incident}): {breaker.message}; cordon only until a human resumes",
+        )
+
+
+class LemonNode:
+    """A node repaired ``maxRepairs`` times within the window is quarantined, not repaired again."""
+
+    def check(self, ctx: BlockContext) -> BlockReason | None:
+        lemon = ctx.policy.lemon
+        recent = [t for t in ctx.facts.recent_repairs if ctx.now - lemon.window <= t <= ctx.now]
+        if len(recent) < lemon.max_repairs:
+            return None
+        return BlockReason(
+            Verdict.QUARANTINE,
+            "LemonNode",
+            f"node {ctx.repair.node} was repaired {len(recent)} times within {format_duration(lemon.window)} "
+            f"(limit {lemon.max_repairs}): quarantined for hardware",
+        )
+
+
+class RebootCap:
+    """At most ``rebootsPerDay`` reboots or power cycles per node in any 24 hours: no reboot loops."""
+
+    def check(self, ctx: BlockContext) -> BlockReason | None:
+        if ctx.rung not in REBOOT_ACTIONS:
+            return None
+        today = [t for t in ctx.facts.recent_reboots if ctx.now - timedelta(days=1) <= t <= ctx.now]
+        cap = ctx.policy.reboots_per_day
+        if len(today) < cap:
+            return None
+        return BlockReason(
+            Verdict.BLOCK,
+            "RebootCap",
+            f"node {ctx.repair.node} was rebooted {len(today)} times in 24h (cap {cap}); "
+            f"{ctx.rung.value if ctx.rung else 'reboot'} waits",
+        )
+
+
+ADMISSION_BLOCKERS: tuple[Blocker, ...] = (OptOutBlocker(), DryRunBlocker(), StormBreaker(), ConcurrencyBudget())
+"""Checked in order before a repair first touches its node. The breaker precedes the budget so a
+storm shows as Blocked on every repair; the machine still asks the budget before a blocked repair cordons."""
+
+DESTRUCTIVE_STEP_BLOCKERS: tuple[Blocker, ...] = (DryRunBlocker(), StormBreaker(), RebootCap())
+"""Checked again before every drain and action: a storm or a dry-run switch may arrive mid-repair."""
