@@ -75,7 +75,7 @@ class SimulatedFleet:
         cls,
         names: list[str],
         root: Path,
-        api: client.ApiClient,
+        connect: Callable[[], client.ApiClient],
         *,
         interval: float = 1.0,
         times: ActionTimes | None = None,
@@ -97,7 +97,8 @@ class SimulatedFleet:
                 interval=interval,
             )
             host = SimulatedHost(node, times or ActionTimes())
-            connected = connect_agent(agent, api, host)
+            # One client per node, as on a real fleet: each agent is its own process with its own pool.
+            connected = connect_agent(agent, connect(), host)
             connected.executor.resync_seconds = max(1.0, interval)
             host.on_reboot_finished = _reconciler(connected)
             fleet.members[name] = SimulatedNodeAgent(node, host, connected)

@@ -79,7 +79,7 @@ class Sandbox:
             self.agents = SimulatedFleet.build(
                 names,
                 self.config.state_dir / "nodes",
-                api_client(str(self.kubeconfig)),
+                lambda: api_client(str(self.kubeconfig)),
                 interval=self.config.agent_interval,
                 times=self.config.action_times,
             )
