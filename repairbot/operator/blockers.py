@@ -23,7 +23,7 @@ from repairbot.operator.breaker import BreakerState
 from repairbot.policy import Policy, format_duration
 
 if TYPE_CHECKING:
-    from repairbot.operator.machine import Facts, RepairView
+    from repairbot.operator.repair_view import Facts, RepairView
 
 REBOOT_ACTIONS = frozenset({Action.REBOOT, Action.POWER_CYCLE})
 """Actions that restart the whole node and count against the per-node reboot cap."""

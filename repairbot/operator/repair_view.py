@@ -1,0 +1,161 @@
+"""The state machine's inputs: a typed read of one GPURepair (:class:`RepairView`) and the :class:`Facts` around it.
+
+Apart from :mod:`repairbot.operator.machine` because the handler builds these
+(from the GPURepair object and what it sees of the node, its pods, the budget and
+the breaker) and the safety blockers read them, while neither needs the decision
+logic. :meth:`RepairView.from_object` is the only parser of the GPURepair's shape.
+Import through :mod:`repairbot.operator.machine`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from repairbot.model import Action, Finding, Phase, parse_time
+from repairbot.operator.breaker import Breaker, Fault
+
+
+@dataclass(frozen=True, slots=True)
+class Request:
+    """``status.request``: what the operator asked for. ``boot_id`` is the node's boot id when asked."""
+
+    id: str
+    action: str
+    requested_at: datetime | None = None
+    deadline: datetime | None = None
+    boot_id: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class AgentAnswer:
+    """``status.agent``: the node agent's answer to the request with ``request_id``."""
+
+    request_id: str
+    result: str
+    message: str = ""
+    boot_id: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class RepairView:
+    """A typed read of one GPURepair object; :meth:`from_object` is the only parser of its shape."""
+
+    name: str
+    node: str
+    phase: Phase = Phase.PENDING
+    findings: tuple[Finding, ...] = ()
+    reason: str | None = None
+    action: Action | None = None
+    attempt: int = 0
+    request: Request | None = None
+    agent: AgentAnswer | None = None
+    history: tuple[Mapping[str, Any], ...] = ()
+    conditions: tuple[Mapping[str, Any], ...] = ()
+    node_was_cordoned: bool | None = None
+    detected_at: datetime | None = None
+    acknowledged_at: datetime | None = None
+    resolved_at: datetime | None = None
+    dry_run: bool = False
+    requested_action: Action | None = None
+    incident: str | None = None
+    message: str = ""
+
+    @classmethod
+    def from_object(cls, obj: Mapping[str, Any]) -> RepairView:
+        spec, status = obj.get("spec") or {}, obj.get("status") or {}
+        request, answer = status.get("request") or {}, status.get("agent") or {}
+        return cls(
+            name=obj["metadata"]["name"],
+            node=spec.get("nodeName", ""),
+            phase=Phase(status.get("phase") or Phase.PENDING.value),
+            findings=tuple(Finding.from_dict(item) for item in spec.get("findings") or ()),
+            reason=status.get("reason"),
+            action=Action(status["action"]) if status.get("action") else None,
+            attempt=int(status.get("attempt") or 0),
+            request=_request(request) if request.get("id") else None,
+            agent=_answer(answer) if answer.get("requestId") else None,
+            history=tuple(status.get("history") or ()),
+            conditions=tuple(status.get("conditions") or ()),
+            node_was_cordoned=status.get("nodeWasCordoned"),
+            detected_at=optional_time(status.get("detectedAt")),
+            acknowledged_at=optional_time(status.get("acknowledgedAt")),
+            resolved_at=optional_time(status.get("resolvedAt")),
+            dry_run=bool(spec.get("dryRun")),
+            requested_action=Action(spec["requestedAction"]) if spec.get("requestedAction") else None,
+            incident=status.get("incident"),
+            message=status.get("message") or "",
+        )
+
+    @property
+    def blocked_by(self) -> str | None:
+        """The reason code of the active ``Blocked`` condition (why this repair waits)."""
+        for condition in self.conditions:
+            if condition.get("type") == "Blocked" and condition.get("status") == "True":
+                return str(condition.get("reason") or "")
+        return None
+
+    def last_entry(self, step: str) -> Mapping[str, Any] | None:
+        return next((entry for entry in reversed(self.history) if entry.get("step") == step), None)
+
+
+def optional_time(text: str | None) -> datetime | None:
+    """A status timestamp; None when the field is missing or empty."""
+    return parse_time(text) if text else None
+
+
+def _request(raw: Mapping[str, Any]) -> Request:
+    return Request(
+        id=raw["id"],
+        action=raw.get("action", ""),
+        requested_at=optional_time(raw.get("requestedAt")),
+        deadline=optional_time(raw.get("deadline")),
+        boot_id=raw.get("bootId") or "",
+    )
+
+
+def _answer(raw: Mapping[str, Any]) -> AgentAnswer:
+    return AgentAnswer(raw["requestId"], raw.get("result") or "", raw.get("message") or "", raw.get("bootId") or "")
+
+
+@dataclass(frozen=True, slots=True)
+class PoolUsage:
+    """The node's budget pool: its size and how many *other* nodes of it are out of service now."""
+
+    name: str = "fleet"
+    size: int = 0
+    out_of_service: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class Facts:
+    """What the handler saw around the repair, gathered just before :func:`decide`.
+
+    ``our_taint`` is the ``repairbot.io/unhealthy`` taint; with ``acknowledged_at``
+    it tells a human uncordon (taint kept, node schedulable) from our own work.
+    ``finding_present`` None means "cannot tell" and counts as present.
+    ``recent_repairs`` are the node's earlier repairs that reached a rung (lemon rule);
+    ``recent_reboots`` its reboots and power cycles (reboot cap); ``recent_faults``
+    the fleet's new repairs (storm breaker).
+    """
+
+    node_exists: bool = True
+    node_deleting: bool = False
+    node_labels: Mapping[str, str] = field(default_factory=dict)
+    node_unschedulable: bool = False
+    our_taint: bool = False
+    node_ready: bool = True
+    boot_id: str = ""
+    pods_left: int = 0
+    blocking_pdbs: tuple[str, ...] = ()
+    pool: PoolUsage = PoolUsage()
+    breaker: Breaker = field(default_factory=Breaker)
+    recent_faults: tuple[Fault, ...] = ()
+    recent_repairs: tuple[datetime, ...] = ()
+    recent_reboots: tuple[datetime, ...] = ()
+    finding_present: bool | None = None
+    quiet_period_ok: bool | None = None
+    load_check_ok: bool | None = None
+    resume_requested: bool = False

@@ -1,0 +1,223 @@
+"""Building decisions: how one step of a repair becomes a status patch, history entries and node marks.
+
+:func:`repairbot.operator.machine.decide` chooses *which* step comes next;
+:class:`Run` knows *how* each step is written down — the fields every
+transition writes, the ``patch``/``after`` split that makes a crash mid-step
+safe, deterministic request ids, conditions and history. Apart from the machine
+so the choice reads on its own, and so the shape of ``status`` is kept in one
+place.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from repairbot.model import Action, HistoryEntry, NodeState, Phase, format_time
+from repairbot.operator.blockers import DESTRUCTIVE_STEP_BLOCKERS, BlockContext, BlockReason, Verdict, first_block
+from repairbot.operator.decision import POLL, Decision, Step, request_id
+from repairbot.operator.repair_view import Facts, RepairView
+from repairbot.policy import Policy, Rung
+
+
+@dataclass(frozen=True, slots=True)
+class Run:
+    """One call of :func:`decide`: its inputs, and the builders that turn a step into patches."""
+
+    repair: RepairView
+    facts: Facts
+    policy: Policy
+    now: datetime
+    ladder: tuple[Rung, ...]
+    code: str
+
+    @property
+    def rung(self) -> Rung | None:
+        """The current rung (``attempt`` counts from 1); None once the ladder is exhausted."""
+        index = max(self.repair.attempt, 1) - 1
+        return self.ladder[index] if index < len(self.ladder) else None
+
+    def ctx(self, rung: Action | None = None) -> BlockContext:
+        return BlockContext(self.repair, self.facts, self.policy, self.now, rung)
+
+    def plan(self) -> str:
+        rungs = " → ".join(r.action.value for r in self.ladder)
+        return f"would cordon node {self.repair.node}, drain it and climb {rungs} for {self.code}"
+
+    def entry(self, step: str, outcome: str, message: str, action: Action | None = None) -> dict[str, Any]:
+        attempt = self.repair.attempt or None
+        return HistoryEntry(step, outcome, message, self.now, action, attempt).to_dict()
+
+    def history(self, *entries: dict[str, Any]) -> list[dict[str, Any]]:
+        return [*map(dict, self.repair.history), *entries]
+
+    def base(self, phase: Phase, message: str, *entries: dict[str, Any]) -> dict[str, Any]:
+        """The fields every transition writes; ``detectedAt`` and ``reason`` once, on the first write."""
+        patch: dict[str, Any] = {"phase": phase.value, "message": message, "history": self.history(*entries)}
+        if self.repair.detected_at is None:
+            first = min((f.first_seen for f in self.repair.findings), default=self.now)
+            patch["detectedAt"] = format_time(first)
+        if self.repair.reason is None:
+            patch["reason"] = self.code
+        return patch
+
+    def conditions(self, kind: str, status: bool, reason: str, message: str) -> list[dict[str, Any]]:
+        kept = [dict(c) for c in self.repair.conditions if c.get("type") != kind]
+        state = "True" if status else "False"
+        return [*kept, {"type": kind, "status": state, "reason": reason, "message": message,
+                        "lastTransitionTime": format_time(self.now)}]  # fmt: skip
+
+    def transition(self, step: Step, phase: Phase, event: str, message: str, **changes: Any) -> Decision:
+        patch = self.base(phase, message, self.entry(step.value, "done", message, self.repair.action)) | changes
+        return Decision(step, message, patch, event=event, requeue_after=POLL)
+
+    def finish(self, step: Step, phase: Phase, reason: str, message: str) -> Decision:
+        """A terminal phase reached without touching the node."""
+        patch = self.base(phase, message, self.entry(step.value, reason, message))
+        patch["conditions"] = self.conditions(phase.value, True, reason, message)
+        return Decision(step, message, patch, event=reason)
+
+    def cordon(self) -> Decision:
+        """Cordon + taint + ``state=repairing``. Whether someone else had cordoned it is recorded once."""
+        first = self.ladder[0]
+        was_cordoned = self.repair.node_was_cordoned
+        if was_cordoned is None:
+            was_cordoned = self.facts.node_unschedulable and not self.facts.our_taint
+        message = f"cordoned node {self.repair.node} for {self.code}; first rung {first.action.value}"
+        started = self.entry("cordon", "started", message)
+        patch = self.base(Phase.CORDONED, message, started) | {
+            "nodeWasCordoned": was_cordoned, "action": first.action.value, "attempt": max(self.repair.attempt, 1),
+        }  # fmt: skip
+        after = {"acknowledgedAt": format_time(self.now), "history": [*patch["history"], _done(started, self.now)]}
+        return Decision(Step.CORDON, message, patch, after, "Cordoned", cordon=True, node_state=NodeState.REPAIRING)
+
+    def queue(self, block: BlockReason) -> Decision:
+        if self.repair.phase is Phase.PENDING and self.repair.message == block.message:
+            return Decision(Step.QUEUE, block.message, requeue_after=timedelta(seconds=30))
+        patch = self.base(Phase.PENDING, block.message, self.entry("queue", block.code, block.message))
+        return Decision(Step.QUEUE, block.message, patch, event=block.code, requeue_after=timedelta(seconds=30))
+
+    def block(self, block: BlockReason, *, cordon: bool = False, step: Step = Step.BLOCK) -> Decision:
+        """Blocked: cordon only (when the budget allows and it is not yet done), nothing destructive."""
+        if block.verdict is Verdict.QUARANTINE:
+            return self.quarantine(block.code, block.message)
+        cordon = cordon and self.repair.acknowledged_at is None and not (self.policy.dry_run or self.repair.dry_run)
+        entry = self.entry(step.value, block.code, block.message, self.rung.action if self.rung else None)
+        patch = self.base(Phase.BLOCKED, block.message, entry)
+        patch["conditions"] = self.conditions("Blocked", True, block.code, block.message)
+        if block.code.startswith("Breaker"):
+            breaker = self.facts.breaker.observe(self.facts.recent_faults, self.policy.breaker, now=self.now)
+            patch["incident"] = breaker.incident
+        if self.repair.action is None:
+            patch |= {"action": self.ladder[0].action.value, "attempt": 1}
+        if not cordon:
+            return Decision(step, block.message, patch, event=block.code, requeue_after=timedelta(minutes=1))
+        if self.repair.node_was_cordoned is None:
+            patch["nodeWasCordoned"] = self.facts.node_unschedulable and not self.facts.our_taint
+        started = self.entry("cordon", "started", f"cordon only: {block.message}")
+        patch["history"].append(started)
+        after = {"acknowledgedAt": format_time(self.now), "history": [*patch["history"], _done(started, self.now)]}
+        return Decision(step, block.message, patch, after, block.code, cordon=True, node_state=NodeState.REPAIRING)
+
+    def admit(self) -> Decision:
+        """A blocked repair may go on: back to Cordoned (re-drain, same rung), or cordon first."""
+        if self.repair.acknowledged_at is None:
+            return self.cordon()
+        message = f"resumed: {self.code} repair continues at rung {self.repair.attempt}"
+        patch = self.base(Phase.CORDONED, message, self.entry("admit", "resumed", message))
+        patch["conditions"] = self.conditions("Blocked", False, "Resumed", message)
+        return Decision(Step.ADMIT, message, patch, event="Resumed", requeue_after=POLL)
+
+    def hold(self, rung: Rung) -> Decision:
+        message = f"{self.code}: node {self.repair.node} kept cordoned (not drained) for a human"
+        patch = self.base(Phase.REMEDIATING, message, self.entry(Step.HOLD.value, "started", message, rung.action))
+        return Decision(Step.HOLD, message, patch | {"action": rung.action.value}, event="WaitingForHuman")
+
+    def begin_rung(self, rung: Rung) -> Decision:
+        """Ask for the rung's action. The request in the patch *is* the action: written once, done once."""
+        block = first_block(DESTRUCTIVE_STEP_BLOCKERS, self.ctx(rung.action))
+        if block is not None:
+            return self.block(block)
+        attempt = max(self.repair.attempt, 1)
+        ident = request_id(self.repair.name, attempt, rung.action.value)
+        deadline = self.now + (rung.timeout or timedelta(0))
+        request: dict[str, Any] = {"id": ident, "action": rung.action.value, "requestedAt": format_time(self.now),
+                                   "deadline": format_time(deadline)}  # fmt: skip
+        gpu = self.driving_gpu()
+        if rung.action is Action.GPU_RESET and gpu:
+            request["gpu"] = gpu
+        fields = {"action": rung.action.value, "attempt": attempt, "request": request}
+        if rung.action is Action.POWER_CYCLE:
+            request["bootId"] = self.facts.boot_id
+            message = f"power-cycling node {self.repair.node} through its BMC (rung {attempt})"
+            started = self.entry(Step.POWER_CYCLE.value, "started", message, rung.action)
+            patch = self.base(Phase.REMEDIATING, message, started) | fields
+            after = {"history": [*patch["history"], _done(started, self.now)]}
+            return Decision(Step.POWER_CYCLE, message, patch, after, "PowerCycle", rung.action, ident,
+                            requeue_after=POLL)  # fmt: skip
+        message = f"asked the agent on {self.repair.node} for {rung.action.value} (rung {attempt})"
+        patch = self.base(Phase.REMEDIATING, message, self.entry("request", "started", message, rung.action)) | fields
+        return Decision(Step.REQUEST_ACTION, message, patch, event="ActionRequested", action=rung.action,
+                        request_id=ident, requeue_after=POLL)  # fmt: skip
+
+    def driving_gpu(self) -> dict[str, Any]:
+        finding = next((f for f in self.repair.findings if f.code == self.code), None)
+        return finding.gpu.to_dict() if finding else {}
+
+    def validate(self, why: str) -> Decision:
+        attempt = max(self.repair.attempt, 1)
+        ident = request_id(self.repair.name, attempt, "validate")
+        deadline = self.now + self.policy.validation.timeout
+        request = {"id": ident, "action": "validate", "requestedAt": format_time(self.now),
+                   "deadline": format_time(deadline)}  # fmt: skip
+        message = f"{why}; validating node {self.repair.node}"
+        patch = self.base(Phase.VALIDATING, message, self.entry("validate", "started", message)) | {"request": request}
+        return Decision(Step.VALIDATE, message, patch, event="Validating", request_id=ident, requeue_after=POLL)
+
+    def next_rung(self, why: str, *, outcome: str = "failed") -> Decision:
+        """A rung failed or timed out: the next one, from Cordoned (re-checked, re-drained); none left → quarantine."""
+        failed = self.entry(self.rung.action.value if self.rung else "rung", outcome, why, self.repair.action)
+        attempt = max(self.repair.attempt, 1) + 1
+        if attempt > len(self.ladder) or self.ladder[attempt - 1].action is Action.QUARANTINE:
+            return self.quarantine("LadderExhausted", f"{why}; ladder exhausted for {self.code}", failed)
+        nxt = self.ladder[attempt - 1]
+        message = f"{why}; next rung {nxt.action.value}"
+        patch = self.base(Phase.CORDONED, message, failed) | {"attempt": attempt, "action": nxt.action.value}
+        return Decision(Step.NEXT_RUNG, message, patch, event="NextRung", action=nxt.action, requeue_after=POLL)
+
+    def quarantine(self, reason: str, message: str, *earlier: dict[str, Any]) -> Decision:
+        """Terminal for the node: stays cordoned and tainted, labelled for hardware; evidence stays in status."""
+        started = self.entry(Step.QUARANTINE.value, "started", message, Action.QUARANTINE)
+        patch = self.base(Phase.REMEDIATING, message, *earlier, started) | {"action": Action.QUARANTINE.value}
+        if self.repair.phase is Phase.PENDING or self.repair.acknowledged_at is None:
+            patch["phase"] = self.repair.phase.value  # not cordoned yet: only the label changes now
+        after = {"phase": Phase.QUARANTINED.value, "message": message,
+                 "history": [*patch["history"], _done(started, self.now)],
+                 "conditions": self.conditions(Phase.QUARANTINED.value, True, reason, message)}  # fmt: skip
+        return Decision(Step.QUARANTINE, message, patch, after, "Quarantined", Action.QUARANTINE,
+                        cordon=self.repair.acknowledged_at is None, node_state=NodeState.QUARANTINED)  # fmt: skip
+
+    def return_to_service(self, message: str) -> Decision:
+        """Taint and label off; uncordon only if RepairBot cordoned it (``nodeWasCordoned`` false)."""
+        started = self.entry(Step.RETURN_TO_SERVICE.value, "started", message)
+        patch = self.base(self.repair.phase, message, started)
+        uncordon = not self.repair.node_was_cordoned
+        done = message if uncordon else f"{message}; left cordoned (it was cordoned before RepairBot came)"
+        after = {"phase": Phase.SUCCEEDED.value, "message": done, "resolvedAt": format_time(self.now),
+                 "history": [*patch["history"], _done(started, self.now)]}  # fmt: skip
+        return Decision(Step.RETURN_TO_SERVICE, done, patch, after, "Repaired", uncordon=uncordon, remove_marks=True)
+
+    def release(self, reason: str, message: str, uncordon_if_ours: bool) -> Decision:
+        """Cancelled after the node was marked: our taint and label off; uncordon only when asked and ours."""
+        step = "release" if uncordon_if_ours else "hand-over"
+        started = self.entry(step, "started", message)
+        patch = self.base(self.repair.phase, message, started)
+        patch["conditions"] = self.conditions(Phase.CANCELLED.value, True, reason, message)
+        after = {"phase": Phase.CANCELLED.value, "history": [*patch["history"], _done(started, self.now)]}
+        uncordon = uncordon_if_ours and not self.repair.node_was_cordoned
+        return Decision(Step.CANCEL, message, patch, after, reason, uncordon=uncordon, remove_marks=True)
+
+
+def _done(started: dict[str, Any], now: datetime) -> dict[str, Any]:
+    return started | {"outcome": "done", "at": format_time(now)}
