@@ -1,0 +1,240 @@
+"""RepairBot's marks on a Node: cordon, the ``repairbot.io/unhealthy`` taint, the state label.
+
+Every write here may be repeated after a crash, so each one reads the node,
+computes the wanted shape, and writes only when something differs: a repeat
+is a read and nothing else (no watch event that would wake every handler
+again). Writes that replace a list carry the node's ``resourceVersion``: node
+``spec.taints`` has no merge key, so a strategic merge patch replaces the
+whole list, and without the version check a taint another controller added
+between our read and our write would be lost. A 409 re-reads and re-applies
+through :func:`repairbot.kube.client.api_retrying`.
+
+RepairBot owns exactly three things on a node — its taint (key
+``repairbot.io/unhealthy``, effect ``NoSchedule``), its state label, and the
+cordon *it* set — and never touches any other taint, label or someone else's
+cordon (DESIGN.md "Node marks").
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from kubernetes import client
+from kubernetes.client.rest import ApiException
+
+from repairbot.kube.client import api_retrying, raw_call
+from repairbot.model import LABEL_STATE, TAINT_UNHEALTHY, NodeState
+
+TAINT_EFFECT = "NoSchedule"
+LABEL_VALUE_MAX = 63
+STRATEGIC_MERGE = "application/strategic-merge-patch+json"
+_LABEL_VALUE_CHAR = re.compile(r"[^A-Za-z0-9_.-]+")
+
+
+@dataclass(frozen=True, slots=True)
+class MarkResult:
+    """What :func:`cordon_and_taint` found before it wrote, and whether it wrote.
+
+    ``was_unschedulable`` without ``had_our_taint`` means someone else had
+    cordoned the node: RepairBot must never uncordon it (the machine records
+    this once as ``nodeWasCordoned``).
+    """
+
+    was_unschedulable: bool
+    had_our_taint: bool
+    changed: bool
+
+    @property
+    def cordoned_by_someone_else(self) -> bool:
+        return self.was_unschedulable and not self.had_our_taint
+
+
+@dataclass(frozen=True, slots=True)
+class NodeMarks:
+    """The parts of a Node the operator's decisions depend on, read once (pure, see :func:`node_marks`)."""
+
+    name: str
+    uid: str = ""
+    unschedulable: bool = False
+    our_taint: bool = False
+    taint_reason: str | None = None
+    state_label: str | None = None
+    ready: bool = False
+    boot_id: str = ""
+    labels: Mapping[str, str] = field(default_factory=dict)
+    deleting: bool = False
+
+    @property
+    def state(self) -> NodeState | None:
+        """The state label as a :class:`NodeState`; None when absent or not one of ours."""
+        try:
+            return NodeState(self.state_label) if self.state_label else None
+        except ValueError:
+            return None
+
+
+def node_marks(node_obj: Mapping[str, Any]) -> NodeMarks:
+    """Read a Node (the API's JSON, as from :func:`raw_call` or a kopf body) into :class:`NodeMarks`.
+
+    ``ready`` is False unless the Ready condition says "True": a node whose
+    kubelet stopped reporting is not back, whatever its last word was.
+    """
+    metadata = node_obj.get("metadata") or {}
+    spec = node_obj.get("spec") or {}
+    status = node_obj.get("status") or {}
+    labels = dict(metadata.get("labels") or {})
+    ours = _our_taint(spec.get("taints") or [])
+    ready = any(c.get("type") == "Ready" and c.get("status") == "True" for c in status.get("conditions") or [])
+    return NodeMarks(
+        name=str(metadata.get("name") or ""),
+        uid=str(metadata.get("uid") or ""),
+        unschedulable=bool(spec.get("unschedulable")),
+        our_taint=ours is not None,
+        taint_reason=(ours.get("value") or "") if ours is not None else None,
+        state_label=labels.get(LABEL_STATE),
+        ready=ready,
+        boot_id=str((status.get("nodeInfo") or {}).get("bootID") or ""),
+        labels=labels,
+        deleting=bool(metadata.get("deletionTimestamp")),
+    )
+
+
+def taint_value(reason: str) -> str:
+    """``reason`` as a valid taint (label) value: ``[A-Za-z0-9_.-]``, alphanumeric at both ends, ≤63 chars.
+
+    A finding code such as ``xid-79`` passes unchanged; free text from a human
+    (``repairbot repair gpu-7 --reason "fan noise, see ticket"``) becomes
+    ``fan-noise-see-ticket``. Empty or unusable text becomes ``unknown``
+    so the taint still says *that* the node is out of service.
+    """
+    text = _LABEL_VALUE_CHAR.sub("-", reason.strip())
+    text = re.sub(r"-{2,}", "-", text)
+    text = _trim_ends(text)[:LABEL_VALUE_MAX]
+    return _trim_ends(text) or "unknown"
+
+
+def _trim_ends(text: str) -> str:
+    return re.sub(r"^[^A-Za-z0-9]+|[^A-Za-z0-9]+$", "", text)
+
+
+def read_node_marks(api: client.ApiClient, node: str) -> NodeMarks | None:
+    """The node's marks, or None when the node does not exist (deleted nodes end repairs)."""
+    core = client.CoreV1Api(api)
+    for attempt in api_retrying():
+        with attempt:
+            try:
+                return node_marks(raw_call(core.read_node, node))
+            except ApiException as error:
+                if error.status == 404:
+                    return None
+                raise
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
+def cordon_and_taint(api: client.ApiClient, node: str, *, reason: str, state: NodeState | None) -> MarkResult:
+    """Take ``node`` out of service: unschedulable, our ``NoSchedule`` taint with ``reason``, state label.
+
+    Idempotent: when everything is already in place nothing is written. A
+    changed ``reason`` replaces the value of our taint (there is only ever one).
+    ``state`` None leaves the state label as it is.
+    """
+    core = client.CoreV1Api(api)
+    wanted_taint = {"key": TAINT_UNHEALTHY, "value": taint_value(reason), "effect": TAINT_EFFECT}
+    for attempt in api_retrying():
+        with attempt:
+            current = raw_call(core.read_node, node)
+            metadata, spec = current.get("metadata") or {}, current.get("spec") or {}
+            taints = list(spec.get("taints") or [])
+            before = node_marks(current)
+            new_taints = [*_without_our_taint(taints), wanted_taint]
+            taint_ok = _our_taint(taints) == wanted_taint
+            label_ok = state is None or before.state_label == state.value
+            if before.unschedulable and taint_ok and label_ok:
+                return MarkResult(before.unschedulable, before.our_taint, changed=False)
+            patch: dict[str, Any] = {
+                "metadata": {"resourceVersion": metadata.get("resourceVersion")},
+                "spec": {"unschedulable": True, "taints": taints if taint_ok else new_taints},
+            }
+            if state is not None:
+                patch["metadata"]["labels"] = {LABEL_STATE: state.value}
+            raw_call(core.patch_node, node, patch, _content_type=STRATEGIC_MERGE)
+            return MarkResult(before.unschedulable, before.our_taint, changed=True)
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
+def set_state_label(api: client.ApiClient, node: str, state: NodeState | None) -> bool:
+    """Set (or with None remove) ``repairbot.io/state``; returns whether the node changed.
+
+    Labels merge key by key, so no version check is needed: only our key is sent.
+    """
+    core = client.CoreV1Api(api)
+    wanted = state.value if state is not None else None
+    for attempt in api_retrying():
+        with attempt:
+            labels = (raw_call(core.read_node, node).get("metadata") or {}).get("labels") or {}
+            if labels.get(LABEL_STATE) == wanted:
+                return False
+            patch = {"metadata": {"labels": {LABEL_STATE: wanted}}}
+            raw_call(core.patch_node, node, patch, _content_type=STRATEGIC_MERGE)
+            return True
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
+def remove_marks(api: client.ApiClient, node: str, *, uncordon: bool) -> bool:
+    """Our taint and state label off; ``spec.unschedulable`` cleared only when ``uncordon``.
+
+    The caller decides ``uncordon`` from the repair's record of whether the node
+    was cordoned before RepairBot came; this function never guesses. Returns
+    whether the node changed.
+    """
+    core = client.CoreV1Api(api)
+    for attempt in api_retrying():
+        with attempt:
+            current = raw_call(core.read_node, node)
+            metadata, spec = current.get("metadata") or {}, current.get("spec") or {}
+            taints = list(spec.get("taints") or [])
+            before = node_marks(current)
+            cordon_to_lift = uncordon and before.unschedulable
+            if not before.our_taint and before.state_label is None and not cordon_to_lift:
+                return False
+            patch: dict[str, Any] = {"metadata": {"resourceVersion": metadata.get("resourceVersion")}}
+            if before.state_label is not None:
+                patch["metadata"]["labels"] = {LABEL_STATE: None}
+            spec_patch: dict[str, Any] = {}
+            if before.our_taint:
+                spec_patch["taints"] = _without_our_taint(taints)
+            if cordon_to_lift:
+                spec_patch["unschedulable"] = False
+            if spec_patch:
+                patch["spec"] = spec_patch
+            raw_call(core.patch_node, node, patch, _content_type=STRATEGIC_MERGE)
+            return True
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
+def annotate(api: client.ApiClient, node: str, key: str, value: str | None) -> bool:
+    """Set (or with None remove) one node annotation; returns whether the node changed."""
+    core = client.CoreV1Api(api)
+    for attempt in api_retrying():
+        with attempt:
+            annotations = (raw_call(core.read_node, node).get("metadata") or {}).get("annotations") or {}
+            if annotations.get(key) == value:
+                return False
+            raw_call(core.patch_node, node, {"metadata": {"annotations": {key: value}}}, _content_type=STRATEGIC_MERGE)
+            return True
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
+def _our_taint(taints: list[dict[str, Any]]) -> dict[str, Any] | None:
+    """Our taint as stored (normalised to key/value/effect), or None."""
+    for taint in taints:
+        if taint.get("key") == TAINT_UNHEALTHY and taint.get("effect") == TAINT_EFFECT:
+            return {"key": TAINT_UNHEALTHY, "value": taint.get("value") or "", "effect": TAINT_EFFECT}
+    return None
+
+
+def _without_our_taint(taints: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return [t for t in taints if not (t.get("key") == TAINT_UNHEALTHY and t.get("effect") == TAINT_EFFECT)]
