@@ -96,6 +96,64 @@ def _cmd_inject(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_operator(args: argparse.Namespace) -> int:
+    from repairbot.operator.main import OperatorOptions, run_operator
+
+    options = OperatorOptions(
+        policy_path=Path(args.policy) if args.policy else None,
+        kubeconfig=args.kubeconfig,
+        metrics_port=args.metrics_port,
+        leader_election=not args.no_leader_election,
+    )
+    if args.namespace:
+        options.namespace = args.namespace
+    return run_operator(options)
+
+
+def _cmd_repair(args: argparse.Namespace) -> int:
+    from kubernetes.client.rest import ApiException
+
+    from repairbot.kube.client import api_client
+    from repairbot.model import Action
+    from repairbot.operator.commands import open_manual_repair
+
+    api = api_client(args.kubeconfig)
+    try:
+        action = Action(args.action) if args.action else None
+        result = open_manual_repair(api, args.node, reason=args.reason, action=action, dry_run=args.dry_run)
+    except ApiException as error:
+        print(f"repairbot repair: node {args.node}: {error.reason} ({error.status})", file=sys.stderr)
+        return 1
+    verb = "opened" if result.created else "merged into active repair"
+    print(f"{verb} {result.name} for node {result.node}")
+    return 0
+
+
+def _cmd_resume(args: argparse.Namespace) -> int:
+    from repairbot.kube.client import api_client
+    from repairbot.operator.commands import resume_repairs
+
+    if not args.names and not args.all:
+        print("repairbot resume: name one or more GPURepairs, or --all for every Blocked one", file=sys.stderr)
+        return 2
+    try:
+        resumed = resume_repairs(api_client(args.kubeconfig), args.names, all_blocked=args.all)
+    except LookupError as error:
+        print(f"repairbot resume: {error}", file=sys.stderr)
+        return 1
+    for item in resumed:
+        print(f"resuming {item.name} (node {item.node}, was {item.was})")
+    if not resumed:
+        print("nothing to resume")
+    return 0
+
+
+def _cmd_policy_check(args: argparse.Namespace) -> int:
+    from repairbot.operator.commands import check_policy
+
+    return check_policy(Path(args.file), sys.stdout)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="repairbot",
@@ -139,6 +197,40 @@ def build_parser() -> argparse.ArgumentParser:
     agent.add_argument("--interval", type=float, default=10.0, help="seconds between polls (default 10)")
     agent.add_argument("--metrics-port", type=int, default=9402, help="/metrics and /healthz port (0: off)")
     agent.set_defaults(handler=_cmd_agent)
+
+    operator = commands.add_parser(
+        "operator",
+        help="run the operator: cordon, drain, repair, validate, return or quarantine GPU nodes",
+        description="Refuses to start on a bad policy. Two replicas elect one active leader through a Lease.",
+    )
+    operator.add_argument(
+        "--policy", default=os.environ.get("REPAIRBOT_POLICY"), help="policy YAML (default: built-in)"
+    )
+    operator.add_argument("--kubeconfig", default=None, help="default: $KUBECONFIG, else in-cluster")
+    operator.add_argument("--namespace", default=None, help="for the Lease and the breaker (default: $POD_NAMESPACE)")
+    operator.add_argument("--metrics-port", type=int, default=9403, help="/metrics port (0: off)")
+    operator.add_argument("--no-leader-election", action="store_true", help="run active at once (one replica only)")
+    operator.set_defaults(handler=_cmd_operator)
+
+    repair = commands.add_parser("repair", help="open a repair of a node by hand (or merge into its active one)")
+    repair.add_argument("node")
+    repair.add_argument("--reason", required=True, help="why, in words the Slack thread and ticket will show")
+    repair.add_argument("--action", choices=["notify", "gpu-reset", "driver-reload", "reboot", "power-cycle"])
+    repair.add_argument("--dry-run", action="store_true", help="record what would happen, touch nothing")
+    repair.add_argument("--kubeconfig", default=None)
+    repair.set_defaults(handler=_cmd_repair)
+
+    resume = commands.add_parser("resume", help="resume Blocked repairs (storm breaker, drain timeout)")
+    resume.add_argument("names", nargs="*", help="GPURepair names")
+    resume.add_argument("--all", action="store_true", help="every Blocked repair")
+    resume.add_argument("--kubeconfig", default=None)
+    resume.set_defaults(handler=_cmd_resume)
+
+    policy = commands.add_parser("policy", help="policy file tools")
+    policy_commands = policy.add_subparsers(dest="policy_command", metavar="SUBCOMMAND", required=True)
+    check = policy_commands.add_parser("check", help="print the effective policy, or every error by field")
+    check.add_argument("file")
+    check.set_defaults(handler=_cmd_policy_check)
 
     kmsg = commands.add_parser(
         "kmsg",

@@ -30,6 +30,8 @@ LABEL_NODE = "repairbot.io/node"
 LABEL_FAILURE_DOMAIN = "repairbot.io/failure-domain"
 TAINT_UNHEALTHY = "repairbot.io/unhealthy"
 CONDITION_GPU_HEALTHY = "GPUHealthy"
+# A human's word to the operator on a GPURepair: "go on" (storm breaker, drain timeout).
+ANNOTATION_RESUME = "repairbot.io/resume"
 
 
 class NodeState(enum.StrEnum):

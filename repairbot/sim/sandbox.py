@@ -27,6 +27,7 @@ from repairbot.sim.control import control_app
 from repairbot.sim.crd import load_crd
 from repairbot.sim.host import ActionTimes
 from repairbot.sim.kubeapi import KubeApiServer, write_kubeconfig
+from repairbot.sim.operator import SandboxOperator
 
 log = logging.getLogger(__name__)
 
@@ -45,6 +46,8 @@ class SandboxConfig:
     agents: bool = True
     agent_interval: float = 1.0
     action_times: ActionTimes = field(default_factory=ActionTimes)
+    operator: bool = True
+    policy_path: Path | None = None
 
 
 @dataclass(slots=True)
@@ -55,6 +58,7 @@ class Sandbox:
     api: KubeApiServer = field(default_factory=KubeApiServer)
     state: dict[str, Any] = field(default_factory=dict)
     agents: SimulatedFleet | None = None
+    operator: SandboxOperator | None = None
     _control: web.AppRunner | None = None
 
     @property
@@ -84,6 +88,9 @@ class Sandbox:
                 times=self.config.action_times,
             )
             self.agents.start()
+        if self.config.operator:
+            self.operator = SandboxOperator.start(self.kubeconfig, self.config.policy_path)
+            await asyncio.get_running_loop().run_in_executor(None, self.operator.wait_ready)
         control_url = await self._start_control()
         self.state = {
             "ready": True,
@@ -107,6 +114,9 @@ class Sandbox:
         return f"http://{self.config.host}:{port}"
 
     async def stop(self) -> None:
+        if self.operator:
+            await asyncio.get_running_loop().run_in_executor(None, self.operator.stop)
+            self.operator = None
         if self.agents:
             # Agents block in threads (NVML-style waits); stop them off the event loop.
             await asyncio.get_running_loop().run_in_executor(None, self.agents.stop)

@@ -1,0 +1,189 @@
+"""Gather the :class:`~repairbot.operator.machine.Facts` a decision needs, from the API server.
+
+One reconcile reads the repair, its node, the node's pool and the fleet's
+GPURepairs (for the budget, the storm breaker, the lemon rule and the reboot
+cap), and — while the repair drains — runs one non-blocking drain pass,
+whose progress is itself a fact. Everything else in the operator is pure.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from kubernetes import client
+from kubernetes.client.rest import ApiException
+
+from repairbot.kube.client import as_object, raw_call
+from repairbot.kube.drain import drain_step
+from repairbot.kube.marks import node_marks
+from repairbot.model import (
+    ANNOTATION_RESUME,
+    CONDITION_GPU_HEALTHY,
+    GROUP,
+    PLURAL,
+    VERSION,
+    Action,
+    GpuRef,
+    Phase,
+    Source,
+    parse_time,
+)
+from repairbot.operator.breaker import Breaker, Fault
+from repairbot.operator.machine import Facts, PoolUsage, RepairView
+from repairbot.policy import Policy
+from repairbot.remediations.validation import QuietPeriodCheck
+
+GPU_NODE_SELECTOR = "nvidia.com/gpu.present=true"
+REBOOT_ACTIONS = (Action.REBOOT.value, Action.POWER_CYCLE.value)
+
+
+@dataclass(frozen=True, slots=True)
+class FleetView:
+    """One listing of the GPU nodes and GPURepairs, shared by every fact that needs the fleet."""
+
+    nodes: Mapping[str, Mapping[str, Any]]
+    repairs: tuple[Mapping[str, Any], ...]
+
+
+def read_fleet(api: client.ApiClient) -> FleetView:
+    core, custom = client.CoreV1Api(api), client.CustomObjectsApi(api)
+    nodes = raw_call(core.list_node, label_selector=GPU_NODE_SELECTOR).get("items") or []
+    repairs = as_object(custom.list_cluster_custom_object(GROUP, VERSION, PLURAL)).get("items") or []
+    return FleetView({n["metadata"]["name"]: n for n in nodes}, tuple(repairs))
+
+
+def pool_usage(node: Mapping[str, Any], fleet: FleetView, policy: Policy) -> PoolUsage:
+    """The node's pool (by ``budget.poolLabel``, else all GPU nodes) and how many *others* are out of service."""
+    label = policy.budget.pool_label
+    labels = node.get("metadata", {}).get("labels") or {}
+    pool = labels.get(label) if label else None
+    members = [
+        n for n in fleet.nodes.values()
+        if not label or (n["metadata"].get("labels") or {}).get(label) == pool
+    ]  # fmt: skip
+    name = node["metadata"]["name"]
+    out = sum(1 for n in members if n["metadata"]["name"] != name and (n.get("spec") or {}).get("unschedulable"))
+    return PoolUsage(name=pool or "gpu-nodes", size=max(len(members), 1), out_of_service=out)
+
+
+def fleet_faults(fleet: FleetView, policy: Policy, now: datetime) -> tuple[Fault, ...]:
+    """Every repair opened within the breaker's widest window, with its node's failure domain."""
+    horizon = now - max(policy.breaker.window, policy.breaker.domain_window)
+    faults = []
+    for repair in fleet.repairs:
+        at = _opened_at(repair)
+        if at is None or at < horizon:
+            continue
+        node = repair.get("spec", {}).get("nodeName", "")
+        labels = (fleet.nodes.get(node, {}).get("metadata") or {}).get("labels") or {}
+        faults.append(Fault(node, at, labels.get(policy.breaker.failure_domain_label)))
+    return tuple(faults)
+
+
+def earlier_repairs(fleet: FleetView, view: RepairView, policy: Policy, now: datetime) -> tuple[datetime, ...]:
+    """This node's other repairs that reached a rung within the lemon window."""
+    times = []
+    for repair in _of_node(fleet.repairs, view.node):
+        if repair["metadata"]["name"] == view.name or int((repair.get("status") or {}).get("attempt") or 0) < 1:
+            continue
+        at = _opened_at(repair)
+        if at is not None and now - at <= policy.lemon.window:
+            times.append(at)
+    return tuple(sorted(times))
+
+
+def reboots(fleet: FleetView, node: str, now: datetime) -> tuple[datetime, ...]:
+    """When this node was rebooted or power-cycled by RepairBot in the last day (every repair of it)."""
+    times = []
+    for repair in _of_node(fleet.repairs, node):
+        for entry in (repair.get("status") or {}).get("history") or ():
+            if entry.get("action") in REBOOT_ACTIONS and entry.get("step") in ("request", "power-cycle"):
+                at = parse_time(entry["at"])
+                if entry.get("outcome") in ("started", "done") and now - at <= timedelta(days=1):
+                    times.append(at)
+    return tuple(sorted(set(times)))
+
+
+def finding_present(node: Mapping[str, Any], view: RepairView) -> bool | None:
+    """False when the agent has since seen the node healthy; None ("cannot tell") otherwise.
+
+    Only agent-opened repairs are judged: an alert's finding says nothing the
+    agent's ``GPUHealthy`` condition could clear.
+    """
+    if not view.findings or any(f.source is not Source.AGENT for f in view.findings) or view.detected_at is None:
+        return None
+    for condition in (node.get("status") or {}).get("conditions") or ():
+        if condition.get("type") == CONDITION_GPU_HEALTHY and condition.get("status") == "True":
+            since = condition.get("lastTransitionTime")
+            if since and parse_time(since) > view.detected_at:
+                return False
+    return None
+
+
+def _opened_at(repair: Mapping[str, Any]) -> datetime | None:
+    text = (repair.get("status") or {}).get("detectedAt") or repair.get("metadata", {}).get("creationTimestamp")
+    return parse_time(text) if text else None
+
+
+def _of_node(repairs: Iterable[Mapping[str, Any]], node: str) -> list[Mapping[str, Any]]:
+    return [r for r in repairs if r.get("spec", {}).get("nodeName") == node]
+
+
+@dataclass
+class FactGatherer:
+    api: client.ApiClient
+    policy: Policy
+    quiet_period: QuietPeriodCheck | None = None
+
+    def read_node(self, name: str) -> Mapping[str, Any] | None:
+        try:
+            return raw_call(client.CoreV1Api(self.api).read_node, name)
+        except ApiException as error:
+            if error.status == 404:
+                return None
+            raise
+
+    def gather(self, obj: Mapping[str, Any], view: RepairView, breaker: Breaker, now: datetime) -> Facts:
+        node = self.read_node(view.node)
+        if node is None:
+            return Facts(node_exists=False, breaker=breaker)
+        marks = node_marks(node)
+        fleet = read_fleet(self.api)
+        drained = self._drain(view, now) if view.phase is Phase.DRAINING else None
+        annotations = obj.get("metadata", {}).get("annotations") or {}
+        return Facts(
+            node_exists=True,
+            node_deleting=marks.deleting,
+            node_labels=marks.labels,
+            node_unschedulable=marks.unschedulable,
+            our_taint=marks.our_taint,
+            node_ready=marks.ready,
+            boot_id=marks.boot_id,
+            pods_left=drained.pods_left if drained else 0,
+            blocking_pdbs=tuple(sorted(set(drained.blocked.values()))) if drained else (),
+            pool=pool_usage(node, fleet, self.policy),
+            breaker=breaker,
+            recent_faults=fleet_faults(fleet, self.policy, now),
+            recent_repairs=earlier_repairs(fleet, view, self.policy, now),
+            recent_reboots=reboots(fleet, view.node, now),
+            finding_present=finding_present(node, view),
+            quiet_period_ok=self._quiet(view, now),
+            resume_requested=annotations.get(ANNOTATION_RESUME, "").lower() == "true",
+        )
+
+    def _drain(self, view: RepairView, now: datetime) -> Any:
+        entry = view.last_entry("start-drain")
+        started = parse_time(str(entry["at"])) if entry else now
+        only_gpu = None
+        if view.action is Action.GPU_RESET:
+            finding = next((f for f in view.findings if f.code == view.reason), None)
+            only_gpu = finding.gpu if finding else GpuRef()
+        return drain_step(self.api, view.node, self.policy.drain, now=now, started_at=started, only_gpu=only_gpu)
+
+    def _quiet(self, view: RepairView, now: datetime) -> bool | None:
+        if view.phase is not Phase.VALIDATING or self.quiet_period is None:
+            return None
+        return self.quiet_period.check(view.node, self.policy.validation.quiet_period)

@@ -1,0 +1,150 @@
+"""Leader election with a coordination.k8s.io Lease: two replicas, one active.
+
+The same protocol as client-go's leaderelection: the leader renews
+``renewTime`` every ``renew_every``; a candidate takes the lease over once it
+has not been renewed for ``lease_duration``. Updates carry the lease's
+resourceVersion, so two candidates racing for an expired lease cannot both
+win (one gets 409). A leader that fails to renew within the duration steps
+down — the operator then exits and the Deployment restarts it as a candidate,
+which is how controller-runtime operators behave too.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from kubernetes import client
+from kubernetes.client.rest import ApiException
+
+from repairbot.kube.client import raw_call
+from repairbot.model import format_time, parse_time
+
+log = logging.getLogger(__name__)
+
+LEASE_NAME = "repairbot-operator"
+
+
+@dataclass
+class LeaderElector:
+    api: client.ApiClient
+    namespace: str
+    identity: str
+    lease_duration: timedelta = timedelta(seconds=15)
+    renew_every: timedelta = timedelta(seconds=5)
+    clock: Callable[[], datetime] = lambda: datetime.now(UTC)
+    _leading: threading.Event = field(default_factory=threading.Event)
+    _lost: threading.Event = field(default_factory=threading.Event)
+    _stop: threading.Event = field(default_factory=threading.Event)
+    _thread: threading.Thread | None = None
+
+    @property
+    def is_leader(self) -> bool:
+        return self._leading.is_set()
+
+    def try_acquire_or_renew(self) -> bool:
+        """One round of the protocol; True while this candidate holds the lease."""
+        coordination = client.CoordinationV1Api(self.api)
+        now = self.clock()
+        try:
+            lease = raw_call(coordination.read_namespaced_lease, LEASE_NAME, self.namespace)
+        except ApiException as error:
+            if error.status != 404:
+                raise
+            return self._create(coordination, now)
+        spec = lease.get("spec") or {}
+        holder = spec.get("holderIdentity")
+        renewed = spec.get("renewTime") or spec.get("acquireTime")
+        duration = timedelta(seconds=int(spec.get("leaseDurationSeconds") or self.lease_duration.total_seconds()))
+        expired = renewed is None or now - parse_time(renewed) > duration
+        if holder != self.identity and not expired:
+            return False
+        transitions = int(spec.get("leaseTransitions") or 0) + (0 if holder == self.identity else 1)
+        lease["spec"] = {
+            "holderIdentity": self.identity,
+            "leaseDurationSeconds": int(self.lease_duration.total_seconds()),
+            "acquireTime": spec.get("acquireTime") if holder == self.identity else _micro(now),
+            "renewTime": _micro(now),
+            "leaseTransitions": transitions,
+        }
+        try:
+            raw_call(coordination.replace_namespaced_lease, LEASE_NAME, self.namespace, lease)
+        except ApiException as error:
+            if error.status == 409:
+                return False  # someone else renewed or took it first
+            raise
+        if holder != self.identity:
+            log.warning("leader election: %s took the lease from %s", self.identity, holder or "nobody")
+        return True
+
+    def _create(self, coordination: client.CoordinationV1Api, now: datetime) -> bool:
+        body: dict[str, Any] = {
+            "apiVersion": "coordination.k8s.io/v1",
+            "kind": "Lease",
+            "metadata": {"name": LEASE_NAME, "namespace": self.namespace},
+            "spec": {
+                "holderIdentity": self.identity,
+                "leaseDurationSeconds": int(self.lease_duration.total_seconds()),
+                "acquireTime": _micro(now),
+                "renewTime": _micro(now),
+                "leaseTransitions": 0,
+            },
+        }
+        try:
+            raw_call(coordination.create_namespaced_lease, self.namespace, body)
+        except ApiException as error:
+            if error.status == 409:
+                return False
+            raise
+        return True
+
+    def run_in_background(self) -> None:
+        self._thread = threading.Thread(target=self._loop, name="leader-election", daemon=True)
+        self._thread.start()
+
+    def wait_until_leader(self, stop: threading.Event) -> bool:
+        while not stop.is_set():
+            if self._leading.wait(0.5):
+                return True
+        return False
+
+    @property
+    def lost(self) -> threading.Event:
+        return self._lost
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread:
+            self._thread.join(5)
+
+    def _loop(self) -> None:
+        last_renewal: datetime | None = None
+        while not self._stop.is_set():
+            try:
+                held = self.try_acquire_or_renew()
+            except Exception as error:
+                log.warning("leader election error identity=%s: %s", self.identity, error)
+                held = False
+            now = self.clock()
+            if held:
+                last_renewal = now
+                if not self._leading.is_set():
+                    log.info("leader election: %s is the active operator", self.identity)
+                self._leading.set()
+            elif self._leading.is_set() and (last_renewal is None or now - last_renewal > self.lease_duration):
+                log.error("leader election: %s lost the lease; stepping down", self.identity)
+                self._leading.clear()
+                self._lost.set()
+            self._stop.wait((self.renew_every if held else self.renew_every / 2).total_seconds())
+
+
+def _micro(when: datetime) -> str:
+    """Leases use MicroTime: RFC 3339 with microseconds."""
+    return when.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+__all__ = ["LEASE_NAME", "LeaderElector", "format_time"]

@@ -1,0 +1,144 @@
+"""``repairbot operator``: load the policy, win the lease, run kopf with RepairBot's handlers.
+
+Start-up refuses a bad policy (every error named by field), so a typo can
+never reach the fleet. The same :func:`build_operator` serves the sandbox,
+which runs the operator in-process against its emulated API server.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import socket
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import kopf
+from kubernetes import client
+from prometheus_client import start_http_server
+
+from repairbot.kube.client import api_client
+from repairbot.kube.events import EventRecorder
+from repairbot.kube.intake import Intake
+from repairbot.operator.breaker_store import BreakerStore
+from repairbot.operator.facts import FactGatherer
+from repairbot.operator.handlers import register
+from repairbot.operator.leader import LeaderElector
+from repairbot.operator.metrics import OperatorMetrics
+from repairbot.operator.reconciler import Reconciler
+from repairbot.operator.scheduler import RepairScheduler
+from repairbot.policy import Policy, PolicyError, load_policy, parse_policy
+from repairbot.remediations.redfish import PowerCycler
+from repairbot.remediations.validation import QuietPeriodCheck
+
+log = logging.getLogger(__name__)
+
+COMPONENT = "repairbot-operator"
+
+
+@dataclass
+class OperatorOptions:
+    policy_path: Path | None = None
+    kubeconfig: str | None = None
+    namespace: str = field(default_factory=lambda: os.environ.get("POD_NAMESPACE", "repairbot"))
+    identity: str = field(default_factory=lambda: os.environ.get("POD_NAME") or socket.gethostname())
+    metrics_port: int = 9403
+    leader_election: bool = True
+    max_parallel: int = 16
+
+
+@dataclass
+class OperatorParts:
+    """Everything one running operator is made of; the sandbox and tests build it the same way."""
+
+    api: client.ApiClient
+    policy: Policy
+    registry: kopf.OperatorRegistry
+    scheduler: RepairScheduler
+    reconciler: Reconciler
+    metrics: OperatorMetrics
+
+
+def read_policy(path: Path | None) -> Policy:
+    """The policy file, or the packaged defaults; raises :class:`PolicyError` naming every bad field."""
+    return load_policy(path) if path else parse_policy({})
+
+
+def build_operator(
+    api: client.ApiClient,
+    policy: Policy,
+    *,
+    namespace: str,
+    power: PowerCycler | None = None,
+    metrics: OperatorMetrics | None = None,
+    max_parallel: int = 16,
+) -> OperatorParts:
+    metrics = metrics or OperatorMetrics()
+    quiet = QuietPeriodCheck(policy.validation.prometheus_url, policy.validation.promql) if (
+        policy.validation.prometheus_url
+    ) else None  # fmt: skip
+    reconciler = Reconciler(
+        api=api,
+        policy=policy,
+        breakers=BreakerStore(api, namespace),
+        events=EventRecorder(api, component=COMPONENT),
+        metrics=metrics,
+        power=power if power is not None else PowerCycler(api),
+        gatherer=FactGatherer(api, policy, quiet),
+    )
+    scheduler = RepairScheduler(
+        reconcile=reconciler.reconcile, report_error=reconciler.record_error, max_parallel=max_parallel
+    )
+    registry = kopf.OperatorRegistry()
+    register(registry, api=api, scheduler=scheduler, intake=Intake(api))
+    return OperatorParts(api, policy, registry, scheduler, reconciler, metrics)
+
+
+def run_kopf(parts: OperatorParts, stop: threading.Event, ready: threading.Event | None = None) -> None:
+    """Run kopf (blocking) until ``stop`` is set; clusterwide, no kopf peering (we hold a Lease)."""
+    asyncio.run(_operate(parts, stop, ready))
+
+
+async def _operate(parts: OperatorParts, stop: threading.Event, ready: threading.Event | None) -> None:
+    try:
+        await kopf.operator(
+            registry=parts.registry, clusterwide=True, standalone=True, stop_flag=stop, ready_flag=ready
+        )
+    finally:
+        await parts.scheduler.stop()
+
+
+def run_operator(options: OperatorOptions) -> int:
+    try:
+        policy = read_policy(options.policy_path)
+    except PolicyError as error:
+        log.error("refusing to start: bad policy %s", options.policy_path)
+        print(f"repairbot operator: bad policy {options.policy_path}:\n{error}")
+        return 2
+    api = api_client(options.kubeconfig)
+    parts = build_operator(api, policy, namespace=options.namespace, max_parallel=options.max_parallel)
+    if options.metrics_port:
+        start_http_server(options.metrics_port, registry=parts.metrics.registry)
+    stop = threading.Event()
+    elector = None
+    if options.leader_election:
+        elector = LeaderElector(api, options.namespace, options.identity)
+        elector.run_in_background()
+        log.info("waiting to become the active operator identity=%s", options.identity)
+        if not elector.wait_until_leader(stop):
+            return 0
+        threading.Thread(target=_stop_when_lost, args=(elector, stop), daemon=True).start()
+    try:
+        run_kopf(parts, stop)
+    finally:
+        if elector:
+            elector.stop()
+    return 1 if elector is not None and elector.lost.is_set() else 0
+
+
+def _stop_when_lost(elector: LeaderElector, stop: threading.Event) -> None:
+    """A leader that lost its lease stops at once: another replica may already be acting."""
+    elector.lost.wait()
+    stop.set()

@@ -1,0 +1,220 @@
+"""One reconcile of one GPURepair: read, gather facts, decide, record, act, record again.
+
+This is the only place that turns a :class:`~repairbot.operator.machine.Decision`
+into I/O, in a fixed order that makes a crash at any point safe:
+
+1. write ``decision.patch`` to the status (the step is on record *before* it runs);
+2. change the node (cordon before taint and label; marks off last);
+3. run the step's own action (a BMC power cycle; drains run while gathering facts);
+4. write ``decision.after`` (the step is done);
+5. post Kubernetes events and count metrics.
+
+A restarted operator reads the same status, makes the same decision and
+repeats only idempotent work. Admission (Pending and Blocked repairs) runs
+under one lock so two repairs cannot both take the budget's last slot.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from kubernetes import client
+from kubernetes.client.rest import ApiException
+
+from repairbot.kube.client import api_retrying, as_object
+from repairbot.kube.events import EventRecorder
+from repairbot.kube.marks import cordon_and_taint, remove_marks, set_state_label
+from repairbot.model import ANNOTATION_RESUME, API_VERSION, GROUP, KIND, PLURAL, VERSION, Phase, format_time
+from repairbot.operator.breaker import BreakerState
+from repairbot.operator.breaker_store import BreakerStore
+from repairbot.operator.facts import FactGatherer
+from repairbot.operator.machine import Decision, Facts, RepairView, Step, catalog_fallback, decide
+from repairbot.operator.metrics import OperatorMetrics
+from repairbot.policy import Policy
+from repairbot.remediations.redfish import PowerCycler
+from repairbot.xid import default_catalog
+
+log = logging.getLogger(__name__)
+
+WARNING_EVENTS = frozenset(
+    {"Blocked", "BreakerOpen", "BreakerHalfOpen", "DrainTimedOut", "NextRung", "Quarantined", "LemonNode",
+     "RebootCap", "LadderExhausted", "HandedOver", "WaitingForHuman"}
+)  # fmt: skip
+
+
+@dataclass(frozen=True, slots=True)
+class ReconcileResult:
+    decision: Decision
+    requeue_after: timedelta | None
+
+
+@dataclass
+class Reconciler:
+    api: client.ApiClient
+    policy: Policy
+    breakers: BreakerStore
+    events: EventRecorder
+    metrics: OperatorMetrics = field(default_factory=OperatorMetrics)
+    power: PowerCycler | None = None
+    gatherer: FactGatherer | None = None
+    clock: Callable[[], datetime] = lambda: datetime.now(UTC)
+    _admission: threading.Lock = field(default_factory=threading.Lock)
+
+    def __post_init__(self) -> None:
+        if self.gatherer is None:
+            self.gatherer = FactGatherer(self.api, self.policy)
+        self._fallback = catalog_fallback(default_catalog())
+        self._custom = client.CustomObjectsApi(self.api)
+
+    def reconcile(self, name: str) -> ReconcileResult | None:
+        """Take the next step of repair ``name``; None when it is finished or gone."""
+        started = time.perf_counter()
+        obj = self._read(name)
+        if obj is None:
+            return None
+        view = RepairView.from_object(obj)
+        if view.phase.is_terminal:
+            return None
+        if view.phase in (Phase.PENDING, Phase.BLOCKED):
+            with self._admission:
+                result = self._step(obj, view)
+        else:
+            result = self._step(obj, view)
+        self.metrics.reconcile_seconds.observe(time.perf_counter() - started)
+        return result
+
+    def _step(self, obj: Mapping[str, Any], view: RepairView) -> ReconcileResult:
+        now = self.clock()
+        assert self.gatherer is not None
+        facts = self.gatherer.gather(obj, view, self.breakers.get(), now)
+        facts = self._prepare_breaker(view, facts, now)
+        decision = decide(view, facts, self.policy, now, fallback=self._fallback)
+        self._settle_breaker(view, facts, decision, now)
+        if decision.patch:
+            self._patch_status(view.name, decision.patch)
+        self._mark_node(view, decision)
+        self._act(view, decision)
+        if decision.after:
+            self._patch_status(view.name, decision.after)
+        if facts.resume_requested and decision.step in (Step.ADMIT, Step.NEXT_RUNG, Step.CORDON):
+            self._clear_resume(view.name)
+        self._record(obj, view, decision, now)
+        return ReconcileResult(decision, decision.requeue_after)
+
+    def record_error(self, name: str, message: str) -> None:
+        """A reconcile keeps failing: say so on the GPURepair, where the SRE looks."""
+        obj = self._read(name)
+        if obj is None:
+            return
+        conditions = [c for c in (obj.get("status") or {}).get("conditions") or () if c.get("type") != "ReconcileError"]
+        now = format_time(self.clock())
+        conditions.append(
+            {"type": "ReconcileError", "status": "True", "reason": "ApiError", "message": message[:1000],
+             "lastTransitionTime": now}
+        )  # fmt: skip
+        self._patch_status(name, {"conditions": conditions, "message": f"retrying after error: {message}"[:1000]})
+        self.events.record(self._ref(RepairView.from_object(obj), obj), "Warning", "ReconcileError", message)
+
+    # --- the ordered side effects
+
+    def _patch_status(self, name: str, status: Mapping[str, Any]) -> None:
+        for attempt in api_retrying():
+            with attempt:
+                self._custom.patch_cluster_custom_object_status(GROUP, VERSION, PLURAL, name, {"status": dict(status)})
+
+    def _mark_node(self, view: RepairView, decision: Decision) -> None:
+        reason = view.reason or str(decision.patch.get("reason") or "gpu-fault")
+        if decision.cordon:
+            cordon_and_taint(self.api, view.node, reason=reason, state=decision.node_state)
+        elif decision.node_state is not None:
+            set_state_label(self.api, view.node, decision.node_state)
+        if decision.uncordon or decision.remove_marks:
+            remove_marks(self.api, view.node, uncordon=decision.uncordon)
+
+    def _act(self, view: RepairView, decision: Decision) -> None:
+        if decision.step is not Step.POWER_CYCLE:
+            return
+        if self.power is None:
+            raise RuntimeError(f"node {view.node}: power-cycle rung reached but no BMC access is configured")
+        outcome = self.power.power_cycle(view.node)
+        if not outcome.ok:
+            # Recorded as the rung's failure: the machine's timeout climbs the ladder.
+            log.warning("power-cycle failed node=%s repair=%s message=%s", view.node, view.name, outcome.message)
+            self.events.record(self._ref(view), "Warning", "PowerCycleFailed", outcome.message)
+            raise PowerCycleFailed(outcome.message)
+
+    def _prepare_breaker(self, view: RepairView, facts: Facts, now: datetime) -> Facts:
+        """A human's resume half-opens an open breaker; a blocked repair may take a canary slot."""
+        breaker = facts.breaker
+        if facts.resume_requested and breaker.state is BreakerState.OPEN and view.phase is Phase.BLOCKED:
+            breaker = breaker.resume(now=now)
+        if breaker.state is BreakerState.HALF_OPEN and view.phase is Phase.BLOCKED:
+            breaker = breaker.admit(view.name, self.policy.breaker)
+        self.breakers.put(breaker)
+        return replace(facts, breaker=breaker)
+
+    def _settle_breaker(self, view: RepairView, facts: Facts, decision: Decision, now: datetime) -> None:
+        """Persist a breaker the decision saw open; a finished canary closes or reopens it."""
+        if decision.step in (Step.BLOCK, Step.QUEUE) and str(decision.event).startswith("Breaker"):
+            self.breakers.put(facts.breaker.observe(facts.recent_faults, self.policy.breaker, now=now))
+        finished = (decision.after or {}).get("phase")
+        if finished in (Phase.SUCCEEDED.value, Phase.QUARANTINED.value):
+            succeeded = finished == Phase.SUCCEEDED.value
+            current = self.breakers.get()
+            policy = self.policy.breaker
+            self.breakers.put(current.canary_finished(view.name, succeeded=succeeded, policy=policy, now=now))
+        self.metrics.breaker_open.set(0 if self.breakers.get().state is BreakerState.CLOSED else 1)
+
+    def _clear_resume(self, name: str) -> None:
+        body = {"metadata": {"annotations": {ANNOTATION_RESUME: None}}}
+        self._custom.patch_cluster_custom_object(GROUP, VERSION, PLURAL, name, body)
+
+    def _record(self, obj: Mapping[str, Any], view: RepairView, decision: Decision, now: datetime) -> None:
+        self.metrics.steps.labels(decision.step.value, decision.event or "").inc()
+        if decision.event:
+            kind = "Warning" if decision.event in WARNING_EVENTS or decision.step is Step.BLOCK else "Normal"
+            self.events.record(self._ref(view, obj), kind, decision.event, decision.message)
+            self.events.record(self._node_ref(view.node), kind, decision.event, f"{view.name}: {decision.message}")
+            log.info(
+                "repair step repair=%s node=%s step=%s event=%s message=%s",
+                view.name, view.node, decision.step.value, decision.event, decision.message,
+            )  # fmt: skip
+        after = decision.after or {}
+        if "acknowledgedAt" in after and view.detected_at is not None:
+            self.metrics.mtta.observe((now - view.detected_at).total_seconds())
+        terminal = after.get("phase") or (decision.patch.get("phase") if decision.step is Step.CANCEL else None)
+        if terminal in {p.value for p in Phase if p.is_terminal}:
+            reason = view.reason or str(decision.patch.get("reason") or "unknown")
+            self.metrics.repairs.labels(reason, str(terminal)).inc()
+            if terminal == Phase.SUCCEEDED.value and view.detected_at is not None:
+                self.metrics.mttr.observe((now - view.detected_at).total_seconds())
+
+    # --- reads and references
+
+    def _read(self, name: str) -> Mapping[str, Any] | None:
+        try:
+            return as_object(self._custom.get_cluster_custom_object(GROUP, VERSION, PLURAL, name))
+        except ApiException as error:
+            if error.status == 404:
+                return None
+            raise
+
+    @staticmethod
+    def _ref(view: RepairView, obj: Mapping[str, Any] | None = None) -> dict[str, str]:
+        uid = (obj or {}).get("metadata", {}).get("uid", "")
+        return {"apiVersion": API_VERSION, "kind": KIND, "name": view.name, "uid": uid}
+
+    @staticmethod
+    def _node_ref(node: str) -> dict[str, str]:
+        return {"apiVersion": "v1", "kind": "Node", "name": node}
+
+
+class PowerCycleFailed(RuntimeError):
+    """The BMC refused or failed the power cycle; the handler retries, the rung's timeout climbs."""
+
