@@ -1,0 +1,468 @@
+"""Power-cycle a node through its BMC's Redfish API: the rung after a reboot that did not help.
+
+A node whose GPU fell off the bus, or whose kernel hung, cannot reboot itself:
+its agent went down with it. The BMC beside the host still answers, so the
+operator asks it for ``ComputerSystem.Reset``.
+
+Where the BMC is comes from the Node (annotations, so an SRE can fix one node
+with ``kubectl annotate``); how to log in comes from the one Secret the node
+names, read with ``get`` and never listed, so RBAC can grant exactly those
+Secrets. BMCs differ in which resets they accept (sushy-tools has no
+PowerCycle; some vendors have no ForceRestart), so the reset is chosen from the
+system's own ``ResetType@Redfish.AllowableValues``: see :func:`choose_reset_plan`.
+
+The protocol decisions (:func:`bmc_target`, :func:`choose_system`,
+:func:`reset_capability`, :func:`choose_reset_plan`) are pure functions over
+plain data; :class:`BmcSession` is the thin HTTP edge. It is synchronous
+(``httpx.Client``): the operator runs it in a worker thread, and a power cycle
+is a handful of requests.
+"""
+
+from __future__ import annotations
+
+import base64
+import logging
+import time
+from collections.abc import Mapping, Sequence
+from contextlib import closing
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx
+from kubernetes import client
+from kubernetes.client.rest import ApiException
+from tenacity import Retrying, retry_if_exception, stop_after_attempt, wait_exponential_jitter
+
+from repairbot.kube.client import api_retrying, raw_call
+
+log = logging.getLogger(__name__)
+
+ANNOTATION_BMC_ADDRESS = "repairbot.io/bmc-address"
+ANNOTATION_BMC_SECRET = "repairbot.io/bmc-secret"
+ANNOTATION_BMC_SYSTEM = "repairbot.io/bmc-system"
+ANNOTATION_BMC_INSECURE = "repairbot.io/bmc-insecure"
+
+SERVICE_ROOT = "/redfish/v1/"
+RESET_ACTION = "#ComputerSystem.Reset"
+ACCEPTED_RESET_STATUS = frozenset({200, 202, 204})
+# Throttling and a BMC web server that restarts (they do, often) pass with time.
+# 501 is absent on purpose: it means "not implemented", and asking again will not implement it.
+RETRYABLE_STATUS = frozenset({429, 500, 502, 503, 504})
+# What a BMC answers when it does not know a reset type it did not advertise.
+UNSUPPORTED_RESET_STATUS = frozenset({400, 501})
+
+
+class RedfishError(RuntimeError):
+    """A power cycle or a read that cannot go on; the message names the node, the BMC and what to fix."""
+
+    def __init__(self, message: str, *, status: int | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+@dataclass(frozen=True, slots=True)
+class PowerCycleOutcome:
+    """What the operator records in the GPURepair history (and Slack, and Jira)."""
+
+    ok: bool
+    reset_type: str | None
+    message: str
+    task_url: str | None = None
+
+
+# --------------------------------------------------------------------------- pure protocol
+
+
+@dataclass(frozen=True, slots=True)
+class BmcTarget:
+    """One node's BMC, as its annotations describe it."""
+
+    node: str
+    address: str
+    secret_namespace: str
+    secret_name: str
+    system_id: str | None = None
+    insecure: bool = False
+
+    @property
+    def secret_ref(self) -> str:
+        return f"{self.secret_namespace}/{self.secret_name}"
+
+
+def bmc_target(node: Mapping[str, Any]) -> BmcTarget:
+    """Read a Node's BMC annotations; raises :class:`RedfishError` naming the annotation to fix."""
+    metadata = node.get("metadata") or {}
+    name = str(metadata.get("name", "?"))
+    annotations = metadata.get("annotations") or {}
+    address = str(annotations.get(ANNOTATION_BMC_ADDRESS, "")).strip().rstrip("/")
+    if not address:
+        raise RedfishError(
+            f"node {name}: no BMC known; set annotation {ANNOTATION_BMC_ADDRESS} (e.g. https://10.0.0.5)"
+        )
+    if not address.startswith(("http://", "https://")):
+        raise RedfishError(f"node {name}: annotation {ANNOTATION_BMC_ADDRESS}={address!r} is not an http(s) URL")
+    secret = str(annotations.get(ANNOTATION_BMC_SECRET, "")).strip()
+    namespace, _, secret_name = secret.partition("/")
+    if not namespace or not secret_name or "/" in secret_name:
+        raise RedfishError(
+            f"node {name}: annotation {ANNOTATION_BMC_SECRET}={secret!r} must name the BMC Secret as namespace/name"
+        )
+    system = str(annotations.get(ANNOTATION_BMC_SYSTEM, "")).strip() or None
+    insecure = str(annotations.get(ANNOTATION_BMC_INSECURE, "")).strip().lower() == "true"
+    return BmcTarget(name, address, namespace, secret_name, system, insecure)
+
+
+def member_paths(collection: Mapping[str, Any]) -> list[str]:
+    """The ``@odata.id`` of every member of a Redfish collection."""
+    return [
+        str(m["@odata.id"]) for m in collection.get("Members") or [] if isinstance(m, Mapping) and m.get("@odata.id")
+    ]
+
+
+def choose_system(members: Sequence[str], wanted_id: str | None) -> str:
+    """The ComputerSystem to reset: the one named, else the only one. Raises ValueError otherwise.
+
+    Guessing among several would power-cycle the wrong host of a multi-node chassis.
+    """
+    ids = [path.rstrip("/").rsplit("/", 1)[-1] for path in members]
+    if wanted_id is not None:
+        if wanted_id in ids:
+            return members[ids.index(wanted_id)]
+        raise ValueError(
+            f"has no system {wanted_id!r} (it has: {', '.join(ids) or 'none'}); fix {ANNOTATION_BMC_SYSTEM}"
+        )
+    if len(members) == 1:
+        return members[0]
+    if not members:
+        raise ValueError("lists no systems under /redfish/v1/Systems")
+    raise ValueError(
+        f"serves {len(members)} systems ({', '.join(ids)}) and the node names none; "
+        f"set annotation {ANNOTATION_BMC_SYSTEM} to the right one"
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class ResetCapability:
+    """Where to POST a reset, and the reset types the system advertises (None: it does not say)."""
+
+    target: str
+    allowable: tuple[str, ...] | None
+
+
+def reset_capability(system: Mapping[str, Any]) -> ResetCapability:
+    """Read ``Actions["#ComputerSystem.Reset"]`` of a ComputerSystem. Raises ValueError when it has none."""
+    action = (system.get("Actions") or {}).get(RESET_ACTION)
+    if not isinstance(action, Mapping) or not action.get("target"):
+        raise ValueError(f"offers no {RESET_ACTION} action on system {system.get('Id', '?')!r}")
+    allowable = action.get("ResetType@Redfish.AllowableValues")
+    values = tuple(str(v) for v in allowable) if isinstance(allowable, list) else None
+    return ResetCapability(str(action["target"]), values)
+
+
+@dataclass(frozen=True, slots=True)
+class ResetPlan:
+    """Reset types to POST in order, waiting for PowerState Off between two.
+
+    ``fallback`` replaces the single step when the BMC refuses it as unsupported;
+    it is set only when the BMC did not advertise what it allows.
+    """
+
+    steps: tuple[str, ...]
+    fallback: str | None = None
+
+    @property
+    def name(self) -> str:
+        return "+".join(self.steps)
+
+
+def choose_reset_plan(allowable: Sequence[str] | None) -> ResetPlan:
+    """PowerCycle, else ForceRestart, else ForceOff then On. Raises ValueError when none is allowed.
+
+    PowerCycle cuts power, which is what clears a GPU that fell off the bus;
+    ForceRestart is a hard reset, nearly as good; ForceOff + On does the same in
+    two steps. Graceful resets are never chosen: this rung exists because the
+    host no longer answers.
+    """
+    if allowable is None:
+        return ResetPlan(("PowerCycle",), fallback="ForceRestart")
+    allowed = set(allowable)
+    for single in ("PowerCycle", "ForceRestart"):
+        if single in allowed:
+            return ResetPlan((single,))
+    power_on = next((value for value in ("On", "ForceOn") if value in allowed), None)
+    if "ForceOff" in allowed and power_on is not None:
+        return ResetPlan(("ForceOff", power_on))
+    raise ValueError(
+        f"allows no reset that power-cycles a hung host (it allows: {', '.join(allowable) or 'nothing'}); "
+        "RepairBot needs PowerCycle, ForceRestart, or ForceOff and On"
+    )
+
+
+def redfish_message(body: Any) -> str:
+    """The human part of a Redfish error body (``error.message`` or the first extended message)."""
+    error = body.get("error") if isinstance(body, Mapping) else None
+    if not isinstance(error, Mapping):
+        return ""
+    extended = error.get("@Message.ExtendedInfo") or []
+    first = extended[0] if extended and isinstance(extended[0], Mapping) else {}
+    return str(first.get("Message") or error.get("message") or "")
+
+
+# --------------------------------------------------------------------------- credentials
+
+
+@dataclass(frozen=True, slots=True)
+class BmcCredentials:
+    username: str
+    password: str = field(repr=False)
+
+
+def read_bmc_credentials(api: client.ApiClient, target: BmcTarget) -> BmcCredentials:
+    """Read the node's BMC Secret (keys ``username``, ``password``) by name: one ``get``, never a list."""
+    core = client.CoreV1Api(api)
+    try:
+        for attempt in api_retrying():
+            with attempt:
+                secret = raw_call(core.read_namespaced_secret, target.secret_name, target.secret_namespace)
+    except ApiException as error:
+        why = {404: "does not exist", 403: "may not be read by the operator (RBAC: grant get on it)"}
+        raise RedfishError(
+            f"node {target.node}: BMC Secret {target.secret_ref} {why.get(error.status, f'answered {error.status}')}",
+            status=error.status,
+        ) from None
+    data = secret.get("data") or {}
+    missing = [key for key in ("username", "password") if not data.get(key)]
+    if missing:
+        raise RedfishError(f"node {target.node}: BMC Secret {target.secret_ref} has no {' or '.join(missing)} key")
+    username, password = (base64.b64decode(data[key]).decode("utf-8") for key in ("username", "password"))
+    return BmcCredentials(username, password)
+
+
+# --------------------------------------------------------------------------- HTTP edge
+
+
+@dataclass(frozen=True, slots=True)
+class RedfishTiming:
+    """Bounds on every wait: a BMC that does not answer must fail the rung, not hang the operator."""
+
+    attempts: int = 5
+    first_backoff: float = 0.5
+    max_backoff: float = 8.0
+    request_timeout: float = 20.0
+    power_off_timeout: float = 120.0
+    poll_interval: float = 2.0
+
+
+class _RetryableStatus(Exception):
+    def __init__(self, response: httpx.Response) -> None:
+        super().__init__(f"HTTP {response.status_code}")
+        self.response = response
+
+
+def _worth_retrying(error: BaseException, *, idempotent: bool) -> bool:
+    """Connection failures and 5xx/429 are retried; 4xx never is.
+
+    A reset POST is retried only when the request surely never reached the BMC
+    (no connection): after a read timeout the BMC may already have acted, and
+    a second hard reset would hit the host mid-boot.
+    """
+    if isinstance(error, _RetryableStatus):
+        return True
+    if "CERTIFICATE_VERIFY_FAILED" in str(error):
+        return False
+    if isinstance(error, (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout)):
+        return True
+    return idempotent and isinstance(error, httpx.TransportError)
+
+
+def _json(response: httpx.Response) -> Any:
+    try:
+        return response.json()
+    except ValueError:
+        return None
+
+
+class BmcSession:
+    """One conversation with one node's BMC over HTTP basic auth; :meth:`close` it when done."""
+
+    def __init__(
+        self,
+        target: BmcTarget,
+        credentials: BmcCredentials,
+        *,
+        timing: RedfishTiming | None = None,
+        transport: httpx.BaseTransport | None = None,
+    ) -> None:
+        self.target = target
+        self.timing = timing or RedfishTiming()
+        self._client = httpx.Client(
+            base_url=target.address,
+            auth=(credentials.username, credentials.password),
+            verify=not target.insecure,
+            timeout=self.timing.request_timeout,
+            headers={"Accept": "application/json", "OData-Version": "4.0"},
+            transport=transport,
+        )
+
+    def close(self) -> None:
+        self._client.close()
+
+    def _where(self) -> str:
+        return f"node {self.target.node}: BMC {self.target.address}"
+
+    def _request(self, method: str, path: str, *, body: dict[str, Any] | None = None) -> httpx.Response:
+        """One request with bounded, jittered retries; the last 5xx/429 answer is returned, not raised."""
+        retrying = Retrying(
+            retry=retry_if_exception(lambda error: _worth_retrying(error, idempotent=method == "GET")),
+            stop=stop_after_attempt(self.timing.attempts),
+            wait=wait_exponential_jitter(
+                multiplier=self.timing.first_backoff, max=self.timing.max_backoff, jitter=self.timing.first_backoff
+            ),
+            reraise=True,
+        )
+        try:
+            for attempt in retrying:
+                with attempt:
+                    response = self._client.request(method, path, json=body)
+                    if response.status_code in RETRYABLE_STATUS:
+                        raise _RetryableStatus(response)
+                    return response
+        except _RetryableStatus as exhausted:
+            return exhausted.response
+        except httpx.TransportError as error:
+            hint = ""
+            if "CERTIFICATE_VERIFY_FAILED" in str(error):
+                hint = f'; its TLS certificate is not trusted (annotate {ANNOTATION_BMC_INSECURE}="true" to skip)'
+            raise RedfishError(f"{self._where()} did not answer {method} {path}: {error!r}{hint}") from None
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def _checked(self, response: httpx.Response, method: str, path: str, accepted: frozenset[int]) -> httpx.Response:
+        status = response.status_code
+        if status in accepted:
+            return response
+        detail = (
+            f"check the Secret {self.target.secret_ref}" if status in (401, 403) else redfish_message(_json(response))
+        )
+        message = f"{self._where()} answered {status} to {method} {path}" + (f": {detail}" if detail else "")
+        raise RedfishError(message, status=status)
+
+    def get(self, path: str) -> dict[str, Any]:
+        """GET a Redfish resource as JSON; raises :class:`RedfishError` unless 200."""
+        document = _json(self._checked(self._request("GET", path), "GET", path, frozenset({200})))
+        if not isinstance(document, dict):
+            raise RedfishError(f"{self._where()} answered GET {path} with something other than a JSON object")
+        return document
+
+    def find_system(self) -> tuple[str, dict[str, Any]]:
+        """Walk service root → Systems → the node's ComputerSystem; returns its path and document."""
+        root = self.get(SERVICE_ROOT)
+        systems_path = str((root.get("Systems") or {}).get("@odata.id") or "")
+        if not systems_path:
+            raise RedfishError(f"{self._where()} has no Systems collection in its service root")
+        try:
+            path = choose_system(member_paths(self.get(systems_path)), self.target.system_id)
+        except ValueError as error:
+            raise RedfishError(f"{self._where()} {error}") from None
+        return path, self.get(path)
+
+    def power_state(self) -> str:
+        """The system's ``PowerState`` (On, Off, PoweringOn, PoweringOff), or "Unknown"."""
+        _, system = self.find_system()
+        return str(system.get("PowerState") or "Unknown")
+
+    def reset(self, target: str, reset_type: str) -> httpx.Response:
+        """POST one ``ComputerSystem.Reset``; raises :class:`RedfishError` unless 200/202/204."""
+        response = self._request("POST", target, body={"ResetType": reset_type})
+        log.info(
+            "bmc reset node=%s bmc=%s reset=%s status=%s",
+            self.target.node, self.target.address, reset_type, response.status_code,
+        )  # fmt: skip
+        return self._checked(response, "POST", target, ACCEPTED_RESET_STATUS)
+
+    def power_cycle(self) -> PowerCycleOutcome:
+        """Choose the reset from what the system allows and run it; raises :class:`RedfishError`."""
+        system_path, system = self.find_system()
+        try:
+            capability = reset_capability(system)
+            plan = choose_reset_plan(capability.allowable)
+        except ValueError as error:
+            raise RedfishError(f"{self._where()} {error}") from None
+        reset_type = plan.steps[0]
+        try:
+            response = self.reset(capability.target, reset_type)
+        except RedfishError as refused:
+            if plan.fallback is None or refused.status not in UNSUPPORTED_RESET_STATUS:
+                raise
+            reset_type = plan.fallback
+            response = self.reset(capability.target, reset_type)
+        for next_type in plan.steps[1:]:
+            self._wait_for_power_state(system_path, "Off")
+            response = self.reset(capability.target, next_type)
+            reset_type = plan.name
+        task_url = response.headers.get("Location") if response.status_code == 202 else None
+        message = f"{self._where()} accepted {reset_type} for {system_path}"
+        return PowerCycleOutcome(True, reset_type, message + (f"; task {task_url}" if task_url else ""), task_url)
+
+    def _wait_for_power_state(self, system_path: str, wanted: str) -> None:
+        deadline = time.monotonic() + self.timing.power_off_timeout
+        while True:
+            state = str(self.get(system_path).get("PowerState") or "Unknown")
+            if state == wanted:
+                return
+            if time.monotonic() >= deadline:
+                raise RedfishError(
+                    f"{self._where()}: {system_path} still reports PowerState {state} "
+                    f"{self.timing.power_off_timeout:g}s after ForceOff; the host may be off or on, check the BMC"
+                )
+            time.sleep(self.timing.poll_interval)
+
+
+# --------------------------------------------------------------------------- the operator's entry point
+
+
+class PowerCycler:
+    """The operator's power-cycle action: node name in, :class:`PowerCycleOutcome` out.
+
+    ``transport`` exists for tests that want to stand between httpx and the
+    network; the simulated BMC is reached over real HTTP instead.
+    """
+
+    def __init__(
+        self,
+        api: client.ApiClient,
+        *,
+        timing: RedfishTiming | None = None,
+        transport: httpx.BaseTransport | None = None,
+    ) -> None:
+        self.api = api
+        self.timing = timing or RedfishTiming()
+        self.transport = transport
+
+    def open_session(self, node: str) -> BmcSession:
+        """Read the Node's annotations and its BMC Secret; raises :class:`RedfishError`."""
+        core = client.CoreV1Api(self.api)
+        try:
+            for attempt in api_retrying():
+                with attempt:
+                    node_obj = raw_call(core.read_node, node)
+        except ApiException as error:
+            raise RedfishError(f"node {node}: cannot read the Node ({error.status} {error.reason})") from None
+        target = bmc_target(node_obj)
+        credentials = read_bmc_credentials(self.api, target)
+        return BmcSession(target, credentials, timing=self.timing, transport=self.transport)
+
+    def power_cycle(self, node: str) -> PowerCycleOutcome:
+        """Power-cycle ``node``; never raises for a BMC or configuration problem (``ok`` False, message says why)."""
+        try:
+            with closing(self.open_session(node)) as session:
+                outcome = session.power_cycle()
+        except RedfishError as error:
+            log.warning("power-cycle failed node=%s error=%s", node, error)
+            return PowerCycleOutcome(False, None, str(error))
+        log.info("power-cycle sent node=%s reset=%s task=%s", node, outcome.reset_type, outcome.task_url)
+        return outcome
+
+    def power_state(self, node: str) -> str:
+        """The node's PowerState as its BMC reports it; raises :class:`RedfishError`."""
+        with closing(self.open_session(node)) as session:
+            return session.power_state()
