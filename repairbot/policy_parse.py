@@ -200,7 +200,9 @@ def _read_budget(section: _Section) -> BudgetPolicy:
     return BudgetPolicy(max_unavailable=limit, pool_label=pool)
 
 
-_BREAKER_KEYS = ("maxFaults", "window", "failureDomainLabel", "maxPerDomain", "domainWindow", "halfOpenCanaries")
+_BREAKER_KEYS = (
+    "maxFaults", "window", "failureDomainLabel", "maxPerDomain", "domainWindow", "halfOpenCanaries", "settleTime",
+)  # fmt: skip
 
 
 def _read_breaker(section: _Section) -> BreakerPolicy:
@@ -215,6 +217,7 @@ def _read_breaker(section: _Section) -> BreakerPolicy:
         max_per_domain=section.integer("maxPerDomain", d.max_per_domain, minimum=1),
         domain_window=section.duration("domainWindow", d.domain_window),
         half_open_canaries=section.integer("halfOpenCanaries", d.half_open_canaries, minimum=1),
+        settle_time=section.duration("settleTime", d.settle_time, allow_zero=True),
     )
 
 

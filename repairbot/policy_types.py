@@ -68,6 +68,12 @@ class BreakerPolicy:
     (a few a day). Two in one failure domain (leaf switch, rack, PDU) within five
     minutes points at the domain, not the nodes. After a human resumes, one canary
     repair runs before the rest.
+
+    ``settle_time``: a repair cordons at once but waits this long after its
+    fault before its first drain or action, so the breaker can see a storm
+    *before* the first reboot — a leaf switch takes its nodes down within
+    seconds of each other, and the first of them must not be rebooted alone.
+    Thirty seconds is small beside a drain and a reboot (minutes).
     """
 
     max_faults: int = 10
@@ -76,6 +82,7 @@ class BreakerPolicy:
     max_per_domain: int = 2
     domain_window: timedelta = timedelta(minutes=5)
     half_open_canaries: int = 1
+    settle_time: timedelta = timedelta(seconds=30)
 
 
 class DrainMode(enum.StrEnum):
@@ -269,6 +276,7 @@ class Policy:
                 "maxPerDomain": self.breaker.max_per_domain,
                 "domainWindow": format_duration(self.breaker.domain_window),
                 "halfOpenCanaries": self.breaker.half_open_canaries,
+                "settleTime": format_duration(self.breaker.settle_time),
             },
             "drain": {
                 "timeout": format_duration(self.drain.timeout),

@@ -208,7 +208,22 @@ def _cordoned(run: Run) -> Decision:
     block = first_block(DESTRUCTIVE_STEP_BLOCKERS, run.ctx(rung.action))
     if block is not None:
         return run.block(block)
+    settling = _settling(run)
+    if settling is not None:
+        return settling
     return run.transition(Step.START_DRAIN, Phase.DRAINING, "DrainStarted", f"draining node {run.repair.node}")
+
+
+def _settling(run: Run) -> Decision | None:
+    """Before a repair's first drain: wait out the breaker's settle time, so a storm is seen first."""
+    if run.repair.request is not None or run.repair.detected_at is None:
+        return None
+    left = run.policy.breaker.settle_time - (run.now - run.repair.detected_at)
+    if left <= timedelta(0):
+        return None
+    return Decision(
+        Step.NOTHING, f"cordoned; first action in {_minutes(left)} (storm breaker settle time)", requeue_after=left
+    )
 
 
 def _draining(run: Run) -> Decision:

@@ -2,50 +2,14 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
 import time
-from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import Any
 
+from helpers import eventually, gpu_condition, inject, repairs_of
 from kubernetes import client
 
-from repairbot.kube.client import raw_call
 from repairbot.model import GROUP, PLURAL, VERSION
 from repairbot.sim.background import BackgroundSandbox
-
-T = TypeVar("T")
-
-
-def eventually(probe: Callable[[], T | None], timeout: float = 15.0, interval: float = 0.1) -> T:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = probe()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"condition not met within {timeout}s")
-        time.sleep(interval)
-
-
-def repairs_of(kube: client.ApiClient, node: str) -> list[dict[str, Any]]:
-    custom = client.CustomObjectsApi(kube)
-    listing = custom.list_cluster_custom_object(GROUP, VERSION, PLURAL, label_selector=f"repairbot.io/node={node}")
-    return list(listing["items"])
-
-
-def gpu_condition(kube: client.ApiClient, node: str) -> dict[str, Any] | None:
-    obj = raw_call(client.CoreV1Api(kube).read_node, node)
-    return next((c for c in obj["status"]["conditions"] if c["type"] == "GPUHealthy"), None)
-
-
-def inject(sandbox: BackgroundSandbox, node: str, fault: str, gpu: int = 0) -> None:
-    done = subprocess.run(
-        [sys.executable, "-m", "repairbot.cli", "inject", "--state-dir", str(sandbox.sandbox.config.state_dir),
-         node, fault, "--gpu", str(gpu)],
-        capture_output=True, text=True, timeout=30,
-    )  # fmt: skip
-    assert done.returncode == 0, done.stderr
 
 
 def test_xid79_opens_a_repair_with_reboot_and_marks_the_node(

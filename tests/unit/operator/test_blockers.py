@@ -92,9 +92,7 @@ def test_six_faults_in_one_leaf_within_a_minute_open_the_breaker_and_block_all()
     trip = find_trip(faults, POLICY.breaker, now=T0)
     assert trip is not None and trip.domain == "leaf-3" and len(trip.nodes) == 6
     facts = Facts(recent_faults=faults, pool=PoolUsage(size=1000))
-    decisions = [
-        decide(view(f"n{i}-20261122030000", findings=()), facts, POLICY, T0) for i in range(6)
-    ]
+    decisions = [decide(view(f"n{i}-20261122030000", findings=()), facts, POLICY, T0) for i in range(6)]
     assert {d.step for d in decisions} == {Step.BLOCK}
     assert all(d.patch["phase"] == "Blocked" and d.patch["incident"] == decisions[0].patch["incident"]
                for d in decisions)  # fmt: skip

@@ -31,7 +31,16 @@ from repairbot.policy import Policy, parse_policy
 
 T0 = datetime(2026, 11, 22, 3, 0, tzinfo=UTC)
 NAME = "gpu-node-007-20261122030000"
-POLICY = Policy()
+
+
+def policy_for(data: dict[str, Any] | None = None) -> Policy:
+    """The policy under test, without the breaker's settle time unless a test studies it."""
+    data = dict(data or {})
+    data.setdefault("breaker", {}).setdefault("settleTime", "0s")
+    return parse_policy(data)
+
+
+POLICY = policy_for()
 
 
 def new_repair(code: str = "xid-79", **spec: Any) -> dict[str, Any]:
@@ -207,7 +216,7 @@ def test_opt_out_cancels_without_touching_the_node() -> None:
 
 @pytest.mark.parametrize("repair_dry_run", [False, True])
 def test_dry_run_records_the_plan_and_touches_nothing(repair_dry_run: bool) -> None:
-    policy = POLICY if repair_dry_run else parse_policy({"dryRun": True})
+    policy = POLICY if repair_dry_run else policy_for({"dryRun": True})
     world = World(new_repair(dryRun=repair_dry_run), policy=policy)
     plan = world.step(Step.RECORD_DRY_RUN)
     assert not plan.touches_node and not world.unschedulable
@@ -297,7 +306,7 @@ def test_reboot_cap_blocks_then_lets_go_a_day_later() -> None:
 
 
 def test_budget_queues_visibly_and_quietly() -> None:
-    world = World(new_repair(), policy=parse_policy({"budget": {"maxUnavailable": 2}}))
+    world = World(new_repair(), policy=policy_for({"budget": {"maxUnavailable": 2}}))
     world.facts = replace(world.facts, pool=PoolUsage("a100", 50, 2))
     queued = world.step(Step.QUEUE)
     assert world.phase == "Pending" and "2 of 50 nodes in pool a100" in queued.message
@@ -344,7 +353,7 @@ def test_finding_cleared_before_any_action_returns_the_node() -> None:
 
 
 def test_validation_waits_for_the_quiet_period_and_fails_on_new_faults() -> None:
-    policy = parse_policy({"validation": {"prometheusUrl": "http://prom:9090", "quietPeriod": "10m"}})
+    policy = policy_for({"validation": {"prometheusUrl": "http://prom:9090", "quietPeriod": "10m"}})
     world = World(new_repair("xid-48"), policy=policy)
     world.step(Step.CORDON)
     drain_and_request(world, pods=0)
@@ -406,7 +415,7 @@ def test_no_destructive_step_while_the_breaker_is_open(obj: dict[str, Any], fact
 def test_dry_run_never_touches_a_node(obj: dict[str, Any], facts: Facts, per_repair: bool, minutes: int) -> None:
     obj = copy.deepcopy(obj)
     obj["spec"]["dryRun"] = per_repair
-    policy = POLICY if per_repair else parse_policy({"dryRun": True})
+    policy = POLICY if per_repair else policy_for({"dryRun": True})
     decision = decide(RepairView.from_object(obj), facts, policy, T0 + timedelta(minutes=minutes))
     assert not decision.touches_node, decision
 
@@ -423,3 +432,15 @@ def test_terminal_phases_do_nothing() -> None:
     for phase in (Phase.SUCCEEDED, Phase.QUARANTINED, Phase.CANCELLED, Phase.FAILED):
         obj = new_repair() | {"status": {"phase": phase.value}}
         assert decide(RepairView.from_object(obj), Facts(), POLICY, T0).step is Step.NOTHING
+
+
+def test_first_destructive_step_waits_for_the_breaker_settle_time() -> None:
+    """Cordon at once (MTTA), but no drain before the settle time: a storm must be seen before a reboot."""
+    world = World(new_repair(), policy=parse_policy({"breaker": {"settleTime": "30s"}}))
+    world.step(Step.CORDON)
+    world.now = T0 + timedelta(seconds=10)
+    waiting = world.decide()
+    assert waiting.step is Step.NOTHING and "settle time" in waiting.message
+    assert waiting.requeue_after == timedelta(seconds=20)
+    world.now = T0 + timedelta(seconds=30)
+    world.step(Step.START_DRAIN)

@@ -65,8 +65,16 @@ def test_sandbox_policy_parses_with_short_clocks() -> None:
 def test_to_dict_round_trips() -> None:
     for policy in (Policy(), parse_policy(yaml.safe_load(SANDBOX_POLICY_YAML))):
         assert parse_policy(policy.to_dict()) == policy
-    custom = parse_policy({"budget": {"maxUnavailable": 7, "poolLabel": "pool"}, "drain": {"rules": [
-        {"namespace": "batch-*", "labelSelector": {"tier": "x"}, "mode": "wait", "waitTimeout": "20m"}]}})
+    custom = parse_policy(
+        {
+            "budget": {"maxUnavailable": 7, "poolLabel": "pool"},
+            "drain": {
+                "rules": [
+                    {"namespace": "batch-*", "labelSelector": {"tier": "x"}, "mode": "wait", "waitTimeout": "20m"}
+                ]
+            },
+        }
+    )
     assert parse_policy(custom.to_dict()) == custom
     assert custom.to_dict()["budget"]["maxUnavailable"] == 7
 
@@ -101,11 +109,11 @@ def test_to_dict_round_trips() -> None:
         ({"rebootsPerDay": True}, "policy.rebootsPerDay: true must be a whole number"),
         ({"validation": {"dcgmDiagLevel": 5}}, "policy.validation.dcgmDiagLevel: 5 is over the maximum of 4"),
         ({"validation": {"prometheusUrl": "prom:9090"}}, 'policy.validation.prometheusUrl: "prom:9090" must be an'),
-        ({"validation": {"promql": "up{host=\"$host\"}"}}, "policy.validation.promql:"),
-        ({"validation": {"requireLoadCheck": "yes please"}}, "policy.validation.requireLoadCheck: \"yes please\""),
+        ({"validation": {"promql": 'up{host="$host"}'}}, "policy.validation.promql:"),
+        ({"validation": {"requireLoadCheck": "yes please"}}, 'policy.validation.requireLoadCheck: "yes please"'),
         ({"notifications": {"slack": {"channel": "gpu"}}}, 'policy.notifications.slack.channel: "gpu" must be'),
         ({"notifications": {"jira": {"project": "ops"}}}, 'policy.notifications.jira.project: "ops" is not a Jira'),
-        ({"notifications": {"jira": {"labels": ["a b"]}}}, "policy.notifications.jira.labels: [\"a b\"] must be"),
+        ({"notifications": {"jira": {"labels": ["a b"]}}}, 'policy.notifications.jira.labels: ["a b"] must be'),
         ({"runbookBaseUrl": "runbooks/"}, 'policy.runbookBaseUrl: "runbooks/" must be an http(s) URL'),
         ({"dryRun": "false"}, 'policy.dryRun: "false" must be true or false'),
         ({"budget": [1, 2]}, "policy.budget: [1, 2] must be a mapping"),

@@ -1,0 +1,78 @@
+"""Small readers and waiters shared by the end-to-end tests."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+from kubernetes import client
+
+from repairbot.kube.client import raw_call
+from repairbot.model import GROUP, PLURAL, VERSION
+from repairbot.sim.background import BackgroundSandbox
+
+T = TypeVar("T")
+
+
+def eventually(probe: Callable[[], T | None], timeout: float = 20.0, interval: float = 0.1, what: str = "") -> T:
+    deadline = time.monotonic() + timeout
+    while True:
+        value = probe()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"not within {timeout}s: {what or probe}")
+        time.sleep(interval)
+
+
+def repairs_of(kube: client.ApiClient, node: str) -> list[dict[str, Any]]:
+    custom = client.CustomObjectsApi(kube)
+    listing = custom.list_cluster_custom_object(GROUP, VERSION, PLURAL, label_selector=f"repairbot.io/node={node}")
+    return list(listing["items"])
+
+
+def all_repairs(kube: client.ApiClient) -> list[dict[str, Any]]:
+    return list(client.CustomObjectsApi(kube).list_cluster_custom_object(GROUP, VERSION, PLURAL)["items"])
+
+
+def phase_of(repair: dict[str, Any]) -> str:
+    return str((repair.get("status") or {}).get("phase") or "")
+
+
+def finished_repair(kube: client.ApiClient, node: str, *, timeout: float = 30.0) -> dict[str, Any]:
+    terminal = {"Succeeded", "Failed", "Quarantined", "Cancelled"}
+
+    def probe() -> dict[str, Any] | None:
+        return next((r for r in repairs_of(kube, node) if phase_of(r) in terminal), None)
+
+    return eventually(probe, timeout, what=f"a finished repair of {node}")
+
+
+def node(kube: client.ApiClient, name: str) -> dict[str, Any]:
+    return raw_call(client.CoreV1Api(kube).read_node, name)
+
+
+def gpu_condition(kube: client.ApiClient, name: str) -> dict[str, Any] | None:
+    return next((c for c in node(kube, name)["status"]["conditions"] if c["type"] == "GPUHealthy"), None)
+
+
+def steps(repair: dict[str, Any]) -> list[tuple[str, str]]:
+    return [(e["step"], e["outcome"]) for e in (repair.get("status") or {}).get("history") or []]
+
+
+def inject(sandbox: BackgroundSandbox, node_name: str, fault: str, gpu: int = 0) -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "repairbot.cli", "inject", "--state-dir", str(sandbox.sandbox.config.state_dir),
+         node_name, fault, "--gpu", str(gpu)],
+        capture_output=True, text=True, timeout=30,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+
+
+def simulated(sandbox: BackgroundSandbox, node_name: str) -> Any:
+    agents = sandbox.sandbox.agents
+    assert agents is not None
+    return agents.members[node_name]
