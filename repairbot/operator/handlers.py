@@ -92,7 +92,11 @@ def register(
             return
         phase = (body.get("status") or {}).get("phase")
         if phase in ("Succeeded", "Failed", "Quarantined", "Cancelled"):
-            repairs_of_node.get(node, set()).discard(name)
+            if name in repairs_of_node.get(node, set()):
+                repairs_of_node[node].discard(name)
+                # A node came back (or left for good): queued repairs may now fit in the budget.
+                for waiting in sorted(n for names in repairs_of_node.values() for n in names):
+                    scheduler.poke(waiting)
             return
         repairs_of_node.setdefault(node, set()).add(name)
         scheduler.poke(name)

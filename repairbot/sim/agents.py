@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +20,8 @@ from kubernetes import client
 from repairbot.agent.assemble import AgentConfig, event_sources, polled_detectors
 from repairbot.agent.runner import NodeAgent
 from repairbot.agent.service import ConnectedAgent, connect_agent
+from repairbot.kube.client import raw_call
+from repairbot.model import format_time
 from repairbot.sim.control import NodeHandle
 from repairbot.sim.gpu import SimulatedGpuNode
 from repairbot.sim.host import ActionTimes, SimulatedHost
@@ -52,16 +55,44 @@ class SimulatedNodeAgent:
         }
 
 
-def _reconciler(connected: ConnectedAgent) -> Callable[[], None]:
-    """After a simulated reboot, let the executor notice the new boot id at once (a real agent restarts)."""
+@dataclass
+class SimulatedKubelet:
+    """The one thing the sandbox needs of a kubelet: a node goes NotReady while it reboots and
+    comes back Ready with its new ``status.nodeInfo.bootID`` — which is how the operator sees a
+    power cycle finish."""
 
-    def reconcile() -> None:
+    api: client.ApiClient
+    node: SimulatedGpuNode
+
+    def going_down(self) -> None:
+        self._report("Unknown", "NodeStatusUnknown", "Kubelet stopped posting node status (rebooting).")
+
+    def back_up(self) -> None:
+        self._report("True", "KubeletReady", "kubelet is posting ready status")
+
+    def _report(self, status: str, reason: str, message: str) -> None:
+        now = format_time(datetime.now(UTC))
+        ready = {"type": "Ready", "status": status, "reason": reason, "message": message,
+                 "lastHeartbeatTime": now, "lastTransitionTime": now}  # fmt: skip
+        body = {"status": {"conditions": [ready], "nodeInfo": {"bootID": self.node.boot_id}}}
+        try:
+            raw_call(client.CoreV1Api(self.api).patch_node_status, self.node.name, body)
+        except Exception as error:  # a kubelet retries at its next heartbeat; so does the operator
+            log.debug("simulated kubelet could not report node=%s error=%s", self.node.name, error)
+
+
+def _after_boot(connected: ConnectedAgent, kubelet: SimulatedKubelet) -> Callable[[], None]:
+    """After a simulated reboot: the kubelet reports the new boot id, and the executor notices it at once
+    (a real agent restarts with the node and finds its request on start-up)."""
+
+    def back() -> None:
+        kubelet.back_up()
         try:
             connected.executor.reconcile()
         except Exception as error:  # the executor's own loop retries; this is only a shortcut
             log.debug("post-reboot reconcile failed node=%s error=%s", connected.agent.node, error)
 
-    return reconcile
+    return back
 
 
 @dataclass
@@ -98,9 +129,12 @@ class SimulatedFleet:
             )
             host = SimulatedHost(node, times or ActionTimes())
             # One client per node, as on a real fleet: each agent is its own process with its own pool.
-            connected = connect_agent(agent, connect(), host)
+            api = connect()
+            connected = connect_agent(agent, api, host)
             connected.executor.resync_seconds = max(1.0, interval)
-            host.on_reboot_finished = _reconciler(connected)
+            kubelet = SimulatedKubelet(api, node)
+            host.on_reboot_started = kubelet.going_down
+            host.on_reboot_finished = _after_boot(connected, kubelet)
             fleet.members[name] = SimulatedNodeAgent(node, host, connected)
         return fleet
 

@@ -7,6 +7,7 @@ what a node looks like without starting anything.
 
 from __future__ import annotations
 
+import base64
 from typing import Any
 
 from repairbot.model import LABEL_FAILURE_DOMAIN
@@ -32,7 +33,38 @@ def failure_domain(index: int) -> str:
     return f"leaf-{index // NODES_PER_LEAF}"
 
 
-def gpu_node(index: int, *, gpus: int = GPUS_PER_NODE, zone_count: int = 2) -> dict[str, Any]:
+BMC_SECRET = "bmc-credentials"
+BMC_USERNAME = "admin"
+BMC_PASSWORD = "redfish"
+
+
+def bmc_annotations(name: str, bmc_url: str | None) -> dict[str, str]:
+    """Where the node's BMC answers: the annotations RepairBot's power-cycle action reads."""
+    if not bmc_url:
+        return {}
+    return {
+        "repairbot.io/bmc-address": bmc_url,
+        "repairbot.io/bmc-secret": f"{AGENT_NAMESPACE}/{BMC_SECRET}",
+        "repairbot.io/bmc-system": name,
+    }
+
+
+def bmc_secret() -> dict[str, Any]:
+    return {
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "metadata": {"name": BMC_SECRET, "namespace": AGENT_NAMESPACE},
+        "type": "Opaque",
+        "data": {
+            "username": base64.b64encode(BMC_USERNAME.encode()).decode(),
+            "password": base64.b64encode(BMC_PASSWORD.encode()).decode(),
+        },
+    }
+
+
+def gpu_node(
+    index: int, *, gpus: int = GPUS_PER_NODE, zone_count: int = 2, bmc_url: str | None = None
+) -> dict[str, Any]:
     """A Ready GPU node with the labels NVIDIA's GPU feature discovery would put on it."""
     name = node_name(index)
     gpu_count = str(gpus)
@@ -41,6 +73,7 @@ def gpu_node(index: int, *, gpus: int = GPUS_PER_NODE, zone_count: int = 2) -> d
         "kind": "Node",
         "metadata": {
             "name": name,
+            "annotations": bmc_annotations(name, bmc_url),
             "labels": {
                 "kubernetes.io/hostname": name,
                 "kubernetes.io/os": "linux",
@@ -186,14 +219,18 @@ def training_pdb(max_unavailable: int = 1) -> dict[str, Any]:
     }
 
 
-def cluster_objects(node_count: int, *, termination_seconds: int | None = None) -> list[dict[str, Any]]:
+def cluster_objects(
+    node_count: int, *, termination_seconds: int | None = None, bmc_url: str | None = None
+) -> list[dict[str, Any]]:
     """Everything a fresh sandbox holds besides the CRD, in creation order."""
     objects: list[dict[str, Any]] = [
         namespace(ns) for ns in ("default", "kube-system", AGENT_NAMESPACE, TRAINING_NAMESPACE, INFERENCE_NAMESPACE)
     ]
     objects.append(agent_daemonset())
     objects.append(training_pdb())
+    if bmc_url:
+        objects.append(bmc_secret())
     for index in range(node_count):
-        objects.append(gpu_node(index))
+        objects.append(gpu_node(index, bmc_url=bmc_url))
         objects.extend(node_pods(index, termination_seconds=termination_seconds))
     return objects

@@ -89,6 +89,10 @@ def _hex_digest(*parts: object) -> str:
     return hashlib.sha256("/".join(map(str, parts)).encode()).hexdigest()
 
 
+COLD_BOOT_CURES = frozenset({"fall-off-bus", "gpu-missing"})
+"""Persistent faults a power cycle clears (see :meth:`SimulatedGpuNode.power_cycle`)."""
+
+
 @dataclass
 class FakeGpu:
     """One simulated GPU's mutable state; a healthy H100 SXM by default."""
@@ -415,6 +419,16 @@ class SimulatedGpuNode:
             self.sysfs.set_ib_port(hca, port, state=IB_STATE_ACTIVE, phys_state=IB_PHYS_LINK_UP)
         self._boot()
         self._reapply(lambda _fault, _at: True)
+
+    def power_cycle(self) -> None:
+        """A cold boot through the BMC: what a warm reboot cannot revive comes back.
+
+        A GPU wedged off the bus (a persistent ``fall-off-bus`` or ``gpu-missing``)
+        usually returns once the board loses power; memory damage (row-remap
+        failure, lifetime ECC) does not, so those faults stay.
+        """
+        self._persistent = {(f, at) for f, at in self._persistent if f not in COLD_BOOT_CURES}
+        self.reboot()
 
     def _heal(self, gpu: FakeGpu, *, rebooting: bool = False) -> None:
         """What a GPU reset clears; a reboot also retrains PCIe and forgets the clock slowdown."""

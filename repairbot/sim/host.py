@@ -70,6 +70,17 @@ class SimulatedHost:
         threading.Thread(target=self._reboot, name=f"reboot-{self.node.name}", daemon=True).start()
         return ActionOutcome(True, "reboot started")
 
+    def power_cycle(self) -> None:
+        """What the simulated BMC does on a reset: a cold boot after the (scaled) reboot time."""
+        self.on_reboot_started()
+        threading.Thread(target=self._cold_boot, name=f"power-cycle-{self.node.name}", daemon=True).start()
+
+    def _cold_boot(self) -> None:
+        self.sleep(self.times.reboot)
+        with self._lock:
+            self.node.power_cycle()
+        self.on_reboot_finished()
+
     def _reboot(self) -> None:
         self.sleep(self.times.reboot)
         with self._lock:

@@ -28,6 +28,7 @@ from repairbot.sim.crd import load_crd
 from repairbot.sim.host import ActionTimes
 from repairbot.sim.kubeapi import KubeApiServer, write_kubeconfig
 from repairbot.sim.operator import SandboxOperator
+from repairbot.sim.redfish import RedfishSim
 
 log = logging.getLogger(__name__)
 
@@ -59,6 +60,7 @@ class Sandbox:
     state: dict[str, Any] = field(default_factory=dict)
     agents: SimulatedFleet | None = None
     operator: SandboxOperator | None = None
+    bmc: RedfishSim | None = None
     _control: web.AppRunner | None = None
 
     @property
@@ -70,15 +72,17 @@ class Sandbox:
         self.config.state_dir.mkdir(parents=True, exist_ok=True)
         api_url = await self.api.start(host=self.config.host, port=self.config.api_port)
         self.api.create_object(load_crd())
+        names = [fleet.node_name(i) for i in range(self.config.nodes)]
+        self.bmc = RedfishSim(names, username=fleet.BMC_USERNAME, password=fleet.BMC_PASSWORD, on_reset=self._bmc_reset)
+        bmc_url = await self.bmc.start(self.config.host)
         for manifest in fleet.cluster_objects(
-            self.config.nodes, termination_seconds=self.config.pod_termination_seconds
+            self.config.nodes, termination_seconds=self.config.pod_termination_seconds, bmc_url=bmc_url
         ):
             meta = manifest["metadata"]
             if self.api.get_object(manifest["apiVersion"], manifest["kind"], meta["name"], meta.get("namespace")):
                 continue  # the API server comes with default, kube-system …
             self.api.create_object(manifest)
         write_kubeconfig(api_url, self.kubeconfig)
-        names = [fleet.node_name(i) for i in range(self.config.nodes)]
         if self.config.agents:
             self.agents = SimulatedFleet.build(
                 names,
@@ -98,11 +102,19 @@ class Sandbox:
             "kubeconfig": str(self.kubeconfig.resolve()),
             "control": control_url,
             "kubeFaults": f"{api_url}/_sim/faults",
+            "bmc": bmc_url,
             "nodes": names,
         }
         self._write_state()
         log.info("sandbox ready api=%s nodes=%d", api_url, self.config.nodes)
         return self.state
+
+    def _bmc_reset(self, system_id: str, reset_type: str) -> None:
+        """The simulated BMC got a reset: the node loses power and cold-boots."""
+        member = self.agents.members.get(system_id) if self.agents else None
+        if member is not None and reset_type not in ("ForceOff", "GracefulShutdown", "Nmi"):
+            # Off the event loop: the simulated kubelet talks to the API server this loop serves.
+            asyncio.get_running_loop().run_in_executor(None, member.host.power_cycle)
 
     async def _start_control(self) -> str:
         app = control_app(self.agents.handles() if self.agents else {})
@@ -124,6 +136,9 @@ class Sandbox:
         if self._control:
             await self._control.cleanup()
             self._control = None
+        if self.bmc:
+            await self.bmc.stop()
+            self.bmc = None
         await self.api.stop()
         state_file = self.config.state_dir / STATE_FILE
         if state_file.exists():

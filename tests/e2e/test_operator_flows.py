@@ -10,7 +10,18 @@ from __future__ import annotations
 import time
 
 from conftest import SandboxFactory
-from helpers import all_repairs, eventually, finished_repair, inject, node, phase_of, repairs_of, simulated, steps
+from helpers import (
+    all_repairs,
+    eventually,
+    finished_repair,
+    inject,
+    inject_now,
+    node,
+    phase_of,
+    repairs_of,
+    simulated,
+    steps,
+)
 from kubernetes import client
 
 from repairbot.kube.client import api_client
@@ -137,8 +148,8 @@ def test_a_leaf_switch_storm_cordons_only_and_opens_one_incident(make_sandbox: S
     leaf = ["gpu-node-004", "gpu-node-005", "gpu-node-006", "gpu-node-007"]  # all of leaf-1
     boots = {name: simulated(sandbox, name).node.boot_count for name in leaf}
 
-    for index, name in enumerate(leaf + leaf[:2]):  # six faults in one leaf within seconds
-        inject(sandbox, name, "ib-port-down" if index % 2 else "xid:79", gpu=index % 8)
+    six = [(name, "ib-port-down" if i % 2 else "xid:79", i % 8) for i, name in enumerate(leaf + leaf[:2])]
+    inject_now(sandbox, six)  # six faults in one leaf within milliseconds
 
     def all_blocked() -> list[dict] | None:
         repairs = [r for r in all_repairs(kube) if r["spec"]["nodeName"] in leaf]
@@ -164,8 +175,7 @@ def test_the_budget_keeps_at_most_two_nodes_out_and_the_rest_follow(make_sandbox
     )
     kube = api_client(sandbox.state["kubeconfig"])
     names = [f"gpu-node-00{i}" for i in range(5)]
-    for name in names:
-        inject(sandbox, name, "xid:79", gpu=1)
+    inject_now(sandbox, [(name, "xid:79", 1) for name in names])
 
     peak = 0
     deadline = time.monotonic() + 60
@@ -178,3 +188,19 @@ def test_the_budget_keeps_at_most_two_nodes_out_and_the_rest_follow(make_sandbox
     assert sorted(phase_of(r) for r in all_repairs(kube)) == ["Succeeded"] * 5
     queued = [r for r in all_repairs(kube) if any(s == "queue" for s, _ in steps(r))]
     assert len(queued) >= 3  # visibly queued, not silently waiting
+
+
+def test_a_gpu_a_reboot_cannot_revive_is_power_cycled_through_the_bmc(make_sandbox: SandboxFactory) -> None:
+    sandbox = make_sandbox()
+    kube = api_client(sandbox.state["kubeconfig"])
+    simulated(sandbox, "gpu-node-003").node.inject("fall-off-bus", 6, persistent=True)  # stuck until power is cut
+
+    repair = finished_repair(kube, "gpu-node-003", timeout=40)
+
+    assert phase_of(repair) == "Succeeded", repair["status"]
+    assert repair["status"]["action"] == "power-cycle" and repair["status"]["attempt"] == 2
+    failed_reboot = next(e for e in repair["status"]["history"] if e["step"] == "reboot")
+    assert failed_reboot["outcome"] == "failed" and "validation failed" in failed_reboot["message"]
+    bmc = sandbox.sandbox.bmc
+    assert bmc is not None and bmc.resets_for("gpu-node-003") == ["PowerCycle"]
+    assert not node(kube, "gpu-node-003")["spec"].get("unschedulable")
