@@ -107,6 +107,9 @@ async def _operate(parts: OperatorParts, stop: threading.Event, ready: threading
             registry=parts.registry, clusterwide=True, standalone=True, stop_flag=stop, ready_flag=ready
         )
     finally:
+        # kopf waits on a threading stop flag from an executor thread; set it so that thread ends
+        # too, or interpreter shutdown would wait on it forever after a SIGTERM.
+        stop.set()
         await parts.scheduler.stop()
 
 
