@@ -251,11 +251,30 @@ def _custom_columns(info: ResourceInfo) -> tuple[list[dict[str, Any]], Row]:
     return columns, row
 
 
+def _event_row(event: dict[str, Any], now: datetime.datetime) -> list[Any]:
+    """Like kubectl's event printer: when it was last seen, its type and reason, about what, saying what."""
+    involved = event.get("involvedObject") or {}
+    last = event.get("lastTimestamp") or event.get("eventTime") or event.get("metadata", {}).get("creationTimestamp")
+    about = f"{str(involved.get('kind', '')).lower()}/{involved.get('name', '')}"
+    return [_age(last, now), event.get("type", ""), event.get("reason", ""), about, event.get("message", "")]
+
+
+_EVENT_COLUMNS = [
+    _column("Last Seen", description="Time of the latest occurrence"),
+    _column("Type", description="Normal or Warning"),
+    _column("Reason", description="Why the event happened, CamelCase"),
+    _column("Object", description="The object the event is about"),
+    _column("Message", description="A human-readable description"),
+]
+
+
 def _columns_for(info: ResourceInfo) -> tuple[list[dict[str, Any]], Row]:
     if not info.group and info.plural == "nodes":
         return _NODE_COLUMNS, _node_row
     if not info.group and info.plural == "pods":
         return _POD_COLUMNS, _pod_row
+    if not info.group and info.plural == "events":
+        return _EVENT_COLUMNS, _event_row
     return _custom_columns(info)
 
 

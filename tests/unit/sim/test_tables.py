@@ -183,3 +183,20 @@ def test_default_table_is_name_and_age() -> None:
     table = build_table(info, [{"metadata": {"name": "cm", "creationTimestamp": "2026-01-01T11:00:00Z"}}], now=NOW)
     assert [c["name"] for c in table["columnDefinitions"]] == ["Name", "Age"]
     assert table["rows"][0]["cells"] == ["cm", "60m"]
+
+
+def test_events_print_like_kubectl() -> None:
+    """``kubectl get events`` shows when, what kind, why, about what, and the words — not just names."""
+    from repairbot.sim.kube.tables import _EVENT_COLUMNS, _event_row
+
+    now = datetime.datetime(2026, 11, 22, 12, 0, 10, tzinfo=datetime.UTC)
+    event = {
+        "metadata": {"name": "gpu-node-002.1", "namespace": "default"},
+        "involvedObject": {"kind": "Node", "name": "gpu-node-002"},
+        "type": "Warning",
+        "reason": "DrainTimedOut",
+        "message": "eviction blocked by PDB train/llama",
+        "lastTimestamp": "2026-11-22T12:00:00Z",
+    }
+    assert [c["name"] for c in _EVENT_COLUMNS] == ["Last Seen", "Type", "Reason", "Object", "Message"]
+    assert _event_row(event, now) == ["10s", "Warning", "DrainTimedOut", "node/gpu-node-002", event["message"]]
