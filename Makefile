@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: test lint demo sandbox clean
+.PHONY: test lint demo sandbox bench bench-quick system-deps clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -23,6 +23,23 @@ lint: $(STAMP)
 
 demo: $(STAMP)
 	$(BIN)/repairbot demo
+
+# Benchmarks write JSON to benchmarks/results/ and print a table; bench-quick is the small run CI keeps working.
+bench: $(STAMP)
+	$(BIN)/python benchmarks/agent_bench.py
+	$(BIN)/python benchmarks/operator_bench.py
+
+bench-quick: $(STAMP)
+	$(BIN)/python benchmarks/agent_bench.py --quick
+	$(BIN)/python benchmarks/operator_bench.py --quick
+
+# Debian's real Prometheus, for the tests that query one (they skip cleanly where it is absent).
+system-deps:
+	@if command -v prometheus >/dev/null; then echo "prometheus: $$(command -v prometheus)"; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq prometheus >/dev/null \
+		&& echo "prometheus: installed from Debian"; \
+	else echo "prometheus not installed (needs root and apt-get): its tests will skip"; fi
 
 sandbox: $(STAMP)
 	$(BIN)/repairbot sandbox --state-dir rb-state

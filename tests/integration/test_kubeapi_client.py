@@ -244,7 +244,13 @@ def test_eviction_honours_disruption_budget(apiserver: Any, core: client.CoreV1A
             "message": "The disruption budget train needs 2 healthy pods and has 2 currently",
         }
     ]
-    budget = client.PolicyV1Api(core.api_client).read_namespaced_pod_disruption_budget("train", "ml")
+    # Budget status follows pod writes shortly after (as the disruption controller's does).
+    deadline = time.monotonic() + 2
+    while True:
+        budget = client.PolicyV1Api(core.api_client).read_namespaced_pod_disruption_budget("train", "ml")
+        if budget.status is not None or time.monotonic() > deadline:
+            break
+        time.sleep(0.05)
     assert (budget.status.current_healthy, budget.status.disruptions_allowed) == (2, 0)
     client.PolicyV1Api(core.api_client).patch_namespaced_pod_disruption_budget(
         "train", "ml", {"spec": {"minAvailable": 1}}

@@ -25,6 +25,8 @@ from repairbot.sim.kube.store import WatchEvent, now_rfc3339
 __all__ = ["TERMINATION_ANNOTATION", "PodLifecycle"]
 
 TERMINATION_ANNOTATION = "sim.repairbot.io/termination-seconds"
+STATUS_SYNC_DELAY = 0.05
+"""Seconds between a pod or budget write and the recount of the namespace's budget status."""
 _PODS = "/pods"
 _PDBS = "policy/poddisruptionbudgets"
 _SCALABLE = {"ReplicaSet": "apps/replicasets", "StatefulSet": "apps/statefulsets", "Deployment": "apps/deployments"}
@@ -39,6 +41,8 @@ class PodLifecycle:
         self.api = api
         self.store = api.store
         self._syncing = False
+        self._dirty: set[str] = set()
+        self._flush_scheduled = False
         self.store.listeners.append(self._on_write)
 
     # -------------------------------------------------------------- deletion
@@ -162,8 +166,28 @@ class PodLifecycle:
         if event.key == _PDBS and event.old is not None and _without_status(event.old) == _without_status(event.obj):
             return
         namespace = event.obj["metadata"].get("namespace")
-        if not namespace:
+        if not namespace or not self.store.list(_PDBS, namespace):
             return
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            self._sync_now(namespace)
+            return
+        # Like the real disruption controller, status follows writes shortly after, not inside them:
+        # seeding a thousand pods then costs one recount per namespace, not one per pod.
+        # (Evictions never read this status; they count the pods live.)
+        self._dirty.add(namespace)
+        if not self._flush_scheduled:
+            self._flush_scheduled = True
+            loop.call_later(STATUS_SYNC_DELAY, self._flush)
+
+    def _flush(self) -> None:
+        self._flush_scheduled = False
+        dirty, self._dirty = self._dirty, set()
+        for namespace in sorted(dirty):
+            self._sync_now(namespace)
+
+    def _sync_now(self, namespace: str) -> None:
         self._syncing = True
         try:
             self.sync_budgets(namespace)
