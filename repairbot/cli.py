@@ -103,6 +103,7 @@ def _cmd_operator(args: argparse.Namespace) -> int:
         policy_path=Path(args.policy) if args.policy else None,
         kubeconfig=args.kubeconfig,
         metrics_port=args.metrics_port,
+        health_port=args.health_port,
         leader_election=not args.no_leader_election,
     )
     if args.namespace:
@@ -209,6 +210,7 @@ def build_parser() -> argparse.ArgumentParser:
     operator.add_argument("--kubeconfig", default=None, help="default: $KUBECONFIG, else in-cluster")
     operator.add_argument("--namespace", default=None, help="for the Lease and the breaker (default: $POD_NAMESPACE)")
     operator.add_argument("--metrics-port", type=int, default=9403, help="/metrics port (0: off)")
+    operator.add_argument("--health-port", type=int, default=8081, help="/healthz liveness port (0: off)")
     operator.add_argument("--no-leader-election", action="store_true", help="run active at once (one replica only)")
     operator.set_defaults(handler=_cmd_operator)
 

@@ -8,7 +8,7 @@ whose progress is itself a fact. Everything else in the operator is pure.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -134,9 +134,12 @@ def _of_node(repairs: Iterable[Mapping[str, Any]], node: str) -> list[Mapping[st
 
 @dataclass
 class FactGatherer:
+    """``fleet`` gives the fleet-wide listing; the operator passes its watch-fed cache, tests may not."""
+
     api: client.ApiClient
     policy: Policy
     quiet_period: QuietPeriodCheck | None = None
+    fleet: Callable[[], FleetView] | None = None
 
     def read_node(self, name: str) -> Mapping[str, Any] | None:
         try:
@@ -151,7 +154,7 @@ class FactGatherer:
         if node is None:
             return Facts(node_exists=False, breaker=breaker)
         marks = node_marks(node)
-        fleet = read_fleet(self.api)
+        fleet = self.fleet() if self.fleet is not None else read_fleet(self.api)
         drained = self._drain(view, now) if view.phase is Phase.DRAINING else None
         annotations = obj.get("metadata", {}).get("annotations") or {}
         return Facts(

@@ -17,10 +17,13 @@ from kubernetes import client
 
 from repairbot.kube.intake import Intake
 from repairbot.model import GROUP, LABEL_STATE, PLURAL, VERSION, Action, Finding, NodeState, Severity, Source
+from repairbot.operator.fleet_cache import FleetCache
+from repairbot.operator.metrics import OperatorMetrics
 from repairbot.operator.scheduler import RepairScheduler
 
 log = logging.getLogger(__name__)
 
+TERMINAL = ("Succeeded", "Failed", "Quarantined", "Cancelled")
 ANNOTATION_REASON = "repairbot.io/reason"
 ANNOTATION_ACTION = "repairbot.io/action"
 
@@ -67,16 +70,32 @@ def register(
     api: client.ApiClient,
     scheduler: RepairScheduler,
     intake: Intake,
+    metrics: OperatorMetrics | None = None,
+    fleet_cache: FleetCache | None = None,
     on_startup: Callable[[kopf.OperatorSettings], None] = lambda settings: None,
 ) -> None:
     """Attach RepairBot's handlers to ``registry`` (a fresh one per operator, so tests can run several)."""
     repairs_of_node: dict[str, set[str]] = {}
+    phases: dict[str, str] = {}
+
+    def count_phases(name: str, phase: str | None) -> None:
+        """Keep ``repairbot_repairs_active{phase}``: what the dashboard's "repairs by phase" panel shows."""
+        if metrics is None:
+            return
+        if phase is None:
+            phases.pop(name, None)
+        else:
+            phases[name] = phase
+        for value in ("Pending", "Cordoned", "Draining", "Remediating", "Validating", "Blocked"):
+            metrics.active.labels(value).set(sum(1 for p in phases.values() if p == value))
 
     @kopf.on.startup(registry=registry)
     def configure(settings: kopf.OperatorSettings, **_: Any) -> None:
         settings.posting.enabled = False  # RepairBot posts its own events, in its own words
         settings.watching.server_timeout = 60
         settings.watching.client_timeout = 90
+        if fleet_cache is not None:
+            fleet_cache.prime(api)  # before the first reconcile: a half-filled cache would under-count the budget
         on_startup(settings)
 
     @kopf.on.login(registry=registry)
@@ -86,12 +105,18 @@ def register(
     @kopf.on.event(GROUP, VERSION, PLURAL, registry=registry)
     async def repair_changed(type: str | None, name: str, body: kopf.Body, **_: Any) -> None:
         node = body.get("spec", {}).get("nodeName", "")
+        if fleet_cache is not None and type == "DELETED":
+            fleet_cache.repair_gone(name)
+        elif fleet_cache is not None:
+            fleet_cache.repair_seen(body)
         if type == "DELETED":
             scheduler.forget(name)
             repairs_of_node.get(node, set()).discard(name)
+            count_phases(name, None)
             return
         phase = (body.get("status") or {}).get("phase")
-        if phase in ("Succeeded", "Failed", "Quarantined", "Cancelled"):
+        count_phases(name, None if phase in TERMINAL else (phase or "Pending"))
+        if phase in TERMINAL:
             if name in repairs_of_node.get(node, set()):
                 repairs_of_node[node].discard(name)
                 # A node came back (or left for good): queued repairs may now fit in the budget.
@@ -99,10 +124,16 @@ def register(
                     scheduler.poke(waiting)
             return
         repairs_of_node.setdefault(node, set()).add(name)
-        scheduler.poke(name)
+        scheduler.poke(name, str(body.get("metadata", {}).get("resourceVersion", "")))
 
     @kopf.on.event("", "v1", "nodes", registry=registry)
-    async def node_changed(name: str, labels: kopf.Labels, annotations: kopf.Annotations, **_: Any) -> None:
+    async def node_changed(
+        type: str | None, name: str, body: kopf.Body, labels: kopf.Labels, annotations: kopf.Annotations, **_: Any
+    ) -> None:
+        if fleet_cache is not None and type == "DELETED":
+            fleet_cache.node_gone(name)
+        elif fleet_cache is not None:
+            fleet_cache.node_seen(body)
         for repair in sorted(repairs_of_node.get(name, ())):
             scheduler.poke(repair)  # an uncordon by hand or a reboot ending is news for the repair
         if labels.get(LABEL_STATE) == NodeState.FAULTY.value and not repairs_of_node.get(name):

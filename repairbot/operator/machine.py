@@ -315,10 +315,18 @@ def _answered(run: Run, request: Request, *, on_success: Any) -> Decision:
     return _wait_or_climb(run, request, f"{request.action} timed out: no answer from the agent")
 
 
+WAIT_SAFETY_NET = timedelta(seconds=30)
+
+
 def _wait_or_climb(run: Run, request: Request, timeout_message: str, *, grace: timedelta = timedelta(0)) -> Decision:
     if request.deadline is not None and run.now >= request.deadline + grace:
         return run.next_rung(timeout_message, outcome="timed-out")
-    return Decision(Step.WAIT_FOR_AGENT, f"waiting for {request.action} ({request.id})", requeue_after=POLL)
+    # The agent's answer (or the node coming back) wakes the repair through its watch event; this
+    # requeue is only the safety net, and the deadline, so hundreds of waiting repairs stay cheap.
+    wake = WAIT_SAFETY_NET
+    if request.deadline is not None:
+        wake = max(timedelta(seconds=1), min(wake, request.deadline + grace - run.now))
+    return Decision(Step.WAIT_FOR_AGENT, f"waiting for {request.action} ({request.id})", requeue_after=wake)
 
 
 def _blocked(run: Run) -> Decision:

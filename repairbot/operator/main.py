@@ -23,7 +23,8 @@ from repairbot.kube.client import api_client
 from repairbot.kube.events import EventRecorder
 from repairbot.kube.intake import Intake
 from repairbot.operator.breaker_store import BreakerStore
-from repairbot.operator.facts import FactGatherer
+from repairbot.operator.facts import FactGatherer, read_fleet
+from repairbot.operator.fleet_cache import FleetCache
 from repairbot.operator.handlers import register
 from repairbot.operator.leader import LeaderElector
 from repairbot.operator.metrics import OperatorMetrics
@@ -45,6 +46,7 @@ class OperatorOptions:
     namespace: str = field(default_factory=lambda: os.environ.get("POD_NAMESPACE", "repairbot"))
     identity: str = field(default_factory=lambda: os.environ.get("POD_NAME") or socket.gethostname())
     metrics_port: int = 9403
+    health_port: int = 8081
     leader_election: bool = True
     max_parallel: int = 16
 
@@ -76,6 +78,7 @@ def build_operator(
     max_parallel: int = 16,
 ) -> OperatorParts:
     metrics = metrics or OperatorMetrics()
+    cache = FleetCache()
     quiet = QuietPeriodCheck(policy.validation.prometheus_url, policy.validation.promql) if (
         policy.validation.prometheus_url
     ) else None  # fmt: skip
@@ -86,25 +89,42 @@ def build_operator(
         events=EventRecorder(api, component=COMPONENT),
         metrics=metrics,
         power=power if power is not None else PowerCycler(api),
-        gatherer=FactGatherer(api, policy, quiet),
+        gatherer=FactGatherer(api, policy, quiet, fleet=lambda: cache.view() if cache.primed else read_fleet(api)),
+        fleet_cache=cache,
     )
     scheduler = RepairScheduler(
-        reconcile=reconciler.reconcile, report_error=reconciler.record_error, max_parallel=max_parallel
+        reconcile=reconciler.reconcile,
+        report_error=reconciler.record_error,
+        own_write=reconciler.wrote_last,
+        max_parallel=max_parallel,
     )
     registry = kopf.OperatorRegistry()
-    register(registry, api=api, scheduler=scheduler, intake=Intake(api))
+    register(registry, api=api, scheduler=scheduler, intake=Intake(api), metrics=metrics, fleet_cache=cache)
     return OperatorParts(api, policy, registry, scheduler, reconciler, metrics)
 
 
-def run_kopf(parts: OperatorParts, stop: threading.Event, ready: threading.Event | None = None) -> None:
-    """Run kopf (blocking) until ``stop`` is set; clusterwide, no kopf peering (we hold a Lease)."""
-    asyncio.run(_operate(parts, stop, ready))
+def run_kopf(
+    parts: OperatorParts, stop: threading.Event, ready: threading.Event | None = None, *, health_port: int = 0
+) -> None:
+    """Run kopf (blocking) until ``stop`` is set; clusterwide, no kopf peering (we hold a Lease).
+
+    ``health_port`` serves kopf's liveness probe at ``/healthz`` (0: none), for the Deployment's probes.
+    """
+    liveness = f"http://0.0.0.0:{health_port}/healthz" if health_port else None
+    asyncio.run(_operate(parts, stop, ready, liveness))
 
 
-async def _operate(parts: OperatorParts, stop: threading.Event, ready: threading.Event | None) -> None:
+async def _operate(
+    parts: OperatorParts, stop: threading.Event, ready: threading.Event | None, liveness: str | None
+) -> None:
     try:
         await kopf.operator(
-            registry=parts.registry, clusterwide=True, standalone=True, stop_flag=stop, ready_flag=ready
+            registry=parts.registry,
+            clusterwide=True,
+            standalone=True,
+            stop_flag=stop,
+            ready_flag=ready,
+            liveness_endpoint=liveness,
         )
     finally:
         # kopf waits on a threading stop flag from an executor thread; set it so that thread ends
@@ -134,7 +154,7 @@ def run_operator(options: OperatorOptions) -> int:
             return 0
         threading.Thread(target=_stop_when_lost, args=(elector, stop), daemon=True).start()
     try:
-        run_kopf(parts, stop)
+        run_kopf(parts, stop, health_port=options.health_port)
     finally:
         if elector:
             elector.stop()

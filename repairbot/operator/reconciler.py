@@ -30,10 +30,11 @@ from kubernetes.client.rest import ApiException
 from repairbot.kube.client import api_retrying, as_object
 from repairbot.kube.events import EventRecorder
 from repairbot.kube.marks import cordon_and_taint, remove_marks, set_state_label
-from repairbot.model import ANNOTATION_RESUME, API_VERSION, GROUP, KIND, PLURAL, VERSION, Phase, format_time
+from repairbot.model import ANNOTATION_RESUME, API_VERSION, GROUP, KIND, PLURAL, VERSION, Phase, format_time, parse_time
 from repairbot.operator.breaker import BreakerState
 from repairbot.operator.breaker_store import BreakerStore
 from repairbot.operator.facts import FactGatherer
+from repairbot.operator.fleet_cache import FleetCache
 from repairbot.operator.machine import Decision, Facts, RepairView, Step, catalog_fallback, decide
 from repairbot.operator.metrics import OperatorMetrics
 from repairbot.policy import Policy
@@ -63,8 +64,10 @@ class Reconciler:
     metrics: OperatorMetrics = field(default_factory=OperatorMetrics)
     power: PowerCycler | None = None
     gatherer: FactGatherer | None = None
+    fleet_cache: FleetCache | None = None
     clock: Callable[[], datetime] = lambda: datetime.now(UTC)
     _admission: threading.Lock = field(default_factory=threading.Lock)
+    _own_writes: dict[str, str] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if self.gatherer is None:
@@ -126,16 +129,30 @@ class Reconciler:
     def _patch_status(self, name: str, status: Mapping[str, Any]) -> None:
         for attempt in api_retrying():
             with attempt:
-                self._custom.patch_cluster_custom_object_status(GROUP, VERSION, PLURAL, name, {"status": dict(status)})
+                body = {"status": dict(status)}
+                written = as_object(self._custom.patch_cluster_custom_object_status(GROUP, VERSION, PLURAL, name, body))
+        self._own_writes[name] = str(written.get("metadata", {}).get("resourceVersion", ""))
+
+    def wrote_last(self, name: str, resource_version: str) -> bool:
+        """Is this version of the repair the one our own last status write produced?
+
+        Its watch event brings nothing new — the worker already decided with
+        it in hand and requeued itself — so the handler need not wake it.
+        """
+        return bool(resource_version) and self._own_writes.get(name) == resource_version
 
     def _mark_node(self, view: RepairView, decision: Decision) -> None:
         reason = view.reason or str(decision.patch.get("reason") or "gpu-fault")
         if decision.cordon:
             cordon_and_taint(self.api, view.node, reason=reason, state=decision.node_state)
+            if self.fleet_cache is not None:
+                self.fleet_cache.note_unschedulable(view.node, True)
         elif decision.node_state is not None:
             set_state_label(self.api, view.node, decision.node_state)
         if decision.uncordon or decision.remove_marks:
             remove_marks(self.api, view.node, uncordon=decision.uncordon)
+            if decision.uncordon and self.fleet_cache is not None:
+                self.fleet_cache.note_unschedulable(view.node, False)
 
     def _act(self, view: RepairView, decision: Decision) -> None:
         if decision.step is not Step.POWER_CYCLE:
@@ -186,6 +203,11 @@ class Reconciler:
                 view.name, view.node, decision.step.value, decision.event, decision.message,
             )  # fmt: skip
         after = decision.after or {}
+        new_phase = after.get("phase") or decision.patch.get("phase")
+        if new_phase and new_phase != view.phase.value:
+            entered = _phase_entered(view)
+            if entered is not None:
+                self.metrics.phase_seconds.labels(view.phase.value).observe((now - entered).total_seconds())
         if "acknowledgedAt" in after and view.detected_at is not None:
             self.metrics.mtta.observe((now - view.detected_at).total_seconds())
         terminal = after.get("phase") or (decision.patch.get("phase") if decision.step is Step.CANCEL else None)
@@ -218,3 +240,9 @@ class Reconciler:
 class PowerCycleFailed(RuntimeError):
     """The BMC refused or failed the power cycle; the handler retries, the rung's timeout climbs."""
 
+
+def _phase_entered(view: RepairView) -> datetime | None:
+    """When the repair entered its current phase: its last history entry (or its detection)."""
+    if view.history:
+        return parse_time(str(view.history[-1].get("at")))
+    return view.detected_at

@@ -26,6 +26,7 @@ from repairbot.operator.reconciler import ReconcileResult
 log = logging.getLogger(__name__)
 
 Reconcile = Callable[[str], ReconcileResult | None]
+OwnWrite = Callable[[str, str], bool]
 ReportError = Callable[[str, str], None]
 
 
@@ -33,6 +34,7 @@ ReportError = Callable[[str, str], None]
 class RepairScheduler:
     reconcile: Reconcile
     report_error: ReportError = lambda name, message: None
+    own_write: OwnWrite = lambda name, resource_version: False
     default_requeue: float = 10.0
     max_parallel: int = 16
     error_backoff_max: float = 30.0
@@ -41,8 +43,13 @@ class RepairScheduler:
     _wakeups: dict[str, asyncio.Event] = field(default_factory=dict)
     _slots: asyncio.Semaphore | None = None
 
-    def poke(self, name: str) -> None:
-        """Something about repair ``name`` changed: reconcile it soon (start its worker if idle)."""
+    def poke(self, name: str, resource_version: str = "") -> None:
+        """Something about repair ``name`` changed: reconcile it soon (start its worker if idle).
+
+        A change that is only the echo of the worker's own status write is skipped.
+        """
+        if name in self._workers and self.own_write(name, resource_version):
+            return
         wakeup = self._wakeups.get(name)
         if wakeup is not None:
             wakeup.set()

@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from helpers import eventually, gpu_condition, inject, repairs_of
+from e2e_support import eventually, gpu_condition, inject, repairs_of
 from kubernetes import client
 
 from repairbot.model import GROUP, PLURAL, VERSION

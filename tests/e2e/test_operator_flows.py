@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import time
 
-from conftest import SandboxFactory
-from helpers import (
+from e2e_support import (
+    SandboxFactory,
     all_repairs,
     eventually,
     finished_repair,

@@ -15,8 +15,18 @@ from pathlib import Path
 
 import pytest
 import yaml
-from conftest import TEST_POLICY, SandboxFactory, _merge
-from helpers import eventually, finished_repair, inject_now, node, phase_of, repairs_of, simulated
+from e2e_support import (
+    TEST_POLICY,
+    SandboxFactory,
+    eventually,
+    finished_repair,
+    inject_now,
+    merge_policy,
+    node,
+    phase_of,
+    repairs_of,
+    simulated,
+)
 from kubernetes import client
 
 from repairbot.kube.client import api_client
@@ -33,7 +43,7 @@ def start_operator(sandbox: BackgroundSandbox, policy_path: Path, log: Path) -> 
     command = [
         sys.executable, "-m", "repairbot.cli", "--log-level", "INFO", "operator",
         "--kubeconfig", sandbox.state["kubeconfig"], "--policy", str(policy_path),
-        "--metrics-port", "0", "--no-leader-election",
+        "--metrics-port", "0", "--health-port", "0", "--no-leader-election",
     ]  # fmt: skip
     return subprocess.Popen(command, env=env, stdout=log.open("ab"), stderr=subprocess.STDOUT)
 
@@ -45,7 +55,7 @@ def test_sigkill_in_any_phase_resumes_with_no_repeated_reboot(
     sandbox = make_sandbox(operator=False, action_times=SLOW, pod_termination_seconds=2)
     kube = api_client(sandbox.state["kubeconfig"])
     policy_path = tmp_path / "policy.yaml"
-    policy_path.write_text(yaml.safe_dump(_merge(TEST_POLICY, {"breaker": {"settleTime": "2s"}})))
+    policy_path.write_text(yaml.safe_dump(merge_policy(TEST_POLICY, {"breaker": {"settleTime": "2s"}})))
     log = tmp_path / "operator.log"
     member = simulated(sandbox, "gpu-node-001")
     boots = member.node.boot_count

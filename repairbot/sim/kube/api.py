@@ -349,7 +349,7 @@ class KubeApi:
         else:
             rv = self.store.resource_version
             ns = namespace if info.namespaced else None
-            items = [obj for obj in self.store.list(info.storage_key, ns) if selector.matches(obj)]
+            items = self.store.list(info.storage_key, ns, where=selector.matches)
             snapshot_id, offset = f"{rv}-{random.getrandbits(32):x}", 0
         items = [self._as_version(info, obj) for obj in items]
         if limit <= 0 or offset + limit >= len(items):

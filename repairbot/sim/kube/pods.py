@@ -18,7 +18,7 @@ import logging
 from typing import Any
 
 from repairbot.sim.kube.api import KubeApi, WriteOptions
-from repairbot.sim.kube.disruption import budget_status, decide_eviction, matching_budgets_pods
+from repairbot.sim.kube.disruption import budget_status, decide_eviction, matching_budgets, matching_budgets_pods
 from repairbot.sim.kube.errors import ApiError
 from repairbot.sim.kube.store import WatchEvent, now_rfc3339
 
@@ -97,8 +97,9 @@ class PodLifecycle:
         pod = self.store.get(_PODS, namespace, name)
         if pod is None:
             raise ApiError.not_found("pods", name)
-        pods = self.store.list(_PODS, namespace)
         budgets = self.store.list(_PDBS, namespace)
+        # Only pods some budget selects can matter to the decision: don't copy the namespace's thousands.
+        pods = self.store.list(_PODS, namespace, where=lambda other: bool(matching_budgets(other, budgets)))
         decision = decide_eviction(pod, budgets, pods)
         if not decision.allowed:
             if decision.code == 500:

@@ -105,10 +105,20 @@ class Store:
         obj = self._objects.get(key, {}).get((namespace or "", name))
         return copy.deepcopy(obj) if obj is not None else None
 
-    def list(self, key: str, namespace: str | None = None) -> list[dict[str, Any]]:
-        """Objects sorted by (namespace, name), as etcd's key order returns them."""
+    def list(
+        self, key: str, namespace: str | None = None, where: Callable[[dict[str, Any]], bool] | None = None
+    ) -> list[dict[str, Any]]:
+        """Objects sorted by (namespace, name), as etcd's key order returns them.
+
+        ``where`` filters before copying: a selector over 3,000 pods copies the
+        handful it matches, not all of them (``where`` must not mutate).
+        """
         bucket = self._objects.get(key, {})
-        return [copy.deepcopy(bucket[ident]) for ident in sorted(bucket) if namespace is None or ident[0] == namespace]
+        return [
+            copy.deepcopy(bucket[ident])
+            for ident in sorted(bucket)
+            if (namespace is None or ident[0] == namespace) and (where is None or where(bucket[ident]))
+        ]
 
     # ---------------------------------------------------------------- writes
 

@@ -14,8 +14,33 @@ from kubernetes import client
 from repairbot.kube.client import raw_call
 from repairbot.model import GROUP, PLURAL, VERSION
 from repairbot.sim.background import BackgroundSandbox
+from repairbot.sim.host import ActionTimes
 
 T = TypeVar("T")
+
+FAST = ActionTimes(gpu_reset=0.1, driver_reload=0.1, reboot=0.5)
+
+# The sandbox policy with test-sized clocks; each test overrides what it studies.
+TEST_POLICY: dict[str, Any] = {
+    "budget": {"maxUnavailable": 4},
+    "breaker": {"maxFaults": 50, "window": "10m", "maxPerDomain": 10, "domainWindow": "5m", "settleTime": "0s"},
+    "drain": {"timeout": "20s", "gracePeriodSeconds": 1},
+    "actionTimeouts": {"gpu-reset": "5s", "driver-reload": "5s", "reboot": "10s", "power-cycle": "10s"},
+    "lemon": {"maxRepairs": 3, "window": "1h"},
+    "rebootsPerDay": 5,
+    "validation": {"dcgmDiagLevel": 0, "timeout": "5s", "quietPeriod": "0s"},
+}
+
+SandboxFactory = Callable[..., BackgroundSandbox]
+
+
+def merge_policy(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
+    out = dict(base)
+    for key, value in override.items():
+        out[key] = (
+            merge_policy(out[key], value) if isinstance(value, dict) and isinstance(out.get(key), dict) else value
+        )
+    return out
 
 
 def eventually(probe: Callable[[], T | None], timeout: float = 20.0, interval: float = 0.1, what: str = "") -> T:

@@ -1,0 +1,116 @@
+"""The operator's in-memory view of the fleet, kept current by the watches kopf already runs.
+
+Every reconcile needs fleet-wide facts — how many nodes of the pool are out
+of service, which repairs opened lately (storm breaker), this node's past
+repairs (lemon rule, reboot cap). Listing a thousand nodes for each of them
+made MTTA grow with the fleet (19 s p50 at 1,000 nodes in the first
+benchmark); reading this cache keeps it flat.
+
+Two rules keep the cache honest:
+
+* it is primed by one list before the operator acts (a half-filled cache
+  would under-count the budget), and an older watch event never overwrites a
+  newer object (resourceVersion compared when both are numbers);
+* RepairBot's own cordons and uncordons are written through at once, so the
+  next admission — serialised behind the same lock — already counts them,
+  before the watch event comes back.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Mapping
+from typing import Any
+
+from kubernetes import client
+
+from repairbot.kube.client import as_object, raw_call
+from repairbot.model import GROUP, PLURAL, VERSION
+from repairbot.operator.facts import GPU_NODE_SELECTOR, FleetView
+
+
+def _slim_node(body: Mapping[str, Any]) -> dict[str, Any]:
+    """Only what fleet facts read: name, labels, unschedulable, resourceVersion."""
+    metadata = body.get("metadata") or {}
+    return {
+        "metadata": {
+            "name": metadata.get("name"),
+            "labels": dict(metadata.get("labels") or {}),
+            "resourceVersion": metadata.get("resourceVersion"),
+        },
+        "spec": {"unschedulable": bool((body.get("spec") or {}).get("unschedulable"))},
+    }
+
+
+def _newer(incoming: Mapping[str, Any], known: Mapping[str, Any] | None) -> bool:
+    if known is None:
+        return True
+    new = str((incoming.get("metadata") or {}).get("resourceVersion") or "")
+    old = str((known.get("metadata") or {}).get("resourceVersion") or "")
+    if new.isdigit() and old.isdigit():
+        return int(new) >= int(old)
+    return True
+
+
+class FleetCache:
+    def __init__(self) -> None:
+        self._nodes: dict[str, dict[str, Any]] = {}
+        self._repairs: dict[str, dict[str, Any]] = {}
+        self._lock = threading.Lock()
+        self._primed = threading.Event()
+
+    @property
+    def primed(self) -> bool:
+        return self._primed.is_set()
+
+    def prime(self, api: client.ApiClient) -> None:
+        """One list of GPU nodes and GPURepairs; watch events keep it current afterwards."""
+        nodes = raw_call(client.CoreV1Api(api).list_node, label_selector=GPU_NODE_SELECTOR).get("items") or []
+        custom = client.CustomObjectsApi(api)
+        repairs = as_object(custom.list_cluster_custom_object(GROUP, VERSION, PLURAL)).get("items") or []
+        for node in nodes:
+            self.node_seen(node)
+        for repair in repairs:
+            self.repair_seen(repair)
+        self._primed.set()
+
+    def node_seen(self, body: Mapping[str, Any]) -> None:
+        labels = (body.get("metadata") or {}).get("labels") or {}
+        if labels.get("nvidia.com/gpu.present") != "true":
+            return
+        slim = _slim_node(body)
+        name = slim["metadata"]["name"]
+        with self._lock:
+            if _newer(slim, self._nodes.get(name)):
+                self._nodes[name] = slim
+
+    def node_gone(self, name: str) -> None:
+        with self._lock:
+            self._nodes.pop(name, None)
+
+    def note_unschedulable(self, name: str, unschedulable: bool) -> None:
+        """Write-through for RepairBot's own cordon or uncordon (the watch event follows later)."""
+        with self._lock:
+            known = self._nodes.get(name)
+            if known is not None:
+                known["spec"]["unschedulable"] = unschedulable
+
+    def repair_seen(self, body: Mapping[str, Any]) -> None:
+        name = (body.get("metadata") or {}).get("name")
+        if not name:
+            return
+        with self._lock:
+            if _newer(body, self._repairs.get(name)):
+                self._repairs[name] = {
+                    "metadata": dict(body.get("metadata") or {}),
+                    "spec": {"nodeName": (body.get("spec") or {}).get("nodeName")},
+                    "status": dict(body.get("status") or {}),
+                }
+
+    def repair_gone(self, name: str) -> None:
+        with self._lock:
+            self._repairs.pop(name, None)
+
+    def view(self) -> FleetView:
+        with self._lock:
+            return FleetView(dict(self._nodes), tuple(self._repairs.values()))

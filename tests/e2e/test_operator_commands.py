@@ -1,0 +1,101 @@
+"""What an SRE does by hand, end to end: ``repairbot repair``, a faulty label, ``repairbot resume``."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+from e2e_support import (
+    SandboxFactory,
+    all_repairs,
+    eventually,
+    finished_repair,
+    inject_now,
+    node,
+    phase_of,
+    repairs_of,
+    simulated,
+)
+from kubernetes import client
+
+from repairbot.kube.client import api_client
+from repairbot.sim.background import BackgroundSandbox
+
+
+def repairbot(sandbox: BackgroundSandbox, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "repairbot.cli", *args, "--kubeconfig", sandbox.state["kubeconfig"]],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+def test_repair_command_reboots_the_node_a_human_names(make_sandbox: SandboxFactory) -> None:
+    sandbox = make_sandbox()
+    kube = api_client(sandbox.state["kubeconfig"])
+    boots = simulated(sandbox, "gpu-node-001").node.boot_count
+
+    done = repairbot(
+        sandbox, "repair", "gpu-node-001", "--reason", "NCCL all-reduce hangs on this node", "--action", "reboot"
+    )
+    assert done.returncode == 0, done.stderr
+    assert "opened gpu-node-001-" in done.stdout
+
+    repair = finished_repair(kube, "gpu-node-001")
+    assert phase_of(repair) == "Succeeded", repair["status"]
+    assert repair["spec"]["source"] == "manual" and repair["spec"]["requestedAction"] == "reboot"
+    assert repair["spec"]["reason"] == "NCCL all-reduce hangs on this node"
+    assert simulated(sandbox, "gpu-node-001").node.boot_count == boots + 1
+
+
+def test_repair_command_names_an_unknown_node_clearly(make_sandbox: SandboxFactory) -> None:
+    sandbox = make_sandbox(operator=False)
+    done = repairbot(sandbox, "repair", "gpu-node-999", "--reason", "typo")
+    assert done.returncode == 1
+    assert "gpu-node-999" in done.stderr and "404" in done.stderr
+    assert all_repairs(api_client(sandbox.state["kubeconfig"])) == []
+
+
+def test_a_faulty_label_by_hand_takes_the_node_out_and_waits_for_a_human(make_sandbox: SandboxFactory) -> None:
+    sandbox = make_sandbox()
+    kube = api_client(sandbox.state["kubeconfig"])
+    client.CoreV1Api(kube).patch_node(
+        "gpu-node-003",
+        {"metadata": {"labels": {"repairbot.io/state": "faulty"}, "annotations": {"repairbot.io/reason": "fans loud"}}},
+    )
+
+    def holding() -> dict | None:
+        return next((r for r in repairs_of(kube, "gpu-node-003") if phase_of(r) == "Remediating"), None)
+
+    repair = eventually(holding, what="a manual repair holding the node")
+    assert repair["spec"]["source"] == "manual"
+    assert "fans loud" in repair["spec"]["findings"][0]["message"]
+    held = node(kube, "gpu-node-003")
+    assert held["spec"]["unschedulable"] is True  # out of service, not drained, waiting for a human
+    assert held["metadata"]["labels"]["repairbot.io/state"] == "repairing"
+
+
+def test_resume_after_a_storm_lets_one_canary_go_first_then_the_rest(make_sandbox: SandboxFactory) -> None:
+    sandbox = make_sandbox(nodes=4, policy={"breaker": {"maxPerDomain": 2, "settleTime": "2s", "halfOpenCanaries": 1}})
+    kube = api_client(sandbox.state["kubeconfig"])
+    leaf = ["gpu-node-000", "gpu-node-001", "gpu-node-002", "gpu-node-003"]
+    inject_now(sandbox, [(name, "xid:79", 0) for name in leaf])
+    eventually(
+        lambda: len(all_repairs(kube)) == 4 and all(phase_of(r) == "Blocked" for r in all_repairs(kube)),
+        what="storm blocked",
+    )
+
+    done = repairbot(sandbox, "resume", "--all")
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.count("resuming ") == 4
+
+    for name in leaf:
+        assert phase_of(finished_repair(kube, name, timeout=60)) == "Succeeded"
+    resumed_at = sorted(
+        next(e["at"] for e in r["status"]["history"] if e["step"] == "request") for r in all_repairs(kube)
+    )
+    canary_done = min(r["status"]["resolvedAt"] for r in all_repairs(kube))
+    assert resumed_at[0] <= canary_done <= resumed_at[1]  # the canary finished before anyone else acted
+    breaker = client.CoreV1Api(kube).read_namespaced_config_map("repairbot-breaker", "repairbot")
+    assert breaker.data["state"] == "closed"
