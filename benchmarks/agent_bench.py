@@ -70,7 +70,9 @@ def bench_latency(injections: int) -> dict[str, object]:
     nodes = max(1, -(-injections // len(XIDS)))
     with (
         tempfile.TemporaryDirectory() as root,
-        BackgroundSandbox(SandboxConfig(state_dir=Path(root), nodes=nodes, agent_interval=30.0)) as sandbox,
+        BackgroundSandbox(
+            SandboxConfig(state_dir=Path(root), nodes=nodes, agent_interval=30.0, operator=False)
+        ) as sandbox,
     ):
         custom = client.CustomObjectsApi(api_client(sandbox.state["kubeconfig"]))
         seen: dict[tuple[str, str], tuple[float, str]] = {}  # (node, code) → (when, ADDED|MODIFIED)

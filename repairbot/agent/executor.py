@@ -49,6 +49,7 @@ class Step:
     gpu: GpuRef = field(default_factory=GpuRef)
     result: str = ""
     message: str = ""
+    diag_level: int = 0
 
 
 def decide(repair: dict[str, Any], boot_id: str, issued_here: frozenset[str] = frozenset()) -> Step:
@@ -67,7 +68,7 @@ def decide(repair: dict[str, Any], boot_id: str, issued_here: frozenset[str] = f
     answer = status.get("agent") or {}
     gpu = GpuRef.from_dict(request.get("gpu"))
     if answer.get("requestId") != request_id:
-        return Step(StepKind.START, request_id, action, gpu)
+        return Step(StepKind.START, request_id, action, gpu, diag_level=int(request.get("dcgmDiagLevel") or 0))
     if answer.get("result") != "running":
         return Step(StepKind.IDLE)
     if action == "reboot":
@@ -86,7 +87,8 @@ def decide(repair: dict[str, Any], boot_id: str, issued_here: frozenset[str] = f
     return Step(StepKind.CONCLUDE, request_id, action, gpu, "failed", message)
 
 
-Validator = Callable[[], ActionOutcome]
+Validator = Callable[[int], ActionOutcome]
+"""Re-checks the node; the argument is the DCGM diagnostic level asked for (0: none)."""
 
 
 @dataclass
@@ -137,7 +139,10 @@ class ActionExecutor:
         if step.kind is StepKind.CONCLUDE:
             log.info(
                 "executor concluded node=%s repair=%s request=%s result=%s",
-                self.node, name, step.request_id, step.result,
+                self.node,
+                name,
+                step.request_id,
+                step.result,
             )
             self._answer(name, step.request_id, step.result, step.message, finished=True)
             if step.result == "succeeded":
@@ -166,7 +171,7 @@ class ActionExecutor:
                 return self.host.reload_driver()
             if step.action == "reboot":
                 return self.host.reboot()
-            return self.validate()
+            return self.validate(step.diag_level)
         except Exception as error:  # reported to the operator, never swallowed
             log.exception("executor action failed node=%s action=%s", self.node, step.action)
             return ActionOutcome(False, f"{step.action} raised {type(error).__name__}: {error}")

@@ -9,6 +9,7 @@ plugs in a simulated host with the same methods.
 from __future__ import annotations
 
 import logging
+import shutil
 import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,6 +23,8 @@ BOOT_ID_PATH = Path("/proc/sys/kernel/random/boot_id")
 # Run host commands in PID 1's namespaces: the agent's container has no systemd or kernel modules of its own.
 HOST_PREFIX = ("nsenter", "--target", "1", "--mount", "--uts", "--ipc", "--net", "--pid", "--")
 # Node-local NVML clients that hold the GPU open and make a reset fail with "In use by another client".
+# Level 3 takes about half an hour on an 8-GPU node; give it room, bounded.
+DCGM_DIAG_TIMEOUT = 3600.0
 NVML_HOLDERS = ("nvidia-persistenced", "nvidia-dcgm", "nv-hostengine", "dcgm-exporter")
 
 
@@ -48,6 +51,10 @@ class HostActions(Protocol):
 
     def reboot(self) -> ActionOutcome:
         """Start a reboot. Success is judged later, by a changed boot id."""
+        ...
+
+    def dcgm_diag(self, level: int) -> ActionOutcome | None:
+        """``dcgmi diag -r <level>``; None when DCGM is not installed on this node."""
         ...
 
 
@@ -100,6 +107,27 @@ class LinuxHost:
 
     def reboot(self) -> ActionOutcome:
         return self._run(["systemctl", "reboot"])
+
+    def dcgm_diag(self, level: int) -> ActionOutcome | None:
+        """Run DCGM's active diagnostic; its exit code is its verdict (0 pass, otherwise a failure)."""
+        if shutil.which("dcgmi") is None:
+            return None
+        try:
+            done = subprocess.run(
+                ["dcgmi", "diag", "-r", str(level)],
+                capture_output=True,
+                text=True,
+                timeout=DCGM_DIAG_TIMEOUT,
+                check=False,
+            )
+        except (OSError, subprocess.TimeoutExpired) as error:
+            return ActionOutcome(False, f"dcgmi diag -r {level}: {error}")
+        tail = (done.stdout + done.stderr).strip()[-800:]
+        if done.returncode != 0:
+            return ActionOutcome(
+                False, f"dcgmi diag -r {level} failed (exit {done.returncode})", details={"output": tail}
+            )
+        return ActionOutcome(True, f"dcgmi diag -r {level} passed", details={"output": tail})
 
     def _run(self, args: list[str], *, check: bool = True) -> ActionOutcome:
         command = [*HOST_PREFIX, *args]

@@ -40,11 +40,13 @@ class NodeConditionSink:
         set_node_condition(self.api, node, condition)
 
 
-def validate_node(agent: NodeAgent) -> ActionOutcome:
-    """Re-run every detector from a clean slate; pass only if nothing is wrong.
+def validate_node(agent: NodeAgent, host: HostActions, diag_level: int = 0) -> ActionOutcome:
+    """Re-run every detector from a clean slate, then DCGM's diagnostic if asked; pass only if all pass.
 
     Past events are cleared first: the question is whether the GPUs are
     healthy *now*, after the repair, not whether they once logged an Xid.
+    Idle NVML checks pass too easily, which is why a DCGM level above 0 runs
+    real work on every GPU where DCGM is installed.
     """
     agent.tracker.clear_events()
     report = agent.poll_once()
@@ -52,7 +54,15 @@ def validate_node(agent: NodeAgent) -> ActionOutcome:
         return ActionOutcome(False, f"validation failed: {report.condition.message}", details=_summary(report.active))
     unreadable = [s for s in report.reports if s.health is not None and s.health.state.value != "ok"]
     note = f" ({len(unreadable)} signal(s) unreadable)" if unreadable else ""
-    return ActionOutcome(True, f"validation passed: {len(report.reports)} detectors clean{note}")
+    verdict = f"validation passed: {len(report.reports)} detectors clean{note}"
+    if diag_level <= 0:
+        return ActionOutcome(True, verdict)
+    diag = host.dcgm_diag(diag_level)
+    if diag is None:
+        return ActionOutcome(True, f"{verdict}; dcgmi not installed, diagnostic level {diag_level} skipped")
+    if not diag.ok:
+        return ActionOutcome(False, f"validation failed: {diag.message}", details=diag.details)
+    return ActionOutcome(True, f"{verdict}; {diag.message}", details=diag.details)
 
 
 def _summary(findings: list[Finding]) -> dict[str, str]:
@@ -91,7 +101,7 @@ def connect_agent(agent: NodeAgent, api: client.ApiClient, host: HostActions) ->
         node=agent.node,
         api=api,
         host=host,
-        validate=lambda: validate_node(agent),
+        validate=lambda level: validate_node(agent, host, level),
         on_repaired=agent.tracker.clear_events,
     )
     return ConnectedAgent(agent, executor)

@@ -166,6 +166,7 @@ class FactGatherer:
             node_ready=marks.ready,
             boot_id=marks.boot_id,
             pods_left=drained.pods_left if drained else 0,
+            pods_blocked=len(drained.blocked) + len(drained.waiting) if drained else 0,
             blocking_pdbs=tuple(sorted(set(drained.blocked.values()))) if drained else (),
             pool=pool_usage(node, fleet, self.policy),
             breaker=breaker,

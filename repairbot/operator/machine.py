@@ -82,6 +82,12 @@ class XidLookup(Protocol):
     def lookup(self, code: int) -> CatalogEntry: ...
 
 
+WAIT_SAFETY_NET = timedelta(seconds=30)
+"""A waiting repair is woken by its watch events; this requeue is only the safety net."""
+DRAIN_POLL = timedelta(seconds=1)
+"""How soon to look again while evicted pods terminate (PDB-blocked ones retry at POLL, as kubectl does)."""
+
+
 def catalog_fallback(catalog: XidLookup) -> LadderFallback:
     """The seam to the Xid catalog: ``xid-N`` → the catalog's default ladder; unknown codes and
     non-Xid findings → None, so the policy's ``default`` ladder applies."""
@@ -244,7 +250,10 @@ def _draining(run: Run) -> Decision:
             f"{run.facts.pods_left} pods left{because}; resume the repair once they can leave"
         )
         return run.block(BlockReason(Verdict.BLOCK, "DrainTimedOut", message), step=Step.DRAIN_TIMED_OUT)
-    return Decision(Step.CONTINUE_DRAIN, f"{run.facts.pods_left} pods left", requeue_after=POLL)
+    # Pods on their way out are gone within their grace period: look again soon. Pods a budget
+    # refused wait for the budget, and retrying their eviction every few seconds is what kubectl does.
+    again = POLL if run.facts.pods_blocked else DRAIN_POLL
+    return Decision(Step.CONTINUE_DRAIN, f"{run.facts.pods_left} pods left", requeue_after=again)
 
 
 def _remediating(run: Run) -> Decision:
@@ -313,9 +322,6 @@ def _answered(run: Run, request: Request, *, on_success: Any) -> Decision:
         if answer.result in ("failed", "refused"):
             return run.next_rung(f"{request.action} {answer.result}: {answer.message}".rstrip(": "))
     return _wait_or_climb(run, request, f"{request.action} timed out: no answer from the agent")
-
-
-WAIT_SAFETY_NET = timedelta(seconds=30)
 
 
 def _wait_or_climb(run: Run, request: Request, timeout_message: str, *, grace: timedelta = timedelta(0)) -> Decision:

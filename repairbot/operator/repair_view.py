@@ -149,6 +149,7 @@ class Facts:
     node_ready: bool = True
     boot_id: str = ""
     pods_left: int = 0
+    pods_blocked: int = 0
     blocking_pdbs: tuple[str, ...] = ()
     pool: PoolUsage = PoolUsage()
     breaker: Breaker = field(default_factory=Breaker)

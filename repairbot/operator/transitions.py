@@ -170,7 +170,8 @@ class Run:
         ident = request_id(self.repair.name, attempt, "validate")
         deadline = self.now + self.policy.validation.timeout
         request = {"id": ident, "action": "validate", "requestedAt": format_time(self.now),
-                   "deadline": format_time(deadline)}  # fmt: skip
+                   "deadline": format_time(deadline),
+                   "dcgmDiagLevel": self.policy.validation.dcgm_diag_level}  # fmt: skip
         message = f"{why}; validating node {self.repair.node}"
         patch = self.base(Phase.VALIDATING, message, self.entry("validate", "started", message)) | {"request": request}
         return Decision(Step.VALIDATE, message, patch, event="Validating", request_id=ident, requeue_after=POLL)

@@ -70,6 +70,13 @@ class SimulatedHost:
         threading.Thread(target=self._reboot, name=f"reboot-{self.node.name}", daemon=True).start()
         return ActionOutcome(True, "reboot started")
 
+    def dcgm_diag(self, level: int) -> ActionOutcome | None:
+        """A simulated ``dcgmi diag``: it fails where the simulated hardware is broken, as the real one would."""
+        broken = [d.index for d in self.node.backend.devices if d.remap_failure or d.lost or not d.visible]
+        if broken:
+            return ActionOutcome(False, f"dcgmi diag -r {level} failed on GPU(s) {broken}")
+        return ActionOutcome(True, f"dcgmi diag -r {level} passed on {len(self.node.backend.devices)} GPUs")
+
     def power_cycle(self) -> None:
         """What the simulated BMC does on a reset: a cold boot after the (scaled) reboot time."""
         self.on_reboot_started()

@@ -62,11 +62,18 @@ def test_second_fault_merges_into_the_active_repair(sandbox: BackgroundSandbox, 
 
 
 def request_action(
-    kube: client.ApiClient, name: str, request_id: str, action: str, gpu: dict[str, Any] | None = None
+    kube: client.ApiClient,
+    name: str,
+    request_id: str,
+    action: str,
+    gpu: dict[str, Any] | None = None,
+    diag_level: int = 0,
 ) -> None:
     body: dict[str, Any] = {"status": {"phase": "Remediating", "request": {"id": request_id, "action": action}}}
     if gpu:
         body["status"]["request"]["gpu"] = gpu
+    if diag_level:
+        body["status"]["request"]["dcgmDiagLevel"] = diag_level
     client.CustomObjectsApi(kube).patch_cluster_custom_object_status(GROUP, VERSION, PLURAL, name, body)
 
 
@@ -92,9 +99,10 @@ def test_reboot_request_succeeds_when_boot_id_changes_then_validation_passes(
     assert answer["bootId"] == boot_before
     assert boot_before in answer["message"] and "→" in answer["message"]
 
-    request_action(kube, name, "req-validate-1", "validate")
+    request_action(kube, name, "req-validate-1", "validate", diag_level=2)
     verdict = eventually(lambda: agent_answer(kube, name, "req-validate-1"))
     assert verdict["result"] == "succeeded", verdict
+    assert "dcgmi diag -r 2 passed" in verdict["message"]
     eventually(lambda: (gpu_condition(kube, "gpu-node-002") or {}).get("status") == "True")
 
 

@@ -61,3 +61,40 @@ def test_kmsg_missing_file_is_a_clear_error() -> None:
     done = run_cli("kmsg", "/nonexistent/kern.log")
     assert done.returncode == 1
     assert "cannot read /nonexistent/kern.log" in done.stderr
+
+
+BAD_POLICY = """\
+budget:
+  maxUnavailable: "150%"
+brekaer: {}
+drain:
+  timeout: 5 minutes
+"""
+
+
+def test_policy_check_names_every_bad_field(tmp_path: object) -> None:
+    from pathlib import Path
+
+    path = Path(str(tmp_path)) / "policy.yaml"
+    path.write_text(BAD_POLICY)
+    done = run_cli("policy", "check", str(path))
+    assert done.returncode == 2
+    assert 'policy.budget.maxUnavailable: "150%" is over 100%' in done.stdout
+    assert 'policy.brekaer: unknown key (did you mean "breaker"?)' in done.stdout
+    assert "policy.drain.timeout" in done.stdout
+
+
+def test_policy_check_prints_the_effective_policy() -> None:
+    done = run_cli("policy", "check", "repairbot/data/policy-sandbox.yaml")
+    assert done.returncode == 0, done.stdout
+    assert "maxUnavailable: 3" in done.stdout and "settleTime: 2s" in done.stdout
+
+
+def test_operator_refuses_to_start_on_a_bad_policy(tmp_path: object) -> None:
+    from pathlib import Path
+
+    path = Path(str(tmp_path)) / "policy.yaml"
+    path.write_text(BAD_POLICY)
+    done = run_cli("operator", "--policy", str(path), "--kubeconfig", "/nonexistent", "--no-leader-election")
+    assert done.returncode == 2
+    assert "bad policy" in done.stdout and "policy.budget.maxUnavailable" in done.stdout

@@ -121,3 +121,31 @@ def test_same_source_repeat_and_late_second_source_are_reported() -> None:
     now[0] += 60
     assert tracker.observe_event(finding("xid-48"), "nvml-events")
     assert len(tracker.take_outbox()) == 3
+
+
+class _Host:
+    """Only what validation asks of a host: the DCGM diagnostic."""
+
+    def __init__(self, diag: object) -> None:
+        self.diag = diag
+        self.levels: list[int] = []
+
+    def dcgm_diag(self, level: int) -> object:
+        self.levels.append(level)
+        return self.diag
+
+
+def test_validation_runs_dcgm_diag_when_asked_and_says_when_it_could_not() -> None:
+    from repairbot.agent.host import ActionOutcome
+    from repairbot.agent.runner import NodeAgent
+    from repairbot.agent.service import validate_node
+
+    agent = NodeAgent(node="n", detectors=[])
+    absent = _Host(None)
+    verdict = validate_node(agent, absent, 2)  # type: ignore[arg-type]
+    assert verdict.ok and "dcgmi not installed" in verdict.message and absent.levels == [2]
+    failing = _Host(ActionOutcome(False, "dcgmi diag -r 3 failed (exit 226)"))
+    verdict = validate_node(agent, failing, 3)  # type: ignore[arg-type]
+    assert not verdict.ok and "exit 226" in verdict.message
+    skipped = _Host(None)
+    assert validate_node(agent, skipped, 0).ok and skipped.levels == []  # type: ignore[arg-type]
