@@ -196,7 +196,9 @@ class ValidationPolicy:
     ``dcgm_diag_level`` 2 (a few minutes) catches what NVML checks miss without
     the half hour of level 3; 0 skips DCGM. ``quiet_period`` is checked with
     ``promql`` only when ``prometheus_url`` is set. Idle checks pass too easily
-    (NVSentinel #695), so ``require_load_check`` can insist on a load test.
+    (NVSentinel #695), so ``require_load_check`` insists on a load test: the agent
+    then runs DCGM's diagnostic at level 2 or more (real work on every GPU) and
+    fails validation where DCGM is not installed, rather than pass on idle checks.
     """
 
     dcgm_diag_level: int = 2

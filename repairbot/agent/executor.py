@@ -50,6 +50,7 @@ class Step:
     result: str = ""
     message: str = ""
     diag_level: int = 0
+    load_check: bool = False
 
 
 def decide(repair: dict[str, Any], boot_id: str, issued_here: frozenset[str] = frozenset()) -> Step:
@@ -68,7 +69,8 @@ def decide(repair: dict[str, Any], boot_id: str, issued_here: frozenset[str] = f
     answer = status.get("agent") or {}
     gpu = GpuRef.from_dict(request.get("gpu"))
     if answer.get("requestId") != request_id:
-        return Step(StepKind.START, request_id, action, gpu, diag_level=int(request.get("dcgmDiagLevel") or 0))
+        level, load = int(request.get("dcgmDiagLevel") or 0), bool(request.get("requireLoadCheck"))
+        return Step(StepKind.START, request_id, action, gpu, diag_level=level, load_check=load)
     if answer.get("result") != "running":
         return Step(StepKind.IDLE)
     if action == "reboot":
@@ -87,8 +89,8 @@ def decide(repair: dict[str, Any], boot_id: str, issued_here: frozenset[str] = f
     return Step(StepKind.CONCLUDE, request_id, action, gpu, "failed", message)
 
 
-Validator = Callable[[int], ActionOutcome]
-"""Re-checks the node; the argument is the DCGM diagnostic level asked for (0: none)."""
+Validator = Callable[[int, bool], ActionOutcome]
+"""Re-checks the node: the DCGM diagnostic level asked for (0: none), and whether a load check is required."""
 
 
 @dataclass
@@ -171,7 +173,7 @@ class ActionExecutor:
                 return self.host.reload_driver()
             if step.action == "reboot":
                 return self.host.reboot()
-            return self.validate(step.diag_level)
+            return self.validate(step.diag_level, step.load_check)
         except Exception as error:  # reported to the operator, never swallowed
             log.exception("executor action failed node=%s action=%s", self.node, step.action)
             return ActionOutcome(False, f"{step.action} raised {type(error).__name__}: {error}")

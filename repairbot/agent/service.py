@@ -40,7 +40,9 @@ class NodeConditionSink:
         set_node_condition(self.api, node, condition)
 
 
-def validate_node(agent: NodeAgent, host: HostActions, diag_level: int = 0) -> ActionOutcome:
+def validate_node(
+    agent: NodeAgent, host: HostActions, diag_level: int = 0, require_load_check: bool = False
+) -> ActionOutcome:
     """Re-run every detector from a clean slate, then DCGM's diagnostic if asked; pass only if all pass.
 
     Past events are cleared first: the question is whether the GPUs are
@@ -58,6 +60,8 @@ def validate_node(agent: NodeAgent, host: HostActions, diag_level: int = 0) -> A
     if diag_level <= 0:
         return ActionOutcome(True, verdict)
     diag = host.dcgm_diag(diag_level)
+    if diag is None and require_load_check:
+        return ActionOutcome(False, "validation failed: the policy requires a load check and dcgmi is not installed")
     if diag is None:
         return ActionOutcome(True, f"{verdict}; dcgmi not installed, diagnostic level {diag_level} skipped")
     if not diag.ok:
@@ -101,7 +105,7 @@ def connect_agent(agent: NodeAgent, api: client.ApiClient, host: HostActions) ->
         node=agent.node,
         api=api,
         host=host,
-        validate=lambda level: validate_node(agent, host, level),
+        validate=lambda level, load_check: validate_node(agent, host, level, load_check),
         on_repaired=agent.tracker.clear_events,
     )
     return ConnectedAgent(agent, executor)

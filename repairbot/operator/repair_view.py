@@ -158,5 +158,4 @@ class Facts:
     recent_reboots: tuple[datetime, ...] = ()
     finding_present: bool | None = None
     quiet_period_ok: bool | None = None
-    load_check_ok: bool | None = None
     resume_requested: bool = False

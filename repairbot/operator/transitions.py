@@ -169,9 +169,11 @@ class Run:
         attempt = max(self.repair.attempt, 1)
         ident = request_id(self.repair.name, attempt, "validate")
         deadline = self.now + self.policy.validation.timeout
+        rules = self.policy.validation
+        level = max(rules.dcgm_diag_level, 2) if rules.require_load_check else rules.dcgm_diag_level
         request = {"id": ident, "action": "validate", "requestedAt": format_time(self.now),
-                   "deadline": format_time(deadline),
-                   "dcgmDiagLevel": self.policy.validation.dcgm_diag_level}  # fmt: skip
+                   "deadline": format_time(deadline), "dcgmDiagLevel": level,
+                   "requireLoadCheck": rules.require_load_check}  # fmt: skip
         message = f"{why}; validating node {self.repair.node}"
         patch = self.base(Phase.VALIDATING, message, self.entry("validate", "started", message)) | {"request": request}
         return Decision(Step.VALIDATE, message, patch, event="Validating", request_id=ident, requeue_after=POLL)

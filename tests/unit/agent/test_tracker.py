@@ -149,3 +149,11 @@ def test_validation_runs_dcgm_diag_when_asked_and_says_when_it_could_not() -> No
     assert not verdict.ok and "exit 226" in verdict.message
     skipped = _Host(None)
     assert validate_node(agent, skipped, 0).ok and skipped.levels == []  # type: ignore[arg-type]
+
+
+def test_a_required_load_check_fails_validation_where_dcgm_is_missing() -> None:
+    from repairbot.agent.runner import NodeAgent
+    from repairbot.agent.service import validate_node
+
+    verdict = validate_node(NodeAgent(node="n", detectors=[]), _Host(None), 2, True)  # type: ignore[arg-type]
+    assert not verdict.ok and "requires a load check" in verdict.message

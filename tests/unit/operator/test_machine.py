@@ -444,3 +444,17 @@ def test_first_destructive_step_waits_for_the_breaker_settle_time() -> None:
     assert waiting.requeue_after == timedelta(seconds=20)
     world.now = T0 + timedelta(seconds=30)
     world.step(Step.START_DRAIN)
+
+
+def test_validation_request_carries_the_dcgm_level_and_a_required_load_check() -> None:
+    world = World(new_repair(), policy=policy_for({"validation": {"dcgmDiagLevel": 1, "requireLoadCheck": True}}))
+    world.step(Step.CORDON)
+    world.step(Step.START_DRAIN)
+    world.step(Step.REQUEST_ACTION)
+    request = world.status["request"]
+    world.status["agent"] = {"requestId": request["id"], "result": "succeeded", "message": "rebooted"}
+    decision = world.step(Step.VALIDATE)
+    validate = dict(decision.patch)["request"]
+    assert validate["action"] == "validate"
+    assert validate["dcgmDiagLevel"] == 2  # a load check needs at least level 2 (real work on every GPU)
+    assert validate["requireLoadCheck"] is True
