@@ -20,6 +20,10 @@ from repairbot.operator.decision import POLL, Decision, Step, request_id
 from repairbot.operator.repair_view import Facts, RepairView
 from repairbot.policy import Policy, Rung
 
+AT_ONCE = timedelta(0)
+"""After a phase change that waits on nobody (drain started, rung climbed, resumed): look again now.
+The watch event of our own write is not waited for — the scheduler ignores such echoes."""
+
 
 @dataclass(frozen=True, slots=True)
 class Run:
@@ -70,7 +74,7 @@ class Run:
 
     def transition(self, step: Step, phase: Phase, event: str, message: str, **changes: Any) -> Decision:
         patch = self.base(phase, message, self.entry(step.value, "done", message, self.repair.action)) | changes
-        return Decision(step, message, patch, event=event, requeue_after=POLL)
+        return Decision(step, message, patch, event=event, requeue_after=AT_ONCE)
 
     def finish(self, step: Step, phase: Phase, reason: str, message: str) -> Decision:
         """A terminal phase reached without touching the node."""
@@ -127,7 +131,7 @@ class Run:
         message = f"resumed: {self.code} repair continues at rung {self.repair.attempt}"
         patch = self.base(Phase.CORDONED, message, self.entry("admit", "resumed", message))
         patch["conditions"] = self.conditions("Blocked", False, "Resumed", message)
-        return Decision(Step.ADMIT, message, patch, event="Resumed", requeue_after=POLL)
+        return Decision(Step.ADMIT, message, patch, event="Resumed", requeue_after=AT_ONCE)
 
     def hold(self, rung: Rung) -> Decision:
         message = f"{self.code}: node {self.repair.node} kept cordoned (not drained) for a human"
@@ -187,7 +191,7 @@ class Run:
         nxt = self.ladder[attempt - 1]
         message = f"{why}; next rung {nxt.action.value}"
         patch = self.base(Phase.CORDONED, message, failed) | {"attempt": attempt, "action": nxt.action.value}
-        return Decision(Step.NEXT_RUNG, message, patch, event="NextRung", action=nxt.action, requeue_after=POLL)
+        return Decision(Step.NEXT_RUNG, message, patch, event="NextRung", action=nxt.action, requeue_after=AT_ONCE)
 
     def quarantine(self, reason: str, message: str, *earlier: dict[str, Any]) -> Decision:
         """Terminal for the node: stays cordoned and tainted, labelled for hardware; evidence stays in status."""
