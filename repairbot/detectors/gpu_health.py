@@ -1,4 +1,7 @@
-"""GPU health rules over any :class:`GpuBackend`: the polled detector and the event source.
+"""GPU health rules over any :class:`GpuBackend`, and the polled detector that applies them.
+
+The pushed half, :class:`NvmlEventSource`, lives in :mod:`repairbot.detectors.nvml_events`
+and is re-exported here.
 
 The thresholds and the mapping from a reading to a finding follow
 REFERENCE.md §2 (NVML) and DCGM's health watches where NVIDIA gives numbers:
@@ -23,28 +26,43 @@ need two polls.
 from __future__ import annotations
 
 import math
-import threading
 import time
-from collections.abc import Callable, Iterator
-from dataclasses import asdict, dataclass, field
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
 from typing import Any
 
 from repairbot.detectors.base import DetectorReport, SignalHealth, SignalState
 from repairbot.detectors.gpu_backend import (
     GpuBackend,
     GpuBackendError,
-    GpuEvent,
-    GpuEventKind,
     GpuInfo,
     GpuLost,
     GpuReadError,
     GpuResetRequired,
     NoGpuDriver,
 )
+from repairbot.detectors.gpu_findings import (
+    FINDING_RESPONSES,
+    NO_GPU_DRIVER,
+    gpu_finding,
+    gpu_lost_finding,
+    recovery_finding,
+)
+from repairbot.detectors.nvml_events import NvmlEventSource, finding_from_event, xid_finding
 from repairbot.model import Action, Finding, GpuRef, Severity
-from repairbot.xid import RecoveryAction, XidCatalog, default_catalog, recovery_action_to_action
 
-NO_GPU_DRIVER = "no GPU driver on this node"
+__all__ = [
+    "FINDING_RESPONSES",
+    "NO_GPU_DRIVER",
+    "NvmlEventSource",
+    "NvmlHealthDetector",
+    "NvmlThresholds",
+    "finding_from_event",
+    "gpu_lost_finding",
+    "recovery_finding",
+    "xid_finding",
+]
+
 
 # DCGM's PCIe watch: replays per minute per lane tolerated at each generation (1e-12 BER).
 DCGM_REPLAYS_PER_LANE_PER_MINUTE = {1: 0.15, 2: 0.3, 3: 0.48, 4: 0.96, 5: 1.92, 6: 3.84}
@@ -66,113 +84,6 @@ class NvmlThresholds:
     pcie_replays_per_minute: float | None = None
     pcie_degraded_polls: int = 3
     nvlink_down_action: Action = Action.NOTIFY
-
-
-# The fixed response of each finding this module raises; recovery-action, nvlink-down and
-# xid-<n> take theirs from the driver, the policy knob and the Xid catalog.
-FINDING_RESPONSES: dict[str, tuple[Action, Severity]] = {
-    "gpu-lost": (Action.REBOOT, Severity.FATAL),
-    "reset-required": (Action.GPU_RESET, Severity.CRITICAL),
-    "ecc-dbe": (Action.GPU_RESET, Severity.CRITICAL),
-    "row-remap-failure": (Action.GPU_RESET, Severity.CRITICAL),
-    "row-remap-pending": (Action.GPU_RESET, Severity.WARNING),
-    "retired-pages-pending": (Action.GPU_RESET, Severity.WARNING),
-    "pcie-degraded": (Action.NOTIFY, Severity.WARNING),
-    "pcie-replay": (Action.NOTIFY, Severity.WARNING),
-    "thermal": (Action.NOTIFY, Severity.WARNING),
-}
-
-
-def _finding(
-    code: str, gpu: GpuRef, message: str, *, response: tuple[Action, Severity] | None = None, **evidence: object
-) -> Finding:
-    action, severity = response or FINDING_RESPONSES[code]
-    name = gpu.identity() or "unknown"
-    label = f"GPU {gpu.index} ({name})" if gpu.index is not None else f"GPU {name}"
-    return Finding(
-        code=code,
-        message=f"{label}: {message}",
-        action=action,
-        severity=severity,
-        gpu=gpu,
-        evidence={key: str(value) for key, value in evidence.items()},
-    )
-
-
-def gpu_lost_finding(gpu: GpuRef, detail: str) -> Finding:
-    return _finding(
-        "gpu-lost", gpu, "GPU is lost (fallen off the bus); only a reboot or power cycle brings it back", detail=detail
-    )
-
-
-def recovery_finding(gpu: GpuRef, value: int) -> Finding | None:
-    """The driver's recovery-action flag as a finding (``None`` when it asks for nothing)."""
-    if value == RecoveryAction.NONE:
-        return None
-    action = recovery_action_to_action(value)  # one mapping for the poll and for Xid 154
-    try:
-        name = RecoveryAction(value).name
-    except ValueError:
-        name = f"UNKNOWN_{value}"
-    severity = Severity.WARNING if action is Action.NOTIFY else Severity.CRITICAL
-    return _finding(
-        "recovery-action",
-        gpu,
-        f"driver requests recovery action {name}",
-        response=(action, severity),
-        recovery_action=name,
-        value=value,
-    )
-
-
-def xid_finding(catalog: XidCatalog, gpu: GpuRef, xid: int, source: str) -> Finding:
-    """An Xid as a finding with the catalog's response (NVML events carry no message to decode)."""
-    assessment = catalog.assess(xid)
-    entry = assessment.entry
-    finding = _finding(
-        entry.finding_code,
-        gpu,
-        f"Xid {xid} {entry.mnemonic}: {entry.meaning}",
-        response=(assessment.action, assessment.severity),
-        source=source,
-        mnemonic=entry.mnemonic,
-        reason=assessment.reason,
-        application_class=entry.application_class,
-    )
-    finding.xid = xid
-    return finding
-
-
-def finding_from_event(event: GpuEvent, catalog: XidCatalog, backend: GpuBackend) -> Finding | None:
-    """An NVML event as a finding; ``None`` for events that need no action.
-
-    A recovery-action event carries no value, so the field is read from the backend.
-    """
-    gpu = event.gpu
-    if event.kind is GpuEventKind.XID and event.xid is not None:
-        return xid_finding(catalog, gpu, event.xid, "nvml-event")
-    if event.kind is GpuEventKind.GPU_LOST:
-        return gpu_lost_finding(gpu, event.detail or "NVML event: GPU lost")
-    if event.kind is GpuEventKind.DOUBLE_BIT_ECC:
-        message = "uncorrectable (double-bit) ECC error event"
-        return _finding("ecc-dbe", gpu, message, source="nvml-event")
-    if event.kind is GpuEventKind.ROW_REMAP_FAILURE:
-        return _finding(
-            "row-remap-failure",
-            gpu,
-            "DRAM retirement (row remap) failure event",
-            source="nvml-event",
-            rma="RMA evaluation: row-remap failure",
-        )
-    if event.kind is GpuEventKind.RECOVERY_ACTION and gpu.uuid:
-        try:
-            value = backend.recovery_action(gpu.uuid)
-        except GpuLost as lost:
-            return gpu_lost_finding(gpu, str(lost))
-        except GpuBackendError:
-            return None  # the next poll reads the field again
-        return None if value is None else recovery_finding(gpu, value)
-    return None
 
 
 class NvmlHealthDetector:
@@ -219,7 +130,7 @@ class NvmlHealthDetector:
                 seen["lost"] = True
                 report.findings.append(gpu_lost_finding(gpu.ref(), str(lost)))
             except GpuResetRequired as error:
-                report.findings.append(_finding("reset-required", gpu.ref(), str(error)))
+                report.findings.append(gpu_finding("reset-required", gpu.ref(), str(error)))
             except NoGpuDriver:
                 report.health = SignalHealth(self.name, SignalState.UNKNOWN, NO_GPU_DRIVER)
                 return report
@@ -261,7 +172,7 @@ class NvmlHealthDetector:
         if not ecc.volatile_uncorrected:
             return []
         return [
-            _finding(
+            gpu_finding(
                 "ecc-dbe",
                 ref,
                 f"{ecc.volatile_uncorrected} uncorrectable (double-bit) ECC errors since the last reset",
@@ -274,7 +185,7 @@ class NvmlHealthDetector:
         found = []
         if rows.failure:
             found.append(
-                _finding(
+                gpu_finding(
                     "row-remap-failure",
                     ref,
                     "a row remap failed: no spare rows left for a failing memory row",
@@ -285,7 +196,7 @@ class NvmlHealthDetector:
             )
         if rows.pending:
             found.append(
-                _finding(
+                gpu_finding(
                     "row-remap-pending",
                     ref,
                     "a memory row remap is pending; reset at the next drain to apply it",
@@ -300,7 +211,7 @@ class NvmlHealthDetector:
         if not pages.pending:
             return []
         return [
-            _finding(
+            gpu_finding(
                 "retired-pages-pending",
                 ref,
                 "retired memory pages are pending; a reset activates the retirement",
@@ -322,7 +233,7 @@ class NvmlHealthDetector:
         self._degraded_polls[uuid] = polls
         if polls >= self._thresholds.pcie_degraded_polls:
             found.append(
-                _finding(
+                gpu_finding(
                     "pcie-degraded",
                     ref,
                     f"PCIe link trained at Gen{link.cur_gen} x{link.cur_width}, "
@@ -344,7 +255,7 @@ class NvmlHealthDetector:
         seen["pcie_replays_per_minute"] = round(rate, 2)
         if limit is not None and rate > limit:
             found.append(
-                _finding(
+                gpu_finding(
                     "pcie-replay",
                     ref,
                     f"PCIe replays at {rate:.1f}/min exceed {limit:.0f}/min",
@@ -368,7 +279,7 @@ class NvmlHealthDetector:
         if not hardware:
             return []
         return [
-            _finding(
+            gpu_finding(
                 "thermal",
                 ref,
                 f"hardware clock slowdown active: {', '.join(hardware)}",
@@ -385,7 +296,7 @@ class NvmlHealthDetector:
             return []
         action = self._thresholds.nvlink_down_action
         return [
-            _finding(
+            gpu_finding(
                 "nvlink-down",
                 ref,
                 f"NVLink link(s) {', '.join(map(str, down))} went inactive",
@@ -405,70 +316,3 @@ def _observable(value: Any) -> Any:
     if hasattr(value, "active"):
         data["active"] = value.active()
     return data
-
-
-@dataclass
-class NvmlEventSource:
-    """NVML events (Xid, DBE, remap failure, recovery action, GPU lost) as findings, as they happen.
-
-    Runs in the caller's thread: ``wait_event`` blocks in C for at most
-    ``wait_ms``, then ``stop`` is checked. Without a GPU driver it reports
-    ``unknown`` and retries every ``retry_s``, because on GPU nodes the driver
-    container often starts after the agent. A lost GPU makes NVML answer
-    GPU_IS_LOST at once on every wait, so the same loss is reported again
-    only after ``lost_repeat_s``.
-    """
-
-    backend: GpuBackend
-    catalog: XidCatalog = field(default_factory=default_catalog)
-    wait_ms: int = 1000
-    retry_s: float = 30.0
-    lost_repeat_s: float = 60.0
-    clock: Callable[[], float] = time.monotonic
-    name: str = "nvml-events"
-    health: SignalHealth = field(init=False)
-    _lost_reported: dict[str, float] = field(init=False, default_factory=dict)
-
-    def __post_init__(self) -> None:
-        self.health = SignalHealth(self.name, SignalState.UNKNOWN, "not started")
-
-    def events(self, stop: threading.Event) -> Iterator[Finding]:
-        registered = False
-        while not stop.is_set():
-            try:
-                if not registered:
-                    self.backend.init()
-                    support = self.backend.register_events()
-                    registered = True
-                    unsupported = sorted(uuid for uuid, ok in support.items() if not ok)
-                    message = f"events registered on {len(support) - len(unsupported)} of {len(support)} GPUs"
-                    if unsupported:
-                        message += f"; no event support on {', '.join(unsupported)}"
-                    self.health = SignalHealth(self.name, SignalState.OK, message)
-                event = self.backend.wait_event(self.wait_ms)
-            except NoGpuDriver:
-                registered = False
-                self.health = SignalHealth(self.name, SignalState.UNKNOWN, NO_GPU_DRIVER)
-                stop.wait(self.retry_s)
-                continue
-            except GpuBackendError as error:
-                registered = False
-                self.health = SignalHealth(self.name, SignalState.UNKNOWN, str(error))
-                stop.wait(min(self.retry_s, 1.0))
-                continue
-            if event is None:
-                continue
-            finding = self._finding(event)
-            if finding is not None:
-                yield finding
-            if event.kind is GpuEventKind.GPU_LOST:
-                stop.wait(min(self.wait_ms / 1000.0, 1.0))
-
-    def _finding(self, event: GpuEvent) -> Finding | None:
-        if event.kind is GpuEventKind.GPU_LOST:
-            key, now = event.gpu.identity(), self.clock()
-            last = self._lost_reported.get(key)
-            if last is not None and now - last < self.lost_repeat_s:
-                return None
-            self._lost_reported[key] = now
-        return finding_from_event(event, self.catalog, self.backend)

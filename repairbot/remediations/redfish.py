@@ -7,9 +7,10 @@ operator asks it for ``ComputerSystem.Reset``.
 Where the BMC is comes from the Node (annotations, so an SRE can fix one node
 with ``kubectl annotate``); how to log in comes from the one Secret the node
 names, read with ``get`` and never listed, so RBAC can grant exactly those
-Secrets. BMCs differ in which resets they accept (sushy-tools has no
-PowerCycle; some vendors have no ForceRestart), so the reset is chosen from the
-system's own ``ResetType@Redfish.AllowableValues``: see :func:`choose_reset_plan`.
+Secrets; both are read in :mod:`repairbot.remediations.bmc_access`. BMCs
+differ in which resets they accept (sushy-tools has no PowerCycle; some vendors
+have no ForceRestart), so the reset is chosen from the system's own
+``ResetType@Redfish.AllowableValues``: see :func:`choose_reset_plan`.
 
 The protocol decisions (:func:`bmc_target`, :func:`choose_system`,
 :func:`reset_capability`, :func:`choose_reset_plan`) are pure functions over
@@ -20,12 +21,11 @@ is a handful of requests.
 
 from __future__ import annotations
 
-import base64
 import logging
 import time
 from collections.abc import Mapping, Sequence
 from contextlib import closing
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import httpx
@@ -35,12 +35,18 @@ from tenacity import Retrying, retry_if_exception, stop_after_attempt, wait_expo
 
 from repairbot.kube.client import api_retrying, raw_call
 
-log = logging.getLogger(__name__)
+# Where the BMC is and how to log in live in bmc_access; its names stay importable from here.
+from repairbot.remediations.bmc_access import ANNOTATION_BMC_ADDRESS as ANNOTATION_BMC_ADDRESS
+from repairbot.remediations.bmc_access import ANNOTATION_BMC_INSECURE as ANNOTATION_BMC_INSECURE
+from repairbot.remediations.bmc_access import ANNOTATION_BMC_SECRET as ANNOTATION_BMC_SECRET
+from repairbot.remediations.bmc_access import ANNOTATION_BMC_SYSTEM as ANNOTATION_BMC_SYSTEM
+from repairbot.remediations.bmc_access import BmcCredentials as BmcCredentials
+from repairbot.remediations.bmc_access import BmcTarget as BmcTarget
+from repairbot.remediations.bmc_access import RedfishError as RedfishError
+from repairbot.remediations.bmc_access import bmc_target as bmc_target
+from repairbot.remediations.bmc_access import read_bmc_credentials as read_bmc_credentials
 
-ANNOTATION_BMC_ADDRESS = "repairbot.io/bmc-address"
-ANNOTATION_BMC_SECRET = "repairbot.io/bmc-secret"
-ANNOTATION_BMC_SYSTEM = "repairbot.io/bmc-system"
-ANNOTATION_BMC_INSECURE = "repairbot.io/bmc-insecure"
+log = logging.getLogger(__name__)
 
 SERVICE_ROOT = "/redfish/v1/"
 RESET_ACTION = "#ComputerSystem.Reset"
@@ -50,14 +56,6 @@ ACCEPTED_RESET_STATUS = frozenset({200, 202, 204})
 RETRYABLE_STATUS = frozenset({429, 500, 502, 503, 504})
 # What a BMC answers when it does not know a reset type it did not advertise.
 UNSUPPORTED_RESET_STATUS = frozenset({400, 501})
-
-
-class RedfishError(RuntimeError):
-    """A power cycle or a read that cannot go on; the message names the node, the BMC and what to fix."""
-
-    def __init__(self, message: str, *, status: int | None = None) -> None:
-        super().__init__(message)
-        self.status = status
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,45 +69,6 @@ class PowerCycleOutcome:
 
 
 # --------------------------------------------------------------------------- pure protocol
-
-
-@dataclass(frozen=True, slots=True)
-class BmcTarget:
-    """One node's BMC, as its annotations describe it."""
-
-    node: str
-    address: str
-    secret_namespace: str
-    secret_name: str
-    system_id: str | None = None
-    insecure: bool = False
-
-    @property
-    def secret_ref(self) -> str:
-        return f"{self.secret_namespace}/{self.secret_name}"
-
-
-def bmc_target(node: Mapping[str, Any]) -> BmcTarget:
-    """Read a Node's BMC annotations; raises :class:`RedfishError` naming the annotation to fix."""
-    metadata = node.get("metadata") or {}
-    name = str(metadata.get("name", "?"))
-    annotations = metadata.get("annotations") or {}
-    address = str(annotations.get(ANNOTATION_BMC_ADDRESS, "")).strip().rstrip("/")
-    if not address:
-        raise RedfishError(
-            f"node {name}: no BMC known; set annotation {ANNOTATION_BMC_ADDRESS} (e.g. https://10.0.0.5)"
-        )
-    if not address.startswith(("http://", "https://")):
-        raise RedfishError(f"node {name}: annotation {ANNOTATION_BMC_ADDRESS}={address!r} is not an http(s) URL")
-    secret = str(annotations.get(ANNOTATION_BMC_SECRET, "")).strip()
-    namespace, _, secret_name = secret.partition("/")
-    if not namespace or not secret_name or "/" in secret_name:
-        raise RedfishError(
-            f"node {name}: annotation {ANNOTATION_BMC_SECRET}={secret!r} must name the BMC Secret as namespace/name"
-        )
-    system = str(annotations.get(ANNOTATION_BMC_SYSTEM, "")).strip() or None
-    insecure = str(annotations.get(ANNOTATION_BMC_INSECURE, "")).strip().lower() == "true"
-    return BmcTarget(name, address, namespace, secret_name, system, insecure)
 
 
 def member_paths(collection: Mapping[str, Any]) -> list[str]:
@@ -206,36 +165,6 @@ def redfish_message(body: Any) -> str:
     extended = error.get("@Message.ExtendedInfo") or []
     first = extended[0] if extended and isinstance(extended[0], Mapping) else {}
     return str(first.get("Message") or error.get("message") or "")
-
-
-# --------------------------------------------------------------------------- credentials
-
-
-@dataclass(frozen=True, slots=True)
-class BmcCredentials:
-    username: str
-    password: str = field(repr=False)
-
-
-def read_bmc_credentials(api: client.ApiClient, target: BmcTarget) -> BmcCredentials:
-    """Read the node's BMC Secret (keys ``username``, ``password``) by name: one ``get``, never a list."""
-    core = client.CoreV1Api(api)
-    try:
-        for attempt in api_retrying():
-            with attempt:
-                secret = raw_call(core.read_namespaced_secret, target.secret_name, target.secret_namespace)
-    except ApiException as error:
-        why = {404: "does not exist", 403: "may not be read by the operator (RBAC: grant get on it)"}
-        raise RedfishError(
-            f"node {target.node}: BMC Secret {target.secret_ref} {why.get(error.status, f'answered {error.status}')}",
-            status=error.status,
-        ) from None
-    data = secret.get("data") or {}
-    missing = [key for key in ("username", "password") if not data.get(key)]
-    if missing:
-        raise RedfishError(f"node {target.node}: BMC Secret {target.secret_ref} has no {' or '.join(missing)} key")
-    username, password = (base64.b64decode(data[key]).decode("utf-8") for key in ("username", "password"))
-    return BmcCredentials(username, password)
 
 
 # --------------------------------------------------------------------------- HTTP edge
