@@ -15,9 +15,11 @@ import shutil
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import httpx
 
+from repairbot.model import parse_time
 from repairbot.sim.sandbox import Sandbox, SandboxConfig
 
 DEMO_NODE = "gpu-node-002"
@@ -63,6 +65,24 @@ async def _follow_repair(sandbox: Sandbox, node: str, injected: float, timeout: 
     return None
 
 
+def repair_summary(repair: dict[str, Any]) -> str:
+    """One line an SRE would paste in a hand-over: node, reason, rungs, MTTA, MTTR, outcome."""
+    status = repair.get("status") or {}
+    rungs = [e["action"] for e in status.get("history") or () if e.get("step") == "request" and e.get("action")]
+
+    def seconds(start: str, end: str) -> str:
+        if not status.get(start) or not status.get(end):
+            return "-"
+        delta = (parse_time(status[end]) - parse_time(status[start])).total_seconds()
+        return f"{delta * 1000:.0f} ms" if delta < 1 else f"{delta:.1f} s"
+
+    return (
+        f"{repair['spec']['nodeName']}: {status.get('reason', '?')} → {' → '.join(rungs) or 'no action'}; "
+        f"MTTA {seconds('detectedAt', 'acknowledgedAt')}, MTTR {seconds('detectedAt', 'resolvedAt')}; "
+        f"{status.get('phase', 'Pending')}"
+    )
+
+
 async def run_demo(*, state_dir: Path, nodes: int) -> int:
     sandbox = Sandbox(SandboxConfig(state_dir=state_dir, nodes=nodes))
     state = await sandbox.start()
@@ -87,30 +107,41 @@ async def run_demo(*, state_dir: Path, nodes: int) -> int:
         if final != "Succeeded":
             print(f"!!! the repair of {DEMO_NODE} ended {final or 'nowhere (timed out)'}")
             failures += 1
+        for repair in sandbox.api.list_objects("repairbot.io/v1alpha1", "GPURepair"):
+            print(f">>> {repair_summary(repair)}")
         failures += await _kubectl(kubeconfig, "get", "gpurepairs") != 0
-        failures += await _kubectl(
-            kubeconfig,
-            "get",
-            "gpurepairs",
-            "-o",
-            "jsonpath={range .items[*].status.history[*]}{.at}  {.step} {.outcome}: {.message}{'\\n'}{end}",
-        ) != 0
-        failures += await _kubectl(
-            kubeconfig,
-            "get",
-            "gpurepairs",
-            "-o",
-            "custom-columns=NAME:.metadata.name,FINDING:.spec.findings[*].code,ACTION:.spec.findings[*].action,"
-            "GPU:.spec.findings[*].gpu.index,MESSAGE:.spec.findings[*].message",
-        ) != 0
-        failures += await _kubectl(
-            kubeconfig,
-            "get",
-            "node",
-            DEMO_NODE,
-            "-o",
-            "jsonpath={range .status.conditions[*]}{.type}={.status} {.reason}: {.message}{'\\n'}{end}",
-        ) != 0
+        failures += (
+            await _kubectl(
+                kubeconfig,
+                "get",
+                "gpurepairs",
+                "-o",
+                "jsonpath={range .items[*].status.history[*]}{.at}  {.step} {.outcome}: {.message}{'\\n'}{end}",
+            )
+            != 0
+        )
+        failures += (
+            await _kubectl(
+                kubeconfig,
+                "get",
+                "gpurepairs",
+                "-o",
+                "custom-columns=NAME:.metadata.name,FINDING:.spec.findings[*].code,ACTION:.spec.findings[*].action,"
+                "GPU:.spec.findings[*].gpu.index,MESSAGE:.spec.findings[*].message",
+            )
+            != 0
+        )
+        failures += (
+            await _kubectl(
+                kubeconfig,
+                "get",
+                "node",
+                DEMO_NODE,
+                "-o",
+                "jsonpath={range .status.conditions[*]}{.type}={.status} {.reason}: {.message}{'\\n'}{end}",
+            )
+            != 0
+        )
         failures += await _kubectl(kubeconfig, "get", "events", "-n", "default", "--sort-by=.lastTimestamp") != 0
     finally:
         await sandbox.stop()
