@@ -81,6 +81,33 @@ def oldest_active(repairs: Iterable[dict[str, Any]]) -> dict[str, Any] | None:
     return active[0] if active else None
 
 
+@dataclass(frozen=True, slots=True)
+class _Report:
+    """One call of :meth:`Intake.report`, carried through its retries."""
+
+    node: str
+    findings: tuple[Finding, ...]
+    source: Source
+    reason: str | None
+    requested_action: str | None
+    dry_run: bool
+
+    def spec(self) -> dict[str, Any]:
+        """The spec of a new repair opened by this report."""
+        spec: dict[str, Any] = {
+            "nodeName": self.node,
+            "source": self.source.value,
+            "findings": merge_findings([], self.findings),
+        }
+        if self.dry_run:
+            spec["dryRun"] = True
+        if self.reason:
+            spec["reason"] = self.reason
+        if self.requested_action:
+            spec["requestedAction"] = self.requested_action
+        return spec
+
+
 class Intake:
     """Creates or merges GPURepairs through the Kubernetes API."""
 
@@ -106,62 +133,31 @@ class Intake:
         """Hand ``findings`` for ``node`` to its active repair, opening one if needed."""
         if not findings:
             raise ValueError(f"node {node}: intake needs at least one finding")
+        wanted = _Report(node, tuple(findings), source, reason, requested_action, dry_run)
         for attempt in api_retrying():
             with attempt:
-                return self._report_once(node, findings, source, reason, requested_action, dry_run)
+                return self._report_once(wanted)
         raise AssertionError("unreachable: api_retrying re-raises")  # pragma: no cover
 
-    def _report_once(
-        self,
-        node: str,
-        findings: list[Finding],
-        source: Source,
-        reason: str | None,
-        requested_action: str | None,
-        dry_run: bool,
-    ) -> IntakeResult:
-        current = self.active_repair(node)
-        if current is not None:
-            spec = current.setdefault("spec", {})
-            spec["findings"] = merge_findings(spec.get("findings") or [], findings)
-            if requested_action and not spec.get("requestedAction"):
-                spec["requestedAction"] = requested_action
-            # replace_* sends metadata.resourceVersion: a concurrent writer makes this 409 and we re-read.
-            updated = as_object(
-                self._custom.replace_cluster_custom_object(GROUP, VERSION, PLURAL, current["metadata"]["name"], current)
-            )
-            log.info("intake merged node=%s repair=%s findings=%d", node, updated["metadata"]["name"], len(findings))
-            return IntakeResult(updated["metadata"]["name"], node, False, len(spec["findings"]))
-        return self._create(node, findings, source, reason, requested_action, dry_run)
+    def _report_once(self, wanted: _Report) -> IntakeResult:
+        current = self.active_repair(wanted.node)
+        if current is None:
+            return self._create(wanted)
+        spec = current.setdefault("spec", {})
+        spec["findings"] = merge_findings(spec.get("findings") or [], wanted.findings)
+        if wanted.requested_action and not spec.get("requestedAction"):
+            spec["requestedAction"] = wanted.requested_action
+        # replace_* sends metadata.resourceVersion: a concurrent writer makes this 409 and we re-read.
+        name = current["metadata"]["name"]
+        updated = as_object(self._custom.replace_cluster_custom_object(GROUP, VERSION, PLURAL, name, current))
+        log.info("intake merged node=%s repair=%s findings=%d", wanted.node, name, len(wanted.findings))
+        return IntakeResult(updated["metadata"]["name"], wanted.node, False, len(spec["findings"]))
 
-    def _create(
-        self,
-        node: str,
-        findings: list[Finding],
-        source: Source,
-        reason: str | None,
-        requested_action: str | None,
-        dry_run: bool,
-    ) -> IntakeResult:
+    def _create(self, wanted: _Report) -> IntakeResult:
         now = datetime.now(UTC)
-        spec: dict[str, Any] = {
-            "nodeName": node,
-            "source": source.value,
-            "findings": merge_findings([], findings),
-        }
-        if dry_run:
-            spec["dryRun"] = True
-        if reason:
-            spec["reason"] = reason
-        if requested_action:
-            spec["requestedAction"] = requested_action
-        metadata: dict[str, Any] = {"name": repair_name(node, now), "labels": {LABEL_NODE: node}}
-        body: dict[str, Any] = {
-            "apiVersion": f"{GROUP}/{VERSION}",
-            "kind": KIND,
-            "metadata": metadata,
-            "spec": spec,
-        }
+        spec = wanted.spec()
+        metadata: dict[str, Any] = {"name": repair_name(wanted.node, now), "labels": {LABEL_NODE: wanted.node}}
+        body: dict[str, Any] = {"apiVersion": f"{GROUP}/{VERSION}", "kind": KIND, "metadata": metadata, "spec": spec}
         try:
             created = as_object(self._custom.create_cluster_custom_object(GROUP, VERSION, PLURAL, body))
         except ApiException as error:
@@ -169,7 +165,8 @@ class Intake:
                 raise
             # A repair of this node was opened in the same second (or a finished one
             # holds the name): retrying re-reads and merges, or picks a fresh name.
-            metadata["name"] = f"{repair_name(node, now)}-{now.microsecond // 1000:03d}"
+            metadata["name"] = f"{repair_name(wanted.node, now)}-{now.microsecond // 1000:03d}"
             created = as_object(self._custom.create_cluster_custom_object(GROUP, VERSION, PLURAL, body))
-        log.info("intake created node=%s repair=%s findings=%d", node, created["metadata"]["name"], len(findings))
-        return IntakeResult(created["metadata"]["name"], node, True, len(spec["findings"]))
+        name = created["metadata"]["name"]
+        log.info("intake created node=%s repair=%s findings=%d", wanted.node, name, len(wanted.findings))
+        return IntakeResult(name, wanted.node, True, len(spec["findings"]))
