@@ -1,0 +1,245 @@
+"""One Jira ticket per repair: found again before it is ever created, commented per step, resolved or escalated.
+
+Built on the ``jira`` library (REST v2, plain-string bodies), which talks to
+Server/Data Center and Cloud alike: it reads ``deploymentType`` from
+``serverInfo`` when the client is built and, for Cloud, sends searches to
+``/rest/api/2/search/jql`` instead of the removed ``/rest/api/2/search``
+(REFERENCE.md §7.2). The client is built lazily, inside the retry, so a Jira
+that is down at startup does not stop the operator.
+
+*Never a duplicate*: a ticket is looked up by the key stored in the GPURepair
+status, else by JQL on its labels (``repairbot``, ``node-<node>``,
+``repair-<repair name>``), and only then created — and that whole
+find-or-create is one retried unit, so a create that timed out after Jira
+stored it is found on the next attempt instead of made twice. Cloud's search
+is eventually consistent, so keys this process created are also cached.
+
+Retries (tenacity: exponential backoff with jitter, bounded) cover 5xx, 429
+and connection errors; the library's own retry loop is switched off so there
+is one policy. Failures surface as :class:`NotifyError` for the outbox.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Sequence
+from typing import Any, TypeVar
+
+import requests
+from jira import JIRA, JIRAError
+from tenacity import RetryError, Retrying, retry_if_exception, stop_after_attempt, wait_exponential_jitter
+from tenacity.wait import wait_base
+
+from repairbot.model import HistoryEntry
+from repairbot.notify.errors import NotifyError
+from repairbot.notify.messages import jira_comment, jira_description, jira_quarantine, jira_resolution, jira_summary
+from repairbot.notify.view import RepairView
+from repairbot.xid import XidCatalog
+
+T = TypeVar("T")
+_LABEL_UNSAFE = re.compile(r"[^A-Za-z0-9_.-]+")
+
+
+def sanitize_label(text: str) -> str:
+    """Jira labels cannot hold spaces; keep ``[A-Za-z0-9_.-]`` and replace the rest with ``_``."""
+    return _LABEL_UNSAFE.sub("_", text).strip("_") or "_"
+
+
+def ticket_labels(base: Sequence[str], node: str, repair: str) -> list[str]:
+    """The labels that identify a repair's ticket: the policy's, plus ``repairbot``, node and repair."""
+    labels = [sanitize_label(label) for label in base]
+    labels += ["repairbot", sanitize_label(f"node-{node}"), sanitize_label(f"repair-{repair}")]
+    return list(dict.fromkeys(labels))
+
+
+def dedupe_jql(project: str, node: str, repair: str) -> str:
+    """All tickets for one repair, whatever their status: a resolved ticket is still *the* ticket."""
+    node_label = sanitize_label(f"node-{node}")
+    repair_label = sanitize_label(f"repair-{repair}")
+    return (
+        f'project = "{project}" AND labels = "repairbot" AND labels = "{node_label}" '
+        f'AND labels = "{repair_label}" ORDER BY created ASC'
+    )
+
+
+def _is_transient(error: BaseException) -> bool:
+    if isinstance(error, JIRAError):
+        return error.status_code is None or error.status_code >= 500 or error.status_code == 429
+    return isinstance(error, requests.ConnectionError | requests.Timeout)
+
+
+class JiraNotifier:
+    """Tickets in ``project`` for repairs; quarantines go to ``hardware_assignee``."""
+
+    def __init__(
+        self,
+        server: str,
+        *,
+        project: str,
+        issue_type: str = "Task",
+        labels: Sequence[str] = ("repairbot", "gpu"),
+        done_transition: str = "Done",
+        hardware_assignee: str | None = None,
+        token: str | None = None,
+        basic: tuple[str, str] | None = None,
+        escalation_priority: str = "Highest",
+        catalog: XidCatalog | None = None,
+        attempts: int = 4,
+        wait: wait_base | None = None,
+        timeout: float = 15,
+    ) -> None:
+        if token is not None and basic is not None:
+            raise ValueError("Jira auth: give a token or basic credentials, not both")
+        self.server = server.rstrip("/")
+        self.project = project
+        self.issue_type = issue_type
+        self.labels = tuple(labels)
+        self.done_transition = done_transition
+        self.hardware_assignee = hardware_assignee
+        self.escalation_priority = escalation_priority
+        self._token = token
+        self._basic = basic
+        self._catalog = catalog
+        self._attempts = attempts
+        self._wait = wait or wait_exponential_jitter(initial=0.5, max=8, jitter=0.5)
+        self._timeout = timeout
+        self._client: JIRA | None = None
+        self._created: dict[str, str] = {}
+
+    @property
+    def client(self) -> JIRA:
+        """The library client, built on first use (it calls ``serverInfo``, which fails while Jira is down)."""
+        if self._client is None:
+            self._client = JIRA(
+                server=self.server,
+                token_auth=self._token,
+                basic_auth=self._basic,
+                max_retries=0,
+                timeout=int(self._timeout),
+            )
+        return self._client
+
+    @property
+    def is_cloud(self) -> bool:
+        return bool(self.client._is_cloud)
+
+    def browse_url(self, key: str) -> str:
+        return f"{self.server}/browse/{key}"
+
+    # ------------------------------------------------------------ operations
+
+    def ensure_ticket(self, view: RepairView) -> str:
+        """The repair's ticket key: the stored one, else one found by labels, else a new ticket."""
+        return self._retry("ensure_ticket", lambda: self._find_or_create(view))
+
+    def find_ticket(self, view: RepairView) -> str | None:
+        """The repair's existing ticket, if any, without creating one."""
+        return self._retry("find_ticket", lambda: self._find(view))
+
+    def comment(self, key: str, text: str) -> str:
+        """Add a comment; returns its id (for the outbox's ``external``)."""
+        return self._retry("comment", lambda: str(self.client.add_comment(key, text).id))
+
+    def comment_step(self, key: str, view: RepairView, entry: HistoryEntry) -> str:
+        return self.comment(key, jira_comment(view, entry))
+
+    def resolve(self, key: str, text: str | None = None, *, view: RepairView | None = None) -> None:
+        """Move the ticket through the configured done transition, with a closing comment in the same request.
+
+        One request, so a retry cannot leave a comment without the transition or add the comment twice.
+        """
+        body = text if text is not None else (jira_resolution(view) if view is not None else "Resolved by RepairBot.")
+        self._retry("resolve", lambda: self._transition(key, self.done_transition, body))
+
+    def escalate_quarantine(self, key: str, view: RepairView, *, assignee: str | None = None) -> None:
+        """Raise priority, assign to hardware, and say what to replace: the node is out until a part is swapped."""
+        who = assignee or self.hardware_assignee
+        text = jira_quarantine(view, catalog=self._catalog)
+
+        def escalate() -> None:
+            fields: dict[str, Any] = {"priority": {"name": self.escalation_priority}}
+            if who:
+                fields["assignee"] = {"accountId": who} if self.is_cloud else {"name": who}
+            self.client.issue(key, fields="summary").update(fields=fields)
+
+        self._retry("escalate", escalate)
+        self.comment(key, text)
+
+    # ------------------------------------------------------------ internals
+
+    def _find(self, view: RepairView) -> str | None:
+        if view.jira_key and self._exists(view.jira_key):
+            return view.jira_key
+        cached = self._created.get(view.name)
+        if cached:
+            return cached
+        issues = self.client.search_issues(
+            dedupe_jql(self.project, view.node, view.name), maxResults=1, fields="summary,labels"
+        )
+        if issues:
+            return str(issues[0].key)
+        return None
+
+    def _find_or_create(self, view: RepairView) -> str:
+        found = self._find(view)
+        if found:
+            return found
+        fields = {
+            "project": {"key": self.project},
+            "issuetype": {"name": self.issue_type},
+            "summary": jira_summary(view),
+            "description": jira_description(view, catalog=self._catalog),
+            "labels": ticket_labels(self.labels, view.node, view.name),
+        }
+        issue = self.client.create_issue(fields=fields, prefetch=False)
+        self._created[view.name] = str(issue.key)
+        return str(issue.key)
+
+    def _exists(self, key: str) -> bool:
+        try:
+            self.client.issue(key, fields="summary")
+        except JIRAError as error:
+            if error.status_code == 404:
+                return False
+            raise
+        return True
+
+    def _transition(self, key: str, name: str, comment: str) -> None:
+        transitions = self.client.transitions(key)
+        wanted = name.casefold()
+        match = next((t for t in transitions if str(t["name"]).casefold() == wanted), None)
+        if match is None:
+            names = ", ".join(repr(t["name"]) for t in transitions) or "none"
+            raise NotifyError(
+                "jira", "resolve", "no-such-transition",
+                f"{key} has no transition {name!r} from its current status (available: {names}); "
+                "set jira.doneTransition in the policy",
+                retryable=False,
+            )
+        self.client.transition_issue(key, str(match["id"]), comment=comment)
+
+    def _retry(self, operation: str, call: Callable[[], T]) -> T:
+        retrying = Retrying(
+            stop=stop_after_attempt(self._attempts),
+            wait=self._wait,
+            retry=retry_if_exception(_is_transient),
+            reraise=False,
+        )
+        try:
+            return retrying(call)
+        except RetryError as error:
+            last = error.last_attempt.exception()
+            raise self._notify_error(operation, last, attempts=self._attempts) from last
+        except NotifyError:
+            raise
+        except (JIRAError, requests.RequestException) as error:
+            raise self._notify_error(operation, error, attempts=1) from error
+
+    def _notify_error(self, operation: str, error: BaseException | None, *, attempts: int) -> NotifyError:
+        if isinstance(error, JIRAError):
+            code = f"http-{error.status_code}" if error.status_code else "error"
+            detail = f"{error.text or error} after {attempts} attempt(s)"
+            self._client = None if error.status_code is None else self._client
+            return NotifyError("jira", operation, code, detail, retryable=_is_transient(error))
+        self._client = None  # a connection error may have come from building the client: rebuild next time
+        return NotifyError("jira", operation, "connection-error", f"{error} after {attempts} attempt(s)")

@@ -1,0 +1,351 @@
+"""The words: what Slack and Jira say about a repair, as pure functions of a :class:`RepairView`.
+
+One module for both services so a step reads the same in the thread, the
+ticket and the log. Messages are written for an SRE glancing at a phone: the
+node and what is wrong first, what RepairBot is doing about it next, links
+last. Failures and quarantines name the on-call handle, because those are the
+only messages that need a human.
+
+Slack gets Block Kit blocks *and* a plain-text ``text``: the text is what
+notifications, screen readers and clients without blocks show. Jira gets v2
+wiki markup (plain strings; the library talks REST v2 to Cloud and Server).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+
+from repairbot.model import Action, Finding, GpuRef, HistoryEntry, Phase
+from repairbot.notify.view import RepairView
+from repairbot.xid import XidCatalog, default_catalog
+
+FAILURE_OUTCOMES = frozenset({"failed", "failure", "error", "timeout", "timed-out", "blocked", "quarantined"})
+"""History outcomes that need a human: their replies mention the on-call handle."""
+
+PHASE_EMOJI = {
+    Phase.PENDING: ":hourglass_flowing_sand:",
+    Phase.CORDONED: ":construction:",
+    Phase.DRAINING: ":construction:",
+    Phase.REMEDIATING: ":wrench:",
+    Phase.VALIDATING: ":mag:",
+    Phase.SUCCEEDED: ":white_check_mark:",
+    Phase.FAILED: ":x:",
+    Phase.QUARANTINED: ":no_entry:",
+    Phase.BLOCKED: ":double_vertical_bar:",
+    Phase.CANCELLED: ":heavy_minus_sign:",
+}
+
+MAX_STORM_NODES_LISTED = 40
+"""A storm message lists this many nodes and counts the rest: Slack caps a section at 3,000 characters."""
+_SLACK_SECTION_LIMIT = 3000
+_SLACK_HEADER_LIMIT = 150
+
+
+@dataclass(frozen=True, slots=True)
+class SlackMessage:
+    """A Slack message: the fallback ``text`` and the Block Kit ``blocks`` (may be empty)."""
+
+    text: str
+    blocks: tuple[dict[str, Any], ...] = ()
+
+    def blocks_list(self) -> list[dict[str, Any]] | None:
+        return list(self.blocks) if self.blocks else None
+
+
+# ---------------------------------------------------------------- shared phrases
+
+
+def format_duration(delta: timedelta | None) -> str:
+    """``850ms``, ``42s``, ``12m 5s``, ``3h 4m``: precise when short (MTTA), coarse when long (MTTR)."""
+    if delta is None:
+        return "n/a"
+    seconds = delta.total_seconds()
+    if seconds < 1:
+        return f"{max(seconds, 0) * 1000:.0f}ms"
+    if seconds < 60:
+        return f"{seconds:.0f}s"
+    minutes, secs = divmod(int(seconds), 60)
+    if minutes < 60:
+        return f"{minutes}m {secs}s" if secs else f"{minutes}m"
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours}h {minutes}m" if minutes else f"{hours}h"
+
+
+def describe_gpu(gpu: GpuRef) -> str:
+    """``GPU 3 (GPU-8f2c…, 0000:3b:00.0)``; ``whole node`` when no GPU is named."""
+    ids = [x for x in (gpu.uuid, gpu.pci) if x]
+    if gpu.index is None and not ids:
+        return "whole node"
+    head = f"GPU {gpu.index}" if gpu.index is not None else "GPU"
+    return f"{head} ({', '.join(ids)})" if ids else head
+
+
+def describe_finding(finding: Finding, catalog: XidCatalog) -> str:
+    """``Xid 79 (GPU has fallen off the bus) on GPU 3 (…), seen 2x``: the class, its meaning and where."""
+    what = finding.code
+    if finding.xid is not None:
+        what = f"Xid {finding.xid} ({catalog.lookup(finding.xid).meaning})"
+    times = f", seen {finding.count}x" if finding.count > 1 else ""
+    return f"{what} on {describe_gpu(finding.gpu)}{times}"
+
+
+def _gpu_summary(view: RepairView) -> str:
+    gpus = view.gpus
+    return ", ".join(describe_gpu(g) for g in gpus) if gpus else "whole node"
+
+
+def _action_summary(view: RepairView) -> str:
+    if view.action is None:
+        return "none yet"
+    attempt = f" (attempt {view.attempt})" if view.attempt else ""
+    return f"{view.action.value}{attempt}"
+
+
+def _status_line(view: RepairView) -> str:
+    """The sentence that says where the repair stands, kept current on the parent message."""
+    phase = view.phase
+    if phase is Phase.SUCCEEDED:
+        return f"Back in service after {format_duration(view.mttr)}."
+    if phase is Phase.QUARANTINED:
+        return "Quarantined: the node stays cordoned and goes to hardware for replacement."
+    if phase is Phase.FAILED:
+        return "Repair failed; the node stays cordoned until a human looks."
+    if phase is Phase.BLOCKED:
+        return "Blocked: waiting for a human to resume (storm breaker or drain timeout)."
+    if phase is Phase.CANCELLED:
+        return "Cancelled; RepairBot is no longer acting on this node."
+    if phase is Phase.PENDING:
+        return "Waiting for a slot in the repair budget."
+    return f"{phase.value}: current action {_action_summary(view)}."
+
+
+def _needs_human(view: RepairView) -> bool:
+    return view.phase in (Phase.FAILED, Phase.QUARANTINED, Phase.BLOCKED)
+
+
+def _mention(on_call: str | None) -> str:
+    """The on-call handle as configured; use ``<!subteam^ID>`` or ``<@U…>`` in policy for a real ping."""
+    return f"{on_call} " if on_call else ""
+
+
+def _slack_link(url: str, label: str) -> str:
+    return f"<{url}|{label}>"
+
+
+def _link_labels(view: RepairView) -> list[tuple[str, str]]:
+    names = {"dashboardURL": "Grafana dashboard", "panelURL": "Grafana panel", "generatorURL": "Alert rule",
+             "silenceURL": "Silence"}
+    out: list[tuple[str, str]] = []
+    if view.jira_key:
+        out.append((view.jira_url or "", f"Jira {view.jira_key}"))
+    if view.runbook_url:
+        out.append((view.runbook_url, "Runbook"))
+    out.extend((url, names.get(key, key)) for key, url in view.links().items())
+    return out
+
+
+def _truncate(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+# ---------------------------------------------------------------- Slack
+
+
+def slack_parent(view: RepairView, *, catalog: XidCatalog | None = None, on_call: str | None = None) -> SlackMessage:
+    """The thread's first message, rewritten with ``chat.update`` as the repair moves on.
+
+    Everything an SRE needs to decide "do I care?" without opening the thread:
+    node, fault, GPU, phase, what RepairBot is doing, MTTA, and links.
+    """
+    catalog = catalog or default_catalog()
+    emoji = PHASE_EMOJI.get(view.phase, "")
+    dry = " [dry run]" if view.dry_run else ""
+    title = _truncate(f"{emoji} {view.node}: {view.reason} — {view.phase.value}{dry}", _SLACK_HEADER_LIMIT)
+    status = _status_line(view)
+    ping = _mention(on_call) if _needs_human(view) else ""
+    findings = "\n".join(f"• {describe_finding(f, catalog)}" for f in view.findings) or "• (no findings recorded)"
+    links = _link_labels(view)
+    link_text = " · ".join(_slack_link(url, label) if url else label for url, label in links)
+    fields = [
+        ("Node", f"`{view.node}`"),
+        ("Phase", view.phase.value),
+        ("Reason", view.reason),
+        ("GPU", _gpu_summary(view)),
+        ("Action", _action_summary(view)),
+        ("MTTA", format_duration(view.mtta)),
+    ]
+    if view.mttr is not None:
+        fields.append(("MTTR", format_duration(view.mttr)))
+    blocks: list[dict[str, Any]] = [
+        {"type": "header", "text": {"type": "plain_text", "text": title, "emoji": True}},
+        {"type": "section", "text": {"type": "mrkdwn", "text": _truncate(f"{ping}{status}", _SLACK_SECTION_LIMIT)}},
+        {"type": "section", "fields": [{"type": "mrkdwn", "text": f"*{k}*\n{v}"} for k, v in fields]},
+        {"type": "section", "text": {"type": "mrkdwn", "text": _truncate(f"*Findings*\n{findings}", 3000)}},
+    ]
+    context = [f"GPURepair `{view.name}`"] + ([link_text] if link_text else [])
+    blocks.append({"type": "context", "elements": [{"type": "mrkdwn", "text": t} for t in context]})
+    text = (
+        f"{ping}{view.node}: {view.reason} on {_gpu_summary(view)} — {view.phase.value}{dry}. {status} "
+        f"Action: {_action_summary(view)}. MTTA {format_duration(view.mtta)}. GPURepair {view.name}."
+    )
+    if view.jira_key:
+        text += f" Jira {view.jira_key}."
+    if view.runbook_url:
+        text += f" Runbook: {view.runbook_url}"
+    return SlackMessage(text=_truncate(text, 3000), blocks=tuple(blocks))
+
+
+def describe_step(entry: HistoryEntry) -> str:
+    """One history step as a sentence: ``drain: blocked — PDB ml/train allows 0 disruptions``."""
+    parts = [entry.step]
+    if entry.action is not None and entry.action.value not in entry.step:
+        parts.append(f"({entry.action.value}{f', attempt {entry.attempt}' if entry.attempt else ''})")
+    head = " ".join(parts)
+    outcome = f": {entry.outcome}" if entry.outcome else ""
+    message = f" — {entry.message}" if entry.message else ""
+    return f"{head}{outcome}{message}"
+
+
+def is_failure(entry: HistoryEntry) -> bool:
+    return entry.outcome.lower() in FAILURE_OUTCOMES or entry.step.lower() in ("quarantine", "quarantined")
+
+
+def slack_reply(view: RepairView, entry: HistoryEntry, *, on_call: str | None = None) -> SlackMessage:
+    """A thread reply for one step; a failure or a quarantine pings on-call, success says how long it took."""
+    ping = _mention(on_call) if is_failure(entry) else ""
+    icon = ":rotating_light:" if is_failure(entry) else ":small_blue_diamond:"
+    text = f"{ping}{icon} {describe_step(entry)}"
+    if view.phase is Phase.SUCCEEDED and entry.outcome.lower() in ("succeeded", "returned", "uncordoned"):
+        text += f" Returned to service in {format_duration(view.mttr)}."
+    if entry.step.lower() in ("quarantine", "quarantined") and view.jira_key:
+        text += f" Hardware follows up in {view.jira_key}."
+    text = _truncate(text, _SLACK_SECTION_LIMIT)
+    block = {"type": "section", "text": {"type": "mrkdwn", "text": text}}
+    return SlackMessage(text=text, blocks=(block,))
+
+
+def slack_storm(
+    nodes: Sequence[str], *, reason: str, detail: str = "", on_call: str | None = None, jira_key: str | None = None
+) -> SlackMessage:
+    """One message for a storm: every affected node in one place, automatic drains stopped, a human needed.
+
+    A storm is a fabric, power or driver problem, not N bad GPUs; N messages
+    would bury the one thing that matters (someone must look and resume).
+    """
+    unique = sorted(dict.fromkeys(nodes))
+    listed = ", ".join(f"`{n}`" for n in unique[:MAX_STORM_NODES_LISTED])
+    more = len(unique) - MAX_STORM_NODES_LISTED
+    if more > 0:
+        listed += f" and {more} more"
+    head = f"{_mention(on_call)}:thunder_cloud_and_rain: Fault storm: {len(unique)} nodes at once ({reason})."
+    action = (
+        "Automatic drains and repairs are stopped; the nodes are cordoned and their repairs are Blocked "
+        "until someone resumes them."
+    )
+    ticket = f" Incident: {jira_key}." if jira_key else ""
+    body = f"{detail}\n" if detail else ""
+    text = _truncate(f"{head} {action}{ticket}\n{body}Nodes: {listed}", 3000)
+    blocks = (
+        {"type": "section", "text": {"type": "mrkdwn", "text": _truncate(f"*{head}*\n{action}{ticket}", 3000)}},
+        {"type": "section", "text": {"type": "mrkdwn", "text": _truncate(f"{body}*Nodes*: {listed}", 3000)}},
+    )
+    return SlackMessage(text=text, blocks=blocks)
+
+
+# ---------------------------------------------------------------- Jira
+
+
+def jira_summary(view: RepairView) -> str:
+    """``gpu-17: xid-79 on GPU 3 (…) [gpu-17-20260101120000]``; Jira caps summaries at 255 characters."""
+    return _truncate(f"{view.node}: {view.reason} on {_gpu_summary(view)} [{view.name}]", 255)
+
+
+def jira_description(view: RepairView, *, catalog: XidCatalog | None = None) -> str:
+    """The evidence a hardware engineer needs without opening Grafana: findings, what the catalog says, IDs, links."""
+    catalog = catalog or default_catalog()
+    lines = [
+        f"RepairBot opened this ticket for node *{view.node}* (GPURepair {{{{{view.name}}}}}).",
+        "",
+        f"*Reason:* {view.reason}",
+        f"*Phase:* {view.phase.value}",
+        f"*Current action:* {_action_summary(view)}",
+    ]
+    if view.detected_at is not None:
+        lines.append(f"*Detected:* {view.detected_at:%Y-%m-%d %H:%M:%S} UTC (MTTA {format_duration(view.mtta)})")
+    lines += ["", "h3. Findings", "||Class||GPU||Seen||Source||Message||"]
+    for f in view.findings:
+        lines.append(f"|{f.code}|{describe_gpu(f.gpu)}|{f.count}x|{f.source.value}|{_cell(f.message)}|")
+    xids = [f for f in view.findings if f.xid is not None]
+    if xids:
+        lines += ["", "h3. What the Xid catalog says"]
+        for f in xids:
+            assert f.xid is not None
+            entry = catalog.lookup(f.xid)
+            ladder = " → ".join(a.value for a in entry.default_ladder)
+            lines.append(
+                f"* Xid {f.xid} ({entry.mnemonic}): {entry.meaning}. NVIDIA's immediate action: "
+                f"{entry.immediate_bucket}. RepairBot's ladder: {ladder}."
+            )
+    lines += ["", "h3. Hardware identifiers"]
+    for gpu in view.gpus:
+        lines.append(f"* {describe_gpu(gpu)}")
+    for serial in view.serials:
+        lines.append(f"* Serial: {serial}")
+    if not view.gpus and not view.serials:
+        lines.append("* No GPU named by the findings (node-level fault).")
+    links = [(url, label) for url, label in _link_labels(view) if url and not label.startswith("Jira")]
+    if links:
+        lines += ["", "h3. Links"] + [f"* [{label}|{url}]" for url, label in links]
+    lines += ["", "Every step RepairBot takes is added below as a comment."]
+    return "\n".join(lines)
+
+
+def jira_comment(view: RepairView, entry: HistoryEntry) -> str:
+    """One step as a ticket comment, with its time so the ticket alone tells the timeline."""
+    return f"{entry.at:%Y-%m-%d %H:%M:%S} UTC — {describe_step(entry)}"
+
+
+def jira_resolution(view: RepairView) -> str:
+    """The closing comment: how the node was fixed and the MTTR on-call reports on."""
+    action = view.action.value if view.action else "no action"
+    return (
+        f"Node {view.node} passed validation and is back in service. Fixed by {action}"
+        f"{f' (attempt {view.attempt})' if view.attempt else ''}. MTTR {format_duration(view.mttr)}, "
+        f"MTTA {format_duration(view.mtta)}."
+    )
+
+
+def replacement_advice(view: RepairView, *, catalog: XidCatalog | None = None) -> str:
+    """What hardware should replace, from the findings: a GPU board, an IB cable/HCA, or the whole node."""
+    catalog = catalog or default_catalog()
+    parts: list[str] = []
+    for f in view.findings:
+        where = describe_gpu(f.gpu)
+        if f.code.startswith("ib-"):
+            parts.append(f"check/replace the InfiniBand cable or HCA ({f.message or f.code})")
+        elif f.gpu.identity():
+            serial = f" serial {f.evidence['serial']}" if f.evidence.get("serial") else ""
+            parts.append(f"replace {where}{serial} ({f.code})")
+        elif f.xid is not None and catalog.lookup(f.xid).known:
+            parts.append(f"inspect the node's GPUs for Xid {f.xid}")
+    unique = list(dict.fromkeys(parts))
+    return "; ".join(unique) if unique else "inspect the node; the findings name no single part"
+
+
+def jira_quarantine(view: RepairView, *, catalog: XidCatalog | None = None) -> str:
+    """The escalation comment: why the ladder ended, what to replace, and that the node stays out."""
+    tried = [e.action.value for e in view.history if e.action is not None and e.action is not Action.QUARANTINE]
+    tried_text = ", ".join(dict.fromkeys(tried)) or "nothing automatic (lemon node or catalog says replace)"
+    return (
+        f"Node {view.node} is quarantined: it stays cordoned and tainted and RepairBot will not touch it again. "
+        f"Tried: {tried_text}. Please {replacement_advice(view, catalog=catalog)}. "
+        "Remove the repairbot.io/state=quarantined label once the part is replaced."
+    )
+
+
+def _cell(text: str) -> str:
+    """Table cells cannot hold ``|`` or newlines in wiki markup."""
+    return _truncate(text.replace("|", "/").replace("\n", " "), 200) or " "
