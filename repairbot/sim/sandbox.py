@@ -26,9 +26,11 @@ from repairbot.sim.agents import SimulatedFleet
 from repairbot.sim.control import control_app
 from repairbot.sim.crd import load_crd
 from repairbot.sim.host import ActionTimes
+from repairbot.sim.jira import JiraSim
 from repairbot.sim.kubeapi import KubeApiServer, write_kubeconfig
 from repairbot.sim.operator import SandboxOperator
 from repairbot.sim.redfish import RedfishSim
+from repairbot.sim.slack import SlackSim
 
 log = logging.getLogger(__name__)
 
@@ -61,6 +63,8 @@ class Sandbox:
     agents: SimulatedFleet | None = None
     operator: SandboxOperator | None = None
     bmc: RedfishSim | None = None
+    slack: SlackSim | None = None
+    jira: JiraSim | None = None
     _control: web.AppRunner | None = None
 
     @property
@@ -96,6 +100,10 @@ class Sandbox:
             self.operator = SandboxOperator.start(self.kubeconfig, self.config.policy_path)
             await asyncio.get_running_loop().run_in_executor(None, self.operator.wait_ready)
         control_url = await self._start_control()
+        # Fake Slack and Jira over real HTTP, answering the real slack-sdk and jira clients.
+        self.slack, self.jira = SlackSim(), JiraSim()
+        await self.slack.start(self.config.host)
+        jira_url = await self.jira.start(self.config.host)
         self.state = {
             "ready": True,
             "api": api_url,
@@ -103,6 +111,9 @@ class Sandbox:
             "control": control_url,
             "kubeFaults": f"{api_url}/_sim/faults",
             "bmc": bmc_url,
+            "slack": self.slack.api_url,  # the base_url for slack-sdk's WebClient; GET {slack url}/_recorded
+            "slackToken": self.slack.token,
+            "jira": jira_url,
             "nodes": names,
         }
         self._write_state()
@@ -139,6 +150,10 @@ class Sandbox:
         if self.bmc:
             await self.bmc.stop()
             self.bmc = None
+        for chat in (self.slack, self.jira):
+            if chat is not None:
+                await chat.stop()
+        self.slack = self.jira = None
         await self.api.stop()
         state_file = self.config.state_dir / STATE_FILE
         if state_file.exists():
