@@ -1,0 +1,287 @@
+"""From a validated notification to repairs: plan (pure), then apply through the cluster.
+
+Planning decides, for every alert, the node and the finding or the reason to
+ignore it, before anything is written — so a notification is applied
+whole-or-not-at-all as far as validation goes. Applying goes through
+:class:`ClusterSink`, a small protocol the real Kubernetes implementation
+(:class:`KubeSink`) and test doubles both satisfy.
+
+Idempotence (REFERENCE §6.2: senders repeat still-firing groups): a firing
+is ``(source, fingerprint, startsAt)``; an in-memory LRU remembers which
+repair took each one, so a repeat answers with that repair and writes
+nothing. After a restart (empty LRU) intake's merge still keeps one repair
+per node; only the finding's count goes up.
+
+A resolved alert never opens or changes a repair: it is answered as ignored
+with reason ``resolved`` and logged. (Recording it in the repair's history
+is the operator's to do; intake takes findings only.)
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections import OrderedDict
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from kubernetes import client
+from kubernetes.client.rest import ApiException
+
+from repairbot.kube.client import api_retrying, raw_call
+from repairbot.kube.intake import Intake
+from repairbot.model import LABEL_DISABLED, LABEL_STATE, Finding, NodeState, Source
+from repairbot.webhook.mapping import DEFAULT_NODE_LABELS, AlertRules, NodeIndex, map_node
+from repairbot.webhook.payloads import Alert, Notification
+
+log = logging.getLogger(__name__)
+
+REASON_RESOLVED = "resolved"
+REASON_DISABLED = "node-disabled"
+REASON_UNKNOWN_NODE = "unknown-node"
+MERGE_PATCH = "application/merge-patch+json"
+# A node already in these states is RepairBot's: the label must not go back to faulty.
+_HELD_STATES = frozenset({NodeState.FAULTY.value, NodeState.REPAIRING.value, NodeState.QUARANTINED.value})
+
+
+@dataclass(frozen=True, slots=True)
+class Planned:
+    """One alert's fate: a finding for ``node``, or ``reason`` to ignore it."""
+
+    alert: Alert
+    node: str | None = None
+    finding: Finding | None = None
+    reason: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class RepairRef:
+    node: str
+    name: str
+    alert: str
+    fingerprint: str
+
+    def to_dict(self) -> dict[str, str]:
+        return {"node": self.node, "name": self.name, "alert": self.alert, "fingerprint": self.fingerprint}
+
+
+@dataclass(slots=True)
+class Outcome:
+    """The 202 body: what opened or fed a repair, and what was ignored and why."""
+
+    repairs: list[RepairRef]
+    ignored: list[tuple[str, str]]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "repairs": [ref.to_dict() for ref in self.repairs],
+            "ignored": [{"fingerprint": fp, "reason": reason} for fp, reason in self.ignored],
+        }
+
+
+def plan(
+    notification: Notification,
+    index: NodeIndex,
+    rules: AlertRules,
+    *,
+    node_labels: Sequence[str] = DEFAULT_NODE_LABELS,
+) -> list[Planned]:
+    """Every alert's node and finding, or why it is ignored (pure)."""
+    planned: list[Planned] = []
+    for alert in notification.alerts:
+        if not alert.firing:
+            planned.append(Planned(alert, reason=REASON_RESOLVED))
+            continue
+        match = map_node(alert, index, node_labels)
+        if match.node is None:
+            planned.append(Planned(alert, reason=match.reason))
+            continue
+        finding = rules.finding(alert, kind=notification.kind, receiver=notification.receiver)
+        planned.append(Planned(alert, node=match.node, finding=finding))
+    return planned
+
+
+class ClusterSink(Protocol):
+    """What the webhook needs from the cluster (blocking calls; run them in a thread)."""
+
+    def list_nodes(self) -> list[dict[str, Any]]: ...
+
+    def deliver(self, node: str, finding: Finding, source: Source) -> str:
+        """Report ``finding`` and tag the node; the repair's name. :class:`NodeRefused` if it may not be touched."""
+        ...
+
+
+class NodeRefused(Exception):
+    """The node vanished or is ``repairbot.io/disabled``: the alert is ignored with ``reason``."""
+
+    def __init__(self, node: str, reason: str) -> None:
+        super().__init__(f"node {node}: {reason}")
+        self.reason = reason
+
+
+class KubeSink:
+    """:class:`ClusterSink` over the kubernetes client: node list, intake, the ``faulty`` label."""
+
+    def __init__(self, api: client.ApiClient) -> None:
+        self._core = client.CoreV1Api(api)
+        self._intake = Intake(api)
+
+    def list_nodes(self) -> list[dict[str, Any]]:
+        for attempt in api_retrying():
+            with attempt:
+                return list(raw_call(self._core.list_node).get("items") or [])
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def deliver(self, node: str, finding: Finding, source: Source) -> str:
+        """Intake first, then the label: the operator, seeing ``faulty``, then finds the repair already open
+        instead of opening a manual one beside it."""
+        labels = self._labels(node)
+        if labels is None:
+            raise NodeRefused(node, REASON_UNKNOWN_NODE)
+        if labels.get(LABEL_DISABLED) == "true":
+            raise NodeRefused(node, REASON_DISABLED)
+        result = self._intake.report(node, [finding], source=source, reason=finding.message)
+        self._tag_faulty(node)
+        return result.name
+
+    def _labels(self, node: str) -> dict[str, str] | None:
+        for attempt in api_retrying():
+            with attempt:
+                try:
+                    return dict((raw_call(self._core.read_node, node).get("metadata") or {}).get("labels") or {})
+                except ApiException as error:
+                    if error.status == 404:
+                        return None
+                    raise
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def _tag_faulty(self, node: str) -> None:
+        """``repairbot.io/state=faulty`` unless the node is already faulty, repairing or quarantined.
+
+        The patch carries the node's resourceVersion: if the operator moved the
+        label meanwhile, the 409 makes us re-read instead of overwriting it.
+        """
+        for attempt in api_retrying():
+            with attempt:
+                current = raw_call(self._core.read_node, node)
+                metadata = current.get("metadata") or {}
+                if (metadata.get("labels") or {}).get(LABEL_STATE) in _HELD_STATES:
+                    return
+                patch = {
+                    "metadata": {
+                        "resourceVersion": metadata.get("resourceVersion"),
+                        "labels": {LABEL_STATE: NodeState.FAULTY.value},
+                    }
+                }
+                raw_call(self._core.patch_node, node, patch, _content_type=MERGE_PATCH)
+                return
+
+
+class SeenFirings:
+    """LRU of firings already delivered → the repair that took them."""
+
+    def __init__(self, capacity: int = 10_000) -> None:
+        self._capacity = capacity
+        self._items: OrderedDict[tuple[str, str, str], RepairRef] = OrderedDict()
+
+    def get(self, key: tuple[str, str, str]) -> RepairRef | None:
+        ref = self._items.get(key)
+        if ref is not None:
+            self._items.move_to_end(key)
+        return ref
+
+    def remember(self, key: tuple[str, str, str], ref: RepairRef) -> None:
+        self._items[key] = ref
+        self._items.move_to_end(key)
+        while len(self._items) > self._capacity:
+            self._items.popitem(last=False)
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+
+class NodeDirectory:
+    """The node index, listed at most every ``ttl`` seconds, and again on a miss.
+
+    A node that joined a second ago must not be ``unknown-node``, but a burst
+    of alerts must not list 2,000 nodes per request either.
+    """
+
+    def __init__(self, fetch: Callable[[], Awaitable[list[dict[str, Any]]]], *, ttl: float = 10.0) -> None:
+        self._fetch = fetch
+        self._ttl = ttl
+        self._index: NodeIndex | None = None
+        self._at = 0.0
+        self._lock = asyncio.Lock()
+
+    async def index(self, *, refresh_if_older_than: float | None = None) -> NodeIndex:
+        async with self._lock:
+            age = time.monotonic() - self._at
+            limit = self._ttl if refresh_if_older_than is None else min(self._ttl, refresh_if_older_than)
+            if self._index is None or age > limit:
+                self._index = NodeIndex.from_nodes(await self._fetch())
+                self._at = time.monotonic()
+            return self._index
+
+
+class AlertHandler:
+    """Plans and applies notifications; one at a time so repeats racing each other stay idempotent."""
+
+    def __init__(
+        self,
+        sink: ClusterSink,
+        rules: AlertRules,
+        *,
+        node_labels: Sequence[str] = DEFAULT_NODE_LABELS,
+        seen: SeenFirings | None = None,
+        node_ttl: float = 10.0,
+    ) -> None:
+        self._sink = sink
+        self._rules = rules
+        self._node_labels = tuple(node_labels)
+        self._seen = seen or SeenFirings()
+        self._nodes = NodeDirectory(lambda: asyncio.to_thread(sink.list_nodes), ttl=node_ttl)
+        self._apply_lock = asyncio.Lock()
+
+    async def handle(self, notification: Notification) -> Outcome:
+        """Plan against the node index (re-listed once if a node looks unknown), then apply."""
+        index = await self._nodes.index()
+        planned = plan(notification, index, self._rules, node_labels=self._node_labels)
+        if any(p.reason == REASON_UNKNOWN_NODE for p in planned):
+            index = await self._nodes.index(refresh_if_older_than=1.0)
+            planned = plan(notification, index, self._rules, node_labels=self._node_labels)
+        async with self._apply_lock:
+            return await self._apply(notification, planned)
+
+    async def _apply(self, notification: Notification, planned: list[Planned]) -> Outcome:
+        source = Source(notification.kind.value)
+        outcome = Outcome([], [])
+        for item in planned:
+            alert = item.alert
+            if item.node is None or item.finding is None:
+                outcome.ignored.append((alert.fingerprint, item.reason))
+                log.info(
+                    "webhook alert ignored source=%s alertname=%s fingerprint=%s reason=%s",
+                    source.value, alert.alertname, alert.fingerprint, item.reason,
+                )  # fmt: skip
+                continue
+            key = (source.value, *alert.identity())
+            ref = self._seen.get(key)
+            if ref is None:
+                try:
+                    name = await asyncio.to_thread(self._sink.deliver, item.node, item.finding, source)
+                except NodeRefused as refused:
+                    outcome.ignored.append((alert.fingerprint, refused.reason))
+                    log.info("webhook alert ignored node=%s fingerprint=%s reason=%s", item.node,
+                             alert.fingerprint, refused.reason)  # fmt: skip
+                    continue
+                ref = RepairRef(item.node, name, alert.alertname, alert.fingerprint)
+                self._seen.remember(key, ref)
+                log.info(
+                    "webhook alert accepted source=%s alertname=%s node=%s repair=%s finding=%s fingerprint=%s",
+                    source.value, alert.alertname, item.node, name, item.finding.code, alert.fingerprint,
+                )  # fmt: skip
+            outcome.repairs.append(ref)
+        return outcome

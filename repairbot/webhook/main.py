@@ -1,0 +1,128 @@
+"""``repairbot webhook``: serve the Grafana/Alertmanager receivers until SIGTERM.
+
+Start-up refuses what would be unsafe or silently wrong — no authentication
+(unless ``insecure_no_auth``), an unreadable secret, a bad alert mapping —
+with one clear line and exit status 2, so a misconfigured Deployment
+crash-loops visibly instead of serving. :func:`start_webhook` is the same
+server for the sandbox and tests, on an API client they already hold.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from aiohttp import web
+from kubernetes import client
+
+from repairbot.kube.client import api_client
+from repairbot.webhook.auth import DEFAULT_MAX_SKEW, DEFAULT_SIGNATURE_HEADER, AuthConfigError, WebhookAuth
+from repairbot.webhook.handling import AlertHandler, KubeSink
+from repairbot.webhook.mapping import DEFAULT_NODE_LABELS, AlertRules, MappingError
+from repairbot.webhook.metrics import WebhookMetrics
+from repairbot.webhook.server import DEFAULT_BODY_LIMIT, build_app
+
+log = logging.getLogger(__name__)
+
+EXIT_CONFIG = 2
+
+
+@dataclass
+class WebhookOptions:
+    """Everything ``repairbot webhook`` takes. Secrets are named by file or env, never passed as values."""
+
+    host: str = "0.0.0.0"
+    port: int = 8080
+    kubeconfig: str | None = None
+    token_file: Path | None = None
+    basic_auth_file: Path | None = None
+    hmac_secret_file: Path | None = None
+    hmac_signature_header: str = DEFAULT_SIGNATURE_HEADER
+    hmac_timestamp_header: str | None = None
+    hmac_max_skew: float = DEFAULT_MAX_SKEW
+    insecure_no_auth: bool = False
+    alert_mapping: Path | None = None
+    body_limit: int = DEFAULT_BODY_LIMIT
+    node_labels: tuple[str, ...] = field(default=DEFAULT_NODE_LABELS)
+
+
+def load_auth(options: WebhookOptions) -> WebhookAuth:
+    """The auth checks from the options' files and the environment; :class:`AuthConfigError` if unusable."""
+    return WebhookAuth.from_env_and_files(
+        token_file=options.token_file,
+        basic_auth_file=options.basic_auth_file,
+        hmac_secret_file=options.hmac_secret_file,
+        signature_header=options.hmac_signature_header,
+        timestamp_header=options.hmac_timestamp_header,
+        max_skew=options.hmac_max_skew,
+        insecure_no_auth=options.insecure_no_auth,
+    )
+
+
+def load_rules(options: WebhookOptions) -> AlertRules:
+    return AlertRules.load(options.alert_mapping) if options.alert_mapping else AlertRules.default()
+
+
+async def start_webhook(
+    api: client.ApiClient,
+    options: WebhookOptions,
+    *,
+    auth: WebhookAuth | None = None,
+    metrics: WebhookMetrics | None = None,
+) -> tuple[web.AppRunner, str]:
+    """Start serving on ``options.host:options.port`` (port 0 picks one); returns the runner and base URL.
+
+    ``auth`` overrides what the options' files and environment say (the
+    sandbox passes a token it generated). Stop with ``await runner.cleanup()``.
+    """
+    auth = auth or load_auth(options)
+    handler = AlertHandler(KubeSink(api), load_rules(options), node_labels=options.node_labels)
+    app = build_app(handler, auth, metrics=metrics, body_limit=options.body_limit)
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    site = web.TCPSite(runner, options.host, options.port)
+    await site.start()
+    port = runner.addresses[0][1] if runner.addresses else options.port
+    host = "127.0.0.1" if options.host in ("0.0.0.0", "") else options.host
+    url = f"http://{host}:{port}"
+    log.info("webhook serving url=%s auth=%s", url, _auth_summary(auth))
+    return runner, url
+
+
+def run_webhook(options: WebhookOptions) -> int:
+    """Serve until SIGTERM/SIGINT; 0 on a clean stop, 2 on a configuration error (message logged)."""
+    try:
+        auth = load_auth(options)
+        load_rules(options)
+    except (AuthConfigError, MappingError) as error:
+        log.error("%s", error)
+        return EXIT_CONFIG
+    api = api_client(options.kubeconfig)
+    try:
+        asyncio.run(_serve(api, options, auth))
+    finally:
+        api.close()
+    return 0
+
+
+async def _serve(api: client.ApiClient, options: WebhookOptions, auth: WebhookAuth) -> None:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    runner, _ = await start_webhook(api, options, auth=auth)
+    try:
+        await stop.wait()
+    finally:
+        log.info("webhook stopping")
+        await runner.cleanup()
+
+
+def _auth_summary(auth: WebhookAuth) -> str:
+    parts = [
+        name for name, on in (("bearer", auth.bearer_token), ("basic", auth.basic), ("hmac", auth.hmac_secret)) if on
+    ]
+    return ",".join(parts) or "NONE (insecure, development only)"
