@@ -149,6 +149,23 @@ def _cmd_resume(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_webhook(args: argparse.Namespace) -> int:
+    from repairbot.webhook import WebhookOptions, run_webhook
+
+    options = WebhookOptions(
+        host=args.host,
+        port=args.port,
+        kubeconfig=args.kubeconfig,
+        token_file=Path(args.token_file) if args.token_file else None,
+        basic_auth_file=Path(args.basic_auth_file) if args.basic_auth_file else None,
+        hmac_secret_file=Path(args.hmac_secret_file) if args.hmac_secret_file else None,
+        hmac_timestamp_header=args.hmac_timestamp_header,
+        insecure_no_auth=args.insecure_no_auth,
+        alert_mapping=Path(args.alert_mapping) if args.alert_mapping else None,
+    )
+    return run_webhook(options)
+
+
 def _cmd_policy_check(args: argparse.Namespace) -> int:
     from repairbot.operator.commands import check_policy
 
@@ -213,6 +230,24 @@ def build_parser() -> argparse.ArgumentParser:
     operator.add_argument("--health-port", type=int, default=8081, help="/healthz liveness port (0: off)")
     operator.add_argument("--no-leader-election", action="store_true", help="run active at once (one replica only)")
     operator.set_defaults(handler=_cmd_operator)
+
+    webhook = commands.add_parser(
+        "webhook",
+        help="receive Grafana and Alertmanager alerts: tag the node faulty and open a repair",
+        description="POST /webhook/grafana and /webhook/alertmanager; GET /healthz, /metrics, /openapi.json. "
+        "Secrets come from files or $REPAIRBOT_WEBHOOK_TOKEN, $REPAIRBOT_WEBHOOK_USERNAME/_PASSWORD, "
+        "$REPAIRBOT_WEBHOOK_HMAC_SECRET.",
+    )
+    webhook.add_argument("--host", default="0.0.0.0")
+    webhook.add_argument("--port", type=int, default=8080)
+    webhook.add_argument("--kubeconfig", default=None)
+    webhook.add_argument("--token-file", default=None, help="bearer token the senders must present")
+    webhook.add_argument("--basic-auth-file", default=None, help="a file holding user:password")
+    webhook.add_argument("--hmac-secret-file", default=None, help="Grafana's HMAC signing secret")
+    webhook.add_argument("--hmac-timestamp-header", default=None, help="Grafana's timestamp header, if set")
+    webhook.add_argument("--alert-mapping", default=None, help="YAML rules: alertname → finding class")
+    webhook.add_argument("--insecure-no-auth", action="store_true", help="accept unauthenticated alerts (dev only)")
+    webhook.set_defaults(handler=_cmd_webhook)
 
     repair = commands.add_parser("repair", help="open a repair of a node by hand (or merge into its active one)")
     repair.add_argument("node")

@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import secrets
 import signal
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -31,6 +32,8 @@ from repairbot.sim.kubeapi import KubeApiServer, write_kubeconfig
 from repairbot.sim.operator import SandboxOperator
 from repairbot.sim.redfish import RedfishSim
 from repairbot.sim.slack import SlackSim
+from repairbot.webhook import WebhookOptions, start_webhook
+from repairbot.webhook.auth import WebhookAuth
 
 log = logging.getLogger(__name__)
 
@@ -64,6 +67,8 @@ class Sandbox:
     operator: SandboxOperator | None = None
     bmc: RedfishSim | None = None
     slack: SlackSim | None = None
+    _webhook: web.AppRunner | None = None
+    _webhook_token: str = ""
     jira: JiraSim | None = None
     _control: web.AppRunner | None = None
 
@@ -100,6 +105,12 @@ class Sandbox:
             self.operator = SandboxOperator.start(self.kubeconfig, self.config.policy_path)
             await asyncio.get_running_loop().run_in_executor(None, self.operator.wait_ready)
         control_url = await self._start_control()
+        self._webhook_token = secrets.token_urlsafe(24)
+        self._webhook, webhook_url = await start_webhook(
+            api_client(str(self.kubeconfig)),
+            WebhookOptions(host=self.config.host, port=0),
+            auth=WebhookAuth(bearer_token=self._webhook_token),
+        )
         # Fake Slack and Jira over real HTTP, answering the real slack-sdk and jira clients.
         self.slack, self.jira = SlackSim(), JiraSim()
         await self.slack.start(self.config.host)
@@ -111,6 +122,8 @@ class Sandbox:
             "control": control_url,
             "kubeFaults": f"{api_url}/_sim/faults",
             "bmc": bmc_url,
+            "webhook": webhook_url,
+            "webhookToken": self._webhook_token,
             "slack": self.slack.api_url,  # the base_url for slack-sdk's WebClient; GET {slack url}/_recorded
             "slackToken": self.slack.token,
             "jira": jira_url,
@@ -150,6 +163,9 @@ class Sandbox:
         if self.bmc:
             await self.bmc.stop()
             self.bmc = None
+        if self._webhook:
+            await self._webhook.cleanup()
+            self._webhook = None
         for chat in (self.slack, self.jira):
             if chat is not None:
                 await chat.stop()

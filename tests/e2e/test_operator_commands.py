@@ -99,3 +99,36 @@ def test_resume_after_a_storm_lets_one_canary_go_first_then_the_rest(make_sandbo
     assert resumed_at[0] <= canary_done <= resumed_at[1]  # the canary finished before anyone else acted
     breaker = client.CoreV1Api(kube).read_namespaced_config_map("repairbot-breaker", "repairbot")
     assert breaker.data["state"] == "closed"
+
+
+def test_a_grafana_alert_posted_to_the_webhook_gets_the_node_repaired(make_sandbox: SandboxFactory) -> None:
+    import httpx
+
+    sandbox = make_sandbox()
+    kube = api_client(sandbox.state["kubeconfig"])
+    boots = simulated(sandbox, "gpu-node-002").node.boot_count
+    alert = {
+        "status": "firing",
+        "labels": {"alertname": "GpuXid", "Hostname": "gpu-node-002", "gpu": "5", "xid": "79"},
+        "annotations": {"summary": "Xid 79 on gpu-node-002 GPU 5"},
+        "startsAt": "2026-11-22T10:00:00Z",
+        "endsAt": "0001-01-01T00:00:00Z",
+        "generatorURL": "https://grafana.example/alerting/grafana/abc/view",
+        "fingerprint": "1a2b3c4d5e6f7a8b",
+    }
+    payload = {"receiver": "repairbot", "status": "firing", "alerts": [alert], "version": "1", "groupKey": "{}"}
+    headers = {"Authorization": f"Bearer {sandbox.state['webhookToken']}"}
+
+    denied = httpx.post(f"{sandbox.state['webhook']}/webhook/grafana", json=payload, timeout=10)
+    assert denied.status_code == 401 and all_repairs(kube) == []
+    answer = httpx.post(f"{sandbox.state['webhook']}/webhook/grafana", json=payload, headers=headers, timeout=10)
+    assert answer.status_code == 202, answer.text
+    assert [r["node"] for r in answer.json()["repairs"]] == ["gpu-node-002"]
+
+    repair = finished_repair(kube, "gpu-node-002", timeout=40)
+    assert phase_of(repair) == "Succeeded", repair["status"]
+    assert repair["spec"]["source"] == "grafana"
+    finding = repair["spec"]["findings"][0]
+    assert finding["code"] == "xid-79" and finding["evidence"]["generatorURL"].startswith("https://grafana.example")
+    assert simulated(sandbox, "gpu-node-002").node.boot_count == boots + 1
+    assert "repairbot.io/state" not in node(kube, "gpu-node-002")["metadata"]["labels"]
