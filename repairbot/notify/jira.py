@@ -101,7 +101,7 @@ class JiraNotifier:
         self._basic = basic
         self._catalog = catalog
         self._attempts = attempts
-        self._wait = wait or wait_exponential_jitter(initial=0.5, max=8, jitter=0.5)
+        self._wait = wait or wait_exponential_jitter(multiplier=0.5, max=8, jitter=0.5)
         self._timeout = timeout
         self._client: JIRA | None = None
         self._created: dict[str, str] = {}

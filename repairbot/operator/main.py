@@ -23,6 +23,7 @@ from repairbot.kube.client import api_client
 from repairbot.kube.events import EventRecorder
 from repairbot.kube.intake import Intake
 from repairbot.operator.breaker_store import BreakerStore
+from repairbot.operator.dispatcher import ChatEndpoints, NotificationDispatcher, build_notifiers
 from repairbot.operator.facts import FactGatherer, read_fleet
 from repairbot.operator.fleet_cache import FleetCache
 from repairbot.operator.handlers import register
@@ -61,6 +62,7 @@ class OperatorParts:
     scheduler: RepairScheduler
     reconciler: Reconciler
     metrics: OperatorMetrics
+    notifications: NotificationDispatcher
 
 
 def read_policy(path: Path | None) -> Policy:
@@ -76,6 +78,7 @@ def build_operator(
     power: PowerCycler | None = None,
     metrics: OperatorMetrics | None = None,
     max_parallel: int = 16,
+    chat: ChatEndpoints | None = None,
 ) -> OperatorParts:
     metrics = metrics or OperatorMetrics()
     cache = FleetCache()
@@ -98,9 +101,13 @@ def build_operator(
         own_write=reconciler.wrote_last,
         max_parallel=max_parallel,
     )
+    slack, jira = build_notifiers(policy, chat if chat is not None else ChatEndpoints.from_environment(os.environ))
+    notifications = NotificationDispatcher(
+        api, lambda: list(cache.view().repairs), slack=slack, jira=jira, runbook_base_url=policy.runbook_base_url
+    )
     registry = kopf.OperatorRegistry()
     register(registry, api=api, scheduler=scheduler, intake=Intake(api), metrics=metrics, fleet_cache=cache)
-    return OperatorParts(api, policy, registry, scheduler, reconciler, metrics)
+    return OperatorParts(api, policy, registry, scheduler, reconciler, metrics, notifications)
 
 
 def run_kopf(
@@ -117,6 +124,7 @@ def run_kopf(
 async def _operate(
     parts: OperatorParts, stop: threading.Event, ready: threading.Event | None, liveness: str | None
 ) -> None:
+    parts.notifications.start()
     try:
         await kopf.operator(
             registry=parts.registry,
@@ -131,6 +139,7 @@ async def _operate(
         # too, or interpreter shutdown would wait on it forever after a SIGTERM.
         stop.set()
         await parts.scheduler.stop()
+        await asyncio.to_thread(parts.notifications.stop)
 
 
 def run_operator(options: OperatorOptions) -> int:

@@ -83,6 +83,28 @@ def repair_summary(repair: dict[str, Any]) -> str:
     )
 
 
+async def _show_slack_thread(sandbox: Sandbox, wait: float = 5.0) -> None:
+    """What the SRE channel saw: the parent message and its thread, once the notifier caught up."""
+    slack = sandbox.slack
+    if slack is None:
+        return
+    deadline = time.monotonic() + wait
+    while time.monotonic() < deadline:
+        repairs = sandbox.api.list_objects("repairbot.io/v1alpha1", "GPURepair")
+        caught_up = all(
+            ((r.get("status") or {}).get("deliveries") or {}).get("slack", {}).get("phase") == r["status"].get("phase")
+            for r in repairs
+        )
+        if repairs and caught_up:
+            break
+        await asyncio.sleep(0.1)
+    parents = [m for m in slack.messages if m.thread_ts is None]
+    for parent in parents:
+        print(f"\n>>> Slack #gpu-repairs: {(parent.text or '').splitlines()[0]}")
+        for reply in slack.thread(parent.channel, parent.ts):
+            print(f"      ↳ {(reply.text or '').splitlines()[0]}")
+
+
 async def run_demo(*, state_dir: Path, nodes: int) -> int:
     sandbox = Sandbox(SandboxConfig(state_dir=state_dir, nodes=nodes))
     state = await sandbox.start()
@@ -109,6 +131,7 @@ async def run_demo(*, state_dir: Path, nodes: int) -> int:
             failures += 1
         for repair in sandbox.api.list_objects("repairbot.io/v1alpha1", "GPURepair"):
             print(f">>> {repair_summary(repair)}")
+        await _show_slack_thread(sandbox)
         failures += await _kubectl(kubeconfig, "get", "gpurepairs") != 0
         failures += (
             await _kubectl(

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from repairbot.kube.client import api_client
+from repairbot.operator.dispatcher import ChatEndpoints
 from repairbot.operator.main import OperatorParts, build_operator, run_kopf
 from repairbot.policy import load_policy
 from repairbot.sim import fleet
@@ -25,10 +26,17 @@ class SandboxOperator:
     _thread: threading.Thread | None = None
 
     @classmethod
-    def start(cls, kubeconfig: Path, policy_path: Path | None = None) -> SandboxOperator:
-        """Build the operator exactly as ``repairbot operator`` does and run kopf on a thread."""
+    def start(
+        cls, kubeconfig: Path, policy_path: Path | None = None, *, chat: ChatEndpoints | None = None
+    ) -> SandboxOperator:
+        """Build the operator exactly as ``repairbot operator`` does and run kopf on a thread.
+
+        ``chat`` points Slack and Jira at the sandbox's fakes; they are used when the policy
+        names a channel or a project (the sandbox policy does).
+        """
         policy = load_policy(policy_path or SANDBOX_POLICY)
-        parts = build_operator(api_client(str(kubeconfig)), policy, namespace=fleet.AGENT_NAMESPACE)
+        api = api_client(str(kubeconfig))
+        parts = build_operator(api, policy, namespace=fleet.AGENT_NAMESPACE, chat=chat or ChatEndpoints())
         running = cls(parts)
         running._thread = threading.Thread(
             target=run_kopf, args=(parts, running._stop, running._ready), name="sandbox-operator", daemon=True

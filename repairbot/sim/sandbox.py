@@ -22,6 +22,7 @@ from typing import Any
 from aiohttp import web
 
 from repairbot.kube.client import api_client
+from repairbot.operator.dispatcher import ChatEndpoints
 from repairbot.sim import fleet
 from repairbot.sim.agents import SimulatedFleet
 from repairbot.sim.control import control_app
@@ -101,8 +102,19 @@ class Sandbox:
                 times=self.config.action_times,
             )
             self.agents.start()
+        # Fake Slack and Jira over real HTTP, answering the real slack-sdk and jira clients.
+        self.slack, self.jira = SlackSim(), JiraSim()
+        await self.slack.start(self.config.host)
+        jira_url = await self.jira.start(self.config.host)
         if self.config.operator:
-            self.operator = SandboxOperator.start(self.kubeconfig, self.config.policy_path)
+            chat = ChatEndpoints(
+                slack_token=self.slack.token,
+                slack_api_url=self.slack.api_url,
+                jira_url=jira_url,
+                jira_user=self.jira.user,
+                jira_password=self.jira.password,
+            )
+            self.operator = SandboxOperator.start(self.kubeconfig, self.config.policy_path, chat=chat)
             await asyncio.get_running_loop().run_in_executor(None, self.operator.wait_ready)
         control_url = await self._start_control()
         self._webhook_token = secrets.token_urlsafe(24)
@@ -111,10 +123,6 @@ class Sandbox:
             WebhookOptions(host=self.config.host, port=0),
             auth=WebhookAuth(bearer_token=self._webhook_token),
         )
-        # Fake Slack and Jira over real HTTP, answering the real slack-sdk and jira clients.
-        self.slack, self.jira = SlackSim(), JiraSim()
-        await self.slack.start(self.config.host)
-        jira_url = await self.jira.start(self.config.host)
         self.state = {
             "ready": True,
             "api": api_url,

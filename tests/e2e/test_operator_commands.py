@@ -132,3 +132,39 @@ def test_a_grafana_alert_posted_to_the_webhook_gets_the_node_repaired(make_sandb
     assert finding["code"] == "xid-79" and finding["evidence"]["generatorURL"].startswith("https://grafana.example")
     assert simulated(sandbox, "gpu-node-002").node.boot_count == boots + 1
     assert "repairbot.io/state" not in node(kube, "gpu-node-002")["metadata"]["labels"]
+
+
+NOTIFYING = {
+    "notifications": {"slack": {"channel": "#gpu-repairs", "onCall": "@gpu-oncall"}, "jira": {"project": "OPS"}},
+    "runbookBaseUrl": "https://runbooks.example/repairbot",
+}
+
+
+def test_every_step_reaches_one_slack_thread_and_one_jira_ticket(make_sandbox: SandboxFactory) -> None:
+    sandbox = make_sandbox(policy=NOTIFYING)
+    kube = api_client(sandbox.state["kubeconfig"])
+    slack, jira = sandbox.sandbox.slack, sandbox.sandbox.jira
+    assert slack is not None and jira is not None
+    slack.rate_limit(2, retry_after=1)  # Slack throttles at first: nothing may be lost or doubled
+
+    inject_now(sandbox, [("gpu-node-001", "xid:79", 4)])
+    repair = finished_repair(kube, "gpu-node-001", timeout=40)
+    assert phase_of(repair) == "Succeeded"
+    steps = len(repair["status"]["history"])
+
+    def delivered() -> dict | None:
+        current = repairs_of(kube, "gpu-node-001")[0]["status"]
+        cursors = current.get("deliveries") or {}
+        done = all((cursors.get(t) or {}).get("sent") == steps for t in ("slack", "jira"))
+        finished = all((cursors.get(t) or {}).get("phase") == "Succeeded" for t in ("slack", "jira"))
+        return current if done and finished else None
+
+    status = eventually(delivered, timeout=30, what="every step delivered")
+    thread = status["slack"]
+    posts = [m for m in slack.messages if m.thread_ts == thread["ts"]]
+    assert len(posts) == steps  # one reply per step, in the parent's thread, none twice
+    assert status["jira"]["key"].startswith("OPS-")
+    (issue,) = jira.issues.values()
+    assert len(jira.comments_of(status["jira"]["key"])) >= steps
+    assert "gpu-node-001" in issue.fields["summary"]
+    assert issue.status.lower() == "done"  # resolved through the workflow's Done transition

@@ -1,0 +1,225 @@
+"""Tell Slack and Jira what happened to each repair, in order, at least once, without ever slowing it.
+
+The GPURepair's own ``status.history`` is the outbox: every step is written
+there before it runs. This dispatcher, on a thread of its own, walks each
+repair's history and keeps a cursor per target in ``status.deliveries``
+(``{"slack": {"sent": 4, "phase": "Draining"}, "jira": {"sent": 4, "resolved": false}}``).
+A cursor moves only after Slack or Jira accepted the message, so an outage
+delays notifications and loses none; when the service is back, every step
+arrives once, in order. The thread (``status.slack``) and the ticket
+(``status.jira``) are recorded before any reply or comment, so a restarted
+operator continues the same thread and the same ticket.
+
+The reconciler never writes ``deliveries`` and the dispatcher writes nothing
+else the reconciler owns: their merge patches touch different keys and cannot
+undo each other. A crash between a send and its cursor write can repeat that
+one message — at least once, never lost.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from kubernetes import client
+from kubernetes.client.rest import ApiException
+
+from repairbot.kube.client import as_object
+from repairbot.model import GROUP, PLURAL, VERSION, Action, HistoryEntry, Phase, parse_time
+from repairbot.notify import NotifyError
+from repairbot.notify.jira import JiraNotifier
+from repairbot.notify.slack import SlackNotifier, SlackThread
+from repairbot.notify.view import RepairView
+from repairbot.policy import Policy
+
+log = logging.getLogger(__name__)
+
+
+def history_entry(raw: Mapping[str, Any]) -> HistoryEntry:
+    action = raw.get("action")
+    return HistoryEntry(
+        step=str(raw.get("step", "")),
+        outcome=str(raw.get("outcome", "")),
+        message=str(raw.get("message", "")),
+        at=parse_time(str(raw["at"])),
+        action=Action(action) if action in {a.value for a in Action} else None,
+        attempt=raw.get("attempt"),
+    )
+
+
+def owed(obj: Mapping[str, Any], target: str) -> bool:
+    """Does this repair owe ``target`` anything (a first message, a step, a phase change)?"""
+    status = obj.get("status") or {}
+    cursor = (status.get("deliveries") or {}).get(target) or {}
+    history = status.get("history") or []
+    if not status.get("phase") and not history:
+        return False
+    if int(cursor.get("sent") or 0) < len(history):
+        return True
+    return cursor.get("phase") != status.get("phase")
+
+
+@dataclass
+class NotificationDispatcher:
+    api: client.ApiClient
+    repairs: Callable[[], list[Mapping[str, Any]]]
+    slack: SlackNotifier | None = None
+    jira: JiraNotifier | None = None
+    runbook_base_url: str | None = None
+    interval: float = 1.0
+    _stop: threading.Event = field(default_factory=threading.Event)
+    _thread: threading.Thread | None = None
+
+    @property
+    def enabled(self) -> bool:
+        return self.slack is not None or self.jira is not None
+
+    def start(self) -> None:
+        if not self.enabled:
+            return
+        self._thread = threading.Thread(target=self._loop, name="notifications", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread:
+            self._thread.join(10)
+
+    def deliver_due(self) -> int:
+        """One pass over every repair that owes a message; returns how many messages went out."""
+        sent = 0
+        for cached in self.repairs():
+            targets = [t for t, on in (("slack", self.slack), ("jira", self.jira)) if on and owed(cached, t)]
+            if not targets:
+                continue
+            obj = self._read(cached["metadata"]["name"])
+            if obj is None:
+                continue
+            for target in targets:
+                try:
+                    sent += self._deliver_slack(obj) if target == "slack" else self._deliver_jira(obj)
+                except (NotifyError, ApiException) as error:  # retried next pass: the cursor did not move
+                    name = obj["metadata"]["name"]
+                    log.warning("notification delayed repair=%s target=%s error=%s", name, target, error)
+        return sent
+
+    # --- per target
+
+    def _deliver_slack(self, obj: dict[str, Any]) -> int:
+        assert self.slack is not None
+        name, status = obj["metadata"]["name"], obj.get("status") or {}
+        view = self._view(obj)
+        thread = status.get("slack") or {}
+        if not thread.get("ts"):
+            opened = self.slack.open_thread(view)
+            thread = {"channel": opened.channel, "ts": opened.ts}
+            self._patch(name, {"slack": thread, "deliveries": {"slack": {"sent": 0, "phase": status.get("phase")}}})
+        parent = SlackThread(channel=thread["channel"], ts=thread["ts"])
+        cursor = int(((status.get("deliveries") or {}).get("slack") or {}).get("sent") or 0)
+        history = status.get("history") or []
+        for index in range(cursor, len(history)):
+            self.slack.reply_step(parent, view, history_entry(history[index]))
+            self._patch(name, {"deliveries": {"slack": {"sent": index + 1}}})
+        if ((status.get("deliveries") or {}).get("slack") or {}).get("phase") != status.get("phase"):
+            self.slack.update_parent(parent.channel, parent.ts, view)
+            self._patch(name, {"deliveries": {"slack": {"phase": status.get("phase")}}})
+        return len(history) - cursor
+
+    def _deliver_jira(self, obj: dict[str, Any]) -> int:
+        assert self.jira is not None
+        name, status = obj["metadata"]["name"], obj.get("status") or {}
+        view = self._view(obj)
+        ticket = (status.get("jira") or {}).get("key")
+        if not ticket:
+            ticket = self.jira.ensure_ticket(view)
+            self._patch(name, {"jira": {"key": ticket, "url": self.jira.browse_url(ticket)}})
+        cursor = int(((status.get("deliveries") or {}).get("jira") or {}).get("sent") or 0)
+        history = status.get("history") or []
+        for index in range(cursor, len(history)):
+            self.jira.comment_step(ticket, view, history_entry(history[index]))
+            self._patch(name, {"deliveries": {"jira": {"sent": index + 1}}})
+        phase = status.get("phase")
+        if ((status.get("deliveries") or {}).get("jira") or {}).get("phase") != phase:
+            if phase == Phase.SUCCEEDED.value:
+                self.jira.resolve(ticket, view=view)
+            elif phase == Phase.QUARANTINED.value:
+                self.jira.escalate_quarantine(ticket, view)
+            self._patch(name, {"deliveries": {"jira": {"phase": phase}}})
+        return len(history) - cursor
+
+    # --- plumbing
+
+    def _view(self, obj: Mapping[str, Any]) -> RepairView:
+        return RepairView.from_resource(obj, runbook_base_url=self.runbook_base_url)
+
+    def _read(self, name: str) -> dict[str, Any] | None:
+        try:
+            return as_object(client.CustomObjectsApi(self.api).get_cluster_custom_object(GROUP, VERSION, PLURAL, name))
+        except ApiException as error:
+            if error.status == 404:
+                return None
+            raise
+
+    def _patch(self, name: str, status: Mapping[str, Any]) -> None:
+        body = {"status": dict(status)}
+        client.CustomObjectsApi(self.api).patch_cluster_custom_object_status(GROUP, VERSION, PLURAL, name, body)
+
+    def _loop(self) -> None:
+        while not self._stop.is_set():
+            try:
+                self.deliver_due()
+            except Exception:  # a notification problem must never stop the next pass
+                log.exception("notification pass failed; retrying")
+            self._stop.wait(self.interval)
+
+
+@dataclass(frozen=True, slots=True)
+class ChatEndpoints:
+    """Where Slack and Jira answer and how to log in; from the environment (Secrets) or the sandbox."""
+
+    slack_token: str | None = None
+    slack_api_url: str | None = None
+    jira_url: str | None = None
+    jira_token: str | None = None
+    jira_user: str | None = None
+    jira_password: str | None = None
+
+    @classmethod
+    def from_environment(cls, env: Mapping[str, str]) -> ChatEndpoints:
+        return cls(
+            slack_token=env.get("REPAIRBOT_SLACK_TOKEN") or env.get("SLACK_BOT_TOKEN"),
+            slack_api_url=env.get("REPAIRBOT_SLACK_API_URL"),
+            jira_url=env.get("REPAIRBOT_JIRA_URL"),
+            jira_token=env.get("REPAIRBOT_JIRA_TOKEN"),
+            jira_user=env.get("REPAIRBOT_JIRA_USER"),
+            jira_password=env.get("REPAIRBOT_JIRA_PASSWORD"),
+        )
+
+
+def build_notifiers(policy: Policy, endpoints: ChatEndpoints) -> tuple[SlackNotifier | None, JiraNotifier | None]:
+    """Slack when the policy names a channel and a token is there; Jira when it names a project and a server."""
+    slack_policy, jira_policy = policy.notifications.slack, policy.notifications.jira
+    slack = None
+    if slack_policy.channel and endpoints.slack_token:
+        slack = SlackNotifier(
+            endpoints.slack_token, slack_policy.channel, base_url=endpoints.slack_api_url, on_call=slack_policy.on_call
+        )
+    jira = None
+    if jira_policy.project and endpoints.jira_url:
+        basic = (
+            (endpoints.jira_user, endpoints.jira_password) if endpoints.jira_user and endpoints.jira_password else None
+        )
+        jira = JiraNotifier(
+            endpoints.jira_url,
+            project=jira_policy.project,
+            issue_type=jira_policy.issue_type,
+            labels=jira_policy.labels,
+            done_transition=jira_policy.done_transition,
+            hardware_assignee=jira_policy.hardware_assignee,
+            token=None if basic else endpoints.jira_token,
+            basic=basic,
+        )
+    return slack, jira
