@@ -168,3 +168,31 @@ def test_every_step_reaches_one_slack_thread_and_one_jira_ticket(make_sandbox: S
     assert len(jira.comments_of(status["jira"]["key"])) >= steps
     assert "gpu-node-001" in issue.fields["summary"]
     assert issue.status.lower() == "done"  # resolved through the workflow's Done transition
+
+
+def test_jira_down_for_the_whole_repair_gets_the_ticket_afterwards_with_every_step(
+    make_sandbox: SandboxFactory,
+) -> None:
+    sandbox = make_sandbox(policy=NOTIFYING)
+    kube = api_client(sandbox.state["kubeconfig"])
+    jira = sandbox.sandbox.jira
+    assert jira is not None
+    jira.down = True  # 503 for everything, all repair long
+
+    inject_now(sandbox, [("gpu-node-003", "xid:48", 2)])
+    repair = finished_repair(kube, "gpu-node-003", timeout=40)
+    assert phase_of(repair) == "Succeeded"  # Jira being down never slowed or failed the repair
+    assert not (repair["status"].get("jira") or {}).get("key") and not jira.issues
+
+    jira.down = False
+    steps = len(repair["status"]["history"])
+
+    def ticketed() -> dict | None:
+        status = repairs_of(kube, "gpu-node-003")[0]["status"]
+        cursor = (status.get("deliveries") or {}).get("jira") or {}
+        return status if cursor.get("sent") == steps and cursor.get("phase") == "Succeeded" else None
+
+    status = eventually(ticketed, timeout=40, what="the ticket caught up")
+    (issue,) = jira.issues.values()
+    assert issue.key == status["jira"]["key"]
+    assert len(jira.comments_of(issue.key)) >= steps and issue.status.lower() == "done"
