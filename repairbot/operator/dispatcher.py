@@ -72,6 +72,7 @@ class NotificationDispatcher:
     interval: float = 1.0
     _stop: threading.Event = field(default_factory=threading.Event)
     _thread: threading.Thread | None = None
+    _storm_threads: dict[str, dict[str, str]] = field(default_factory=dict)
 
     @property
     def enabled(self) -> bool:
@@ -114,8 +115,7 @@ class NotificationDispatcher:
         view = self._view(obj)
         thread = status.get("slack") or {}
         if not thread.get("ts"):
-            opened = self.slack.open_thread(view)
-            thread = {"channel": opened.channel, "ts": opened.ts}
+            thread = self._storm_thread(obj) or self._open_thread(view)
             self._patch(name, {"slack": thread, "deliveries": {"slack": {"sent": 0, "phase": status.get("phase")}}})
         parent = SlackThread(channel=thread["channel"], ts=thread["ts"])
         cursor = int(((status.get("deliveries") or {}).get("slack") or {}).get("sent") or 0)
@@ -124,9 +124,46 @@ class NotificationDispatcher:
             self.slack.reply_step(parent, view, history_entry(history[index]))
             self._patch(name, {"deliveries": {"slack": {"sent": index + 1}}})
         if ((status.get("deliveries") or {}).get("slack") or {}).get("phase") != status.get("phase"):
-            self.slack.update_parent(parent.channel, parent.ts, view)
+            if not thread.get("incident"):  # a storm's parent speaks for every node; one repair must not rewrite it
+                self.slack.update_parent(parent.channel, parent.ts, view)
             self._patch(name, {"deliveries": {"slack": {"phase": status.get("phase")}}})
         return len(history) - cursor
+
+    def _open_thread(self, view: RepairView) -> dict[str, str]:
+        assert self.slack is not None
+        opened = self.slack.open_thread(view)
+        return {"channel": opened.channel, "ts": opened.ts}
+
+    def _storm_thread(self, obj: Mapping[str, Any]) -> dict[str, str] | None:
+        """A storm is one Slack message for all its nodes; its repairs share that thread.
+
+        The thread is found again from any repair of the same incident that
+        already holds it (after a restart), else posted once and remembered.
+        """
+        assert self.slack is not None
+        incident = (obj.get("status") or {}).get("incident")
+        if not incident:
+            return None
+        if incident in self._storm_threads:
+            return self._storm_threads[incident]
+        members = [r for r in self.repairs() if (r.get("status") or {}).get("incident") == incident]
+        known = next(
+            (
+                (r.get("status") or {}).get("slack")
+                for r in members
+                if ((r.get("status") or {}).get("slack") or {}).get("ts")
+            ),
+            None,
+        )
+        if known:
+            thread = {"channel": known["channel"], "ts": known["ts"], "incident": incident}
+        else:
+            nodes = [str(r.get("spec", {}).get("nodeName")) for r in members] or [str(obj["spec"]["nodeName"])]
+            message = str((obj.get("status") or {}).get("message") or "")
+            posted = self.slack.post_storm(nodes, reason=incident, detail=message)
+            thread = {"channel": posted.channel, "ts": posted.ts, "incident": incident}
+        self._storm_threads[incident] = thread
+        return thread
 
     def _deliver_jira(self, obj: dict[str, Any]) -> int:
         assert self.jira is not None

@@ -143,7 +143,13 @@ def test_a_human_uncordon_mid_repair_cancels_and_leaves_the_node_alone(make_sand
 def test_a_leaf_switch_storm_cordons_only_and_opens_one_incident(make_sandbox: SandboxFactory) -> None:
     # A leaf switch fails: its nodes report within seconds. The settle time lets the breaker see the storm
     # before the first reboot, so not even the first node is rebooted.
-    sandbox = make_sandbox(nodes=8, policy={"breaker": {"maxPerDomain": 2, "domainWindow": "5m", "settleTime": "3s"}})
+    sandbox = make_sandbox(
+        nodes=8,
+        policy={
+            "breaker": {"maxPerDomain": 2, "domainWindow": "5m", "settleTime": "3s"},
+            "notifications": {"slack": {"channel": "#gpu-repairs", "onCall": "@gpu-oncall"}},
+        },
+    )
     kube = api_client(sandbox.state["kubeconfig"])
     leaf = ["gpu-node-004", "gpu-node-005", "gpu-node-006", "gpu-node-007"]  # all of leaf-1
     boots = {name: simulated(sandbox, name).node.boot_count for name in leaf}
@@ -165,6 +171,18 @@ def test_a_leaf_switch_storm_cordons_only_and_opens_one_incident(make_sandbox: S
         assert node(kube, name)["spec"].get("unschedulable") is True  # cordon only
     breaker = client.CoreV1Api(kube).read_namespaced_config_map("repairbot-breaker", "repairbot")
     assert breaker.data["state"] == "open"
+
+    # One Slack message for the storm, not one per node; every repair threads under it.
+    def threaded() -> list[dict] | None:
+        found = [r for r in all_repairs(kube) if r["spec"]["nodeName"] in leaf]
+        return found if all((r["status"].get("slack") or {}).get("ts") for r in found) else None
+
+    threads = {r["status"]["slack"]["ts"] for r in eventually(threaded, timeout=20, what="threads recorded")}
+    slack = sandbox.sandbox.slack
+    assert slack is not None
+    parents = [m for m in slack.messages if m.thread_ts is None]
+    assert len(threads) == 1 and len(parents) == 1
+    assert "storm" in (parents[0].text or "").lower() and all(name in (parents[0].text or "") for name in leaf)
 
 
 def test_the_budget_keeps_at_most_two_nodes_out_and_the_rest_follow(make_sandbox: SandboxFactory) -> None:
