@@ -44,9 +44,9 @@ def summary(values: list[float]) -> dict[str, float]:
     }
 
 
-def rss_mib() -> float:
-    """Resident memory of this process now (Linux /proc), in MiB."""
-    with open("/proc/self/status", encoding="ascii") as status:
+def rss_mib(pid: int | str = "self") -> float:
+    """Resident memory of a process now (this one by default; Linux /proc), in MiB."""
+    with open(f"/proc/{pid}/status", encoding="ascii") as status:
         for line in status:
             if line.startswith("VmRSS:"):
                 return int(line.split()[1]) / 1024

@@ -33,7 +33,7 @@ from kubernetes import client
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from common import print_table, summary, write_result
+from common import print_table, rss_mib, summary, write_result
 
 from repairbot.kube.client import api_client
 from repairbot.kube.intake import Intake
@@ -167,7 +167,7 @@ def bench_memory(nodes: int) -> dict[str, Any]:
             process = operator_process(sandbox.state["kubeconfig"], policy)
             try:
                 time.sleep(8 + nodes / 1000)  # start-up and the initial listing of every node
-                rss = _rss_mib(process.pid)
+                rss = rss_mib(process.pid)
                 cpu_before = _cpu_seconds(process.pid)
                 time.sleep(10)
                 idle_cpu = (_cpu_seconds(process.pid) - cpu_before) / 10 * 100
@@ -175,13 +175,6 @@ def bench_memory(nodes: int) -> dict[str, Any]:
                 process.terminate()
                 process.wait(30)
     return {"nodes": nodes, "operator_rss_mib": rss, "idle_cpu_percent": idle_cpu}
-
-
-def _rss_mib(pid: int) -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
-    return float("nan")
 
 
 def _cpu_seconds(pid: int) -> float:

@@ -50,10 +50,15 @@ def history_entry(raw: Mapping[str, Any]) -> HistoryEntry:
     )
 
 
+def delivery_cursor(status: Mapping[str, Any], target: str) -> Mapping[str, Any]:
+    """How far ``target`` has been told this repair: ``{"sent": n, "phase": ...}`` (empty before anything)."""
+    return dict((status.get("deliveries") or {}).get(target) or {})
+
+
 def owed(obj: Mapping[str, Any], target: str) -> bool:
     """Does this repair owe ``target`` anything (a first message, a step, a phase change)?"""
     status = obj.get("status") or {}
-    cursor = (status.get("deliveries") or {}).get(target) or {}
+    cursor = delivery_cursor(status, target)
     history = status.get("history") or []
     if not status.get("phase") and not history:
         return False
@@ -118,12 +123,12 @@ class NotificationDispatcher:
             thread = self._storm_thread(obj) or self._open_thread(view)
             self._patch(name, {"slack": thread, "deliveries": {"slack": {"sent": 0, "phase": status.get("phase")}}})
         parent = SlackThread(channel=thread["channel"], ts=thread["ts"])
-        cursor = int(((status.get("deliveries") or {}).get("slack") or {}).get("sent") or 0)
+        cursor = int(delivery_cursor(status, "slack").get("sent") or 0)
         history = status.get("history") or []
         for index in range(cursor, len(history)):
             self.slack.reply_step(parent, view, history_entry(history[index]))
             self._patch(name, {"deliveries": {"slack": {"sent": index + 1}}})
-        if ((status.get("deliveries") or {}).get("slack") or {}).get("phase") != status.get("phase"):
+        if delivery_cursor(status, "slack").get("phase") != status.get("phase"):
             if not thread.get("incident"):  # a storm's parent speaks for every node; one repair must not rewrite it
                 self.slack.update_parent(parent.channel, parent.ts, view)
             self._patch(name, {"deliveries": {"slack": {"phase": status.get("phase")}}})
@@ -173,13 +178,13 @@ class NotificationDispatcher:
         if not ticket:
             ticket = self.jira.ensure_ticket(view)
             self._patch(name, {"jira": {"key": ticket, "url": self.jira.browse_url(ticket)}})
-        cursor = int(((status.get("deliveries") or {}).get("jira") or {}).get("sent") or 0)
+        cursor = int(delivery_cursor(status, "jira").get("sent") or 0)
         history = status.get("history") or []
         for index in range(cursor, len(history)):
             self.jira.comment_step(ticket, view, history_entry(history[index]))
             self._patch(name, {"deliveries": {"jira": {"sent": index + 1}}})
         phase = status.get("phase")
-        if ((status.get("deliveries") or {}).get("jira") or {}).get("phase") != phase:
+        if delivery_cursor(status, "jira").get("phase") != phase:
             if phase == Phase.SUCCEEDED.value:
                 self.jira.resolve(ticket, view=view)
             elif phase == Phase.QUARANTINED.value:

@@ -24,9 +24,7 @@ from typing import Any
 
 from kubernetes import client
 
-from repairbot.kube.client import as_object, raw_call
-from repairbot.model import GROUP, PLURAL, VERSION
-from repairbot.operator.facts import GPU_NODE_SELECTOR, FleetView
+from repairbot.operator.facts import FleetView, read_fleet
 
 
 def _slim_node(body: Mapping[str, Any]) -> dict[str, Any]:
@@ -65,12 +63,10 @@ class FleetCache:
 
     def prime(self, api: client.ApiClient) -> None:
         """One list of GPU nodes and GPURepairs; watch events keep it current afterwards."""
-        nodes = raw_call(client.CoreV1Api(api).list_node, label_selector=GPU_NODE_SELECTOR).get("items") or []
-        custom = client.CustomObjectsApi(api)
-        repairs = as_object(custom.list_cluster_custom_object(GROUP, VERSION, PLURAL)).get("items") or []
-        for node in nodes:
+        listing = read_fleet(api)
+        for node in listing.nodes.values():
             self.node_seen(node)
-        for repair in repairs:
+        for repair in listing.repairs:
             self.repair_seen(repair)
         self._primed.set()
 
