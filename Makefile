@@ -33,13 +33,15 @@ bench-quick: $(STAMP)
 	$(BIN)/python benchmarks/agent_bench.py --quick
 	$(BIN)/python benchmarks/operator_bench.py --quick
 
-# Debian's real Prometheus, for the tests that query one (they skip cleanly where it is absent).
+# Debian's real Prometheus, promtool and Alertmanager, for the tests that run them (they skip cleanly where absent).
 system-deps:
-	@if command -v prometheus >/dev/null; then echo "prometheus: $$(command -v prometheus)"; \
+	@if command -v prometheus >/dev/null && command -v promtool >/dev/null \
+		&& { command -v prometheus-alertmanager >/dev/null || command -v alertmanager >/dev/null; }; then \
+		echo "prometheus, promtool, alertmanager: present"; \
 	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
-		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq prometheus >/dev/null \
-		&& echo "prometheus: installed from Debian"; \
-	else echo "prometheus not installed (needs root and apt-get): its tests will skip"; fi
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq prometheus prometheus-alertmanager >/dev/null \
+		&& echo "prometheus, promtool, alertmanager: installed from Debian"; \
+	else echo "prometheus/alertmanager not installed (needs root and apt-get): their tests will skip"; fi
 
 sandbox: $(STAMP)
 	$(BIN)/repairbot sandbox --state-dir rb-state
