@@ -39,3 +39,28 @@ class OperatorMetrics:
             buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5),
             registry=r,
         )
+        # What RepairBot's own alerts read (charts/repairbot/rules): a repair stuck in a phase, a nodes-out
+        # count that should stay within budget, and notifications owed to Slack/Jira that are not going out.
+        self.phase_entered = Gauge(
+            "repairbot_repair_phase_entered_timestamp_seconds",
+            "Unix time the repair entered its current phase (unfinished repairs only)",
+            ["name", "node", "phase"],
+            registry=r,
+        )
+        self.nodes_out = Gauge(
+            "repairbot_nodes_out_of_service",
+            "Nodes cordoned by RepairBot (repairing, blocked or quarantined)",
+            registry=r,
+        )
+        self.notifications_pending = Gauge(
+            "repairbot_notifications_pending",
+            "Repair steps recorded but not yet delivered, by target (slack, jira)",
+            ["target"],
+            registry=r,
+        )
+        self.notification_errors = Counter(
+            "repairbot_notification_errors",
+            "Deliveries that failed after their retries (they are tried again later)",
+            ["target"],
+            registry=r,
+        )
