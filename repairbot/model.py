@@ -32,6 +32,9 @@ TAINT_UNHEALTHY = "repairbot.io/unhealthy"
 CONDITION_GPU_HEALTHY = "GPUHealthy"
 # A human's word to the operator on a GPURepair: "go on" (storm breaker, drain timeout).
 ANNOTATION_RESUME = "repairbot.io/resume"
+# A finding's evidence key: when the alert behind it resolved (set by the webhook, read by the operator).
+EVIDENCE_RESOLVED_AT = "resolvedAt"
+EVIDENCE_FINGERPRINT = "fingerprint"
 
 
 class NodeState(enum.StrEnum):
@@ -188,6 +191,9 @@ class Finding:
         if other.action.severity > self.action.severity:
             self.action = other.action
         self.evidence.update(other.evidence)
+        if EVIDENCE_RESOLVED_AT not in other.evidence:
+            # It fires again: an earlier "resolved" no longer describes it.
+            self.evidence.pop(EVIDENCE_RESOLVED_AT, None)
 
     def to_dict(self) -> dict[str, Any]:
         """The CRD's ``spec.findings[]`` item."""

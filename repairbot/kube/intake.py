@@ -26,6 +26,8 @@ from kubernetes.client.rest import ApiException
 
 from repairbot.kube.client import api_retrying, as_object
 from repairbot.model import (
+    EVIDENCE_FINGERPRINT,
+    EVIDENCE_RESOLVED_AT,
     GROUP,
     KIND,
     LABEL_NODE,
@@ -34,6 +36,7 @@ from repairbot.model import (
     Finding,
     Phase,
     Source,
+    format_time,
     repair_name,
 )
 
@@ -138,6 +141,38 @@ class Intake:
             with attempt:
                 return self._report_once(wanted)
         raise AssertionError("unreachable: api_retrying re-raises")  # pragma: no cover
+
+    def note_resolved(self, node: str, fingerprint: str, at: datetime) -> str | None:
+        """Mark the active repair's findings from alert ``fingerprint`` as resolved at ``at``.
+
+        Returns the repair's name, or None when the node has no active repair or
+        none of its findings came from that alert. The repair itself goes on: an
+        alert that stops firing is evidence, not proof, that the node is well —
+        the operator writes it into the repair's history for the humans.
+        """
+        for attempt in api_retrying():
+            with attempt:
+                return self._note_resolved_once(node, fingerprint, format_time(at))
+        raise AssertionError("unreachable: api_retrying re-raises")  # pragma: no cover
+
+    def _note_resolved_once(self, node: str, fingerprint: str, at: str) -> str | None:
+        current = self.active_repair(node)
+        if current is None:
+            return None
+        findings = (current.get("spec") or {}).get("findings") or []
+        marked = False
+        for item in findings:
+            evidence = item.get("evidence") or {}
+            if evidence.get(EVIDENCE_FINGERPRINT) == fingerprint and EVIDENCE_RESOLVED_AT not in evidence:
+                item["evidence"] = {**evidence, EVIDENCE_RESOLVED_AT: at}
+                marked = True
+        if not marked:
+            return None
+        name = current["metadata"]["name"]
+        # resourceVersion travels with ``current``: a concurrent intake merge makes this 409 and we re-read.
+        self._custom.replace_cluster_custom_object(GROUP, VERSION, PLURAL, name, current)
+        log.info("intake noted resolved node=%s repair=%s fingerprint=%s", node, name, fingerprint)
+        return str(name)
 
     def _report_once(self, wanted: _Report) -> IntakeResult:
         current = self.active_repair(wanted.node)

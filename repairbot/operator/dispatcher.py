@@ -1,8 +1,8 @@
 """Tell Slack and Jira what happened to each repair, in order, at least once, without ever slowing it.
 
 The GPURepair's own ``status.history`` is the outbox: every step is written
-there before it runs. This dispatcher, on a thread of its own, walks each
-repair's history and keeps a cursor per target in ``status.deliveries``
+there before it runs. This dispatcher, on one thread per target (so a Jira
+outage never holds back Slack), walks each repair's history and keeps a cursor per target in ``status.deliveries``
 (``{"slack": {"sent": 4, "phase": "Draining"}, "jira": {"sent": 4, "resolved": false}}``).
 A cursor moves only after Slack or Jira accepted the message, so an outage
 delays notifications and loses none; when the service is back, every step
@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -33,6 +33,7 @@ from repairbot.notify import NotifyError
 from repairbot.notify.jira import JiraNotifier
 from repairbot.notify.slack import SlackNotifier, SlackThread
 from repairbot.notify.view import RepairView
+from repairbot.operator.metrics import OperatorMetrics
 from repairbot.policy import Policy
 
 log = logging.getLogger(__name__)
@@ -67,6 +68,16 @@ def owed(obj: Mapping[str, Any], target: str) -> bool:
     return cursor.get("phase") != status.get("phase")
 
 
+def steps_owed(repairs: Iterable[Mapping[str, Any]], target: str) -> int:
+    """History entries not yet delivered to ``target``, over all repairs: the backlog RepairBot alerts on."""
+    total = 0
+    for obj in repairs:
+        status = obj.get("status") or {}
+        sent = int(delivery_cursor(status, target).get("sent") or 0)
+        total += max(0, len(status.get("history") or []) - sent)
+    return total
+
+
 @dataclass
 class NotificationDispatcher:
     api: client.ApiClient
@@ -75,41 +86,55 @@ class NotificationDispatcher:
     jira: JiraNotifier | None = None
     runbook_base_url: str | None = None
     interval: float = 1.0
+    metrics: OperatorMetrics | None = None
     _stop: threading.Event = field(default_factory=threading.Event)
-    _thread: threading.Thread | None = None
+    _threads: list[threading.Thread] = field(default_factory=list)
     _storm_threads: dict[str, dict[str, str]] = field(default_factory=dict)
 
     @property
     def enabled(self) -> bool:
         return self.slack is not None or self.jira is not None
 
+    @property
+    def targets(self) -> list[str]:
+        return [target for target, on in (("slack", self.slack), ("jira", self.jira)) if on is not None]
+
     def start(self) -> None:
-        if not self.enabled:
-            return
-        self._thread = threading.Thread(target=self._loop, name="notifications", daemon=True)
-        self._thread.start()
+        """One thread per target: Jira retrying through an outage must not hold back the Slack thread."""
+        for target in self.targets:
+            thread = threading.Thread(target=self._loop, args=(target,), name=f"notify-{target}", daemon=True)
+            thread.start()
+            self._threads.append(thread)
 
     def stop(self) -> None:
         self._stop.set()
-        if self._thread:
-            self._thread.join(10)
+        for thread in self._threads:
+            thread.join(10)
+        self._threads.clear()
 
-    def deliver_due(self) -> int:
-        """One pass over every repair that owes a message; returns how many messages went out."""
+    def deliver_due(self, target: str | None = None) -> int:
+        """One pass over every repair that owes ``target`` (default: every target) a message; how many went out."""
+        sent = 0
+        for lane in [target] if target else self.targets:
+            sent += self._deliver_lane(lane)
+        return sent
+
+    def _deliver_lane(self, target: str) -> int:
         sent = 0
         for cached in self.repairs():
-            targets = [t for t, on in (("slack", self.slack), ("jira", self.jira)) if on and owed(cached, t)]
-            if not targets:
+            if not owed(cached, target):
                 continue
             obj = self._read(cached["metadata"]["name"])
             if obj is None:
                 continue
-            for target in targets:
-                try:
-                    sent += self._deliver_slack(obj) if target == "slack" else self._deliver_jira(obj)
-                except (NotifyError, ApiException) as error:  # retried next pass: the cursor did not move
-                    name = obj["metadata"]["name"]
-                    log.warning("notification delayed repair=%s target=%s error=%s", name, target, error)
+            try:
+                sent += self._deliver_slack(obj) if target == "slack" else self._deliver_jira(obj)
+            except (NotifyError, ApiException) as error:  # retried next pass: the cursor did not move
+                log.warning("notification delayed repair=%s target=%s error=%s", obj["metadata"]["name"], target, error)
+                if self.metrics is not None:
+                    self.metrics.notification_errors.labels(target).inc()
+        if self.metrics is not None:
+            self.metrics.notifications_pending.labels(target).set(steps_owed(self.repairs(), target))
         return sent
 
     # --- per target
@@ -209,12 +234,12 @@ class NotificationDispatcher:
         body = {"status": dict(status)}
         client.CustomObjectsApi(self.api).patch_cluster_custom_object_status(GROUP, VERSION, PLURAL, name, body)
 
-    def _loop(self) -> None:
+    def _loop(self, target: str) -> None:
         while not self._stop.is_set():
             try:
-                self.deliver_due()
+                self.deliver_due(target)
             except Exception:  # a notification problem must never stop the next pass
-                log.exception("notification pass failed; retrying")
+                log.exception("notification pass failed target=%s; retrying", target)
             self._stop.wait(self.interval)
 
 

@@ -9,16 +9,28 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable
+import time
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import kopf
 from kubernetes import client
 
 from repairbot.kube.intake import Intake
-from repairbot.model import GROUP, LABEL_STATE, PLURAL, VERSION, Action, Finding, NodeState, Severity, Source
+from repairbot.model import (
+    GROUP,
+    LABEL_STATE,
+    PLURAL,
+    VERSION,
+    Action,
+    Finding,
+    NodeState,
+    Severity,
+    Source,
+    parse_time,
+)
 from repairbot.operator.fleet_cache import FleetCache
-from repairbot.operator.metrics import OperatorMetrics
+from repairbot.operator.metrics import OperatorMetrics, RepairGauges
 from repairbot.operator.scheduler import RepairScheduler
 
 log = logging.getLogger(__name__)
@@ -76,18 +88,19 @@ def register(
 ) -> None:
     """Attach RepairBot's handlers to ``registry`` (a fresh one per operator, so tests can run several)."""
     repairs_of_node: dict[str, set[str]] = {}
-    phases: dict[str, str] = {}
+    gauges = RepairGauges(metrics) if metrics is not None else None
 
-    def count_phases(name: str, phase: str | None) -> None:
-        """Keep ``repairbot_repairs_active{phase}``: what the dashboard's "repairs by phase" panel shows."""
-        if metrics is None:
+    def count_phases(name: str, node: str, body: Mapping[str, Any] | None) -> None:
+        """Keep the phase gauges (repairs by phase, stuck repairs, nodes out) that the dashboard and alerts read."""
+        if gauges is None:
             return
-        if phase is None:
-            phases.pop(name, None)
-        else:
-            phases[name] = phase
-        for value in ("Pending", "Cordoned", "Draining", "Remediating", "Validating", "Blocked"):
-            metrics.active.labels(value).set(sum(1 for p in phases.values() if p == value))
+        if body is None:
+            gauges.seen(name, node, None, since=time.time())
+            return
+        status = body.get("status") or {}
+        history = status.get("history") or []
+        since = parse_time(str(history[-1]["at"])).timestamp() if history and history[-1].get("at") else time.time()
+        gauges.seen(name, node, str(status.get("phase") or "Pending"), since=since)
 
     @kopf.on.startup(registry=registry)
     def configure(settings: kopf.OperatorSettings, **_: Any) -> None:
@@ -112,10 +125,10 @@ def register(
         if type == "DELETED":
             scheduler.forget(name)
             repairs_of_node.get(node, set()).discard(name)
-            count_phases(name, None)
+            count_phases(name, node, None)
             return
         phase = (body.get("status") or {}).get("phase")
-        count_phases(name, None if phase in TERMINAL else (phase or "Pending"))
+        count_phases(name, node, body)
         if phase in TERMINAL:
             if name in repairs_of_node.get(node, set()):
                 repairs_of_node[node].discard(name)

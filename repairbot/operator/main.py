@@ -103,7 +103,12 @@ def build_operator(
     )
     slack, jira = build_notifiers(policy, chat if chat is not None else ChatEndpoints.from_environment(os.environ))
     notifications = NotificationDispatcher(
-        api, lambda: list(cache.view().repairs), slack=slack, jira=jira, runbook_base_url=policy.runbook_base_url
+        api,
+        lambda: list(cache.view().repairs),
+        slack=slack,
+        jira=jira,
+        runbook_base_url=policy.runbook_base_url,
+        metrics=metrics,
     )
     registry = kopf.OperatorRegistry()
     register(registry, api=api, scheduler=scheduler, intake=Intake(api), metrics=metrics, fleet_cache=cache)

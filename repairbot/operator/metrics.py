@@ -64,3 +64,41 @@ class OperatorMetrics:
             ["target"],
             registry=r,
         )
+
+
+# Phases in which RepairBot holds a node out of service (Quarantined stays out until a human acts).
+OUT_OF_SERVICE_PHASES = frozenset({"Cordoned", "Draining", "Remediating", "Validating", "Blocked", "Quarantined"})
+ACTIVE_PHASES = ("Pending", "Cordoned", "Draining", "Remediating", "Validating", "Blocked")
+
+
+class RepairGauges:
+    """Keeps the per-phase gauges current from the repairs the operator's watch sees.
+
+    ``since`` is when this operator first saw the repair in its phase; after a
+    restart the caller passes the repair's last history time instead, so a
+    repair stuck for hours does not look fresh to the "stuck" alert.
+    """
+
+    def __init__(self, metrics: OperatorMetrics) -> None:
+        self._metrics = metrics
+        self._repairs: dict[str, tuple[str, str, float]] = {}  # name → (node, phase, since)
+
+    def seen(self, name: str, node: str, phase: str | None, *, since: float) -> None:
+        """A repair's latest phase (None: the repair is gone)."""
+        previous = self._repairs.pop(name, None)
+        if previous is not None and previous[1] in ACTIVE_PHASES:
+            self._metrics.phase_entered.remove(name, previous[0], previous[1])
+        if phase in ACTIVE_PHASES or phase in OUT_OF_SERVICE_PHASES:
+            assert phase is not None
+            same_phase = previous is not None and previous[1] == phase
+            started = previous[2] if previous is not None and same_phase else since
+            self._repairs[name] = (node, phase, started)
+            if phase in ACTIVE_PHASES:
+                self._metrics.phase_entered.labels(name, node, phase).set(started)
+        self._refresh()
+
+    def _refresh(self) -> None:
+        for phase in ACTIVE_PHASES:
+            self._metrics.active.labels(phase).set(sum(1 for _, p, _ in self._repairs.values() if p == phase))
+        out = {node for node, phase, _ in self._repairs.values() if phase in OUT_OF_SERVICE_PHASES}
+        self._metrics.nodes_out.set(len(out))

@@ -37,6 +37,7 @@ from repairbot.operator.facts import FactGatherer
 from repairbot.operator.fleet_cache import FleetCache
 from repairbot.operator.machine import Decision, Facts, RepairView, Step, catalog_fallback, decide
 from repairbot.operator.metrics import OperatorMetrics
+from repairbot.operator.resolutions import resolution_entries
 from repairbot.policy import Policy
 from repairbot.remediations.redfish import PowerCycler
 from repairbot.xid import default_catalog
@@ -95,6 +96,7 @@ class Reconciler:
     def _step(self, obj: Mapping[str, Any], view: RepairView) -> ReconcileResult:
         now = self.clock()
         assert self.gatherer is not None
+        view = self._note_resolved_alerts(view)
         facts = self.gatherer.gather(obj, view, self.breakers.get(), now)
         facts = self._prepare_breaker(view, facts, now)
         decision = decide(view, facts, self.policy, now, fallback=self._fallback)
@@ -109,6 +111,17 @@ class Reconciler:
             self._clear_resume(view.name)
         self._record(obj, view, decision, now)
         return ReconcileResult(decision, decision.requeue_after)
+
+    def _note_resolved_alerts(self, view: RepairView) -> RepairView:
+        """Write "alert resolved" lines the webhook's marks call for, before deciding on the same history."""
+        if view.phase.is_terminal:
+            return view
+        entries = resolution_entries(view.findings, view.history, attempt=view.attempt or None)
+        if not entries:
+            return view
+        history = (*view.history, *entries)
+        self._patch_status(view.name, {"history": [dict(entry) for entry in history]})
+        return replace(view, history=history)
 
     def record_error(self, name: str, message: str) -> None:
         """A reconcile keeps failing: say so on the GPURepair, where the SRE looks."""

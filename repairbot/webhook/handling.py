@@ -12,9 +12,11 @@ repair took each one, so a repeat answers with that repair and writes
 nothing. After a restart (empty LRU) intake's merge still keeps one repair
 per node; only the finding's count goes up.
 
-A resolved alert never opens or changes a repair: it is answered as ignored
-with reason ``resolved`` and logged. (Recording it in the repair's history
-is the operator's to do; intake takes findings only.)
+A resolved alert never opens a repair and never moves one: it is answered as
+ignored with reason ``resolved``. When its node has an active repair fed by
+that alert, intake marks the finding's evidence ``resolvedAt`` and the
+operator writes "alert resolved" into the repair's history (so the Slack
+thread and the Jira ticket say it too); the repair itself carries on.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ import time
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any, Protocol
 
 from kubernetes import client
@@ -91,10 +94,10 @@ def plan(
     """Every alert's node and finding, or why it is ignored (pure)."""
     planned: list[Planned] = []
     for alert in notification.alerts:
-        if not alert.firing:
-            planned.append(Planned(alert, reason=REASON_RESOLVED))
-            continue
         match = map_node(alert, index, node_labels)
+        if not alert.firing:
+            planned.append(Planned(alert, node=match.node, reason=REASON_RESOLVED))
+            continue
         if match.node is None:
             planned.append(Planned(alert, reason=match.reason))
             continue
@@ -110,6 +113,10 @@ class ClusterSink(Protocol):
 
     def deliver(self, node: str, finding: Finding, source: Source) -> str:
         """Report ``finding`` and tag the node; the repair's name. :class:`NodeRefused` if it may not be touched."""
+        ...
+
+    def note_resolved(self, node: str, fingerprint: str, at: datetime) -> str | None:
+        """Record on ``node``'s active repair that alert ``fingerprint`` resolved; the repair's name or None."""
         ...
 
 
@@ -145,6 +152,9 @@ class KubeSink:
         result = self._intake.report(node, [finding], source=source, reason=finding.message)
         self._tag_faulty(node)
         return result.name
+
+    def note_resolved(self, node: str, fingerprint: str, at: datetime) -> str | None:
+        return self._intake.note_resolved(node, fingerprint, at)
 
     def _labels(self, node: str) -> dict[str, str] | None:
         for attempt in api_retrying():
@@ -260,6 +270,8 @@ class AlertHandler:
         outcome = Outcome([], [])
         for item in planned:
             alert = item.alert
+            if item.reason == REASON_RESOLVED and item.node is not None:
+                await self._note_resolved(source, item.node, alert)
             if item.node is None or item.finding is None:
                 outcome.ignored.append((alert.fingerprint, item.reason))
                 log.info(
@@ -285,3 +297,17 @@ class AlertHandler:
                 )  # fmt: skip
             outcome.repairs.append(ref)
         return outcome
+
+    async def _note_resolved(self, source: Source, node: str, alert: Alert) -> None:
+        """Best effort: a resolution that cannot be written is logged, never turned into a 5xx
+        (the sender would re-send a resolved notification that changes nothing)."""
+        at = alert.ends_at or datetime.now(UTC)
+        try:
+            name = await asyncio.to_thread(self._sink.note_resolved, node, alert.fingerprint, at)
+        except Exception as error:  # an API error after intake's retries: the sender must not re-send for it
+            log.warning("webhook resolved alert not recorded node=%s fingerprint=%s error=%s",
+                        node, alert.fingerprint, error)  # fmt: skip
+            return
+        if name is not None:
+            log.info("webhook alert resolved source=%s alertname=%s node=%s repair=%s fingerprint=%s",
+                     source.value, alert.alertname, node, name, alert.fingerprint)  # fmt: skip

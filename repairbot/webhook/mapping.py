@@ -26,7 +26,7 @@ from typing import Any
 import yaml
 
 from repairbot.detectors.kernel_log import normalize_pci
-from repairbot.model import Action, Finding, GpuRef, Severity, Source
+from repairbot.model import EVIDENCE_FINGERPRINT, Action, Finding, GpuRef, Severity, Source
 from repairbot.webhook.payloads import Alert, SenderKind
 from repairbot.xid import XidCatalog, default_catalog
 
@@ -198,7 +198,7 @@ class AlertRules:
 
 def alert_evidence(alert: Alert, *, receiver: str = "") -> dict[str, str]:
     """What a human needs to find the alert again: its name, labels, links and identity."""
-    evidence: dict[str, str] = {"alertname": alert.alertname, "fingerprint": alert.fingerprint}
+    evidence: dict[str, str] = {"alertname": alert.alertname, EVIDENCE_FINGERPRINT: alert.fingerprint}
     optional = {
         "summary": alert.summary,
         "generatorURL": alert.generator_url,

@@ -94,6 +94,16 @@ async def test_resolved_creates_nothing(webhook: Any) -> None:
     assert LABEL_STATE not in webhook.node_labels("gpu-1")
 
 
+async def test_resolved_is_marked_on_the_active_repair_it_fed(webhook: Any) -> None:
+    await webhook.post(GRAFANA, grafana(grafana_alert("gpu-1")))
+    status, answer = await webhook.post(GRAFANA, grafana(grafana_alert("gpu-1", status="resolved"), status="resolved"))
+    assert (status, answer["ignored"]) == (202, [{"fingerprint": "fp-gpu-1", "reason": "resolved"}])
+    [repair] = webhook.repairs()
+    [finding] = repair["spec"]["findings"]
+    assert finding["evidence"]["resolvedAt"] == "2026-05-01T10:05:00.000Z"  # the alert's endsAt
+    assert finding["count"] == 1  # noted, not counted as another firing
+
+
 async def test_unknown_node_and_missing_node_label_are_ignored(webhook: Any) -> None:
     nameless = grafana_alert("x", fp="fp-none")
     del nameless["labels"]["Hostname"]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +26,7 @@ class FakeCluster:
     def __init__(self, fail: bool = False) -> None:
         self.fail = fail
         self.delivered: list[tuple[str, Finding, Source]] = []
+        self.resolved: list[tuple[str, str]] = []
 
     def list_nodes(self) -> list[dict[str, Any]]:
         return [NODE]
@@ -33,6 +35,12 @@ class FakeCluster:
         if self.fail:
             raise ApiException(status=500, reason="etcd is sad")
         self.delivered.append((node, finding, source))
+        return f"{node}-1"
+
+    def note_resolved(self, node: str, fingerprint: str, at: datetime) -> str | None:
+        if self.fail:
+            raise ApiException(status=500, reason="etcd is sad")
+        self.resolved.append((node, fingerprint))
         return f"{node}-1"
 
 
@@ -56,6 +64,22 @@ async def test_api_failure_is_503_and_the_retry_delivers() -> None:
         again = await client.post("/webhook/alertmanager", json=BODY)
         assert (await again.json()) == (await response.json())
         assert len(cluster.delivered) == 1  # the repeat came from memory
+    finally:
+        await client.close()
+
+
+async def test_resolved_alert_is_noted_on_its_node_and_answered_as_ignored() -> None:
+    cluster = FakeCluster()
+    client = await client_for(cluster)
+    resolved = {"alerts": [{**BODY["alerts"][0], "status": "resolved", "fingerprint": "fp-1"}]}
+    try:
+        response = await client.post("/webhook/alertmanager", json=resolved)
+        assert response.status == 202
+        assert await response.json() == {"repairs": [], "ignored": [{"fingerprint": "fp-1", "reason": "resolved"}]}
+        assert cluster.resolved == [("gpu-1", "fp-1")] and cluster.delivered == []
+        cluster.fail = True  # a resolution that cannot be written is logged, not a 5xx the sender would repeat
+        response = await client.post("/webhook/alertmanager", json=resolved)
+        assert response.status == 202
     finally:
         await client.close()
 

@@ -149,6 +149,7 @@ def test_plan_mixes_firing_resolved_and_unknown() -> None:
     }
     planned = plan(parse_notification(body, SenderKind.GRAFANA), INDEX, AlertRules.default())
     assert [(p.node, p.reason) for p in planned] == [
-        ("gpu-1", ""), (None, "resolved"), (None, "unknown-node"), (None, "no-node-label"),
+        ("gpu-1", ""), ("gpu-2", "resolved"), (None, "unknown-node"), (None, "no-node-label"),
     ]  # fmt: skip
+    assert planned[1].finding is None  # a resolved alert is mapped to its node only to be noted there
     assert planned[0].finding is not None and planned[0].finding.code == "xid-79"
