@@ -78,6 +78,7 @@ class FakeGpu:
     pids: list[int] = field(default_factory=list)
     lost: bool = False
     visible: bool = True
+    xids: list[tuple[float, int]] = field(default_factory=list)  # (monotonic time, code), for the dcgm-exporter sim
     unsupported: set[str] = field(default_factory=lambda: {"retired_pages"})  # Hopper uses row remapping
     raises: dict[str, GpuBackendError] = field(default_factory=dict)
 

@@ -117,6 +117,7 @@ class SimulatedGpuNode:
             self._prefaced.add(gpu.index)
             self._kmsg(f"NVRM: GPU at PCI:{bdf}: {gpu.uuid}", priority=6)
             self._kmsg(f"NVRM: GPU Board Serial Number: {gpu.serial}", priority=6)
+        gpu.xids.append((self._clock(), code))
         detail = text or XID_TEXT.get(code, f"pid='<unknown>', name=<unknown>, Xid {code} reported by the driver")
         self._kmsg(f"NVRM: Xid (PCI:{bdf}): {code}, {detail}", priority=4)
 

@@ -10,18 +10,16 @@ from __future__ import annotations
 import base64
 import re
 import shutil
-import socket
 import ssl
 import subprocess
 import sys
-import time
 from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
-import httpx
 import pytest
+from child_servers import ChildServers, binary_or_skip, free_port, start_prometheus
 from kubernetes import client
 
 from repairbot.kube.client import api_client
@@ -40,12 +38,6 @@ FAST = RedfishTiming(
     attempts=4, first_backoff=0.01, max_backoff=0.05, request_timeout=5, power_off_timeout=1, poll_interval=0.05
 )
 """Retries and polls in milliseconds: the tests prove the bounds, not the production pacing."""
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 @pytest.fixture
@@ -165,43 +157,6 @@ class SushyEmulator:
 SushyFactory = Callable[..., SushyEmulator]
 
 
-class ChildServers:
-    """Servers run as child processes for one test: started until they answer, always stopped after."""
-
-    def __init__(self) -> None:
-        self.started: list[tuple[subprocess.Popen[bytes], IO[bytes]]] = []
-
-    def start(self, command: list[str], home: Path, *, ready_url: str, timeout: float = 30) -> Path:
-        """Run ``command`` in ``home`` until ``ready_url`` answers 200; returns the path of its output log."""
-        log_path = home / "server.log"
-        log = log_path.open("wb")
-        process = subprocess.Popen(command, cwd=home, stdout=log, stderr=subprocess.STDOUT)
-        self.started.append((process, log))
-        deadline = time.monotonic() + timeout
-        while True:
-            try:
-                if httpx.get(ready_url, timeout=1).status_code == 200:
-                    return log_path
-            except httpx.TransportError:
-                pass
-            if process.poll() is not None or time.monotonic() > deadline:
-                raise AssertionError(f"{Path(command[0]).name} did not start:\n{log_path.read_text()}")
-            time.sleep(0.1)
-
-    def __enter__(self) -> ChildServers:
-        return self
-
-    def __exit__(self, *_: object) -> None:
-        for process, log in self.started:
-            process.terminate()
-            try:
-                process.wait(10)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait(5)
-            log.close()
-
-
 def _sushy_binary() -> str:
     beside = Path(sys.executable).parent / "sushy-emulator"
     found = str(beside) if beside.exists() else shutil.which("sushy-emulator")
@@ -259,26 +214,14 @@ def real_prometheus(tmp_path: Path) -> Iterator[PrometheusFactory]:
     The packaged service is not used: this server runs on a free loopback port
     with a throw-away TSDB under the test's tmp_path.
     """
-    binary = shutil.which("prometheus")
-    if binary is None:
-        pytest.skip("the prometheus binary is not installed (Debian: apt-get install -y prometheus)")
+    binary_or_skip("prometheus")
 
     def start(targets: list[str]) -> str:
-        home = tmp_path / f"prometheus-{len(children.started)}"
-        home.mkdir()
-        config = home / "prometheus.yml"
-        config.write_text(
+        config = (
             "global: {scrape_interval: 1s, evaluation_interval: 1s}\n"
             f"scrape_configs: [{{job_name: dcgm, static_configs: [{{targets: {targets!r}}}]}}]\n"
         )
-        port = free_port()
-        command = [
-            binary, f"--config.file={config}", f"--storage.tsdb.path={home / 'data'}",
-            f"--web.listen-address=127.0.0.1:{port}", "--log.level=warn",
-        ]  # fmt: skip
-        url = f"http://127.0.0.1:{port}"
-        children.start(command, home, ready_url=f"{url}/-/ready")
-        return url
+        return start_prometheus(children, tmp_path / f"prometheus-{len(children.started)}", config)
 
     with ChildServers() as children:
         yield start
