@@ -77,7 +77,7 @@ def start_prometheus(children: ChildServers, home: Path, config: str) -> str:
     port = free_port()
     command = [
         binary, f"--config.file={home / 'prometheus.yml'}", f"--storage.tsdb.path={home / 'data'}",
-        f"--web.listen-address=127.0.0.1:{port}", "--log.level=warn",
+        f"--web.listen-address=127.0.0.1:{port}", f"--web.external-url=http://127.0.0.1:{port}", "--log.level=warn",
     ]  # fmt: skip
     url = f"http://127.0.0.1:{port}"
     children.start(command, home, ready_url=f"{url}/-/ready")
