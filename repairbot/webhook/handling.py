@@ -35,7 +35,7 @@ from kubernetes.client.rest import ApiException
 
 from repairbot.kube.client import api_retrying, raw_call
 from repairbot.kube.intake import Intake
-from repairbot.model import LABEL_DISABLED, LABEL_STATE, Finding, NodeState, Source
+from repairbot.model import LABEL_DISABLED, LABEL_STATE, Action, Finding, NodeState, Source
 from repairbot.webhook.mapping import DEFAULT_NODE_LABELS, AlertRules, NodeIndex, map_node
 from repairbot.webhook.payloads import Alert, Notification
 
@@ -44,6 +44,8 @@ log = logging.getLogger(__name__)
 REASON_RESOLVED = "resolved"
 REASON_DISABLED = "node-disabled"
 REASON_UNKNOWN_NODE = "unknown-node"
+# The Xid catalog says the node needs nothing (application Xids 13, 31, 43 …): as on the agent's path, no repair.
+REASON_NO_ACTION = "no-action"
 MERGE_PATCH = "application/merge-patch+json"
 # A node already in these states is RepairBot's: the label must not go back to faulty.
 _HELD_STATES = frozenset({NodeState.FAULTY.value, NodeState.REPAIRING.value, NodeState.QUARANTINED.value})
@@ -102,6 +104,9 @@ def plan(
             planned.append(Planned(alert, reason=match.reason))
             continue
         finding = rules.finding(alert, kind=notification.kind, receiver=notification.receiver)
+        if finding.action is Action.NONE:
+            planned.append(Planned(alert, reason=REASON_NO_ACTION))
+            continue
         planned.append(Planned(alert, node=match.node, finding=finding))
     return planned
 

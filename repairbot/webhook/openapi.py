@@ -80,7 +80,7 @@ _ACCEPTED = {
                     "fingerprint": {"type": "string"},
                     "reason": {
                         "type": "string",
-                        "enum": ["no-node-label", "unknown-node", "resolved", "node-disabled"],
+                        "enum": ["no-node-label", "unknown-node", "resolved", "node-disabled", "no-action"],
                     },
                 },
             },

@@ -153,3 +153,10 @@ def test_plan_mixes_firing_resolved_and_unknown() -> None:
     ]  # fmt: skip
     assert planned[1].finding is None  # a resolved alert is mapped to its node only to be noted there
     assert planned[0].finding is not None and planned[0].finding.code == "xid-79"
+
+
+def test_an_application_xid_alert_opens_no_repair() -> None:
+    body = {"alerts": [{"status": "firing", "labels": {"alertname": "GpuXid", "node": "gpu-1", "xid": "13"},
+                        "fingerprint": "app"}]}  # fmt: skip
+    [planned] = plan(parse_notification(body, SenderKind.ALERTMANAGER), INDEX, AlertRules.default())
+    assert (planned.node, planned.finding, planned.reason) == (None, None, "no-action")
