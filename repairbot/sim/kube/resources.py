@@ -148,6 +148,24 @@ BUILTINS: list[ResourceInfo] = [
     _builtin("policy", "poddisruptionbudgets", "PodDisruptionBudget", short=("pdb",), status=True),
     _builtin("coordination.k8s.io", "leases", "Lease"),
     _builtin("events.k8s.io", "events", "Event", short=("ev",)),
+    # RBAC and admission policies: stored, never enforced; served so the chart's own can be applied and read back.
+    _builtin("rbac.authorization.k8s.io", "roles", "Role"),
+    _builtin("rbac.authorization.k8s.io", "rolebindings", "RoleBinding"),
+    _builtin("rbac.authorization.k8s.io", "clusterroles", "ClusterRole", namespaced=False),
+    _builtin("rbac.authorization.k8s.io", "clusterrolebindings", "ClusterRoleBinding", namespaced=False),
+    _builtin(
+        "admissionregistration.k8s.io",
+        "validatingadmissionpolicies",
+        "ValidatingAdmissionPolicy",
+        namespaced=False,
+        status=True,
+    ),
+    _builtin(
+        "admissionregistration.k8s.io",
+        "validatingadmissionpolicybindings",
+        "ValidatingAdmissionPolicyBinding",
+        namespaced=False,
+    ),
     _builtin(
         "apiextensions.k8s.io",
         "customresourcedefinitions",

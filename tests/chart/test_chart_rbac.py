@@ -1,0 +1,203 @@
+"""Each component may do what its code does and nothing more (least privilege, checked rule by rule)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+from chart_support import FORCING, NAMESPACE, NOTIFYING, SCENARIOS, Rendered, name, render
+
+_ALL = "*"
+
+
+@dataclass(frozen=True)
+class Request:
+    verb: str
+    resource: str  # "pods", "pods/eviction", "gpurepairs"
+    group: str = ""
+    namespace: str | None = None  # None: cluster-wide
+    name: str | None = None
+
+
+def _rule_allows(rule: dict[str, Any], request: Request) -> bool:
+    if request.group not in rule.get("apiGroups", []) and _ALL not in rule.get("apiGroups", []):
+        return False
+    if request.resource not in rule.get("resources", []) and _ALL not in rule.get("resources", []):
+        return False
+    if request.verb not in rule.get("verbs", []) and _ALL not in rule.get("verbs", []):
+        return False
+    names = rule.get("resourceNames")
+    return not names or request.name in names
+
+
+def allowed(out: Rendered, component: str, request: Request) -> bool:
+    """Would Kubernetes RBAC let ``component``'s ServiceAccount make ``request``? (bindings → roles → rules)"""
+    account = {"kind": "ServiceAccount", "name": name(component), "namespace": NAMESPACE}
+    for binding in out.of_kind("ClusterRoleBinding") + out.of_kind("RoleBinding"):
+        if account not in binding.get("subjects", []):
+            continue
+        ref = binding["roleRef"]
+        if binding["kind"] == "RoleBinding":
+            if request.namespace != binding["metadata"]["namespace"]:
+                continue
+            scope = binding["metadata"]["namespace"] if ref["kind"] == "Role" else None
+            role = out.get(ref["kind"], ref["name"], scope)
+        else:
+            role = out.get("ClusterRole", ref["name"])
+        if any(_rule_allows(rule, request) for rule in role.get("rules", [])):
+            return True
+    return False
+
+
+def every_rule(out: Rendered) -> list[tuple[str, dict[str, Any]]]:
+    return [
+        (f"{role['kind']} {role['metadata']['name']}", rule)
+        for role in out.of_kind("ClusterRole") + out.of_kind("Role")
+        for rule in role.get("rules", [])
+    ]
+
+
+@pytest.mark.parametrize("scenario", sorted(SCENARIOS))
+def test_no_rule_uses_a_wildcard(chart: Any, scenario: str) -> None:
+    for role, rule in every_rule(render(chart, SCENARIOS[scenario])):
+        for field in ("apiGroups", "resources", "verbs"):
+            assert _ALL not in rule.get(field, []), f"{role}: {field} {rule[field]}"
+
+
+@pytest.mark.parametrize("scenario", sorted(SCENARIOS))
+def test_no_cluster_wide_secrets_at_all(chart: Any, scenario: str) -> None:
+    out = render(chart, SCENARIOS[scenario])
+    for role in out.of_kind("ClusterRole"):
+        assert not [rule for rule in role["rules"] if "secrets" in rule["resources"]], role["metadata"]["name"]
+    for component in ("operator", "agent", "webhook"):
+        for verb in ("get", "list", "watch"):
+            assert not allowed(out, component, Request(verb, "secrets", namespace="kube-system"))
+            assert not allowed(out, component, Request(verb, "secrets"))
+
+
+def test_the_operator_reads_secrets_only_in_its_namespace_and_never_lists_them(chart: Any) -> None:
+    out = render(chart)
+    assert allowed(out, "operator", Request("get", "secrets", namespace=NAMESPACE, name="node-17-bmc"))
+    assert not allowed(out, "operator", Request("list", "secrets", namespace=NAMESPACE))
+    assert not allowed(out, "operator", Request("watch", "secrets", namespace=NAMESPACE))
+    assert not allowed(out, "agent", Request("get", "secrets", namespace=NAMESPACE, name="node-17-bmc"))
+    assert not allowed(out, "webhook", Request("get", "secrets", namespace=NAMESPACE, name="node-17-bmc"))
+
+
+def test_a_named_bmc_secret_is_the_only_secret_the_operator_may_read(chart: Any) -> None:
+    out = render(chart, NOTIFYING)
+    assert allowed(out, "operator", Request("get", "secrets", namespace=NAMESPACE, name="bmc-credentials"))
+    assert not allowed(out, "operator", Request("get", "secrets", namespace=NAMESPACE, name="repairbot-slack"))
+
+
+def test_the_operator_can_do_what_its_code_does(chart: Any) -> None:
+    out = render(chart)
+    needed = [
+        Request("watch", "nodes"),
+        Request("patch", "nodes"),
+        Request("watch", "gpurepairs", "repairbot.io"),
+        Request("create", "gpurepairs", "repairbot.io"),
+        Request("update", "gpurepairs", "repairbot.io"),
+        Request("patch", "gpurepairs/status", "repairbot.io"),
+        Request("list", "pods"),
+        Request("create", "pods/eviction"),
+        Request("list", "poddisruptionbudgets", "policy", namespace="ml-training"),
+        Request("watch", "customresourcedefinitions", "apiextensions.k8s.io"),
+        Request("create", "leases", "coordination.k8s.io", namespace=NAMESPACE),
+        Request("update", "leases", "coordination.k8s.io", namespace=NAMESPACE, name="repairbot-operator"),
+        Request("get", "configmaps", namespace=NAMESPACE, name="repairbot-breaker"),
+        Request("update", "configmaps", namespace=NAMESPACE, name="repairbot-breaker"),
+        Request("create", "events", namespace="default"),
+        Request("patch", "events", namespace="default"),
+    ]
+    assert [request for request in needed if not allowed(out, "operator", request)] == []
+
+
+def test_the_operator_cannot_touch_other_leases_configmaps_or_delete_pods_by_default(chart: Any) -> None:
+    out = render(chart)
+    for request in [
+        Request("update", "leases", "coordination.k8s.io", namespace=NAMESPACE, name="kube-scheduler"),
+        Request("update", "configmaps", namespace=NAMESPACE, name="repairbot-policy"),
+        Request("create", "configmaps", namespace="kube-system"),
+        Request("delete", "pods", namespace="ml-training"),
+        Request("delete", "nodes"),
+        Request("delete", "gpurepairs", "repairbot.io"),
+        Request("create", "events", namespace="kube-system"),
+    ]:
+        assert not allowed(out, "operator", request), request
+
+
+def test_force_deleting_pods_is_granted_only_when_the_policy_allows_force(chart: Any) -> None:
+    out = render(chart, FORCING)
+    assert allowed(out, "operator", Request("delete", "pods", namespace="ml-training"))
+    assert not allowed(out, "operator", Request("delete", "nodes"))
+
+
+def test_the_agent_writes_its_node_status_and_repairs_but_deletes_nothing(chart: Any) -> None:
+    out = render(chart)
+    for request in [
+        Request("get", "nodes"),
+        Request("patch", "nodes/status"),
+        Request("list", "gpurepairs", "repairbot.io"),
+        Request("watch", "gpurepairs", "repairbot.io"),
+        Request("create", "gpurepairs", "repairbot.io"),
+        Request("update", "gpurepairs", "repairbot.io"),
+        Request("patch", "gpurepairs/status", "repairbot.io"),
+    ]:
+        assert allowed(out, "agent", request), request
+    for request in [
+        Request("delete", "nodes"),
+        Request("patch", "nodes"),  # no cordoning, no labels: only its status condition
+        Request("delete", "pods", namespace="ml-training"),
+        Request("list", "pods"),
+        Request("create", "pods/eviction", namespace="ml-training"),
+        Request("delete", "gpurepairs", "repairbot.io"),
+        Request("create", "leases", "coordination.k8s.io", namespace=NAMESPACE),
+    ]:
+        assert not allowed(out, "agent", request), request
+
+
+def test_the_webhook_tags_nodes_and_opens_repairs_but_never_drains(chart: Any) -> None:
+    out = render(chart)
+    for request in [
+        Request("list", "nodes"),
+        Request("patch", "nodes"),
+        Request("list", "gpurepairs", "repairbot.io"),
+        Request("create", "gpurepairs", "repairbot.io"),
+        Request("update", "gpurepairs", "repairbot.io"),
+    ]:
+        assert allowed(out, "webhook", request), request
+    for verb, resource in [("create", "pods/eviction"), ("delete", "pods"), ("list", "pods"), ("get", "pods")]:
+        assert not allowed(out, "webhook", Request(verb, resource, namespace="ml-training")), (verb, resource)
+        assert not allowed(out, "webhook", Request(verb, resource)), (verb, resource)
+    assert not allowed(out, "webhook", Request("patch", "gpurepairs/status", "repairbot.io"))
+    assert not allowed(out, "webhook", Request("delete", "nodes"))
+
+
+def test_rbac_create_false_renders_no_roles(chart: Any) -> None:
+    out = render(chart, {"rbac": {"create": False}, "serviceAccount": {"create": False}})
+    kinds = {"ClusterRole", "ClusterRoleBinding", "Role", "RoleBinding", "ServiceAccount"}
+    assert [obj["kind"] for obj in out.objects if obj["kind"] in kinds] == []
+    pod = out.get("Deployment", name("operator"))["spec"]["template"]["spec"]
+    assert pod["serviceAccountName"] == name("operator")  # the one the user must provide
+
+
+def test_the_admission_policy_confines_the_agent_to_its_own_node(chart: Any) -> None:
+    out = render(chart)
+    (policy,) = out.of_kind("ValidatingAdmissionPolicy")
+    (binding,) = out.of_kind("ValidatingAdmissionPolicyBinding")
+    assert binding["spec"] == {"policyName": policy["metadata"]["name"], "validationActions": ["Deny"]}
+    spec = policy["spec"]
+    assert spec["failurePolicy"] == "Fail"
+    (condition,) = spec["matchConditions"]
+    assert f"system:serviceaccount:{NAMESPACE}:{name('agent')}" in condition["expression"]
+    resources = {r for rule in spec["matchConstraints"]["resourceRules"] for r in rule["resources"]}
+    assert {"nodes/status", "gpurepairs", "gpurepairs/status"} <= resources
+    (variable,) = spec["variables"]
+    assert "request.userInfo.extra['authentication.kubernetes.io/node-name']" in variable["expression"]
+    expressions = " ".join(v["expression"] for v in spec["validations"])
+    assert "request.name == variables.node" in expressions
+    assert "object.spec.nodeName == variables.node" in expressions
+    assert "oldObject.spec.nodeName == variables.node" in expressions  # no moving another node's repair to you
+    assert not render(chart, {"admissionPolicy": {"enabled": False}}).of_kind("ValidatingAdmissionPolicy")
