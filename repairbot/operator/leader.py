@@ -113,6 +113,11 @@ class LeaderElector:
         return False
 
     @property
+    def electing(self) -> bool:
+        """Is the election loop still running (what a standby's liveness probe asks)?"""
+        return self._thread is not None and self._thread.is_alive()
+
+    @property
     def lost(self) -> threading.Event:
         return self._lost
 

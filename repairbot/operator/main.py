@@ -31,6 +31,7 @@ from repairbot.operator.leader import LeaderElector
 from repairbot.operator.metrics import OperatorMetrics
 from repairbot.operator.reconciler import Reconciler
 from repairbot.operator.scheduler import RepairScheduler
+from repairbot.operator.standby import StandbyHealth
 from repairbot.policy import Policy, PolicyError, load_policy, parse_policy
 from repairbot.remediations.redfish import PowerCycler
 from repairbot.remediations.validation import QuietPeriodCheck
@@ -164,8 +165,15 @@ def run_operator(options: OperatorOptions) -> int:
         elector = LeaderElector(api, options.namespace, options.identity)
         elector.run_in_background()
         log.info("waiting to become the active operator identity=%s", options.identity)
-        if not elector.wait_until_leader(stop):
-            return 0
+        standby = StandbyHealth(options.health_port, lambda: elector.electing) if options.health_port else None
+        if standby is not None:
+            standby.start()
+        try:
+            if not elector.wait_until_leader(stop):
+                return 0
+        finally:
+            if standby is not None:
+                standby.stop()
         threading.Thread(target=_stop_when_lost, args=(elector, stop), daemon=True).start()
     try:
         run_kopf(parts, stop, health_port=options.health_port)

@@ -83,12 +83,13 @@ def test_operator_and_webhook_run_non_root_on_a_read_only_root(chart: Any) -> No
         assert not pod.get("hostPID") and not pod.get("hostNetwork")
 
 
-def test_operator_liveness_works_on_the_standby_replica_too(chart: Any) -> None:
-    """kopf's /healthz runs only on the leader; the metrics server runs on every replica."""
+def test_operator_liveness_asks_healthz_which_the_standby_serves_too(chart: Any) -> None:
+    """kopf's /healthz on the leader, StandbyHealth's on the replica waiting for the Lease: same port."""
     operator = container(render(chart).get("Deployment", name("operator")), "operator")
     probe = operator["livenessProbe"]["httpGet"]
-    assert probe == {"path": "/metrics", "port": "metrics"}
-    assert {"name": "metrics", "containerPort": 9403} in operator["ports"]
+    assert probe == {"path": "/healthz", "port": "health"}
+    assert {"name": "health", "containerPort": 8081} in operator["ports"]
+    assert "--health-port=8081" in operator["args"]
 
 
 def test_a_policy_change_rolls_the_operator(chart: Any) -> None:
