@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
+from repairbot import runbooks
 from repairbot.model import Action, Finding, GpuRef, HistoryEntry, Phase, parse_time
 
 GRAFANA_EVIDENCE_KEYS = ("dashboardURL", "panelURL", "generatorURL", "silenceURL")
@@ -57,10 +58,8 @@ class RepairView:
 
     @property
     def runbook_url(self) -> str | None:
-        """``<runbook_base_url>/<finding class>.md``: one runbook per fault class (DESIGN.md ``runbooks/``)."""
-        if not self.runbook_base_url or not self.reason:
-            return None
-        return f"{self.runbook_base_url.rstrip('/')}/{self.reason}.md"
+        """The runbook for this repair's finding class under ``runbook_base_url`` (see :mod:`repairbot.runbooks`)."""
+        return runbooks.runbook_url(self.runbook_base_url, self.reason)
 
     @property
     def gpus(self) -> tuple[GpuRef, ...]:
