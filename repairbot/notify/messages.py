@@ -340,9 +340,12 @@ def jira_quarantine(view: RepairView, *, catalog: XidCatalog | None = None) -> s
     tried = [e.action.value for e in view.history if e.action is not None and e.action is not Action.QUARANTINE]
     tried_text = ", ".join(dict.fromkeys(tried)) or "nothing automatic (lemon node or catalog says replace)"
     return (
-        f"Node {view.node} is quarantined: it stays cordoned and tainted and RepairBot will not touch it again. "
+        f"Node {view.node} is quarantined: it stays cordoned and tainted (repairbot.io/unhealthy) and out of "
+        "service until a human acts; label it repairbot.io/disabled=true to keep new findings from opening repairs. "
         f"Tried: {tried_text}. Please {replacement_advice(view, catalog=catalog)}. "
-        "Remove the repairbot.io/state=quarantined label once the part is replaced."
+        f"Once the part is replaced, return it validated with `repairbot repair {view.node} --action gpu-reset` "
+        "(see the quarantine runbook), or by hand: remove the repairbot.io/state label and the "
+        "repairbot.io/unhealthy taint, then uncordon."
     )
 
 

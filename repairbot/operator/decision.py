@@ -37,6 +37,7 @@ class Step(enum.StrEnum):
     VALIDATE = "validate"
     RETURN_TO_SERVICE = "return-to-service"
     NEXT_RUNG = "next-rung"
+    ESCALATE = "escalate"
     QUARANTINE = "quarantine"
     HOLD = "hold"
     RECORD_DRY_RUN = "record-dry-run"

@@ -128,6 +128,9 @@ def decide(
         return Decision(Step.NOTHING, "dry-run: repair paused, nothing touched")
     if _human_took_over(repair, facts):
         return run.release("HandedOver", f"node {repair.node} was uncordoned by hand; RepairBot steps back", False)
+    stronger = _stronger_than_hold(run, fallback)
+    if stronger is not None:
+        return run.escalate(stronger)
     phase_logic = {
         Phase.CORDONED: _cordoned,
         Phase.DRAINING: _draining,
@@ -157,6 +160,23 @@ def driving_finding(findings: tuple[Finding, ...], policy: Policy, fallback: Lad
         key=lambda f: (-policy.ladder_for(f.code, fallback=fallback)[0].action.severity, f.first_seen, f.code),
     )
     return ranked[0].code
+
+
+def _stronger_than_hold(run: Run, fallback: LadderFallback | None) -> str | None:
+    """While a node is held for a human (a notify rung), a finding whose ladder acts: its class, else None.
+
+    Without this a repair's class, fixed at its first write, would keep a node
+    with a fresh Xid 79 cordoned and undrained behind an InfiniBand notice.
+    """
+    if run.repair.phase not in (Phase.CORDONED, Phase.REMEDIATING) or run.rung is None:
+        return None
+    if run.rung.action is not Action.NOTIFY:
+        return None
+    code = driving_finding(run.repair.findings, run.policy, fallback)
+    if not code or code == run.code:
+        return None
+    first = run.policy.ladder_for(code, fallback=fallback)[0].action
+    return code if first.is_destructive else None
 
 
 def _human_took_over(repair: RepairView, facts: Facts) -> bool:
@@ -280,6 +300,10 @@ def _holding(run: Run, rung: Rung) -> Decision:
     entered = run.repair.last_entry(Step.HOLD.value)
     entered_at = (optional_time(str(entered["at"])) if entered else None) or run.now
     timed_out = rung.timeout is not None and run.now - entered_at >= rung.timeout
+    last_rung = max(run.repair.attempt, 1) >= len(run.ladder)
+    if run.facts.resume_requested and last_rung:
+        # "Go on" with nothing left to climb means "I looked, it is fine": check the node and return it.
+        return run.validate("a human resumed the hold")
     if run.facts.resume_requested or timed_out:
         why = "a human resumed the repair" if run.facts.resume_requested else "nobody came in time"
         return run.next_rung(f"notify: {why}", outcome="resumed")

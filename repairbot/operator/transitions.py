@@ -175,6 +175,8 @@ class Run:
         deadline = self.now + self.policy.validation.timeout
         rules = self.policy.validation
         level = max(rules.dcgm_diag_level, 2) if rules.require_load_check else rules.dcgm_diag_level
+        if self.repair.last_entry(Step.START_DRAIN.value) is None:
+            level = 0  # never drained (a notify hold): dcgmi diag would run on GPUs that jobs still use
         request = {"id": ident, "action": "validate", "requestedAt": format_time(self.now),
                    "deadline": format_time(deadline), "dcgmDiagLevel": level,
                    "requireLoadCheck": rules.require_load_check}  # fmt: skip
@@ -192,6 +194,19 @@ class Run:
         message = f"{why}; next rung {nxt.action.value}"
         patch = self.base(Phase.CORDONED, message, failed) | {"attempt": attempt, "action": nxt.action.value}
         return Decision(Step.NEXT_RUNG, message, patch, event="NextRung", action=nxt.action, requeue_after=AT_ONCE)
+
+    def escalate(self, code: str) -> Decision:
+        """A stronger finding arrived while the node was held for a human: climb that finding's ladder instead.
+
+        The repair keeps its name, thread and ticket; ``reason`` becomes the new
+        class and the ladder starts at its first rung from Cordoned (so it is
+        re-checked against the budget and the breaker, then drained).
+        """
+        message = f"{code} found while node {self.repair.node} was held for {self.code}; climbing {code}'s ladder"
+        entry = self.entry(Step.ESCALATE.value, "done", message, self.repair.action)
+        patch = self.base(Phase.CORDONED, message, entry) | {"reason": code, "attempt": 1, "action": None,
+                                                              "request": None}  # fmt: skip
+        return Decision(Step.ESCALATE, message, patch, event="Escalated", requeue_after=AT_ONCE)
 
     def quarantine(self, reason: str, message: str, *earlier: dict[str, Any]) -> Decision:
         """Terminal for the node: stays cordoned and tainted, labelled for hardware; evidence stays in status."""

@@ -287,6 +287,33 @@ def test_notify_rung_keeps_the_node_cordoned_undrained_until_the_finding_clears(
     world.step(Step.VALIDATE)
 
 
+def test_a_fatal_xid_during_a_notify_hold_escalates_to_its_own_ladder() -> None:
+    world = World(new_repair("ib-port-down"))
+    world.step(Step.CORDON)
+    world.step(Step.HOLD)
+    xid79 = {"code": "xid-79", "firstSeen": format_time(T0 + timedelta(minutes=5)), "gpu": {"index": 1},
+             "action": "reboot"}  # fmt: skip
+    world.obj["spec"]["findings"].append(xid79)
+    escalated = world.step(Step.ESCALATE)
+    assert escalated.event == "Escalated" and "xid-79" in escalated.message
+    assert world.phase == "Cordoned" and world.status["reason"] == "xid-79" and world.status["attempt"] == 1
+    request = drain_and_request(world)  # drained this time, then the reboot xid-79's ladder starts with
+    assert request.action is Action.REBOOT
+
+
+def test_resume_of_a_hold_with_nothing_left_to_climb_validates_without_dcgm() -> None:
+    world = World(new_repair("ib-port-down"))
+    world.step(Step.CORDON)
+    world.step(Step.HOLD)
+    world.facts = replace(world.facts, resume_requested=True)
+    validate = world.step(Step.VALIDATE)  # "I looked, it is fine": check and return, not quarantine
+    assert dict(validate.patch)["request"]["dcgmDiagLevel"] == 0  # never drained: no diag on busy GPUs
+    world.facts = replace(world.facts, resume_requested=False)
+    world.answer("succeeded")
+    world.step(Step.RETURN_TO_SERVICE)
+    assert world.phase == "Succeeded"
+
+
 def test_lemon_node_is_quarantined_straight_after_cordon() -> None:
     world = World(new_repair())
     world.facts = replace(world.facts, recent_repairs=(T0 - timedelta(days=1), T0 - timedelta(days=2), T0))
