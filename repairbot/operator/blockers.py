@@ -131,6 +131,8 @@ class StormBreaker:
         breaker = ctx.facts.breaker.observe(ctx.facts.recent_faults, ctx.policy.breaker, now=ctx.now)
         if breaker.allows(ctx.repair.name):
             return None
+        if breaker.state is BreakerState.HALF_OPEN and ctx.rung is not None and not ctx.rung.is_destructive:
+            return None  # a notify rung touches nothing: once a human resumed, it may hold for its human
         if breaker.state is BreakerState.HALF_OPEN:  # after a resume the canaries go first
             return BlockReason(Verdict.BLOCK, "BreakerHalfOpen", "breaker half-open: waiting for the canary repairs")
         return BlockReason(

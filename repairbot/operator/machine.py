@@ -179,6 +179,18 @@ def _stronger_than_hold(run: Run, fallback: LadderFallback | None) -> str | None
     return code if first.is_destructive else None
 
 
+def acts_on_node(repair: RepairView, policy: Policy, fallback: LadderFallback | None) -> bool:
+    """Does the rest of this repair's ladder hold an action on the node (not only notify)?
+
+    A half-open breaker's canary must test whether automatic repairs work again;
+    a repair that will only page a human proves nothing and, finishing only when
+    the human is done, would hold every other repair in the fleet behind it.
+    """
+    code = repair.reason or driving_finding(repair.findings, policy, fallback) or "default"
+    ladder = _ladder(repair, code, policy, fallback)
+    return any(rung.action.is_destructive for rung in ladder[max(repair.attempt, 1) - 1 :])
+
+
 def _human_took_over(repair: RepairView, facts: Facts) -> bool:
     """We cordoned and tainted the node; now it is schedulable or our taint is gone: a human took it."""
     return repair.acknowledged_at is not None and (not facts.node_unschedulable or not facts.our_taint)

@@ -35,7 +35,7 @@ from repairbot.operator.breaker import BreakerState
 from repairbot.operator.breaker_store import BreakerStore
 from repairbot.operator.facts import FactGatherer
 from repairbot.operator.fleet_cache import FleetCache
-from repairbot.operator.machine import Decision, Facts, RepairView, Step, catalog_fallback, decide
+from repairbot.operator.machine import Decision, Facts, RepairView, Step, acts_on_node, catalog_fallback, decide
 from repairbot.operator.metrics import OperatorMetrics
 from repairbot.operator.resolutions import resolution_entries
 from repairbot.policy import Policy
@@ -184,7 +184,9 @@ class Reconciler:
         breaker = facts.breaker
         if facts.resume_requested and breaker.state is BreakerState.OPEN and view.phase is Phase.BLOCKED:
             breaker = breaker.resume(now=now)
-        if breaker.state is BreakerState.HALF_OPEN and view.phase is Phase.BLOCKED:
+        if breaker.state is BreakerState.HALF_OPEN and view.phase is Phase.BLOCKED and (
+            acts_on_node(view, self.policy, self._fallback)
+        ):
             breaker = breaker.admit(view.name, self.policy.breaker)
         self.breakers.put(breaker)
         return replace(facts, breaker=breaker)

@@ -64,7 +64,8 @@ def delivered(kube: Any, node: str, target: str) -> dict[str, Any] | None:
         status = repair.get("status") or {}
         cursor = (status.get("deliveries") or {}).get(target) or {}
         history = status.get("history") or []
-        if phase_of(repair) == "Succeeded" and cursor.get("sent") == len(history) and cursor.get("phase") == "Succeeded":
+        caught_up = cursor.get("sent") == len(history) and cursor.get("phase") == "Succeeded"
+        if phase_of(repair) == "Succeeded" and caught_up:
             return status
     return None
 
@@ -153,11 +154,12 @@ def test_a_restarted_operator_continues_the_same_thread_and_ticket(
         inject_now(sandbox, [("gpu-node-001", "xid:79", 2)])
 
         def threaded_and_ticketed() -> bool:
-            return any(
-                (r.get("status") or {}).get("slack", {}).get("ts") and (r.get("status") or {}).get("jira", {}).get("key")
-                and phase_of(r) == "Remediating"
-                for r in repairs_of(kube, "gpu-node-001")
-            )
+            for r in repairs_of(kube, "gpu-node-001"):
+                status = r.get("status") or {}
+                marked = status.get("slack", {}).get("ts") and status.get("jira", {}).get("key")
+                if marked and phase_of(r) == "Remediating":
+                    return True
+            return False
 
         eventually(threaded_and_ticketed, timeout=30, interval=0.05, what="thread and ticket, mid-repair")
         first.send_signal(stop_with)

@@ -485,3 +485,15 @@ def test_validation_request_carries_the_dcgm_level_and_a_required_load_check() -
     assert validate["action"] == "validate"
     assert validate["dcgmDiagLevel"] == 2  # a load check needs at least level 2 (real work on every GPU)
     assert validate["requireLoadCheck"] is True
+
+
+def test_only_repairs_that_act_may_be_canaries_and_notify_holds_pass_a_half_open_breaker() -> None:
+    from repairbot.operator.machine import acts_on_node
+
+    assert acts_on_node(RepairView.from_object(new_repair("xid-79")), POLICY, None)
+    held = RepairView.from_object(new_repair("ib-port-down"))
+    assert not acts_on_node(held, POLICY, None)  # a canary must prove automatic repairs work again
+    half_open = Breaker(state=BreakerState.HALF_OPEN, canaries=("someone-else",))
+    world = World(new_repair("ib-port-down"), facts=Facts(pool=PoolUsage(size=100), breaker=half_open))
+    world.step(Step.BLOCK)  # admission: not a canary
+    world.step(Step.ADMIT)  # its rung is notify: nothing destructive, so it may go and hold for its human
