@@ -143,12 +143,29 @@ def decide(
 
 def _ladder(repair: RepairView, code: str, policy: Policy, fallback: LadderFallback | None) -> tuple[Rung, ...]:
     """The repair's ladder: its reason's (or strongest finding's), with a human-requested first rung."""
-    ladder = policy.ladder_for(code, fallback=fallback)
+    ladder = _catalog_capped(repair, code, policy, policy.ladder_for(code, fallback=fallback))
     wanted = repair.requested_action
     if wanted is None:
         return ladder
     first = Rung(wanted, None if wanted is Action.NOTIFY else policy.action_timeouts.get(wanted))
     return (first, *[rung for rung in ladder if rung.action.severity > wanted.severity])
+
+
+def _catalog_capped(repair: RepairView, code: str, policy: Policy, ladder: tuple[Rung, ...]) -> tuple[Rung, ...]:
+    """A catalog ladder never acts on findings that themselves ask only for a human.
+
+    The catalog's ladder is per Xid code, but some codes are decoded per line:
+    an NVLink5 Xid 144-150 is Fatal or Nonfatal by its text, and the agent marks
+    a Nonfatal one ``notify``. When the policy names no ladder for the code and
+    every finding of that code asks for notify (or less), the policy's
+    ``default`` ladder applies instead of resetting a GPU for a warning.
+    """
+    if not ladder or not ladder[0].action.is_destructive or policy.ladder_for(code) is not policy.ladders["default"]:
+        return ladder
+    asked = [finding.action for finding in repair.findings if finding.code == code]
+    if asked and max(action.severity for action in asked) <= Action.NOTIFY.severity:
+        return policy.ladders["default"]
+    return ladder
 
 
 def driving_finding(findings: tuple[Finding, ...], policy: Policy, fallback: LadderFallback | None) -> str:

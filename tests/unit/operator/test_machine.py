@@ -24,10 +24,12 @@ from repairbot.operator.machine import (
     PoolUsage,
     RepairView,
     Step,
+    catalog_fallback,
     decide,
     request_id,
 )
-from repairbot.policy import Policy, parse_policy
+from repairbot.policy import LadderFallback, Policy, parse_policy
+from repairbot.xid import default_catalog
 
 T0 = datetime(2026, 11, 22, 3, 0, tzinfo=UTC)
 NAME = "gpu-node-007-20261122030000"
@@ -59,6 +61,7 @@ class World:
     state: NodeState | None = None
     facts: Facts = field(default_factory=lambda: Facts(pool=PoolUsage(size=100)))
     log: list[Decision] = field(default_factory=list)
+    fallback: LadderFallback | None = None
 
     def current_facts(self) -> Facts:
         return replace(self.facts, node_unschedulable=self.unschedulable, our_taint=self.taint)
@@ -72,7 +75,8 @@ class World:
         return str(self.status.get("phase", "Pending"))
 
     def decide(self) -> Decision:
-        return decide(RepairView.from_object(self.obj), self.current_facts(), self.policy, self.now)
+        return decide(RepairView.from_object(self.obj), self.current_facts(), self.policy, self.now,
+                      fallback=self.fallback)  # fmt: skip
 
     def step(self, expected: Step, *, crash_before_after: bool = False) -> Decision:
         decision = self.decide()
@@ -497,3 +501,16 @@ def test_only_repairs_that_act_may_be_canaries_and_notify_holds_pass_a_half_open
     world = World(new_repair("ib-port-down"), facts=Facts(pool=PoolUsage(size=100), breaker=half_open))
     world.step(Step.BLOCK)  # admission: not a canary
     world.step(Step.ADMIT)  # its rung is notify: nothing destructive, so it may go and hold for its human
+
+
+def test_a_nonfatal_nvlink5_xid_is_not_reset_by_the_catalog_ladder() -> None:
+    nonfatal = new_repair("xid-145")
+    nonfatal["spec"]["findings"][0]["action"] = "notify"  # the agent decoded "Nonfatal" from the Xid's text
+    catalog = catalog_fallback(default_catalog())
+    world = World(nonfatal, fallback=catalog)
+    world.step(Step.CORDON)
+    world.step(Step.HOLD)  # the policy's default ladder: held for a human, no GPU reset
+    fatal = World(new_repair("xid-145"), fallback=catalog)  # "Fatal": the catalog's ladder acts
+    fatal.obj["spec"]["findings"][0]["action"] = "gpu-reset"
+    fatal.step(Step.CORDON)
+    assert drain_and_request(fatal).action is Action.GPU_RESET
