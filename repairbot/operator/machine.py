@@ -309,6 +309,8 @@ def _remediating(run: Run) -> Decision:
     rung = run.rung
     if rung is None:
         return run.quarantine("LadderExhausted", f"{run.code}: ladder exhausted")
+    if rung.action is Action.QUARANTINE:  # a human asked for it (``repairbot repair NODE --action quarantine``)
+        return run.quarantine("Requested", f"{run.code}: quarantine requested for node {run.repair.node}")
     if rung.action is Action.NOTIFY:
         return _holding(run, rung)
     request = run.repair.request

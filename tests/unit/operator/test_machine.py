@@ -514,3 +514,12 @@ def test_a_nonfatal_nvlink5_xid_is_not_reset_by_the_catalog_ladder() -> None:
     fatal.obj["spec"]["findings"][0]["action"] = "gpu-reset"
     fatal.step(Step.CORDON)
     assert drain_and_request(fatal).action is Action.GPU_RESET
+
+
+def test_a_hold_a_human_asks_to_quarantine_is_quarantined() -> None:
+    world = World(new_repair("ib-port-down"))
+    world.step(Step.CORDON)
+    world.step(Step.HOLD)
+    world.obj["spec"]["requestedAction"] = "quarantine"  # repairbot repair NODE --action quarantine
+    world.step(Step.QUARANTINE)
+    assert world.phase == "Quarantined" and world.state is NodeState.QUARANTINED and world.unschedulable
