@@ -32,7 +32,15 @@ from tenacity.wait import wait_base
 
 from repairbot.model import HistoryEntry
 from repairbot.notify.errors import NotifyError
-from repairbot.notify.messages import jira_comment, jira_description, jira_quarantine, jira_resolution, jira_summary
+from repairbot.notify.messages import (
+    jira_comment,
+    jira_description,
+    jira_incident_description,
+    jira_incident_summary,
+    jira_quarantine,
+    jira_resolution,
+    jira_summary,
+)
 from repairbot.notify.view import RepairView
 from repairbot.xid import XidCatalog
 
@@ -140,8 +148,12 @@ class JiraNotifier:
         """Add a comment; returns its id (for the outbox's ``external``)."""
         return self._retry("comment", lambda: str(self.client.add_comment(key, text).id))
 
-    def comment_step(self, key: str, view: RepairView, entry: HistoryEntry) -> str:
-        return self.comment(key, jira_comment(view, entry))
+    def comment_step(self, key: str, view: RepairView, entry: HistoryEntry, *, name_node: bool = False) -> str:
+        return self.comment(key, jira_comment(view, entry, name_node=name_node))
+
+    def ensure_incident_ticket(self, incident: str, nodes: Sequence[str], detail: str = "") -> str:
+        """One ticket for a storm, shared by its repairs; found by its ``incident-<id>`` label before any create."""
+        return self._retry("ensure_incident_ticket", lambda: self._find_or_create_incident(incident, nodes, detail))
 
     def resolve(self, key: str, text: str | None = None, *, view: RepairView | None = None) -> None:
         """Move the ticket through the configured done transition, with a closing comment in the same request.
@@ -193,6 +205,26 @@ class JiraNotifier:
         }
         issue = self.client.create_issue(fields=fields, prefetch=False)
         self._created[view.name] = str(issue.key)
+        return str(issue.key)
+
+    def _find_or_create_incident(self, incident: str, nodes: Sequence[str], detail: str) -> str:
+        label = sanitize_label(f"incident-{incident}")
+        cached = self._created.get(label)
+        if cached:
+            return cached
+        jql = f'project = "{self.project}" AND labels = "repairbot" AND labels = "{label}" ORDER BY created ASC'
+        issues = self.client.search_issues(jql, maxResults=1, fields="summary,labels")
+        if issues:
+            return str(issues[0].key)
+        fields = {
+            "project": {"key": self.project},
+            "issuetype": {"name": self.issue_type},
+            "summary": jira_incident_summary(incident, nodes),
+            "description": jira_incident_description(incident, nodes, detail),
+            "labels": list(dict.fromkeys([*(sanitize_label(x) for x in self.labels), "repairbot", label])),
+        }
+        issue = self.client.create_issue(fields=fields, prefetch=False)
+        self._created[label] = str(issue.key)
         return str(issue.key)
 
     def _exists(self, key: str) -> bool:

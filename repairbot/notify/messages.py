@@ -303,9 +303,37 @@ def jira_description(view: RepairView, *, catalog: XidCatalog | None = None) -> 
     return "\n".join(lines)
 
 
-def jira_comment(view: RepairView, entry: HistoryEntry) -> str:
-    """One step as a ticket comment, with its time so the ticket alone tells the timeline."""
-    return f"{entry.at:%Y-%m-%d %H:%M:%S} UTC — {describe_step(entry)}"
+def jira_comment(view: RepairView, entry: HistoryEntry, *, name_node: bool = False) -> str:
+    """One step as a ticket comment, with its time so the ticket alone tells the timeline.
+
+    ``name_node`` for an incident's shared ticket, where several nodes' steps interleave.
+    """
+    who = f"{view.node}: " if name_node else ""
+    return f"{entry.at:%Y-%m-%d %H:%M:%S} UTC — {who}{describe_step(entry)}"
+
+
+def jira_incident_summary(incident: str, nodes: Sequence[str]) -> str:
+    """``Fault storm storm-…: 4 nodes (gpu-12, gpu-13, …)``, within Jira's 255 characters."""
+    unique = sorted(dict.fromkeys(nodes))
+    listed = ", ".join(unique[:MAX_STORM_NODES_LISTED]) + (" …" if len(unique) > MAX_STORM_NODES_LISTED else "")
+    return _truncate(f"Fault storm {incident}: {len(unique)} nodes ({listed})", 255)
+
+
+def jira_incident_description(incident: str, nodes: Sequence[str], detail: str) -> str:
+    """The storm ticket: what tripped the breaker, which nodes, and what a human must do to resume."""
+    unique = sorted(dict.fromkeys(nodes))
+    lines = [
+        f"RepairBot's storm breaker opened incident *{incident}*: too many GPU faults at once to be N bad GPUs.",
+        "",
+        f"*Why:* {detail or 'see the GPURepairs of this incident'}",
+        f"*Nodes at the start ({len(unique)}):* {', '.join(unique)}",
+        "",
+        "Every node is cordoned and tainted; nothing is drained, reset or rebooted while the breaker is open.",
+        "Find the shared cause (leaf switch, PDU, driver rollout), fix it, then run `repairbot resume --all`:",
+        "one canary repair goes first, then the rest. Each node's steps are added below as comments.",
+        "RepairBot does not close this ticket: close it when the incident is over.",
+    ]
+    return "\n".join(lines)
 
 
 def jira_resolution(view: RepairView) -> str:

@@ -90,6 +90,7 @@ class NotificationDispatcher:
     _stop: threading.Event = field(default_factory=threading.Event)
     _threads: list[threading.Thread] = field(default_factory=list)
     _storm_threads: dict[str, dict[str, str]] = field(default_factory=dict)
+    _incident_tickets: dict[str, str] = field(default_factory=dict)
 
     @property
     def enabled(self) -> bool:
@@ -196,26 +197,46 @@ class NotificationDispatcher:
         return thread
 
     def _deliver_jira(self, obj: dict[str, Any]) -> int:
+        """The repair's steps as comments on its ticket; a storm's repairs share one incident ticket."""
         assert self.jira is not None
         name, status = obj["metadata"]["name"], obj.get("status") or {}
         view = self._view(obj)
+        incident = status.get("incident")
         ticket = (status.get("jira") or {}).get("key")
         if not ticket:
-            ticket = self.jira.ensure_ticket(view)
+            ticket = self._incident_ticket(obj) if incident else self.jira.ensure_ticket(view)
             self._patch(name, {"jira": {"key": ticket, "url": self.jira.browse_url(ticket)}})
         cursor = int(delivery_cursor(status, "jira").get("sent") or 0)
         history = status.get("history") or []
         for index in range(cursor, len(history)):
-            self.jira.comment_step(ticket, view, history_entry(history[index]))
+            self.jira.comment_step(ticket, view, history_entry(history[index]), name_node=bool(incident))
             self._patch(name, {"deliveries": {"jira": {"sent": index + 1}}})
         phase = status.get("phase")
         if delivery_cursor(status, "jira").get("phase") != phase:
-            if phase == Phase.SUCCEEDED.value:
+            if phase == Phase.SUCCEEDED.value and not incident:  # an incident's ticket is closed by a human
                 self.jira.resolve(ticket, view=view)
             elif phase == Phase.QUARANTINED.value:
                 self.jira.escalate_quarantine(ticket, view)
             self._patch(name, {"deliveries": {"jira": {"phase": phase}}})
         return len(history) - cursor
+
+    def _incident_ticket(self, obj: Mapping[str, Any]) -> str:
+        """The storm's one ticket: held by a member repair already (after a restart), else found or made once."""
+        assert self.jira is not None
+        incident = str((obj.get("status") or {}).get("incident"))
+        if incident in self._incident_tickets:
+            return self._incident_tickets[incident]
+        members = [r for r in self.repairs() if (r.get("status") or {}).get("incident") == incident]
+        known = next((((r.get("status") or {}).get("jira") or {}).get("key") for r in members
+                      if ((r.get("status") or {}).get("jira") or {}).get("key")), None)  # fmt: skip
+        if known:
+            key = str(known)
+        else:
+            nodes = [str(r.get("spec", {}).get("nodeName")) for r in members] or [str(obj["spec"]["nodeName"])]
+            detail = str((obj.get("status") or {}).get("message") or "")
+            key = self.jira.ensure_incident_ticket(incident, nodes, detail)
+        self._incident_tickets[incident] = key
+        return key
 
     # --- plumbing
 

@@ -147,7 +147,10 @@ def test_a_leaf_switch_storm_cordons_only_and_opens_one_incident(make_sandbox: S
         nodes=8,
         policy={
             "breaker": {"maxPerDomain": 2, "domainWindow": "5m", "settleTime": "3s"},
-            "notifications": {"slack": {"channel": "#gpu-repairs", "onCall": "@gpu-oncall"}},
+            "notifications": {
+                "slack": {"channel": "#gpu-repairs", "onCall": "@gpu-oncall"},
+                "jira": {"project": "OPS"},
+            },
         },
     )
     kube = api_client(sandbox.state["kubeconfig"])
@@ -183,6 +186,19 @@ def test_a_leaf_switch_storm_cordons_only_and_opens_one_incident(make_sandbox: S
     parents = [m for m in slack.messages if m.thread_ts is None]
     assert len(threads) == 1 and len(parents) == 1
     assert "storm" in (parents[0].text or "").lower() and all(name in (parents[0].text or "") for name in leaf)
+
+    # And one Jira ticket for the incident, each node's steps commented on it under the node's name.
+    def ticketed() -> list[dict] | None:
+        found = [r for r in all_repairs(kube) if r["spec"]["nodeName"] in leaf]
+        return found if all((r["status"].get("jira") or {}).get("key") for r in found) else None
+
+    keys = {r["status"]["jira"]["key"] for r in eventually(ticketed, timeout=20, what="tickets recorded")}
+    jira = sandbox.sandbox.jira
+    assert jira is not None and len(keys) == 1 and len(jira.issues) == 1
+    [issue] = jira.issues.values()
+    assert issue.fields["summary"].startswith("Fault storm") and str(incidents.pop()) in issue.fields["summary"]
+    eventually(lambda: all(any(c.startswith(f"{name}: ") or f" {name}: " in c for c in jira.comments_of(issue.key))
+                           for name in leaf), timeout=20, what="every node's steps on the incident ticket")  # fmt: skip
 
 
 def test_the_budget_keeps_at_most_two_nodes_out_and_the_rest_follow(make_sandbox: SandboxFactory) -> None:

@@ -56,6 +56,19 @@ def test_restart_finds_the_ticket_by_jql_instead_of_creating(jira_sim: JiraSim, 
     assert searches and 'labels = "repair-gpu-17-20260105031400"' in searches[-1]["query"]["jql"]
 
 
+def test_a_storm_has_one_incident_ticket_found_again_after_a_restart(jira_sim: JiraSim, view: RepairView) -> None:
+    nodes = ["gpu-12", "gpu-13", "gpu-14"]
+    first = notifier(jira_sim).ensure_incident_ticket("storm-20261122", nodes, "3 faults in leaf-3 within 5m")
+    again = notifier(jira_sim).ensure_incident_ticket("storm-20261122", nodes)  # a new process: found by label
+    assert again == first and len(jira_sim.issues) == 1
+    issue = jira_sim.issues[first]
+    assert issue.fields["summary"] == "Fault storm storm-20261122: 3 nodes (gpu-12, gpu-13, gpu-14)"
+    assert "incident-storm-20261122" in issue.fields["labels"]
+    assert "repairbot resume --all" in issue.fields["description"]
+    notifier(jira_sim).comment_step(first, view, HistoryEntry("block", "done", "breaker open"), name_node=True)
+    assert " UTC — gpu-17: block" in issue.comments[-1]["body"]  # steps of several nodes interleave here
+
+
 def test_stored_key_is_used_without_search(jira_sim: JiraSim, view: RepairView) -> None:
     key = notifier(jira_sim).ensure_ticket(view)
     jira_sim.recorded.clear()
