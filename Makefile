@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: test lint demo sandbox bench bench-quick system-deps clean
+.PHONY: test lint demo sandbox simulate bench bench-quick system-deps clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -42,6 +42,10 @@ system-deps:
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq prometheus prometheus-alertmanager >/dev/null \
 		&& echo "prometheus, promtool, alertmanager: installed from Debian"; \
 	else echo "prometheus/alertmanager not installed (needs root and apt-get): their tests will skip"; fi
+
+# The 54-day fleet simulation: report.md, report.png and results.json in benchmarks/results/fleetsim/.
+simulate: $(STAMP)
+	$(BIN)/repairbot simulate
 
 sandbox: $(STAMP)
 	$(BIN)/repairbot sandbox --state-dir rb-state
