@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from pathlib import Path
 from typing import Any, TypeVar
 
 import httpx
@@ -109,3 +111,16 @@ def simulated(sandbox: BackgroundSandbox, node_name: str) -> Any:
     agents = sandbox.sandbox.agents
     assert agents is not None
     return agents.members[node_name]
+
+
+def start_operator(
+    sandbox: BackgroundSandbox, policy_path: Path, log: Path, env: Mapping[str, str] | None = None
+) -> subprocess.Popen[bytes]:
+    """``repairbot operator`` as its own process, as it runs in a pod (``env`` adds e.g. Slack/Jira credentials)."""
+    environment = {**os.environ, "POD_NAMESPACE": "repairbot", "POD_NAME": "operator-test", **(env or {})}
+    command = [
+        sys.executable, "-m", "repairbot.cli", "--log-level", "INFO", "operator",
+        "--kubeconfig", sandbox.state["kubeconfig"], "--policy", str(policy_path),
+        "--metrics-port", "0", "--health-port", "0", "--no-leader-election",
+    ]  # fmt: skip
+    return subprocess.Popen(command, env=environment, stdout=log.open("ab"), stderr=subprocess.STDOUT)

@@ -7,10 +7,7 @@
 
 from __future__ import annotations
 
-import os
 import signal
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +23,7 @@ from e2e_support import (
     merge_policy,
     phase_of,
     repairs_of,
+    start_operator,
 )
 
 from repairbot.kube.client import api_client
@@ -115,26 +113,17 @@ def test_jira_down_does_not_hold_back_the_slack_thread(make_sandbox: SandboxFact
     assert not jira.issues
 
 
-def start_operator(sandbox: BackgroundSandbox, policy_path: Path, log: Path) -> subprocess.Popen[bytes]:
-    """``repairbot operator`` as its own process, with Slack and Jira credentials from its environment."""
+def chat_environment(sandbox: BackgroundSandbox) -> dict[str, str]:
+    """What the chart puts in the operator's environment from its Secrets, pointing at the fake Slack and Jira."""
     slack, jira = sandbox.sandbox.slack, sandbox.sandbox.jira
     assert slack is not None and jira is not None
-    env = {
-        **os.environ,
-        "POD_NAMESPACE": "repairbot",
-        "POD_NAME": "operator-test",
+    return {
         "REPAIRBOT_SLACK_TOKEN": slack.token,
         "REPAIRBOT_SLACK_API_URL": slack.api_url,
         "REPAIRBOT_JIRA_URL": sandbox.state["jira"],
         "REPAIRBOT_JIRA_USER": jira.user,
         "REPAIRBOT_JIRA_PASSWORD": jira.password,
     }
-    command = [
-        sys.executable, "-m", "repairbot.cli", "--log-level", "INFO", "operator",
-        "--kubeconfig", sandbox.state["kubeconfig"], "--policy", str(policy_path),
-        "--metrics-port", "0", "--health-port", "0", "--no-leader-election",
-    ]  # fmt: skip
-    return subprocess.Popen(command, env=env, stdout=log.open("ab"), stderr=subprocess.STDOUT)
 
 
 @pytest.mark.parametrize("stop_with", [signal.SIGTERM, signal.SIGKILL], ids=["rolling-update", "sigkill"])
@@ -149,7 +138,7 @@ def test_a_restarted_operator_continues_the_same_thread_and_ticket(
     policy_path.write_text(yaml.safe_dump(merge_policy(TEST_POLICY, NOTIFYING)))
     log = tmp_path / "operator.log"
 
-    first = start_operator(sandbox, policy_path, log)
+    first = start_operator(sandbox, policy_path, log, chat_environment(sandbox))
     try:
         inject_now(sandbox, [("gpu-node-001", "xid:79", 2)])
 
@@ -164,7 +153,7 @@ def test_a_restarted_operator_continues_the_same_thread_and_ticket(
         eventually(threaded_and_ticketed, timeout=30, interval=0.05, what="thread and ticket, mid-repair")
         first.send_signal(stop_with)
         first.wait(20)
-        second = start_operator(sandbox, policy_path, log)
+        second = start_operator(sandbox, policy_path, log, chat_environment(sandbox))
         try:
             finished_repair(kube, "gpu-node-001", timeout=60)
             slack_done = eventually(lambda: delivered(kube, "gpu-node-001", "slack"), timeout=30, what="slack")

@@ -7,10 +7,7 @@ stopped — same final state, no repeated reboot, no orphaned cordon or taint.
 
 from __future__ import annotations
 
-import os
 import signal
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -26,26 +23,15 @@ from e2e_support import (
     phase_of,
     repairs_of,
     simulated,
+    start_operator,
 )
 from kubernetes import client
 
 from repairbot.kube.client import api_client
-from repairbot.sim.background import BackgroundSandbox
 from repairbot.sim.host import ActionTimes
 from repairbot.sim.kube.faults import FaultRule
 
 SLOW = ActionTimes(gpu_reset=0.5, driver_reload=0.5, reboot=3.0)
-
-
-def start_operator(sandbox: BackgroundSandbox, policy_path: Path, log: Path) -> subprocess.Popen[bytes]:
-    """``repairbot operator`` as its own process, as it runs in a pod."""
-    env = {**os.environ, "POD_NAMESPACE": "repairbot", "POD_NAME": "operator-test"}
-    command = [
-        sys.executable, "-m", "repairbot.cli", "--log-level", "INFO", "operator",
-        "--kubeconfig", sandbox.state["kubeconfig"], "--policy", str(policy_path),
-        "--metrics-port", "0", "--health-port", "0", "--no-leader-election",
-    ]  # fmt: skip
-    return subprocess.Popen(command, env=env, stdout=log.open("ab"), stderr=subprocess.STDOUT)
 
 
 @pytest.mark.parametrize("kill_in", ["Cordoned", "Draining", "Remediating"])
