@@ -8,6 +8,7 @@
 from __future__ import annotations
 
 import signal
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -37,13 +38,18 @@ NOTIFYING: dict[str, Any] = {
 SLOW = ActionTimes(gpu_reset=0.5, driver_reload=0.5, reboot=3.0)
 
 
+NOW = datetime.now(UTC).replace(microsecond=0)
+STARTED = f"{NOW:%Y-%m-%dT%H:%M:%S}Z"  # recent: the breaker's settle time counts from detection
+ENDED = f"{NOW + timedelta(seconds=2):%Y-%m-%dT%H:%M:%S}Z"
+
+
 def grafana_alert(node: str, status: str) -> dict[str, Any]:
     alert = {
         "status": status,
         "labels": {"alertname": "GpuXid", "Hostname": node, "gpu": "2", "xid": "79"},
         "annotations": {"summary": f"Xid 79 on {node} GPU 2"},
-        "startsAt": "2026-11-22T10:00:00Z",
-        "endsAt": "0001-01-01T00:00:00Z" if status == "firing" else "2026-11-22T10:03:00Z",
+        "startsAt": STARTED,
+        "endsAt": "0001-01-01T00:00:00Z" if status == "firing" else ENDED,
         "fingerprint": "c0ffee0123456789",
     }
     return {"receiver": "repairbot", "status": status, "alerts": [alert], "version": "1", "groupKey": "{}"}
@@ -87,7 +93,7 @@ def test_an_alert_resolving_mid_repair_is_said_in_the_history_thread_and_ticket(
     repair = finished_repair(kube, "gpu-node-002", timeout=40)
     assert phase_of(repair) == "Succeeded"  # a resolved alert is noted; it neither stops nor skips the repair
     resolved = [e for e in repair["status"]["history"] if e["step"] == "alert-resolved"]
-    assert len(resolved) == 1 and resolved[0]["at"] == "2026-11-22T10:03:00.000Z"
+    assert len(resolved) == 1 and resolved[0]["at"] == ENDED.replace("Z", ".000Z")  # the alert's endsAt
     assert "GpuXid resolved" in resolved[0]["message"]
     assert any(e["step"] == "request" for e in repair["status"]["history"])  # the reboot still happened
 
