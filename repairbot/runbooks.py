@@ -25,6 +25,8 @@ DRAIN_BLOCKED_RUNBOOK = "drain-blocked.md"
 """A drain that timed out (a PodDisruptionBudget would not let pods go)."""
 QUARANTINE_RUNBOOK = "quarantine.md"
 """A quarantined node: evidence, what to replace, how to return it."""
+HEALTH_RUNBOOK = "repairbot-health.md"
+"""RepairBot's own alerts: agents down or stale, reconciles failing, notifications behind."""
 
 _BY_CLASS: Mapping[str, str] = {
     "gpu-lost": "xid-79.md",

@@ -34,7 +34,9 @@ RUNBOOKS = ROOT / "runbooks"
 DETECTORS = ROOT / "repairbot" / "detectors"
 SECTIONS = ("## What it means", "## What RepairBot does", "## Check by hand", "## When a human must act",
             "## Resume or override")  # fmt: skip
-SITUATIONS = (runbooks.STORM_RUNBOOK, runbooks.DRAIN_BLOCKED_RUNBOOK, runbooks.QUARANTINE_RUNBOOK)
+SITUATIONS = (
+    runbooks.STORM_RUNBOOK, runbooks.DRAIN_BLOCKED_RUNBOOK, runbooks.QUARANTINE_RUNBOOK, runbooks.HEALTH_RUNBOOK,
+)
 DEFAULT_POLICY = parse_policy({})
 FALLBACK = catalog_fallback(default_catalog())
 
