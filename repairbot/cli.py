@@ -81,6 +81,8 @@ def _cmd_agent(args: argparse.Namespace) -> int:
         dcgm_url=args.dcgm_url,
         interval=args.interval,
         metrics_port=args.metrics_port,
+        ib_ports=tuple(p.strip() for p in args.ib_ports.split(",") if p.strip()) if args.ib_ports else None,
+        ib_rate_gbps=args.ib_rate_gbps,
     )
     if args.once:
         return run_once(options, as_json=args.json, out=sys.stdout)
@@ -241,6 +243,12 @@ def build_parser() -> argparse.ArgumentParser:
     agent.add_argument("--expected-gpus", type=int, default=None, help="default: the node's nvidia.com/gpu.count")
     agent.add_argument("--dcgm-url", default=None, help="scrape a local dcgm-exporter, e.g. http://localhost:9400/metrics")
     agent.add_argument("--interval", type=float, default=10.0, help="seconds between polls (default 10)")
+    agent.add_argument(
+        "--ib-ports", default=None, help="InfiniBand ports to check, e.g. mlx5_0/1,mlx5_1/1 (default: every port)"
+    )
+    agent.add_argument(
+        "--ib-rate-gbps", type=float, default=None, help="link rate a healthy port runs at, e.g. 400 (default: none)"
+    )
     agent.add_argument("--metrics-port", type=int, default=9402, help="/metrics and /healthz port (0: off)")
     agent.set_defaults(handler=_cmd_agent)
 

@@ -30,13 +30,15 @@ class AgentConfig:
     expected_gpus: int | None = None
     dcgm_url: str | None = None
     interval: float = 10.0
+    ib_ports: tuple[str, ...] | None = None  # ``mlx5_0/1``…: only these; None = every port found
+    ib_rate_gbps: float | None = None  # the link rate a healthy port runs at; None = no rate check
 
 
 def polled_detectors(config: AgentConfig, backend: GpuBackend) -> list[Detector]:
     detectors: list[Detector] = [
         NvmlHealthDetector(backend),
         GpuCountDetector(backend, expected=config.expected_gpus, sysfs_root=config.sysfs_root),
-        InfinibandDetector(config.sysfs_root),
+        InfinibandDetector(config.sysfs_root, ports=config.ib_ports, expected_rate_gbps=config.ib_rate_gbps),
     ]
     if config.dcgm_url:
         detectors.append(DcgmExporterDetector(config.dcgm_url, hostname=config.node))

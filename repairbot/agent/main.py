@@ -33,6 +33,8 @@ class AgentOptions:
     dcgm_url: str | None = None
     interval: float = 10.0
     metrics_port: int = 9402
+    ib_ports: tuple[str, ...] | None = None
+    ib_rate_gbps: float | None = None
 
     def config(self, expected_gpus: int | None = None) -> AgentConfig:
         return AgentConfig(
@@ -42,6 +44,8 @@ class AgentOptions:
             expected_gpus=self.expected_gpus if self.expected_gpus is not None else expected_gpus,
             dcgm_url=self.dcgm_url,
             interval=self.interval,
+            ib_ports=self.ib_ports,
+            ib_rate_gbps=self.ib_rate_gbps,
         )
 
 

@@ -139,6 +139,8 @@ def test_agent_options_reach_its_command_line(chart: Any) -> None:
             "dcgmUrl": "http://$(HOST_IP):9400/metrics",
             "runtimeClassName": "nvidia",
             "metricsPort": 9500,
+            "ibPorts": ["mlx5_0/1", "mlx5_1/1"],
+            "ibRateGbps": 400,
         }
     }
     daemonset = render(chart, values).get("DaemonSet", name("agent"))
@@ -147,6 +149,7 @@ def test_agent_options_reach_its_command_line(chart: Any) -> None:
     assert "--expected-gpus=8" in agent["args"]
     assert "--dcgm-url=http://$(HOST_IP):9400/metrics" in agent["args"]
     assert "--metrics-port=9500" in agent["args"]
+    assert "--ib-ports=mlx5_0/1,mlx5_1/1" in agent["args"] and "--ib-rate-gbps=400" in agent["args"]
     assert daemonset["spec"]["template"]["spec"]["runtimeClassName"] == "nvidia"
     default_agent = container(render(chart).get("DaemonSet", name("agent")), "agent")
     assert not [arg for arg in default_agent["args"] if arg.startswith(("--expected-gpus", "--dcgm-url"))]
