@@ -155,8 +155,10 @@ def register(
 
 
 def _open_manual(intake: Intake, node: str, finding: Finding) -> None:
+    """Open the repair a human's label asks for; a ``repairbot.io/action`` annotation picks its first rung."""
+    wanted = finding.action.value if finding.action not in (Action.NONE, Action.NOTIFY) else None
     try:
-        result = intake.report(node, [finding], source=Source.MANUAL, reason=finding.message)
+        result = intake.report(node, [finding], source=Source.MANUAL, reason=finding.message, requested_action=wanted)
         log.info("manual repair node=%s repair=%s created=%s", node, result.name, result.created)
     except Exception as error:
         log.warning("could not open a manual repair for node=%s: %s", node, error)

@@ -76,6 +76,19 @@ def test_a_faulty_label_by_hand_takes_the_node_out_and_waits_for_a_human(make_sa
     assert held["metadata"]["labels"]["repairbot.io/state"] == "repairing"
 
 
+def test_a_faulty_label_with_an_action_annotation_runs_that_action(make_sandbox: SandboxFactory) -> None:
+    sandbox = make_sandbox()
+    kube = api_client(sandbox.state["kubeconfig"])
+    boots = simulated(sandbox, "gpu-node-002").node.boot_count
+    annotations = {"repairbot.io/reason": "NCCL hangs on this node", "repairbot.io/action": "reboot"}
+    client.CoreV1Api(kube).patch_node(
+        "gpu-node-002", {"metadata": {"labels": {"repairbot.io/state": "faulty"}, "annotations": annotations}}
+    )
+    repair = finished_repair(kube, "gpu-node-002", timeout=40)
+    assert phase_of(repair) == "Succeeded" and repair["spec"]["requestedAction"] == "reboot"
+    assert simulated(sandbox, "gpu-node-002").node.boot_count == boots + 1
+
+
 def test_resume_after_a_storm_lets_one_canary_go_first_then_the_rest(make_sandbox: SandboxFactory) -> None:
     sandbox = make_sandbox(nodes=4, policy={"breaker": {"maxPerDomain": 2, "settleTime": "2s", "halfOpenCanaries": 1}})
     kube = api_client(sandbox.state["kubeconfig"])
