@@ -18,7 +18,7 @@ test: $(STAMP)
 	$(BIN)/python -m pytest -q
 
 lint: $(STAMP)
-	$(BIN)/ruff check repairbot tests
+	$(BIN)/ruff check repairbot tests benchmarks
 	$(BIN)/mypy repairbot
 
 demo: $(STAMP)
@@ -27,11 +27,19 @@ demo: $(STAMP)
 # Benchmarks write JSON to benchmarks/results/ and print a table; bench-quick is the small run CI keeps working.
 bench: $(STAMP)
 	$(BIN)/python benchmarks/agent_bench.py
+	$(BIN)/python benchmarks/mtta_bench.py
 	$(BIN)/python benchmarks/operator_bench.py
+	$(BIN)/python benchmarks/burst_bench.py
+	$(BIN)/python benchmarks/scale_bench.py
+	$(BIN)/python benchmarks/webhook_bench.py
 
 bench-quick: $(STAMP)
 	$(BIN)/python benchmarks/agent_bench.py --quick
+	$(BIN)/python benchmarks/mtta_bench.py --quick
 	$(BIN)/python benchmarks/operator_bench.py --quick
+	$(BIN)/python benchmarks/burst_bench.py --quick
+	$(BIN)/python benchmarks/scale_bench.py --quick
+	$(BIN)/python benchmarks/webhook_bench.py --quick
 
 # Debian's real Prometheus, promtool and Alertmanager, for the tests that run them (they skip cleanly where absent).
 system-deps:

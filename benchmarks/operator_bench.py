@@ -1,215 +1,156 @@
-"""Operator benchmarks: MTTA at fleet scale, cordon throughput in a burst, operator-added time, memory.
+"""Operator-added time per repair: what RepairBot itself spends between the steps of a whole repair.
 
 Run: ``.venv/bin/python benchmarks/operator_bench.py [--quick]``. Writes
 ``benchmarks/results/operator.json`` and prints a table.
 
-* **MTTA** (finding detected → node cordoned and tainted) over a paced stream
-  of faults on a large simulated fleet. Findings enter through intake over
-  HTTP, exactly as the agent sends them; the clock is the GPURepair's own
-  ``detectedAt`` → ``acknowledgedAt``.
-* **Burst**: many faults at once (budget and breaker opened wide) — how fast
-  the operator cordons them all, and the p99 MTTA under that load.
-* **Operator-added time per repair** on a small sandbox with agents:
-  MTTR minus the simulated reboot and the policy's waits, i.e. what RepairBot
-  itself spends between steps.
-* **Memory**: the operator as its own process (``repairbot operator``) watching
-  a fleet of idle nodes; its RSS after the initial listing.
+Whole repairs, one at a time (so no PodDisruptionBudget wait enters the
+number), on the cluster process with ``repairbot operator`` as its own
+process and production agents (``SimulatedFleet``) in this one: a GPU falls
+off the bus, the agent reports it, the operator cordons, drains (the training
+pod takes its termination grace), asks the agent to reboot (simulated, fixed
+time), asks it to validate, and returns the node to service.
+
+    added = (returned to service - fault injected)
+            - drain grace - action runtime - validation runtime
+
+The grace and the action time are the simulation's constants; the validation
+runtime is the agent's own measurement (``status.agent.startedAt → finishedAt``).
+What is left is the operator's decisions and writes, the watch round trips
+between operator and agent, and the simulated kubelet's boot report. The
+history of each repair splits it by step.
+
+MTTA at fleet scale is ``mtta_bench.py``; bursts ``burst_bench.py``; memory and
+CPU ``scale_bench.py``.
 """
 
 from __future__ import annotations
 
 import argparse
-import os
-import subprocess
 import sys
 import tempfile
 import time
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import yaml
 from kubernetes import client
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from common import print_table, rss_mib, summary, write_result
+from common import ms, print_table, spread, summary, write_result
+from harness import ClusterProcess, OperatorProcess, bench_client, write_policy
 
-from repairbot.kube.client import api_client
-from repairbot.kube.intake import Intake
-from repairbot.model import GROUP, PLURAL, VERSION, Action, Finding, GpuRef, Severity, parse_time
-from repairbot.sim.background import BackgroundSandbox
+from repairbot.kube.client import as_object
+from repairbot.model import GROUP, LABEL_NODE, PLURAL, VERSION, parse_time
+from repairbot.sim.agents import SimulatedFleet
 from repairbot.sim.host import ActionTimes
-from repairbot.sim.sandbox import SandboxConfig
 
-WIDE_OPEN = {
+GRACE_S = 1
+TIMES = ActionTimes(gpu_reset=0.2, driver_reload=0.2, reboot=1.0)
+FAULT = "fall-off-bus"  # Xid 79 → ladder [reboot, power-cycle, quarantine]
+POLICY = {
     "budget": {"maxUnavailable": "100%"},
-    "breaker": {"maxFaults": 100000, "maxPerDomain": 100000, "settleTime": "0s"},
-    "actionTimeouts": {"reboot": "1h"},
+    "breaker": {"maxFaults": 1_000_000, "maxPerDomain": 1_000_000, "settleTime": "0s"},
+    "validation": {"dcgmDiagLevel": 0, "quietPeriod": "0s"},
 }
+SEGMENTS = ("acknowledge", "to_drain", "drain_overhead", "action_overhead", "validation_overhead")
 
 
-def write_policy(directory: Path, overrides: dict[str, Any]) -> Path:
-    path = directory / "policy.yaml"
-    path.write_text(yaml.safe_dump(overrides))
-    return path
+def _at(history: list[dict[str, Any]], step: str) -> float:
+    return parse_time(next(e["at"] for e in history if e["step"] == step)).timestamp()
 
 
-def xid79(gpu: int) -> Finding:
-    return Finding(
-        code="xid-79",
-        message="benchmark: GPU has fallen off the bus",
-        action=Action.REBOOT,
-        severity=Severity.FATAL,
-        gpu=GpuRef(index=gpu),
-        xid=79,
-        first_seen=datetime.now(UTC),
-    )
-
-
-def mtta_seconds(kube: client.ApiClient, count: int, timeout: float) -> list[float]:
-    """Wait until ``count`` repairs are acknowledged; their MTTA in seconds."""
-    custom = client.CustomObjectsApi(kube)
-    deadline = time.monotonic() + timeout
-    while True:
-        items = custom.list_cluster_custom_object(GROUP, VERSION, PLURAL)["items"]
-        acked = [r for r in items if (r.get("status") or {}).get("acknowledgedAt")]
-        if len(acked) >= count or time.monotonic() > deadline:
-            break
-        time.sleep(0.2)
-    return [
-        (parse_time(r["status"]["acknowledgedAt"]) - parse_time(r["status"]["detectedAt"])).total_seconds()
-        for r in acked
-    ]
-
-
-def operator_process(kubeconfig: str, policy: Path) -> subprocess.Popen[bytes]:
-    """``repairbot operator`` as its own process, as in a pod: it does not share a GIL with the API server."""
-    env = {**os.environ, "POD_NAMESPACE": "repairbot"}
-    command = [
-        sys.executable, "-m", "repairbot.cli", "operator", "--kubeconfig", kubeconfig, "--policy", str(policy),
-        "--metrics-port", "0", "--health-port", "0", "--no-leader-election",
-    ]  # fmt: skip
-    return subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-
-
-def bench_mtta(nodes: int, faults: int, rate: float, burst: int) -> dict[str, Any]:
-    with tempfile.TemporaryDirectory() as root:
-        policy = write_policy(Path(root), WIDE_OPEN)
-        config = SandboxConfig(state_dir=Path(root) / "state", nodes=nodes, agents=False, operator=False)
-        with BackgroundSandbox(config) as sandbox:
-            operator = operator_process(sandbox.state["kubeconfig"], policy)
-            time.sleep(6 + nodes / 2000)  # start-up, priming the fleet cache
-            kube = api_client(sandbox.state["kubeconfig"])
-            intake = Intake(kube)
-            names = sandbox.state["nodes"]
-            started = time.monotonic()
-            for i in range(faults):
-                intake.report(names[i], [xid79(i % 8)])
-                time.sleep(max(0.0, started + (i + 1) / rate - time.monotonic()))
-            paced = mtta_seconds(kube, faults, timeout=120)
-            burst_nodes = names[faults : faults + burst]
-            burst_started = time.monotonic()
-            for i, name in enumerate(burst_nodes):
-                intake.report(name, [xid79(i % 8)])
-            sent = time.monotonic() - burst_started
-            everything = mtta_seconds(kube, faults + len(burst_nodes), timeout=180)
-            took = time.monotonic() - burst_started
-            burst_mtta = sorted(everything)[-len(burst_nodes) :] if burst_nodes else []
-            operator.terminate()
-            operator.wait(30)
-    return {
-        "nodes": nodes,
-        "paced": {"faults": faults, "rate_per_s": rate, "mtta_s": summary(paced)},
-        "burst": {
-            "faults": len(burst_nodes),
-            "sent_in_s": sent,
-            "all_cordoned_in_s": took,
-            "cordons_per_s": len(burst_nodes) / took if took else None,
-            "mtta_s": summary(everything[-len(burst_nodes) :]) if burst_nodes else None,
-            "slowest_mtta_s": max(burst_mtta) if burst_mtta else None,
-        },
+def decompose(status: dict[str, Any], injected: float) -> dict[str, float]:
+    """One Succeeded repair's time, by step, with the fixed and external parts taken out."""
+    history = status["history"]
+    cordon, drain = _at(history, "cordon"), _at(history, "start-drain")
+    request, validate, back = _at(history, "request"), _at(history, "validate"), _at(history, "return-to-service")
+    agent = status["agent"]
+    validation = (parse_time(agent["finishedAt"]) - parse_time(agent["startedAt"])).total_seconds()
+    total = parse_time(status["resolvedAt"]).timestamp() - injected
+    parts = {
+        "acknowledge": cordon - injected,
+        "to_drain": drain - cordon,
+        "drain_overhead": request - drain - GRACE_S,
+        "action_overhead": validate - request - TIMES.reboot,
+        "validation_overhead": back - validate - validation,
     }
+    return {"total": total, "validation_runtime": validation, "added": total - GRACE_S - TIMES.reboot - validation,
+            **parts}  # fmt: skip
+
+
+def wait_resolved(custom: client.CustomObjectsApi, node: str, timeout: float) -> dict[str, Any]:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        items = as_object(
+            custom.list_cluster_custom_object(GROUP, VERSION, PLURAL, label_selector=f"{LABEL_NODE}={node}")
+        )
+        for repair in items["items"]:
+            status = repair.get("status") or {}
+            if status.get("phase") == "Succeeded":
+                return dict(status)
+            if status.get("phase") in ("Failed", "Quarantined", "Cancelled", "Blocked"):
+                raise RuntimeError(f"repair of {node} ended {status['phase']}: {status.get('message')}")
+        time.sleep(0.05)
+    raise TimeoutError(f"the repair of {node} did not succeed within {timeout:.0f} s")
 
 
 def bench_operator_added(repairs: int) -> dict[str, Any]:
-    times = ActionTimes(gpu_reset=0.2, driver_reload=0.2, reboot=1.0)
-    with tempfile.TemporaryDirectory() as root:
-        policy = write_policy(Path(root), {**WIDE_OPEN, "validation": {"dcgmDiagLevel": 0, "quietPeriod": "0s"}})
-        config = SandboxConfig(
-            state_dir=Path(root) / "state", nodes=repairs, agent_interval=0.5, action_times=times, policy_path=policy
-        )
-        with BackgroundSandbox(config) as sandbox:
-            kube = api_client(sandbox.state["kubeconfig"])
-            custom = client.CustomObjectsApi(kube)
-            for i, name in enumerate(sandbox.state["nodes"]):
-                sandbox.sandbox.agents.members[name].node.inject("xid:79", i % 8)  # type: ignore[union-attr]
-                time.sleep(0.3)
-            deadline = time.monotonic() + 120
-            while time.monotonic() < deadline:
-                items = custom.list_cluster_custom_object(GROUP, VERSION, PLURAL)["items"]
-                done = [r for r in items if (r.get("status") or {}).get("phase") == "Succeeded"]
-                if len(done) == repairs:
-                    break
-                time.sleep(0.2)
-    mttr = [
-        (parse_time(r["status"]["resolvedAt"]) - parse_time(r["status"]["detectedAt"])).total_seconds() for r in done
-    ]
-    added = [m - times.reboot for m in mttr]
-    return {"repairs": len(done), "reboot_s": times.reboot, "mttr_s": summary(mttr), "operator_added_s": summary(added)}
-
-
-def bench_memory(nodes: int) -> dict[str, Any]:
-    with tempfile.TemporaryDirectory() as root:
-        policy = write_policy(Path(root), WIDE_OPEN)
-        config = SandboxConfig(state_dir=Path(root) / "state", nodes=nodes, agents=False, operator=False)
-        with BackgroundSandbox(config) as sandbox:
-            process = operator_process(sandbox.state["kubeconfig"], policy)
+    with (
+        tempfile.TemporaryDirectory() as tmp,
+        ClusterProcess(Path(tmp), repairs, termination_seconds=GRACE_S) as cluster,
+    ):
+        root = Path(tmp)
+        with OperatorProcess(root, cluster.kubeconfig, write_policy(root, POLICY)) as operator:
+            operator.wait_ready(cluster)
+            fleet = SimulatedFleet.build(
+                cluster.node_names, root / "agents", lambda: bench_client(cluster.kubeconfig), interval=1.0, times=TIMES
+            )
+            fleet.start()
+            custom = client.CustomObjectsApi(bench_client(cluster.kubeconfig))
+            rows = []
             try:
-                time.sleep(8 + nodes / 1000)  # start-up and the initial listing of every node
-                rss = rss_mib(process.pid)
-                cpu_before = _cpu_seconds(process.pid)
-                time.sleep(10)
-                idle_cpu = (_cpu_seconds(process.pid) - cpu_before) / 10 * 100
+                time.sleep(1.5)  # every agent has polled once and watches its node's repairs
+                for i, name in enumerate(cluster.node_names):
+                    injected = time.time()
+                    fleet.members[name].node.inject(FAULT, i % 8)
+                    rows.append(decompose(wait_resolved(custom, name, timeout=60), injected))
             finally:
-                process.terminate()
-                process.wait(30)
-    return {"nodes": nodes, "operator_rss_mib": rss, "idle_cpu_percent": idle_cpu}
-
-
-def _cpu_seconds(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+                fleet.stop()
+    return {
+        "repairs": len(rows),
+        "fault": FAULT,
+        "drain_grace_s": GRACE_S,
+        "action_runtime_s": TIMES.reboot,
+        "total_s": summary([r["total"] for r in rows]),
+        "validation_runtime_s": summary([r["validation_runtime"] for r in rows]),
+        "operator_added_s": summary([r["added"] for r in rows]),
+        "by_step_s": {segment: summary([r[segment] for r in rows]) for segment in SEGMENTS},
+    }
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="small counts, for CI")
+    parser.add_argument("--quick", action="store_true", help="5 repairs (CI)")
+    parser.add_argument("--repairs", type=int, help="repairs, one at a time (default 30; quick 5)")
     args = parser.parse_args()
-    if args.quick:
-        mtta = bench_mtta(nodes=100, faults=20, rate=10, burst=20)
-        added = bench_operator_added(repairs=3)
-        memory = [bench_memory(1000)]
-    else:
-        mtta = bench_mtta(nodes=1000, faults=200, rate=10, burst=200)
-        added = bench_operator_added(repairs=8)
-        memory = [bench_memory(n) for n in (1000, 5000, 10000)]
-    path = write_result("operator", {"quick": args.quick, "mtta": mtta, "operator_added": added, "memory": memory})
-    paced, burst = mtta["paced"]["mtta_s"], mtta["burst"]
+    repairs = args.repairs or (5 if args.quick else 30)
+    added = bench_operator_added(repairs)
+    path = write_result("operator", {"quick": args.quick, "operator_added": added})
+    steps = added["by_step_s"]
     rows = [
-        (f"MTTA p50 / p99 ({paced['n']} faults at {mtta['paced']['rate_per_s']}/s, {mtta['nodes']} nodes)",
-         f"{paced['p50'] * 1000:.0f} ms / {paced['p99'] * 1000:.0f} ms"),
-        (f"burst of {burst['faults']}: all cordoned in", f"{burst['all_cordoned_in_s']:.2f} s "
-         f"({burst['cordons_per_s']:.0f} cordons/s), worst MTTA {burst['slowest_mtta_s']:.2f} s"),
-        (f"operator-added time per repair p50 / p99 ({added['repairs']} repairs)",
-         f"{added['operator_added_s']['p50']:.2f} s / {added['operator_added_s']['p99']:.2f} s "
-         f"(MTTR p50 {added['mttr_s']['p50']:.2f} s incl. {added['reboot_s']:.1f} s simulated reboot)"),
+        ("setup", f"{added['repairs']} whole repairs one at a time ({FAULT} → reboot → validate → uncordon)"),
+        ("total, fault injected → returned to service", spread(added["total_s"], ("p50", "p99"))),
+        ("minus drain grace / action / validation runtime",
+         f"{ms(GRACE_S)} / {ms(TIMES.reboot)} / p50 {ms(added['validation_runtime_s']['p50'])}"),
+        ("= operator-added time per repair", spread(added["operator_added_s"], ("p50", "p99"))),
+        ("  fault → cordoned (acknowledge)", spread(steps["acknowledge"], ("p50", "p99"))),
+        ("  cordoned → drain started", spread(steps["to_drain"], ("p50", "p99"))),
+        ("  drain, beyond the pods' grace", spread(steps["drain_overhead"], ("p50", "p99"))),
+        ("  reboot asked → seen back (beyond the reboot)", spread(steps["action_overhead"], ("p50", "p99"))),
+        ("  validation asked → returned (beyond the checks)", spread(steps["validation_overhead"], ("p50", "p99"))),
+        ("results", str(path)),
     ]  # fmt: skip
-    for item in memory:
-        rows.append((f"operator RSS / idle CPU, {item['nodes']} nodes",
-                     f"{item['operator_rss_mib']:.0f} MiB / {item['idle_cpu_percent']:.1f}%"))  # fmt: skip
-    rows.append(("results", str(path)))
-    print_table("RepairBot operator", rows)
+    print_table("Operator-added time per repair", rows)
     return 0
 
 

@@ -3,6 +3,9 @@
 Every failure leaves as a ``kind: Status`` body with the matching HTTP code,
 because that is what clients parse. Fault rules are consulted before routing,
 so an injected 500 or 429 looks to the client exactly like a sick server.
+Every request is counted by verb, resource and client (the User-Agent's
+first word): ``GET /_sim/requests``, ``DELETE /_sim/requests`` to reset, so
+a benchmark can say what a repair costs the API server.
 """
 
 from __future__ import annotations
@@ -10,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -43,6 +47,8 @@ class SimState:
     bookmark_interval: float = 5.0
     watch_timeout: int = 1800
     server_address: str = "127.0.0.1:0"
+    requests: Counter[tuple[str, str, str]] = field(default_factory=Counter)
+    """Requests served by (verb, resource, client): ``GET /_sim/requests``, so benchmarks can count API cost."""
 
     def __post_init__(self) -> None:
         self.api = KubeApi(self.store, self.registry)
@@ -64,6 +70,9 @@ def _error(exc: ApiError) -> web.Response:
 async def _middleware(request: web.Request, handler: Any) -> web.StreamResponse:
     state = request.app[STATE_KEY]
     if not request.path.startswith("/_sim"):
+        verb, resource = request_key(request.method, request.path, request.query.get("watch", ""))
+        client_product = (request.headers.get("User-Agent") or "unknown").split(" ", 1)[0][:64]
+        state.requests[verb, resource, client_product] += 1
         delay = state.faults.take("delay", request.method, request.path_qs)
         if delay is not None:
             await asyncio.sleep(delay.seconds)
@@ -169,6 +178,52 @@ async def _faults_list(request: web.Request) -> web.Response:
     return _json([rule.as_dict() for rule in request.app[STATE_KEY].faults.rules()])
 
 
+_VERBS = {"POST": "create", "PUT": "update", "PATCH": "patch", "DELETE": "delete"}
+
+
+def request_key(method: str, path: str, watch: str = "") -> tuple[str, str]:
+    """``(verb, resource)`` the way kube-apiserver's audit log names a request.
+
+    Verbs: get, list, watch, create, update, patch, delete, deletecollection;
+    the resource is the plural with its subresource (``pods/eviction``,
+    ``gpurepairs/status``); ``nonResource`` for discovery, OpenAPI and probes.
+    """
+    parts = [p for p in path.split("/") if p]
+    core = parts[:1] == ["api"]
+    tail = parts[2:] if core else parts[3:] if parts[:1] == ["apis"] else []
+    if not tail:
+        return method.lower(), "nonResource"
+    legacy_watch = tail[0] == "watch"
+    watching = legacy_watch or watch.lower() in ("1", "true")
+    if legacy_watch:
+        tail = tail[1:]
+    if len(tail) >= 3 and tail[0] == "namespaces" and not (core and tail[2] in ("status", "finalize")):
+        tail = tail[2:]  # a namespaced resource; namespaces/<name>/status keeps its shape
+    plural, name, sub = [*tail, "", "", ""][:3]
+    resource = f"{plural}/{sub}" if sub else plural or "namespaces"
+    if method == "GET":
+        verb = "watch" if watching else "get" if name else "list"
+    elif method == "DELETE" and not name:
+        verb = "deletecollection"
+    else:
+        verb = _VERBS.get(method, method.lower())
+    return verb, resource
+
+
+async def _requests_list(request: web.Request) -> web.Response:
+    counts = request.app[STATE_KEY].requests
+    rows = [
+        {"verb": verb, "resource": resource, "client": client_product, "count": n}
+        for (verb, resource, client_product), n in sorted(counts.items())
+    ]
+    return _json({"total": sum(counts.values()), "requests": rows})
+
+
+async def _requests_clear(request: web.Request) -> web.Response:
+    request.app[STATE_KEY].requests.clear()
+    return _json({"cleared": True})
+
+
 def build_app(state: SimState) -> web.Application:
     """The aiohttp application serving ``state``."""
     app = web.Application(middlewares=[_middleware], client_max_size=16 * 1024 * 1024)
@@ -185,6 +240,8 @@ def build_app(state: SimState) -> web.Application:
     app.router.add_post("/_sim/faults", _faults_add)
     app.router.add_delete("/_sim/faults", _faults_clear)
     app.router.add_get("/_sim/faults", _faults_list)
+    app.router.add_get("/_sim/requests", _requests_list)
+    app.router.add_delete("/_sim/requests", _requests_clear)
     app.router.add_get("/api/{version}", _core)
     app.router.add_route("*", "/api/{version}/{tail:.*}", _core)
     app.router.add_get("/apis/{group}", _group)
