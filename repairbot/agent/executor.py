@@ -102,8 +102,12 @@ class ActionExecutor:
     host: HostActions
     validate: Validator
     on_repaired: Callable[[], None] = lambda: None
-    resync_seconds: float = 5.0
+    # The watch ends (and the node's repairs are listed again) this often even when nothing changed: a
+    # safety net, not the way requests arrive, so it can be long — each agent costs the API server two
+    # requests per resync, and a fleet has thousands of agents.
+    resync_seconds: float = 60.0
     _issued: set[str] = field(default_factory=set)
+    _listed_version: str | None = None
     _stop: threading.Event = field(default_factory=threading.Event)
     _thread: threading.Thread | None = None
 
@@ -129,6 +133,7 @@ class ActionExecutor:
         listing = as_object(
             custom.list_cluster_custom_object(GROUP, VERSION, PLURAL, label_selector=f"{LABEL_NODE}={self.node}")
         )
+        self._listed_version = (listing.get("metadata") or {}).get("resourceVersion") or None
         taken = 0
         for repair in listing.get("items", []):
             step = decide(repair, self.host.boot_id(), frozenset(self._issued))
@@ -225,6 +230,8 @@ class ActionExecutor:
                 PLURAL,
                 label_selector=f"{LABEL_NODE}={self.node}",
                 timeout_seconds=max(1, int(self.resync_seconds)),
+                # From the list just read: a request written in between is an event, not a gap.
+                resource_version=self._listed_version,
             ):
                 if self._stop.is_set() or self.reconcile():
                     break
