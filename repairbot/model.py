@@ -12,6 +12,7 @@ enums here mirror its ``enum`` lists and a unit test keeps the two in step.
 from __future__ import annotations
 
 import enum
+import functools
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -273,6 +274,12 @@ def format_time(when: datetime) -> str:
     return when.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
 
 
+@functools.lru_cache(maxsize=65536)
 def parse_time(text: str) -> datetime:
-    """Inverse of :func:`format_time`; also accepts fractional seconds and offsets."""
+    """Inverse of :func:`format_time`; also accepts fractional seconds and offsets.
+
+    Cached: every reconcile reads the detection times of every recent repair in
+    the fleet (storm breaker, lemon rule), the same few thousand strings again
+    and again; datetimes are immutable, so sharing them is safe.
+    """
     return datetime.fromisoformat(text.replace("Z", "+00:00")).astimezone(UTC)

@@ -82,23 +82,35 @@ class RepairGauges:
     def __init__(self, metrics: OperatorMetrics) -> None:
         self._metrics = metrics
         self._repairs: dict[str, tuple[str, str, float]] = {}  # name → (node, phase, since)
+        # Kept incrementally: a burst of a thousand repairs must not cost a thousand scans per event.
+        self._by_phase: dict[str, int] = dict.fromkeys(ACTIVE_PHASES, 0)
+        self._out_nodes: dict[str, int] = {}  # node → its repairs holding it out of service
 
     def seen(self, name: str, node: str, phase: str | None, *, since: float) -> None:
         """A repair's latest phase (None: the repair is gone)."""
         previous = self._repairs.pop(name, None)
-        if previous is not None and previous[1] in ACTIVE_PHASES:
-            self._metrics.phase_entered.remove(name, previous[0], previous[1])
+        if previous is not None:
+            self._count(previous[0], previous[1], -1)
+            if previous[1] in ACTIVE_PHASES:
+                self._metrics.phase_entered.remove(name, previous[0], previous[1])
         if phase in ACTIVE_PHASES or phase in OUT_OF_SERVICE_PHASES:
             assert phase is not None
             same_phase = previous is not None and previous[1] == phase
             started = previous[2] if previous is not None and same_phase else since
             self._repairs[name] = (node, phase, started)
+            self._count(node, phase, +1)
             if phase in ACTIVE_PHASES:
                 self._metrics.phase_entered.labels(name, node, phase).set(started)
-        self._refresh()
+        for value in ACTIVE_PHASES:
+            self._metrics.active.labels(value).set(self._by_phase[value])
+        self._metrics.nodes_out.set(len(self._out_nodes))
 
-    def _refresh(self) -> None:
-        for phase in ACTIVE_PHASES:
-            self._metrics.active.labels(phase).set(sum(1 for _, p, _ in self._repairs.values() if p == phase))
-        out = {node for node, phase, _ in self._repairs.values() if phase in OUT_OF_SERVICE_PHASES}
-        self._metrics.nodes_out.set(len(out))
+    def _count(self, node: str, phase: str, delta: int) -> None:
+        if phase in self._by_phase:
+            self._by_phase[phase] += delta
+        if phase in OUT_OF_SERVICE_PHASES:
+            left = self._out_nodes.get(node, 0) + delta
+            if left > 0:
+                self._out_nodes[node] = left
+            else:
+                self._out_nodes.pop(node, None)
