@@ -5,14 +5,13 @@ from __future__ import annotations
 from typing import Any
 
 import httpx
-from conftest import gpu_node
 from kubernetes import client
 
 from repairbot.kube.client import api_client
 
 
-def test_requests_are_counted_by_verb_resource_and_client(apiserver: Any) -> None:
-    apiserver.server.create_object(gpu_node("gpu-1"))
+def test_requests_are_counted_by_verb_resource_and_client(apiserver: Any, kube_objects: Any) -> None:
+    apiserver.server.create_object(kube_objects.gpu_node("gpu-1"))
     core = client.CoreV1Api(api_client(str(apiserver.kubeconfig)))
     core.list_node()
     core.read_node("gpu-1")
