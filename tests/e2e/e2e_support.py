@@ -114,13 +114,22 @@ def simulated(sandbox: BackgroundSandbox, node_name: str) -> Any:
 
 
 def start_operator(
-    sandbox: BackgroundSandbox, policy_path: Path, log: Path, env: Mapping[str, str] | None = None
+    sandbox: BackgroundSandbox,
+    policy_path: Path,
+    log: Path,
+    env: Mapping[str, str] | None = None,
+    *,
+    identity: str = "operator-test",
+    leader_election: bool = False,
+    health_port: int = 0,
 ) -> subprocess.Popen[bytes]:
     """``repairbot operator`` as its own process, as it runs in a pod (``env`` adds e.g. Slack/Jira credentials)."""
-    environment = {**os.environ, "POD_NAMESPACE": "repairbot", "POD_NAME": "operator-test", **(env or {})}
+    environment = {**os.environ, "POD_NAMESPACE": "repairbot", "POD_NAME": identity, **(env or {})}
     command = [
         sys.executable, "-m", "repairbot.cli", "--log-level", "INFO", "operator",
         "--kubeconfig", sandbox.state["kubeconfig"], "--policy", str(policy_path),
-        "--metrics-port", "0", "--health-port", "0", "--no-leader-election",
+        "--metrics-port", "0", "--health-port", str(health_port),
     ]  # fmt: skip
+    if not leader_election:
+        command.append("--no-leader-election")
     return subprocess.Popen(command, env=environment, stdout=log.open("ab"), stderr=subprocess.STDOUT)

@@ -38,18 +38,17 @@ NOTIFYING: dict[str, Any] = {
 SLOW = ActionTimes(gpu_reset=0.5, driver_reload=0.5, reboot=3.0)
 
 
-NOW = datetime.now(UTC).replace(microsecond=0)
-STARTED = f"{NOW:%Y-%m-%dT%H:%M:%S}Z"  # recent: the breaker's settle time counts from detection
-ENDED = f"{NOW + timedelta(seconds=2):%Y-%m-%dT%H:%M:%S}Z"
+def stamp(when: datetime) -> str:
+    return f"{when:%Y-%m-%dT%H:%M:%S}Z"
 
 
-def grafana_alert(node: str, status: str) -> dict[str, Any]:
+def grafana_alert(node: str, status: str, *, started: str, ended: str = "") -> dict[str, Any]:
     alert = {
         "status": status,
         "labels": {"alertname": "GpuXid", "Hostname": node, "gpu": "2", "xid": "79"},
         "annotations": {"summary": f"Xid 79 on {node} GPU 2"},
-        "startsAt": STARTED,
-        "endsAt": "0001-01-01T00:00:00Z" if status == "firing" else ENDED,
+        "startsAt": started,
+        "endsAt": "0001-01-01T00:00:00Z" if status == "firing" else ended,
         "fingerprint": "c0ffee0123456789",
     }
     return {"receiver": "repairbot", "status": status, "alerts": [alert], "version": "1", "groupKey": "{}"}
@@ -78,22 +77,25 @@ def test_an_alert_resolving_mid_repair_is_said_in_the_history_thread_and_ticket(
     make_sandbox: SandboxFactory,
 ) -> None:
     # Settling holds the repair in Cordoned long enough for the resolution to arrive mid-repair.
-    sandbox = make_sandbox(policy={**NOTIFYING, "breaker": {"settleTime": "3s"}})
+    sandbox = make_sandbox(policy={**NOTIFYING, "breaker": {"settleTime": "5s"}})
     kube = api_client(sandbox.state["kubeconfig"])
     slack, jira = sandbox.sandbox.slack, sandbox.sandbox.jira
     assert slack is not None and jira is not None
 
-    opened = post_alert(sandbox, grafana_alert("gpu-node-002", "firing"))
+    now = datetime.now(UTC).replace(microsecond=0)  # recent: the breaker's settle time counts from detection
+    started, ended = stamp(now), stamp(now + timedelta(seconds=2))
+    opened = post_alert(sandbox, grafana_alert("gpu-node-002", "firing", started=started))
     assert [r["node"] for r in opened["repairs"]] == ["gpu-node-002"]
     eventually(lambda: any(phase_of(r) == "Cordoned" for r in repairs_of(kube, "gpu-node-002")), what="cordoned")
-    answer = post_alert(sandbox, grafana_alert("gpu-node-002", "resolved"))
+    answer = post_alert(sandbox, grafana_alert("gpu-node-002", "resolved", started=started, ended=ended))
     assert answer == {"repairs": [], "ignored": [{"fingerprint": "c0ffee0123456789", "reason": "resolved"}]}
-    post_alert(sandbox, grafana_alert("gpu-node-002", "resolved"))  # Grafana repeats resolved notifications
+    repeat = grafana_alert("gpu-node-002", "resolved", started=started, ended=ended)
+    post_alert(sandbox, repeat)  # Grafana repeats resolved notifications
 
     repair = finished_repair(kube, "gpu-node-002", timeout=40)
     assert phase_of(repair) == "Succeeded"  # a resolved alert is noted; it neither stops nor skips the repair
     resolved = [e for e in repair["status"]["history"] if e["step"] == "alert-resolved"]
-    assert len(resolved) == 1 and resolved[0]["at"] == ENDED.replace("Z", ".000Z")  # the alert's endsAt
+    assert len(resolved) == 1 and resolved[0]["at"] == ended.replace("Z", ".000Z")  # the alert's endsAt
     assert "GpuXid resolved" in resolved[0]["message"]
     assert any(e["step"] == "request" for e in repair["status"]["history"])  # the reboot still happened
 

@@ -10,8 +10,10 @@ from __future__ import annotations
 import signal
 from pathlib import Path
 
+import httpx
 import pytest
 import yaml
+from child_servers import free_port
 from e2e_support import (
     TEST_POLICY,
     SandboxFactory,
@@ -118,3 +120,57 @@ def test_a_persistent_api_error_is_recorded_on_the_repair(make_sandbox: SandboxF
 
     faults.clear()  # the API server recovers: the repair goes on from where it stood
     assert phase_of(finished_repair(kube, "gpu-node-000", timeout=60)) == "Succeeded"
+
+
+def test_two_replicas_one_acts_and_the_standby_takes_over_when_the_leader_dies(
+    make_sandbox: SandboxFactory, tmp_path: Path
+) -> None:
+    """The chart's two operator replicas: one Lease holder repairs, the other answers /healthz and waits."""
+    sandbox = make_sandbox(operator=False)
+    kube = api_client(sandbox.state["kubeconfig"])
+    policy_path = tmp_path / "policy.yaml"
+    policy_path.write_text(yaml.safe_dump(TEST_POLICY))
+    ports = {"operator-a": free_port(), "operator-b": free_port()}
+    replicas = {
+        name: start_operator(sandbox, policy_path, tmp_path / f"{name}.log", identity=name, leader_election=True,
+                             health_port=port)
+        for name, port in ports.items()
+    }  # fmt: skip
+    coordination = client.CoordinationV1Api(kube)
+
+    def holder() -> str | None:
+        try:
+            return coordination.read_namespaced_lease("repairbot-operator", "repairbot").spec.holder_identity
+        except client.ApiException:
+            return None
+
+    def healthy(name: str) -> bool:
+        try:
+            return httpx.get(f"http://127.0.0.1:{ports[name]}/healthz", timeout=2).status_code == 200
+        except httpx.TransportError:
+            return False
+
+    try:
+        leader = eventually(holder, timeout=30, what="a Lease holder")
+        standby = next(name for name in replicas if name != leader)
+        eventually(lambda: healthy(leader) and healthy(standby), timeout=30, what="/healthz on both replicas")
+
+        boots = {n: simulated(sandbox, n).node.boot_count for n in ("gpu-node-001", "gpu-node-002")}
+        inject_now(sandbox, [("gpu-node-001", "xid:79", 1)])
+        assert phase_of(finished_repair(kube, "gpu-node-001", timeout=40)) == "Succeeded"
+
+        replicas[leader].send_signal(signal.SIGKILL)
+        replicas[leader].wait(10)
+        eventually(lambda: holder() == standby, timeout=45, interval=0.5, what="the standby taking the Lease over")
+        eventually(lambda: healthy(standby), timeout=30, what="kopf's /healthz on the port the standby freed")
+        inject_now(sandbox, [("gpu-node-002", "xid:79", 2)])
+        assert phase_of(finished_repair(kube, "gpu-node-002", timeout=40)) == "Succeeded"
+        # one reboot each: the standby never acted while it waited, the new leader finished the second
+        assert {n: simulated(sandbox, n).node.boot_count - b for n, b in boots.items()} == {
+            "gpu-node-001": 1, "gpu-node-002": 1,
+        }  # fmt: skip
+    finally:
+        for process in replicas.values():
+            if process.poll() is None:
+                process.terminate()
+                process.wait(20)
