@@ -26,6 +26,7 @@ from aiohttp import web
 
 from repairbot.sim.fake_nvml import FakeGpu
 from repairbot.sim.gpu import SimulatedGpuNode
+from repairbot.sim.serving import serve
 
 XID_COUNT_WINDOW = 300.0
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
@@ -108,13 +109,9 @@ class DcgmExporterSim:
         for name, node in self._nodes.items():
             app = web.Application()
             app.router.add_get("/metrics", self._handler(node))
-            runner = web.AppRunner(app, access_log=None)
-            await runner.setup()
-            site = web.TCPSite(runner, host, 0)
-            await site.start()
-            bound = runner.addresses[0]
-            self._runners.append(runner)
-            self.urls[name] = f"{bound[0]}:{bound[1]}"
+            served = await serve(app, host)
+            self._runners.append(served.runner)
+            self.urls[name] = served.address
         return dict(self.urls)
 
     def _handler(self, node: SimulatedGpuNode) -> Callable[[web.Request], Awaitable[web.Response]]:

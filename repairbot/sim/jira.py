@@ -25,6 +25,8 @@ from typing import Any
 
 from aiohttp import web
 
+from repairbot.sim.serving import serve
+
 WORKFLOW = {
     "To Do": [("11", "Start Progress", "In Progress"), ("21", "Done", "Done")],
     "In Progress": [("21", "Done", "Done"), ("31", "Stop Progress", "To Do")],
@@ -83,12 +85,8 @@ class JiraSim:
         app.router.add_get(f"{r}/search", self._search_v2)
         app.router.add_get(f"{r}/search/jql", self._search_jql)
         app.router.add_post(f"{r}/search/jql", self._search_jql)
-        self._runner = web.AppRunner(app, access_log=None)
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, host, port)
-        await site.start()
-        bound = self._runner.addresses[0]
-        self.url = f"http://{bound[0]}:{bound[1]}"
+        served = await serve(app, host, port)
+        self._runner, self.url = served.runner, served.url
         return self.url
 
     async def stop(self) -> None:

@@ -31,6 +31,7 @@ from repairbot.sim.kube.pods import PodLifecycle
 from repairbot.sim.kube.resources import Registry, ResourceInfo
 from repairbot.sim.kube.server import SimState, build_app
 from repairbot.sim.kube.store import Store
+from repairbot.sim.serving import serve
 
 __all__ = ["ApiError", "KubeApiServer", "write_kubeconfig"]
 
@@ -60,14 +61,9 @@ class KubeApiServer:
         """Listen on ``host:port`` (0 = a free port); returns the base URL."""
         self._loop = asyncio.get_running_loop()
         self._loop_thread = threading.get_ident()
-        self._runner = web.AppRunner(build_app(self._state), handler_cancellation=True, access_log=None)
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, host, port)
-        await site.start()
-        server: Any = site._server
-        bound = server.sockets[0].getsockname()
-        self._state.server_address = f"{bound[0]}:{bound[1]}"
-        self.url = f"http://{bound[0]}:{bound[1]}"
+        served = await serve(build_app(self._state), host, port, handler_cancellation=True)
+        self._runner, self.url = served.runner, served.url
+        self._state.server_address = served.address
         return self.url
 
     async def stop(self) -> None:

@@ -33,6 +33,8 @@ from typing import Any
 
 from aiohttp import web
 
+from repairbot.sim.serving import serve
+
 POWER_CYCLE_CAPABLE = ("On", "ForceOff", "GracefulShutdown", "GracefulRestart", "ForceRestart", "PowerCycle", "Nmi")
 SUSHY_LIKE = ("On", "ForceOff", "GracefulShutdown", "GracefulRestart", "ForceRestart", "Nmi", "ForceOn")
 RESTARTS = frozenset({"PowerCycle", "ForceRestart", "GracefulRestart"})
@@ -166,13 +168,8 @@ class RedfishSim:
                 web.get("/redfish/v1/TaskService/Tasks/{task}", self._task),
             ]
         )
-        self._runner = web.AppRunner(app, access_log=None)
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, host, port, ssl_context=ssl_context)
-        await site.start()
-        server: Any = site._server
-        bound = server.sockets[0].getsockname()
-        self.url = f"{'https' if ssl_context else 'http'}://{bound[0]}:{bound[1]}"
+        served = await serve(app, host, port, ssl_context=ssl_context)
+        self._runner, self.url = served.runner, served.url
         return self.url
 
     async def stop(self) -> None:

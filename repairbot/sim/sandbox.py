@@ -32,6 +32,7 @@ from repairbot.sim.jira import JiraSim
 from repairbot.sim.kubeapi import KubeApiServer, write_kubeconfig
 from repairbot.sim.operator import SandboxOperator
 from repairbot.sim.redfish import RedfishSim
+from repairbot.sim.serving import serve
 from repairbot.sim.slack import SlackSim
 from repairbot.webhook import WebhookOptions, start_webhook
 from repairbot.webhook.auth import WebhookAuth
@@ -150,12 +151,9 @@ class Sandbox:
 
     async def _start_control(self) -> str:
         app = control_app(self.agents.handles() if self.agents else {})
-        self._control = web.AppRunner(app, access_log=None)
-        await self._control.setup()
-        site = web.TCPSite(self._control, self.config.host, self.config.control_port)
-        await site.start()
-        port = self._control.addresses[0][1]
-        return f"http://{self.config.host}:{port}"
+        served = await serve(app, self.config.host, self.config.control_port)
+        self._control = served.runner
+        return served.url
 
     async def stop(self) -> None:
         if self.operator:

@@ -23,6 +23,8 @@ from typing import Any
 
 from aiohttp import web
 
+from repairbot.sim.serving import serve
+
 API_PREFIX = "/api/"
 
 
@@ -78,12 +80,8 @@ class SlackSim:
         app.router.add_get("/_recorded", self._recorded)
         app.router.add_post("/_control", self._control)
         app.router.add_route("*", API_PREFIX + "{method}", self._api)
-        self._runner = web.AppRunner(app, access_log=None)
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, host, port)
-        await site.start()
-        bound = self._runner.addresses[0]
-        self.url = f"http://{bound[0]}:{bound[1]}"
+        served = await serve(app, host, port)
+        self._runner, self.url = served.runner, served.url
         return self.url
 
     @property
