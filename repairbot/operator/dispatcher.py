@@ -78,6 +78,21 @@ def steps_owed(repairs: Iterable[Mapping[str, Any]], target: str) -> int:
     return total
 
 
+def stored_by_member(members: Iterable[Mapping[str, Any]], target: str, field: str) -> Mapping[str, Any] | None:
+    """The first ``status.<target>`` among an incident's repairs that has ``field`` set (the shared thread or
+    ticket, found again after a restart)."""
+    for repair in members:
+        stored = (repair.get("status") or {}).get(target) or {}
+        if stored.get(field):
+            return dict(stored)
+    return None
+
+
+def member_nodes(members: Iterable[Mapping[str, Any]], obj: Mapping[str, Any]) -> list[str]:
+    """The incident's nodes as far as the cache knows them, at least ``obj``'s own."""
+    return [str(r.get("spec", {}).get("nodeName")) for r in members] or [str(obj["spec"]["nodeName"])]
+
+
 @dataclass
 class NotificationDispatcher:
     api: client.ApiClient
@@ -177,21 +192,13 @@ class NotificationDispatcher:
             return None
         if incident in self._storm_threads:
             return self._storm_threads[incident]
-        members = [r for r in self.repairs() if (r.get("status") or {}).get("incident") == incident]
-        known = next(
-            (
-                (r.get("status") or {}).get("slack")
-                for r in members
-                if ((r.get("status") or {}).get("slack") or {}).get("ts")
-            ),
-            None,
-        )
+        members = self._incident_members(incident)
+        known = stored_by_member(members, "slack", "ts")
         if known:
             thread = {"channel": known["channel"], "ts": known["ts"], "incident": incident}
         else:
-            nodes = [str(r.get("spec", {}).get("nodeName")) for r in members] or [str(obj["spec"]["nodeName"])]
             message = str((obj.get("status") or {}).get("message") or "")
-            posted = self.slack.post_storm(nodes, reason=incident, detail=message)
+            posted = self.slack.post_storm(member_nodes(members, obj), reason=incident, detail=message)
             thread = {"channel": posted.channel, "ts": posted.ts, "incident": incident}
         self._storm_threads[incident] = thread
         return thread
@@ -226,19 +233,20 @@ class NotificationDispatcher:
         incident = str((obj.get("status") or {}).get("incident"))
         if incident in self._incident_tickets:
             return self._incident_tickets[incident]
-        members = [r for r in self.repairs() if (r.get("status") or {}).get("incident") == incident]
-        known = next((((r.get("status") or {}).get("jira") or {}).get("key") for r in members
-                      if ((r.get("status") or {}).get("jira") or {}).get("key")), None)  # fmt: skip
+        members = self._incident_members(incident)
+        known = stored_by_member(members, "jira", "key")
         if known:
-            key = str(known)
+            key = str(known["key"])
         else:
-            nodes = [str(r.get("spec", {}).get("nodeName")) for r in members] or [str(obj["spec"]["nodeName"])]
             detail = str((obj.get("status") or {}).get("message") or "")
-            key = self.jira.ensure_incident_ticket(incident, nodes, detail)
+            key = self.jira.ensure_incident_ticket(incident, member_nodes(members, obj), detail)
         self._incident_tickets[incident] = key
         return key
 
     # --- plumbing
+
+    def _incident_members(self, incident: str) -> list[Mapping[str, Any]]:
+        return [r for r in self.repairs() if (r.get("status") or {}).get("incident") == incident]
 
     def _view(self, obj: Mapping[str, Any]) -> RepairView:
         return RepairView.from_resource(obj, runbook_base_url=self.runbook_base_url)
