@@ -182,49 +182,43 @@ class JiraNotifier:
     def _find(self, view: RepairView) -> str | None:
         if view.jira_key and self._exists(view.jira_key):
             return view.jira_key
-        cached = self._created.get(view.name)
-        if cached:
-            return cached
-        issues = self.client.search_issues(
-            dedupe_jql(self.project, view.node, view.name), maxResults=1, fields="summary,labels"
-        )
-        if issues:
-            return str(issues[0].key)
-        return None
+        return self._known(view.name, dedupe_jql(self.project, view.node, view.name))
 
     def _find_or_create(self, view: RepairView) -> str:
         found = self._find(view)
         if found:
             return found
-        fields = {
-            "project": {"key": self.project},
-            "issuetype": {"name": self.issue_type},
+        return self._create(view.name, {
             "summary": jira_summary(view),
             "description": jira_description(view, catalog=self._catalog),
             "labels": ticket_labels(self.labels, view.node, view.name),
-        }
-        issue = self.client.create_issue(fields=fields, prefetch=False)
-        self._created[view.name] = str(issue.key)
-        return str(issue.key)
+        })  # fmt: skip
 
     def _find_or_create_incident(self, incident: str, nodes: Sequence[str], detail: str) -> str:
         label = sanitize_label(f"incident-{incident}")
-        cached = self._created.get(label)
-        if cached:
-            return cached
         jql = f'project = "{self.project}" AND labels = "repairbot" AND labels = "{label}" ORDER BY created ASC'
-        issues = self.client.search_issues(jql, maxResults=1, fields="summary,labels")
-        if issues:
-            return str(issues[0].key)
-        fields = {
-            "project": {"key": self.project},
-            "issuetype": {"name": self.issue_type},
+        found = self._known(label, jql)
+        if found:
+            return found
+        return self._create(label, {
             "summary": jira_incident_summary(incident, nodes),
             "description": jira_incident_description(incident, nodes, detail),
             "labels": list(dict.fromkeys([*(sanitize_label(x) for x in self.labels), "repairbot", label])),
-        }
-        issue = self.client.create_issue(fields=fields, prefetch=False)
-        self._created[label] = str(issue.key)
+        })  # fmt: skip
+
+    def _known(self, cache_key: str, jql: str) -> str | None:
+        """A ticket this process made (Cloud's search lags), else the oldest one ``jql`` finds."""
+        cached = self._created.get(cache_key)
+        if cached:
+            return cached
+        issues = self.client.search_issues(jql, maxResults=1, fields="summary,labels")
+        return str(issues[0].key) if issues else None
+
+    def _create(self, cache_key: str, fields: dict[str, Any]) -> str:
+        issue = self.client.create_issue(
+            fields={"project": {"key": self.project}, "issuetype": {"name": self.issue_type}, **fields}, prefetch=False
+        )
+        self._created[cache_key] = str(issue.key)
         return str(issue.key)
 
     def _exists(self, key: str) -> bool:
