@@ -111,8 +111,8 @@ def decide(
     """The next step for ``repair``. ``fallback`` maps a finding code to the Xid catalog's ladder."""
     if repair.phase.is_terminal:
         return Decision(Step.NOTHING, f"repair is {repair.phase.value}")
-    code = repair.reason or driving_finding(repair.findings, policy, fallback) or "default"
-    run = Run(repair, facts, policy, now, _ladder(repair, code, policy, fallback), code)
+    code, ladder = repair_ladder(repair, policy, fallback)
+    run = Run(repair, facts, policy, now, ladder, code)
     if not facts.node_exists or facts.node_deleting:
         word = "deleted" if not facts.node_exists else "being deleted"
         return run.finish(Step.CANCEL, Phase.CANCELLED, "NodeGone", f"node {repair.node} is {word}")
@@ -139,6 +139,14 @@ def decide(
         Phase.BLOCKED: _blocked,
     }
     return phase_logic[repair.phase](run)
+
+
+def repair_ladder(
+    repair: RepairView, policy: Policy, fallback: LadderFallback | None
+) -> tuple[str, tuple[Rung, ...]]:
+    """The class a repair is for (its reason once written, else its driving finding) and the ladder it climbs."""
+    code = repair.reason or driving_finding(repair.findings, policy, fallback) or "default"
+    return code, _ladder(repair, code, policy, fallback)
 
 
 def _ladder(repair: RepairView, code: str, policy: Policy, fallback: LadderFallback | None) -> tuple[Rung, ...]:
@@ -203,8 +211,7 @@ def acts_on_node(repair: RepairView, policy: Policy, fallback: LadderFallback | 
     a repair that will only page a human proves nothing and, finishing only when
     the human is done, would hold every other repair in the fleet behind it.
     """
-    code = repair.reason or driving_finding(repair.findings, policy, fallback) or "default"
-    ladder = _ladder(repair, code, policy, fallback)
+    _, ladder = repair_ladder(repair, policy, fallback)
     return any(rung.action.is_destructive for rung in ladder[max(repair.attempt, 1) - 1 :])
 
 
