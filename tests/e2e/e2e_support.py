@@ -35,6 +35,12 @@ TEST_POLICY: dict[str, Any] = {
 
 SandboxFactory = Callable[..., BackgroundSandbox]
 
+# The sandbox's fake Slack and Jira as the policy's notification targets.
+NOTIFYING: dict[str, Any] = {
+    "notifications": {"slack": {"channel": "#gpu-repairs", "onCall": "@gpu-oncall"}, "jira": {"project": "OPS"}},
+    "runbookBaseUrl": "https://runbooks.example/repairbot",
+}
+
 
 def merge_policy(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
     out = dict(base)
@@ -77,6 +83,18 @@ def finished_repair(kube: client.ApiClient, node: str, *, timeout: float = 30.0)
         return next((r for r in repairs_of(kube, node) if phase_of(r) in terminal), None)
 
     return eventually(probe, timeout, what=f"a finished repair of {node}")
+
+
+def delivered(kube: client.ApiClient, node: str, *targets: str) -> dict[str, Any] | None:
+    """The node's repair status once every one of ``targets`` has each step of its finished story, else None."""
+    for repair in repairs_of(kube, node):
+        status = repair.get("status") or {}
+        history = status.get("history") or []
+        cursors = [(status.get("deliveries") or {}).get(target) or {} for target in targets]
+        caught_up = all(c.get("sent") == len(history) and c.get("phase") == "Succeeded" for c in cursors)
+        if phase_of(repair) == "Succeeded" and caught_up:
+            return dict(status)
+    return None
 
 
 def node(kube: client.ApiClient, name: str) -> dict[str, Any]:

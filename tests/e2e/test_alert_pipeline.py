@@ -17,15 +17,12 @@ from typing import Any
 
 import yaml
 from child_servers import ChildServers, binary_or_skip, start_alertmanager, start_prometheus
-from e2e_support import SandboxFactory, eventually, finished_repair, phase_of, repairs_of, simulated
+from e2e_support import NOTIFYING, SandboxFactory, eventually, finished_repair, phase_of, repairs_of, simulated
 
 from repairbot.kube.client import api_client
 from repairbot.sim.dcgm_exporter import DcgmExporterSim
 
 RULES = Path(__file__).resolve().parents[2] / "charts" / "repairbot" / "rules" / "gpu-faults.rules.yaml"
-NOTIFYING: dict[str, Any] = {
-    "notifications": {"slack": {"channel": "#gpu-repairs", "onCall": "@gpu-oncall"}, "jira": {"project": "OPS"}},
-}
 
 
 def test_rules_fire_through_alertmanager_into_a_repair_with_thread_and_ticket(

@@ -16,8 +16,10 @@ import httpx
 import pytest
 import yaml
 from e2e_support import (
+    NOTIFYING,
     TEST_POLICY,
     SandboxFactory,
+    delivered,
     eventually,
     finished_repair,
     inject_now,
@@ -31,10 +33,6 @@ from repairbot.kube.client import api_client
 from repairbot.sim.background import BackgroundSandbox
 from repairbot.sim.host import ActionTimes
 
-NOTIFYING: dict[str, Any] = {
-    "notifications": {"slack": {"channel": "#gpu-repairs", "onCall": "@gpu-oncall"}, "jira": {"project": "OPS"}},
-    "runbookBaseUrl": "https://runbooks.example/repairbot",
-}
 SLOW = ActionTimes(gpu_reset=0.5, driver_reload=0.5, reboot=3.0)
 
 
@@ -59,18 +57,6 @@ def post_alert(sandbox: BackgroundSandbox, body: dict[str, Any]) -> dict[str, An
     answer = httpx.post(f"{sandbox.state['webhook']}/webhook/grafana", json=body, headers=headers, timeout=10)
     assert answer.status_code == 202, answer.text
     return dict(answer.json())
-
-
-def delivered(kube: Any, node: str, target: str) -> dict[str, Any] | None:
-    """The node's repair once ``target`` has every step of its finished story, else None."""
-    for repair in repairs_of(kube, node):
-        status = repair.get("status") or {}
-        cursor = (status.get("deliveries") or {}).get(target) or {}
-        history = status.get("history") or []
-        caught_up = cursor.get("sent") == len(history) and cursor.get("phase") == "Succeeded"
-        if phase_of(repair) == "Succeeded" and caught_up:
-            return status
-    return None
 
 
 def test_an_alert_resolving_mid_repair_is_said_in_the_history_thread_and_ticket(

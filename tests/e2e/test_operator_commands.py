@@ -6,8 +6,10 @@ import subprocess
 import sys
 
 from e2e_support import (
+    NOTIFYING,
     SandboxFactory,
     all_repairs,
+    delivered,
     eventually,
     finished_repair,
     inject_now,
@@ -147,11 +149,6 @@ def test_a_grafana_alert_posted_to_the_webhook_gets_the_node_repaired(make_sandb
     assert "repairbot.io/state" not in node(kube, "gpu-node-002")["metadata"]["labels"]
 
 
-NOTIFYING = {
-    "notifications": {"slack": {"channel": "#gpu-repairs", "onCall": "@gpu-oncall"}, "jira": {"project": "OPS"}},
-    "runbookBaseUrl": "https://runbooks.example/repairbot",
-}
-
 
 def test_every_step_reaches_one_slack_thread_and_one_jira_ticket(make_sandbox: SandboxFactory) -> None:
     sandbox = make_sandbox(policy=NOTIFYING)
@@ -165,14 +162,7 @@ def test_every_step_reaches_one_slack_thread_and_one_jira_ticket(make_sandbox: S
     assert phase_of(repair) == "Succeeded"
     steps = len(repair["status"]["history"])
 
-    def delivered() -> dict | None:
-        current = repairs_of(kube, "gpu-node-001")[0]["status"]
-        cursors = current.get("deliveries") or {}
-        done = all((cursors.get(t) or {}).get("sent") == steps for t in ("slack", "jira"))
-        finished = all((cursors.get(t) or {}).get("phase") == "Succeeded" for t in ("slack", "jira"))
-        return current if done and finished else None
-
-    status = eventually(delivered, timeout=30, what="every step delivered")
+    status = eventually(lambda: delivered(kube, "gpu-node-001", "slack", "jira"), timeout=30, what="every step")
     thread = status["slack"]
     posts = [m for m in slack.messages if m.thread_ts == thread["ts"]]
     assert len(posts) == steps  # one reply per step, in the parent's thread, none twice
@@ -200,12 +190,8 @@ def test_jira_down_for_the_whole_repair_gets_the_ticket_afterwards_with_every_st
     jira.down = False
     steps = len(repair["status"]["history"])
 
-    def ticketed() -> dict | None:
-        status = repairs_of(kube, "gpu-node-003")[0]["status"]
-        cursor = (status.get("deliveries") or {}).get("jira") or {}
-        return status if cursor.get("sent") == steps and cursor.get("phase") == "Succeeded" else None
-
-    status = eventually(ticketed, timeout=40, what="the ticket caught up")
+    status = eventually(lambda: delivered(kube, "gpu-node-003", "jira"), timeout=40, what="the ticket caught up")
+    assert len(status["history"]) == steps
     (issue,) = jira.issues.values()
     assert issue.key == status["jira"]["key"]
     assert len(jira.comments_of(issue.key)) >= steps and issue.status.lower() == "done"
