@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import pytest
+from kubernetes import client, config
 
 from repairbot.sim.kubeapi import KubeApiServer, write_kubeconfig
 
@@ -138,6 +139,16 @@ def apiserver(tmp_path: Path) -> Iterator[RunningApiServer]:
         loop.call_soon_threadsafe(loop.stop)
         thread.join(5)
         loop.close()
+
+
+@pytest.fixture
+def kube_api(apiserver: RunningApiServer) -> Iterator[client.ApiClient]:
+    """The real kubernetes client, configured from the emulator's kubeconfig."""
+    api = config.new_client_from_config(config_file=str(apiserver.kubeconfig))
+    try:
+        yield api
+    finally:
+        api.close()
 
 
 def _kubectl_binary() -> str:

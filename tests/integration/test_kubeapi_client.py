@@ -6,11 +6,10 @@ import json
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from kubernetes import client, config, watch
+from kubernetes import client, watch
 from kubernetes.client.rest import ApiException
 
 from repairbot.sim.kube.faults import FaultRule
@@ -19,12 +18,8 @@ GROUP, VERSION, PLURAL = "repairbot.io", "v1alpha1", "gpurepairs"
 
 
 @pytest.fixture
-def api_client(apiserver: Any) -> Iterator[client.ApiClient]:
-    api = config.new_client_from_config(config_file=str(apiserver.kubeconfig))
-    try:
-        yield api
-    finally:
-        api.close()
+def api_client(kube_api: client.ApiClient) -> client.ApiClient:
+    return kube_api
 
 
 @pytest.fixture

@@ -2,21 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from typing import Any
-
 import pytest
-from kubernetes import client, config
+from kubernetes import client
 
 
 @pytest.fixture
-def api(apiserver: Any) -> Iterator[client.ApiClient]:
+def api(kube_api: client.ApiClient) -> client.ApiClient:
     """The real kubernetes client, configured from the emulator's kubeconfig."""
-    api_client = config.new_client_from_config(config_file=str(apiserver.kubeconfig))
-    try:
-        yield api_client
-    finally:
-        api_client.close()
+    return kube_api
 
 
 @pytest.fixture

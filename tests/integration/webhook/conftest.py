@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
 
 import aiohttp
 import pytest
-from kubernetes import client, config
+from kubernetes import client
 
 from repairbot.model import GROUP, PLURAL, VERSION
 from repairbot.webhook.auth import WebhookAuth
@@ -44,15 +44,6 @@ class RunningWebhook:
 
     def node_labels(self, name: str) -> dict[str, str]:
         return client.CoreV1Api(self.api).read_node(name).metadata.labels or {}
-
-
-@pytest.fixture
-def kube_api(apiserver: Any) -> Iterator[client.ApiClient]:
-    api = config.new_client_from_config(config_file=str(apiserver.kubeconfig))
-    try:
-        yield api
-    finally:
-        api.close()
 
 
 @pytest.fixture
