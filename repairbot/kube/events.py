@@ -63,13 +63,7 @@ class ObjectRef:
     def from_object(cls, obj: Mapping[str, Any]) -> ObjectRef:
         """From an object as the API returns it (raw JSON or a kopf body)."""
         metadata = obj.get("metadata") or {}
-        return cls(
-            kind=str(obj.get("kind") or ""),
-            name=str(metadata.get("name") or ""),
-            api_version=str(obj.get("apiVersion") or ""),
-            uid=str(metadata.get("uid") or ""),
-            namespace=metadata.get("namespace") or None,
-        )
+        return cls.from_involved({**metadata, "kind": obj.get("kind"), "apiVersion": obj.get("apiVersion")})
 
     @classmethod
     def from_involved(cls, ref: Mapping[str, Any]) -> ObjectRef:
