@@ -19,7 +19,7 @@ from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Protocol
 
 from repairbot.model import LABEL_DISABLED, Action
-from repairbot.operator.breaker import BreakerState
+from repairbot.operator.breaker import BreakerState, failure_domain
 from repairbot.policy import Policy, format_duration
 
 if TYPE_CHECKING:
@@ -119,22 +119,24 @@ def budget_exhausted(out_of_service: int, pool_size: int, pool: str, policy: Pol
 
 
 class StormBreaker:
-    """No destructive step while the storm breaker is open, or half-open and this repair is not a canary.
+    """No destructive step while a breaker that governs the repair is open, or half-open and it is no canary.
 
-    The breaker is re-evaluated here over the latest faults, so a storm blocks
-    repairs from the first reconcile that sees it, before the handler has
-    persisted the open breaker. Picking canaries is the handler's job
-    (:meth:`~repairbot.operator.breaker.Breaker.admit`), because it changes shared state.
+    A repair is governed by the fleet-wide breaker and its own failure
+    domain's: a storm on one leaf blocks that leaf only. The machine has
+    already counted the latest faults into ``facts.breakers`` and picked the
+    canaries (:mod:`repairbot.operator.breaker_flow`) before any blocker runs.
     """
 
     def check(self, ctx: BlockContext) -> BlockReason | None:
-        breaker = ctx.facts.breaker.observe(ctx.facts.recent_faults, ctx.policy.breaker, now=ctx.now)
-        if breaker.allows(ctx.repair.name):
+        domain = failure_domain(ctx.facts.node_labels, ctx.policy.breaker.failure_domain_label)
+        breaker = ctx.facts.breakers.blocking(ctx.repair.name, domain)
+        if breaker is None:
             return None
         if breaker.state is BreakerState.HALF_OPEN and ctx.rung is not None and not ctx.rung.is_destructive:
             return None  # a notify rung touches nothing: once a human resumed, it may hold for its human
         if breaker.state is BreakerState.HALF_OPEN:  # after a resume the canaries go first
-            return BlockReason(Verdict.BLOCK, "BreakerHalfOpen", "breaker half-open: waiting for the canary repairs")
+            waiting = f"breaker half-open ({breaker.incident}): waiting for the canary repairs"
+            return BlockReason(Verdict.BLOCK, "BreakerHalfOpen", waiting)
         return BlockReason(
             Verdict.BLOCK,
             "BreakerOpen",

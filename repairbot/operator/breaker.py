@@ -8,16 +8,24 @@ While open, repairs may cordon but take no destructive step. Only a human closes
 it: ``resume`` makes it *half-open*, a few canary repairs run, and their outcome
 closes the breaker or opens it again.
 
-Everything here is pure: the handler persists the :class:`Breaker` (one small
-object for the whole operator) and passes it back in; a restart loses nothing.
+Breakers are scoped (:class:`Breakers`): one fleet-wide, opened by more than
+``maxFaults`` nodes in ``window``, and one per failure domain (a leaf switch, a
+rack), opened by ``maxPerDomain`` nodes of that domain in ``domainWindow``. A
+storm on one leaf blocks and groups only that leaf's repairs; only the
+fleet-wide threshold blocks the fleet.
+
+Everything here is pure: the state machine computes the next :class:`Breakers`
+from the last one and the facts, and the shell stores it (one small object for
+the whole operator) and passes it back in; a restart loses nothing.
 """
 
 from __future__ import annotations
 
 import enum
+import re
 from collections import defaultdict
-from collections.abc import Iterable
-from dataclasses import dataclass, replace
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 
 from repairbot.policy import BreakerPolicy, format_duration
@@ -47,38 +55,66 @@ class Trip:
     domain: str | None = None
 
 
-def find_trip(faults: Iterable[Fault], policy: BreakerPolicy, *, now: datetime) -> Trip | None:
-    """A storm among ``faults``, if any: more than ``max_faults`` nodes within ``window``, or at
-    least ``max_per_domain`` nodes of one failure domain within ``domain_window``.
+def fleet_trip(faults: Iterable[Fault], policy: BreakerPolicy, *, now: datetime) -> Trip | None:
+    """A fleet-wide storm: more than ``max_faults`` nodes faulted within ``window``.
 
     Nodes are counted once each: a node that faults twice is one bad node, not a storm.
     """
     recent = [f for f in faults if now - policy.window < f.at <= now]
     fleet_nodes = sorted({f.node for f in recent})
-    if len(fleet_nodes) > policy.max_faults:
-        return Trip(
-            f"{len(fleet_nodes)} nodes faulted within {format_duration(policy.window)} "
-            f"(more than {policy.max_faults})",
-            tuple(fleet_nodes),
-        )
-    by_domain: dict[str, set[str]] = defaultdict(set)
-    for fault in faults:
-        if fault.domain and now - policy.domain_window < fault.at <= now:
-            by_domain[fault.domain].add(fault.node)
-    for domain, nodes in sorted(by_domain.items(), key=lambda item: (-len(item[1]), item[0])):
-        if len(nodes) >= policy.max_per_domain:
-            return Trip(
-                f"{len(nodes)} nodes in failure domain {domain} faulted within "
-                f"{format_duration(policy.domain_window)} (limit {policy.max_per_domain})",
-                tuple(sorted(nodes)),
-                domain,
-            )
-    return None
+    if len(fleet_nodes) <= policy.max_faults:
+        return None
+    return Trip(
+        f"{len(fleet_nodes)} nodes faulted within {format_duration(policy.window)} (more than {policy.max_faults})",
+        tuple(fleet_nodes),
+    )
 
 
-def incident_id(opened_at: datetime) -> str:
-    """Deterministic from the opening time, so two operator replicas name one storm alike."""
-    return f"storm-{opened_at.astimezone(UTC):%Y%m%d%H%M%S}"
+def domain_trip(faults: Iterable[Fault], policy: BreakerPolicy, *, now: datetime, domain: str) -> Trip | None:
+    """A storm in one failure domain: at least ``max_per_domain`` of its nodes faulted within ``domain_window``."""
+    nodes = sorted({f.node for f in faults if f.domain == domain and now - policy.domain_window < f.at <= now})
+    if len(nodes) < policy.max_per_domain:
+        return None
+    return Trip(
+        f"{len(nodes)} nodes in failure domain {domain} faulted within "
+        f"{format_duration(policy.domain_window)} (limit {policy.max_per_domain})",
+        tuple(nodes),
+        domain,
+    )
+
+
+def find_trip(faults: Iterable[Fault], policy: BreakerPolicy, *, now: datetime) -> Trip | None:
+    """A storm among ``faults`` of any scope: the fleet-wide one first, then the largest domain's.
+
+    The operator keeps one breaker per scope (:class:`Breakers`); this single
+    answer serves the fleet simulation's one-breaker model and the tests of the
+    window arithmetic.
+    """
+    faults = tuple(faults)
+    fleet = fleet_trip(faults, policy, now=now)
+    if fleet is not None:
+        return fleet
+    domains = {f.domain for f in faults if f.domain}
+    trips = [trip for d in sorted(domains) if (trip := domain_trip(faults, policy, now=now, domain=d)) is not None]
+    trips.sort(key=lambda trip: -len(trip.nodes))
+    return trips[0] if trips else None
+
+
+TripFinder = Callable[[Iterable[Fault], BreakerPolicy, datetime], "Trip | None"]
+
+
+def incident_id(opened_at: datetime, domain: str | None = None) -> str:
+    """Deterministic from the opening time (and the domain), so two operator replicas name one storm alike.
+
+    A domain's incident carries the domain's name, made safe for a Jira label
+    and a Kubernetes label value, so two leaves tripping in the same second are
+    two incidents.
+    """
+    stamp = f"storm-{opened_at.astimezone(UTC):%Y%m%d%H%M%S}"
+    if not domain:
+        return stamp
+    safe = re.sub(r"[^A-Za-z0-9.-]+", "-", domain).strip("-.")[:40].rstrip("-.")
+    return f"{stamp}-{safe}" if safe else stamp
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,21 +133,46 @@ class Breaker:
     canaries: tuple[str, ...] = ()
     canaries_passed: int = 0
 
-    def observe(self, faults: Iterable[Fault], policy: BreakerPolicy, *, now: datetime) -> Breaker:
-        """The breaker after seeing ``faults``: closed or half-open trips to open; open stays open."""
+    def observe(
+        self, faults: Iterable[Fault], policy: BreakerPolicy, *, now: datetime, finder: TripFinder | None = None
+    ) -> Breaker:
+        """The breaker after seeing ``faults``: closed or half-open trips to open; open stays open.
+
+        ``finder`` says which storms this breaker counts (its scope); by default any (:func:`find_trip`).
+        """
         if self.state is BreakerState.OPEN:
             return self
         counted = [f for f in faults if self.counting_since is None or f.at > self.counting_since]
-        trip = find_trip(counted, policy, now=now)
+        trip = (finder or _any_trip)(counted, policy, now)
         if trip is None:
             return self
-        return Breaker(BreakerState.OPEN, incident_id(now), trip.message, now, self.counting_since)
+        return Breaker(BreakerState.OPEN, incident_id(now, trip.domain), trip.message, now, self.counting_since)
 
     def resume(self, *, now: datetime) -> Breaker:
-        """A human says the storm is understood: let canaries test the water."""
-        if self.state is not BreakerState.OPEN:
+        """A human says the storm is understood: let canaries test the water.
+
+        Works from every state. Open → half-open with fresh canary slots.
+        Half-open → still half-open, faults counted from now, and the slots of
+        canaries that are gone already freed by :meth:`keep_canaries`; a human
+        who resumes again never finds the breaker stuck. Closed → unchanged.
+        """
+        if self.state is BreakerState.OPEN:
+            return replace(self, state=BreakerState.HALF_OPEN, counting_since=now, canaries=(), canaries_passed=0)
+        if self.state is BreakerState.HALF_OPEN:
+            return replace(self, counting_since=now)
+        return self
+
+    def keep_canaries(self, alive: Iterable[str]) -> Breaker:
+        """Free the canary slots of repairs that no longer run (finished, cancelled or deleted)."""
+        living = set(alive)
+        kept = tuple(c for c in self.canaries if c in living)
+        return self if kept == self.canaries else replace(self, canaries=kept)
+
+    def canary_cancelled(self, repair: str) -> Breaker:
+        """A canary that ended without proving anything (cancelled, handed over) frees its slot: no pass, no trip."""
+        if repair not in self.canaries:
             return self
-        return replace(self, state=BreakerState.HALF_OPEN, counting_since=now, canaries=(), canaries_passed=0)
+        return replace(self, canaries=tuple(c for c in self.canaries if c != repair))
 
     def admit(self, repair: str, policy: BreakerPolicy) -> Breaker:
         """Take a canary slot for ``repair`` if half-open and one is free (idempotent)."""
@@ -138,3 +199,105 @@ class Breaker:
         if passed >= policy.half_open_canaries:
             return Breaker(BreakerState.CLOSED, counting_since=self.counting_since)
         return replace(self, canaries=tuple(c for c in self.canaries if c != repair), canaries_passed=passed)
+
+
+def _any_trip(faults: Iterable[Fault], policy: BreakerPolicy, now: datetime) -> Trip | None:
+    return find_trip(faults, policy, now=now)
+
+
+def _fleet_finder(faults: Iterable[Fault], policy: BreakerPolicy, now: datetime) -> Trip | None:
+    return fleet_trip(faults, policy, now=now)
+
+
+def _domain_finder(domain: str) -> TripFinder:
+    def finder(faults: Iterable[Fault], policy: BreakerPolicy, now: datetime) -> Trip | None:
+        return domain_trip(faults, policy, now=now, domain=domain)
+
+    return finder
+
+
+def failure_domain(labels: Mapping[str, str], label: str) -> str | None:
+    """A node's failure domain: the value of the policy's domain label, None when unlabelled."""
+    return labels.get(label) or None
+
+
+FLEET = ""
+"""The scope key of the fleet-wide breaker in :attr:`Breakers.scopes` (domains are never empty strings)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Breakers:
+    """Every breaker of the operator: the fleet-wide one and one per failure domain that has tripped.
+
+    A repair is governed by the fleet's breaker and its own domain's. Closed
+    domain breakers with nothing to remember are dropped, so the map never
+    grows beyond the domains that stormed recently.
+    """
+
+    fleet: Breaker = field(default_factory=Breaker)
+    domains: Mapping[str, Breaker] = field(default_factory=dict)
+
+    def scope(self, domain: str | None) -> tuple[tuple[str, Breaker], ...]:
+        """The breakers that govern a repair in ``domain``, fleet first."""
+        scopes: list[tuple[str, Breaker]] = [(FLEET, self.fleet)]
+        if domain:
+            scopes.append((domain, self.domains.get(domain, Breaker())))
+        return tuple(scopes)
+
+    def blocking(self, repair: str, domain: str | None) -> Breaker | None:
+        """The breaker that does not let ``repair`` take a destructive step (an open one first), or None."""
+        refusing = [b for _, b in self.scope(domain) if not b.allows(repair)]
+        refusing.sort(key=lambda b: b.state is not BreakerState.OPEN)
+        return refusing[0] if refusing else None
+
+    def incident_of(self, domain: str | None) -> str | None:
+        """The incident a blocked repair of ``domain`` belongs to: the open fleet storm, else its domain's."""
+        blocker = next((b for _, b in self.scope(domain) if b.state is not BreakerState.CLOSED), None)
+        return blocker.incident if blocker else None
+
+    @property
+    def any_open(self) -> bool:
+        return any(b.state is not BreakerState.CLOSED for b in (self.fleet, *self.domains.values()))
+
+    def observe(self, faults: Iterable[Fault], policy: BreakerPolicy, *, now: datetime) -> Breakers:
+        """Every scope after seeing ``faults``: the fleet by the fleet threshold, each domain by its own.
+
+        Faults are grouped by domain once, so a burst of a thousand repairs costs
+        one pass over them per reconcile, not one per domain.
+        """
+        faults = tuple(faults)
+        by_domain: dict[str, list[Fault]] = defaultdict(list)
+        for fault in faults:
+            if fault.domain:
+                by_domain[fault.domain].append(fault)
+        fleet = self.fleet.observe(faults, policy, now=now, finder=_fleet_finder)
+        domains = {
+            d: (self.domains.get(d) or Breaker()).observe(by_domain.get(d, ()), policy, now=now,
+                                                          finder=_domain_finder(d))
+            for d in sorted(set(by_domain) | set(self.domains))
+        }  # fmt: skip
+        return Breakers(fleet, domains).pruned(policy, now=now)
+
+    def map(self, domain: str | None, change: Callable[[Breaker], Breaker]) -> Breakers:
+        """Apply ``change`` to every breaker that governs ``domain``."""
+        fleet = change(self.fleet)
+        if not domain:
+            return replace(self, fleet=fleet)
+        domains = dict(self.domains)
+        domains[domain] = change(domains.get(domain, Breaker()))
+        return Breakers(fleet, domains)
+
+    def map_all(self, change: Callable[[Breaker], Breaker]) -> Breakers:
+        return Breakers(change(self.fleet), {d: change(b) for d, b in self.domains.items()})
+
+    def pruned(self, policy: BreakerPolicy, *, now: datetime) -> Breakers:
+        """Drop closed domain breakers whose resumed storm has left the domain window."""
+        kept = {
+            d: b
+            for d, b in self.domains.items()
+            if b != Breaker() and not (
+                b.state is BreakerState.CLOSED
+                and (b.counting_since is None or now - b.counting_since > policy.domain_window)
+            )
+        }  # fmt: skip
+        return self if kept == dict(self.domains) else Breakers(self.fleet, kept)

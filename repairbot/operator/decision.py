@@ -17,6 +17,7 @@ from datetime import timedelta
 from typing import Any
 
 from repairbot.model import Action, NodeState
+from repairbot.operator.breaker import Breakers
 
 POLL = timedelta(seconds=5)
 """How soon a waiting step wants to be looked at again (drains, agent answers)."""
@@ -55,7 +56,11 @@ class Decision:
     ``event`` is the Kubernetes event reason and log word ("" for quiet waits);
     ``message`` the human sentence for history, events and Slack. Node marks:
     ``cordon`` (cordon + taint), ``node_state`` (label value), ``uncordon``,
-    ``remove_marks`` (taint and state label off).
+    ``remove_marks`` (taint and state label off). ``breakers`` is the storm
+    breakers' state after this decision (the machine computes it, the shell
+    stores it when it changed; None: unchanged). ``resume_consumed``: a
+    human's resume annotation did its work and is to be cleared, so one
+    resume never acts twice.
     """
 
     step: Step
@@ -70,6 +75,8 @@ class Decision:
     uncordon: bool = False
     remove_marks: bool = False
     requeue_after: timedelta | None = None
+    breakers: Breakers | None = None
+    resume_consumed: bool = False
 
     @property
     def is_destructive(self) -> bool:

@@ -23,6 +23,7 @@ from repairbot.model import (
     ANNOTATION_RESUME,
     CONDITION_GPU_HEALTHY,
     GROUP,
+    LABEL_DISABLED,
     PLURAL,
     VERSION,
     Action,
@@ -31,7 +32,7 @@ from repairbot.model import (
     Source,
     parse_time,
 )
-from repairbot.operator.breaker import Breaker, Fault
+from repairbot.operator.breaker import Breakers, Fault
 from repairbot.operator.machine import Facts, PoolUsage, RepairView
 from repairbot.policy import Policy
 from repairbot.remediations.validation import QuietPeriodCheck
@@ -69,18 +70,53 @@ def pool_usage(node: Mapping[str, Any], fleet: FleetView, policy: Policy) -> Poo
     return PoolUsage(name=pool or "gpu-nodes", size=max(len(members), 1), out_of_service=out)
 
 
+NOT_A_FAULT = frozenset({"OptedOut", "NoAction", "DryRun"})
+"""Why a repair ended without being one: the node opted out, the finding needs nothing, or nothing was touched."""
+
+
+def counts_as_fault(repair: Mapping[str, Any], node: Mapping[str, Any], policy: Policy) -> bool:
+    """Does this repair count toward the storm breaker?
+
+    A dry run (policy or repair), a repair of a node that opted out and one the
+    catalog says needs no action are no faults RepairBot acts on: counting them
+    would let a rehearsal, or nodes RepairBot must leave alone, block the
+    fleet's real repairs.
+    """
+    if policy.dry_run or (repair.get("spec") or {}).get("dryRun"):
+        return False
+    labels = (node.get("metadata") or {}).get("labels") or {}
+    if str(labels.get(LABEL_DISABLED, "")).lower() == "true":
+        return False
+    for condition in (repair.get("status") or {}).get("conditions") or ():
+        if condition.get("type") == Phase.CANCELLED.value and condition.get("reason") in NOT_A_FAULT:
+            return False
+    return True
+
+
 def fleet_faults(fleet: FleetView, policy: Policy, now: datetime) -> tuple[Fault, ...]:
-    """Every repair opened within the breaker's widest window, with its node's failure domain."""
+    """Every repair opened within the breaker's widest window that counts as a fault, with its failure domain."""
     horizon = now - max(policy.breaker.window, policy.breaker.domain_window)
     faults = []
     for repair in fleet.repairs:
         at = _opened_at(repair)
         if at is None or at < horizon:
             continue
-        node = repair.get("spec", {}).get("nodeName", "")
-        labels = (fleet.nodes.get(node, {}).get("metadata") or {}).get("labels") or {}
-        faults.append(Fault(node, at, labels.get(policy.breaker.failure_domain_label)))
+        name = repair.get("spec", {}).get("nodeName", "")
+        node = fleet.nodes.get(name, {})
+        if not counts_as_fault(repair, node, policy):
+            continue
+        labels = (node.get("metadata") or {}).get("labels") or {}
+        faults.append(Fault(name, at, labels.get(policy.breaker.failure_domain_label)))
     return tuple(faults)
+
+
+def active_repairs(fleet: FleetView) -> frozenset[str]:
+    """The names of every repair still running (the breaker frees the canary slots of the others)."""
+    return frozenset(
+        repair["metadata"]["name"]
+        for repair in fleet.repairs
+        if not Phase((repair.get("status") or {}).get("phase") or Phase.PENDING.value).is_terminal
+    )
 
 
 def earlier_repairs(fleet: FleetView, view: RepairView, policy: Policy, now: datetime) -> tuple[datetime, ...]:
@@ -149,10 +185,10 @@ class FactGatherer:
                 return None
             raise
 
-    def gather(self, obj: Mapping[str, Any], view: RepairView, breaker: Breaker, now: datetime) -> Facts:
+    def gather(self, obj: Mapping[str, Any], view: RepairView, breakers: Breakers, now: datetime) -> Facts:
         node = self.read_node(view.node)
         if node is None:
-            return Facts(node_exists=False, breaker=breaker)
+            return Facts(node_exists=False, breakers=breakers)
         marks = node_marks(node)
         fleet = self.fleet() if self.fleet is not None else read_fleet(self.api)
         drained = self._drain(view, now) if view.phase is Phase.DRAINING else None
@@ -169,7 +205,8 @@ class FactGatherer:
             pods_blocked=len(drained.blocked) + len(drained.waiting) if drained else 0,
             blocking_pdbs=tuple(sorted(set(drained.blocked.values()))) if drained else (),
             pool=pool_usage(node, fleet, self.policy),
-            breaker=breaker,
+            breakers=breakers,
+            active_repairs=active_repairs(fleet),
             recent_faults=fleet_faults(fleet, self.policy, now),
             recent_repairs=earlier_repairs(fleet, view, self.policy, now),
             recent_reboots=reboots(fleet, view.node, now),

@@ -99,7 +99,8 @@ class FleetCache:
             if _newer(body, self._repairs.get(name)):
                 self._repairs[name] = {
                     "metadata": dict(body.get("metadata") or {}),
-                    "spec": {"nodeName": (body.get("spec") or {}).get("nodeName")},
+                    "spec": {"nodeName": (body.get("spec") or {}).get("nodeName"),
+                             "dryRun": bool((body.get("spec") or {}).get("dryRun"))},
                     "status": dict(body.get("status") or {}),
                 }
 

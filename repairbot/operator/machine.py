@@ -27,13 +27,16 @@ a status patch in :mod:`repairbot.operator.transitions`.
 from __future__ import annotations
 
 import re
+from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import Any, Protocol
 
 from repairbot.model import Action, Finding, Phase
+from repairbot.operator import breaker_flow
 from repairbot.operator.blockers import (
     ADMISSION_BLOCKERS,
     DESTRUCTIVE_STEP_BLOCKERS,
+    BlockContext,
     BlockReason,
     ConcurrencyBudget,
     LemonNode,
@@ -108,9 +111,40 @@ def catalog_fallback(catalog: XidLookup) -> LadderFallback:
 def decide(
     repair: RepairView, facts: Facts, policy: Policy, now: datetime, *, fallback: LadderFallback | None = None
 ) -> Decision:
-    """The next step for ``repair``. ``fallback`` maps a finding code to the Xid catalog's ladder."""
+    """The next step for ``repair``, and the storm breakers' state after it (``Decision.breakers``).
+
+    ``fallback`` maps a finding code to the Xid catalog's ladder. The breakers
+    are part of the answer, not a side effect: the shell stores what this
+    returns, so every breaker rule (canary slots, resume, per-domain trips) is
+    a property of this pure function.
+    """
     if repair.phase.is_terminal:
-        return Decision(Step.NOTHING, f"repair is {repair.phase.value}")
+        return Decision(Step.NOTHING, f"repair is {repair.phase.value}", breakers=facts.breakers)
+    acts = repair.phase is Phase.BLOCKED and acts_on_node(repair, policy, fallback) and _fits_budget(
+        repair, facts, policy, now
+    )
+    breakers = breaker_flow.before(repair, facts, policy, now, acts_on_node=acts)
+    facts = replace(facts, breakers=breakers)
+    decision = _decide(repair, facts, policy, now, fallback)
+    consumed = facts.resume_requested and (repair.phase is Phase.BLOCKED or decision.step in RESUME_CONSUMERS)
+    after = breaker_flow.after(repair, decision, breakers, facts, policy, now)
+    return replace(decision, breakers=after, resume_consumed=consumed)
+
+
+RESUME_CONSUMERS = frozenset({Step.ADMIT, Step.NEXT_RUNG, Step.CORDON, Step.QUEUE, Step.VALIDATE})
+"""Steps a human's resume leads to; once taken, the annotation has done its work.
+A Blocked repair consumes it whatever it decides: the breakers took the resume this reconcile."""
+
+
+def _fits_budget(repair: RepairView, facts: Facts, policy: Policy, now: datetime) -> bool:
+    """May this repair be out of service now? A canary must be able to go at once: one waiting for a
+    budget slot, while cordoned non-canaries hold the slots, would hold the breaker half-open for ever."""
+    return ConcurrencyBudget().check(BlockContext(repair, facts, policy, now)) is None
+
+
+def _decide(
+    repair: RepairView, facts: Facts, policy: Policy, now: datetime, fallback: LadderFallback | None
+) -> Decision:
     code, ladder = repair_ladder(repair, policy, fallback)
     run = Run(repair, facts, policy, now, ladder, code)
     if not facts.node_exists or facts.node_deleting:
@@ -406,6 +440,9 @@ def _blocked(run: Run) -> Decision:
     else:
         still = None if run.facts.resume_requested else BlockReason(Verdict.BLOCK, cause or "", run.repair.message)
     if still is None:
+        budget = ConcurrencyBudget().check(run.ctx())
+        if budget is not None:  # never cordoned: it queues behind the budget like any new repair
+            return run.requeue_resumed(budget)
         return run.admit()
     if run.repair.acknowledged_at is None and ConcurrencyBudget().check(run.ctx()) is None:
         return run.block(still, cordon=True)

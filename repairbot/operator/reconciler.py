@@ -31,11 +31,10 @@ from repairbot.kube.client import api_retrying, as_object
 from repairbot.kube.events import EventRecorder
 from repairbot.kube.marks import cordon_and_taint, remove_marks, set_state_label
 from repairbot.model import ANNOTATION_RESUME, API_VERSION, GROUP, KIND, PLURAL, VERSION, Phase, format_time, parse_time
-from repairbot.operator.breaker import BreakerState
 from repairbot.operator.breaker_store import BreakerStore
 from repairbot.operator.facts import FactGatherer
 from repairbot.operator.fleet_cache import FleetCache
-from repairbot.operator.machine import Decision, Facts, RepairView, Step, acts_on_node, catalog_fallback, decide
+from repairbot.operator.machine import Decision, RepairView, Step, catalog_fallback, decide
 from repairbot.operator.metrics import OperatorMetrics
 from repairbot.operator.resolutions import resolution_entries
 from repairbot.policy import Policy
@@ -68,6 +67,7 @@ class Reconciler:
     fleet_cache: FleetCache | None = None
     clock: Callable[[], datetime] = lambda: datetime.now(UTC)
     _admission: threading.Lock = field(default_factory=threading.Lock)
+    _breaker_turn: threading.Lock = field(default_factory=threading.Lock)
     _own_writes: dict[str, str] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -98,16 +98,19 @@ class Reconciler:
         assert self.gatherer is not None
         view = self._note_resolved_alerts(view)
         facts = self.gatherer.gather(obj, view, self.breakers.get(), now)
-        facts = self._prepare_breaker(view, facts, now)
-        decision = decide(view, facts, self.policy, now, fallback=self._fallback)
-        self._settle_breaker(view, facts, decision, now)
+        with self._breaker_turn:  # decide and store as one step: two reconciles never lose a breaker change
+            facts = replace(facts, breakers=self.breakers.get())
+            decision = decide(view, facts, self.policy, now, fallback=self._fallback)
+            if decision.breakers is not None:
+                self.breakers.put(decision.breakers)
+        self.metrics.breaker_open.set(1 if self.breakers.get().any_open else 0)
         if decision.patch:
             self._patch_status(view.name, decision.patch)
         self._mark_node(view, decision)
         self._act(view, decision)
         if decision.after:
             self._patch_status(view.name, decision.after)
-        if facts.resume_requested and decision.step in (Step.ADMIT, Step.NEXT_RUNG, Step.CORDON):
+        if decision.resume_consumed:
             self._clear_resume(view.name)
         self._record(obj, view, decision, now)
         return ReconcileResult(decision, decision.requeue_after)
@@ -178,30 +181,6 @@ class Reconciler:
             log.warning("power-cycle failed node=%s repair=%s message=%s", view.node, view.name, outcome.message)
             self.events.record(self._ref(view), "Warning", "PowerCycleFailed", outcome.message)
             raise PowerCycleFailed(outcome.message)
-
-    def _prepare_breaker(self, view: RepairView, facts: Facts, now: datetime) -> Facts:
-        """A human's resume half-opens an open breaker; a blocked repair may take a canary slot."""
-        breaker = facts.breaker
-        if facts.resume_requested and breaker.state is BreakerState.OPEN and view.phase is Phase.BLOCKED:
-            breaker = breaker.resume(now=now)
-        if breaker.state is BreakerState.HALF_OPEN and view.phase is Phase.BLOCKED and (
-            acts_on_node(view, self.policy, self._fallback)
-        ):
-            breaker = breaker.admit(view.name, self.policy.breaker)
-        self.breakers.put(breaker)
-        return replace(facts, breaker=breaker)
-
-    def _settle_breaker(self, view: RepairView, facts: Facts, decision: Decision, now: datetime) -> None:
-        """Persist a breaker the decision saw open; a finished canary closes or reopens it."""
-        if decision.step in (Step.BLOCK, Step.QUEUE) and str(decision.event).startswith("Breaker"):
-            self.breakers.put(facts.breaker.observe(facts.recent_faults, self.policy.breaker, now=now))
-        finished = (decision.after or {}).get("phase")
-        if finished in (Phase.SUCCEEDED.value, Phase.QUARANTINED.value):
-            succeeded = finished == Phase.SUCCEEDED.value
-            current = self.breakers.get()
-            policy = self.policy.breaker
-            self.breakers.put(current.canary_finished(view.name, succeeded=succeeded, policy=policy, now=now))
-        self.metrics.breaker_open.set(0 if self.breakers.get().state is BreakerState.CLOSED else 1)
 
     def _clear_resume(self, name: str) -> None:
         body = {"metadata": {"annotations": {ANNOTATION_RESUME: None}}}

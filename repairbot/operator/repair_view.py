@@ -15,7 +15,7 @@ from datetime import datetime
 from typing import Any
 
 from repairbot.model import Action, Finding, Phase, parse_time
-from repairbot.operator.breaker import Breaker, Fault
+from repairbot.operator.breaker import Breakers, Fault
 
 
 @dataclass(frozen=True, slots=True)
@@ -138,7 +138,10 @@ class Facts:
     ``finding_present`` None means "cannot tell" and counts as present.
     ``recent_repairs`` are the node's earlier repairs that reached a rung (lemon rule);
     ``recent_reboots`` its reboots and power cycles (reboot cap); ``recent_faults``
-    the fleet's new repairs (storm breaker).
+    the fleet's new repairs (storm breaker), each with its failure domain; ``breakers``
+    the stored storm breakers (fleet-wide and per domain); ``active_repairs`` the
+    names of every repair still running (None: not known), so the breaker can
+    free the canary slot of one that ended or was deleted.
     """
 
     node_exists: bool = True
@@ -152,7 +155,8 @@ class Facts:
     pods_blocked: int = 0
     blocking_pdbs: tuple[str, ...] = ()
     pool: PoolUsage = PoolUsage()
-    breaker: Breaker = field(default_factory=Breaker)
+    breakers: Breakers = field(default_factory=Breakers)
+    active_repairs: frozenset[str] | None = None
     recent_faults: tuple[Fault, ...] = ()
     recent_repairs: tuple[datetime, ...] = ()
     recent_reboots: tuple[datetime, ...] = ()

@@ -16,6 +16,7 @@ from typing import Any
 
 from repairbot.model import Action, HistoryEntry, NodeState, Phase, format_time
 from repairbot.operator.blockers import DESTRUCTIVE_STEP_BLOCKERS, BlockContext, BlockReason, Verdict, first_block
+from repairbot.operator.breaker import failure_domain
 from repairbot.operator.decision import POLL, Decision, Step, request_id
 from repairbot.operator.repair_view import Facts, RepairView
 from repairbot.policy import Policy, Rung
@@ -111,8 +112,8 @@ class Run:
         patch = self.base(Phase.BLOCKED, block.message, entry)
         patch["conditions"] = self.conditions("Blocked", True, block.code, block.message)
         if block.code.startswith("Breaker"):
-            breaker = self.facts.breaker.observe(self.facts.recent_faults, self.policy.breaker, now=self.now)
-            patch["incident"] = breaker.incident
+            domain = failure_domain(self.facts.node_labels, self.policy.breaker.failure_domain_label)
+            patch["incident"] = self.facts.breakers.incident_of(domain)
         if self.repair.action is None:
             patch |= {"action": self.ladder[0].action.value, "attempt": 1}
         if not cordon:
@@ -132,6 +133,19 @@ class Run:
         patch = self.base(Phase.CORDONED, message, self.entry("admit", "resumed", message))
         patch["conditions"] = self.conditions("Blocked", False, "Resumed", message)
         return Decision(Step.ADMIT, message, patch, event="Resumed", requeue_after=AT_ONCE)
+
+    def requeue_resumed(self, budget: BlockReason) -> Decision:
+        """A Blocked repair that never cordoned may go on, but the budget is full: back to Pending, queued.
+
+        Resuming (a human, ``resume --all``, a closed breaker) frees a repair
+        from the breaker, never from the budget: it waits for a slot like any
+        new repair, so a resume can never put more nodes out of service than
+        ``maxUnavailable``.
+        """
+        message = f"resumed; {budget.message}"
+        patch = self.base(Phase.PENDING, budget.message, self.entry("queue", budget.code, message))
+        patch["conditions"] = self.conditions("Blocked", False, "Resumed", message)
+        return Decision(Step.QUEUE, message, patch, event=budget.code, requeue_after=timedelta(seconds=30))
 
     def hold(self, rung: Rung) -> Decision:
         message = f"{self.code}: node {self.repair.node} kept cordoned (not drained) for a human"

@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from repairbot.model import LABEL_DISABLED, Action
+from repairbot.model import LABEL_DISABLED, LABEL_FAILURE_DOMAIN, Action
 from repairbot.operator.blockers import (
     BlockContext,
     ConcurrencyBudget,
@@ -22,7 +22,7 @@ from repairbot.operator.blockers import (
     Verdict,
     budget_exhausted,
 )
-from repairbot.operator.breaker import Breaker, BreakerState, Fault, find_trip
+from repairbot.operator.breaker import Breaker, Breakers, BreakerState, Fault, find_trip
 from repairbot.operator.machine import Facts, PoolUsage, RepairView, Step, decide
 from repairbot.policy import BreakerPolicy, Policy, parse_policy
 
@@ -91,7 +91,7 @@ def test_six_faults_in_one_leaf_within_a_minute_open_the_breaker_and_block_all()
     faults = leaf_storm()
     trip = find_trip(faults, POLICY.breaker, now=T0)
     assert trip is not None and trip.domain == "leaf-3" and len(trip.nodes) == 6
-    facts = Facts(recent_faults=faults, pool=PoolUsage(size=1000))
+    facts = Facts(recent_faults=faults, pool=PoolUsage(size=1000), node_labels={LABEL_FAILURE_DOMAIN: "leaf-3"})
     decisions = [decide(view(f"n{i}-20261122030000", findings=()), facts, POLICY, T0) for i in range(6)]
     assert {d.step for d in decisions} == {Step.BLOCK}
     assert all(d.patch["phase"] == "Blocked" and d.patch["incident"] == decisions[0].patch["incident"]
@@ -125,7 +125,7 @@ def test_half_open_breaker_lets_canaries_through_then_closes() -> None:
     assert half.observe(leaf_storm(), policy, now=T0 + timedelta(minutes=31)).state is BreakerState.HALF_OPEN
     half = half.admit("canary", policy).admit("second", policy)
     assert half.allows("canary") and not half.allows("second")
-    blocked = StormBreaker().check(ctx(Facts(breaker=half), name="second-20261122030000"))
+    blocked = StormBreaker().check(ctx(Facts(breakers=Breakers(fleet=half)), name="second-20261122030000"))
     assert blocked is not None and blocked.code == "BreakerHalfOpen"
     closed = half.canary_finished("canary", succeeded=True, policy=policy, now=T0)
     assert closed.state is BreakerState.CLOSED and closed.allows("anyone")

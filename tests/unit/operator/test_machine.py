@@ -15,8 +15,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from repairbot.model import LABEL_DISABLED, Action, NodeState, Phase, format_time
-from repairbot.operator.breaker import Breaker, BreakerState, Fault
+from repairbot.model import LABEL_DISABLED, LABEL_FAILURE_DOMAIN, Action, NodeState, Phase, format_time
+from repairbot.operator.breaker import Breaker, Breakers, BreakerState, Fault
 from repairbot.operator.machine import (
     DESTRUCTIVE_STEPS,
     Decision,
@@ -82,6 +82,8 @@ class World:
         decision = self.decide()
         assert decision.step is expected, (decision.step, decision.message)
         self.log.append(decision)
+        if decision.breakers is not None:  # the shell stores the breakers the machine computed
+            self.facts = replace(self.facts, breakers=decision.breakers)
         self.status.update(copy.deepcopy(dict(decision.patch)))
         if crash_before_after:
             return decision
@@ -349,7 +351,7 @@ def test_budget_queues_visibly_and_quietly() -> None:
 def test_storm_blocks_admission_with_cordon_only_and_an_incident() -> None:
     faults = tuple(Fault(f"n{i}", T0 - timedelta(seconds=10 * i), "leaf-3") for i in range(6))
     world = World(new_repair())
-    world.facts = replace(world.facts, recent_faults=faults)
+    world.facts = replace(world.facts, recent_faults=faults, node_labels={LABEL_FAILURE_DOMAIN: "leaf-3"})
     blocked = world.step(Step.BLOCK)
     assert blocked.cordon and world.unschedulable and world.phase == "Blocked"
     assert world.status["incident"].startswith("storm-") and "leaf-3" in blocked.message
@@ -361,9 +363,9 @@ def test_breaker_opening_mid_drain_blocks_before_the_action() -> None:
     world.step(Step.CORDON)
     world.facts = replace(world.facts, pods_left=2)
     world.step(Step.START_DRAIN)
-    world.facts = replace(world.facts, breaker=Breaker(BreakerState.OPEN, "storm-1", "leaf down", T0))
+    world.facts = replace(world.facts, breakers=Breakers(fleet=Breaker(BreakerState.OPEN, "storm-1", "leaf down", T0)))
     world.step(Step.BLOCK)
-    world.facts = replace(world.facts, breaker=Breaker(BreakerState.HALF_OPEN, "storm-1", canaries=(NAME,)))
+    world.facts = replace(world.facts, breakers=Breakers(fleet=Breaker(BreakerState.HALF_OPEN, "storm-1", canaries=(NAME,))))
     world.step(Step.ADMIT)
 
 
@@ -436,7 +438,7 @@ facts_strategy = st.builds(
 @given(st.sampled_from(SNAPSHOTS), facts_strategy, st.integers(0, 120))
 def test_no_destructive_step_while_the_breaker_is_open(obj: dict[str, Any], facts: Facts, minutes: int) -> None:
     open_breaker = Breaker(BreakerState.OPEN, "storm-x", "storm", T0)
-    facts = replace(facts, breaker=open_breaker)
+    facts = replace(facts, breakers=Breakers(fleet=open_breaker))
     decision = decide(RepairView.from_object(obj), facts, POLICY, T0 + timedelta(minutes=minutes))
     assert decision.step not in DESTRUCTIVE_STEPS
 
@@ -498,7 +500,7 @@ def test_only_repairs_that_act_may_be_canaries_and_notify_holds_pass_a_half_open
     held = RepairView.from_object(new_repair("ib-port-down"))
     assert not acts_on_node(held, POLICY, None)  # a canary must prove automatic repairs work again
     half_open = Breaker(state=BreakerState.HALF_OPEN, canaries=("someone-else",))
-    world = World(new_repair("ib-port-down"), facts=Facts(pool=PoolUsage(size=100), breaker=half_open))
+    world = World(new_repair("ib-port-down"), facts=Facts(pool=PoolUsage(size=100), breakers=Breakers(fleet=half_open)))
     world.step(Step.BLOCK)  # admission: not a canary
     world.step(Step.ADMIT)  # its rung is notify: nothing destructive, so it may go and hold for its human
 
