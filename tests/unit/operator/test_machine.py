@@ -365,7 +365,8 @@ def test_breaker_opening_mid_drain_blocks_before_the_action() -> None:
     world.step(Step.START_DRAIN)
     world.facts = replace(world.facts, breakers=Breakers(fleet=Breaker(BreakerState.OPEN, "storm-1", "leaf down", T0)))
     world.step(Step.BLOCK)
-    world.facts = replace(world.facts, breakers=Breakers(fleet=Breaker(BreakerState.HALF_OPEN, "storm-1", canaries=(NAME,))))
+    half_open = Breaker(BreakerState.HALF_OPEN, "storm-1", canaries=(NAME,))
+    world.facts = replace(world.facts, breakers=Breakers(fleet=half_open))
     world.step(Step.ADMIT)
 
 
