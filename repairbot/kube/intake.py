@@ -136,7 +136,8 @@ def stamp_while_quarantined(findings: list[dict[str, Any]], new: Iterable[Findin
     out = []
     for item in findings:
         if Finding.from_dict(item).key() in keys:
-            item = {**item, "evidence": {**(item.get("evidence") or {}), EVIDENCE_WHILE_QUARANTINED: str(item["count"])}}
+            evidence = {**(item.get("evidence") or {}), EVIDENCE_WHILE_QUARANTINED: str(item["count"])}
+            item = {**item, "evidence": evidence}
         out.append(item)
     return out
 
@@ -153,9 +154,13 @@ def is_released(repair: Mapping[str, Any]) -> bool:
 
 
 def is_held_quarantine(repair: Mapping[str, Any]) -> bool:
-    """Quarantined and not yet released: the node's record until a human releases it."""
+    """Quarantined and not yet released: the node's record until a human releases it.
+
+    A dry-run repair touched nothing, so its "quarantine" holds nothing either.
+    """
     phase = (repair.get("status") or {}).get("phase")
-    return phase == Phase.QUARANTINED.value and not is_released(repair)
+    dry_run = bool((repair.get("spec") or {}).get("dryRun"))
+    return phase == Phase.QUARANTINED.value and not dry_run and not is_released(repair)
 
 
 def _age_key(repair: Mapping[str, Any]) -> tuple[str, str]:
@@ -247,6 +252,26 @@ class Intake:
         if source in ALERT_SOURCES and not result.quarantined:
             self._tag_faulty(node)
         return result
+
+    def merge_into(
+        self,
+        record: dict[str, Any],
+        findings: list[Finding],
+        *,
+        source: Source = Source.AGENT,
+        requested_action: str | None = None,
+    ) -> IntakeResult:
+        """Merge ``findings`` into ``record`` itself (the operator folding a twin); a 409 re-reads that record."""
+        node = str(record["spec"]["nodeName"])
+        wanted = _Report(node, tuple(findings), source, None, requested_action, False)
+        current = record
+        for attempt in api_retrying():
+            with attempt:
+                if attempt.retry_state.attempt_number > 1:
+                    name = record["metadata"]["name"]
+                    current = as_object(self._custom.get_cluster_custom_object(GROUP, VERSION, PLURAL, name))
+                return self._merge(current, wanted)
+        raise AssertionError("unreachable: api_retrying re-raises")  # pragma: no cover
 
     def note_resolved(self, node: str, fingerprint: str, at: datetime) -> str | None:
         """Mark the active repair's findings from alert ``fingerprint`` as resolved at ``at``.
