@@ -329,7 +329,7 @@ def build_parser() -> argparse.ArgumentParser:
     repair.set_defaults(handler=_cmd_repair)
 
     release = commands.add_parser(
-        "release", help="return a quarantined node: RepairBot's taint and label off, uncordoned if RepairBot cordoned it"
+        "release", help="return a quarantined node: taint and label off, uncordoned if RepairBot cordoned it"
     )
     release.add_argument("node")
     release.add_argument("--by", default=None, help="who releases it, for the history (default: your user name)")
