@@ -129,7 +129,7 @@ def test_agent_webhook_and_a_manual_label_within_100ms_make_one_repair_with_all_
         return repairs if sources == {"agent", "grafana", "manual"} and len(repairs) == 1 else None
 
     try:
-        [repair] = eventually(one_with_all_three, 30, what="one repair holding the agent's, alert's and label's findings")
+        [repair] = eventually(one_with_all_three, 30, what="one repair with the agent's, alert's and label's findings")
     except AssertionError:
         found = [(r["metadata"]["name"], phase_of(r), [f["source"] for f in r["spec"]["findings"]])
                  for r in repairs_of(kube, target)]  # fmt: skip
