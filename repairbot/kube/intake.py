@@ -19,8 +19,8 @@ The door applies every rule once, for every source:
   only when a finished repair holds the name. Reporters racing across a second
   boundary create two Pending objects; the operator folds the later one into
   the record before it admits anything (:mod:`repairbot.operator.twins`);
-* the ``faulty`` label for alert sources (the agent's node has its own
-  condition; a human's label is already there);
+* the ``faulty`` label on a node an alert opened a repair for (the agent's
+  node has its own condition; a human's label is already there);
 * size bounds on findings, in :func:`merge_findings`.
 """
 
@@ -249,8 +249,8 @@ class Intake:
         for attempt in api_retrying():
             with attempt:
                 result = self._report_once(wanted)
-        if source in ALERT_SOURCES and not result.quarantined:
-            self._tag_faulty(node)
+        if source in ALERT_SOURCES and result.created:
+            self._tag_faulty(node)  # a merge needs no node call: its repair marks the node itself
         return result
 
     def merge_into(
