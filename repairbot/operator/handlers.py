@@ -19,6 +19,7 @@ from kubernetes import client
 from repairbot.kube.intake import Intake, IntakeRefused, is_held_quarantine
 from repairbot.model import (
     GROUP,
+    LABEL_DISABLED,
     LABEL_STATE,
     PLURAL,
     VERSION,
@@ -166,7 +167,8 @@ def register(
         if labels.get(LABEL_STATE) != NodeState.QUARANTINED.value:
             for quarantine in sorted(quarantines_of_node.get(name, ())):
                 keeper.poke(quarantine)  # the label taken off by hand releases it (the keeper re-reads the node)
-        if labels.get(LABEL_STATE) == NodeState.FAULTY.value and not repairs_of_node.get(name):
+        opted_out = labels.get(LABEL_DISABLED) == "true"  # intake would refuse it: spare it the calls on every event
+        if labels.get(LABEL_STATE) == NodeState.FAULTY.value and not repairs_of_node.get(name) and not opted_out:
             finding = manual_finding(name, dict(annotations))
             asyncio.get_running_loop().run_in_executor(None, _open_manual, intake, name, finding)
 
