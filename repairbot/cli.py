@@ -132,6 +132,7 @@ def _cmd_repair(args: argparse.Namespace) -> int:
     from kubernetes.client.rest import ApiException
 
     from repairbot.kube.client import api_client
+    from repairbot.kube.intake import IntakeRefused
     from repairbot.model import Action
     from repairbot.operator.commands import open_manual_repair
 
@@ -139,11 +140,41 @@ def _cmd_repair(args: argparse.Namespace) -> int:
     try:
         action = Action(args.action) if args.action else None
         result = open_manual_repair(api, args.node, reason=args.reason, action=action, dry_run=args.dry_run)
+    except IntakeRefused as refused:
+        print(f"repairbot repair: {refused}", file=sys.stderr)
+        return 1
     except ApiException as error:
         print(f"repairbot repair: node {args.node}: {error.reason} ({error.status})", file=sys.stderr)
         return 1
+    if result.quarantined:
+        print(f"recorded on quarantine {result.name} of node {result.node}; nothing runs until "
+              f"`repairbot release {result.node}`")  # fmt: skip
+        return 0
     verb = "opened" if result.created else "merged into active repair"
     print(f"{verb} {result.name} for node {result.node}")
+    return 0
+
+
+def _cmd_release(args: argparse.Namespace) -> int:
+    import getpass
+
+    from kubernetes.client.rest import ApiException
+
+    from repairbot.kube.client import api_client
+    from repairbot.operator.commands import release_quarantine
+
+    by = args.by or f"{getpass.getuser()} (repairbot release)"
+    try:
+        asked = release_quarantine(api_client(args.kubeconfig), args.node, by=by)
+    except LookupError as error:
+        print(f"repairbot release: {error}", file=sys.stderr)
+        return 1
+    except ApiException as error:
+        print(f"repairbot release: node {args.node}: {error.reason} ({error.status})", file=sys.stderr)
+        return 1
+    for item in asked:
+        print(f"release of {item.node} asked on {item.name}: the operator removes the taint and label, "
+              "uncordons only if RepairBot cordoned it, and marks the repair Released")  # fmt: skip
     return 0
 
 
@@ -296,6 +327,14 @@ def build_parser() -> argparse.ArgumentParser:
     repair.add_argument("--dry-run", action="store_true", help="record what would happen, touch nothing")
     repair.add_argument("--kubeconfig", default=None)
     repair.set_defaults(handler=_cmd_repair)
+
+    release = commands.add_parser(
+        "release", help="return a quarantined node: taint and label off, uncordoned if RepairBot cordoned it"
+    )
+    release.add_argument("node")
+    release.add_argument("--by", default=None, help="who releases it, for the history (default: your user name)")
+    release.add_argument("--kubeconfig", default=None)
+    release.set_defaults(handler=_cmd_release)
 
     resume = commands.add_parser("resume", help="resume Blocked repairs (storm breaker, drain timeout)")
     resume.add_argument("names", nargs="*", help="GPURepair names")

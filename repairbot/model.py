@@ -36,6 +36,12 @@ ANNOTATION_RESUME = "repairbot.io/resume"
 # A finding's evidence key: when the alert behind it resolved (set by the webhook, read by the operator).
 EVIDENCE_RESOLVED_AT = "resolvedAt"
 EVIDENCE_FINGERPRINT = "fingerprint"
+# A finding's evidence key: its count after intake merged a repeat into a quarantine (the operator records it).
+EVIDENCE_WHILE_QUARANTINED = "whileQuarantined"
+# The condition that ends a quarantine's hold on its node (`repairbot release`, or the state label removed).
+CONDITION_RELEASED = "Released"
+# Who asked for a release (written by `repairbot release` on the GPURepair, recorded by the operator).
+ANNOTATION_RELEASED_BY = "repairbot.io/released-by"
 
 
 class NodeState(enum.StrEnum):

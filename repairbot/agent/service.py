@@ -14,7 +14,7 @@ from kubernetes import client
 from repairbot.agent.executor import ActionExecutor
 from repairbot.agent.host import ActionOutcome, HostActions
 from repairbot.agent.runner import NodeAgent
-from repairbot.kube.intake import Intake
+from repairbot.kube.intake import Intake, IntakeRefused
 from repairbot.kube.nodes import NodeCondition, set_node_condition
 from repairbot.model import Finding, Source
 
@@ -28,7 +28,11 @@ class IntakeSink:
     intake: Intake
 
     def report(self, node: str, findings: list[Finding]) -> None:
-        result = self.intake.report(node, findings, source=Source.AGENT)
+        try:
+            result = self.intake.report(node, findings, source=Source.AGENT)
+        except IntakeRefused as refused:  # opted out: not an error to retry, the node is not RepairBot's
+            log.info("findings not taken node=%s findings=%d: %s", node, len(findings), refused)
+            return
         log.info("findings reported node=%s repair=%s created=%s", node, result.name, result.created)
 
 

@@ -1,22 +1,33 @@
-"""Intake: every entry point's findings become one active GPURepair per node.
+"""Intake: the one door through which every source's findings become the node's one record.
 
-The agent, the alert webhook and a human with ``repairbot repair`` all call
-:meth:`Intake.report`. It finds the node's active repair (label
-``repairbot.io/node``, phase not terminal) and merges the new findings into it
-— counting repeats up and keeping ``firstSeen`` — or creates a new one named
-``<node>-<yyyymmddhhmmss>``. Merges are optimistic-concurrency updates,
-retried on 409 so two reporters never lose each other's findings.
+The agent, the alert webhook, a human's ``repairbot.io/state=faulty`` label and
+``repairbot repair`` all call :meth:`Intake.report`. It finds the node's
+*record* — an unreleased quarantine first (a quarantine is sticky: new findings
+are recorded on it and nothing else happens), else the active repair (label
+``repairbot.io/node``, phase not terminal) — and merges the new findings into
+it, counting repeats up and keeping ``firstSeen``; only without a record does
+it create a new repair named ``<node>-<yyyymmddhhmmss>``.
 
-Two reporters creating the first repair of a node in the same instant can, in
-rare cases, both create one; the operator resolves such twins by keeping the
-oldest. Intake does not lock, because a lock would make every report pay for
-a race that almost never happens.
+The door applies every rule once, for every source:
+
+* opt-out: a ``repairbot.io/disabled=true`` node is refused with
+  :class:`NodeOptedOut` before anything is written (one node GET, paid only
+  when creating; a merge needs none);
+* conflicts: merges are optimistic-concurrency updates, retried on 409; a
+  409 on *create* means another reporter opened the node's repair in the
+  same second, so intake re-reads and merges into it — it picks another name
+  only when a finished repair holds the name. Reporters racing across a second
+  boundary create two Pending objects; the operator folds the later one into
+  the record before it admits anything (:mod:`repairbot.operator.twins`);
+* the ``faulty`` label on a node an alert opened a repair for (the agent's
+  node has its own condition; a human's label is already there);
+* size bounds on findings, in :func:`merge_findings`.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -24,16 +35,21 @@ from typing import Any
 from kubernetes import client
 from kubernetes.client.rest import ApiException
 
-from repairbot.kube.client import api_retrying, as_object
+from repairbot.kube.client import api_retrying, as_object, raw_call
 from repairbot.model import (
+    CONDITION_RELEASED,
     EVIDENCE_FINGERPRINT,
     EVIDENCE_RESOLVED_AT,
+    EVIDENCE_WHILE_QUARANTINED,
     GROUP,
     KIND,
+    LABEL_DISABLED,
     LABEL_NODE,
+    LABEL_STATE,
     PLURAL,
     VERSION,
     Finding,
+    NodeState,
     Phase,
     Source,
     format_time,
@@ -42,15 +58,52 @@ from repairbot.model import (
 
 log = logging.getLogger(__name__)
 
+MERGE_PATCH = "application/merge-patch+json"
+ALERT_SOURCES = frozenset({Source.GRAFANA, Source.ALERTMANAGER})
+"""Sources whose report also tags the node ``repairbot.io/state=faulty`` (the agent and a human need not)."""
+# A node already in these states is RepairBot's: the label must not go back to faulty.
+_HELD_STATES = frozenset({NodeState.FAULTY.value, NodeState.REPAIRING.value, NodeState.QUARANTINED.value})
+_NAME_TRIES = 5
+"""Fresh names tried when finished repairs hold the node's name for this second (each a cheap 409)."""
+
+
+class IntakeRefused(Exception):
+    """Intake will not take findings for this node; ``reason`` is the short word the webhook answers with."""
+
+    reason = "refused"
+
+    def __init__(self, node: str, message: str) -> None:
+        super().__init__(f"node {node}: {message}")
+        self.node = node
+
+
+class NodeOptedOut(IntakeRefused):
+    """The node carries ``repairbot.io/disabled=true``: RepairBot never touches it, so no repair is opened."""
+
+    reason = "node-disabled"
+
+    def __init__(self, node: str) -> None:
+        super().__init__(node, f"{LABEL_DISABLED}=true: RepairBot does not touch this node; nothing was opened")
+
+
+class NodeNotFound(IntakeRefused):
+    """No such node: a repair for it would be a record of nothing."""
+
+    reason = "unknown-node"
+
+    def __init__(self, node: str) -> None:
+        super().__init__(node, "no such node (404); nothing was opened")
+
 
 @dataclass(frozen=True, slots=True)
 class IntakeResult:
-    """Which repair took the findings, and whether it was opened just now."""
+    """Which repair took the findings, whether it was opened just now, and whether it is a quarantine."""
 
     name: str
     node: str
     created: bool
     findings: int
+    quarantined: bool = False
 
 
 def merge_findings(existing: list[dict[str, Any]], new: Iterable[Finding]) -> list[dict[str, Any]]:
@@ -72,16 +125,60 @@ def merge_findings(existing: list[dict[str, Any]], new: Iterable[Finding]) -> li
     return [finding.to_dict() for finding in merged]
 
 
-def is_active(repair: dict[str, Any]) -> bool:
+def stamp_while_quarantined(findings: list[dict[str, Any]], new: Iterable[Finding]) -> list[dict[str, Any]]:
+    """Mark the items ``new`` fed with their count, so the operator writes one history line per merge (pure).
+
+    The operator owns ``status.history``; intake only leaves this mark (as the
+    webhook leaves ``resolvedAt``) and the operator turns every count it has not
+    recorded yet into a ``finding-while-quarantined`` entry.
+    """
+    keys = {finding.key() for finding in new}
+    out = []
+    for item in findings:
+        if Finding.from_dict(item).key() in keys:
+            evidence = {**(item.get("evidence") or {}), EVIDENCE_WHILE_QUARANTINED: str(item["count"])}
+            item = {**item, "evidence": evidence}
+        out.append(item)
+    return out
+
+
+def is_active(repair: Mapping[str, Any]) -> bool:
     phase = (repair.get("status") or {}).get("phase")
     return phase is None or not Phase(phase).is_terminal
 
 
+def is_released(repair: Mapping[str, Any]) -> bool:
+    """A quarantine a human released (condition ``Released=True``): no longer the node's record."""
+    conditions = (repair.get("status") or {}).get("conditions") or ()
+    return any(c.get("type") == CONDITION_RELEASED and c.get("status") == "True" for c in conditions)
+
+
+def is_held_quarantine(repair: Mapping[str, Any]) -> bool:
+    """Quarantined and not yet released: the node's record until a human releases it.
+
+    A dry-run repair touched nothing, so its "quarantine" holds nothing either.
+    """
+    phase = (repair.get("status") or {}).get("phase")
+    dry_run = bool((repair.get("spec") or {}).get("dryRun"))
+    return phase == Phase.QUARANTINED.value and not dry_run and not is_released(repair)
+
+
+def _age_key(repair: Mapping[str, Any]) -> tuple[str, str]:
+    return (repair["metadata"].get("creationTimestamp", ""), repair["metadata"]["name"])
+
+
 def oldest_active(repairs: Iterable[dict[str, Any]]) -> dict[str, Any] | None:
-    """The node's active repair; if twins exist, the oldest is the one that counts."""
+    """The node's active repair; if twins exist, the one that counts: admitted first, then the oldest."""
     active = [r for r in repairs if is_active(r) and not r["metadata"].get("deletionTimestamp")]
-    active.sort(key=lambda r: (r["metadata"].get("creationTimestamp", ""), r["metadata"]["name"]))
+    active.sort(key=lambda r: (((r.get("status") or {}).get("phase") or "Pending") == "Pending", *_age_key(r)))
     return active[0] if active else None
+
+
+def node_record(repairs: Iterable[dict[str, Any]]) -> dict[str, Any] | None:
+    """The GPURepair that takes a node's new findings: its unreleased quarantine, else its active repair."""
+    repairs = [r for r in repairs if not r["metadata"].get("deletionTimestamp")]
+    held = sorted((r for r in repairs if is_held_quarantine(r)), key=_age_key)
+    return held[0] if held else oldest_active(repairs)
 
 
 @dataclass(frozen=True, slots=True)
@@ -111,17 +208,25 @@ class _Report:
         return spec
 
 
+class _NameTaken(Exception):
+    """Create answered 409: someone holds the name. The caller re-reads before it picks another."""
+
+
 class Intake:
-    """Creates or merges GPURepairs through the Kubernetes API."""
+    """Creates or merges GPURepairs through the Kubernetes API: the one door for every source."""
 
     def __init__(self, api: client.ApiClient) -> None:
         self._custom = client.CustomObjectsApi(api)
+        self._core = client.CoreV1Api(api)
 
-    def active_repair(self, node: str) -> dict[str, Any] | None:
+    def repairs_of(self, node: str) -> list[dict[str, Any]]:
         listing = as_object(
             self._custom.list_cluster_custom_object(GROUP, VERSION, PLURAL, label_selector=f"{LABEL_NODE}={node}")
         )
-        return oldest_active(listing.get("items", []))
+        return list(listing.get("items") or [])
+
+    def active_repair(self, node: str) -> dict[str, Any] | None:
+        return oldest_active(self.repairs_of(node))
 
     def report(
         self,
@@ -133,13 +238,39 @@ class Intake:
         requested_action: str | None = None,
         dry_run: bool = False,
     ) -> IntakeResult:
-        """Hand ``findings`` for ``node`` to its active repair, opening one if needed."""
+        """Hand ``findings`` for ``node`` to its record, opening a repair only if it has none.
+
+        Raises :class:`NodeOptedOut` for a ``repairbot.io/disabled=true`` node and
+        :class:`NodeNotFound` for a node that does not exist, before writing anything.
+        """
         if not findings:
             raise ValueError(f"node {node}: intake needs at least one finding")
         wanted = _Report(node, tuple(findings), source, reason, requested_action, dry_run)
         for attempt in api_retrying():
             with attempt:
-                return self._report_once(wanted)
+                result = self._report_once(wanted)
+        if source in ALERT_SOURCES and result.created:
+            self._tag_faulty(node)  # a merge needs no node call: its repair marks the node itself
+        return result
+
+    def merge_into(
+        self,
+        record: dict[str, Any],
+        findings: list[Finding],
+        *,
+        source: Source = Source.AGENT,
+        requested_action: str | None = None,
+    ) -> IntakeResult:
+        """Merge ``findings`` into ``record`` itself (the operator folding a twin); a 409 re-reads that record."""
+        node = str(record["spec"]["nodeName"])
+        wanted = _Report(node, tuple(findings), source, None, requested_action, False)
+        current = record
+        for attempt in api_retrying():
+            with attempt:
+                if attempt.retry_state.attempt_number > 1:
+                    name = record["metadata"]["name"]
+                    current = as_object(self._custom.get_cluster_custom_object(GROUP, VERSION, PLURAL, name))
+                return self._merge(current, wanted)
         raise AssertionError("unreachable: api_retrying re-raises")  # pragma: no cover
 
     def note_resolved(self, node: str, fingerprint: str, at: datetime) -> str | None:
@@ -175,33 +306,91 @@ class Intake:
         return str(name)
 
     def _report_once(self, wanted: _Report) -> IntakeResult:
-        current = self.active_repair(wanted.node)
-        if current is None:
-            return self._create(wanted)
+        repairs = self.repairs_of(wanted.node)
+        current = node_record(repairs)
+        if current is not None:
+            return self._merge(current, wanted)
+        self._check_node(wanted.node)
+        taken = {r["metadata"]["name"] for r in repairs}
+        for name in _candidate_names(wanted.node, datetime.now(UTC), taken):
+            try:
+                return self._create(name, wanted)
+            except _NameTaken:
+                # Another reporter opened the node's repair in this same second, or a finished
+                # repair holds the name: re-read, and merge into a record if there is one now.
+                repairs = self.repairs_of(wanted.node)
+                current = node_record(repairs)
+                if current is not None:
+                    return self._merge(current, wanted)
+                taken |= {r["metadata"]["name"] for r in repairs}
+        raise RuntimeError(f"node {wanted.node}: no free repair name after {_NAME_TRIES} tries")
+
+    def _merge(self, current: dict[str, Any], wanted: _Report) -> IntakeResult:
         spec = current.setdefault("spec", {})
+        quarantined = is_held_quarantine(current)
         spec["findings"] = merge_findings(spec.get("findings") or [], wanted.findings)
-        if wanted.requested_action and not spec.get("requestedAction"):
+        if quarantined:
+            spec["findings"] = stamp_while_quarantined(spec["findings"], wanted.findings)
+        elif wanted.requested_action and not spec.get("requestedAction"):
             spec["requestedAction"] = wanted.requested_action
         # replace_* sends metadata.resourceVersion: a concurrent writer makes this 409 and we re-read.
         name = current["metadata"]["name"]
         updated = as_object(self._custom.replace_cluster_custom_object(GROUP, VERSION, PLURAL, name, current))
-        log.info("intake merged node=%s repair=%s findings=%d", wanted.node, name, len(wanted.findings))
-        return IntakeResult(updated["metadata"]["name"], wanted.node, False, len(spec["findings"]))
+        log.info("intake merged node=%s repair=%s findings=%d quarantined=%s", wanted.node, name,
+                 len(wanted.findings), quarantined)  # fmt: skip
+        return IntakeResult(updated["metadata"]["name"], wanted.node, False, len(spec["findings"]), quarantined)
 
-    def _create(self, wanted: _Report) -> IntakeResult:
-        now = datetime.now(UTC)
+    def _check_node(self, node: str) -> None:
+        """The one node read a new repair costs: does the node exist, and may RepairBot touch it?"""
+        try:
+            labels = (raw_call(self._core.read_node, node).get("metadata") or {}).get("labels") or {}
+        except ApiException as error:
+            if error.status == 404:
+                raise NodeNotFound(node) from error
+            raise
+        if labels.get(LABEL_DISABLED) == "true":
+            raise NodeOptedOut(node)
+
+    def _create(self, name: str, wanted: _Report) -> IntakeResult:
         spec = wanted.spec()
-        metadata: dict[str, Any] = {"name": repair_name(wanted.node, now), "labels": {LABEL_NODE: wanted.node}}
+        metadata: dict[str, Any] = {"name": name, "labels": {LABEL_NODE: wanted.node}}
         body: dict[str, Any] = {"apiVersion": f"{GROUP}/{VERSION}", "kind": KIND, "metadata": metadata, "spec": spec}
         try:
             created = as_object(self._custom.create_cluster_custom_object(GROUP, VERSION, PLURAL, body))
         except ApiException as error:
-            if error.status != 409:
-                raise
-            # A repair of this node was opened in the same second (or a finished one
-            # holds the name): retrying re-reads and merges, or picks a fresh name.
-            metadata["name"] = f"{repair_name(wanted.node, now)}-{now.microsecond // 1000:03d}"
-            created = as_object(self._custom.create_cluster_custom_object(GROUP, VERSION, PLURAL, body))
-        name = created["metadata"]["name"]
+            if error.status == 409:
+                raise _NameTaken(name) from error
+            raise
         log.info("intake created node=%s repair=%s findings=%d", wanted.node, name, len(wanted.findings))
-        return IntakeResult(name, wanted.node, True, len(spec["findings"]))
+        return IntakeResult(created["metadata"]["name"], wanted.node, True, len(spec["findings"]))
+
+    def _tag_faulty(self, node: str) -> None:
+        """``repairbot.io/state=faulty`` unless the node is already faulty, repairing or quarantined.
+
+        Written after the repair exists, so the operator, seeing ``faulty``, finds
+        the repair already open instead of opening a manual one beside it. The
+        patch carries the node's resourceVersion: if the operator moved the label
+        meanwhile, the 409 makes us re-read instead of overwriting it.
+        """
+        for attempt in api_retrying():
+            with attempt:
+                current = raw_call(self._core.read_node, node)
+                metadata = current.get("metadata") or {}
+                if (metadata.get("labels") or {}).get(LABEL_STATE) in _HELD_STATES:
+                    return
+                patch = {
+                    "metadata": {
+                        "resourceVersion": metadata.get("resourceVersion"),
+                        "labels": {LABEL_STATE: NodeState.FAULTY.value},
+                    }
+                }
+                raw_call(self._core.patch_node, node, patch, _content_type=MERGE_PATCH)
+                return
+
+
+def _candidate_names(node: str, now: datetime, taken: set[str]) -> Iterable[str]:
+    """``<node>-<yyyymmddhhmmss>`` first; when a finished repair holds it, ``-1``, ``-2`` … (bounded)."""
+    base = repair_name(node, now)
+    names = [base, *(f"{base}-{n}" for n in range(1, _NAME_TRIES))]
+    free = [name for name in names if name not in taken]
+    return free or names[-1:]

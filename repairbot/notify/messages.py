@@ -369,11 +369,10 @@ def jira_quarantine(view: RepairView, *, catalog: XidCatalog | None = None) -> s
     tried_text = ", ".join(dict.fromkeys(tried)) or "nothing automatic (lemon node or catalog says replace)"
     return (
         f"Node {view.node} is quarantined: it stays cordoned and tainted (repairbot.io/unhealthy) and out of "
-        "service until a human acts; label it repairbot.io/disabled=true to keep new findings from opening repairs. "
+        "service until a human releases it; new findings are recorded here and start nothing. "
         f"Tried: {tried_text}. Please {replacement_advice(view, catalog=catalog)}. "
-        f"Once the part is replaced, return it validated with `repairbot repair {view.node} --action gpu-reset` "
-        "(see the quarantine runbook), or by hand: remove the repairbot.io/state label and the "
-        "repairbot.io/unhealthy taint, then uncordon."
+        f"Once the part is replaced, run `repairbot release {view.node}` (or remove the repairbot.io/state label), "
+        f"then, to prove it healthy, `repairbot repair {view.node} --action gpu-reset` (see the quarantine runbook)."
     )
 
 

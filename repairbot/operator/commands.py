@@ -1,4 +1,4 @@
-"""What an SRE does by hand: open a repair, resume blocked ones, check a policy file.
+"""What an SRE does by hand: open a repair, resume blocked ones, release a quarantine, check a policy file.
 
 Each command talks to the cluster only through the Kubernetes API (the same
 intake the agent and the webhook use, annotations the operator watches), so
@@ -16,17 +16,31 @@ import yaml
 from kubernetes import client
 
 from repairbot.kube.client import as_object
-from repairbot.kube.intake import Intake, IntakeResult
-from repairbot.model import ANNOTATION_RESUME, GROUP, PLURAL, VERSION, Action, Finding, Phase, Severity, Source
+from repairbot.kube.intake import Intake, IntakeResult, is_held_quarantine
+from repairbot.model import (
+    ANNOTATION_RELEASED_BY,
+    ANNOTATION_RESUME,
+    GROUP,
+    PLURAL,
+    VERSION,
+    Action,
+    Finding,
+    Phase,
+    Severity,
+    Source,
+)
 from repairbot.policy import PolicyError, load_policy
 
 
 def open_manual_repair(
     api: client.ApiClient, node: str, *, reason: str, action: Action | None = None, dry_run: bool = False
 ) -> IntakeResult:
-    """``repairbot repair NODE --reason TEXT [--action reboot]``: a human's finding, through intake."""
-    core = client.CoreV1Api(api)
-    core.read_node(node, _preload_content=False)  # a clear 404 for a typo, before anything is written
+    """``repairbot repair NODE --reason TEXT [--action reboot]``: a human's finding, through intake.
+
+    Intake refuses a node that does not exist (a typo) or is opted out, before
+    anything is written (:class:`~repairbot.kube.intake.IntakeRefused`); on a
+    quarantined node the finding is recorded on the quarantine and nothing runs.
+    """
     finding = Finding(
         code="manual",
         message=f"node {node}: {reason}",
@@ -76,6 +90,29 @@ def resume_repairs(api: client.ApiClient, names: Sequence[str], *, all_blocked: 
         Resumed(r["metadata"]["name"], r["spec"]["nodeName"], (r.get("status") or {}).get("phase", "Pending"))
         for r in chosen
     ]
+
+
+@dataclass(frozen=True, slots=True)
+class ReleaseAsked:
+    name: str
+    node: str
+
+
+def release_quarantine(api: client.ApiClient, node: str, *, by: str) -> list[ReleaseAsked]:
+    """``repairbot release NODE``: ask the operator to end the node's quarantine (annotation ``released-by``).
+
+    The operator does the rest, in the same order as for a state label removed
+    by hand: taint and label off, uncordon only if RepairBot cordoned the node,
+    ``Released=True`` on the GPURepair. Raises LookupError when nothing holds it.
+    """
+    custom = client.CustomObjectsApi(api)
+    held = [r for r in Intake(api).repairs_of(node) if is_held_quarantine(r)]
+    if not held:
+        raise LookupError(f"node {node} has no quarantine to release")
+    body = {"metadata": {"annotations": {ANNOTATION_RELEASED_BY: by}}}
+    for repair in held:
+        custom.patch_cluster_custom_object(GROUP, VERSION, PLURAL, repair["metadata"]["name"], body)
+    return [ReleaseAsked(r["metadata"]["name"], node) for r in held]
 
 
 def check_policy(path: Path, out: TextIO) -> int:

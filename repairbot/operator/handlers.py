@@ -16,9 +16,10 @@ from typing import Any
 import kopf
 from kubernetes import client
 
-from repairbot.kube.intake import Intake
+from repairbot.kube.intake import Intake, IntakeRefused, is_held_quarantine
 from repairbot.model import (
     GROUP,
+    LABEL_DISABLED,
     LABEL_STATE,
     PLURAL,
     VERSION,
@@ -31,6 +32,7 @@ from repairbot.model import (
 )
 from repairbot.operator.fleet_cache import FleetCache
 from repairbot.operator.metrics import OperatorMetrics, RepairGauges
+from repairbot.operator.quarantine import QuarantineKeeper
 from repairbot.operator.scheduler import RepairScheduler
 
 log = logging.getLogger(__name__)
@@ -88,6 +90,9 @@ def register(
 ) -> None:
     """Attach RepairBot's handlers to ``registry`` (a fresh one per operator, so tests can run several)."""
     repairs_of_node: dict[str, set[str]] = {}
+    # Quarantines still holding their node: new findings are recorded on them; a label change may release them.
+    quarantines_of_node: dict[str, set[str]] = {}
+    keeper = QuarantineKeeper(api)
     gauges = RepairGauges(metrics) if metrics is not None else None
 
     def count_phases(name: str, node: str, body: Mapping[str, Any] | None) -> None:
@@ -111,6 +116,10 @@ def register(
             fleet_cache.prime(api)  # before the first reconcile: a half-filled cache would under-count the budget
         on_startup(settings)
 
+    @kopf.on.cleanup(registry=registry)
+    def cleanup(**_: Any) -> None:
+        keeper.stop()
+
     @kopf.on.login(registry=registry)
     def login(**_: Any) -> kopf.ConnectionInfo:
         return connection_info(api)
@@ -125,10 +134,16 @@ def register(
         if type == "DELETED":
             scheduler.forget(name)
             repairs_of_node.get(node, set()).discard(name)
+            quarantines_of_node.get(node, set()).discard(name)
             count_phases(name, node, None)
             return
         phase = (body.get("status") or {}).get("phase")
         count_phases(name, node, body)
+        if is_held_quarantine(body):
+            quarantines_of_node.setdefault(node, set()).add(name)
+            keeper.poke(name)  # findings merged into it are recorded; a release asked for is carried out
+        else:
+            quarantines_of_node.get(node, set()).discard(name)
         if phase in TERMINAL:
             if name in repairs_of_node.get(node, set()):
                 repairs_of_node[node].discard(name)
@@ -149,7 +164,11 @@ def register(
             fleet_cache.node_seen(body)
         for repair in sorted(repairs_of_node.get(name, ())):
             scheduler.poke(repair)  # an uncordon by hand or a reboot ending is news for the repair
-        if labels.get(LABEL_STATE) == NodeState.FAULTY.value and not repairs_of_node.get(name):
+        if labels.get(LABEL_STATE) != NodeState.QUARANTINED.value:
+            for quarantine in sorted(quarantines_of_node.get(name, ())):
+                keeper.poke(quarantine)  # the label taken off by hand releases it (the keeper re-reads the node)
+        opted_out = labels.get(LABEL_DISABLED) == "true"  # intake would refuse it: spare it the calls on every event
+        if labels.get(LABEL_STATE) == NodeState.FAULTY.value and not repairs_of_node.get(name) and not opted_out:
             finding = manual_finding(name, dict(annotations))
             asyncio.get_running_loop().run_in_executor(None, _open_manual, intake, name, finding)
 
@@ -160,5 +179,7 @@ def _open_manual(intake: Intake, node: str, finding: Finding) -> None:
     try:
         result = intake.report(node, [finding], source=Source.MANUAL, reason=finding.message, requested_action=wanted)
         log.info("manual repair node=%s repair=%s created=%s", node, result.name, result.created)
+    except IntakeRefused as refused:
+        log.info("manual label not taken: %s", refused)
     except Exception as error:
         log.warning("could not open a manual repair for node=%s: %s", node, error)

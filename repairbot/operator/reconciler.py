@@ -37,6 +37,7 @@ from repairbot.operator.fleet_cache import FleetCache
 from repairbot.operator.machine import Decision, RepairView, Step, catalog_fallback, decide
 from repairbot.operator.metrics import OperatorMetrics
 from repairbot.operator.resolutions import resolution_entries
+from repairbot.operator.twins import fold_twin
 from repairbot.policy import Policy
 from repairbot.remediations.redfish import PowerCycler
 from repairbot.xid import default_catalog
@@ -87,6 +88,8 @@ class Reconciler:
             return None
         if view.phase in (Phase.PENDING, Phase.BLOCKED):
             with self._admission:
+                if view.phase is Phase.PENDING and fold_twin(self.api, obj) is not None:
+                    return None  # a second record of a node that has one: its findings went there
                 result = self._step(obj, view)
         else:
             result = self._step(obj, view)

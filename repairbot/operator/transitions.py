@@ -228,6 +228,8 @@ class Run:
         patch = self.base(Phase.REMEDIATING, message, *earlier, started) | {"action": Action.QUARANTINE.value}
         if self.repair.phase is Phase.PENDING or self.repair.acknowledged_at is None:
             patch["phase"] = self.repair.phase.value  # not cordoned yet: only the label changes now
+            if self.repair.node_was_cordoned is None:  # a release must know whose cordon this is
+                patch["nodeWasCordoned"] = self.facts.node_unschedulable and not self.facts.our_taint
         after = {"phase": Phase.QUARANTINED.value, "message": message,
                  "history": [*patch["history"], _done(started, self.now)],
                  "conditions": self.conditions(Phase.QUARANTINED.value, True, reason, message)}  # fmt: skip

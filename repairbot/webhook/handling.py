@@ -31,24 +31,20 @@ from datetime import UTC, datetime
 from typing import Any, Protocol
 
 from kubernetes import client
-from kubernetes.client.rest import ApiException
 
 from repairbot.kube.client import api_retrying, raw_call
-from repairbot.kube.intake import Intake
-from repairbot.model import LABEL_DISABLED, LABEL_STATE, Action, Finding, NodeState, Source
+from repairbot.kube.intake import Intake, IntakeRefused, NodeNotFound, NodeOptedOut
+from repairbot.model import Action, Finding, Source
 from repairbot.webhook.mapping import DEFAULT_NODE_LABELS, AlertRules, NodeIndex, map_node
 from repairbot.webhook.payloads import Alert, Notification
 
 log = logging.getLogger(__name__)
 
 REASON_RESOLVED = "resolved"
-REASON_DISABLED = "node-disabled"
-REASON_UNKNOWN_NODE = "unknown-node"
+REASON_DISABLED = NodeOptedOut.reason
+REASON_UNKNOWN_NODE = NodeNotFound.reason
 # The Xid catalog says the node needs nothing (application Xids 13, 31, 43 …): as on the agent's path, no repair.
 REASON_NO_ACTION = "no-action"
-MERGE_PATCH = "application/merge-patch+json"
-# A node already in these states is RepairBot's: the label must not go back to faulty.
-_HELD_STATES = frozenset({NodeState.FAULTY.value, NodeState.REPAIRING.value, NodeState.QUARANTINED.value})
 
 
 @dataclass(frozen=True, slots=True)
@@ -134,7 +130,7 @@ class NodeRefused(Exception):
 
 
 class KubeSink:
-    """:class:`ClusterSink` over the kubernetes client: node list, intake, the ``faulty`` label."""
+    """:class:`ClusterSink` over the kubernetes client: the node list, and intake for everything else."""
 
     def __init__(self, api: client.ApiClient) -> None:
         self._core = client.CoreV1Api(api)
@@ -147,51 +143,15 @@ class KubeSink:
         raise AssertionError("unreachable")  # pragma: no cover
 
     def deliver(self, node: str, finding: Finding, source: Source) -> str:
-        """Intake first, then the label: the operator, seeing ``faulty``, then finds the repair already open
-        instead of opening a manual one beside it."""
-        labels = self._labels(node)
-        if labels is None:
-            raise NodeRefused(node, REASON_UNKNOWN_NODE)
-        if labels.get(LABEL_DISABLED) == "true":
-            raise NodeRefused(node, REASON_DISABLED)
-        result = self._intake.report(node, [finding], source=source, reason=finding.message)
-        self._tag_faulty(node)
+        """Through intake, the one door: it refuses an opted-out or unknown node, merges, and tags it ``faulty``."""
+        try:
+            result = self._intake.report(node, [finding], source=source, reason=finding.message)
+        except IntakeRefused as refused:
+            raise NodeRefused(node, refused.reason) from refused
         return result.name
 
     def note_resolved(self, node: str, fingerprint: str, at: datetime) -> str | None:
         return self._intake.note_resolved(node, fingerprint, at)
-
-    def _labels(self, node: str) -> dict[str, str] | None:
-        for attempt in api_retrying():
-            with attempt:
-                try:
-                    return dict((raw_call(self._core.read_node, node).get("metadata") or {}).get("labels") or {})
-                except ApiException as error:
-                    if error.status == 404:
-                        return None
-                    raise
-        raise AssertionError("unreachable")  # pragma: no cover
-
-    def _tag_faulty(self, node: str) -> None:
-        """``repairbot.io/state=faulty`` unless the node is already faulty, repairing or quarantined.
-
-        The patch carries the node's resourceVersion: if the operator moved the
-        label meanwhile, the 409 makes us re-read instead of overwriting it.
-        """
-        for attempt in api_retrying():
-            with attempt:
-                current = raw_call(self._core.read_node, node)
-                metadata = current.get("metadata") or {}
-                if (metadata.get("labels") or {}).get(LABEL_STATE) in _HELD_STATES:
-                    return
-                patch = {
-                    "metadata": {
-                        "resourceVersion": metadata.get("resourceVersion"),
-                        "labels": {LABEL_STATE: NodeState.FAULTY.value},
-                    }
-                }
-                raw_call(self._core.patch_node, node, patch, _content_type=MERGE_PATCH)
-                return
 
 
 class SeenFirings:

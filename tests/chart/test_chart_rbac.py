@@ -122,10 +122,11 @@ def test_the_operator_cannot_touch_other_leases_configmaps_or_delete_pods_by_def
         Request("create", "configmaps", namespace="kube-system"),
         Request("delete", "pods", namespace="ml-training"),
         Request("delete", "nodes"),
-        Request("delete", "gpurepairs", "repairbot.io"),
         Request("create", "events", namespace="kube-system"),
     ]:
         assert not allowed(out, "operator", request), request
+    # The one GPURepair delete: a second Pending repair of a node folded into the node's record (operator/twins.py).
+    assert allowed(out, "operator", Request("delete", "gpurepairs", "repairbot.io"))
 
 
 def test_force_deleting_pods_is_granted_only_when_the_policy_allows_force(chart: Any) -> None:
