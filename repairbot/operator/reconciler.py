@@ -29,6 +29,7 @@ from kubernetes.client.rest import ApiException
 
 from repairbot.kube.client import api_retrying, as_object
 from repairbot.kube.events import EventRecorder
+from repairbot.kube.intake import node_record
 from repairbot.kube.marks import cordon_and_taint, remove_marks, set_state_label
 from repairbot.model import ANNOTATION_RESUME, API_VERSION, GROUP, KIND, PLURAL, VERSION, Phase, format_time, parse_time
 from repairbot.operator.breaker_store import BreakerStore
@@ -88,13 +89,25 @@ class Reconciler:
             return None
         if view.phase in (Phase.PENDING, Phase.BLOCKED):
             with self._admission:
-                if view.phase is Phase.PENDING and fold_twin(self.api, obj) is not None:
+                if view.phase is Phase.PENDING and self._may_have_twin(view) and fold_twin(self.api, obj) is not None:
                     return None  # a second record of a node that has one: its findings went there
                 result = self._step(obj, view)
         else:
             result = self._step(obj, view)
         self.metrics.reconcile_seconds.observe(time.perf_counter() - started)
         return result
+
+    def _may_have_twin(self, view: RepairView) -> bool:
+        """Could another GPURepair be this node's record? The watch cache answers for free; only then ask the API.
+
+        Without a cache (tests, tools) always ask. The cache may lag a create by
+        a moment; the twin it misses is folded on the repair's next reconcile.
+        """
+        if self.fleet_cache is None:
+            return True
+        mine = [dict(r) for r in self.fleet_cache.view().repairs if r.get("spec", {}).get("nodeName") == view.node]
+        record = node_record(mine)
+        return record is not None and record["metadata"]["name"] != view.name
 
     def _step(self, obj: Mapping[str, Any], view: RepairView) -> ReconcileResult:
         now = self.clock()
