@@ -54,7 +54,7 @@ MESSAGE_MAX = 1024
 EVIDENCE_KEYS_MAX = 32
 EVIDENCE_VALUE_MAX = 512
 FINDINGS_MAX = 24
-"""Distinct findings (class × GPU) one repair keeps; a node has 8 GPUs and a handful of classes."""
+"""Distinct findings (class and GPU) one repair keeps; a node has 8 GPUs and a handful of classes."""
 HISTORY_MAX = 120
 """History entries one repair keeps; the oldest fold into one summary entry past it."""
 HISTORY_KEEP_AFTER_FOLD = 90
@@ -191,7 +191,7 @@ def _summary(folded: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
         kinds[kind] = kinds.get(kind, 0) + 1
     first = str(folded[0].get("since") or folded[0].get("at"))
     last = str(folded[-1].get("at"))
-    top = ", ".join(f"{kind} ×{n}" for kind, n in sorted(kinds.items(), key=lambda kv: -kv[1])[:8])
+    top = ", ".join(f"{kind} x{n}" for kind, n in sorted(kinds.items(), key=lambda kv: -kv[1])[:8])
     message = truncate(f"{steps} earlier steps folded to keep this repair small ({first} to {last}): {top}")
     at = max((str(e.get("at")) for e in folded), key=lambda text: parse_time(text))
     return {"step": HISTORY_FOLDED_STEP, "outcome": "folded", "message": message, "at": at,

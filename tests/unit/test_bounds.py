@@ -29,7 +29,9 @@ def entry(i: int, step: str = "queue") -> dict[str, object]:
     return {"step": step, "outcome": "done", "message": f"step {i}", "at": format_time(T0 + timedelta(minutes=i))}
 
 
-@pytest.mark.parametrize(("length", "cut"), [(10, False), (MESSAGE_MAX, False), (MESSAGE_MAX + 1, True), (900_000, True)])
+@pytest.mark.parametrize(
+    ("length", "cut"), [(10, False), (MESSAGE_MAX, False), (MESSAGE_MAX + 1, True), (900_000, True)]
+)
 def test_a_long_message_is_cut_with_a_marker_that_says_how_much(length: int, cut: bool) -> None:
     text = "x" * length
     out = truncate(text)
