@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterable
+from copy import deepcopy
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -24,7 +25,8 @@ from typing import Any
 from kubernetes import client
 from kubernetes.client.rest import ApiException
 
-from repairbot.kube.client import api_retrying, as_object
+from repairbot.bounds import FINDINGS_MAX, bound_finding, cap_findings, truncate
+from repairbot.kube.client import api_retrying, as_object, is_too_large
 from repairbot.model import (
     EVIDENCE_FINGERPRINT,
     EVIDENCE_RESOLVED_AT,
@@ -53,23 +55,35 @@ class IntakeResult:
     findings: int
 
 
-def merge_findings(existing: list[dict[str, Any]], new: Iterable[Finding]) -> list[dict[str, Any]]:
-    """Fold ``new`` findings into a repair's ``spec.findings`` (pure).
+def merge_findings(
+    existing: list[dict[str, Any]], new: Iterable[Finding], *, limit: int = FINDINGS_MAX
+) -> list[dict[str, Any]]:
+    """Fold ``new`` findings into a repair's ``spec.findings`` (pure), within the size bounds.
 
     The same finding class on the same GPU is one item: its count grows, its
-    ``firstSeen`` stays, its action becomes the stronger of the two.
+    ``firstSeen`` stays, its action becomes the stronger of the two. Messages
+    and evidence are cut to :mod:`repairbot.bounds`' caps, and past ``limit``
+    items the weakest and oldest fold into one counted item.
     """
-    merged = [Finding.from_dict(item) for item in existing]
+    merged = [bound_finding(Finding.from_dict(item)) for item in existing]
     by_key = {finding.key(): finding for finding in merged}
     for finding in new:
         known = by_key.get(finding.key())
         if known is None:
-            copy = Finding.from_dict(finding.to_dict())
+            copy = bound_finding(finding)
             merged.append(copy)
             by_key[copy.key()] = copy
         else:
-            known.merge(finding)
-    return [finding.to_dict() for finding in merged]
+            known.merge(bound_finding(finding))
+    return [finding.to_dict() for finding in cap_findings(merged, limit)]
+
+
+SHRUNK_FINDINGS_MAX = 4
+"""Findings kept when the API server refused a repair as too large: the strongest few, and the tally."""
+
+
+class IntakeTooLarge(ValueError):
+    """The API server refused the repair for its size even after shrinking: retrying the same report cannot help."""
 
 
 def is_active(repair: dict[str, Any]) -> bool:
@@ -105,7 +119,7 @@ class _Report:
         if self.dry_run:
             spec["dryRun"] = True
         if self.reason:
-            spec["reason"] = self.reason
+            spec["reason"] = truncate(self.reason)
         if self.requested_action:
             spec["requestedAction"] = self.requested_action
         return spec
@@ -177,9 +191,36 @@ class Intake:
     def _report_once(self, wanted: _Report) -> IntakeResult:
         current = self.active_repair(wanted.node)
         if current is None:
-            return self._create(wanted)
+            return self._shrinking(wanted, None)
+        return self._shrinking(wanted, current)
+
+    def _shrinking(self, wanted: _Report, current: dict[str, Any] | None) -> IntakeResult:
+        """One write; if the API server refuses it for its size, once more with the findings shrunk.
+
+        A refusal for size is never retried as it was (it can only fail again):
+        the second try keeps the strongest few findings and the tally of the
+        rest; a second refusal is :class:`IntakeTooLarge`, for the caller to
+        record and drop rather than re-send forever.
+        """
+        try:
+            return self._create(wanted) if current is None else self._merge(wanted, deepcopy(current), FINDINGS_MAX)
+        except ApiException as error:
+            if not is_too_large(error):
+                raise
+            log.warning("intake refused as too large node=%s; retrying with findings shrunk", wanted.node)
+        try:
+            if current is None:
+                return self._create(wanted, limit=SHRUNK_FINDINGS_MAX)
+            return self._merge(wanted, current, SHRUNK_FINDINGS_MAX)
+        except ApiException as error:
+            if not is_too_large(error):
+                raise
+            raise IntakeTooLarge(f"node {wanted.node}: the API server refused the repair as too large "
+                                 f"even with its findings shrunk ({error.status})") from None  # fmt: skip
+
+    def _merge(self, wanted: _Report, current: dict[str, Any], limit: int) -> IntakeResult:
         spec = current.setdefault("spec", {})
-        spec["findings"] = merge_findings(spec.get("findings") or [], wanted.findings)
+        spec["findings"] = merge_findings(spec.get("findings") or [], wanted.findings, limit=limit)
         if wanted.requested_action and not spec.get("requestedAction"):
             spec["requestedAction"] = wanted.requested_action
         # replace_* sends metadata.resourceVersion: a concurrent writer makes this 409 and we re-read.
@@ -188,9 +229,9 @@ class Intake:
         log.info("intake merged node=%s repair=%s findings=%d", wanted.node, name, len(wanted.findings))
         return IntakeResult(updated["metadata"]["name"], wanted.node, False, len(spec["findings"]))
 
-    def _create(self, wanted: _Report) -> IntakeResult:
+    def _create(self, wanted: _Report, *, limit: int = FINDINGS_MAX) -> IntakeResult:
         now = datetime.now(UTC)
-        spec = wanted.spec()
+        spec = wanted.spec() | {"findings": merge_findings([], wanted.findings, limit=limit)}
         metadata: dict[str, Any] = {"name": repair_name(wanted.node, now), "labels": {LABEL_NODE: wanted.node}}
         body: dict[str, Any] = {"apiVersion": f"{GROUP}/{VERSION}", "kind": KIND, "metadata": metadata, "spec": spec}
         try:
