@@ -28,7 +28,7 @@ from __future__ import annotations
 from importlib import resources
 
 from repairbot.policy_durations import format_duration, parse_duration
-from repairbot.policy_parse import PolicyError, load_policy, parse_policy
+from repairbot.policy_parse import PolicyError, PolicyFileError, load_policy, parse_policy
 from repairbot.policy_types import (
     DEFAULT_ACTION_TIMEOUTS,
     DEFAULT_LADDERS,
@@ -66,6 +66,7 @@ __all__ = [
     "NotificationPolicy",
     "Policy",
     "PolicyError",
+    "PolicyFileError",
     "Rung",
     "SlackPolicy",
     "UnavailableLimit",

@@ -56,6 +56,28 @@ class PolicyError(ValueError):
         super().__init__(f"invalid policy ({len(self.errors)} error{plural}):\n{lines}")
 
 
+class PolicyFileError(PolicyError):
+    """The file is not a policy at all (unreadable, not UTF-8, too large or deep, not a mapping): one line.
+
+    ``str()`` is ``"<file>: <problem>"``, what ``repairbot policy check`` and the
+    operator print before exiting 2; there are no field errors to list, since
+    nothing in the file could be read as policy.
+    """
+
+    def __init__(self, path: str | Path, problem: str) -> None:
+        super().__init__([f"{path}: {problem}"])
+        self.path, self.problem = str(path), problem
+
+    def __str__(self) -> str:
+        return self.errors[0]
+
+
+MAX_POLICY_BYTES = 1024 * 1024
+"""A ConfigMap holds at most 1 MiB; a policy file larger than that is not one anybody wrote."""
+MAX_POLICY_DEPTH = 32
+"""The deepest real policy nests five levels (policy.drain.rules[0].selector.matchLabels); 32 leaves room."""
+
+
 def _show(value: Any) -> str:
     """A value as the error line quotes it: JSON where possible, so strings carry their quotes."""
     try:
@@ -173,13 +195,74 @@ def parse_policy(data: Mapping[str, Any] | None) -> Policy:
 
 
 def load_policy(path: str | Path) -> Policy:
-    """Read and validate a policy file; YAML syntax errors become a :class:`PolicyError` too."""
-    text = Path(path).read_text(encoding="utf-8")
+    """Read and validate a policy file; YAML syntax errors become a :class:`PolicyError` too.
+
+    A file that is no policy at all — unreadable, not UTF-8, over 1 MiB, nested
+    deeper than any policy (YAML's parser recurses per level, so 5,000 levels
+    would exhaust Python's stack), or not a mapping — is a
+    :class:`PolicyFileError` naming the file and the problem in one line.
+    """
+    data = _read_yaml(Path(path))
+    if data is not None and not isinstance(data, Mapping):
+        raise PolicyFileError(path, f"must be a mapping of policy sections, not {_yaml_type(data)}")
+    return parse_policy(data)
+
+
+def _read_yaml(path: Path) -> Any:
+    try:
+        with path.open("rb") as handle:
+            raw = handle.read(MAX_POLICY_BYTES + 1)
+    except OSError as error:
+        raise PolicyFileError(path, f"cannot be read: {error.strerror or error}") from None
+    if len(raw) > MAX_POLICY_BYTES:
+        raise PolicyFileError(path, f"is larger than {MAX_POLICY_BYTES} bytes; a policy is a few KiB")
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as error:
+        problem = f"is not UTF-8 text (byte {raw[error.start]:#04x} at offset {error.start})"
+        raise PolicyFileError(path, problem) from None
+    too_deep = f"nests deeper than {MAX_POLICY_DEPTH} levels; no policy field is that deep"
+    if _nesting(text) > MAX_POLICY_DEPTH:
+        raise PolicyFileError(path, too_deep)
     try:
         data = yaml.safe_load(text)
     except yaml.YAMLError as error:
         raise PolicyError([f"policy: {path} is not valid YAML: {error}"]) from None
-    return parse_policy(data)
+    except RecursionError:
+        raise PolicyFileError(path, too_deep) from None
+    return data
+
+
+def _nesting(text: str) -> int:
+    """An upper bound of the YAML's depth before parsing: open flow brackets, or block indentation steps.
+
+    Cheap and conservative — checked first because the parser itself would
+    recurse once per level.
+    """
+    lines = [line for line in text.splitlines() if line.strip() and not line.lstrip().startswith("#")]
+    depth = deepest = 0
+    for char in "\n".join(lines):
+        if char in "[{":
+            depth += 1
+            deepest = max(deepest, depth)
+        elif char in "]}":
+            depth = max(depth - 1, 0)
+    indents = {len(line) - len(line.lstrip(" ")) for line in lines}
+    return max(deepest, len(indents))
+
+
+def _yaml_type(value: Any) -> str:
+    if isinstance(value, list):
+        return "a list"
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, int):
+        return "an integer"
+    if isinstance(value, float):
+        return "a number"
+    if isinstance(value, str):
+        return "a string"
+    return type(value).__name__
 
 
 def _read_budget(section: _Section) -> BudgetPolicy:

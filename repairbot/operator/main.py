@@ -32,7 +32,7 @@ from repairbot.operator.metrics import OperatorMetrics
 from repairbot.operator.reconciler import Reconciler
 from repairbot.operator.scheduler import RepairScheduler
 from repairbot.operator.standby import StandbyHealth
-from repairbot.policy import Policy, PolicyError, load_policy, parse_policy
+from repairbot.policy import Policy, PolicyError, PolicyFileError, load_policy, parse_policy
 from repairbot.remediations.redfish import PowerCycler
 from repairbot.remediations.validation import QuietPeriodCheck
 
@@ -153,7 +153,10 @@ def run_operator(options: OperatorOptions) -> int:
         policy = read_policy(options.policy_path)
     except PolicyError as error:
         log.error("refusing to start: bad policy %s", options.policy_path)
-        print(f"repairbot operator: bad policy {options.policy_path}:\n{error}")
+        # A file that is no policy at all is one line; a policy with bad fields lists every field.
+        separator = " " if isinstance(error, PolicyFileError) else "\n"
+        print(f"repairbot operator: bad policy {error}" if separator == " " else
+              f"repairbot operator: bad policy {options.policy_path}:{separator}{error}")  # fmt: skip
         return 2
     api = api_client(options.kubeconfig)
     parts = build_operator(api, policy, namespace=options.namespace, max_parallel=options.max_parallel)
