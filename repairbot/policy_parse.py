@@ -25,7 +25,7 @@ from typing import Any
 import yaml
 
 from repairbot.model import Action
-from repairbot.policy_durations import parse_duration
+from repairbot.policy_durations import format_duration, parse_duration
 from repairbot.policy_types import (
     DEFAULT_ACTION_TIMEOUTS,
     DEFAULT_LADDERS,
@@ -39,6 +39,7 @@ from repairbot.policy_types import (
     LemonPolicy,
     NotificationPolicy,
     Policy,
+    RetentionPolicy,
     Rung,
     SlackPolicy,
     UnavailableLimit,
@@ -164,7 +165,7 @@ class _Section:
 
 
 _TOP_KEYS = (
-    "dryRun", "budget", "breaker", "drain", "ladders", "actionTimeouts", "lemon",
+    "dryRun", "budget", "breaker", "drain", "ladders", "actionTimeouts", "lemon", "retention",
     "rebootsPerDay", "validation", "notifications", "runbookBaseUrl",
 )  # fmt: skip
 _LABEL_KEY = r"([a-z0-9]([-a-z0-9.]*[a-z0-9])?/)?[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?"
@@ -176,6 +177,7 @@ def parse_policy(data: Mapping[str, Any] | None) -> Policy:
     errors: list[str] = []
     top = _Section(data, "policy", _TOP_KEYS, errors)
     timeouts = _read_action_timeouts(top.child("actionTimeouts", [a.value for a in TIMED_ACTIONS]))
+    lemon = _read_lemon(top.child("lemon", ("maxRepairs", "window")))
     policy = Policy(
         dry_run=top.boolean("dryRun", False),
         budget=_read_budget(top.child("budget", ("maxUnavailable", "poolLabel"))),
@@ -183,7 +185,8 @@ def parse_policy(data: Mapping[str, Any] | None) -> Policy:
         drain=_read_drain(top.child("drain", ("timeout", "gracePeriodSeconds", "allowForce", "rules"))),
         ladders=_read_ladders(top, timeouts),
         action_timeouts=timeouts,
-        lemon=_read_lemon(top.child("lemon", ("maxRepairs", "window"))),
+        lemon=lemon,
+        retention=_read_retention(top.child("retention", ("keepPerNode", "ttl")), lemon),
         reboots_per_day=top.integer("rebootsPerDay", 2),
         validation=_read_validation(top.child("validation", _VALIDATION_KEYS)),
         notifications=_read_notifications(top.child("notifications", ("slack", "jira"))),
@@ -417,6 +420,18 @@ def _read_ladder(raw: Any, path: str, timeouts: Mapping[Action, timedelta], erro
 def _read_lemon(section: _Section) -> LemonPolicy:
     d = LemonPolicy()
     return LemonPolicy(section.integer("maxRepairs", d.max_repairs, minimum=1), section.duration("window", d.window))
+
+
+def _read_retention(section: _Section, lemon: LemonPolicy) -> RetentionPolicy:
+    """``ttl`` covers the lemon window (and a day, the reboot cap's): deleting younger repairs would blind both."""
+    d = RetentionPolicy()
+    keep = section.integer("keepPerNode", d.keep_per_node, minimum=1, maximum=1000)
+    floor = max(lemon.window, timedelta(days=1))
+    ttl = section.duration("ttl", max(d.ttl, floor))
+    if ttl < floor:
+        section.fail("ttl", section.data["ttl"], f"is shorter than {format_duration(floor)} (lemon.window, and at "
+                     "least a day for rebootsPerDay): those rules count a node's recent repairs")  # fmt: skip
+    return RetentionPolicy(keep, max(ttl, floor))
 
 
 _VALIDATION_KEYS = ("dcgmDiagLevel", "timeout", "quietPeriod", "prometheusUrl", "promql", "requireLoadCheck")
