@@ -100,6 +100,7 @@ def test_the_operator_can_do_what_its_code_does(chart: Any) -> None:
         Request("create", "gpurepairs", "repairbot.io"),
         Request("update", "gpurepairs", "repairbot.io"),
         Request("patch", "gpurepairs/status", "repairbot.io"),
+        Request("delete", "gpurepairs", "repairbot.io"),  # operator/retention.py: finished repairs past retention
         Request("list", "pods"),
         Request("create", "pods/eviction"),
         Request("list", "poddisruptionbudgets", "policy", namespace="ml-training"),
@@ -122,7 +123,6 @@ def test_the_operator_cannot_touch_other_leases_configmaps_or_delete_pods_by_def
         Request("create", "configmaps", namespace="kube-system"),
         Request("delete", "pods", namespace="ml-training"),
         Request("delete", "nodes"),
-        Request("delete", "gpurepairs", "repairbot.io"),
         Request("create", "events", namespace="kube-system"),
     ]:
         assert not allowed(out, "operator", request), request
