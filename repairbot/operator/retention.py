@@ -136,8 +136,11 @@ class RetentionCollector:
             self._thread = None
 
     def _loop(self) -> None:
-        while not self._stop.wait(self.interval):
+        """Sweep at once (a new leader cleans up what piled up meanwhile), then every ``interval``."""
+        while True:
             try:
                 self.sweep()
             except Exception:  # a failed sweep is retried next interval; it must never stop the operator
                 log.exception("retention sweep failed; retrying in %ss", self.interval)
+            if self._stop.wait(self.interval):
+                return
