@@ -31,6 +31,7 @@ from repairbot.model import Action, Finding, Severity, parse_time
 
 __all__ = [
     "EVIDENCE_KEYS_MAX",
+    "EVIDENCE_KEY_MAX",
     "EVIDENCE_VALUE_MAX",
     "FINDINGS_MAX",
     "FOLDED_FINDINGS_CODE",
@@ -50,9 +51,10 @@ __all__ = [
 OBJECT_SIZE_TARGET = 512 * 1024
 """What every GPURepair stays under (etcd's own limit is 1.5 MiB; a third of it leaves room for growth)."""
 MESSAGE_MAX = 1024
-"""Characters of any one message kept in the object; the rest is cut with a marker."""
-EVIDENCE_KEYS_MAX = 32
-EVIDENCE_VALUE_MAX = 512
+"""Bytes (UTF-8) of any one message kept in the object; the rest is cut with a marker."""
+EVIDENCE_KEYS_MAX = 24
+EVIDENCE_KEY_MAX = 64
+EVIDENCE_VALUE_MAX = 256
 FINDINGS_MAX = 24
 """Distinct findings (class and GPU) one repair keeps; a node has 8 GPUs and a handful of classes."""
 HISTORY_MAX = 120
@@ -62,23 +64,32 @@ HISTORY_KEEP_AFTER_FOLD = 90
 FOLDED_FINDINGS_CODE = "folded-findings"
 HISTORY_FOLDED_STEP = "history-folded"
 
-_MARKER = " … [truncated {cut} of {total} characters]"
+_MARKER = " … [truncated {cut} of {total} bytes]"
 
 
 def truncate(text: str, limit: int = MESSAGE_MAX) -> str:
-    """``text`` cut to at most ``limit`` characters, ending in a marker that says how much was cut."""
-    if len(text) <= limit:
+    """``text`` cut to at most ``limit`` bytes of UTF-8, ending in a marker that says how much was cut.
+
+    Bytes, not characters, because bytes are what etcd counts: a message of
+    emoji is four times its length.
+    """
+    if len(text) * 4 <= limit:  # fast path: even four bytes a character fits
         return text
-    total = len(text)
+    data = text.encode("utf-8", "surrogatepass")
+    total = len(data)
+    if total <= limit:
+        return text
     # The marker's own length depends on the numbers in it; size it for the worst case.
-    room = max(limit - len(_MARKER.format(cut=total, total=total)), 0)
-    return text[:room] + _MARKER.format(cut=total - room, total=total)
+    room = max(limit - len(_MARKER.format(cut=total, total=total).encode("utf-8")), 0)
+    head = data[:room].decode("utf-8", "ignore")  # a character cut in half is dropped whole
+    cut = total - len(head.encode("utf-8", "surrogatepass"))
+    return head + _MARKER.format(cut=cut, total=total)
 
 
 def bound_finding(finding: Finding) -> Finding:
     """A copy of ``finding`` with its message and evidence cut to the bounds (the finding's identity kept)."""
     evidence = {
-        truncate(str(key), 128): truncate(str(value), EVIDENCE_VALUE_MAX)
+        truncate(str(key), EVIDENCE_KEY_MAX): truncate(str(value), EVIDENCE_VALUE_MAX)
         for key, value in list(finding.evidence.items())[:EVIDENCE_KEYS_MAX]
     }
     bounded = Finding.from_dict(finding.to_dict())
@@ -200,4 +211,5 @@ def _summary(folded: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
 
 def encoded_size(obj: Any) -> int:
     """Bytes of ``obj`` as compact JSON: what the API server and etcd measure."""
-    return len(json.dumps(obj, separators=(",", ":"), default=str).encode("utf-8", "surrogatepass"))
+    text = json.dumps(obj, separators=(",", ":"), ensure_ascii=False, default=str)
+    return len(text.encode("utf-8", "surrogatepass"))

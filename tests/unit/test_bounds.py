@@ -9,14 +9,18 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from repairbot.bounds import (
+    EVIDENCE_KEY_MAX,
     EVIDENCE_KEYS_MAX,
+    EVIDENCE_VALUE_MAX,
     FINDINGS_MAX,
     FOLDED_FINDINGS_CODE,
     HISTORY_FOLDED_STEP,
     HISTORY_MAX,
     MESSAGE_MAX,
+    OBJECT_SIZE_TARGET,
     bound_finding,
     cap_findings,
+    encoded_size,
     fold_history,
     truncate,
 )
@@ -38,18 +42,21 @@ def test_a_long_message_is_cut_with_a_marker_that_says_how_much(length: int, cut
     assert len(out) <= MESSAGE_MAX
     assert (out != text) is cut
     if cut:
-        assert out.endswith(f"of {length} characters]")
+        assert out.endswith(f"of {length} bytes]")
         assert "truncated" in out
 
 
-@given(st.text(max_size=3000), st.integers(min_value=0, max_value=2000))
+@given(st.text(max_size=3000), st.integers(min_value=0, max_value=5000))
 def test_truncate_never_exceeds_its_limit_for_any_text(text: str, limit: int) -> None:
     out = truncate(text, limit)
-    if len(text) <= limit:
+    size = len(text.encode("utf-8", "surrogatepass"))
+    if size <= limit:
         assert out == text
     else:
-        assert len(out) <= max(limit, 60)  # a limit shorter than the marker gets the marker alone
-        assert out.startswith(text[: max(0, limit - 60)])
+        assert len(out.encode("utf-8", "surrogatepass")) <= max(limit, 60)  # a tiny limit gets the marker alone
+        kept = out.rpartition(" … [truncated ")[0]
+        assert text.startswith(kept)
+        assert out.endswith(f"of {size} bytes]")
 
 
 def test_a_finding_with_a_900kb_message_and_many_labels_is_bounded() -> None:
@@ -57,7 +64,7 @@ def test_a_finding_with_a_900kb_message_and_many_labels_is_bounded() -> None:
     small = bound_finding(huge)
     assert len(small.message) <= MESSAGE_MAX and "truncated" in small.message
     assert len(small.evidence) == EVIDENCE_KEYS_MAX
-    assert all(len(v) <= 512 for v in small.evidence.values())
+    assert all(len(v) <= EVIDENCE_VALUE_MAX for v in small.evidence.values())
     assert huge.message == "y" * 900_000  # the original is not changed
 
 
@@ -132,3 +139,16 @@ def test_a_second_fold_adds_to_the_first_summary() -> None:
 def test_history_messages_are_cut() -> None:
     fold = fold_history([{**entry(0), "message": "m" * 100_000}], [], {})
     assert len(fold.history[0]["message"]) <= MESSAGE_MAX
+
+
+def test_the_worst_repair_the_bounds_allow_is_under_the_size_target() -> None:
+    """Every cap at its limit at once — widest findings, longest history — still fits in 512 KiB (etcd: 1.5 MiB)."""
+    wide = {f"{'k' * 200}{i}": "\U0001f600" * 10_000 for i in range(100)}  # 4-byte characters, huge keys
+    findings = [bound_finding(Finding(f"alert-{i}", "\U0001f600" * 10_000, Action.NOTIFY, gpu=GpuRef(index=i),
+                                      evidence=wide)) for i in range(200)]  # fmt: skip
+    capped = cap_findings(findings)
+    assert all(len(k) <= EVIDENCE_KEY_MAX for f in capped for k in f.evidence)
+    history = fold_history([{**entry(i), "message": "\U0001f600" * 10_000} for i in range(2 * HISTORY_MAX)], [], {})
+    repair = {"spec": {"findings": [f.to_dict() for f in capped]}, "status": {"history": history.history,
+              "message": truncate("\U0001f600" * 10_000)}}  # fmt: skip
+    assert encoded_size(repair) < OBJECT_SIZE_TARGET, encoded_size(repair)

@@ -87,7 +87,8 @@ def _check_etcd_size(key: str, obj: dict[str, Any]) -> None:
     """Refuse what etcd would refuse: a custom resource is stored as its JSON, under its registry key."""
     meta = obj["metadata"]
     storage_key = f"/registry/{key}/{meta.get('namespace') or ''}/{meta['name']}"
-    size = len(json.dumps(obj, separators=(",", ":")).encode("utf-8", "surrogatepass"))
+    # As the API server stores it: compact JSON in UTF-8 (not the client's \u escapes).
+    size = len(json.dumps(obj, separators=(",", ":"), ensure_ascii=False).encode("utf-8", "surrogatepass"))
     if size + len(storage_key) + _ETCD_REQUEST_OVERHEAD > ETCD_MAX_REQUEST_BYTES:
         raise ApiError.etcd_request_too_large()
 
