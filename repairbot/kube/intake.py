@@ -109,12 +109,12 @@ class _Report:
     requested_action: str | None
     dry_run: bool
 
-    def spec(self) -> dict[str, Any]:
-        """The spec of a new repair opened by this report."""
+    def spec(self, limit: int = FINDINGS_MAX) -> dict[str, Any]:
+        """The spec of a new repair opened by this report (at most ``limit`` findings)."""
         spec: dict[str, Any] = {
             "nodeName": self.node,
             "source": self.source.value,
-            "findings": merge_findings([], self.findings),
+            "findings": merge_findings([], self.findings, limit=limit),
         }
         if self.dry_run:
             spec["dryRun"] = True
@@ -189,10 +189,7 @@ class Intake:
         return str(name)
 
     def _report_once(self, wanted: _Report) -> IntakeResult:
-        current = self.active_repair(wanted.node)
-        if current is None:
-            return self._shrinking(wanted, None)
-        return self._shrinking(wanted, current)
+        return self._shrinking(wanted, self.active_repair(wanted.node))
 
     def _shrinking(self, wanted: _Report, current: dict[str, Any] | None) -> IntakeResult:
         """One write; if the API server refuses it for its size, once more with the findings shrunk.
@@ -231,7 +228,7 @@ class Intake:
 
     def _create(self, wanted: _Report, *, limit: int = FINDINGS_MAX) -> IntakeResult:
         now = datetime.now(UTC)
-        spec = wanted.spec() | {"findings": merge_findings([], wanted.findings, limit=limit)}
+        spec = wanted.spec(limit)
         metadata: dict[str, Any] = {"name": repair_name(wanted.node, now), "labels": {LABEL_NODE: wanted.node}}
         body: dict[str, Any] = {"apiVersion": f"{GROUP}/{VERSION}", "kind": KIND, "metadata": metadata, "spec": spec}
         try:

@@ -161,10 +161,10 @@ def run_operator(options: OperatorOptions) -> int:
         policy = read_policy(options.policy_path)
     except PolicyError as error:
         log.error("refusing to start: bad policy %s", options.policy_path)
-        # A file that is no policy at all is one line; a policy with bad fields lists every field.
-        separator = " " if isinstance(error, PolicyFileError) else "\n"
-        print(f"repairbot operator: bad policy {error}" if separator == " " else
-              f"repairbot operator: bad policy {options.policy_path}:{separator}{error}")  # fmt: skip
+        if isinstance(error, PolicyFileError):  # no policy at all: one line, the file and the problem
+            print(f"repairbot operator: bad policy {error}")
+        else:  # a policy with bad fields: every field, one per line
+            print(f"repairbot operator: bad policy {options.policy_path}:\n{error}")
         return 2
     api = api_client(options.kubeconfig)
     parts = build_operator(api, policy, namespace=options.namespace, max_parallel=options.max_parallel)
