@@ -25,9 +25,10 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
-from repairbot.model import Action, Finding, Severity, parse_time
+from repairbot.model import Action, Finding, Severity, format_time, parse_time
 
 __all__ = [
     "EVIDENCE_KEYS_MAX",
@@ -125,18 +126,29 @@ def cap_findings(findings: Sequence[Finding], limit: int = FINDINGS_MAX) -> list
     codes = {f.code for f in dropped}
     for item in earlier:
         codes.update(code for code in item.evidence.get("codes", "").split(",") if code)
+    since = min([f.first_seen for f in dropped] + [_since(f) for f in earlier])
+    latest = max(f.last_seen or f.first_seen for f in findings)
     folded = Finding(
         code=FOLDED_FINDINGS_CODE,
         message=f"{count} observations of weaker or older findings folded to keep this repair small",
         action=Action.NOTIFY,
         severity=Severity.INFO,
         source=(dropped + earlier)[0].source,
-        first_seen=min(f.first_seen for f in dropped + earlier),
-        last_seen=max(f.last_seen or f.first_seen for f in dropped + earlier),
+        # Newest of all, not oldest: the operator's driving finding is the oldest of the strongest, and
+        # a tally must never drive a repair. When the folded ones were first seen is kept as evidence.
+        first_seen=latest,
+        last_seen=latest,
         count=count,
-        evidence={"codes": truncate(",".join(sorted(codes)), EVIDENCE_VALUE_MAX)},
+        evidence={"codes": truncate(",".join(sorted(codes)), EVIDENCE_VALUE_MAX), "since": format_time(since)},
     )
     return [*kept, folded]
+
+
+def _since(folded: Finding) -> datetime:
+    try:
+        return parse_time(folded.evidence["since"])
+    except (KeyError, ValueError):
+        return folded.first_seen
 
 
 @dataclass(frozen=True, slots=True)

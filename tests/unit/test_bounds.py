@@ -83,6 +83,8 @@ def test_findings_over_the_cap_keep_the_strongest_and_newest_and_count_the_rest(
     folded = capped[-1]
     assert folded.code == FOLDED_FINDINGS_CODE and folded.action is Action.NOTIFY
     assert folded.count == 2 * (101 - (FINDINGS_MAX - 1))
+    assert folded.evidence["since"] == format_time(T0)  # when the oldest folded one was first seen
+    assert folded.first_seen >= max(f.first_seen for f in capped[:-1])  # never the oldest: a tally drives nothing
     again = cap_findings([*capped[:-1], finding(2000), finding(2001), folded])
     assert len(again) == FINDINGS_MAX
     assert again[-1].count > folded.count  # a second fold adds up

@@ -46,3 +46,15 @@ def test_a_repair_with_a_full_history_folds_its_oldest_delivered_steps_and_moves
 def test_a_full_history_waits_for_a_lagging_notifier_before_it_folds() -> None:
     patch = step(long_lived(HISTORY_MAX, {"slack": HISTORY_MAX, "jira": HISTORY_MAX - 5}))
     assert len(patch["history"]) == HISTORY_MAX + 1 and "deliveries" not in patch
+
+
+def test_a_tally_of_folded_findings_never_drives_a_repair() -> None:
+    from repairbot.bounds import FOLDED_FINDINGS_CODE, cap_findings
+    from repairbot.model import Action, Finding, GpuRef
+    from repairbot.operator.machine import driving_finding
+
+    alerts = [Finding(f"alert-{i}", "x", Action.NOTIFY, gpu=GpuRef(index=i % 8), first_seen=T0 + timedelta(seconds=i))
+              for i in range(100)]  # fmt: skip
+    capped = tuple(cap_findings(alerts))
+    assert capped[-1].code == FOLDED_FINDINGS_CODE
+    assert driving_finding(capped, POLICY, None) != FOLDED_FINDINGS_CODE
