@@ -38,6 +38,7 @@ def test_the_leader_garbage_collects_finished_repairs_past_the_retention(
     policy_path.write_text(yaml.safe_dump(merge_policy(TEST_POLICY, {"retention": {"keepPerNode": 2, "ttl": "30d"}})))
     operator = start_operator(sandbox, policy_path, tmp_path / "operator.log", leader_election=True)
     try:
+
         def left() -> list[str] | None:
             names = sorted(r["metadata"]["name"] for r in all_repairs(kube))
             return names if len(names) == 3 else None

@@ -49,15 +49,25 @@ def finished_repair(index: int, ended: datetime) -> tuple[dict[str, Any], dict[s
     node = NODES[index % len(NODES)]
     phase = PHASES[index % len(PHASES)]
     name = f"{node}-{ended:%Y%m%d%H%M%S}"
-    finding = {"code": "xid-79", "message": "GPU has fallen off the bus " * 20, "action": "reboot",
-               "firstSeen": format_time(ended - timedelta(hours=1)), "count": 1 + index % 5,
-               "gpu": {"index": index % 8}}
+    finding = {
+        "code": "xid-79",
+        "message": "GPU has fallen off the bus " * 20,
+        "action": "reboot",
+        "firstSeen": format_time(ended - timedelta(hours=1)),
+        "count": 1 + index % 5,
+        "gpu": {"index": index % 8},
+    }
     history = [{"step": step, "outcome": "done", "message": f"{step} on {node} " * 10,
                 "at": format_time(ended - timedelta(minutes=60 - 5 * i))}
                for i, step in enumerate(["cordon", "drain", "request", "reboot", "validate", "return-to-service"] * 2)
                ]  # fmt: skip
-    status: dict[str, Any] = {"phase": phase, "history": history, "resolvedAt": format_time(ended),
-                              "detectedAt": format_time(ended - timedelta(hours=1)), "reason": "xid-79"}
+    status: dict[str, Any] = {
+        "phase": phase,
+        "history": history,
+        "resolvedAt": format_time(ended),
+        "detectedAt": format_time(ended - timedelta(hours=1)),
+        "reason": "xid-79",
+    }
     if phase == "Quarantined" and index % 20 == 9:  # half the quarantines were released by a human later
         status["conditions"] = [{"type": "Released", "status": "True", "reason": "ReleasedByHuman"}]
     body = {"apiVersion": f"{GROUP}/{VERSION}", "kind": "GPURepair",
