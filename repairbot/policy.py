@@ -28,7 +28,7 @@ from __future__ import annotations
 from importlib import resources
 
 from repairbot.policy_durations import format_duration, parse_duration
-from repairbot.policy_parse import PolicyError, load_policy, parse_policy
+from repairbot.policy_parse import PolicyError, PolicyFileError, load_policy, parse_policy
 from repairbot.policy_types import (
     DEFAULT_ACTION_TIMEOUTS,
     DEFAULT_LADDERS,
@@ -43,6 +43,7 @@ from repairbot.policy_types import (
     LemonPolicy,
     NotificationPolicy,
     Policy,
+    RetentionPolicy,
     Rung,
     SlackPolicy,
     UnavailableLimit,
@@ -66,6 +67,8 @@ __all__ = [
     "NotificationPolicy",
     "Policy",
     "PolicyError",
+    "PolicyFileError",
+    "RetentionPolicy",
     "Rung",
     "SlackPolicy",
     "UnavailableLimit",

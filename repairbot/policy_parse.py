@@ -25,7 +25,7 @@ from typing import Any
 import yaml
 
 from repairbot.model import Action
-from repairbot.policy_durations import parse_duration
+from repairbot.policy_durations import format_duration, parse_duration
 from repairbot.policy_types import (
     DEFAULT_ACTION_TIMEOUTS,
     DEFAULT_LADDERS,
@@ -39,6 +39,7 @@ from repairbot.policy_types import (
     LemonPolicy,
     NotificationPolicy,
     Policy,
+    RetentionPolicy,
     Rung,
     SlackPolicy,
     UnavailableLimit,
@@ -54,6 +55,28 @@ class PolicyError(ValueError):
         plural = "" if len(self.errors) == 1 else "s"
         lines = "\n".join(f"  - {error}" for error in self.errors)
         super().__init__(f"invalid policy ({len(self.errors)} error{plural}):\n{lines}")
+
+
+class PolicyFileError(PolicyError):
+    """The file is not a policy at all (unreadable, not UTF-8, too large or deep, not a mapping): one line.
+
+    ``str()`` is ``"<file>: <problem>"``, what ``repairbot policy check`` and the
+    operator print before exiting 2; there are no field errors to list, since
+    nothing in the file could be read as policy.
+    """
+
+    def __init__(self, path: str | Path, problem: str) -> None:
+        super().__init__([f"{path}: {problem}"])
+        self.path, self.problem = str(path), problem
+
+    def __str__(self) -> str:
+        return self.errors[0]
+
+
+MAX_POLICY_BYTES = 1024 * 1024
+"""A ConfigMap holds at most 1 MiB; a policy file larger than that is not one anybody wrote."""
+MAX_POLICY_DEPTH = 32
+"""The deepest real policy nests five levels (policy.drain.rules[0].selector.matchLabels); 32 leaves room."""
 
 
 def _show(value: Any) -> str:
@@ -142,7 +165,7 @@ class _Section:
 
 
 _TOP_KEYS = (
-    "dryRun", "budget", "breaker", "drain", "ladders", "actionTimeouts", "lemon",
+    "dryRun", "budget", "breaker", "drain", "ladders", "actionTimeouts", "lemon", "retention",
     "rebootsPerDay", "validation", "notifications", "runbookBaseUrl",
 )  # fmt: skip
 _LABEL_KEY = r"([a-z0-9]([-a-z0-9.]*[a-z0-9])?/)?[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?"
@@ -154,6 +177,7 @@ def parse_policy(data: Mapping[str, Any] | None) -> Policy:
     errors: list[str] = []
     top = _Section(data, "policy", _TOP_KEYS, errors)
     timeouts = _read_action_timeouts(top.child("actionTimeouts", [a.value for a in TIMED_ACTIONS]))
+    lemon = _read_lemon(top.child("lemon", ("maxRepairs", "window")))
     policy = Policy(
         dry_run=top.boolean("dryRun", False),
         budget=_read_budget(top.child("budget", ("maxUnavailable", "poolLabel"))),
@@ -161,7 +185,8 @@ def parse_policy(data: Mapping[str, Any] | None) -> Policy:
         drain=_read_drain(top.child("drain", ("timeout", "gracePeriodSeconds", "allowForce", "rules"))),
         ladders=_read_ladders(top, timeouts),
         action_timeouts=timeouts,
-        lemon=_read_lemon(top.child("lemon", ("maxRepairs", "window"))),
+        lemon=lemon,
+        retention=_read_retention(top.child("retention", ("keepPerNode", "ttl")), lemon),
         reboots_per_day=top.integer("rebootsPerDay", 2),
         validation=_read_validation(top.child("validation", _VALIDATION_KEYS)),
         notifications=_read_notifications(top.child("notifications", ("slack", "jira"))),
@@ -173,13 +198,74 @@ def parse_policy(data: Mapping[str, Any] | None) -> Policy:
 
 
 def load_policy(path: str | Path) -> Policy:
-    """Read and validate a policy file; YAML syntax errors become a :class:`PolicyError` too."""
-    text = Path(path).read_text(encoding="utf-8")
+    """Read and validate a policy file; YAML syntax errors become a :class:`PolicyError` too.
+
+    A file that is no policy at all — unreadable, not UTF-8, over 1 MiB, nested
+    deeper than any policy (YAML's parser recurses per level, so 5,000 levels
+    would exhaust Python's stack), or not a mapping — is a
+    :class:`PolicyFileError` naming the file and the problem in one line.
+    """
+    data = _read_yaml(Path(path))
+    if data is not None and not isinstance(data, Mapping):
+        raise PolicyFileError(path, f"must be a mapping of policy sections, not {_yaml_type(data)}")
+    return parse_policy(data)
+
+
+def _read_yaml(path: Path) -> Any:
+    try:
+        with path.open("rb") as handle:
+            raw = handle.read(MAX_POLICY_BYTES + 1)
+    except OSError as error:
+        raise PolicyFileError(path, f"cannot be read: {error.strerror or error}") from None
+    if len(raw) > MAX_POLICY_BYTES:
+        raise PolicyFileError(path, f"is larger than {MAX_POLICY_BYTES} bytes; a policy is a few KiB")
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as error:
+        problem = f"is not UTF-8 text (byte {raw[error.start]:#04x} at offset {error.start})"
+        raise PolicyFileError(path, problem) from None
+    too_deep = f"nests deeper than {MAX_POLICY_DEPTH} levels; no policy field is that deep"
+    if _nesting(text) > MAX_POLICY_DEPTH:
+        raise PolicyFileError(path, too_deep)
     try:
         data = yaml.safe_load(text)
     except yaml.YAMLError as error:
         raise PolicyError([f"policy: {path} is not valid YAML: {error}"]) from None
-    return parse_policy(data)
+    except RecursionError:
+        raise PolicyFileError(path, too_deep) from None
+    return data
+
+
+def _nesting(text: str) -> int:
+    """An upper bound of the YAML's depth before parsing: open flow brackets, or block indentation steps.
+
+    Cheap and conservative — checked first because the parser itself would
+    recurse once per level.
+    """
+    lines = [line for line in text.splitlines() if line.strip() and not line.lstrip().startswith("#")]
+    depth = deepest = 0
+    for char in "\n".join(lines):
+        if char in "[{":
+            depth += 1
+            deepest = max(deepest, depth)
+        elif char in "]}":
+            depth = max(depth - 1, 0)
+    indents = {len(line) - len(line.lstrip(" ")) for line in lines}
+    return max(deepest, len(indents))
+
+
+def _yaml_type(value: Any) -> str:
+    if isinstance(value, list):
+        return "a list"
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, int):
+        return "an integer"
+    if isinstance(value, float):
+        return "a number"
+    if isinstance(value, str):
+        return "a string"
+    return type(value).__name__
 
 
 def _read_budget(section: _Section) -> BudgetPolicy:
@@ -334,6 +420,18 @@ def _read_ladder(raw: Any, path: str, timeouts: Mapping[Action, timedelta], erro
 def _read_lemon(section: _Section) -> LemonPolicy:
     d = LemonPolicy()
     return LemonPolicy(section.integer("maxRepairs", d.max_repairs, minimum=1), section.duration("window", d.window))
+
+
+def _read_retention(section: _Section, lemon: LemonPolicy) -> RetentionPolicy:
+    """``ttl`` covers the lemon window (and a day, the reboot cap's): deleting younger repairs would blind both."""
+    d = RetentionPolicy()
+    keep = section.integer("keepPerNode", d.keep_per_node, minimum=1, maximum=1000)
+    floor = max(lemon.window, timedelta(days=1))
+    ttl = section.duration("ttl", max(d.ttl, floor))
+    if ttl < floor:
+        section.fail("ttl", section.data["ttl"], f"is shorter than {format_duration(floor)} (lemon.window, and at "
+                     "least a day for rebootsPerDay): those rules count a node's recent repairs")  # fmt: skip
+    return RetentionPolicy(keep, max(ttl, floor))
 
 
 _VALIDATION_KEYS = ("dcgmDiagLevel", "timeout", "quietPeriod", "prometheusUrl", "promql", "requireLoadCheck")

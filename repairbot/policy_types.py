@@ -190,6 +190,22 @@ class LemonPolicy:
 
 
 @dataclass(frozen=True, slots=True)
+class RetentionPolicy:
+    """When finished GPURepairs are deleted, so the API server does not fill with years of history.
+
+    A terminal repair goes once it is older than ``ttl`` *and* not among its
+    node's ``keep_per_node`` newest: a node's recent story stays readable in
+    ``kubectl get gpurepairs`` and the lemon rule's window stays whole (``ttl``
+    may not be shorter than ``lemon.window``). A Quarantined repair stays until
+    a human released the node (condition ``Released=True``): it is the
+    hardware team's evidence. Slack threads and Jira tickets outlive it.
+    """
+
+    keep_per_node: int = 5
+    ttl: timedelta = timedelta(days=30)
+
+
+@dataclass(frozen=True, slots=True)
 class ValidationPolicy:
     """How a repaired node proves itself before it takes work again.
 
@@ -245,6 +261,7 @@ class Policy:
     ladders: Mapping[str, tuple[Rung, ...]] = field(default_factory=lambda: DEFAULT_LADDERS)
     action_timeouts: Mapping[Action, timedelta] = field(default_factory=lambda: DEFAULT_ACTION_TIMEOUTS)
     lemon: LemonPolicy = LemonPolicy()
+    retention: RetentionPolicy = RetentionPolicy()
     reboots_per_day: int = 2
     validation: ValidationPolicy = ValidationPolicy()
     notifications: NotificationPolicy = NotificationPolicy()
@@ -289,6 +306,7 @@ class Policy:
             "ladders": {code: [rung.to_dict() for rung in rungs] for code, rungs in self.ladders.items()},
             "actionTimeouts": {a.value: format_duration(t) for a, t in self.action_timeouts.items()},
             "lemon": {"maxRepairs": self.lemon.max_repairs, "window": format_duration(self.lemon.window)},
+            "retention": {"keepPerNode": self.retention.keep_per_node, "ttl": format_duration(self.retention.ttl)},
             "rebootsPerDay": self.reboots_per_day,
             "validation": {
                 "dcgmDiagLevel": self.validation.dcgm_diag_level,

@@ -13,6 +13,7 @@ class AgentMetrics:
     findings: Counter = field(init=False)
     detector_errors: Counter = field(init=False)
     intake_errors: Counter = field(init=False)
+    intake_dropped: Counter = field(init=False)
     poll_duration: Histogram = field(init=False)
     last_successful_poll: Gauge = field(init=False)
     signal_readable: Gauge = field(init=False)
@@ -34,6 +35,11 @@ class AgentMetrics:
         self.intake_errors = Counter(
             "repairbot_agent_intake_errors",
             "Findings intake could not take (they are retried on the next cycle)",
+            registry=self.registry,
+        )
+        self.intake_dropped = Counter(
+            "repairbot_agent_intake_dropped",
+            "Findings dropped because the API server refused them as too large even shrunk (never retried)",
             registry=self.registry,
         )
         self.poll_duration = Histogram(

@@ -18,11 +18,26 @@ from typing import Any, Protocol
 
 from repairbot.agent.metrics import AgentMetrics
 from repairbot.agent.tracker import FindingTracker
+from repairbot.bounds import bound_finding, cap_findings
 from repairbot.detectors.base import Detector, DetectorReport, EventSource, SignalHealth, SignalState
+from repairbot.kube.client import is_too_large
+from repairbot.kube.intake import IntakeTooLarge
 from repairbot.kube.nodes import NodeCondition
 from repairbot.model import Finding, format_time
 
 log = logging.getLogger(__name__)
+
+
+def compact_outbox(pending: list[Finding]) -> list[Finding]:
+    """Findings waiting for intake, repeats merged and capped as intake would: bounded however long intake is away."""
+    by_key: dict[tuple[str, str], Finding] = {}
+    for finding in pending:
+        known = by_key.get(finding.key())
+        if known is None:
+            by_key[finding.key()] = bound_finding(finding)
+        else:
+            known.merge(finding)
+    return cap_findings(list(by_key.values()))
 
 
 class FindingSink(Protocol):
@@ -118,9 +133,17 @@ class NodeAgent:
                 return
             try:
                 self.sink.report(self.node, pending)
-            except Exception as error:  # recorded and retried: never lose a finding
+            except Exception as error:
+                if isinstance(error, IntakeTooLarge) or is_too_large(error):
+                    # Refused for its size even after intake shrank it: the same batch can only fail
+                    # again, and re-sending it forever would starve every later finding. Drop it, loudly.
+                    self.metrics.intake_dropped.inc(len(pending))
+                    log.error("intake refused findings as too large node=%s findings=%d codes=%s dropped error=%s",
+                              self.node, len(pending), ",".join(sorted({f.code for f in pending})), error)  # fmt: skip
+                    return
+                # recorded and retried: never lose a finding; repeats merge so the outbox stays bounded
                 self.metrics.intake_errors.inc()
-                self.tracker.requeue(pending)
+                self.tracker.requeue(compact_outbox(pending))
                 log.warning("intake failed node=%s findings=%d error=%s", self.node, len(pending), error)
 
     def start(self) -> None:

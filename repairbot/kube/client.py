@@ -31,10 +31,25 @@ def api_client(kubeconfig: str | None = None) -> client.ApiClient:
     return client.ApiClient(configuration)
 
 
+def is_too_large(error: BaseException) -> bool:
+    """A write the API server refused for its size: no retry of the same body can succeed.
+
+    A body over the API server's limit is 413; an object over etcd's limit
+    comes back as a 500 carrying etcd's own words (the API server does not
+    map that error, kubernetes/kubernetes#112152).
+    """
+    if not isinstance(error, ApiException):
+        return False
+    if error.status == 413:
+        return True
+    body = error.body.decode("utf-8", "replace") if isinstance(error.body, bytes) else str(error.body or "")
+    return error.status == 500 and "request is too large" in body
+
+
 def is_retryable(error: BaseException) -> bool:
-    """API errors that another attempt may fix, and dropped connections."""
+    """API errors that another attempt may fix, and dropped connections (never a refusal for size)."""
     if isinstance(error, ApiException):
-        return error.status in RETRYABLE_STATUS
+        return error.status in RETRYABLE_STATUS and not is_too_large(error)
     return isinstance(error, (ConnectionError, TimeoutError, OSError))
 
 

@@ -21,21 +21,25 @@ The door applies every rule once, for every source:
   the record before it admits anything (:mod:`repairbot.operator.twins`);
 * the ``faulty`` label on a node an alert opened a repair for (the agent's
   node has its own condition; a human's label is already there);
-* size bounds on findings, in :func:`merge_findings`.
+* size bounds: findings capped in :func:`merge_findings`; a write the API server refuses as too
+  large is retried once with the findings shrunk, then refused as :class:`IntakeTooLarge`.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
+from copy import deepcopy
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from functools import partial
 from typing import Any
 
 from kubernetes import client
 from kubernetes.client.rest import ApiException
 
-from repairbot.kube.client import api_retrying, as_object, raw_call
+from repairbot.bounds import FINDINGS_MAX, bound_finding, cap_findings, truncate
+from repairbot.kube.client import api_retrying, as_object, is_too_large, raw_call
 from repairbot.model import (
     CONDITION_RELEASED,
     EVIDENCE_FINGERPRINT,
@@ -106,23 +110,35 @@ class IntakeResult:
     quarantined: bool = False
 
 
-def merge_findings(existing: list[dict[str, Any]], new: Iterable[Finding]) -> list[dict[str, Any]]:
-    """Fold ``new`` findings into a repair's ``spec.findings`` (pure).
+def merge_findings(
+    existing: list[dict[str, Any]], new: Iterable[Finding], *, limit: int = FINDINGS_MAX
+) -> list[dict[str, Any]]:
+    """Fold ``new`` findings into a repair's ``spec.findings`` (pure), within the size bounds.
 
     The same finding class on the same GPU is one item: its count grows, its
-    ``firstSeen`` stays, its action becomes the stronger of the two.
+    ``firstSeen`` stays, its action becomes the stronger of the two. Messages
+    and evidence are cut to :mod:`repairbot.bounds`' caps, and past ``limit``
+    items the weakest and oldest fold into one counted item.
     """
-    merged = [Finding.from_dict(item) for item in existing]
+    merged = [bound_finding(Finding.from_dict(item)) for item in existing]
     by_key = {finding.key(): finding for finding in merged}
     for finding in new:
         known = by_key.get(finding.key())
         if known is None:
-            copy = Finding.from_dict(finding.to_dict())
+            copy = bound_finding(finding)
             merged.append(copy)
             by_key[copy.key()] = copy
         else:
-            known.merge(finding)
-    return [finding.to_dict() for finding in merged]
+            known.merge(bound_finding(finding))
+    return [finding.to_dict() for finding in cap_findings(merged, limit)]
+
+
+SHRUNK_FINDINGS_MAX = 4
+"""Findings kept when the API server refused a repair as too large: the strongest few, and the tally."""
+
+
+class IntakeTooLarge(ValueError):
+    """The API server refused the repair for its size even after shrinking: retrying the same report cannot help."""
 
 
 def stamp_while_quarantined(findings: list[dict[str, Any]], new: Iterable[Finding]) -> list[dict[str, Any]]:
@@ -192,17 +208,17 @@ class _Report:
     requested_action: str | None
     dry_run: bool
 
-    def spec(self) -> dict[str, Any]:
-        """The spec of a new repair opened by this report."""
+    def spec(self, limit: int = FINDINGS_MAX) -> dict[str, Any]:
+        """The spec of a new repair opened by this report (at most ``limit`` findings)."""
         spec: dict[str, Any] = {
             "nodeName": self.node,
             "source": self.source.value,
-            "findings": merge_findings([], self.findings),
+            "findings": merge_findings([], self.findings, limit=limit),
         }
         if self.dry_run:
             spec["dryRun"] = True
         if self.reason:
-            spec["reason"] = self.reason
+            spec["reason"] = truncate(self.reason)
         if self.requested_action:
             spec["requestedAction"] = self.requested_action
         return spec
@@ -309,26 +325,29 @@ class Intake:
         repairs = self.repairs_of(wanted.node)
         current = node_record(repairs)
         if current is not None:
-            return self._merge(current, wanted)
+            return self._merge_shrinking(current, wanted)
         self._check_node(wanted.node)
         taken = {r["metadata"]["name"] for r in repairs}
         for name in _candidate_names(wanted.node, datetime.now(UTC), taken):
             try:
-                return self._create(name, wanted)
+                return _shrinking(wanted, partial(self._create, name, wanted))
             except _NameTaken:
                 # Another reporter opened the node's repair in this same second, or a finished
                 # repair holds the name: re-read, and merge into a record if there is one now.
                 repairs = self.repairs_of(wanted.node)
                 current = node_record(repairs)
                 if current is not None:
-                    return self._merge(current, wanted)
+                    return self._merge_shrinking(current, wanted)
                 taken |= {r["metadata"]["name"] for r in repairs}
         raise RuntimeError(f"node {wanted.node}: no free repair name after {_NAME_TRIES} tries")
 
-    def _merge(self, current: dict[str, Any], wanted: _Report) -> IntakeResult:
+    def _merge_shrinking(self, current: dict[str, Any], wanted: _Report) -> IntakeResult:
+        return _shrinking(wanted, lambda limit: self._merge(deepcopy(current), wanted, limit=limit))
+
+    def _merge(self, current: dict[str, Any], wanted: _Report, *, limit: int = FINDINGS_MAX) -> IntakeResult:
         spec = current.setdefault("spec", {})
         quarantined = is_held_quarantine(current)
-        spec["findings"] = merge_findings(spec.get("findings") or [], wanted.findings)
+        spec["findings"] = merge_findings(spec.get("findings") or [], wanted.findings, limit=limit)
         if quarantined:
             spec["findings"] = stamp_while_quarantined(spec["findings"], wanted.findings)
         elif wanted.requested_action and not spec.get("requestedAction"):
@@ -351,8 +370,8 @@ class Intake:
         if labels.get(LABEL_DISABLED) == "true":
             raise NodeOptedOut(node)
 
-    def _create(self, name: str, wanted: _Report) -> IntakeResult:
-        spec = wanted.spec()
+    def _create(self, name: str, wanted: _Report, limit: int = FINDINGS_MAX) -> IntakeResult:
+        spec = wanted.spec(limit)
         metadata: dict[str, Any] = {"name": name, "labels": {LABEL_NODE: wanted.node}}
         body: dict[str, Any] = {"apiVersion": f"{GROUP}/{VERSION}", "kind": KIND, "metadata": metadata, "spec": spec}
         try:
@@ -386,6 +405,29 @@ class Intake:
                 }
                 raw_call(self._core.patch_node, node, patch, _content_type=MERGE_PATCH)
                 return
+
+
+def _shrinking(wanted: _Report, write: Callable[[int], IntakeResult]) -> IntakeResult:
+    """One write; if the API server refuses it for its size, once more with the findings shrunk.
+
+    A refusal for size is never retried as it was (it can only fail again):
+    the second try keeps the strongest few findings and the tally of the
+    rest; a second refusal is :class:`IntakeTooLarge`, for the caller to
+    record and drop rather than re-send forever.
+    """
+    try:
+        return write(FINDINGS_MAX)
+    except ApiException as error:
+        if not is_too_large(error):
+            raise
+        log.warning("intake refused as too large node=%s; retrying with findings shrunk", wanted.node)
+    try:
+        return write(SHRUNK_FINDINGS_MAX)
+    except ApiException as error:
+        if not is_too_large(error):
+            raise
+        raise IntakeTooLarge(f"node {wanted.node}: the API server refused the repair as too large "
+                             f"even with its findings shrunk ({error.status})") from None  # fmt: skip
 
 
 def _candidate_names(node: str, now: datetime, taken: set[str]) -> Iterable[str]:

@@ -29,7 +29,7 @@ from repairbot.model import (
     Severity,
     Source,
 )
-from repairbot.policy import PolicyError, load_policy
+from repairbot.policy import PolicyError, PolicyFileError, load_policy
 
 
 def open_manual_repair(
@@ -119,11 +119,11 @@ def check_policy(path: Path, out: TextIO) -> int:
     """``repairbot policy check FILE``: the effective policy as YAML, or every error by field (exit 2)."""
     try:
         policy = load_policy(path)
+    except PolicyFileError as error:  # not a policy at all: one line, the file and the problem
+        out.write(f"{error}\n")
+        return 2
     except PolicyError as error:
         out.write(f"{path}: invalid policy\n{error}\n")
-        return 2
-    except OSError as error:
-        out.write(f"{path}: cannot read: {error.strerror}\n")
         return 2
     out.write(f"# effective policy from {path}\n")
     out.write(yaml.safe_dump(policy.to_dict(), sort_keys=False))

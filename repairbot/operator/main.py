@@ -30,9 +30,10 @@ from repairbot.operator.handlers import register
 from repairbot.operator.leader import LeaderElector
 from repairbot.operator.metrics import OperatorMetrics
 from repairbot.operator.reconciler import Reconciler
+from repairbot.operator.retention import RetentionCollector
 from repairbot.operator.scheduler import RepairScheduler
 from repairbot.operator.standby import StandbyHealth
-from repairbot.policy import Policy, PolicyError, load_policy, parse_policy
+from repairbot.policy import Policy, PolicyError, PolicyFileError, load_policy, parse_policy
 from repairbot.remediations.redfish import PowerCycler
 from repairbot.remediations.validation import QuietPeriodCheck
 
@@ -64,6 +65,8 @@ class OperatorParts:
     reconciler: Reconciler
     metrics: OperatorMetrics
     notifications: NotificationDispatcher
+    retention: RetentionCollector | None = None
+    """Deletes finished repairs past the policy's retention; runs only while this operator leads."""
 
 
 def read_policy(path: Path | None) -> Policy:
@@ -113,7 +116,8 @@ def build_operator(
     )
     registry = kopf.OperatorRegistry()
     register(registry, api=api, scheduler=scheduler, intake=Intake(api), metrics=metrics, fleet_cache=cache)
-    return OperatorParts(api, policy, registry, scheduler, reconciler, metrics, notifications)
+    retention = RetentionCollector(api, policy.retention, metrics)
+    return OperatorParts(api, policy, registry, scheduler, reconciler, metrics, notifications, retention)
 
 
 def run_kopf(
@@ -131,6 +135,8 @@ async def _operate(
     parts: OperatorParts, stop: threading.Event, ready: threading.Event | None, liveness: str | None
 ) -> None:
     parts.notifications.start()
+    if parts.retention is not None:
+        parts.retention.start()
     try:
         await kopf.operator(
             registry=parts.registry,
@@ -146,6 +152,8 @@ async def _operate(
         stop.set()
         await parts.scheduler.stop()
         await asyncio.to_thread(parts.notifications.stop)
+        if parts.retention is not None:
+            await asyncio.to_thread(parts.retention.stop)
 
 
 def run_operator(options: OperatorOptions) -> int:
@@ -153,7 +161,10 @@ def run_operator(options: OperatorOptions) -> int:
         policy = read_policy(options.policy_path)
     except PolicyError as error:
         log.error("refusing to start: bad policy %s", options.policy_path)
-        print(f"repairbot operator: bad policy {options.policy_path}:\n{error}")
+        if isinstance(error, PolicyFileError):  # no policy at all: one line, the file and the problem
+            print(f"repairbot operator: bad policy {error}")
+        else:  # a policy with bad fields: every field, one per line
+            print(f"repairbot operator: bad policy {options.policy_path}:\n{error}")
         return 2
     api = api_client(options.kubeconfig)
     parts = build_operator(api, policy, namespace=options.namespace, max_parallel=options.max_parallel)

@@ -64,6 +64,12 @@ class OperatorMetrics:
             ["target"],
             registry=r,
         )
+        self.repairs_deleted = Counter(
+            "repairbot_repairs_deleted",
+            "Finished GPURepairs deleted by the retention policy, by phase",
+            ["phase"],
+            registry=r,
+        )
 
 
 # Phases in which RepairBot holds a node out of service (Quarantined stays out until a human acts).

@@ -83,9 +83,11 @@ class Reconciler:
         started = time.perf_counter()
         obj = self._read(name)
         if obj is None:
+            self._own_writes.pop(name, None)  # deleted: nothing of ours to recognise any more
             return None
         view = RepairView.from_object(obj)
         if view.phase.is_terminal:
+            self._own_writes.pop(name, None)
             return None
         if view.phase in (Phase.PENDING, Phase.BLOCKED):
             with self._admission:
@@ -94,6 +96,8 @@ class Reconciler:
                 result = self._step(obj, view)
         else:
             result = self._step(obj, view)
+        if _ends(result.decision):
+            self._own_writes.pop(name, None)  # its last write's echo may wake a worker once more: harmless
         self.metrics.reconcile_seconds.observe(time.perf_counter() - started)
         return result
 
@@ -163,7 +167,10 @@ class Reconciler:
             with attempt:
                 body = {"status": dict(status)}
                 written = as_object(self._custom.patch_cluster_custom_object_status(GROUP, VERSION, PLURAL, name, body))
+        self._own_writes.pop(name, None)  # re-inserted last: the dict's order is the order of our writes
         self._own_writes[name] = str(written.get("metadata", {}).get("resourceVersion", ""))
+        while len(self._own_writes) > OWN_WRITES_MAX:  # a repair deleted mid-flight never reconciles again
+            del self._own_writes[next(iter(self._own_writes))]
 
     def wrote_last(self, name: str, resource_version: str) -> bool:
         """Is this version of the repair the one our own last status write produced?
@@ -245,6 +252,16 @@ class Reconciler:
     @staticmethod
     def _node_ref(node: str) -> dict[str, str]:
         return {"apiVersion": "v1", "kind": "Node", "name": node}
+
+
+OWN_WRITES_MAX = 4096
+"""Repairs whose last own write is remembered; far above the active repairs of any fleet."""
+
+
+def _ends(decision: Decision) -> bool:
+    """Does this step leave the repair in a terminal phase?"""
+    phase = (decision.after or {}).get("phase") or decision.patch.get("phase")
+    return phase in {p.value for p in Phase if p.is_terminal}
 
 
 class PowerCycleFailed(RuntimeError):

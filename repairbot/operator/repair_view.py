@@ -62,6 +62,8 @@ class RepairView:
     requested_action: Action | None = None
     incident: str | None = None
     message: str = ""
+    deliveries: Mapping[str, int] = field(default_factory=dict)
+    """How many history entries each notifier has delivered (``status.deliveries.<target>.sent``)."""
 
     @classmethod
     def from_object(cls, obj: Mapping[str, Any]) -> RepairView:
@@ -87,6 +89,11 @@ class RepairView:
             requested_action=Action(spec["requestedAction"]) if spec.get("requestedAction") else None,
             incident=status.get("incident"),
             message=status.get("message") or "",
+            deliveries={
+                str(target): int(cursor.get("sent") or 0)
+                for target, cursor in (status.get("deliveries") or {}).items()
+                if isinstance(cursor, Mapping)
+            },
         )
 
     @property

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
+from repairbot.bounds import fold_history, truncate
 from repairbot.model import Action, HistoryEntry, NodeState, Phase, format_time
 from repairbot.operator.blockers import DESTRUCTIVE_STEP_BLOCKERS, BlockContext, BlockReason, Verdict, first_block
 from repairbot.operator.breaker import failure_domain
@@ -54,12 +55,17 @@ class Run:
         attempt = self.repair.attempt or None
         return HistoryEntry(step, outcome, message, self.now, action, attempt).to_dict()
 
-    def history(self, *entries: dict[str, Any]) -> list[dict[str, Any]]:
-        return [*map(dict, self.repair.history), *entries]
-
     def base(self, phase: Phase, message: str, *entries: dict[str, Any]) -> dict[str, Any]:
-        """The fields every transition writes; ``detectedAt`` and ``reason`` once, on the first write."""
-        patch: dict[str, Any] = {"phase": phase.value, "message": message, "history": self.history(*entries)}
+        """The fields every transition writes; ``detectedAt`` and ``reason`` once, on the first write.
+
+        The history is bounded (:func:`repairbot.bounds.fold_history`): past its cap
+        the oldest delivered steps fold into one summary entry, and the notifiers'
+        cursors move back by as many entries in this same write.
+        """
+        fold = fold_history(self.repair.history, entries, self.repair.deliveries)
+        patch: dict[str, Any] = {"phase": phase.value, "message": truncate(message), "history": fold.history}
+        if fold.cursors is not None:
+            patch["deliveries"] = {target: {"sent": sent} for target, sent in fold.cursors.items()}
         if self.repair.detected_at is None:
             first = min((f.first_seen for f in self.repair.findings), default=self.now)
             patch["detectedAt"] = format_time(first)

@@ -25,6 +25,7 @@ from typing import Any
 
 import yaml
 
+from repairbot.bounds import truncate
 from repairbot.detectors.kernel_log import normalize_pci
 from repairbot.model import EVIDENCE_FINGERPRINT, Action, Finding, GpuRef, Severity, Source
 from repairbot.webhook.payloads import Alert, SenderKind
@@ -185,7 +186,7 @@ class AlertRules:
         name = alert.alertname or "unnamed alert"
         return Finding(
             code=code,
-            message=alert.summary or f"{kind.value} alert {name} firing",
+            message=truncate(alert.summary or f"{kind.value} alert {name} firing"),
             action=action,
             severity=severity,
             gpu=_gpu_ref(alert.labels),

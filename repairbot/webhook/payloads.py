@@ -18,6 +18,7 @@ from __future__ import annotations
 import enum
 import hashlib
 import json
+import math
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -132,14 +133,77 @@ def label_fingerprint(labels: Mapping[str, str]) -> str:
 
 
 def parse_body(raw: bytes, kind: SenderKind) -> Notification:
-    """Decode the raw request body and parse it; every failure is a :class:`PayloadError`."""
+    """Decode the raw request body and parse it; every failure is a :class:`PayloadError`.
+
+    Both senders post UTF-8 JSON (RFC 8259), so a body in another encoding is
+    refused rather than guessed at (``json.loads`` alone would accept UTF-16).
+    Numbers are held to what a notification can mean: a 5,000-digit integer
+    would otherwise make Python's int conversion raise a ``ValueError`` of its
+    own (a 500), NaN and Infinity are not JSON, and no field of either dialect
+    nests deeper than a few levels.
+    """
     try:
-        data = json.loads(raw)
-    except (UnicodeDecodeError, json.JSONDecodeError) as error:
-        raise PayloadError(f"body is not JSON: {error}") from None
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as error:
+        raise PayloadError(
+            f"body is not JSON: not UTF-8 (byte {raw[error.start]:#04x} at offset {error.start})"
+        ) from None
+    try:
+        data = json.loads(text, parse_int=_parse_int, parse_float=_parse_float, parse_constant=_refuse_constant)
+    except PayloadError:
+        raise
     except RecursionError:
         raise PayloadError("body is not JSON we accept: nested too deeply") from None
+    except ValueError as error:  # JSONDecodeError, and any conversion error of the json module
+        raise PayloadError(f"body is not JSON: {_short(str(error), 200)}") from None
+    if _depth_over(data, _MAX_DEPTH):
+        raise PayloadError(f"body is not JSON we accept: nested more than {_MAX_DEPTH} levels deep")
     return parse_notification(data, kind)
+
+
+_MAX_NUMBER_DIGITS = 40
+"""No number either sender writes (counts, org ids, sample values) needs more digits."""
+_MAX_DEPTH = 32
+"""Body → alerts → alert → labels → value is five levels; senders' extras (``values``) add a few."""
+
+
+def _digits(text: str) -> int:
+    return sum(char.isdigit() for char in text.partition("e")[0].partition("E")[0])
+
+
+def _parse_int(text: str) -> int:
+    if _digits(text) > _MAX_NUMBER_DIGITS:
+        raise PayloadError(f"body is not JSON we accept: a number with {_digits(text)} digits "
+                           f"(at most {_MAX_NUMBER_DIGITS})")  # fmt: skip
+    return int(text)
+
+
+def _parse_float(text: str) -> float:
+    if _digits(text) > _MAX_NUMBER_DIGITS:
+        raise PayloadError(f"body is not JSON we accept: a number with {_digits(text)} digits "
+                           f"(at most {_MAX_NUMBER_DIGITS})")  # fmt: skip
+    value = float(text)
+    if math.isinf(value):
+        raise PayloadError(f"body is not JSON we accept: {_short(text)} is out of range")
+    return value
+
+
+def _refuse_constant(text: str) -> Any:
+    raise PayloadError(f"body is not JSON we accept: {text} is not a JSON number")
+
+
+def _depth_over(data: Any, limit: int) -> bool:
+    """Does ``data`` nest deeper than ``limit`` containers? (Iterative: a deep body cannot exhaust the stack.)"""
+    stack: list[tuple[Any, int]] = [(data, 1)]
+    while stack:
+        value, depth = stack.pop()
+        children = value.values() if isinstance(value, dict) else value if isinstance(value, list) else None
+        if children is None:
+            continue
+        if depth > limit:
+            return True
+        stack.extend((child, depth + 1) for child in children)
+    return False
 
 
 def parse_notification(data: Any, kind: SenderKind) -> Notification:

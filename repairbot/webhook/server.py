@@ -24,6 +24,7 @@ from aiohttp import web
 from kubernetes.client.rest import ApiException
 from urllib3.exceptions import HTTPError as Urllib3Error
 
+from repairbot.kube.intake import IntakeTooLarge
 from repairbot.webhook.auth import AuthError, WebhookAuth
 from repairbot.webhook.handling import AlertHandler
 from repairbot.webhook.metrics import CONTENT_TYPE_LATEST, WebhookMetrics
@@ -122,6 +123,9 @@ async def _receive(request: web.Request, kind: SenderKind) -> web.Response:
         metrics.received.labels(kind.value, alert.status.value).inc()
     try:
         outcome = await app[HANDLER_KEY].handle(notification)
+    except IntakeTooLarge as error:  # refused for size even shrunk: a retry of this body cannot succeed
+        log.warning("webhook alert refused as too large source=%s error=%s", kind.value, error)
+        return error_response(413, str(error))
     except (ApiException, OSError, Urllib3Error) as error:
         reason = getattr(error, "reason", None) or str(error)
         log.warning("webhook could not reach the Kubernetes API source=%s error=%s", kind.value, reason)

@@ -61,6 +61,14 @@ def test_chart_values_win_over_the_same_policy_fields_and_keep_the_rest(chart: A
     assert list(policy.notifications.jira.labels) == ["gpu"]
 
 
+def test_retention_values_reach_the_policy_and_win_over_policy_retention(chart: Any, tmp_path: Path) -> None:
+    values = {"retention": {"keepPerNode": 3, "ttl": "60d"}, "policy": {"retention": {"keepPerNode": 9}}}
+    retention = load_policy(_policy_file(chart, values, tmp_path)).retention
+    assert (retention.keep_per_node, retention.ttl.days) == (3, 60)
+    only_policy = load_policy(_policy_file(chart, {"policy": {"retention": {"ttl": "45d"}}}, tmp_path)).retention
+    assert (only_policy.keep_per_node, only_policy.ttl.days) == (5, 45)
+
+
 def test_disabled_slack_leaves_the_channel_out_of_the_policy(chart: Any, tmp_path: Path) -> None:
     values = {"slack": {"enabled": False, "channel": "C0123456789"}}
     assert load_policy(_policy_file(chart, values, tmp_path)).notifications.slack.channel is None

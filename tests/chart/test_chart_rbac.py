@@ -100,6 +100,7 @@ def test_the_operator_can_do_what_its_code_does(chart: Any) -> None:
         Request("create", "gpurepairs", "repairbot.io"),
         Request("update", "gpurepairs", "repairbot.io"),
         Request("patch", "gpurepairs/status", "repairbot.io"),
+        Request("delete", "gpurepairs", "repairbot.io"),  # operator/retention.py: finished repairs past retention
         Request("list", "pods"),
         Request("create", "pods/eviction"),
         Request("list", "poddisruptionbudgets", "policy", namespace="ml-training"),

@@ -99,7 +99,7 @@ seccompProfile:
 {{- end -}}
 
 {{/*
-The operator's policy: .Values.policy with the chart's Slack, Jira and runbook settings merged in
+The operator's policy: .Values.policy with the chart's Slack, Jira, runbook and retention settings merged in
 (a value set here wins over the same field in .Values.policy). Rendered as a YAML document.
 */}}
 {{- define "repairbot.policy" -}}
@@ -123,6 +123,14 @@ The operator's policy: .Values.policy with the chart's Slack, Jira and runbook s
 {{- end -}}
 {{- if .Values.runbookBaseUrl -}}
 {{- $_ := set $policy "runbookBaseUrl" .Values.runbookBaseUrl -}}
+{{- end -}}
+{{- $retention := deepCopy (get $policy "retention" | default (dict)) -}}
+{{- with .Values.retention -}}
+{{- if .keepPerNode -}}{{- $_ := set $retention "keepPerNode" .keepPerNode -}}{{- end -}}
+{{- if .ttl -}}{{- $_ := set $retention "ttl" .ttl -}}{{- end -}}
+{{- end -}}
+{{- if $retention -}}
+{{- $_ := set $policy "retention" $retention -}}
 {{- end -}}
 {{- toYaml $policy -}}
 {{- end -}}

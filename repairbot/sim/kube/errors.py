@@ -21,9 +21,10 @@ def status_body(code: int, reason: str, message: str, details: dict[str, Any] | 
         "metadata": {},
         "status": "Failure",
         "message": message,
-        "reason": reason,
         "code": code,
     }
+    if reason:  # metav1.Status omits an empty reason (StatusReasonUnknown), as etcd's errors arrive
+        body["reason"] = reason
     if details:
         body["details"] = details
     return body
@@ -82,6 +83,21 @@ class ApiError(Exception):
         if group:
             details["group"] = group
         return cls(422, "Invalid", f'{qualified} "{name}" is invalid: {summary}', details)
+
+    @classmethod
+    def request_entity_too_large(cls, limit: int) -> ApiError:
+        """kube-apiserver's answer to a body over ``MaxRequestBodyBytes`` (3 MiB), before anything is decoded."""
+        return cls(413, "RequestEntityTooLarge", f"Request entity too large: limit is {limit}")
+
+    @classmethod
+    def etcd_request_too_large(cls) -> ApiError:
+        """What a write over etcd's ``--max-request-bytes`` (1.5 MiB) gets back through the API server.
+
+        etcd refuses it with gRPC InvalidArgument; kube-apiserver does not map
+        that error and answers 500 with etcd's own words and no reason
+        (kubernetes/kubernetes#112152, still open). No retry can cure it.
+        """
+        return cls(500, "", "etcdserver: request is too large")
 
     @classmethod
     def bad_request(cls, message: str) -> ApiError:

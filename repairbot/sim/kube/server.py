@@ -34,6 +34,9 @@ log = logging.getLogger(__name__)
 
 STATE_KEY: web.AppKey[SimState] = web.AppKey("state")
 
+MAX_REQUEST_BODY_BYTES = 3 * 1024 * 1024
+"""kube-apiserver's ``MaxRequestBodyBytes``: twice etcd's limit, as JSON shrinks on its way to storage."""
+
 
 @dataclass
 class SimState:
@@ -87,6 +90,8 @@ async def _middleware(request: web.Request, handler: Any) -> web.StreamResponse:
         return result
     except ApiError as exc:
         return _error(exc)
+    except web.HTTPRequestEntityTooLarge:
+        return _error(ApiError.request_entity_too_large(MAX_REQUEST_BODY_BYTES))
     except web.HTTPException as exc:
         reason = {404: "NotFound", 405: "MethodNotAllowed"}.get(exc.status, "InternalError")
         message = "the server could not find the requested resource" if exc.status == 404 else exc.reason
@@ -226,7 +231,8 @@ async def _requests_clear(request: web.Request) -> web.Response:
 
 def build_app(state: SimState) -> web.Application:
     """The aiohttp application serving ``state``."""
-    app = web.Application(middlewares=[_middleware], client_max_size=16 * 1024 * 1024)
+    # aiohttp refuses a body of client_max_size bytes or more; the API server one of more than its limit.
+    app = web.Application(middlewares=[_middleware], client_max_size=MAX_REQUEST_BODY_BYTES + 1)
     app[STATE_KEY] = state
     app.router.add_get("/version", _version)
     for probe in ("/healthz", "/readyz", "/livez"):

@@ -9,6 +9,9 @@
 * A bounded history of watch events lets a watcher resume from any recent
   ``resourceVersion``; older ones are *compacted* and answer 410 Gone, which
   is the path that makes informers and kopf re-list.
+* etcd's request limit (``--max-request-bytes``, 1.5 MiB by default): a
+  create or update whose stored object is larger is refused as etcd refuses
+  it, and nothing is stored.
 * Watchers get events through asyncio queues, fed synchronously on every
   write, so a watch opened at version N sees every later change exactly once.
 
@@ -22,6 +25,7 @@ from __future__ import annotations
 import asyncio
 import copy
 import datetime
+import json
 import uuid
 from collections import deque
 from collections.abc import Callable
@@ -33,6 +37,11 @@ from repairbot.sim.kube.errors import ApiError
 __all__ = ["Store", "WatchEvent", "Watcher", "now_rfc3339"]
 
 ObjectKey = tuple[str, str]  # (namespace or "", name)
+
+ETCD_MAX_REQUEST_BYTES = 1536 * 1024
+"""etcd's default ``--max-request-bytes``: the whole put request, key and value."""
+_ETCD_REQUEST_OVERHEAD = 256
+"""Bytes of a put request besides its key and value (transaction, lease, revision fields), rounded up."""
 
 
 def now_rfc3339() -> str:
@@ -72,6 +81,16 @@ class Watcher:
 def _ident(obj: dict[str, Any]) -> ObjectKey:
     meta = obj["metadata"]
     return (meta.get("namespace") or "", meta["name"])
+
+
+def _check_etcd_size(key: str, obj: dict[str, Any]) -> None:
+    """Refuse what etcd would refuse: a custom resource is stored as its JSON, under its registry key."""
+    meta = obj["metadata"]
+    storage_key = f"/registry/{key}/{meta.get('namespace') or ''}/{meta['name']}"
+    # As the API server stores it: compact JSON in UTF-8 (not the client's \u escapes).
+    size = len(json.dumps(obj, separators=(",", ":"), ensure_ascii=False).encode("utf-8", "surrogatepass"))
+    if size + len(storage_key) + _ETCD_REQUEST_OVERHEAD > ETCD_MAX_REQUEST_BYTES:
+        raise ApiError.etcd_request_too_large()
 
 
 def _spec_part(obj: dict[str, Any]) -> dict[str, Any]:
@@ -152,6 +171,7 @@ class Store:
         meta["generation"] = 1
         meta.pop("deletionTimestamp", None)
         meta.pop("deletionGracePeriodSeconds", None)
+        _check_etcd_size(key, stored)
         bucket[ident] = stored
         self._emit("ADDED", key, stored, rv)
         return copy.deepcopy(stored)
@@ -189,6 +209,7 @@ class Store:
             return copy.deepcopy(old)
         if meta.get("deletionTimestamp") and not meta.get("finalizers"):
             return self._remove(key, ident, new)
+        _check_etcd_size(key, new)
         rv = self._next_rv()
         meta["resourceVersion"] = str(rv)
         bucket[ident] = new

@@ -250,3 +250,68 @@ async def test_fuzzed_bodies_never_5xx_and_never_repair_from_garbage(webhook: An
         if status == 202:
             assert answer["repairs"] == []
     assert webhook.repairs() == []
+
+
+HOSTILE_RAW = st.sampled_from([
+    b'{"alerts":[],"truncatedAlerts":' + b"9" * 5000 + b"}",
+    b'{"alerts":[{"status":"firing","labels":{"node":' + b"1" * 4400 + b"}}]}",
+    b'{"alerts":[],"orgId":NaN}',
+    b'{"alerts":' + b"[" * 20000 + b"]" * 20000 + b"}",
+    b'{"alerts":' + b'{"a":' * 900 + b"1" + b"}" * 900 + b"}",
+    '{"alerts":[]}'.encode("utf-16"),
+    '{"alerts":[]}'.encode("utf-32"),
+    b"\xef\xbb\xbf" + b'{"alerts":[]}',
+    b'{"alerts":[{"status":"firing","labels":{"node":"caf\xe9"}}]}',
+    b'{"alerts":[{"status":"firing","labels":{"node":"\\ud800"}}]}',
+]) | st.builds(
+    lambda text: json.dumps(
+        {"alerts": [{"status": "firing", "labels": {"node": "nowhere", "x": text}}]}, ensure_ascii=False
+    ).encode(),
+    st.builds(lambda piece, times: piece * times, st.text(min_size=1, max_size=8, alphabet="ab\u00e9\U0001f600\x00"),
+              st.integers(min_value=500, max_value=1_000)),
+)  # fmt: skip
+
+
+async def test_hostile_bodies_get_400_with_a_reason_never_5xx(webhook: Any) -> None:
+    """Large numbers, deep nesting, huge strings and odd encodings: each a 400 naming why (or ignored), never a 500."""
+    bodies: list[bytes] = []
+
+    @settings(max_examples=30, deadline=None, suppress_health_check=list(HealthCheck), database=None)
+    @given(raw=HOSTILE_RAW)
+    def collect(raw: bytes) -> None:
+        bodies.append(raw)
+
+    collect()
+    for raw in bodies:
+        status, answer = await webhook.post(GRAFANA, raw=raw)
+        assert status in (202, 400), (status, answer, raw[:80])
+        if status == 400:
+            assert answer["error"].startswith("body is not JSON"), answer
+    status, answer = await webhook.post(GRAFANA, raw=b'{"alerts":[],"truncatedAlerts":' + b"9" * 5000 + b"}")
+    assert (status, answer["error"]) == (400, "body is not JSON we accept: a number with 5000 digits (at most 40)")
+    assert webhook.repairs() == []
+
+
+async def test_a_900kb_alert_summary_makes_a_repair_under_the_size_limit(
+    apiserver: Any, kube_api: client.ApiClient, kube_objects: Any
+) -> None:
+    import aiohttp
+
+    from repairbot.webhook.main import WebhookOptions, start_webhook
+
+    apiserver.server.create_object(kube_objects.gpu_node("gpu-1", ip="10.0.0.1"))
+    runner, url = await start_webhook(kube_api, WebhookOptions(host="127.0.0.1", port=0),
+                                      auth=WebhookAuth(bearer_token="test-token"))  # fmt: skip
+    try:
+        huge = grafana_alert("gpu-1")
+        huge["annotations"]["summary"] = "GPU fell off the bus; dmesg follows: " + "x" * 900_000
+        async with aiohttp.ClientSession() as session, session.post(
+            url + GRAFANA, data=json.dumps(grafana(huge)).encode(), headers={"Authorization": "Bearer test-token"}
+        ) as response:
+            assert response.status == 202, await response.text()
+    finally:
+        await runner.cleanup()
+    (repair,) = client.CustomObjectsApi(kube_api).list_cluster_custom_object(GROUP, VERSION, PLURAL)["items"]
+    assert len(json.dumps(repair)) < 64 * 1024
+    message = repair["spec"]["findings"][0]["message"]
+    assert message.startswith("GPU fell off the bus") and "truncated" in message

@@ -255,3 +255,31 @@ def test_load_policy_reports_yaml_syntax(tmp_path: Path) -> None:
     broken.write_text("budget: [unclosed\n")
     with pytest.raises(PolicyError, match="not valid YAML"):
         load_policy(broken)
+
+
+def test_retention_defaults_keep_five_per_node_for_thirty_days() -> None:
+    retention = parse_policy({}).retention
+    assert (retention.keep_per_node, retention.ttl) == (5, timedelta(days=30))
+    assert parse_policy({"retention": {"keepPerNode": 2, "ttl": "10d"}}).retention.ttl == timedelta(days=10)
+
+
+@pytest.mark.parametrize(
+    ("retention", "error"),
+    [
+        ({"keepPerNode": 0}, "policy.retention.keepPerNode: 0 is below the minimum of 1"),
+        ({"keepPerNode": "5"}, 'policy.retention.keepPerNode: "5" must be a whole number'),
+        ({"ttl": "30"}, 'policy.retention.ttl: "30"'),
+        ({"ttl": "1h"}, 'policy.retention.ttl: "1h" is shorter than 7d (lemon.window'),
+        ({"keepPernode": 5}, 'policy.retention.keepPernode: unknown key (did you mean "keepPerNode"?)'),
+        ([5], "policy.retention: [5] must be a mapping"),
+    ],
+)
+def test_bad_retention_fails_naming_the_field(retention: object, error: str) -> None:
+    with pytest.raises(PolicyError) as raised:
+        parse_policy({"retention": retention})
+    assert any(line.startswith(error) for line in raised.value.errors), raised.value.errors
+
+
+def test_a_longer_lemon_window_stretches_the_default_retention() -> None:
+    policy = parse_policy({"lemon": {"window": "60d"}})
+    assert policy.retention.ttl == timedelta(days=60)

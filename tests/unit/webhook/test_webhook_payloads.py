@@ -168,3 +168,62 @@ def test_any_json_parses_or_raises_payload_error(body: Any, kind: SenderKind) ->
 def test_any_bytes_parse_or_raise_payload_error(raw: bytes) -> None:
     with contextlib.suppress(PayloadError):
         parse_body(raw, SenderKind.GRAFANA)
+
+
+ALERT_SKELETON = '{"alerts":[{"status":"firing","labels":{"node":"gpu-1"}}],"truncatedAlerts":%s}'
+
+
+@pytest.mark.parametrize(
+    ("raw", "reason"),
+    [
+        ((ALERT_SKELETON % ("9" * 5000)).encode(), "body is not JSON we accept: a number with 5000 digits"),
+        ((ALERT_SKELETON % ("-" + "9" * 5000)).encode(), "body is not JSON we accept: a number with 5000 digits"),
+        ((ALERT_SKELETON % "NaN").encode(), "body is not JSON we accept: NaN is not a JSON number"),
+        ((ALERT_SKELETON % "-Infinity").encode(), "body is not JSON we accept: -Infinity is not a JSON number"),
+        ((ALERT_SKELETON % ("1" + "0" * 400 + ".5")).encode(), "body is not JSON we accept: a number with 402 digits"),
+        (b'{"alerts":' + b"[" * 5000 + b"]" * 5000 + b"}", "body is not JSON we accept: nested too deeply"),
+        (b'{"alerts":' + b'{"a":' * 50 + b"1" + b"}" * 50 + b"}", "body is not JSON we accept: nested more than"),
+        ('{"alerts":[]}'.encode("utf-16"), "body is not JSON: not UTF-8"),
+        (b'{"receiver":"\xff\xfe"}', "body is not JSON"),
+        (b'{"alerts":[],"receiver":"caf\xe9"}', "body is not JSON: not UTF-8"),
+        (b"\xef\xbb\xbf{}", "body is not JSON"),
+    ],
+)
+def test_hostile_bodies_are_refused_with_a_reason_not_a_crash(raw: bytes, reason: str) -> None:
+    with pytest.raises(PayloadError) as raised:
+        parse_body(raw, SenderKind.GRAFANA)
+    assert str(raised.value).startswith(reason), str(raised.value)
+    assert len(str(raised.value)) < 300
+
+
+def test_a_5000_digit_integer_in_a_label_position_is_refused_not_crashed() -> None:
+    raw = b'{"alerts":[{"status":"firing","labels":{"gpu":' + b"7" * 5000 + b"}}]}"
+    with pytest.raises(PayloadError, match="5000 digits"):
+        parse_body(raw, SenderKind.ALERTMANAGER)
+
+
+def test_huge_strings_are_parsed_and_left_to_the_mapping_to_bound() -> None:
+    raw = json.dumps({"alerts": [{"status": "firing", "labels": {"node": "gpu-1"},
+                                  "annotations": {"summary": "s" * 900_000}}]}).encode()  # fmt: skip
+    note = parse_body(raw, SenderKind.GRAFANA)
+    assert len(note.alerts[0].summary) == 900_000
+
+
+HOSTILE_LEAF = (
+    st.integers(min_value=30, max_value=6000).map(lambda digits: "-" * (digits % 2) + "9" * digits)
+    | st.sampled_from(["NaN", "Infinity", "-Infinity", "1e999999", '"\\ud800"', '"\\u0000"'])
+    | st.text(min_size=1000, max_size=5000).map(json.dumps)
+)
+
+
+@settings(max_examples=150, deadline=None)
+@given(leaf=HOSTILE_LEAF, depth=st.integers(min_value=0, max_value=3000), where=st.sampled_from(
+    ['{"alerts":[{"status":"firing","labels":{"node":%s}}]}', '{"alerts":[],"truncatedAlerts":%s}',
+     '{"alerts":[%s]}', '{"version":%s,"alerts":[]}', "%s"]))  # fmt: skip
+def test_large_numbers_deep_nesting_and_huge_strings_parse_or_raise_payload_error(
+    leaf: str, depth: int, where: str
+) -> None:
+    value = "[" * depth + leaf + "]" * depth
+    raw = (where % value).encode("utf-8", "surrogatepass")
+    with contextlib.suppress(PayloadError):
+        parse_body(raw, SenderKind.GRAFANA)
