@@ -12,6 +12,7 @@ from tenacity import wait_none
 from repairbot.model import HistoryEntry, Phase
 from repairbot.notify import NotifyError
 from repairbot.notify.jira import JiraNotifier
+from repairbot.notify.messages import StormView
 from repairbot.notify.view import RepairView
 from repairbot.sim.jira import JiraSim
 
@@ -58,8 +59,9 @@ def test_restart_finds_the_ticket_by_jql_instead_of_creating(jira_sim: JiraSim, 
 
 def test_a_storm_has_one_incident_ticket_found_again_after_a_restart(jira_sim: JiraSim, view: RepairView) -> None:
     nodes = ["gpu-12", "gpu-13", "gpu-14"]
-    first = notifier(jira_sim).ensure_incident_ticket("storm-20261122", nodes, "3 faults in leaf-3 within 5m")
-    again = notifier(jira_sim).ensure_incident_ticket("storm-20261122", nodes)  # a new process: found by label
+    storm = StormView.of("storm-20261122", [(n, "Blocked") for n in nodes], detail="3 faults in leaf-3 within 5m")
+    first = notifier(jira_sim).ensure_incident_ticket(storm)
+    again = notifier(jira_sim).ensure_incident_ticket(storm)  # a new process: found by label
     assert again == first and len(jira_sim.issues) == 1
     issue = jira_sim.issues[first]
     assert issue.fields["summary"] == "Fault storm storm-20261122: 3 nodes (gpu-12, gpu-13, gpu-14)"

@@ -12,6 +12,7 @@ import pytest
 
 from repairbot.model import Action, HistoryEntry, Phase
 from repairbot.notify import NotifyError
+from repairbot.notify.messages import StormView
 from repairbot.notify.slack import SlackNotifier
 from repairbot.notify.view import RepairView
 from repairbot.sim.slack import SlackSim
@@ -110,7 +111,7 @@ def test_bad_token_and_unknown_channel_are_not_retryable(slack_sim: SlackSim, vi
 def test_storm_is_one_message_naming_every_node(slack_sim: SlackSim) -> None:
     slack = notifier(slack_sim)
     nodes = [f"gpu-{i:03d}" for i in range(12)]
-    slack.post_storm(nodes, reason="12 faults in 3m on leaf-switch ls-4")
+    slack.post_storm(StormView.of("storm-1", [(n, "Blocked") for n in nodes], detail="12 faults in 3m on ls-4"))
     assert len(slack_sim.messages) == 1
     text = slack_sim.messages[0].text or ""
     assert all(n in text for n in nodes) and "<!subteam^S0ONCALL>" in text

@@ -10,6 +10,7 @@ import pytest
 from repairbot.model import Action, Finding, GpuRef, HistoryEntry, Phase, Severity
 from repairbot.notify.jira import dedupe_jql, sanitize_label, ticket_labels
 from repairbot.notify.messages import (
+    StormView,
     format_duration,
     jira_comment,
     jira_description,
@@ -99,7 +100,8 @@ def test_success_reply_says_how_long() -> None:
 
 def test_storm_is_one_message_and_caps_the_list() -> None:
     nodes = [f"gpu-{i:03d}" for i in range(100)] + ["gpu-000"]
-    message = slack_storm(nodes, reason="leaf switch ls-4", on_call=ON_CALL, jira_key="OPS-99")
+    storm = StormView.of("leaf switch ls-4", [(n, "Blocked") for n in nodes], jira_key="OPS-99")
+    message = slack_storm(storm, on_call=ON_CALL)
     assert "100 nodes" in message.text and "and 60 more" in message.text and "OPS-99" in message.text
     assert ON_CALL in message.text and "Blocked" in message.text
     assert all(len(b["text"]["text"]) <= 3000 for b in message.blocks)
