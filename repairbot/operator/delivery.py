@@ -21,6 +21,9 @@ A = TypeVar("A")
 REFUSED_SUFFIX = "-refused"
 """History steps ``slack-refused`` / ``jira-refused``: a message that service refused for good."""
 MAX_REFUSAL_MESSAGE = 500
+MAX_UNRECORDED = 20
+"""Refusals a cursor holds until the history surely keeps them; a flood beyond this keeps the newest."""
+SETTLED_PHASES = frozenset({"Succeeded", "Failed", "Quarantined", "Cancelled"})
 MAX_INCIDENTS_REMEMBERED = 256
 """Storms a lane remembers at once (thread or ticket, last rendering); more are found again from their repairs."""
 
@@ -49,7 +52,7 @@ def owed(obj: Mapping[str, Any], target: str) -> bool:
     history = status.get("history") or []
     if not status.get("phase") and not history:
         return False
-    if int(cursor.get("sent") or 0) < len(history):
+    if int(cursor.get("sent") or 0) < len(history) or cursor.get("unrecorded"):
         return True
     return cursor.get("phase") != status.get("phase")
 
@@ -87,6 +90,32 @@ def refusal_entry(error: NotifyError, *, what: str, reduced: bool, now: datetime
 def refused_by(entry: Mapping[str, Any], target: str) -> bool:
     """Is this history line ``target``'s own refusal (never to be sent to ``target`` itself)?"""
     return entry.get("step") == f"{target}{REFUSED_SUFFIX}"
+
+
+def same_entry(a: Mapping[str, Any], b: Mapping[str, Any]) -> bool:
+    return all(a.get(k) == b.get(k) for k in ("step", "at", "message"))
+
+
+def settle_refusals(
+    history: list[Mapping[str, Any]], unrecorded: list[Mapping[str, Any]], phase: str | None
+) -> tuple[list[Mapping[str, Any]], list[Mapping[str, Any]]]:
+    """Which refusal lines to (re-)append to the history, and which to keep holding in the cursor.
+
+    The reconciler writes the whole history list from the version it read
+    before a step, so a line appended meanwhile can be overwritten. A line is
+    safe once the history holds it *and* either a later step follows it (that
+    step's write was based on a version that had it) or the repair is over;
+    until then the cursor holds it, and a line the history lost is appended again.
+    """
+    missing = [r for r in unrecorded if not any(same_entry(r, h) for h in history)]
+    keep: list[Mapping[str, Any]] = []
+    for refusal in unrecorded:
+        at = next((i for i, h in enumerate(history) if same_entry(refusal, h)), None)
+        followed = at is not None and any(not str(h.get("step", "")).endswith(REFUSED_SUFFIX)
+                                          for h in history[at + 1 :])  # fmt: skip
+        if at is None or not (followed or phase in SETTLED_PHASES):
+            keep.append(refusal)
+    return missing, keep[-MAX_UNRECORDED:]
 
 
 def stored_by_member(members: Iterable[Mapping[str, Any]], target: str, field_name: str) -> Mapping[str, Any] | None:

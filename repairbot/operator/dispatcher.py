@@ -26,9 +26,12 @@ member's delivery finds the storm changed (a node joined, a member moved on),
 so they always count every member.
 
 The reconciler never writes ``deliveries`` and the dispatcher writes nothing
-else the reconciler owns but a refusal line, which it appends to the history
-it has just read with that version's ``resourceVersion`` (a conflict retries
-on the next pass rather than overwrite a step). A crash between a send and
+else the reconciler owns but refusal lines. Those are held first in the
+cursor (``deliveries.<target>.unrecorded``, ours alone), then appended to the
+history fenced on the version just read; the reconciler writes the whole list
+from the version it read before a step, so a line is let go only once the
+history surely keeps it (:func:`~repairbot.operator.delivery.settle_refusals`)
+and appended again if a step's write dropped it. A crash between a send and
 its cursor write can repeat that one message — at least once, never lost.
 """
 
@@ -57,6 +60,7 @@ from repairbot.notify.slack import SlackNotifier, SlackThread
 from repairbot.notify.view import RepairView
 from repairbot.operator.chat import ChatEndpoints, build_notifiers
 from repairbot.operator.delivery import (
+    MAX_UNRECORDED,
     IncidentMemo,
     delivery_cursor,
     history_entry,
@@ -64,6 +68,7 @@ from repairbot.operator.delivery import (
     owed,
     refusal_entry,
     refused_by,
+    settle_refusals,
     steps_owed,
     stored_by_member,
     storm_view,
@@ -110,18 +115,33 @@ class _RepairLane:
         self.patch({"deliveries": {self.target: cursor}})
 
     def refused(self, refusal: NotifyError, *, what: str, reduced: bool, **cursor: Any) -> None:
-        """Record the refusal in the history (fenced on the version just read) and move the cursor past it."""
+        """Hold the refusal line in the cursor (ours alone, never overwritten), move it past the message, then
+        write the line into the history."""
         entry = refusal_entry(refusal, what=what, reduced=reduced, now=datetime.now(UTC))
-        history = [*((self.obj.get("status") or {}).get("history") or []), entry]
-        status: dict[str, Any] = {"history": history}
-        if cursor:
-            status["deliveries"] = {self.target: cursor}
-        version = str((self.obj.get("metadata") or {}).get("resourceVersion") or "")
-        self.obj = self.dispatcher._patch(self.name, status, resource_version=version or None)
+        held = list(delivery_cursor(self.obj.get("status") or {}, self.target).get("unrecorded") or [])
+        self.move(**cursor, unrecorded=[*held, entry][-MAX_UNRECORDED:])
         log.warning("notification refused repair=%s target=%s code=%s what=%r reduced=%s",
                     self.name, self.target, refusal.code, what, reduced)  # fmt: skip
         if self.dispatcher.metrics is not None:
             self.dispatcher.metrics.notifications_refused.labels(self.target, metric_code(refusal.code)).inc()
+        self.record_refusals()
+
+    def record_refusals(self) -> None:
+        """Append held refusal lines the history lacks, fenced on the version just read; let go of the safe ones."""
+        status = self.obj.get("status") or {}
+        held = list(delivery_cursor(status, self.target).get("unrecorded") or [])
+        if not held:
+            return
+        history = list(status.get("history") or [])
+        missing, keep = settle_refusals(history, held, status.get("phase"))
+        if not missing and len(keep) == len(held):
+            return
+        patch: dict[str, Any] = {"deliveries": {self.target: {"unrecorded": keep}}}
+        version = None
+        if missing:
+            patch["history"] = [*history, *missing]
+            version = str((self.obj.get("metadata") or {}).get("resourceVersion") or "") or None
+        self.obj = self.dispatcher._patch(self.name, patch, resource_version=version)
 
 
 @dataclass
@@ -234,6 +254,8 @@ class NotificationDispatcher:
         assert self.slack is not None
         slack = self.slack
         lane = _RepairLane(self, "slack", obj)
+        lane.record_refusals()
+        obj = lane.obj
         status = obj.get("status") or {}
         history, phase, incident = status.get("history") or [], status.get("phase"), status.get("incident")
         cursor = int(delivery_cursor(status, "slack").get("sent") or 0)
@@ -308,6 +330,8 @@ class NotificationDispatcher:
         assert self.jira is not None
         jira = self.jira
         lane = _RepairLane(self, "jira", obj)
+        lane.record_refusals()
+        obj = lane.obj
         status = obj.get("status") or {}
         history, phase, incident = status.get("history") or [], status.get("phase"), status.get("incident")
         cursor = int(delivery_cursor(status, "jira").get("sent") or 0)
