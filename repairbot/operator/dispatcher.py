@@ -42,9 +42,8 @@ import threading
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from functools import partial
-from typing import Any, TypeVar
+from typing import Any
 
 from kubernetes import client
 from kubernetes.client.rest import ApiException
@@ -53,95 +52,30 @@ from repairbot.kube.client import as_object
 from repairbot.model import GROUP, PLURAL, VERSION, Phase
 from repairbot.notify import NotifyError
 from repairbot.notify.backoff import LaneBackoff
-from repairbot.notify.errors import metric_code
 from repairbot.notify.jira import JiraNotifier
 from repairbot.notify.messages import StormView
 from repairbot.notify.slack import SlackNotifier, SlackThread
 from repairbot.notify.view import RepairView
 from repairbot.operator.chat import ChatEndpoints, build_notifiers
 from repairbot.operator.delivery import (
-    MAX_UNRECORDED,
     IncidentMemo,
     delivery_cursor,
     history_entry,
     incidents_of,
     owed,
-    refusal_entry,
     refused_by,
-    settle_refusals,
     steps_owed,
     stored_by_member,
     storm_view,
 )
 from repairbot.operator.metrics import OperatorMetrics
+from repairbot.operator.refusals import RepairLane, plainless, send_once, with_plain
 
 log = logging.getLogger(__name__)
-T = TypeVar("T")
 
 __all__ = ["ChatEndpoints", "NotificationDispatcher", "build_notifiers", "delivery_cursor", "owed", "steps_owed"]
 
 BACKOFF_CAP_SECONDS = 60.0
-
-
-def _with_plain(call: Callable[..., T]) -> Callable[[bool], T]:
-    return lambda plain: call(plain=plain)
-
-
-def _plainless(call: Callable[[], T]) -> Callable[[bool], T]:
-    """Jira has no reduced form worth trying: its refusals are of the content, not of the layout."""
-    return lambda _plain: call()
-
-
-@dataclass
-class _Sent:
-    """What one send came to: its result, or the refusal it met (and whether a plain-text form got through)."""
-
-    result: Any = None
-    refusal: NotifyError | None = None
-    reduced: bool = False
-
-
-class _RepairLane:
-    """One repair's delivery to one target: moves the cursor and records refusals, always on the newest version."""
-
-    def __init__(self, dispatcher: NotificationDispatcher, target: str, obj: dict[str, Any]) -> None:
-        self.dispatcher, self.target, self.obj = dispatcher, target, obj
-        self.name = str(obj["metadata"]["name"])
-
-    def patch(self, status: Mapping[str, Any]) -> None:
-        self.obj = self.dispatcher._patch(self.name, status)
-
-    def move(self, **cursor: Any) -> None:
-        self.patch({"deliveries": {self.target: cursor}})
-
-    def refused(self, refusal: NotifyError, *, what: str, reduced: bool, **cursor: Any) -> None:
-        """Hold the refusal line in the cursor (ours alone, never overwritten), move it past the message, then
-        write the line into the history."""
-        entry = refusal_entry(refusal, what=what, reduced=reduced, now=datetime.now(UTC))
-        held = list(delivery_cursor(self.obj.get("status") or {}, self.target).get("unrecorded") or [])
-        self.move(**cursor, unrecorded=[*held, entry][-MAX_UNRECORDED:])
-        log.warning("notification refused repair=%s target=%s code=%s what=%r reduced=%s",
-                    self.name, self.target, refusal.code, what, reduced)  # fmt: skip
-        if self.dispatcher.metrics is not None:
-            self.dispatcher.metrics.notifications_refused.labels(self.target, metric_code(refusal.code)).inc()
-        self.record_refusals()
-
-    def record_refusals(self) -> None:
-        """Append held refusal lines the history lacks, fenced on the version just read; let go of the safe ones."""
-        status = self.obj.get("status") or {}
-        held = list(delivery_cursor(status, self.target).get("unrecorded") or [])
-        if not held:
-            return
-        history = list(status.get("history") or [])
-        missing, keep = settle_refusals(history, held, status.get("phase"))
-        if not missing and len(keep) == len(held):
-            return
-        patch: dict[str, Any] = {"deliveries": {self.target: {"unrecorded": keep}}}
-        version = None
-        if missing:
-            patch["history"] = [*history, *missing]
-            version = str((self.obj.get("metadata") or {}).get("resourceVersion") or "") or None
-        self.obj = self.dispatcher._patch(self.name, patch, resource_version=version)
 
 
 @dataclass
@@ -228,32 +162,12 @@ class NotificationDispatcher:
             self.metrics.notifications_pending.labels(target).set(steps_owed(self.repairs(), target))
         return sent
 
-    @staticmethod
-    def _send(send: Callable[[bool], T]) -> _Sent:
-        """Send once; a permanent refusal of the message's form is tried once more as plain text.
-
-        Transient errors propagate (the lane backs off); permanent ones come back as the refusal to record.
-        """
-        try:
-            return _Sent(send(False))
-        except NotifyError as error:
-            if error.retryable:
-                raise
-            if not error.reducible:
-                return _Sent(refusal=error)
-            try:
-                return _Sent(send(True), error, reduced=True)
-            except NotifyError as again:
-                if again.retryable:
-                    raise
-                return _Sent(refusal=error)
-
     # --- Slack
 
     def _deliver_slack(self, obj: dict[str, Any]) -> int:
         assert self.slack is not None
         slack = self.slack
-        lane = _RepairLane(self, "slack", obj)
+        lane = RepairLane(self._patch, "slack", obj, self.metrics)
         lane.record_refusals()
         obj = lane.obj
         status = obj.get("status") or {}
@@ -267,7 +181,7 @@ class NotificationDispatcher:
             if not to_send and not phase_owed:  # only Slack's own refusals are new: nothing to open a thread for
                 lane.move(sent=len(history))
                 return 0
-            opened = self._send(lambda plain: self._thread_for(obj, view, plain=plain))
+            opened = send_once(lambda plain: self._thread_for(obj, view, plain=plain))
             if opened.result is None:
                 assert opened.refusal is not None
                 lane.refused(opened.refusal, what="the thread's first message", reduced=False,
@@ -281,7 +195,7 @@ class NotificationDispatcher:
         for index in range(cursor, len(history)):
             if not refused_by(history[index], "slack"):
                 step = history_entry(history[index])
-                reply = self._send(_with_plain(partial(slack.reply_step, parent, view, step)))
+                reply = send_once(with_plain(partial(slack.reply_step, parent, view, step)))
                 if reply.refusal is not None:
                     lane.refused(reply.refusal, what=f"the reply for step {step.step!r}", reduced=reply.reduced,
                                  sent=index + 1)  # fmt: skip
@@ -289,7 +203,7 @@ class NotificationDispatcher:
             lane.move(sent=index + 1)
         if phase_owed:
             if not incident:  # a storm's parent speaks for every node; it is rewritten from the storm below
-                update = self._send(lambda plain: slack.update_parent(parent.channel, parent.ts, view, plain=plain))
+                update = send_once(lambda plain: slack.update_parent(parent.channel, parent.ts, view, plain=plain))
                 if update.refusal is not None:
                     lane.refused(update.refusal, what=f"the parent's update to {phase}", reduced=update.reduced,
                                  phase=phase)  # fmt: skip
@@ -329,7 +243,7 @@ class NotificationDispatcher:
         """The repair's steps as comments on its ticket; a storm's repairs share one incident ticket."""
         assert self.jira is not None
         jira = self.jira
-        lane = _RepairLane(self, "jira", obj)
+        lane = RepairLane(self._patch, "jira", obj, self.metrics)
         lane.record_refusals()
         obj = lane.obj
         status = obj.get("status") or {}
@@ -343,7 +257,7 @@ class NotificationDispatcher:
             if not to_send and not phase_owed:
                 lane.move(sent=len(history))
                 return 0
-            made = self._send(lambda _plain: self._incident_ticket(obj) if incident else jira.ensure_ticket(view))
+            made = send_once(lambda _plain: self._incident_ticket(obj) if incident else jira.ensure_ticket(view))
             if made.result is None:
                 assert made.refusal is not None
                 lane.refused(made.refusal, what="the ticket's creation", reduced=False, sent=len(history), phase=phase)
@@ -353,14 +267,14 @@ class NotificationDispatcher:
         for index in range(cursor, len(history)):
             if not refused_by(history[index], "jira"):
                 step = history_entry(history[index])
-                sent = self._send(_plainless(partial(jira.comment_step, ticket, view, step, name_node=bool(incident))))
+                sent = send_once(plainless(partial(jira.comment_step, ticket, view, step, name_node=bool(incident))))
                 if sent.refusal is not None:
                     lane.refused(sent.refusal, what=f"the comment for step {step.step!r}", reduced=False,
                                  sent=index + 1)  # fmt: skip
                     continue
             lane.move(sent=index + 1)
         if phase_owed:
-            closing = self._send(lambda _plain: self._close_or_escalate(ticket, view, phase, incident))
+            closing = send_once(lambda _plain: self._close_or_escalate(ticket, view, phase, incident))
             if closing.refusal is not None:
                 lane.refused(closing.refusal, what=f"the ticket's move to {phase}", reduced=False, phase=phase)
             else:
@@ -404,7 +318,7 @@ class NotificationDispatcher:
 
     def _refresh_storm(
         self,
-        lane: _RepairLane,
+        lane: RepairLane,
         incident: str,
         update: Callable[[StormView, bool], None],
         *,
@@ -415,7 +329,7 @@ class NotificationDispatcher:
         storm = self._storm(lane.obj, incident, memo, jira_key=jira_key)
         if memo.is_current(incident, storm):
             return
-        sent = self._send(lambda plain: update(storm, plain))
+        sent = send_once(lambda plain: update(storm, plain))
         memo.rendered_as(incident, storm)  # a refused rendering is recorded once, not retried every pass
         if sent.refusal is not None:
             lane.refused(sent.refusal, what="the storm's update", reduced=sent.reduced)
