@@ -106,8 +106,13 @@ def settle_refusals(
     safe once the history holds it *and* either a later step follows it (that
     step's write was based on a version that had it) or the repair is over;
     until then the cursor holds it, and a line the history lost is appended again.
+
+    Nothing is appended while the last step is ``started`` (in flight): the
+    reconciler is about to write its outcome, and a restarted one finishes an
+    interrupted step only when that step is the history's last line.
     """
-    missing = [r for r in unrecorded if not any(same_entry(r, h) for h in history)]
+    in_flight = bool(history) and history[-1].get("outcome") == "started"
+    missing = [] if in_flight else [r for r in unrecorded if not any(same_entry(r, h) for h in history)]
     keep: list[Mapping[str, Any]] = []
     for refusal in unrecorded:
         at = next((i for i, h in enumerate(history) if same_entry(refusal, h)), None)

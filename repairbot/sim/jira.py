@@ -15,7 +15,8 @@ credentials. Text fields are held to Jira's limits: a comment or description ove
 Jira's field error. The workflow is the instance's (``workflow``: status →
 transitions), so a test can give it the shape of a real project's, e.g. one
 without ``Done``. Every request is recorded (``GET /_recorded``); ``down = True``
-(or ``POST /_control {"down": true}``) answers 503 to everything else, and
+(or ``POST /_control {"down": true}``) answers 503 to everything else,
+``rate_limit(n, retry_after)`` answers 429 with ``Retry-After`` to the next ``n``, and
 ``refuse(operation, status, message, containing=…)`` answers one kind of
 request with a Jira error (rules of a real instance the fake does not model:
 a field a screen lacks, a validator, a permission).
@@ -81,6 +82,8 @@ class JiraSim:
         self.cloud = cloud
         self.user, self.password, self.token = user, password, token
         self.down = False
+        self._rate_limited = 0
+        self._retry_after = 1
         self.recorded: list[dict[str, Any]] = []
         self.issues: dict[str, SimIssue] = {}
         self.workflow: dict[str, list[tuple[str, str, str]]] = {k: list(v) for k, v in WORKFLOW.items()}
@@ -116,6 +119,10 @@ class JiraSim:
             await self._runner.cleanup()
             self._runner = None
 
+    def rate_limit(self, calls: int, retry_after: int = 1) -> None:
+        """Answer the next ``calls`` requests with 429 and ``Retry-After: retry_after``, as Jira Cloud does."""
+        self._rate_limited, self._retry_after = calls, retry_after
+
     def refuse(self, operation: str, status: int, message: str, *, containing: str = "") -> None:
         """From now on, answer ``operation`` requests whose body contains ``containing`` with ``status``."""
         self.refusals.append(JiraRefusal(operation, status, message, containing))
@@ -147,6 +154,10 @@ class JiraSim:
         self.recorded.append(record)
         if self.down:
             response: web.StreamResponse = _errors(503, "Jira is down (simulated)")
+        elif self._rate_limited > 0:
+            self._rate_limited -= 1
+            response = _errors(429, "Rate limit exceeded.")
+            response.headers["Retry-After"] = str(self._retry_after)
         elif not self._authorized(request.headers.get("Authorization", "")):
             response = _errors(401, "You are not authenticated")
         else:

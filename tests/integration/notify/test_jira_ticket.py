@@ -133,3 +133,33 @@ def test_cloud_mode_searches_with_search_jql(jira_cloud_sim: JiraSim, view: Repa
     assert "/rest/api/2/search/jql" in paths and "/rest/api/2/search" not in paths
     first.escalate_quarantine(key, view)
     assert jira_cloud_sim.issues[key].fields["assignee"] == {"accountId": "dc-hardware"}
+
+
+def test_a_rate_limit_is_waited_out_for_as_long_as_jira_says(jira_sim: JiraSim, view: RepairView) -> None:
+    jira = notifier(jira_sim)  # no backoff of its own: only Retry-After makes it wait
+    key = jira.ensure_ticket(view)
+    jira_sim.rate_limit(1, retry_after=1)
+    started = time.monotonic()
+    jira.comment(key, "after the rate limit")
+    assert time.monotonic() - started >= 0.9
+    assert jira_sim.comments_of(key)[-1] == "after the rate limit"
+
+
+def test_a_rate_limit_beyond_the_retries_is_transient_and_says_how_long_to_wait(
+    jira_sim: JiraSim, view: RepairView
+) -> None:
+    jira = notifier(jira_sim, attempts=1)
+    key = jira.ensure_ticket(view)
+    jira_sim.rate_limit(5, retry_after=7)
+    with pytest.raises(NotifyError) as caught:
+        jira.comment(key, "rate limited")
+    assert (caught.value.code, caught.value.retryable, caught.value.retry_after) == ("http-429", True, 7.0)
+
+
+def test_a_400_is_permanent_and_a_too_long_comment_is_refused_as_jira_does(jira_sim: JiraSim, view: RepairView) -> None:
+    jira = notifier(jira_sim)
+    key = jira.ensure_ticket(view)
+    with pytest.raises(NotifyError) as caught:
+        jira.comment(key, "x" * 40_000)
+    assert (caught.value.code, caught.value.retryable) == ("http-400", False)
+    assert len([c for c in jira_sim.recorded if c["path"].endswith("/comment")]) == 1  # not retried

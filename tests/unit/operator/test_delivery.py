@@ -59,6 +59,12 @@ def test_a_refusal_the_history_lacks_is_appended_and_held() -> None:
     assert missing == [line] and keep == [line]
 
 
+def test_no_refusal_is_appended_behind_a_step_in_flight() -> None:
+    line = refusal()
+    started = {**step("return-to-service"), "outcome": "started"}
+    assert settle_refusals([step("cordon"), started], [line], "Validating") == ([], [line])
+
+
 def test_a_refusal_in_the_history_is_held_until_a_later_step_or_the_end_proves_it_kept() -> None:
     line = refusal()
     assert settle_refusals([step("cordon"), line], [line], "Draining") == ([], [line])  # a step write may drop it
