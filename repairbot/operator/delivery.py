@@ -141,6 +141,20 @@ def storm_view(
     return StormView.of(incident, [*pairs, _node_phase(obj)], detail=detail, jira_key=jira_key)
 
 
+def storm_detail(members: Iterable[Mapping[str, Any]], incident: str) -> str:
+    """Why the storm opened: the first history line naming the incident (the breaker's trip message).
+
+    Read from the history rather than a member's current ``message``, which moves
+    on as the member is repaired, so the storm says the same "why" after a restart.
+    """
+    for repair in sorted(members, key=lambda r: str((r.get("metadata") or {}).get("name", ""))):
+        for entry in (repair.get("status") or {}).get("history") or ():
+            message = str(entry.get("message") or "")
+            if incident in message:
+                return message
+    return ""
+
+
 def _node_phase(repair: Mapping[str, Any]) -> tuple[str, str]:
     return str((repair.get("spec") or {}).get("nodeName")), str((repair.get("status") or {}).get("phase") or "Pending")
 

@@ -21,9 +21,9 @@ error code) and the cursor moves past the message. That line is never sent
 to the target that refused (it would be refused again, a loop); the other
 target carries it.
 
-A storm's one Slack message and one Jira ticket are rewritten whenever a
-member's delivery finds the storm changed (a node joined, a member moved on),
-so they always count every member.
+A storm's one Slack message and one Jira ticket are rewritten after a clean
+pass whenever its members no longer match what was last written (a node
+joined, a member moved on, a restart), so they always count every member.
 
 The reconciler never writes ``deliveries`` and the dispatcher writes nothing
 else the reconciler owns but refusal lines. Those are held first in the
@@ -66,6 +66,7 @@ from repairbot.operator.delivery import (
     refused_by,
     steps_owed,
     stored_by_member,
+    storm_detail,
     storm_view,
 )
 from repairbot.operator.metrics import OperatorMetrics
@@ -157,7 +158,8 @@ class NotificationDispatcher:
                 self.metrics.notification_errors.labels(target).inc()
         else:
             backoff.succeeded()
-        self.memo(target).prune(incidents_of(listing))
+            self._refresh_storms_safely(target)
+        self.memo(target).prune(incidents_of(self.repairs()))
         if self.metrics is not None:
             self.metrics.notifications_pending.labels(target).set(steps_owed(self.repairs(), target))
         return sent
@@ -211,9 +213,6 @@ class NotificationDispatcher:
                     lane.move(phase=phase)
             else:
                 lane.move(phase=phase)
-        if incident:
-            self._refresh_storm(lane, str(incident), lambda storm, plain: slack.update_storm(
-                parent.channel, parent.ts, storm, plain=plain))  # fmt: skip
         return len(to_send)
 
     def _thread_for(self, obj: Mapping[str, Any], view: RepairView, *, plain: bool) -> dict[str, str]:
@@ -279,9 +278,6 @@ class NotificationDispatcher:
                 lane.refused(closing.refusal, what=f"the ticket's move to {phase}", reduced=False, phase=phase)
             else:
                 lane.move(phase=phase)
-        if incident:
-            self._refresh_storm(lane, str(incident), lambda storm, _plain: jira.update_incident(ticket, storm),
-                                jira_key=ticket)  # fmt: skip
         return len(to_send)
 
     def _close_or_escalate(self, ticket: str, view: RepairView, phase: str | None, incident: Any) -> None:
@@ -311,28 +307,70 @@ class NotificationDispatcher:
     # --- storms
 
     def _storm(
-        self, obj: Mapping[str, Any], incident: str, memo: IncidentMemo[Any], *, jira_key: str | None = None
+        self,
+        obj: Mapping[str, Any],
+        incident: str,
+        memo: IncidentMemo[Any],
+        *,
+        jira_key: str | None = None,
+        members: list[Mapping[str, Any]] | None = None,
     ) -> StormView:
-        detail = memo.detail(incident, str((obj.get("status") or {}).get("message") or ""))
-        return storm_view(incident, self._incident_members(incident), obj, detail=detail, jira_key=jira_key)
+        members = self._incident_members(incident) if members is None else members
+        detail = memo.detail(incident, storm_detail([*members, obj], incident))
+        if jira_key is None:
+            jira_key = (stored_by_member([*members, obj], "jira", "key") or {}).get("key")
+        return storm_view(incident, members, obj, detail=detail, jira_key=jira_key)
 
     def _refresh_storm(
         self,
         lane: RepairLane,
         incident: str,
+        members: list[Mapping[str, Any]],
         update: Callable[[StormView, bool], None],
         *,
         jira_key: str | None = None,
     ) -> None:
         """Rewrite the storm's message or ticket once it no longer says what the storm is (a node joined or ended)."""
         memo = self.memo(lane.target)
-        storm = self._storm(lane.obj, incident, memo, jira_key=jira_key)
+        storm = self._storm(lane.obj, incident, memo, jira_key=jira_key, members=members)
         if memo.is_current(incident, storm):
             return
         sent = send_once(lambda plain: update(storm, plain))
         memo.rendered_as(incident, storm)  # a refused rendering is recorded once, not retried every pass
         if sent.refusal is not None:
             lane.refused(sent.refusal, what="the storm's update", reduced=sent.reduced)
+
+    def _refresh_storms_safely(self, target: str) -> None:
+        """After a clean pass, with the members as they stand now (the cache, caught up with this pass's writes)."""
+        try:
+            self._refresh_storms(target, self.repairs())
+        except NotifyError as error:
+            self.backoff(target).failed(self.clock(), error.retry_after)
+            log.warning("storm refresh for %s delayed error=%s", target, error)
+        except ApiException as error:
+            log.warning("storm refresh for %s delayed error=%s", target, error)
+
+    def _refresh_storms(self, target: str, listing: list[Mapping[str, Any]]) -> None:
+        """Every storm whose message or ticket is behind its members (a refresh that failed, a restart): rewrite it."""
+        for incident in sorted(incidents_of(listing)):
+            members = [r for r in listing if (r.get("status") or {}).get("incident") == incident]
+            field_name = "ts" if target == "slack" else "key"
+            stored = stored_by_member(members, target, field_name)
+            if stored is None:
+                continue  # nothing posted yet: the first member's delivery posts it
+            lane = RepairLane(self._patch, target, dict(members[0]), self.metrics)
+            key = str(stored["key"]) if target == "jira" else None
+            self._refresh_storm(lane, incident, members, self._storm_updater(target, stored), jira_key=key)
+
+    def _storm_updater(self, target: str, stored: Mapping[str, Any]) -> Callable[[StormView, bool], None]:
+        """How a lane rewrites a storm it has posted: Slack's ``chat.update`` of the message, Jira's ticket fields."""
+        if target == "slack":
+            assert self.slack is not None
+            slack, channel, ts = self.slack, str(stored["channel"]), str(stored["ts"])
+            return lambda storm, plain: slack.update_storm(channel, ts, storm, plain=plain)
+        assert self.jira is not None
+        jira, key = self.jira, str(stored["key"])
+        return lambda storm, _plain: jira.update_incident(key, storm)
 
     # --- plumbing
 
