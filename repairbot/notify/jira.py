@@ -14,9 +14,11 @@ find-or-create is one retried unit, so a create that timed out after Jira
 stored it is found on the next attempt instead of made twice. Cloud's search
 is eventually consistent, so keys this process created are also cached.
 
-Retries (tenacity: exponential backoff with jitter, bounded) cover 5xx, 429
-and connection errors; the library's own retry loop is switched off so there
-is one policy. Failures surface as :class:`NotifyError` for the outbox.
+Retries (tenacity: exponential backoff with jitter, bounded; Jira's own
+``Retry-After`` first) cover 5xx, 429, 409 and connection errors; the library's
+own retry loop is switched off so there is one policy. Other 4xx are refusals a
+retry cannot change. Failures surface as :class:`NotifyError` (``retryable``
+saying which kind) for the outbox.
 """
 
 from __future__ import annotations
@@ -27,12 +29,20 @@ from typing import Any, TypeVar
 
 import requests
 from jira import JIRA, JIRAError
-from tenacity import RetryError, Retrying, retry_if_exception, stop_after_attempt, wait_exponential_jitter
+from tenacity import (
+    RetryCallState,
+    RetryError,
+    Retrying,
+    retry_if_exception,
+    stop_after_attempt,
+    wait_exponential_jitter,
+)
 from tenacity.wait import wait_base
 
 from repairbot.model import HistoryEntry
-from repairbot.notify.errors import NotifyError
+from repairbot.notify.errors import NotifyError, jira_retryable, retry_after_seconds
 from repairbot.notify.messages import (
+    StormView,
     jira_comment,
     jira_description,
     jira_incident_description,
@@ -72,8 +82,28 @@ def dedupe_jql(project: str, node: str, repair: str) -> str:
 
 def _is_transient(error: BaseException) -> bool:
     if isinstance(error, JIRAError):
-        return error.status_code is None or error.status_code >= 500 or error.status_code == 429
+        return jira_retryable(error.status_code)
     return isinstance(error, requests.ConnectionError | requests.Timeout)
+
+
+def _retry_after(error: BaseException | None) -> float | None:
+    """Jira's ``Retry-After`` on a 429 (or 503), in seconds, if it sent one."""
+    response = getattr(error, "response", None)
+    headers = getattr(response, "headers", None) or {}
+    return retry_after_seconds(headers.get("Retry-After"))
+
+
+class WaitRetryAfter(wait_base):
+    """Wait what Jira's ``Retry-After`` says when it says it (capped), else fall back to ``fallback``."""
+
+    def __init__(self, fallback: wait_base, cap: float = 60.0) -> None:
+        self.fallback = fallback
+        self.cap = cap
+
+    def __call__(self, retry_state: RetryCallState) -> float:
+        outcome = retry_state.outcome
+        told = _retry_after(outcome.exception() if outcome is not None else None)
+        return min(told, self.cap) if told is not None else float(self.fallback(retry_state))
 
 
 class JiraNotifier:
@@ -109,7 +139,7 @@ class JiraNotifier:
         self._basic = basic
         self._catalog = catalog
         self._attempts = attempts
-        self._wait = wait or wait_exponential_jitter(multiplier=0.5, max=8, jitter=0.5)
+        self._wait = WaitRetryAfter(wait or wait_exponential_jitter(multiplier=0.5, max=8, jitter=0.5))
         self._timeout = timeout
         self._client: JIRA | None = None
         self._created: dict[str, str] = {}
@@ -151,9 +181,14 @@ class JiraNotifier:
     def comment_step(self, key: str, view: RepairView, entry: HistoryEntry, *, name_node: bool = False) -> str:
         return self.comment(key, jira_comment(view, entry, name_node=name_node))
 
-    def ensure_incident_ticket(self, incident: str, nodes: Sequence[str], detail: str = "") -> str:
+    def ensure_incident_ticket(self, storm: StormView) -> str:
         """One ticket for a storm, shared by its repairs; found by its ``incident-<id>`` label before any create."""
-        return self._retry("ensure_incident_ticket", lambda: self._find_or_create_incident(incident, nodes, detail))
+        return self._retry("ensure_incident_ticket", lambda: self._find_or_create_incident(storm))
+
+    def update_incident(self, key: str, storm: StormView) -> None:
+        """Rewrite the storm ticket's summary and description as members join and end (count, phases, nodes)."""
+        fields = {"summary": jira_incident_summary(storm), "description": jira_incident_description(storm)}
+        self._retry("update_incident", lambda: self.client.issue(key, fields="summary").update(fields=fields))
 
     def resolve(self, key: str, text: str | None = None, *, view: RepairView | None = None) -> None:
         """Move the ticket through the configured done transition, with a closing comment in the same request.
@@ -194,15 +229,15 @@ class JiraNotifier:
             "labels": ticket_labels(self.labels, view.node, view.name),
         })  # fmt: skip
 
-    def _find_or_create_incident(self, incident: str, nodes: Sequence[str], detail: str) -> str:
-        label = sanitize_label(f"incident-{incident}")
+    def _find_or_create_incident(self, storm: StormView) -> str:
+        label = sanitize_label(f"incident-{storm.incident}")
         jql = f'project = "{self.project}" AND labels = "repairbot" AND labels = "{label}" ORDER BY created ASC'
         found = self._known(label, jql)
         if found:
             return found
         return self._create(label, {
-            "summary": jira_incident_summary(incident, nodes),
-            "description": jira_incident_description(incident, nodes, detail),
+            "summary": jira_incident_summary(storm),
+            "description": jira_incident_description(storm),
             "labels": list(dict.fromkeys([*(sanitize_label(x) for x in self.labels), "repairbot", label])),
         })  # fmt: skip
 
@@ -266,6 +301,8 @@ class JiraNotifier:
             code = f"http-{error.status_code}" if error.status_code else "error"
             detail = f"{error.text or error} after {attempts} attempt(s)"
             self._client = None if error.status_code is None else self._client
-            return NotifyError("jira", operation, code, detail, retryable=_is_transient(error))
+            return NotifyError(
+                "jira", operation, code, detail, retryable=_is_transient(error), retry_after=_retry_after(error)
+            )
         self._client = None  # a connection error may have come from building the client: rebuild next time
         return NotifyError("jira", operation, "connection-error", f"{error} after {attempts} attempt(s)")

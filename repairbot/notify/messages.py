@@ -13,7 +13,8 @@ wiki markup (plain strings; the library talks REST v2 to Cloud and Server).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections import Counter
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
@@ -40,6 +41,10 @@ PHASE_EMOJI = {
 
 MAX_STORM_NODES_LISTED = 40
 """A storm message lists this many nodes and counts the rest: Slack caps a section at 3,000 characters."""
+MAX_STORM_NODES_IN_TICKET = 400
+"""The storm ticket lists this many nodes with their phase and counts the rest (Jira's field limit below)."""
+JIRA_TEXT_LIMIT = 32_000
+"""Jira refuses a description or comment over 32,767 characters; RepairBot stays under it with a marker."""
 _SLACK_SECTION_LIMIT = 3000
 _SLACK_HEADER_LIMIT = 150
 
@@ -227,32 +232,74 @@ def slack_reply(view: RepairView, entry: HistoryEntry, *, on_call: str | None = 
     return SlackMessage(text=text, blocks=(block,))
 
 
-def slack_storm(
-    nodes: Sequence[str], *, reason: str, detail: str = "", on_call: str | None = None, jira_key: str | None = None
-) -> SlackMessage:
+@dataclass(frozen=True, slots=True)
+class StormView:
+    """A storm as Slack and Jira see it: its incident, why it opened, and every member repair's node and phase.
+
+    Built from the incident's GPURepairs each time a member joins or moves on,
+    so the storm's one message and one ticket say how many nodes it holds *now*.
+    """
+
+    incident: str
+    members: tuple[tuple[str, str], ...] = ()
+    detail: str = ""
+    jira_key: str | None = None
+
+    @classmethod
+    def of(
+        cls, incident: str, members: Iterable[tuple[str, str]], *, detail: str = "", jira_key: str | None = None
+    ) -> StormView:
+        """One entry per node (its latest phase wins), sorted by node, so equal storms render equal text."""
+        latest = dict(members)
+        return cls(incident, tuple(sorted(latest.items())), detail, jira_key)
+
+    @property
+    def nodes(self) -> tuple[str, ...]:
+        return tuple(node for node, _ in self.members)
+
+    def phase_counts(self) -> str:
+        """``5 Blocked · 2 Succeeded``, phases in first-seen order of the sorted members."""
+        counts = Counter(phase for _, phase in self.members)
+        return " · ".join(f"{n} {phase}" for phase, n in counts.items())
+
+
+def _listed(members: Sequence[tuple[str, str]], limit: int, *, code: bool) -> str:
+    """The first ``limit`` members with their phase, then ``and N more``: bounded for Slack and Jira alike."""
+    shown = [f"`{node}` ({phase})" if code else f"{node} ({phase})" for node, phase in members[:limit]]
+    more = len(members) - limit
+    return ", ".join(shown) + (f" and {more} more" if more > 0 else "")
+
+
+def slack_storm(storm: StormView, *, on_call: str | None = None) -> SlackMessage:
     """One message for a storm: every affected node in one place, automatic drains stopped, a human needed.
 
     A storm is a fabric, power or driver problem, not N bad GPUs; N messages
-    would bury the one thing that matters (someone must look and resume).
+    would bury the one thing that matters (someone must look and resume). The
+    message is rewritten as members join and end, so its count is the storm's.
     """
-    unique = sorted(dict.fromkeys(nodes))
-    listed = ", ".join(f"`{n}`" for n in unique[:MAX_STORM_NODES_LISTED])
-    more = len(unique) - MAX_STORM_NODES_LISTED
-    if more > 0:
-        listed += f" and {more} more"
-    head = f"{_mention(on_call)}:thunder_cloud_and_rain: Fault storm: {len(unique)} nodes at once ({reason})."
+    count = len(storm.members)
+    listed = _listed(storm.members, MAX_STORM_NODES_LISTED, code=True)
+    head = f"{_mention(on_call)}:thunder_cloud_and_rain: Fault storm: {count} nodes at once ({storm.incident})."
     action = (
         "Automatic drains and repairs are stopped; the nodes are cordoned and their repairs are Blocked "
         "until someone resumes them."
     )
-    ticket = f" Incident: {jira_key}." if jira_key else ""
-    body = f"{detail}\n" if detail else ""
-    text = _truncate(f"{head} {action}{ticket}\n{body}Nodes: {listed}", 3000)
+    ticket = f" Incident: {storm.jira_key}." if storm.jira_key else ""
+    phases = f"Now: {storm.phase_counts()}.\n" if storm.members else ""
+    body = f"{_truncate(storm.detail, 500)}\n" if storm.detail else ""
+    text = _truncate(f"{head} {action}{ticket}\n{phases}{body}Nodes: {listed}", _SLACK_SECTION_LIMIT)
     blocks = (
-        {"type": "section", "text": {"type": "mrkdwn", "text": _truncate(f"*{head}*\n{action}{ticket}", 3000)}},
-        {"type": "section", "text": {"type": "mrkdwn", "text": _truncate(f"{body}*Nodes*: {listed}", 3000)}},
-    )
+        {"type": "section", "text": {"type": "mrkdwn", "text": _truncate(f"*{head}*\n{action}{ticket}",
+                                                                          _SLACK_SECTION_LIMIT)}},
+        {"type": "section", "text": {"type": "mrkdwn", "text": _truncate(f"{phases}{body}*Nodes*: {listed}",
+                                                                          _SLACK_SECTION_LIMIT)}},
+    )  # fmt: skip
     return SlackMessage(text=text, blocks=blocks)
+
+
+def plain_form(message: SlackMessage, limit: int) -> SlackMessage:
+    """The reduced form of a message Slack refused for its blocks or length: the fallback text alone, cut."""
+    return SlackMessage(text=_truncate(message.text, limit) or "(RepairBot: message refused by Slack)")
 
 
 # ---------------------------------------------------------------- Jira
@@ -309,31 +356,35 @@ def jira_comment(view: RepairView, entry: HistoryEntry, *, name_node: bool = Fal
     ``name_node`` for an incident's shared ticket, where several nodes' steps interleave.
     """
     who = f"{view.node}: " if name_node else ""
-    return f"{entry.at:%Y-%m-%d %H:%M:%S} UTC — {who}{describe_step(entry)}"
+    return _truncate(f"{entry.at:%Y-%m-%d %H:%M:%S} UTC — {who}{describe_step(entry)}", JIRA_TEXT_LIMIT)
 
 
-def jira_incident_summary(incident: str, nodes: Sequence[str]) -> str:
+def jira_incident_summary(storm: StormView) -> str:
     """``Fault storm storm-…: 4 nodes (gpu-12, gpu-13, …)``, within Jira's 255 characters."""
-    unique = sorted(dict.fromkeys(nodes))
-    listed = ", ".join(unique[:MAX_STORM_NODES_LISTED]) + (" …" if len(unique) > MAX_STORM_NODES_LISTED else "")
-    return _truncate(f"Fault storm {incident}: {len(unique)} nodes ({listed})", 255)
+    nodes = storm.nodes
+    listed = ", ".join(nodes[:MAX_STORM_NODES_LISTED]) + (" …" if len(nodes) > MAX_STORM_NODES_LISTED else "")
+    return _truncate(f"Fault storm {storm.incident}: {len(nodes)} nodes ({listed})", 255)
 
 
-def jira_incident_description(incident: str, nodes: Sequence[str], detail: str) -> str:
-    """The storm ticket: what tripped the breaker, which nodes, and what a human must do to resume."""
-    unique = sorted(dict.fromkeys(nodes))
+def jira_incident_description(storm: StormView) -> str:
+    """The storm ticket: what tripped the breaker, which nodes now and in what phase, what a human must do.
+
+    Rewritten as members join and end; the node list is bounded (``and N more``)
+    so a storm of thousands of nodes stays within Jira's 32,767-character field.
+    """
     lines = [
-        f"RepairBot's storm breaker opened incident *{incident}*: too many GPU faults at once to be N bad GPUs.",
+        f"RepairBot's storm breaker opened incident *{storm.incident}*: too many GPU faults at once to be N bad GPUs.",
         "",
-        f"*Why:* {detail or 'see the GPURepairs of this incident'}",
-        f"*Nodes at the start ({len(unique)}):* {', '.join(unique)}",
+        f"*Why:* {_truncate(storm.detail, 2000) or 'see the GPURepairs of this incident'}",
+        f"*Nodes ({len(storm.members)}):* {storm.phase_counts() or 'none yet'}",
+        _listed(storm.members, MAX_STORM_NODES_IN_TICKET, code=False),
         "",
         "Every node is cordoned and tainted; nothing is drained, reset or rebooted while the breaker is open.",
         "Find the shared cause (leaf switch, PDU, driver rollout), fix it, then run `repairbot resume --all`:",
         "one canary repair goes first, then the rest. Each node's steps are added below as comments.",
         "RepairBot does not close this ticket: close it when the incident is over.",
     ]
-    return "\n".join(lines)
+    return _truncate("\n".join(lines), JIRA_TEXT_LIMIT)
 
 
 def jira_resolution(view: RepairView) -> str:

@@ -27,17 +27,13 @@ from slack_sdk.http_retry.builtin_handlers import (
 )
 
 from repairbot.model import HistoryEntry
-from repairbot.notify.errors import NotifyError
-from repairbot.notify.messages import SlackMessage, slack_parent, slack_reply, slack_storm
+from repairbot.notify.errors import NotifyError, retry_after_seconds, slack_retryable
+from repairbot.notify.messages import SlackMessage, StormView, plain_form, slack_parent, slack_reply, slack_storm
 from repairbot.notify.view import RepairView
 from repairbot.xid import XidCatalog
 
-NOT_RETRYABLE = frozenset(
-    {"invalid_auth", "not_authed", "account_inactive", "token_revoked", "channel_not_found", "not_in_channel",
-     "is_archived", "missing_scope", "invalid_blocks", "msg_too_long", "no_text", "message_not_found",
-     "cant_update_message", "thread_not_found"}
-)
-"""Slack errors a retry cannot fix: the outbox should surface them to a human instead of spinning."""
+PLAIN_TEXT_LIMIT = 3000
+"""The reduced form of a refused message: its fallback text alone, no blocks, cut to this length."""
 
 
 class SlackThread(NamedTuple):
@@ -77,15 +73,18 @@ class SlackNotifier:
             **kwargs,
         )
 
-    def open_thread(self, view: RepairView) -> SlackThread:
-        """Post the parent message; store the returned thread in the GPURepair status before anything else."""
-        message = slack_parent(view, catalog=self._catalog, on_call=self.on_call)
+    def open_thread(self, view: RepairView, *, plain: bool = False) -> SlackThread:
+        """Post the parent message; store the returned thread in the GPURepair status before anything else.
+
+        ``plain``: the reduced form (text only), for when Slack refused the blocks.
+        """
+        message = _form(slack_parent(view, catalog=self._catalog, on_call=self.on_call), plain)
         data = self._call("chat.postMessage", channel=self.channel, text=message.text, blocks=message.blocks_list())
         return SlackThread(channel=str(data["channel"]), ts=str(data["ts"]))
 
-    def update_parent(self, channel: str, ts: str, view: RepairView) -> None:
+    def update_parent(self, channel: str, ts: str, view: RepairView, *, plain: bool = False) -> None:
         """Rewrite the parent with the repair's current state. Blocks are always sent: text alone would drop them."""
-        message = slack_parent(view, catalog=self._catalog, on_call=self.on_call)
+        message = _form(slack_parent(view, catalog=self._catalog, on_call=self.on_call), plain)
         self._call("chat.update", channel=channel, ts=ts, text=message.text, blocks=message.blocks_list())
 
     def reply(
@@ -104,19 +103,21 @@ class SlackNotifier:
         )
         return str(data["ts"])
 
-    def reply_step(self, thread: SlackThread, view: RepairView, entry: HistoryEntry) -> str:
+    def reply_step(self, thread: SlackThread, view: RepairView, entry: HistoryEntry, *, plain: bool = False) -> str:
         """The thread reply for one history step, in the words of :func:`slack_reply`."""
-        message = slack_reply(view, entry, on_call=self.on_call)
+        message = _form(slack_reply(view, entry, on_call=self.on_call), plain)
         return self.reply(thread.channel, thread.ts, message.text, blocks=message.blocks_list())
 
-    def post_storm(
-        self, nodes: Sequence[str], *, reason: str, detail: str = "", jira_key: str | None = None
-    ) -> SlackThread:
-        """One message for a whole storm (not one per node); later storm news can thread on it."""
-        message: SlackMessage = slack_storm(nodes, reason=reason, detail=detail, on_call=self.on_call,
-                                            jira_key=jira_key)
+    def post_storm(self, storm: StormView, *, plain: bool = False) -> SlackThread:
+        """One message for a whole storm (not one per node); its members' steps thread on it."""
+        message = _form(slack_storm(storm, on_call=self.on_call), plain)
         data = self._call("chat.postMessage", channel=self.channel, text=message.text, blocks=message.blocks_list())
         return SlackThread(channel=str(data["channel"]), ts=str(data["ts"]))
+
+    def update_storm(self, channel: str, ts: str, storm: StormView, *, plain: bool = False) -> None:
+        """Rewrite the storm's message as members join and end: the count, the phases, the (bounded) node list."""
+        message = _form(slack_storm(storm, on_call=self.on_call), plain)
+        self._call("chat.update", channel=channel, ts=ts, text=message.text, blocks=message.blocks_list())
 
     def check_auth(self) -> str:
         """``auth.test``: the bot's user id, so a bad token shows at startup rather than at the first fault."""
@@ -128,11 +129,27 @@ class SlackNotifier:
         try:
             response = self.client.api_call(method, json=body)
         except SlackApiError as error:
-            code = str(error.response.get("error") or f"http-{error.response.status_code}")
-            if error.response.status_code == 429:
+            status = int(error.response.status_code)
+            code = str(error.response.get("error") or f"http-{status}")
+            if status == 429:
                 code = "ratelimited"
-            retryable = code not in NOT_RETRYABLE
-            raise NotifyError("slack", method, code, f"channel {body.get('channel')}", retryable=retryable) from error
+            headers = {str(k).lower(): v for k, v in (error.response.headers or {}).items()}
+            retry_after = retry_after_seconds(_header(headers.get("retry-after")))
+            raise NotifyError(
+                "slack", method, code, f"channel {body.get('channel')}",
+                retryable=slack_retryable(code, status), retry_after=retry_after,
+            ) from error  # fmt: skip
         except (SlackClientError, OSError) as error:
             raise NotifyError("slack", method, "connection-error", str(error)) from error
         return dict(response.data) if isinstance(response.data, dict) else {}
+
+
+def _form(message: SlackMessage, plain: bool) -> SlackMessage:
+    return plain_form(message, PLAIN_TEXT_LIMIT) if plain else message
+
+
+def _header(value: Any) -> str | None:
+    """A header as slack-sdk hands it over: a string, or a list of strings."""
+    if isinstance(value, list | tuple):
+        return str(value[0]) if value else None
+    return str(value) if value is not None else None

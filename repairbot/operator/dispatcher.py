@@ -10,87 +10,73 @@ arrives once, in order. The thread (``status.slack``) and the ticket
 (``status.jira``) are recorded before any reply or comment, so a restarted
 operator continues the same thread and the same ticket.
 
+Two kinds of failure, two answers. A *transient* one (rate limit, 5xx, no
+connection) stops the lane's pass and backs the whole lane off — exponential,
+capped, Slack's or Jira's ``Retry-After`` first — with the cursor where it
+was. A *permanent* one (``invalid_blocks``, a Jira 400, a missing transition)
+would fail the same way forever, so one refused message must not freeze the
+lane: a refusal of the form is tried once more as plain text; either way a
+``<target>-refused`` line goes into the repair's history (with a metric by
+error code) and the cursor moves past the message. That line is never sent
+to the target that refused (it would be refused again, a loop); the other
+target carries it.
+
+A storm's one Slack message and one Jira ticket are rewritten after a clean
+pass whenever its members no longer match what was last written (a node
+joined, a member moved on, a restart), so they always count every member.
+
 The reconciler never writes ``deliveries`` and the dispatcher writes nothing
-else the reconciler owns: their merge patches touch different keys and cannot
-undo each other. A crash between a send and its cursor write can repeat that
-one message — at least once, never lost.
+else the reconciler owns but refusal lines. Those are held first in the
+cursor (``deliveries.<target>.unrecorded``, ours alone), then appended to the
+history fenced on the version just read; the reconciler writes the whole list
+from the version it read before a step, so a line is let go only once the
+history surely keeps it (:func:`~repairbot.operator.delivery.settle_refusals`)
+and appended again if a step's write dropped it. A crash between a send and
+its cursor write can repeat that one message — at least once, never lost.
 """
 
 from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable, Iterable, Mapping
+import time
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 
 from kubernetes import client
 from kubernetes.client.rest import ApiException
 
 from repairbot.kube.client import as_object
-from repairbot.model import GROUP, PLURAL, VERSION, Action, HistoryEntry, Phase, parse_time
+from repairbot.model import GROUP, PLURAL, VERSION, Phase
 from repairbot.notify import NotifyError
+from repairbot.notify.backoff import LaneBackoff
 from repairbot.notify.jira import JiraNotifier
+from repairbot.notify.messages import StormView
 from repairbot.notify.slack import SlackNotifier, SlackThread
 from repairbot.notify.view import RepairView
+from repairbot.operator.chat import ChatEndpoints, build_notifiers
+from repairbot.operator.delivery import (
+    IncidentMemo,
+    delivery_cursor,
+    history_entry,
+    incidents_of,
+    owed,
+    refused_by,
+    steps_owed,
+    stored_by_member,
+    storm_detail,
+    storm_view,
+)
 from repairbot.operator.metrics import OperatorMetrics
-from repairbot.policy import Policy
+from repairbot.operator.refusals import RepairLane, plainless, send_once, with_plain
 
 log = logging.getLogger(__name__)
 
+__all__ = ["ChatEndpoints", "NotificationDispatcher", "build_notifiers", "delivery_cursor", "owed", "steps_owed"]
 
-def history_entry(raw: Mapping[str, Any]) -> HistoryEntry:
-    action = raw.get("action")
-    return HistoryEntry(
-        step=str(raw.get("step", "")),
-        outcome=str(raw.get("outcome", "")),
-        message=str(raw.get("message", "")),
-        at=parse_time(str(raw["at"])),
-        action=Action(action) if action in {a.value for a in Action} else None,
-        attempt=raw.get("attempt"),
-    )
-
-
-def delivery_cursor(status: Mapping[str, Any], target: str) -> Mapping[str, Any]:
-    """How far ``target`` has been told this repair: ``{"sent": n, "phase": ...}`` (empty before anything)."""
-    return dict((status.get("deliveries") or {}).get(target) or {})
-
-
-def owed(obj: Mapping[str, Any], target: str) -> bool:
-    """Does this repair owe ``target`` anything (a first message, a step, a phase change)?"""
-    status = obj.get("status") or {}
-    cursor = delivery_cursor(status, target)
-    history = status.get("history") or []
-    if not status.get("phase") and not history:
-        return False
-    if int(cursor.get("sent") or 0) < len(history):
-        return True
-    return cursor.get("phase") != status.get("phase")
-
-
-def steps_owed(repairs: Iterable[Mapping[str, Any]], target: str) -> int:
-    """History entries not yet delivered to ``target``, over all repairs: the backlog RepairBot alerts on."""
-    total = 0
-    for obj in repairs:
-        status = obj.get("status") or {}
-        sent = int(delivery_cursor(status, target).get("sent") or 0)
-        total += max(0, len(status.get("history") or []) - sent)
-    return total
-
-
-def stored_by_member(members: Iterable[Mapping[str, Any]], target: str, field: str) -> Mapping[str, Any] | None:
-    """The first ``status.<target>`` among an incident's repairs that has ``field`` set (the shared thread or
-    ticket, found again after a restart)."""
-    for repair in members:
-        stored = (repair.get("status") or {}).get(target) or {}
-        if stored.get(field):
-            return dict(stored)
-    return None
-
-
-def member_nodes(members: Iterable[Mapping[str, Any]], obj: Mapping[str, Any]) -> list[str]:
-    """The incident's nodes as far as the cache knows them, at least ``obj``'s own."""
-    return [str(r.get("spec", {}).get("nodeName")) for r in members] or [str(obj["spec"]["nodeName"])]
+BACKOFF_CAP_SECONDS = 60.0
 
 
 @dataclass
@@ -102,10 +88,14 @@ class NotificationDispatcher:
     runbook_base_url: str | None = None
     interval: float = 1.0
     metrics: OperatorMetrics | None = None
+    clock: Callable[[], float] = time.monotonic
+    backoff_cap: float = BACKOFF_CAP_SECONDS
     _stop: threading.Event = field(default_factory=threading.Event)
     _threads: list[threading.Thread] = field(default_factory=list)
-    _storm_threads: dict[str, dict[str, str]] = field(default_factory=dict)
-    _incident_tickets: dict[str, str] = field(default_factory=dict)
+    # Per lane (each touched by its own thread only): storms' threads/tickets and renderings, and the backoff.
+    _memos: dict[str, IncidentMemo[Any]] = field(default_factory=lambda: {"slack": IncidentMemo(),
+                                                                           "jira": IncidentMemo()})  # fmt: skip
+    _backoffs: dict[str, LaneBackoff] = field(default_factory=dict)
 
     @property
     def enabled(self) -> bool:
@@ -128,120 +118,259 @@ class NotificationDispatcher:
             thread.join(10)
         self._threads.clear()
 
+    def backoff(self, target: str) -> LaneBackoff:
+        """The lane's backoff: one per target, because a rate limit or an outage is the service's, not a message's."""
+        return self._backoffs.setdefault(target, LaneBackoff(base=self.interval, cap=self.backoff_cap))
+
+    def memo(self, target: str) -> IncidentMemo[Any]:
+        return self._memos[target]
+
     def deliver_due(self, target: str | None = None) -> int:
-        """One pass over every repair that owes ``target`` (default: every target) a message; how many went out."""
+        """One pass over every repair that owes ``target`` (default: every target) a message; how many went out.
+
+        A lane backing off after a transient failure is left alone until its time comes.
+        """
         sent = 0
         for lane in [target] if target else self.targets:
-            sent += self._deliver_lane(lane)
+            if self.backoff(lane).ready(self.clock()):
+                sent += self._deliver_lane(lane)
         return sent
 
     def _deliver_lane(self, target: str) -> int:
         sent = 0
-        for cached in self.repairs():
-            if not owed(cached, target):
-                continue
-            obj = self._read(cached["metadata"]["name"])
-            if obj is None:
-                continue
-            try:
-                sent += self._deliver_slack(obj) if target == "slack" else self._deliver_jira(obj)
-            except (NotifyError, ApiException) as error:  # retried next pass: the cursor did not move
-                log.warning("notification delayed repair=%s target=%s error=%s", obj["metadata"]["name"], target, error)
-                if self.metrics is not None:
-                    self.metrics.notification_errors.labels(target).inc()
+        listing = self.repairs()
+        backoff = self.backoff(target)
+        try:
+            for cached in listing:
+                if not owed(cached, target):
+                    continue
+                try:
+                    obj = self._read(cached["metadata"]["name"])
+                    if obj is not None:
+                        sent += self._deliver_slack(obj) if target == "slack" else self._deliver_jira(obj)
+                except ApiException as error:  # the API server's, not the target's: retried next pass
+                    log.warning("notification delayed repair=%s target=%s error=%s",
+                                cached["metadata"]["name"], target, error)  # fmt: skip
+        except NotifyError as error:  # transient (permanent ones are recorded and skipped inside)
+            delay = backoff.failed(self.clock(), error.retry_after)
+            log.warning("notifications to %s paused for %.1fs error=%s", target, delay, error)
+            if self.metrics is not None:
+                self.metrics.notification_errors.labels(target).inc()
+        else:
+            backoff.succeeded()
+            self._refresh_storms_safely(target)
+        self.memo(target).prune(incidents_of(self.repairs()))
         if self.metrics is not None:
             self.metrics.notifications_pending.labels(target).set(steps_owed(self.repairs(), target))
         return sent
 
-    # --- per target
+    # --- Slack
 
     def _deliver_slack(self, obj: dict[str, Any]) -> int:
         assert self.slack is not None
-        name, status = obj["metadata"]["name"], obj.get("status") or {}
+        slack = self.slack
+        lane = RepairLane(self._patch, "slack", obj, self.metrics)
+        lane.record_refusals()
+        obj = lane.obj
+        status = obj.get("status") or {}
+        history, phase, incident = status.get("history") or [], status.get("phase"), status.get("incident")
+        cursor = int(delivery_cursor(status, "slack").get("sent") or 0)
+        phase_owed = delivery_cursor(status, "slack").get("phase") != phase
+        to_send = [i for i in range(cursor, len(history)) if not refused_by(history[i], "slack")]
         view = self._view(obj)
         thread = status.get("slack") or {}
         if not thread.get("ts"):
-            thread = self._storm_thread(obj) or self._open_thread(view)
-            self._patch(name, {"slack": thread, "deliveries": {"slack": {"sent": 0, "phase": status.get("phase")}}})
+            if not to_send and not phase_owed:  # only Slack's own refusals are new: nothing to open a thread for
+                lane.move(sent=len(history))
+                return 0
+            opened = send_once(lambda plain: self._thread_for(obj, view, plain=plain))
+            if opened.result is None:
+                assert opened.refusal is not None
+                lane.refused(opened.refusal, what="the thread's first message", reduced=False,
+                             sent=len(history), phase=phase)  # fmt: skip
+                return 0
+            thread, phase_owed = opened.result, False  # the new parent already shows the current phase
+            lane.patch({"slack": thread, "deliveries": {"slack": {"sent": cursor, "phase": phase}}})
+            if opened.refusal is not None:
+                lane.refused(opened.refusal, what="the thread's first message", reduced=True)
         parent = SlackThread(channel=thread["channel"], ts=thread["ts"])
-        cursor = int(delivery_cursor(status, "slack").get("sent") or 0)
-        history = status.get("history") or []
         for index in range(cursor, len(history)):
-            self.slack.reply_step(parent, view, history_entry(history[index]))
-            self._patch(name, {"deliveries": {"slack": {"sent": index + 1}}})
-        if delivery_cursor(status, "slack").get("phase") != status.get("phase"):
-            if not thread.get("incident"):  # a storm's parent speaks for every node; one repair must not rewrite it
-                self.slack.update_parent(parent.channel, parent.ts, view)
-            self._patch(name, {"deliveries": {"slack": {"phase": status.get("phase")}}})
-        return len(history) - cursor
+            if not refused_by(history[index], "slack"):
+                step = history_entry(history[index])
+                reply = send_once(with_plain(partial(slack.reply_step, parent, view, step)))
+                if reply.refusal is not None:
+                    lane.refused(reply.refusal, what=f"the reply for step {step.step!r}", reduced=reply.reduced,
+                                 sent=index + 1)  # fmt: skip
+                    continue
+            lane.move(sent=index + 1)
+        if phase_owed:
+            if not incident:  # a storm's parent speaks for every node; it is rewritten from the storm below
+                update = send_once(lambda plain: slack.update_parent(parent.channel, parent.ts, view, plain=plain))
+                if update.refusal is not None:
+                    lane.refused(update.refusal, what=f"the parent's update to {phase}", reduced=update.reduced,
+                                 phase=phase)  # fmt: skip
+                else:
+                    lane.move(phase=phase)
+            else:
+                lane.move(phase=phase)
+        return len(to_send)
 
-    def _open_thread(self, view: RepairView) -> dict[str, str]:
-        assert self.slack is not None
-        opened = self.slack.open_thread(view)
-        return {"channel": opened.channel, "ts": opened.ts}
-
-    def _storm_thread(self, obj: Mapping[str, Any]) -> dict[str, str] | None:
-        """A storm is one Slack message for all its nodes; its repairs share that thread.
-
-        The thread is found again from any repair of the same incident that
-        already holds it (after a restart), else posted once and remembered.
-        """
+    def _thread_for(self, obj: Mapping[str, Any], view: RepairView, *, plain: bool) -> dict[str, str]:
+        """A repair's own thread, or its storm's one message: found again from any member, else posted once."""
         assert self.slack is not None
         incident = (obj.get("status") or {}).get("incident")
         if not incident:
-            return None
-        if incident in self._storm_threads:
-            return self._storm_threads[incident]
-        members = self._incident_members(incident)
-        known = stored_by_member(members, "slack", "ts")
+            opened = self.slack.open_thread(view, plain=plain)
+            return {"channel": opened.channel, "ts": opened.ts}
+        memo = self.memo("slack")
+        if incident in memo.anchors:
+            return dict(memo.anchors[incident])
+        known = stored_by_member(self._incident_members(incident), "slack", "ts")
         if known:
             thread = {"channel": known["channel"], "ts": known["ts"], "incident": incident}
         else:
-            message = str((obj.get("status") or {}).get("message") or "")
-            posted = self.slack.post_storm(member_nodes(members, obj), reason=incident, detail=message)
+            storm = self._storm(obj, incident, memo)
+            posted = self.slack.post_storm(storm, plain=plain)
             thread = {"channel": posted.channel, "ts": posted.ts, "incident": incident}
-        self._storm_threads[incident] = thread
-        return thread
+            memo.rendered_as(incident, storm)
+        memo.remember(incident, thread)
+        return dict(thread)
+
+    # --- Jira
 
     def _deliver_jira(self, obj: dict[str, Any]) -> int:
         """The repair's steps as comments on its ticket; a storm's repairs share one incident ticket."""
         assert self.jira is not None
-        name, status = obj["metadata"]["name"], obj.get("status") or {}
+        jira = self.jira
+        lane = RepairLane(self._patch, "jira", obj, self.metrics)
+        lane.record_refusals()
+        obj = lane.obj
+        status = obj.get("status") or {}
+        history, phase, incident = status.get("history") or [], status.get("phase"), status.get("incident")
+        cursor = int(delivery_cursor(status, "jira").get("sent") or 0)
+        phase_owed = delivery_cursor(status, "jira").get("phase") != phase
+        to_send = [i for i in range(cursor, len(history)) if not refused_by(history[i], "jira")]
         view = self._view(obj)
-        incident = status.get("incident")
         ticket = (status.get("jira") or {}).get("key")
         if not ticket:
-            ticket = self._incident_ticket(obj) if incident else self.jira.ensure_ticket(view)
-            self._patch(name, {"jira": {"key": ticket, "url": self.jira.browse_url(ticket)}})
-        cursor = int(delivery_cursor(status, "jira").get("sent") or 0)
-        history = status.get("history") or []
+            if not to_send and not phase_owed:
+                lane.move(sent=len(history))
+                return 0
+            made = send_once(lambda _plain: self._incident_ticket(obj) if incident else jira.ensure_ticket(view))
+            if made.result is None:
+                assert made.refusal is not None
+                lane.refused(made.refusal, what="the ticket's creation", reduced=False, sent=len(history), phase=phase)
+                return 0
+            ticket = str(made.result)
+            lane.patch({"jira": {"key": ticket, "url": jira.browse_url(ticket)}})
         for index in range(cursor, len(history)):
-            self.jira.comment_step(ticket, view, history_entry(history[index]), name_node=bool(incident))
-            self._patch(name, {"deliveries": {"jira": {"sent": index + 1}}})
-        phase = status.get("phase")
-        if delivery_cursor(status, "jira").get("phase") != phase:
-            if phase == Phase.SUCCEEDED.value and not incident:  # an incident's ticket is closed by a human
-                self.jira.resolve(ticket, view=view)
-            elif phase == Phase.QUARANTINED.value:
-                self.jira.escalate_quarantine(ticket, view)
-            self._patch(name, {"deliveries": {"jira": {"phase": phase}}})
-        return len(history) - cursor
+            if not refused_by(history[index], "jira"):
+                step = history_entry(history[index])
+                sent = send_once(plainless(partial(jira.comment_step, ticket, view, step, name_node=bool(incident))))
+                if sent.refusal is not None:
+                    lane.refused(sent.refusal, what=f"the comment for step {step.step!r}", reduced=False,
+                                 sent=index + 1)  # fmt: skip
+                    continue
+            lane.move(sent=index + 1)
+        if phase_owed:
+            closing = send_once(lambda _plain: self._close_or_escalate(ticket, view, phase, incident))
+            if closing.refusal is not None:
+                lane.refused(closing.refusal, what=f"the ticket's move to {phase}", reduced=False, phase=phase)
+            else:
+                lane.move(phase=phase)
+        return len(to_send)
+
+    def _close_or_escalate(self, ticket: str, view: RepairView, phase: str | None, incident: Any) -> None:
+        assert self.jira is not None
+        if phase == Phase.SUCCEEDED.value and not incident:  # an incident's ticket is closed by a human
+            self.jira.resolve(ticket, view=view)
+        elif phase == Phase.QUARANTINED.value:
+            self.jira.escalate_quarantine(ticket, view)
 
     def _incident_ticket(self, obj: Mapping[str, Any]) -> str:
         """The storm's one ticket: held by a member repair already (after a restart), else found or made once."""
         assert self.jira is not None
         incident = str((obj.get("status") or {}).get("incident"))
-        if incident in self._incident_tickets:
-            return self._incident_tickets[incident]
-        members = self._incident_members(incident)
-        known = stored_by_member(members, "jira", "key")
+        memo = self.memo("jira")
+        if incident in memo.anchors:
+            return str(memo.anchors[incident])
+        known = stored_by_member(self._incident_members(incident), "jira", "key")
         if known:
             key = str(known["key"])
         else:
-            detail = str((obj.get("status") or {}).get("message") or "")
-            key = self.jira.ensure_incident_ticket(incident, member_nodes(members, obj), detail)
-        self._incident_tickets[incident] = key
+            storm = self._storm(obj, incident, memo)
+            key = self.jira.ensure_incident_ticket(storm)
+            memo.rendered_as(incident, StormView.of(incident, storm.members, detail=storm.detail, jira_key=key))
+        memo.remember(incident, key)
         return key
+
+    # --- storms
+
+    def _storm(
+        self,
+        obj: Mapping[str, Any],
+        incident: str,
+        memo: IncidentMemo[Any],
+        *,
+        jira_key: str | None = None,
+        members: list[Mapping[str, Any]] | None = None,
+    ) -> StormView:
+        members = self._incident_members(incident) if members is None else members
+        detail = memo.detail(incident, storm_detail([*members, obj], incident))
+        if jira_key is None:
+            jira_key = (stored_by_member([*members, obj], "jira", "key") or {}).get("key")
+        return storm_view(incident, members, obj, detail=detail, jira_key=jira_key)
+
+    def _refresh_storm(
+        self,
+        lane: RepairLane,
+        incident: str,
+        members: list[Mapping[str, Any]],
+        update: Callable[[StormView, bool], None],
+        *,
+        jira_key: str | None = None,
+    ) -> None:
+        """Rewrite the storm's message or ticket once it no longer says what the storm is (a node joined or ended)."""
+        memo = self.memo(lane.target)
+        storm = self._storm(lane.obj, incident, memo, jira_key=jira_key, members=members)
+        if memo.is_current(incident, storm):
+            return
+        sent = send_once(lambda plain: update(storm, plain))
+        memo.rendered_as(incident, storm)  # a refused rendering is recorded once, not retried every pass
+        if sent.refusal is not None:
+            lane.refused(sent.refusal, what="the storm's update", reduced=sent.reduced)
+
+    def _refresh_storms_safely(self, target: str) -> None:
+        """After a clean pass, with the members as they stand now (the cache, caught up with this pass's writes)."""
+        try:
+            self._refresh_storms(target, self.repairs())
+        except NotifyError as error:
+            self.backoff(target).failed(self.clock(), error.retry_after)
+            log.warning("storm refresh for %s delayed error=%s", target, error)
+        except ApiException as error:
+            log.warning("storm refresh for %s delayed error=%s", target, error)
+
+    def _refresh_storms(self, target: str, listing: list[Mapping[str, Any]]) -> None:
+        """Every storm whose message or ticket is behind its members (a refresh that failed, a restart): rewrite it."""
+        for incident in sorted(incidents_of(listing)):
+            members = [r for r in listing if (r.get("status") or {}).get("incident") == incident]
+            field_name = "ts" if target == "slack" else "key"
+            stored = stored_by_member(members, target, field_name)
+            if stored is None:
+                continue  # nothing posted yet: the first member's delivery posts it
+            lane = RepairLane(self._patch, target, dict(members[0]), self.metrics)
+            key = str(stored["key"]) if target == "jira" else None
+            self._refresh_storm(lane, incident, members, self._storm_updater(target, stored), jira_key=key)
+
+    def _storm_updater(self, target: str, stored: Mapping[str, Any]) -> Callable[[StormView, bool], None]:
+        """How a lane rewrites a storm it has posted: Slack's ``chat.update`` of the message, Jira's ticket fields."""
+        if target == "slack":
+            assert self.slack is not None
+            slack, channel, ts = self.slack, str(stored["channel"]), str(stored["ts"])
+            return lambda storm, plain: slack.update_storm(channel, ts, storm, plain=plain)
+        assert self.jira is not None
+        jira, key = self.jira, str(stored["key"])
+        return lambda storm, _plain: jira.update_incident(key, storm)
 
     # --- plumbing
 
@@ -259,9 +388,13 @@ class NotificationDispatcher:
                 return None
             raise
 
-    def _patch(self, name: str, status: Mapping[str, Any]) -> None:
-        body = {"status": dict(status)}
-        client.CustomObjectsApi(self.api).patch_cluster_custom_object_status(GROUP, VERSION, PLURAL, name, body)
+    def _patch(self, name: str, status: Mapping[str, Any], *, resource_version: str | None = None) -> dict[str, Any]:
+        """Merge-patch the status; with ``resource_version``, only onto that version (409 otherwise)."""
+        body: dict[str, Any] = {"status": dict(status)}
+        if resource_version:
+            body["metadata"] = {"resourceVersion": resource_version}
+        custom = client.CustomObjectsApi(self.api)
+        return as_object(custom.patch_cluster_custom_object_status(GROUP, VERSION, PLURAL, name, body))
 
     def _loop(self, target: str) -> None:
         while not self._stop.is_set():
@@ -270,52 +403,3 @@ class NotificationDispatcher:
             except Exception:  # a notification problem must never stop the next pass
                 log.exception("notification pass failed target=%s; retrying", target)
             self._stop.wait(self.interval)
-
-
-@dataclass(frozen=True, slots=True)
-class ChatEndpoints:
-    """Where Slack and Jira answer and how to log in; from the environment (Secrets) or the sandbox."""
-
-    slack_token: str | None = None
-    slack_api_url: str | None = None
-    jira_url: str | None = None
-    jira_token: str | None = None
-    jira_user: str | None = None
-    jira_password: str | None = None
-
-    @classmethod
-    def from_environment(cls, env: Mapping[str, str]) -> ChatEndpoints:
-        return cls(
-            slack_token=env.get("REPAIRBOT_SLACK_TOKEN") or env.get("SLACK_BOT_TOKEN"),
-            slack_api_url=env.get("REPAIRBOT_SLACK_API_URL"),
-            jira_url=env.get("REPAIRBOT_JIRA_URL"),
-            jira_token=env.get("REPAIRBOT_JIRA_TOKEN"),
-            jira_user=env.get("REPAIRBOT_JIRA_USER"),
-            jira_password=env.get("REPAIRBOT_JIRA_PASSWORD"),
-        )
-
-
-def build_notifiers(policy: Policy, endpoints: ChatEndpoints) -> tuple[SlackNotifier | None, JiraNotifier | None]:
-    """Slack when the policy names a channel and a token is there; Jira when it names a project and a server."""
-    slack_policy, jira_policy = policy.notifications.slack, policy.notifications.jira
-    slack = None
-    if slack_policy.channel and endpoints.slack_token:
-        slack = SlackNotifier(
-            endpoints.slack_token, slack_policy.channel, base_url=endpoints.slack_api_url, on_call=slack_policy.on_call
-        )
-    jira = None
-    if jira_policy.project and endpoints.jira_url:
-        basic = (
-            (endpoints.jira_user, endpoints.jira_password) if endpoints.jira_user and endpoints.jira_password else None
-        )
-        jira = JiraNotifier(
-            endpoints.jira_url,
-            project=jira_policy.project,
-            issue_type=jira_policy.issue_type,
-            labels=jira_policy.labels,
-            done_transition=jira_policy.done_transition,
-            hardware_assignee=jira_policy.hardware_assignee,
-            token=None if basic else endpoints.jira_token,
-            basic=basic,
-        )
-    return slack, jira

@@ -70,6 +70,13 @@ class OperatorMetrics:
             ["phase"],
             registry=r,
         )
+        self.notifications_refused = Counter(
+            "repairbot_notifications_refused",
+            "Messages Slack or Jira refused for good (recorded in the repair's history, skipped or sent plain), "
+            "by target and the service's error code",
+            ["target", "code"],
+            registry=r,
+        )
 
 
 # Phases in which RepairBot holds a node out of service (Quarantined stays out until a human acts).

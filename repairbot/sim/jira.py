@@ -10,8 +10,16 @@ switch exercises the real library's branch.
 JQL is understood only as far as RepairBot writes it: ``AND``-joined
 ``project = X``, ``labels = X`` and ``statusCategory != Done`` clauses, and
 ``ORDER BY created``. Auth is basic or bearer against the configured
-credentials. Every request is recorded (``GET /_recorded``); ``down = True``
-(or ``POST /_control {"down": true}``) answers 503 to everything else.
+credentials. Text fields are held to Jira's limits: a comment or description over
+32,767 characters, a summary over 255, or an empty comment answers 400 with
+Jira's field error. The workflow is the instance's (``workflow``: status →
+transitions), so a test can give it the shape of a real project's, e.g. one
+without ``Done``. Every request is recorded (``GET /_recorded``); ``down = True``
+(or ``POST /_control {"down": true}``) answers 503 to everything else,
+``rate_limit(n, retry_after)`` answers 429 with ``Retry-After`` to the next ``n``, and
+``refuse(operation, status, message, containing=…)`` answers one kind of
+request with a Jira error (rules of a real instance the fake does not model:
+a field a screen lacks, a validator, a permission).
 """
 
 from __future__ import annotations
@@ -32,8 +40,21 @@ WORKFLOW = {
     "In Progress": [("21", "Done", "Done"), ("31", "Stop Progress", "To Do")],
     "Done": [("41", "Reopen", "To Do")],
 }
+TEXT_LIMIT = 32_767
+SUMMARY_LIMIT = 255
 STATUS_CATEGORY = {"To Do": "new", "In Progress": "indeterminate", "Done": "done"}
 _CLAUSE = re.compile(r'(\w+)\s*(!=|=)\s*"?([^"\s]+)"?', re.IGNORECASE)
+
+
+@dataclass(frozen=True, slots=True)
+class JiraRefusal:
+    """Answer ``operation`` (``create``, ``update``, ``comment``, ``transition``) with ``status`` when the request
+    body contains ``containing``."""
+
+    operation: str
+    status: int
+    message: str
+    containing: str = ""
 
 
 @dataclass(slots=True)
@@ -61,8 +82,12 @@ class JiraSim:
         self.cloud = cloud
         self.user, self.password, self.token = user, password, token
         self.down = False
+        self._rate_limited = 0
+        self._retry_after = 1
         self.recorded: list[dict[str, Any]] = []
         self.issues: dict[str, SimIssue] = {}
+        self.workflow: dict[str, list[tuple[str, str, str]]] = {k: list(v) for k, v in WORKFLOW.items()}
+        self.refusals: list[JiraRefusal] = []
         self._ids = itertools.count(10001)
         self._runner: web.AppRunner | None = None
         self.url: str | None = None
@@ -94,6 +119,20 @@ class JiraSim:
             await self._runner.cleanup()
             self._runner = None
 
+    def rate_limit(self, calls: int, retry_after: int = 1) -> None:
+        """Answer the next ``calls`` requests with 429 and ``Retry-After: retry_after``, as Jira Cloud does."""
+        self._rate_limited, self._retry_after = calls, retry_after
+
+    def refuse(self, operation: str, status: int, message: str, *, containing: str = "") -> None:
+        """From now on, answer ``operation`` requests whose body contains ``containing`` with ``status``."""
+        self.refusals.append(JiraRefusal(operation, status, message, containing))
+
+    def _refused(self, operation: str, body: Any) -> None:
+        text = json.dumps(body)
+        for rule in self.refusals:
+            if rule.operation == operation and rule.containing in text:
+                raise _Refusal(rule.status, rule.message)
+
     def comments_of(self, key: str) -> list[str]:
         return [c["body"] for c in self.issues[key].comments]
 
@@ -115,6 +154,10 @@ class JiraSim:
         self.recorded.append(record)
         if self.down:
             response: web.StreamResponse = _errors(503, "Jira is down (simulated)")
+        elif self._rate_limited > 0:
+            self._rate_limited -= 1
+            response = _errors(429, "Rate limit exceeded.")
+            response.headers["Retry-After"] = str(self._retry_after)
         elif not self._authorized(request.headers.get("Authorization", "")):
             response = _errors(401, "You are not authenticated")
         else:
@@ -154,6 +197,10 @@ class JiraSim:
             self.down = bool(data["down"])
         if "cloud" in data:
             self.cloud = bool(data["cloud"])
+        if "refuse" in data:
+            rule = data["refuse"]
+            self.refuse(str(rule["operation"]), int(rule.get("status", 400)), str(rule.get("message", "")),
+                        containing=str(rule.get("containing", "")))  # fmt: skip
         return web.json_response({"down": self.down, "cloud": self.cloud})
 
     async def _server_info(self, request: web.Request) -> web.Response:
@@ -169,7 +216,10 @@ class JiraSim:
         return web.json_response([{"id": n, "key": n, "name": n.title(), "custom": False} for n in names])
 
     async def _create(self, request: web.Request) -> web.Response:
-        fields = (await request.json()).get("fields") or {}
+        body = await request.json()
+        self._refused("create", body)
+        fields = body.get("fields") or {}
+        _check_text_fields(fields)
         project = (fields.get("project") or {}).get("key")
         if not project or not fields.get("summary") or not (fields.get("issuetype") or {}).get("name"):
             return _errors(400, "project, issuetype and summary are required")
@@ -197,6 +247,8 @@ class JiraSim:
         if issue is None:
             return _errors(404, "Issue does not exist")
         body = await request.json()
+        self._refused("update", body)
+        _check_text_fields(body.get("fields") or {})
         issue.fields.update(body.get("fields") or {})
         return web.Response(status=204)
 
@@ -211,7 +263,11 @@ class JiraSim:
 
     async def _comment(self, request: web.Request) -> web.Response:
         issue = self._issue(request)
-        comment = self._add_comment(issue, str((await request.json()).get("body", "")), _base(request))
+        body = await request.json()
+        self._refused("comment", body)
+        text = str(body.get("body", ""))
+        _check_comment(text)
+        comment = self._add_comment(issue, text, _base(request))
         return web.json_response(comment, status=201)
 
     def _add_comment(self, issue: SimIssue, body: str, base: str) -> dict[str, Any]:
@@ -224,19 +280,24 @@ class JiraSim:
         issue = self._issue(request)
         return web.json_response({"transitions": [
             {"id": tid, "name": name, "to": {"name": to, "statusCategory": {"key": STATUS_CATEGORY[to]}}}
-            for tid, name, to in WORKFLOW[issue.status]
+            for tid, name, to in self.workflow.get(issue.status, [])
         ]})
 
     async def _transition(self, request: web.Request) -> web.Response:
         issue = self._issue(request)
         body = await request.json()
+        self._refused("transition", body)
         wanted = str((body.get("transition") or {}).get("id"))
-        match = next((t for t in WORKFLOW[issue.status] if t[0] == wanted), None)
+        match = next((t for t in self.workflow.get(issue.status, []) if t[0] == wanted), None)
         if match is None:
             return _errors(400, f"Transition id '{wanted}' is not valid for this issue.")
+        comments = [str((change.get("add") or {}).get("body", "")) for change in (body.get("update") or {}).get(
+            "comment", [])]  # fmt: skip
+        for text in comments:
+            _check_comment(text)
         issue.status = match[2]
-        for change in (body.get("update") or {}).get("comment", []):
-            self._add_comment(issue, str((change.get("add") or {}).get("body", "")), _base(request))
+        for text in comments:
+            self._add_comment(issue, text, _base(request))
         return web.Response(status=204)
 
     def _matching(self, jql: str) -> list[SimIssue]:
@@ -286,18 +347,39 @@ def _value_matches(issue: SimIssue, name: str, value: str) -> bool:
     raise _Refusal(400, f"Field '{name}' is not supported by the simulated Jira")
 
 
+def _check_text_fields(fields: dict[str, Any]) -> None:
+    """Jira's field rules for the text RepairBot writes: summary ≤ 255 characters, description ≤ 32,767."""
+    summary = fields.get("summary")
+    if isinstance(summary, str) and len(summary) > SUMMARY_LIMIT:
+        raise _Refusal(400, "", {"summary": f"Summary must be less than {SUMMARY_LIMIT} characters."})
+    description = fields.get("description")
+    if isinstance(description, str) and len(description) > TEXT_LIMIT:
+        raise _Refusal(400, "", {"description": _too_long()})
+
+
+def _check_comment(text: str) -> None:
+    if not text.strip():
+        raise _Refusal(400, "", {"comment": "Comment body can not be empty!"})
+    if len(text) > TEXT_LIMIT:
+        raise _Refusal(400, "", {"comment": _too_long()})
+
+
+def _too_long() -> str:
+    return f"The entered text is too long. It exceeds the allowed limit of {TEXT_LIMIT:,} characters."
+
+
 def _base(request: web.Request) -> str:
     return f"{request.scheme}://{request.host}"
 
 
-def _errors(status: int, message: str) -> web.Response:
-    """Jira's error shape: ``{"errorMessages": [...], "errors": {}}``."""
-    return web.json_response({"errorMessages": [message], "errors": {}}, status=status)
+def _errors(status: int, message: str, errors: dict[str, str] | None = None) -> web.Response:
+    """Jira's error shape: ``{"errorMessages": [...], "errors": {field: message}}``."""
+    return web.json_response({"errorMessages": [message] if message else [], "errors": errors or {}}, status=status)
 
 
 class _Refusal(Exception):
     """Raised deep in a handler to answer with a Jira error; the middleware turns it into the response."""
 
-    def __init__(self, status: int, message: str) -> None:
-        super().__init__(message)
-        self.response = _errors(status, message)
+    def __init__(self, status: int, message: str, errors: dict[str, str] | None = None) -> None:
+        super().__init__(message or str(errors))
+        self.response = _errors(status, message, errors)

@@ -7,10 +7,19 @@ Slack where RepairBot could go wrong: ``chat.update`` wants the channel *ID*
 the post returned, a ``thread_ts`` must name an existing message of that
 channel, unknown channels answer ``channel_not_found``.
 
+Messages are checked against Slack's published limits before they are
+stored: at most 50 blocks, known block types, a header's plain text at most 150
+characters, a section's text at most 3,000 and its fields at most 10 of 2,000,
+a context at most 10 elements, non-empty text objects (``invalid_blocks``), and
+a message text at most 40,000 characters (``msg_too_long``).
+
 Every request is recorded (``GET /_recorded``: ``method``, ``path``, ``body``,
 ``status``) and it misbehaves on demand — ``rate_limit(n, retry_after)``
 answers 429 with ``Retry-After`` to the next ``n`` calls, ``fail_for(s)``
-answers 500 for a while — also over HTTP (``POST /_control``) for the demo.
+answers 500 for a while, ``refuse(method, error, containing=…)`` answers one
+kind of message with Slack's refusal (as Slack does for rules the fake does not
+model: a blocks error applies only to messages that carry blocks) — also over
+HTTP (``POST /_control``) for the demo.
 """
 
 from __future__ import annotations
@@ -26,6 +35,32 @@ from aiohttp import web
 from repairbot.sim.serving import serve
 
 API_PREFIX = "/api/"
+MAX_BLOCKS = 50
+MAX_TEXT = 40_000
+SECTION_TEXT_LIMIT = 3000
+FIELD_TEXT_LIMIT = 2000
+HEADER_TEXT_LIMIT = 150
+MAX_FIELDS = 10
+MAX_CONTEXT_ELEMENTS = 10
+BLOCK_TYPES = frozenset({"section", "header", "context", "divider", "actions", "image", "rich_text", "markdown"})
+BLOCKS_ERRORS = frozenset({"invalid_blocks", "invalid_blocks_format", "msg_blocks_too_long"})
+
+
+@dataclass(frozen=True, slots=True)
+class Refusal:
+    """Answer ``method`` calls whose text or blocks contain ``containing`` with ``error`` (Slack's own code)."""
+
+    method: str
+    error: str
+    containing: str = ""
+
+    def applies(self, method: str, body: dict[str, Any]) -> bool:
+        if method != self.method:
+            return False
+        blocks = _blocks(body)
+        if self.error in BLOCKS_ERRORS and not blocks:
+            return False  # a message without blocks cannot have invalid blocks
+        return self.containing in f"{body.get('text') or ''} {json.dumps(blocks or [])}"
 
 
 @dataclass(slots=True)
@@ -52,6 +87,7 @@ class SlackSim:
         self._rate_limited = 0
         self._retry_after = 1
         self._fail_until = 0.0
+        self.refusals: list[Refusal] = []
         self._ts = itertools.count(1)
         self._runner: web.AppRunner | None = None
         self.url: str | None = None
@@ -65,6 +101,10 @@ class SlackSim:
     def fail_for(self, seconds: float) -> None:
         """Answer 500 to every API call for ``seconds``."""
         self._fail_until = time.monotonic() + seconds
+
+    def refuse(self, method: str, error: str, *, containing: str = "") -> None:
+        """From now on, answer ``method`` calls for messages containing ``containing`` with ``error``."""
+        self.refusals.append(Refusal(method, error, containing))
 
     def thread(self, channel: str, ts: str) -> list[SlackMessageRecord]:
         """The replies whose ``thread_ts`` is ``ts``, in order."""
@@ -106,6 +146,9 @@ class SlackSim:
             self.rate_limit(int(data["rateLimit"]), int(data.get("retryAfter", 1)))
         if "failFor" in data:
             self.fail_for(float(data["failFor"]))
+        if "refuse" in data:
+            rule = data["refuse"]
+            self.refuse(str(rule["method"]), str(rule["error"]), containing=str(rule.get("containing", "")))
         return web.json_response({"ok": True})
 
     async def _api(self, request: web.Request) -> web.Response:
@@ -131,6 +174,13 @@ class SlackSim:
         handler = handlers.get(method)
         if handler is None:
             return _error("unknown_method")
+        refusal = next((r for r in self.refusals if r.applies(method, body)), None)
+        if refusal is not None:
+            return _error(refusal.error)
+        if method in ("chat.postMessage", "chat.update"):
+            problem = message_problem(body)
+            if problem is not None:
+                return _error(*problem)
         return handler(body)
 
     def _auth_test(self, body: dict[str, Any]) -> web.Response:
@@ -201,6 +251,79 @@ def _as_json(message: SlackMessageRecord) -> dict[str, Any]:
     return out
 
 
-def _error(code: str) -> web.Response:
-    """Slack answers most errors with HTTP 200 and ``ok: false``."""
-    return web.json_response({"ok": False, "error": code})
+def _error(code: str, why: str = "") -> web.Response:
+    """Slack answers most errors with HTTP 200 and ``ok: false`` (blocks errors say which rule, as Slack does)."""
+    body: dict[str, Any] = {"ok": False, "error": code}
+    if why:
+        body["errors"] = [why]
+        body["response_metadata"] = {"messages": [f"[ERROR] {why}"]}
+    return web.json_response(body)
+
+
+def message_problem(body: dict[str, Any]) -> tuple[str, str] | None:
+    """Slack's published message limits: ``(error, why)`` for the first one ``body`` breaks, else None."""
+    text = body.get("text")
+    if isinstance(text, str) and len(text) > MAX_TEXT:
+        return "msg_too_long", f"text is {len(text)} characters; the limit is {MAX_TEXT}"
+    raw = body.get("blocks")
+    if raw is None:
+        return None
+    try:
+        blocks = json.loads(raw) if isinstance(raw, str) else raw
+    except ValueError:
+        return "invalid_blocks_format", "blocks is not valid JSON"
+    if not isinstance(blocks, list):
+        return "invalid_blocks_format", "blocks must be an array"
+    if len(blocks) > MAX_BLOCKS:
+        return "invalid_blocks", f"no more than {MAX_BLOCKS} items allowed [json-pointer:/blocks]"
+    for index, block in enumerate(blocks):
+        why = _block_problem(block)
+        if why:
+            return "invalid_blocks", f"{why} [json-pointer:/blocks/{index}]"
+    return None
+
+
+def _block_problem(block: Any) -> str | None:
+    if not isinstance(block, dict) or block.get("type") not in BLOCK_TYPES:
+        return "unsupported type"
+    kind = block["type"]
+    if kind == "header":
+        return _text_problem(block.get("text"), HEADER_TEXT_LIMIT, plain_only=True, required=True)
+    if kind == "section":
+        fields = block.get("fields")
+        if block.get("text") is None and not fields:
+            return "must provide either text or fields"
+        if fields is not None:
+            if not isinstance(fields, list) or len(fields) > MAX_FIELDS:
+                return f"fields: no more than {MAX_FIELDS} items allowed"
+            for field_text in fields:
+                why = _text_problem(field_text, FIELD_TEXT_LIMIT, required=True)
+                if why:
+                    return f"fields: {why}"
+        if block.get("text") is not None:
+            return _text_problem(block.get("text"), SECTION_TEXT_LIMIT, required=True)
+    if kind == "context":
+        elements = block.get("elements")
+        if not isinstance(elements, list) or not elements or len(elements) > MAX_CONTEXT_ELEMENTS:
+            return f"elements: between 1 and {MAX_CONTEXT_ELEMENTS} items required"
+        for element in elements:
+            if isinstance(element, dict) and element.get("type") in ("plain_text", "mrkdwn"):
+                why = _text_problem(element, SECTION_TEXT_LIMIT, required=True)
+                if why:
+                    return f"elements: {why}"
+    return None
+
+
+def _text_problem(obj: Any, limit: int, *, plain_only: bool = False, required: bool = False) -> str | None:
+    """A text object: ``plain_text`` (or ``mrkdwn`` where allowed) with 1..``limit`` characters."""
+    if obj is None:
+        return "text is required" if required else None
+    allowed = ("plain_text",) if plain_only else ("plain_text", "mrkdwn")
+    if not isinstance(obj, dict) or obj.get("type") not in allowed:
+        return f"text must be of type {' or '.join(allowed)}"
+    text = obj.get("text")
+    if not isinstance(text, str) or not text:
+        return "text must be at least 1 character"
+    if len(text) > limit:
+        return f"must be less than {limit + 1} characters"
+    return None

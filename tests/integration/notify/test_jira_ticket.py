@@ -12,6 +12,7 @@ from tenacity import wait_none
 from repairbot.model import HistoryEntry, Phase
 from repairbot.notify import NotifyError
 from repairbot.notify.jira import JiraNotifier
+from repairbot.notify.messages import StormView
 from repairbot.notify.view import RepairView
 from repairbot.sim.jira import JiraSim
 
@@ -58,8 +59,9 @@ def test_restart_finds_the_ticket_by_jql_instead_of_creating(jira_sim: JiraSim, 
 
 def test_a_storm_has_one_incident_ticket_found_again_after_a_restart(jira_sim: JiraSim, view: RepairView) -> None:
     nodes = ["gpu-12", "gpu-13", "gpu-14"]
-    first = notifier(jira_sim).ensure_incident_ticket("storm-20261122", nodes, "3 faults in leaf-3 within 5m")
-    again = notifier(jira_sim).ensure_incident_ticket("storm-20261122", nodes)  # a new process: found by label
+    storm = StormView.of("storm-20261122", [(n, "Blocked") for n in nodes], detail="3 faults in leaf-3 within 5m")
+    first = notifier(jira_sim).ensure_incident_ticket(storm)
+    again = notifier(jira_sim).ensure_incident_ticket(storm)  # a new process: found by label
     assert again == first and len(jira_sim.issues) == 1
     issue = jira_sim.issues[first]
     assert issue.fields["summary"] == "Fault storm storm-20261122: 3 nodes (gpu-12, gpu-13, gpu-14)"
@@ -131,3 +133,33 @@ def test_cloud_mode_searches_with_search_jql(jira_cloud_sim: JiraSim, view: Repa
     assert "/rest/api/2/search/jql" in paths and "/rest/api/2/search" not in paths
     first.escalate_quarantine(key, view)
     assert jira_cloud_sim.issues[key].fields["assignee"] == {"accountId": "dc-hardware"}
+
+
+def test_a_rate_limit_is_waited_out_for_as_long_as_jira_says(jira_sim: JiraSim, view: RepairView) -> None:
+    jira = notifier(jira_sim)  # no backoff of its own: only Retry-After makes it wait
+    key = jira.ensure_ticket(view)
+    jira_sim.rate_limit(1, retry_after=1)
+    started = time.monotonic()
+    jira.comment(key, "after the rate limit")
+    assert time.monotonic() - started >= 0.9
+    assert jira_sim.comments_of(key)[-1] == "after the rate limit"
+
+
+def test_a_rate_limit_beyond_the_retries_is_transient_and_says_how_long_to_wait(
+    jira_sim: JiraSim, view: RepairView
+) -> None:
+    jira = notifier(jira_sim, attempts=1)
+    key = jira.ensure_ticket(view)
+    jira_sim.rate_limit(5, retry_after=7)
+    with pytest.raises(NotifyError) as caught:
+        jira.comment(key, "rate limited")
+    assert (caught.value.code, caught.value.retryable, caught.value.retry_after) == ("http-429", True, 7.0)
+
+
+def test_a_400_is_permanent_and_a_too_long_comment_is_refused_as_jira_does(jira_sim: JiraSim, view: RepairView) -> None:
+    jira = notifier(jira_sim)
+    key = jira.ensure_ticket(view)
+    with pytest.raises(NotifyError) as caught:
+        jira.comment(key, "x" * 40_000)
+    assert (caught.value.code, caught.value.retryable) == ("http-400", False)
+    assert len([c for c in jira_sim.recorded if c["path"].endswith("/comment")]) == 1  # not retried

@@ -12,6 +12,7 @@ import pytest
 
 from repairbot.model import Action, HistoryEntry, Phase
 from repairbot.notify import NotifyError
+from repairbot.notify.messages import StormView
 from repairbot.notify.slack import SlackNotifier
 from repairbot.notify.view import RepairView
 from repairbot.sim.slack import SlackSim
@@ -110,7 +111,7 @@ def test_bad_token_and_unknown_channel_are_not_retryable(slack_sim: SlackSim, vi
 def test_storm_is_one_message_naming_every_node(slack_sim: SlackSim) -> None:
     slack = notifier(slack_sim)
     nodes = [f"gpu-{i:03d}" for i in range(12)]
-    slack.post_storm(nodes, reason="12 faults in 3m on leaf-switch ls-4")
+    slack.post_storm(StormView.of("storm-1", [(n, "Blocked") for n in nodes], detail="12 faults in 3m on ls-4"))
     assert len(slack_sim.messages) == 1
     text = slack_sim.messages[0].text or ""
     assert all(n in text for n in nodes) and "<!subteam^S0ONCALL>" in text
@@ -129,3 +130,22 @@ def test_recorded_is_served_over_http(slack_sim: SlackSim, view: RepairView) -> 
         calls = json.load(response)
     assert calls[0]["method"] == "POST" and calls[0]["path"] == "/api/chat.postMessage"
     assert calls[0]["body"]["channel"] == "#gpu-repairs"
+
+
+def test_a_rate_limit_beyond_retries_says_how_long_slack_asked_to_wait(slack_sim: SlackSim, view: RepairView) -> None:
+    slack = notifier(slack_sim, rate_limit_retries=0)
+    slack_sim.rate_limit(5, retry_after=7)
+    with pytest.raises(NotifyError) as caught:
+        slack.open_thread(view)
+    assert (caught.value.code, caught.value.retryable, caught.value.retry_after) == ("ratelimited", True, 7.0)
+
+
+def test_refused_blocks_are_permanent_and_the_plain_form_passes(slack_sim: SlackSim, view: RepairView) -> None:
+    slack = notifier(slack_sim)
+    slack_sim.refuse("chat.postMessage", "invalid_blocks", containing=view.node)
+    with pytest.raises(NotifyError) as caught:
+        slack.open_thread(view)
+    assert (caught.value.code, caught.value.retryable, caught.value.reducible) == ("invalid_blocks", False, True)
+    thread = slack.open_thread(view, plain=True)
+    message = slack_sim.find(thread.channel, thread.ts)
+    assert message is not None and message.blocks is None and view.node in (message.text or "")

@@ -10,12 +10,17 @@ import pytest
 from repairbot.model import Action, Finding, GpuRef, HistoryEntry, Phase, Severity
 from repairbot.notify.jira import dedupe_jql, sanitize_label, ticket_labels
 from repairbot.notify.messages import (
+    SlackMessage,
+    StormView,
     format_duration,
     jira_comment,
     jira_description,
+    jira_incident_description,
+    jira_incident_summary,
     jira_quarantine,
     jira_resolution,
     jira_summary,
+    plain_form,
     slack_parent,
     slack_reply,
     slack_storm,
@@ -99,7 +104,8 @@ def test_success_reply_says_how_long() -> None:
 
 def test_storm_is_one_message_and_caps_the_list() -> None:
     nodes = [f"gpu-{i:03d}" for i in range(100)] + ["gpu-000"]
-    message = slack_storm(nodes, reason="leaf switch ls-4", on_call=ON_CALL, jira_key="OPS-99")
+    storm = StormView.of("leaf switch ls-4", [(n, "Blocked") for n in nodes], jira_key="OPS-99")
+    message = slack_storm(storm, on_call=ON_CALL)
     assert "100 nodes" in message.text and "and 60 more" in message.text and "OPS-99" in message.text
     assert ON_CALL in message.text and "Blocked" in message.text
     assert all(len(b["text"]["text"]) <= 3000 for b in message.blocks)
@@ -155,3 +161,22 @@ def test_view_from_resource() -> None:
     assert view.phase is Phase.VALIDATING and view.reason == "xid-79"
     assert view.mtta == timedelta(milliseconds=850) and view.jira_url == "https://jira.example/browse/OPS-7"
     assert view.runbook_url == "https://rb/xid-79.md" and view.history[0].step == "cordon"
+
+
+def test_a_storm_of_a_thousand_nodes_fits_slack_and_jira() -> None:
+    members = [(f"gpu-node-{i:04d}", "Blocked" if i % 3 else "Succeeded") for i in range(1000)]
+    storm = StormView.of("storm-20261201", members, detail="x" * 10_000, jira_key="OPS-7")
+    message = slack_storm(storm, on_call=ON_CALL)
+    assert "Fault storm: 1000 nodes" in message.text and "and 960 more" in message.text
+    assert len(message.text) <= 3000 and len(message.blocks) <= 50
+    assert all(len(b["text"]["text"]) <= 3000 for b in message.blocks)
+    assert "666 Blocked" in message.text and "334 Succeeded" in message.text
+    description = jira_incident_description(storm)
+    assert len(description) <= 32_767 and "*Nodes (1000):*" in description and "and 600 more" in description
+    assert len(jira_incident_summary(storm)) <= 255
+
+
+def test_a_plain_form_is_the_text_alone_cut_to_the_limit() -> None:
+    message = slack_storm(StormView.of("s", [("gpu-1", "Blocked")]))
+    plain = plain_form(SlackMessage(text="y" * 5000, blocks=message.blocks), 3000)
+    assert plain.blocks == () and len(plain.text) == 3000 and plain.text.endswith("…")
