@@ -26,7 +26,7 @@ import re
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, replace
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from repairbot.policy import BreakerPolicy, format_duration
 
@@ -87,8 +87,8 @@ def find_trip(faults: Iterable[Fault], policy: BreakerPolicy, *, now: datetime) 
     """A storm among ``faults`` of any scope: the fleet-wide one first, then the largest domain's.
 
     The operator keeps one breaker per scope (:class:`Breakers`); this single
-    answer serves the fleet simulation's one-breaker model and the tests of the
-    window arithmetic.
+    answer is the window arithmetic alone, for a breaker that does not care
+    about scopes and for the tests of the windows.
     """
     faults = tuple(faults)
     fleet = fleet_trip(faults, policy, now=now)
@@ -122,7 +122,9 @@ class Breaker:
     """The breaker's persisted state.
 
     ``counting_since`` hides the faults of a storm a human already resumed from,
-    so resuming does not trip the breaker again on the same faults.
+    so resuming does not trip the breaker again on the same faults. ``domain``
+    is the failure domain of the storm that opened it (None: fleet-wide), so a
+    reopening keeps the domain in its incident's name.
     """
 
     state: BreakerState = BreakerState.CLOSED
@@ -132,6 +134,7 @@ class Breaker:
     counting_since: datetime | None = None
     canaries: tuple[str, ...] = ()
     canaries_passed: int = 0
+    domain: str | None = None
 
     def observe(
         self, faults: Iterable[Fault], policy: BreakerPolicy, *, now: datetime, finder: TripFinder | None = None
@@ -146,7 +149,8 @@ class Breaker:
         trip = (finder or _any_trip)(counted, policy, now)
         if trip is None:
             return self
-        return Breaker(BreakerState.OPEN, incident_id(now, trip.domain), trip.message, now, self.counting_since)
+        return Breaker(BreakerState.OPEN, incident_id(now, trip.domain), trip.message, now, self.counting_since,
+                       domain=trip.domain)  # fmt: skip
 
     def resume(self, *, now: datetime) -> Breaker:
         """A human says the storm is understood: let canaries test the water.
@@ -167,6 +171,21 @@ class Breaker:
         living = set(alive)
         kept = tuple(c for c in self.canaries if c in living)
         return self if kept == self.canaries else replace(self, canaries=kept)
+
+    def untested_past(self, window: timedelta, *, now: datetime) -> Breaker:
+        """A half-open breaker that no repair tested within ``window`` of the resume closes.
+
+        After a storm of findings that only page a human (dead links), no
+        repair may ever act, so none becomes the canary. Without this the
+        breaker would hold its scope half-open for days, and the first
+        unrelated repair to come along — tested as the storm's canary — would
+        reopen it and page again with no storm happening.
+        """
+        if self.state is not BreakerState.HALF_OPEN or self.canaries or self.canaries_passed:
+            return self
+        if self.counting_since is None or now - self.counting_since < window:
+            return self
+        return Breaker(BreakerState.CLOSED, counting_since=self.counting_since, domain=self.domain)
 
     def canary_cancelled(self, repair: str) -> Breaker:
         """A canary that ended without proving anything (cancelled, handed over) frees its slot: no pass, no trip."""
@@ -194,10 +213,11 @@ class Breaker:
             return self
         if not succeeded:
             message = f"canary {repair} failed after resume"
-            return Breaker(BreakerState.OPEN, incident_id(now), message, now, self.counting_since)
+            return Breaker(BreakerState.OPEN, incident_id(now, self.domain), message, now, self.counting_since,
+                           domain=self.domain)  # fmt: skip
         passed = self.canaries_passed + 1
         if passed >= policy.half_open_canaries:
-            return Breaker(BreakerState.CLOSED, counting_since=self.counting_since)
+            return Breaker(BreakerState.CLOSED, counting_since=self.counting_since, domain=self.domain)
         return replace(self, canaries=tuple(c for c in self.canaries if c != repair), canaries_passed=passed)
 
 
@@ -251,8 +271,12 @@ class Breakers:
         return refusing[0] if refusing else None
 
     def incident_of(self, domain: str | None) -> str | None:
-        """The incident a blocked repair of ``domain`` belongs to: the open fleet storm, else its domain's."""
-        blocker = next((b for _, b in self.scope(domain) if b.state is not BreakerState.CLOSED), None)
+        """The incident a blocked repair of ``domain`` belongs to: its own domain's storm, else the fleet's.
+
+        The most specific storm wins, so one leaf's repairs stay in one thread
+        and one ticket even when a fleet-wide storm opens beside it.
+        """
+        blocker = next((b for _, b in reversed(self.scope(domain)) if b.state is not BreakerState.CLOSED), None)
         return blocker.incident if blocker else None
 
     @property
@@ -270,12 +294,17 @@ class Breakers:
         for fault in faults:
             if fault.domain:
                 by_domain[fault.domain].append(fault)
-        fleet = self.fleet.observe(faults, policy, now=now, finder=_fleet_finder)
         domains = {
             d: (self.domains.get(d) or Breaker()).observe(by_domain.get(d, ()), policy, now=now,
                                                           finder=_domain_finder(d))
+            .untested_past(policy.domain_window, now=now)
             for d in sorted(set(by_domain) | set(self.domains))
         }  # fmt: skip
+        # One domain's storm, however large, is that domain's incident: the fleet counts the rest,
+        # and never the faults of a domain storm a human already resumed from.
+        elsewhere = [f for f in faults if not _absorbed(f, domains)]
+        fleet = self.fleet.observe(elsewhere, policy, now=now, finder=_fleet_finder)
+        fleet = fleet.untested_past(policy.window, now=now)
         return Breakers(fleet, domains).pruned(policy, now=now)
 
     def map(self, domain: str | None, change: Callable[[Breaker], Breaker]) -> Breakers:
@@ -291,13 +320,23 @@ class Breakers:
         return Breakers(change(self.fleet), {d: change(b) for d, b in self.domains.items()})
 
     def pruned(self, policy: BreakerPolicy, *, now: datetime) -> Breakers:
-        """Drop closed domain breakers whose resumed storm has left the domain window."""
+        """Drop closed domain breakers whose resumed storm has left every window (the fleet's too)."""
         kept = {
             d: b
             for d, b in self.domains.items()
             if b != Breaker() and not (
                 b.state is BreakerState.CLOSED
-                and (b.counting_since is None or now - b.counting_since > policy.domain_window)
+                and (b.counting_since is None or now - b.counting_since > max(policy.window, policy.domain_window))
             )
         }  # fmt: skip
         return self if kept == dict(self.domains) else Breakers(self.fleet, kept)
+
+
+def _absorbed(fault: Fault, domains: Mapping[str, Breaker]) -> bool:
+    """Is ``fault`` its domain's business: its domain's breaker is open or half-open, or it resumed from it?"""
+    breaker = domains.get(fault.domain) if fault.domain else None
+    if breaker is None:
+        return False
+    if breaker.state is not BreakerState.CLOSED:
+        return True
+    return breaker.counting_since is not None and fault.at <= breaker.counting_since

@@ -57,6 +57,7 @@ def _breaker_from(data: dict[str, Any]) -> Breaker:
         counting_since=_time(data.get("counting_since")),
         canaries=tuple(data.get("canaries") or ()),
         canaries_passed=int(data.get("canaries_passed") or 0),
+        domain=data.get("domain"),
     )
 
 

@@ -174,3 +174,31 @@ def test_dry_run_opted_out_and_no_action_repairs_count_toward_no_breaker() -> No
     assert not counts_as_fault(repairs[0], nodes["n0"], POLICY)
     storm_free = decide(repair("n7"), facts("leaf-0", faults), POLICY, T0)
     assert storm_free.step is Step.CORDON
+
+
+def test_one_leafs_storm_however_large_is_that_leafs_incident_alone() -> None:
+    whole_leaf = leaf("leaf-16", 16)  # 16 nodes: more than the fleet's maxFaults (10), all behind one switch
+    breakers = Breakers().observe(whole_leaf, POLICY.breaker, now=T0)
+    assert breakers.domains["leaf-16"].state is BreakerState.OPEN
+    assert breakers.fleet.state is BreakerState.CLOSED  # other leaves keep being repaired
+    resumed = breakers.map("leaf-16", lambda b: b.resume(now=T0).admit("c", POLICY.breaker))
+    closed = resumed.map("leaf-16", lambda b: b.canary_finished("c", succeeded=True, policy=POLICY.breaker, now=T0))
+    later = closed.observe(whole_leaf, POLICY.breaker, now=T0 + timedelta(minutes=6))
+    assert later.fleet.state is BreakerState.CLOSED  # the resumed storm's faults never count for the fleet
+
+
+def test_a_leaf_breaker_reopened_by_a_failed_canary_keeps_the_leaf_in_its_incident() -> None:
+    resumed = half_open_with("c")
+    reopened = resumed.map("leaf-0", lambda b: b.canary_finished("c", succeeded=False, policy=POLICY.breaker,
+                                                                 now=T0 + timedelta(minutes=3)))  # fmt: skip
+    breaker = reopened.domains["leaf-0"]
+    assert breaker.state is BreakerState.OPEN and breaker.incident is not None and breaker.incident.endswith("-leaf-0")
+
+
+def test_a_half_open_breaker_nobody_tests_closes_after_its_window() -> None:
+    opened = Breakers().observe(leaf("leaf-0", 4), POLICY.breaker, now=T0)
+    resumed = opened.map("leaf-0", lambda b: b.resume(now=T0))  # a storm of dead links: nothing will act
+    soon = resumed.observe((), POLICY.breaker, now=T0 + timedelta(minutes=1))
+    assert soon.domains["leaf-0"].state is BreakerState.HALF_OPEN
+    later = resumed.observe((), POLICY.breaker, now=T0 + POLICY.breaker.domain_window + timedelta(seconds=1))
+    assert "leaf-0" not in later.domains or later.domains["leaf-0"].state is BreakerState.CLOSED
