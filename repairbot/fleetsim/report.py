@@ -34,7 +34,7 @@ RESULT_ROWS: tuple[Row, ...] = (
     ("Waited for the network team", lambda r: str(r.network_waits)),
     ("Relapses (validation passed a quiet fault)", lambda r: str(r.relapses)),
     ("Pages to a human", lambda r: str(r.pages)),
-    ("Storm breaker trips", lambda r: str(r.breaker_trips)),
+    ("Storm breaker trips (of them fleet-wide)", lambda r: f"{r.breaker_trips} ({r.fleet_breaker_trips})"),
     ("Repairs outside a storm held by the breaker", lambda r: _bystanders(r)),
     ("MTTA: fault → cordon, mean / p99", lambda r: f"{_seconds(r.mtta_mean_s)} / {_seconds(r.mtta_p99_s)}"),
     ("Time to repair in place, p50 / p99", lambda r: f"{_hours(r.repair_p50_h)} / {_hours(r.repair_p99_h)}"),
