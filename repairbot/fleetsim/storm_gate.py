@@ -200,8 +200,9 @@ class StormGate:
         yield 0.0
 
     def _pick_canary(self, incident: Incident) -> Repair | None:
-        """The oldest blocked repair of the incident's scope, one that acts if any; for the fleet, one outside
-        every stormed leaf if any (a human avoids the storm's nodes)."""
+        """The oldest blocked repair of the incident's scope, one that acts if any; for the fleet's incident,
+        one outside every stormed leaf first (a human avoids the storm's nodes, and resuming through one of
+        them would resume its leaf's incident too)."""
         scope = [r for r in self._blocked.values() if not incident.scope or r.domain == incident.scope]
         if not scope:
             return None
@@ -210,7 +211,7 @@ class StormGate:
             leaf = _breaker(self.breakers, repair.domain)
             return incident.scope == FLEET and leaf.state is not BreakerState.CLOSED
 
-        return min(scope, key=lambda r: (not r.acts, stormed(r), r.opened, r.name))
+        return min(scope, key=lambda r: (stormed(r), not r.acts, r.opened, r.name))
 
     def _relay_budget(self) -> None:
         """A freed budget slot may let a blocked repair take a canary slot: wake the blocked ones with it."""

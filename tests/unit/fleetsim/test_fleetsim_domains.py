@@ -4,11 +4,14 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from repairbot.fleetsim.config import HOUR, MINUTE
+from repairbot.fleetsim.config import HOUR, MINUTE, SimConfig
+from repairbot.fleetsim.engine import Fleet, Kernel, Process
 from repairbot.fleetsim.failures import Failure, TrueFix
 from repairbot.fleetsim.ledger import Ledger
+from repairbot.fleetsim.storm_gate import Repair, StormGate
 from repairbot.fleetsim.strategies import REPAIRBOT
 from repairbot.model import Action
+from repairbot.policy import parse_policy
 
 MakeFailure = Callable[..., Failure]
 RunTrace = Callable[..., Ledger]
@@ -76,3 +79,28 @@ def test_two_leaves_storming_at_once_are_two_incidents_each_with_its_own_canary(
     assert leaf0_trip + RESUME <= canary.at < leaf0_trip + RESUME + 5 * MINUTE
     assert all(a.at >= canary.at + 8 * MINUTE + 3 * MINUTE for a in rest)
     assert [r.outcome for r in bot.resolutions].count("network") == 4
+
+
+def test_a_canary_is_only_a_blocked_repair_that_fits_the_budget(make_failure: MakeFailure) -> None:
+    """Two GPUs of leaf 0 storm; the budget (one node) is held by the younger one, which RepairBot cordoned.
+    After the resume the older one, the human's pick, cannot go at once: the canary is the cordoned one."""
+    one_node = parse_policy({"budget": {"maxUnavailable": 1}})
+    config = SimConfig(nodes=64, days=1, domain_size=DOMAIN_SIZE, policy=one_node)
+    kernel = Kernel()
+    fleet = Fleet(config, kernel, Ledger("repairbot"))
+    gate = StormGate(fleet)
+    older, younger = (Repair(make_failure(name, 0.0, node), opened=0.0) for name, node in (("a", 0), ("b", 1)))
+    released: list[str] = []
+
+    def blocked(repair: Repair) -> Process:
+        yield from gate.wait(repair)
+        released.append(repair.failure.id)
+
+    for repair in (older, younger):
+        gate.opened(repair)
+    fleet.cordon(younger.failure)
+    for repair in (older, younger):
+        kernel.spawn(blocked(repair))
+    kernel.run(RESUME + MINUTE)
+    assert released == ["b"]
+    assert gate.breakers.domains["leaf-000"].canaries == (younger.name,)
