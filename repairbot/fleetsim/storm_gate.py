@@ -94,11 +94,6 @@ class StormGate:
         """A repair waits this long after detection before its first drain, so a storm is seen first."""
         return self.policy.settle_time.total_seconds()
 
-    @property
-    def incidents(self) -> tuple[Incident, ...]:
-        """The incidents whose breaker is open or half-open now."""
-        return tuple(self._incidents.values())
-
     def opened(self, repair: Repair) -> None:
         """A new repair is a new fault for the breakers to count, in the fleet and in its leaf."""
         now = _at(self.fleet.now)
