@@ -6,8 +6,8 @@ polling checker and a human on call (:mod:`~repairbot.fleetsim.strategies`),
 each running on the same small event loop (:mod:`~repairbot.fleetsim.engine`).
 RepairBot's side reuses the operator's own pieces — the policy file, its
 ladders with the Xid catalog behind them, the budget arithmetic and the storm
-breaker — so the simulation runs what the operator runs, only faster than
-real time. :mod:`~repairbot.fleetsim.report` and :mod:`~repairbot.fleetsim.plot`
+breakers, fleet-wide and per leaf switch — so the simulation runs what the
+operator runs, only faster than real time. :mod:`~repairbot.fleetsim.report` and :mod:`~repairbot.fleetsim.plot`
 write what came out.
 
 Like :mod:`repairbot.sim`, this package sits on top: the product never imports it.

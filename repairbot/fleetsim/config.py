@@ -65,7 +65,7 @@ class Timings:
     manual_action: float = 30 * MINUTE
     """A human's repair action, drain and check included (the issue's manual MTTR per action)."""
     resume_after: float = 30 * MINUTE
-    """An open storm breaker waits this long for a human to look and resume."""
+    """Each storm incident (a breaker that opened) waits this long for a human to look and resume it."""
     storm_jitter: float = 5.0
     """A failing leaf switch takes its nodes down within this many seconds of each other."""
 

@@ -49,7 +49,8 @@ class Ledger:
     resolutions: list[Resolution] = field(default_factory=list)
     mtta: list[float] = field(default_factory=list)
     pages: int = 0
-    breaker_trips: list[tuple[float, str]] = field(default_factory=list)
+    breaker_trips: list[tuple[float, str, str]] = field(default_factory=list)  # (when, why, incident id)
+    fleet_breaker_trips: int = 0  # of those, the fleet-wide breaker's (the rest are one leaf's)
     breaker_blocked_seconds: float = 0.0
     breaker_held_bystanders: list[float] = field(default_factory=list)  # seconds, repairs outside any storm
     reboot_cap_waits: int = 0
@@ -75,6 +76,7 @@ class StrategyResult:
     storm_actions: int
     failed_actions: int
     breaker_trips: int
+    fleet_breaker_trips: int
     breaker_blocked_hours: float
     bystanders_held: int
     bystander_hold_h: float
@@ -132,6 +134,7 @@ def summarize(ledger: Ledger, *, label: str, horizon: float, gpus_per_node: int)
         storm_actions=sum(1 for a in ledger.actions if a.in_storm),
         failed_actions=sum(1 for a in ledger.actions if not a.cured),
         breaker_trips=len(ledger.breaker_trips),
+        fleet_breaker_trips=ledger.fleet_breaker_trips,
         breaker_blocked_hours=ledger.breaker_blocked_seconds / 3600.0,
         bystanders_held=len(ledger.breaker_held_bystanders),
         bystander_hold_h=sum(ledger.breaker_held_bystanders) / 3600.0,

@@ -3,7 +3,7 @@
 Written for an SRE deciding whether to trust RepairBot with a fleet: the
 results side by side, where the node-hours actually go (hardware replacement
 dwarfs everything a repair strategy decides, and the report says so), what the
-storm breaker costs the repairs it holds, and a table of assumptions generated
+storm breakers cost the repairs they hold, and a table of assumptions generated
 from the same values the run used, so the text cannot drift from the code.
 """
 
@@ -34,7 +34,7 @@ RESULT_ROWS: tuple[Row, ...] = (
     ("Waited for the network team", lambda r: str(r.network_waits)),
     ("Relapses (validation passed a quiet fault)", lambda r: str(r.relapses)),
     ("Pages to a human", lambda r: str(r.pages)),
-    ("Storm breaker trips", lambda r: str(r.breaker_trips)),
+    ("Storm breaker trips (of them fleet-wide)", lambda r: f"{r.breaker_trips} ({r.fleet_breaker_trips})"),
     ("Repairs outside a storm held by the breaker", lambda r: _bystanders(r)),
     ("MTTA: fault → cordon, mean / p99", lambda r: f"{_seconds(r.mtta_mean_s)} / {_seconds(r.mtta_p99_s)}"),
     ("Time to repair in place, p50 / p99", lambda r: f"{_hours(r.repair_p50_h)} / {_hours(r.repair_p99_h)}"),
@@ -150,17 +150,21 @@ def _in_short(result: SimulationResult) -> list[str]:
         f"{' → '.join(storm_ladder)}"
         + (", so neither reboots anything in a storm. " if storms_notify else ". ")
         + f"Faster detection saves RepairBot about {_detection_saving(bot, polling):,.0f} node-hours over "
-        f"{bot.acknowledged} cordons; the storm breaker's holds on repairs outside storms cost "
-        f"{bot.bystander_hold_h:,.0f} (below), and its settle time "
+        f"{bot.acknowledged} cordons; the storm breakers' holds on repairs outside storms cost "
+        f"{bot.bystander_hold_h:,.0f} (below), and their settle time "
         f"({format_duration(config.policy.breaker.settle_time)} before each first action) a little more. "
         f"Totals: {bot.node_hours_out:,.0f} against {polling.node_hours_out:,.0f} node-hours.",
         f"**Acknowledgement:** RepairBot cordons {_seconds(bot.mtta_p50_s)} after a fault (median; alert-detected "
         f"host faults take a minute or two), polling {_seconds(polling.mtta_mean_s)} on average, a human "
         f"{_seconds(manual.mtta_mean_s)}.",
-        f"**The storm breaker's price:** {bot.breaker_trips} trips, one page each instead of one per node. While a "
-        f"breaker is open or half-open, repairs elsewhere in the fleet wait too: {bot.bystanders_held} repairs "
-        f"outside any storm were held {_hours(bot.bystander_hold_h)} in all, the longest "
-        f"{_hours(bot.bystander_hold_max_h)}."
+        f"**The storm breakers' price:** {bot.breaker_trips} trips ({bot.breaker_trips - bot.fleet_breaker_trips} "
+        f"of one leaf, {bot.fleet_breaker_trips} fleet-wide), one page per incident instead of one per node. A "
+        f"leaf's breaker holds only that leaf's repairs; the fleet's (more than {config.policy.breaker.max_faults} "
+        f"nodes in {format_duration(config.policy.breaker.window)}) holds every leaf"
+        + (f", and a whole leaf switch ({config.domain_size} nodes) opens both, a few seconds apart"
+           if config.domain_size > config.policy.breaker.max_faults else "")
+        + f". {bot.bystanders_held} repairs outside any storm were held {_hours(bot.bystander_hold_h)} in all, "
+        f"the longest {_hours(bot.bystander_hold_max_h)}."
         + (" A `notify` repair (a storm's own nodes, waiting for the network team) never takes a canary slot "
            "and, once a human resumed, holds for its human without one; the next repair that acts is the "
            "canary, so a resumed breaker holds nobody for long." if storms_notify else "")
@@ -233,14 +237,17 @@ def _assumptions(result: SimulationResult) -> list[str]:
         ["Human acknowledgement", f"{timings.human_ack:g} s (Naver: 1 min 41 s)"],
         ["Manual repair action", f"{format_duration_s(timings.manual_action)} each (drain and check included); "
                                  "reboot first, then power cycle, then escalate"],
-        ["Breaker resumed by a human", f"{format_duration_s(timings.resume_after)} after it opens; "
-                                       f"{policy.breaker.half_open_canaries} canary repair(s) (halfOpenCanaries), "
-                                       "outside the storm's domain when one is blocked"],
+        ["Breaker resumed by a human", f"{format_duration_s(timings.resume_after)} after each incident opens, "
+                                       "through one of its blocked repairs (as `repairbot resume`); "
+                                       f"{policy.breaker.half_open_canaries} canary repair(s) (halfOpenCanaries): "
+                                       "the leaf's own for a leaf's incident, one outside the stormed leaves for "
+                                       "the fleet's"],
         ["Budget", f"maxUnavailable {policy.budget.max_unavailable.to_yaml()} = "
                    f"{policy.budget.max_unavailable.cap(config.nodes)} nodes (RepairBot and polling)"],
-        ["Storm breaker", f"more than {policy.breaker.max_faults} faults in {format_duration(policy.breaker.window)}"
-                          f", or {policy.breaker.max_per_domain} in one domain within "
-                          f"{format_duration(policy.breaker.domain_window)} (RepairBot only)"],
+        ["Storm breakers", f"the operator's: one fleet-wide, opened by more than {policy.breaker.max_faults} "
+                           f"faults in {format_duration(policy.breaker.window)} (holds every leaf), and one per "
+                           f"leaf, opened by {policy.breaker.max_per_domain} of its nodes within "
+                           f"{format_duration(policy.breaker.domain_window)} (holds that leaf) (RepairBot only)"],
         ["Lemon rule", f"{policy.lemon.max_repairs} repairs in {format_duration(policy.lemon.window)} → "
                        "quarantine (RepairBot and polling)"],
         ["Reboot cap", f"{policy.reboots_per_day} reboots or power cycles per node per day (RepairBot and polling)"],

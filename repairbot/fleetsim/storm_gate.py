@@ -1,36 +1,48 @@
-"""The operator's storm breaker on the simulated clock, with the human who resumes it.
+"""The operator's storm breakers on the simulated clock, with the human who resumes them.
 
-The arithmetic is the operator's own: :class:`repairbot.operator.breaker.Breaker`
-sees every repair opened (node, time, failure domain) and trips when the
-policy's ``maxFaults``/``window`` or ``maxPerDomain``/``domainWindow`` say a
-storm is on. While it is open, repairs cordon but take no destructive step
-(they wait in Blocked); one incident pages a human, who looks, calls the
-network team where the nodes' findings point at the fabric, and resumes after
-``resume_after``. Resuming half-opens the breaker and admits one canary — the
-human picks a repair outside the storm's domain when there is one — and the
-canary's outcome closes or reopens it, exactly as the reconciler does.
+The breakers are the operator's own :class:`repairbot.operator.breaker.Breakers`:
+one for the fleet, opened by more than ``maxFaults`` nodes in ``window``, and
+one per failure domain (here a leaf switch, ``leaf-NNN``), opened by
+``maxPerDomain`` of its nodes in ``domainWindow``. Every repair opened is a
+fault (node, time, leaf) they count. A repair is governed by the fleet's
+breaker and its own leaf's: while one of them is open it cordons but takes no
+destructive step (it waits in Blocked), so a storm on one leaf holds only that
+leaf; only the fleet's threshold holds every leaf.
+
+Each breaker that opens is one incident (``storm-<ts>`` for the fleet,
+``storm-<ts>-<leaf>`` for a leaf) and one page. A human looks, calls the
+network team where the nodes' findings point at the fabric, and after
+``resume_after`` resumes that incident through one of its blocked repairs, as
+``repairbot resume <repair>`` does: the breakers that govern that repair
+half-open. The human names the incident's canary — for a leaf, the leaf's
+oldest blocked repair that acts; for the fleet, one outside every stormed
+leaf — and a blocked repair that acts, fits the budget and is governed by no
+open breaker takes a free canary slot, as the reconciler lets it. A canary's
+success closes its breakers; its quarantine reopens them.
 
 A polling checker has no breaker: :class:`NoGate` lets everything through.
 """
 
 from __future__ import annotations
 
-from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from repairbot.fleetsim.engine import Fleet, Process, Pulse
 from repairbot.fleetsim.failures import Failure, TrueFix
-from repairbot.operator.breaker import Breaker, BreakerState, Fault
+from repairbot.operator.breaker import FLEET, Breaker, Breakers, BreakerState, Fault
 
 EPOCH = datetime(2024, 1, 1, tzinfo=UTC)
-"""Simulated second 0 as a datetime, for the breaker's window arithmetic."""
+"""Simulated second 0 as a datetime, for the breakers' window arithmetic."""
 
 
 @dataclass(frozen=True, slots=True)
 class Incident:
-    """One open breaker: one page, acknowledged ``human_ack`` after it opened."""
+    """One breaker that opened: one page, acknowledged ``human_ack`` after it opened."""
 
+    id: str
+    scope: str  # FLEET ("") or the leaf's domain
     opened: float
     acknowledged: float
     message: str
@@ -53,19 +65,29 @@ class Repair:
     def name(self) -> str:
         return f"{self.node}-{self.failure.id}"
 
+    @property
+    def domain(self) -> str:
+        """The node's failure domain label: its leaf switch."""
+        return leaf_of(self.failure)
+
+
+def leaf_of(failure: Failure) -> str:
+    return f"leaf-{failure.domain:03d}"
+
 
 class StormGate:
-    """The storm breaker of one simulated run."""
+    """The storm breakers of one simulated run."""
 
     def __init__(self, fleet: Fleet) -> None:
         self.fleet = fleet
         self.policy = fleet.policy.breaker
-        self.breaker = Breaker()
+        self.breakers = Breakers()
         self.changed = Pulse(fleet.kernel)
-        self.incident: Incident | None = None
+        self._incidents: dict[str, Incident] = {}  # by incident id, while its breaker is not closed
         self._faults: list[Fault] = []
         self._blocked: dict[str, Repair] = {}
         self._lookback = max(self.policy.window, self.policy.domain_window)
+        self._relaying = False
 
     @property
     def settle_time(self) -> float:
@@ -73,26 +95,32 @@ class StormGate:
         return self.policy.settle_time.total_seconds()
 
     def opened(self, repair: Repair) -> None:
-        """A new repair is a new fault for the breaker to count."""
+        """A new repair is a new fault for the breakers to count, in the fleet and in its leaf."""
         now = _at(self.fleet.now)
         self._faults = [f for f in self._faults if now - f.at <= self._lookback]
-        self._faults.append(Fault(repair.node, now, f"leaf-{repair.failure.domain:03d}"))
-        self._settle(self.breaker.observe(self._faults, self.policy, now=now))
+        self._faults.append(Fault(repair.node, now, repair.domain))
+        self._settle(self.breakers.observe(self._faults, self.policy, now=now))
 
     def allows(self, repair: Repair) -> bool:
         """As the operator's StormBreaker: canaries act; once resumed, notify-only repairs may hold too."""
-        resumed = self.breaker.state is BreakerState.HALF_OPEN
-        return self.breaker.allows(repair.name) or (resumed and not repair.acts)
+        breaker = self.breakers.blocking(repair.name, repair.domain)
+        return breaker is None or (breaker.state is BreakerState.HALF_OPEN and not repair.acts)
+
+    def incident_of(self, repair: Repair) -> Incident | None:
+        """The incident a blocked repair is grouped under: the fleet's storm, else its leaf's."""
+        incident = self.breakers.incident_of(repair.domain)
+        return self._incidents.get(incident) if incident else None
 
     def wait(self, repair: Repair) -> Process:
-        """Blocked until the breaker lets this repair act; a storm's fabric faults go to the network team."""
+        """Blocked until the breakers let this repair act; a storm's fabric faults go to the network team."""
         if self.allows(repair):
             return
         started = self.fleet.now
         self._blocked[repair.name] = repair
-        repair.incident = repair.incident or self.incident
-        if repair.failure.fix is TrueFix.FABRIC and self.incident is not None:
-            self.fleet.network_repair(repair.failure, paged_at=max(started, self.incident.acknowledged))
+        repair.incident = repair.incident or self.incident_of(repair)
+        if repair.failure.fix is TrueFix.FABRIC and repair.incident is not None:
+            self.fleet.network_repair(repair.failure, paged_at=max(started, repair.incident.acknowledged))
+        self._relay_budget()
         while not self._admitted(repair):
             yield self.changed.next()
         del self._blocked[repair.name]
@@ -101,48 +129,98 @@ class StormGate:
             self.fleet.ledger.breaker_held_bystanders.append(self.fleet.now - started)
 
     def _admitted(self, repair: Repair) -> bool:
-        """A blocked repair that acts takes a free canary slot of a half-open breaker, as the reconciler lets it."""
-        if self.breaker.state is BreakerState.HALF_OPEN and repair.acts:
-            self.breaker = self.breaker.admit(repair.name, self.policy)
+        """May ``repair`` go on? On the way, take a free canary slot as the reconciler's breaker flow does."""
+        if self.allows(repair):
+            return True
+        self._admit(repair)
         return self.allows(repair)
 
-    def finished(self, repair: Repair, *, succeeded: bool) -> None:
-        """A repair reached Succeeded or Quarantined: a canary's outcome closes or reopens the breaker."""
-        now = _at(self.fleet.now)
-        self._settle(self.breaker.canary_finished(repair.name, succeeded=succeeded, policy=self.policy, now=now))
+    def _admit(self, repair: Repair) -> None:
+        """A blocked repair that acts, fits the budget and is governed by no open breaker takes a free slot."""
+        governing = [b for _, b in self.breakers.scope(repair.domain)]
+        if not repair.acts or any(b.state is BreakerState.OPEN for b in governing):
+            return
+        if not (self.fleet.node(repair.failure.node).cordoned or self.fleet.budget_allows()):
+            return  # a canary must go at once: one waiting for the budget would hold its breaker half-open
+        self._settle(self.breakers.map(repair.domain, lambda b: b.admit(repair.name, self.policy)))
 
-    def _settle(self, breaker: Breaker) -> None:
-        tripped = breaker.state is BreakerState.OPEN and self.breaker.state is not BreakerState.OPEN
-        changed = breaker.state is not self.breaker.state
-        self.breaker = breaker
-        if tripped:
-            now = self.fleet.now
-            self.incident = Incident(now, now + self.fleet.timings.human_ack, breaker.message)
-            self.fleet.ledger.breaker_trips.append((now, breaker.message))
-            self.fleet.ledger.pages += 1
-            self.fleet.kernel.spawn(self._resume(), self.fleet.timings.resume_after)
+    def finished(self, repair: Repair, *, succeeded: bool) -> None:
+        """A repair reached Succeeded or Quarantined: a canary's outcome closes or reopens its breakers."""
+        now = _at(self.fleet.now)
+
+        def finish(breaker: Breaker) -> Breaker:
+            return breaker.canary_finished(repair.name, succeeded=succeeded, policy=self.policy, now=now)
+
+        self._settle(self.breakers.map(repair.domain, finish))
+
+    def _settle(self, breakers: Breakers) -> None:
+        """Keep ``breakers``; every breaker that opened now is a new incident: one page, one human resume."""
+        before = self.breakers
+        self.breakers = breakers
+        changed = False
+        for scope, breaker in _scopes(breakers):
+            old = _breaker(before, scope)
+            changed = changed or old != breaker
+            if breaker.state is BreakerState.OPEN and old.state is not BreakerState.OPEN:
+                self._page(scope, breaker)
+        live = {b.incident for _, b in _scopes(breakers) if b.state is not BreakerState.CLOSED}
+        self._incidents = {key: incident for key, incident in self._incidents.items() if key in live}
         if changed:
             self.changed.pulse()
 
-    def _resume(self) -> Process:
-        """The human resumes the breaker and names one canary."""
-        if self.breaker.state is not BreakerState.OPEN:
-            return
-        self.breaker = self.breaker.resume(now=_at(self.fleet.now))
-        canary = self._pick_canary()
-        if canary is not None:
-            self.breaker = self.breaker.admit(canary.name, self.policy)
-        self.incident = None
-        self.changed.pulse()
+    def _page(self, scope: str, breaker: Breaker) -> None:
+        """One page per incident id: a canary that fails reopens its fleet and leaf breakers as one incident."""
+        now = self.fleet.now
+        key = breaker.incident or ""
+        incident = Incident(key, scope, now, now + self.fleet.timings.human_ack, breaker.message)
+        self.fleet.ledger.breaker_trips.append((now, breaker.message, key))
+        self.fleet.ledger.fleet_breaker_trips += scope == FLEET
+        if key not in self._incidents:
+            self._incidents[key] = incident
+            self.fleet.ledger.pages += 1
+        self.fleet.kernel.spawn(self._resume(incident), self.fleet.timings.resume_after)
+
+    def _resume(self, incident: Incident) -> Process:
+        """The human resumes the incident through its canary (or any of its blocked repairs)."""
+        breaker = _breaker(self.breakers, incident.scope)
+        if breaker.state is not BreakerState.OPEN or breaker.incident != incident.id:
+            return  # resumed already with another incident, or reopened since: that one has its own page
+        now = _at(self.fleet.now)
+        through = self._pick_canary(incident)
+        if through is None:
+            self._settle(_change(self.breakers, incident.scope, lambda b: b.resume(now=now)))
+        else:
+            self._settle(self.breakers.map(through.domain, lambda b: b.resume(now=now)))
+            self._admit(through)
         yield 0.0
 
-    def _pick_canary(self) -> Repair | None:
-        """The oldest blocked repair that acts, outside a crowded failure domain (a human avoids the storm's nodes)."""
-        candidates = [repair for repair in self._blocked.values() if repair.acts]
-        if not candidates:
+    def _pick_canary(self, incident: Incident) -> Repair | None:
+        """The oldest blocked repair of the incident's scope, one that acts if any; for the fleet's incident,
+        one outside every stormed leaf first (a human avoids the storm's nodes, and resuming through one of
+        them would resume its leaf's incident too)."""
+        scope = [r for r in self._blocked.values() if not incident.scope or r.domain == incident.scope]
+        if not scope:
             return None
-        crowd = Counter(repair.failure.domain for repair in self._blocked.values())
-        return min(candidates, key=lambda r: (crowd[r.failure.domain] > 1, r.opened, r.name))
+
+        def stormed(repair: Repair) -> bool:
+            leaf = _breaker(self.breakers, repair.domain)
+            return incident.scope == FLEET and leaf.state is not BreakerState.CLOSED
+
+        return min(scope, key=lambda r: (stormed(r), not r.acts, r.opened, r.name))
+
+    def _relay_budget(self) -> None:
+        """A freed budget slot may let a blocked repair take a canary slot: wake the blocked ones with it."""
+        if self._relaying:
+            return
+        self._relaying = True
+
+        def relay() -> Process:
+            while self._blocked:
+                yield self.fleet.budget.next()
+                self.changed.pulse()
+            self._relaying = False
+
+        self.fleet.kernel.spawn(relay())
 
 
 class NoGate(StormGate):
@@ -160,6 +238,21 @@ class NoGate(StormGate):
 
     def finished(self, repair: Repair, *, succeeded: bool) -> None:
         return None
+
+
+def _scopes(breakers: Breakers) -> list[tuple[str, Breaker]]:
+    return [(FLEET, breakers.fleet), *sorted(breakers.domains.items())]
+
+
+def _breaker(breakers: Breakers, scope: str) -> Breaker:
+    return breakers.fleet if scope == FLEET else breakers.domains.get(scope, Breaker())
+
+
+def _change(breakers: Breakers, scope: str, change: Callable[[Breaker], Breaker]) -> Breakers:
+    """Apply ``change`` to one scope's breaker only (a human resuming one incident by name)."""
+    if scope == FLEET:
+        return Breakers(change(breakers.fleet), breakers.domains)
+    return Breakers(breakers.fleet, {**breakers.domains, scope: change(_breaker(breakers, scope))})
 
 
 def _at(seconds: float) -> datetime:

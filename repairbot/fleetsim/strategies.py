@@ -3,8 +3,8 @@
 - **RepairBot**: the agent's event path finds a fault within a second; the
   operator cordons, waits the breaker's settle time, then climbs the policy's
   ladder for the finding (the operator's own ``Policy.ladder_for`` with the Xid
-  catalog behind it), within the budget, the storm breaker, the reboot cap and
-  the lemon rule. ``notify`` rungs page a human and hold the node cordoned.
+  catalog behind it), within the budget, the storm breakers (the fleet's and
+  the node's leaf's), the reboot cap and the lemon rule. ``notify`` rungs page a human and hold the node cordoned.
 - **Polling checker**: a script that looks at every node each five minutes,
   then climbs the same ladder, with no storm breaker and no settle time.
 - **Manual on-call**: a human acknowledges in 101 s and reboots first,

@@ -22,22 +22,24 @@ NETWORK_FIX = 4 * HOUR
 def test_repairbot_takes_no_destructive_action_in_a_switch_storm(run_trace: RunTrace, switch_storm: Storm) -> None:
     ledger = run_trace(REPAIRBOT, switch_storm(HOUR))
     assert ledger.actions == []
-    assert len(ledger.breaker_trips) == 1
-    assert "failure domain leaf-000" in ledger.breaker_trips[0][1]
+    # the leaf's breaker opens on its second node, the fleet's on its eleventh (more than maxFaults 10)
+    (_, leaf, _), (_, fleet, _) = ledger.breaker_trips
+    assert "failure domain leaf-000" in leaf and "more than 10" in fleet
     assert [r.outcome for r in ledger.resolutions] == ["network"] * 16
     # every node is back shortly after the network team fixed the switch, none before
     for resolution in ledger.resolutions:
         assert NETWORK_FIX < resolution.returned_at - resolution.failed_at < NETWORK_FIX + 15 * 60
 
 
-def test_a_storm_is_one_incident_for_repairbot_and_sixteen_pages_otherwise(
+def test_a_storm_is_two_incidents_for_repairbot_and_sixteen_pages_otherwise(
     run_trace: RunTrace, switch_storm: Storm
 ) -> None:
     bot = run_trace(REPAIRBOT, switch_storm(HOUR))
     polling = run_trace(POLLING, switch_storm(HOUR))
     manual = run_trace(MANUAL, switch_storm(HOUR))
-    # the first node pages on its own before the second one trips the breaker; the other 15 share the incident
-    assert bot.pages == 2
+    # the first node pages on its own before the second one trips the leaf's breaker and the eleventh the
+    # fleet's; the other 15 share those two incidents
+    assert bot.pages == 3
     assert polling.pages == 16 and manual.pages == 16
     assert polling.actions == [] and not polling.breaker_trips
 
@@ -49,12 +51,12 @@ def test_manual_on_call_reboots_every_node_of_a_storm_for_nothing(run_trace: Run
     assert [r.outcome for r in ledger.resolutions] == ["network"] * 16
 
 
-def test_an_open_breaker_holds_other_repairs_until_a_human_resumes(
+def test_an_open_fleet_breaker_holds_other_leaves_until_a_human_resumes(
     run_trace: RunTrace, switch_storm: Storm, make_failure: MakeFailure
 ) -> None:
     bystander = make_failure("gpu", HOUR + 600, 40)  # xid-79 on another leaf, ten minutes into the storm
     bot = run_trace(REPAIRBOT, [*switch_storm(HOUR), bystander])
-    tripped_at = bot.breaker_trips[0][0]
+    tripped_at = bot.breaker_trips[-1][0]  # the fleet's breaker: sixteen nodes are more than maxFaults
     [reboot] = bot.actions
     assert reboot.action is Action.REBOOT and reboot.failure == "gpu"
     assert reboot.at >= tripped_at + 30 * 60  # cordon only until the human's resume; then it is the canary

@@ -1,0 +1,106 @@
+"""The simulated storm breakers are the operator's: one fleet-wide, one per leaf switch, one incident each."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from repairbot.fleetsim.config import HOUR, MINUTE, SimConfig
+from repairbot.fleetsim.engine import Fleet, Kernel, Process
+from repairbot.fleetsim.failures import Failure, TrueFix
+from repairbot.fleetsim.ledger import Ledger
+from repairbot.fleetsim.storm_gate import Repair, StormGate
+from repairbot.fleetsim.strategies import REPAIRBOT
+from repairbot.model import Action
+from repairbot.policy import parse_policy
+
+MakeFailure = Callable[..., Failure]
+RunTrace = Callable[..., Ledger]
+Storm = Callable[..., list[Failure]]
+RESUME = 30 * MINUTE
+DOMAIN_SIZE = 16  # as conftest's traces: nodes 0-15 are leaf-000, 16-31 leaf-001, ...
+
+
+def leaf_burst(make_failure: MakeFailure, at: float, domain: int, count: int, *, links: bool = True) -> list[Failure]:
+    """``count`` nodes of one leaf fail within seconds: dead links (notify) or GPUs off the bus (reboot)."""
+    nodes = range(domain * DOMAIN_SIZE, domain * DOMAIN_SIZE + count)
+    if links:
+        return [make_failure(f"l{domain}-{n}", at + 0.3 * i, n, category="Network switch/cable", fix=TrueFix.FABRIC,
+                             storm=f"storm-{domain}") for i, n in enumerate(nodes)]  # fmt: skip
+    return [make_failure(f"g{domain}-{n}", at + 0.3 * i, n) for i, n in enumerate(nodes)]
+
+
+def test_a_storm_on_one_leaf_does_not_hold_a_repair_on_another_leaf(
+    run_trace: RunTrace, make_failure: MakeFailure
+) -> None:
+    """Four links of leaf 0 die (a leaf storm, below the fleet's threshold); a GPU on leaf 2 fails meanwhile."""
+    bystander = make_failure("gpu", HOUR + 10 * MINUTE, 2 * DOMAIN_SIZE + 8)
+    bot = run_trace(REPAIRBOT, [*leaf_burst(make_failure, HOUR, 0, 4), bystander])
+    [reboot] = bot.actions
+    assert reboot.failure == "gpu"
+    assert reboot.at < bystander.at + 5 * MINUTE  # settle and drain only: leaf 0's breaker does not govern leaf 2
+    assert bot.breaker_held_bystanders == []
+    [(_, message, incident)] = bot.breaker_trips
+    assert "failure domain leaf-000" in message and incident.endswith("-leaf-000")
+
+
+def test_a_whole_leaf_going_down_is_also_a_fleet_storm_that_holds_every_leaf(
+    run_trace: RunTrace, switch_storm: Storm, make_failure: MakeFailure
+) -> None:
+    """Sixteen nodes are more than the fleet's ``maxFaults`` (10): the leaf's storm and then the fleet's."""
+    bystander = make_failure("gpu", HOUR + 10 * MINUTE, 2 * DOMAIN_SIZE + 8)
+    bot = run_trace(REPAIRBOT, [*switch_storm(HOUR), bystander])
+    (leaf_at, leaf_message, leaf_incident), (fleet_at, fleet_message, fleet_incident) = bot.breaker_trips
+    assert leaf_incident.endswith("-leaf-000") and "failure domain leaf-000" in leaf_message
+    assert "leaf" not in fleet_incident and "more than 10" in fleet_message
+    assert leaf_at < fleet_at < HOUR + 10
+    [reboot] = bot.actions
+    assert reboot.failure == "gpu"  # the fleet incident's canary, picked outside the stormed leaf
+    assert fleet_at + RESUME <= reboot.at < fleet_at + RESUME + 10 * MINUTE
+    assert len(bot.breaker_held_bystanders) == 1
+    assert bot.pages == 3  # the first node's own page before any breaker opened, then one per incident
+
+
+def test_two_leaves_storming_at_once_are_two_incidents_each_with_its_own_canary(
+    run_trace: RunTrace, make_failure: MakeFailure
+) -> None:
+    """Leaf 0 loses four GPUs (reboots), leaf 1 four links (notify), a minute apart: two pages, two resumes."""
+    gpus = leaf_burst(make_failure, HOUR, 0, 4, links=False)
+    links = leaf_burst(make_failure, HOUR + MINUTE, 1, 4)
+    bot = run_trace(REPAIRBOT, [*gpus, *links])
+    incidents = [incident for _, _, incident in bot.breaker_trips]
+    assert [i.rsplit("-", 1)[-1] for i in incidents] == ["000", "001"]
+    assert len(set(incidents)) == 2
+    assert bot.pages == 3  # one per incident, and leaf 1's first link, whose notify rung paged before the trip
+    leaf0_trip = bot.breaker_trips[0][0]
+    reboots = [a for a in bot.actions if a.action is Action.REBOOT]
+    assert {a.failure for a in reboots} == {f.id for f in gpus}
+    canary, *rest = sorted(reboots, key=lambda a: a.at)
+    # the canary is a node of leaf 0, once its incident is resumed; the rest only after it passed validation
+    assert leaf0_trip + RESUME <= canary.at < leaf0_trip + RESUME + 5 * MINUTE
+    assert all(a.at >= canary.at + 8 * MINUTE + 3 * MINUTE for a in rest)
+    assert [r.outcome for r in bot.resolutions].count("network") == 4
+
+
+def test_a_canary_is_only_a_blocked_repair_that_fits_the_budget(make_failure: MakeFailure) -> None:
+    """Two GPUs of leaf 0 storm; the budget (one node) is held by the younger one, which RepairBot cordoned.
+    After the resume the older one, the human's pick, cannot go at once: the canary is the cordoned one."""
+    one_node = parse_policy({"budget": {"maxUnavailable": 1}})
+    config = SimConfig(nodes=64, days=1, domain_size=DOMAIN_SIZE, policy=one_node)
+    kernel = Kernel()
+    fleet = Fleet(config, kernel, Ledger("repairbot"))
+    gate = StormGate(fleet)
+    older, younger = (Repair(make_failure(name, 0.0, node), opened=0.0) for name, node in (("a", 0), ("b", 1)))
+    released: list[str] = []
+
+    def blocked(repair: Repair) -> Process:
+        yield from gate.wait(repair)
+        released.append(repair.failure.id)
+
+    for repair in (older, younger):
+        gate.opened(repair)
+    fleet.cordon(younger.failure)
+    for repair in (older, younger):
+        kernel.spawn(blocked(repair))
+    kernel.run(RESUME + MINUTE)
+    assert released == ["b"]
+    assert gate.breakers.domains["leaf-000"].canaries == (younger.name,)
