@@ -1,24 +1,33 @@
 """The operator's storm breakers on the simulated clock, with the human who resumes them.
 
 The breakers are the operator's own :class:`repairbot.operator.breaker.Breakers`:
-one for the fleet, opened by more than ``maxFaults`` nodes in ``window``, and
 one per failure domain (here a leaf switch, ``leaf-NNN``), opened by
-``maxPerDomain`` of its nodes in ``domainWindow``. Every repair opened is a
-fault (node, time, leaf) they count. A repair is governed by the fleet's
-breaker and its own leaf's: while one of them is open it cordons but takes no
-destructive step (it waits in Blocked), so a storm on one leaf holds only that
-leaf; only the fleet's threshold holds every leaf.
+``maxPerDomain`` of its nodes in ``domainWindow``, and one for the fleet,
+opened by more than ``maxFaults`` nodes in ``window`` *outside* the leaves
+whose breaker is open or half-open (and never by the faults of a leaf storm a
+human already resumed from). Every repair opened is a fault (node, time, leaf)
+they count. A repair is governed by the fleet's breaker and its own leaf's:
+while one of them is open it cordons but takes no destructive step (it waits
+in Blocked). So a whole leaf switch going down (16 nodes, more than
+``maxFaults``) is that leaf's incident alone and the other leaves keep being
+repaired; only faults spread over many leaves hold every leaf.
 
 Each breaker that opens is one incident (``storm-<ts>`` for the fleet,
-``storm-<ts>-<leaf>`` for a leaf) and one page. A human looks, calls the
-network team where the nodes' findings point at the fabric, and after
+``storm-<ts>-<leaf>`` for a leaf, a reopening keeps its leaf in the name). A
+blocked repair joins its own leaf's incident first, else the fleet's, and an
+incident pages once, when its first repair joins it, as the operator's storm
+message is posted from its first member. A human looks, calls the network
+team where the nodes' findings point at the fabric, and after
 ``resume_after`` resumes that incident through one of its blocked repairs, as
 ``repairbot resume <repair>`` does: the breakers that govern that repair
 half-open. The human names the incident's canary — for a leaf, the leaf's
 oldest blocked repair that acts; for the fleet, one outside every stormed
 leaf — and a blocked repair that acts, fits the budget and is governed by no
 open breaker takes a free canary slot, as the reconciler lets it. A canary's
-success closes its breakers; its quarantine reopens them.
+success closes its breakers; its quarantine reopens them. A half-open breaker
+that no repair tested within its window (``domainWindow`` for a leaf,
+``window`` for the fleet) closes by itself, as the operator's next reconcile
+closes it.
 
 A polling checker has no breaker: :class:`NoGate` lets everything through.
 """
@@ -88,6 +97,7 @@ class StormGate:
         self._blocked: dict[str, Repair] = {}
         self._lookback = max(self.policy.window, self.policy.domain_window)
         self._relaying = False
+        self._paged: set[str] = set()  # incident ids that have paged: one page each, from its first member
 
     @property
     def settle_time(self) -> float:
@@ -97,8 +107,13 @@ class StormGate:
     def opened(self, repair: Repair) -> None:
         """A new repair is a new fault for the breakers to count, in the fleet and in its leaf."""
         now = _at(self.fleet.now)
-        self._faults = [f for f in self._faults if now - f.at <= self._lookback]
         self._faults.append(Fault(repair.node, now, repair.domain))
+        self._observe()
+
+    def _observe(self) -> None:
+        """Count the recent faults as the operator's reconcile does (it also closes untested half-open breakers)."""
+        now = _at(self.fleet.now)
+        self._faults = [f for f in self._faults if now - f.at <= self._lookback]
         self._settle(self.breakers.observe(self._faults, self.policy, now=now))
 
     def allows(self, repair: Repair) -> bool:
@@ -107,7 +122,7 @@ class StormGate:
         return breaker is None or (breaker.state is BreakerState.HALF_OPEN and not repair.acts)
 
     def incident_of(self, repair: Repair) -> Incident | None:
-        """The incident a blocked repair is grouped under: the fleet's storm, else its leaf's."""
+        """The incident a blocked repair is grouped under: its own leaf's storm, else the fleet's."""
         incident = self.breakers.incident_of(repair.domain)
         return self._incidents.get(incident) if incident else None
 
@@ -117,16 +132,28 @@ class StormGate:
             return
         started = self.fleet.now
         self._blocked[repair.name] = repair
-        repair.incident = repair.incident or self.incident_of(repair)
+        self._join(repair)
         if repair.failure.fix is TrueFix.FABRIC and repair.incident is not None:
             self.fleet.network_repair(repair.failure, paged_at=max(started, repair.incident.acknowledged))
         self._relay_budget()
         while not self._admitted(repair):
             yield self.changed.next()
+            self._join(repair)
         del self._blocked[repair.name]
         self.fleet.ledger.breaker_blocked_seconds += self.fleet.now - started
         if repair.failure.storm is None:
             self.fleet.ledger.breaker_held_bystanders.append(self.fleet.now - started)
+
+    def _join(self, repair: Repair) -> None:
+        """A blocked repair takes the incident that blocks it now, as the operator's Blocked status names it;
+        an incident pages when its first repair joins it (the operator posts its storm message from a member)."""
+        incident = self.incident_of(repair)
+        if incident is None or (repair.incident is not None and repair.incident.id == incident.id):
+            return
+        repair.incident = incident
+        if incident.id not in self._paged:
+            self._paged.add(incident.id)
+            self.fleet.ledger.pages += 1
 
     def _admitted(self, repair: Repair) -> bool:
         """May ``repair`` go on? On the way, take a free canary slot as the reconciler's breaker flow does."""
@@ -169,15 +196,13 @@ class StormGate:
             self.changed.pulse()
 
     def _page(self, scope: str, breaker: Breaker) -> None:
-        """One page per incident id: a canary that fails reopens its fleet and leaf breakers as one incident."""
+        """A breaker opened: a new incident, paged when its first repair joins it, resumed by a human later."""
         now = self.fleet.now
         key = breaker.incident or ""
         incident = Incident(key, scope, now, now + self.fleet.timings.human_ack, breaker.message)
         self.fleet.ledger.breaker_trips.append((now, breaker.message, key))
         self.fleet.ledger.fleet_breaker_trips += scope == FLEET
-        if key not in self._incidents:
-            self._incidents[key] = incident
-            self.fleet.ledger.pages += 1
+        self._incidents.setdefault(key, incident)
         self.fleet.kernel.spawn(self._resume(incident), self.fleet.timings.resume_after)
 
     def _resume(self, incident: Incident) -> Process:
@@ -192,6 +217,13 @@ class StormGate:
         else:
             self._settle(self.breakers.map(through.domain, lambda b: b.resume(now=now)))
             self._admit(through)
+        for window in {self.policy.window, self.policy.domain_window}:  # untested by then, a breaker closes
+            self.fleet.kernel.spawn(self._recheck(), window.total_seconds() + 1.0)
+        yield 0.0
+
+    def _recheck(self) -> Process:
+        """The operator's next reconcile after a resumed breaker's window: one that no canary tested closes."""
+        self._observe()
         yield 0.0
 
     def _pick_canary(self, incident: Incident) -> Repair | None:

@@ -11,6 +11,7 @@ from repairbot.fleetsim.ledger import Ledger
 from repairbot.fleetsim.storm_gate import Repair, StormGate
 from repairbot.fleetsim.strategies import REPAIRBOT
 from repairbot.model import Action
+from repairbot.operator.breaker import BreakerState
 from repairbot.policy import parse_policy
 
 MakeFailure = Callable[..., Failure]
@@ -43,21 +44,73 @@ def test_a_storm_on_one_leaf_does_not_hold_a_repair_on_another_leaf(
     assert "failure domain leaf-000" in message and incident.endswith("-leaf-000")
 
 
-def test_a_whole_leaf_going_down_is_also_a_fleet_storm_that_holds_every_leaf(
+def test_a_whole_leaf_going_down_is_that_leafs_incident_alone_and_other_leaves_keep_being_repaired(
     run_trace: RunTrace, switch_storm: Storm, make_failure: MakeFailure
 ) -> None:
-    """Sixteen nodes are more than the fleet's ``maxFaults`` (10): the leaf's storm and then the fleet's."""
+    """Sixteen nodes are more than the fleet's ``maxFaults`` (10), but all of them are leaf 0's storm: the
+    fleet counts only nodes outside stormed leaves, so its breaker stays closed and leaf 2's GPU is rebooted."""
     bystander = make_failure("gpu", HOUR + 10 * MINUTE, 2 * DOMAIN_SIZE + 8)
     bot = run_trace(REPAIRBOT, [*switch_storm(HOUR), bystander])
-    (leaf_at, leaf_message, leaf_incident), (fleet_at, fleet_message, fleet_incident) = bot.breaker_trips
+    [(leaf_at, leaf_message, leaf_incident)] = bot.breaker_trips
     assert leaf_incident.endswith("-leaf-000") and "failure domain leaf-000" in leaf_message
-    assert "leaf" not in fleet_incident and "more than 10" in fleet_message
-    assert leaf_at < fleet_at < HOUR + 10
+    assert leaf_at < HOUR + 10
+    assert bot.fleet_breaker_trips == 0
     [reboot] = bot.actions
-    assert reboot.failure == "gpu"  # the fleet incident's canary, picked outside the stormed leaf
+    assert reboot.failure == "gpu"
+    assert reboot.at < bystander.at + 5 * MINUTE  # settle and drain only
+    assert bot.breaker_held_bystanders == []
+    assert bot.pages == 2  # the first node's own page before the leaf's breaker opened, then the leaf's incident
+
+
+def test_faults_spread_over_more_leaves_than_max_faults_are_a_fleet_storm_that_holds_every_leaf(
+    run_trace: RunTrace, make_failure: MakeFailure
+) -> None:
+    """Eleven links die within seconds, one on each of leaves 0-10 (no leaf storms): more than ``maxFaults``
+    (10) nodes outside any stormed leaf open the fleet's breaker, and a GPU on leaf 40 waits for the resume."""
+    links = [make_failure(f"link{leaf}", HOUR + 0.3 * leaf, leaf * DOMAIN_SIZE, category="Network switch/cable",
+                          fix=TrueFix.FABRIC, storm="fabric") for leaf in range(11)]  # fmt: skip
+    bystander = make_failure("gpu", HOUR + 10 * MINUTE, 40 * DOMAIN_SIZE + 3)
+    bot = run_trace(REPAIRBOT, [*links, bystander])
+    [(fleet_at, fleet_message, fleet_incident)] = bot.breaker_trips
+    assert "leaf" not in fleet_incident and "more than 10" in fleet_message
+    assert bot.fleet_breaker_trips == 1
+    [reboot] = bot.actions
+    assert reboot.failure == "gpu"  # the fleet incident's canary, once a human resumed
     assert fleet_at + RESUME <= reboot.at < fleet_at + RESUME + 10 * MINUTE
     assert len(bot.breaker_held_bystanders) == 1
-    assert bot.pages == 3  # the first node's own page before any breaker opened, then one per incident
+    assert bot.pages == 11  # the first ten links page on their own; the eleventh and the GPU share the incident
+
+
+def test_a_resumed_leaf_breaker_that_no_repair_could_test_closes_after_its_window(
+    make_failure: MakeFailure,
+) -> None:
+    """Two GPUs of leaf 0 storm while a node elsewhere holds the whole budget (one node): after the resume
+    neither may go at once, so neither takes the canary slot. The operator's next reconcile after
+    ``domainWindow`` closes the untested breaker; it does not stay half-open until the budget frees."""
+    one_node = parse_policy({"budget": {"maxUnavailable": 1}})
+    config = SimConfig(nodes=64, days=1, domain_size=DOMAIN_SIZE, policy=one_node)
+    kernel = Kernel()
+    fleet = Fleet(config, kernel, Ledger("repairbot"))
+    gate = StormGate(fleet)
+    fleet.cordon(make_failure("elsewhere", 0.0, 3 * DOMAIN_SIZE))
+    stormed = [Repair(make_failure(name, 0.0, node), opened=0.0) for name, node in (("a", 0), ("b", 1))]
+    released: list[str] = []
+
+    def blocked(repair: Repair) -> Process:
+        yield from gate.wait(repair)
+        released.append(repair.failure.id)
+
+    for repair in stormed:
+        gate.opened(repair)
+    for repair in stormed:
+        kernel.spawn(blocked(repair))
+    kernel.run(RESUME + MINUTE)
+    leaf = gate.breakers.domains["leaf-000"]
+    assert leaf.state is BreakerState.HALF_OPEN and leaf.canaries == ()
+    assert released == []
+    kernel.run(RESUME + MINUTE + 5 * MINUTE)
+    assert gate.breakers.domains["leaf-000"].state is BreakerState.CLOSED
+    assert sorted(released) == ["a", "b"]  # the breaker no longer holds them; the budget still queues them
 
 
 def test_two_leaves_storming_at_once_are_two_incidents_each_with_its_own_canary(
