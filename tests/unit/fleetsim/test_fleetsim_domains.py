@@ -157,3 +157,21 @@ def test_a_canary_is_only_a_blocked_repair_that_fits_the_budget(make_failure: Ma
     kernel.run(RESUME + MINUTE)
     assert released == ["b"]
     assert gate.breakers.domains["leaf-000"].canaries == (younger.name,)
+
+
+def test_a_failed_canary_with_nobody_left_waiting_reopens_its_leaf_without_paging_again(
+    run_trace: RunTrace, make_failure: MakeFailure
+) -> None:
+    """Four links of leaf 0 die, then a GPU on leaf 0 that only a power cycle cures. After the resume the GPU
+    is the canary; its reboot fails and it is quarantined, reopening leaf 0's breaker as a new incident that
+    keeps the leaf in its name. The operator posts a storm message from the incident's first member; the links
+    already hold for the network team, so nobody joins the new incident and nobody is paged for it."""
+    reboot_then_quarantine = parse_policy({"ladders": {"xid-79": ["reboot", "quarantine"]}})
+    gpu = make_failure("gpu", HOUR + MINUTE, 8, fix=TrueFix.POWER_CYCLE)
+    bot = run_trace(REPAIRBOT, [*leaf_burst(make_failure, HOUR, 0, 4), gpu], policy=reboot_then_quarantine)
+    (first_at, _, first), (reopened_at, message, second) = bot.breaker_trips
+    assert first.endswith("-leaf-000") and second.endswith("-leaf-000") and first != second
+    assert "canary gpu-node-0008-gpu failed" in message and reopened_at > first_at + RESUME
+    assert [a.failure for a in bot.actions] == ["gpu"]
+    assert bot.quarantines == 1
+    assert bot.pages == 2  # the first link's own page, then the leaf's first incident
