@@ -22,24 +22,26 @@ NETWORK_FIX = 4 * HOUR
 def test_repairbot_takes_no_destructive_action_in_a_switch_storm(run_trace: RunTrace, switch_storm: Storm) -> None:
     ledger = run_trace(REPAIRBOT, switch_storm(HOUR))
     assert ledger.actions == []
-    # the leaf's breaker opens on its second node, the fleet's on its eleventh (more than maxFaults 10)
-    (_, leaf, _), (_, fleet, _) = ledger.breaker_trips
-    assert "failure domain leaf-000" in leaf and "more than 10" in fleet
+    # the leaf's breaker opens on its second node; the fleet's stays closed: a whole leaf (16 nodes, more than
+    # maxFaults 10) is that leaf's incident alone, the fleet counts only nodes outside stormed leaves
+    [(_, leaf, _)] = ledger.breaker_trips
+    assert "failure domain leaf-000" in leaf
+    assert ledger.fleet_breaker_trips == 0
     assert [r.outcome for r in ledger.resolutions] == ["network"] * 16
     # every node is back shortly after the network team fixed the switch, none before
     for resolution in ledger.resolutions:
         assert NETWORK_FIX < resolution.returned_at - resolution.failed_at < NETWORK_FIX + 15 * 60
 
 
-def test_a_storm_is_two_incidents_for_repairbot_and_sixteen_pages_otherwise(
+def test_a_switch_storm_is_one_incident_for_repairbot_and_sixteen_pages_otherwise(
     run_trace: RunTrace, switch_storm: Storm
 ) -> None:
     bot = run_trace(REPAIRBOT, switch_storm(HOUR))
     polling = run_trace(POLLING, switch_storm(HOUR))
     manual = run_trace(MANUAL, switch_storm(HOUR))
-    # the first node pages on its own before the second one trips the leaf's breaker and the eleventh the
-    # fleet's; the other 15 share those two incidents
-    assert bot.pages == 3
+    # the first node pages on its own before the second one trips the leaf's breaker; the other 15 share the
+    # leaf's incident
+    assert bot.pages == 2
     assert polling.pages == 16 and manual.pages == 16
     assert polling.actions == [] and not polling.breaker_trips
 
@@ -51,31 +53,54 @@ def test_manual_on_call_reboots_every_node_of_a_storm_for_nothing(run_trace: Run
     assert [r.outcome for r in ledger.resolutions] == ["network"] * 16
 
 
-def test_an_open_fleet_breaker_holds_other_leaves_until_a_human_resumes(
+def test_a_switch_storm_does_not_hold_a_repair_on_another_leaf(
     run_trace: RunTrace, switch_storm: Storm, make_failure: MakeFailure
 ) -> None:
     bystander = make_failure("gpu", HOUR + 600, 40)  # xid-79 on another leaf, ten minutes into the storm
     bot = run_trace(REPAIRBOT, [*switch_storm(HOUR), bystander])
-    tripped_at = bot.breaker_trips[-1][0]  # the fleet's breaker: sixteen nodes are more than maxFaults
     [reboot] = bot.actions
     assert reboot.action is Action.REBOOT and reboot.failure == "gpu"
-    assert reboot.at >= tripped_at + 30 * 60  # cordon only until the human's resume; then it is the canary
-    assert reboot.at < tripped_at + 40 * 60
+    assert reboot.at < HOUR + 600 + 5 * 60  # settle and drain only: leaf 0's storm is leaf 0's incident
+    assert bot.breaker_held_bystanders == []
     polling = run_trace(POLLING, [*switch_storm(HOUR), bystander])
     assert polling.actions[0].at < HOUR + 600 + 10 * 60
 
 
-def test_after_a_resume_a_storm_of_notify_repairs_holds_nobody_else_back(
-    run_trace: RunTrace, switch_storm: Storm, make_failure: MakeFailure
+def test_an_open_fleet_breaker_holds_other_leaves_until_a_human_resumes(
+    run_trace: RunTrace, make_failure: MakeFailure
 ) -> None:
-    """Only storm (notify) repairs were blocked at the resume: none may be the canary, so the next repair
-    that acts is, and it goes at once instead of waiting hours for the network team."""
-    late = make_failure("gpu", HOUR + 45 * 60, 40)
-    bot = run_trace(REPAIRBOT, [*switch_storm(HOUR), late])
+    """Eleven links on eleven leaves within seconds (a fabric-wide fault, no leaf storms) open the fleet's
+    breaker; a GPU on yet another leaf is cordoned only until the human's resume, then it is the canary."""
+    links = [make_failure(f"link{leaf}", HOUR + 0.3 * leaf, leaf * 16, category="Network switch/cable",
+                          fix=TrueFix.FABRIC, storm="fabric") for leaf in range(11)]  # fmt: skip
+    bystander = make_failure("gpu", HOUR + 600, 40 * 16)
+    bot = run_trace(REPAIRBOT, [*links, bystander])
+    [(tripped_at, message, _)] = bot.breaker_trips
+    assert "more than 10" in message
     [reboot] = bot.actions
-    assert HOUR + 45 * 60 < reboot.at < HOUR + 55 * 60
-    assert not bot.breaker_held_bystanders or max(bot.breaker_held_bystanders) < 10 * 60
-    assert [r.outcome for r in bot.resolutions].count("network") == 16  # the storm nodes still wait for the fix
+    assert reboot.action is Action.REBOOT and reboot.failure == "gpu"
+    assert reboot.at >= tripped_at + 30 * 60
+    assert reboot.at < tripped_at + 40 * 60
+    polling = run_trace(POLLING, [*links, bystander])
+    assert polling.actions[0].at < HOUR + 600 + 10 * 60
+
+
+def test_after_a_resume_a_storm_of_notify_repairs_holds_nobody_else_on_its_leaf_back(
+    run_trace: RunTrace, make_failure: MakeFailure
+) -> None:
+    """Four links of leaf 0 die; only storm (notify) repairs are blocked at the resume, so none may be the
+    canary. A GPU of leaf 0 failing just after the resume is the canary and goes at once; one failing after
+    ``domainWindow`` finds the untested breaker closed by itself. Neither waits hours for the network team."""
+    links = [make_failure(f"l{n}", HOUR + 0.3 * n, n, category="Network switch/cable", fix=TrueFix.FABRIC,
+                          storm="storm-0") for n in range(4)]  # fmt: skip
+    for late_at in (HOUR + 32 * 60, HOUR + 45 * 60):
+        late = make_failure("gpu", late_at, 8)
+        bot = run_trace(REPAIRBOT, [*links, late])
+        [reboot] = bot.actions
+        assert late_at < reboot.at < late_at + 10 * 60
+        assert bot.breaker_held_bystanders == [] or max(bot.breaker_held_bystanders) < 10 * 60
+        assert len(bot.breaker_trips) == 1
+        assert [r.outcome for r in bot.resolutions].count("network") == 4  # the links still wait for the fix
 
 
 def test_repairbot_climbs_the_ladder_of_its_policy(run_trace: RunTrace, make_failure: MakeFailure) -> None:
