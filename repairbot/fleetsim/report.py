@@ -160,14 +160,18 @@ def _in_short(result: SimulationResult) -> list[str]:
         f"**The storm breakers' price:** {bot.breaker_trips} trips ({bot.breaker_trips - bot.fleet_breaker_trips} "
         f"of one leaf, {bot.fleet_breaker_trips} fleet-wide), one page per incident instead of one per node. A "
         f"leaf's breaker holds only that leaf's repairs; the fleet's (more than {config.policy.breaker.max_faults} "
-        f"nodes in {format_duration(config.policy.breaker.window)}) holds every leaf"
-        + (f", and a whole leaf switch ({config.domain_size} nodes) opens both, a few seconds apart"
-           if config.domain_size > config.policy.breaker.max_faults else "")
-        + f". {bot.bystanders_held} repairs outside any storm were held {_hours(bot.bystander_hold_h)} in all, "
-        f"the longest {_hours(bot.bystander_hold_max_h)}."
+        f"nodes in {format_duration(config.policy.breaker.window)}, counting only nodes outside stormed leaves) "
+        "holds every leaf"
+        + (f", so a whole leaf switch ({config.domain_size} nodes) is that leaf's incident alone and the other "
+           "leaves keep being repaired" if config.domain_size > config.policy.breaker.max_faults else "")
+        + ". "
+        + (f"{bot.bystanders_held} repairs outside any storm were held {_hours(bot.bystander_hold_h)} in all, "
+           f"the longest {_hours(bot.bystander_hold_max_h)}." if bot.bystanders_held
+           else "No repair outside a storm was held.")
         + (" A `notify` repair (a storm's own nodes, waiting for the network team) never takes a canary slot "
            "and, once a human resumed, holds for its human without one; the next repair that acts is the "
-           "canary, so a resumed breaker holds nobody for long." if storms_notify else "")
+           "canary, and a resumed breaker no repair tested closes after its window, so it holds nobody for "
+           "long." if storms_notify else "")
         + (f" That is why RepairBot's p99 time to repair ({_hours(bot.repair_p99_h)}) is longer than polling's "
            f"({_hours(polling.repair_p99_h)})." if bot.repair_p99_h > 1.5 * polling.repair_p99_h else ""),
     ]  # fmt: skip
@@ -237,7 +241,7 @@ def _assumptions(result: SimulationResult) -> list[str]:
         ["Human acknowledgement", f"{timings.human_ack:g} s (Naver: 1 min 41 s)"],
         ["Manual repair action", f"{format_duration_s(timings.manual_action)} each (drain and check included); "
                                  "reboot first, then power cycle, then escalate"],
-        ["Breaker resumed by a human", f"{format_duration_s(timings.resume_after)} after each incident opens, "
+        ["Breaker resumed by a human", f"{format_duration_s(timings.resume_after)} after each breaker opens, "
                                        "through one of its blocked repairs (as `repairbot resume`); "
                                        f"{policy.breaker.half_open_canaries} canary repair(s) (halfOpenCanaries): "
                                        "the leaf's own for a leaf's incident, one outside the stormed leaves for "
@@ -245,9 +249,11 @@ def _assumptions(result: SimulationResult) -> list[str]:
         ["Budget", f"maxUnavailable {policy.budget.max_unavailable.to_yaml()} = "
                    f"{policy.budget.max_unavailable.cap(config.nodes)} nodes (RepairBot and polling)"],
         ["Storm breakers", f"the operator's: one fleet-wide, opened by more than {policy.breaker.max_faults} "
-                           f"faults in {format_duration(policy.breaker.window)} (holds every leaf), and one per "
+                           f"faults in {format_duration(policy.breaker.window)} outside the leaves whose breaker "
+                           "is open or half-open (holds every leaf), and one per "
                            f"leaf, opened by {policy.breaker.max_per_domain} of its nodes within "
-                           f"{format_duration(policy.breaker.domain_window)} (holds that leaf) (RepairBot only)"],
+                           f"{format_duration(policy.breaker.domain_window)} (holds that leaf); a half-open one "
+                           "that no repair tested within its window closes by itself (RepairBot only)"],
         ["Lemon rule", f"{policy.lemon.max_repairs} repairs in {format_duration(policy.lemon.window)} → "
                        "quarantine (RepairBot and polling)"],
         ["Reboot cap", f"{policy.reboots_per_day} reboots or power cycles per node per day (RepairBot and polling)"],
