@@ -192,6 +192,7 @@ class StormGate:
                 self._page(scope, breaker)
         live = {b.incident for _, b in _scopes(breakers) if b.state is not BreakerState.CLOSED}
         self._incidents = {key: incident for key, incident in self._incidents.items() if key in live}
+        self._paged &= live
         if changed:
             self.changed.pulse()
 
@@ -217,7 +218,7 @@ class StormGate:
         else:
             self._settle(self.breakers.map(through.domain, lambda b: b.resume(now=now)))
             self._admit(through)
-        for window in {self.policy.window, self.policy.domain_window}:  # untested by then, a breaker closes
+        for window in sorted({self.policy.window, self.policy.domain_window}):  # untested by then, a breaker closes
             self.fleet.kernel.spawn(self._recheck(), window.total_seconds() + 1.0)
         yield 0.0
 
