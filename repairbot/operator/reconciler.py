@@ -223,14 +223,15 @@ class Reconciler:
             entered = _phase_entered(view)
             if entered is not None:
                 self.metrics.phase_seconds.labels(view.phase.value).observe((now - entered).total_seconds())
-        if "acknowledgedAt" in after and view.detected_at is not None:
-            self.metrics.mtta.observe((now - view.detected_at).total_seconds())
+        received = _received(view, decision)
+        if "acknowledgedAt" in after and received is not None:
+            self.metrics.mtta.observe(max((now - received).total_seconds(), 0.0))
         terminal = after.get("phase") or (decision.patch.get("phase") if decision.step is Step.CANCEL else None)
         if terminal in {p.value for p in Phase if p.is_terminal}:
             reason = view.reason or str(decision.patch.get("reason") or "unknown")
             self.metrics.repairs.labels(reason, str(terminal)).inc()
-            if terminal == Phase.SUCCEEDED.value and view.detected_at is not None:
-                self.metrics.mttr.observe((now - view.detected_at).total_seconds())
+            if terminal == Phase.SUCCEEDED.value and received is not None:
+                self.metrics.mttr.observe(max((now - received).total_seconds(), 0.0))
 
     # --- reads and references
 
@@ -257,7 +258,22 @@ class PowerCycleFailed(RuntimeError):
 
 
 def _phase_entered(view: RepairView) -> datetime | None:
-    """When the repair entered its current phase: its last history entry (or its detection)."""
+    """When the repair entered its current phase: its last history entry (or its receipt)."""
     if view.history:
         return parse_time(str(view.history[-1].get("at")))
-    return view.detected_at
+    return view.received_at
+
+
+def _received(view: RepairView, decision: Decision) -> datetime | None:
+    """Where MTTA and MTTR start: the operator's receive time, not the source's first sight.
+
+    A source's clock can be minutes off (an agent 60 s ahead gives a negative
+    MTTA; an alert redelivered 11 minutes late an inflated one), and the
+    metric measures what RepairBot controls: how long it took from learning
+    of a fault to acting on it. The sources' own times stay on the repair as
+    evidence (``detectedAt``, each finding's ``firstSeen``).
+    """
+    if view.received_at is not None:
+        return view.received_at
+    written = (decision.patch or {}).get("receivedAt")
+    return parse_time(str(written)) if written else view.detected_at

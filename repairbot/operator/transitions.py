@@ -57,11 +57,19 @@ class Run:
         return [*map(dict, self.repair.history), *entries]
 
     def base(self, phase: Phase, message: str, *entries: dict[str, Any]) -> dict[str, Any]:
-        """The fields every transition writes; ``detectedAt`` and ``reason`` once, on the first write."""
+        """The fields every transition writes; ``detectedAt``, ``receivedAt`` and ``reason`` once, on the first write.
+
+        ``detectedAt`` is the sources' first sight (their clocks: evidence only);
+        ``receivedAt`` is this operator's clock at its first write, the one time
+        a late redelivery or a skewed agent cannot move, so the safety windows
+        count from it.
+        """
         patch: dict[str, Any] = {"phase": phase.value, "message": message, "history": self.history(*entries)}
         if self.repair.detected_at is None:
             first = min((f.first_seen for f in self.repair.findings), default=self.now)
             patch["detectedAt"] = format_time(first)
+        if self.repair.received_at is None:
+            patch["receivedAt"] = format_time(self.now)
         if self.repair.reason is None:
             patch["reason"] = self.code
         return patch
