@@ -12,6 +12,14 @@ into I/O, in a fixed order that makes a crash at any point safe:
 A restarted operator reads the same status, makes the same decision and
 repeats only idempotent work. Admission (Pending and Blocked repairs) runs
 under one lock so two repairs cannot both take the budget's last slot.
+
+Status writes are *fenced*: each carries the ``resourceVersion`` of the
+object the decision was made from (the second write, the one the first
+returned). Anyone else's write in between — a new leader's step, an intake
+merge, the agent's answer — makes ours a 409, and the reconcile starts over
+from a fresh read instead of landing a stale decision. A deposed leader's
+write therefore fails; a conflict after the step ran is the same as a crash
+at that point, which the order above already makes safe.
 """
 
 from __future__ import annotations
@@ -27,7 +35,7 @@ from typing import Any
 from kubernetes import client
 from kubernetes.client.rest import ApiException
 
-from repairbot.kube.client import api_retrying, as_object
+from repairbot.kube.client import api_retrying, as_object, is_retryable
 from repairbot.kube.events import EventRecorder
 from repairbot.kube.marks import cordon_and_taint, remove_marks, set_state_label
 from repairbot.model import ANNOTATION_RESUME, API_VERSION, GROUP, KIND, PLURAL, VERSION, Phase, format_time, parse_time
@@ -48,6 +56,14 @@ WARNING_EVENTS = frozenset(
     {"Blocked", "BreakerOpen", "BreakerHalfOpen", "DrainTimedOut", "NextRung", "Quarantined", "LemonNode",
      "RebootCap", "LadderExhausted", "HandedOver", "WaitingForHuman"}
 )  # fmt: skip
+
+
+STALE_RETRIES = 5
+"""Fresh reads one reconcile tries after conflicts before it yields to the scheduler (a busy repair, not a bug)."""
+
+
+class StaleRepair(Exception):
+    """Our status write was fenced off (409): the repair changed since we read it; decide again."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,49 +95,57 @@ class Reconciler:
     def reconcile(self, name: str) -> ReconcileResult | None:
         """Take the next step of repair ``name``; None when it is finished or gone."""
         started = time.perf_counter()
-        obj = self._read(name)
-        if obj is None:
-            return None
-        view = RepairView.from_object(obj)
-        if view.phase.is_terminal:
-            return None
-        if view.phase in (Phase.PENDING, Phase.BLOCKED):
-            with self._admission:
-                result = self._step(obj, view)
-        else:
-            result = self._step(obj, view)
-        self.metrics.reconcile_seconds.observe(time.perf_counter() - started)
-        return result
+        for _ in range(STALE_RETRIES):
+            obj = self._read(name)
+            if obj is None:
+                return None
+            view = RepairView.from_object(obj)
+            if view.phase.is_terminal:
+                return None
+            try:
+                if view.phase in (Phase.PENDING, Phase.BLOCKED):
+                    with self._admission:
+                        result = self._step(obj, view)
+                else:
+                    result = self._step(obj, view)
+            except StaleRepair:
+                log.info("repair changed under a decision; deciding again repair=%s", name)
+                continue
+            self.metrics.reconcile_seconds.observe(time.perf_counter() - started)
+            return result
+        # Every fresh read was overtaken: let the scheduler come back rather than spin here.
+        return ReconcileResult(Decision(Step.NOTHING, "repair busy; deciding again"), timedelta(seconds=1))
 
     def _step(self, obj: Mapping[str, Any], view: RepairView) -> ReconcileResult:
         now = self.clock()
         assert self.gatherer is not None
-        view = self._note_resolved_alerts(view)
+        version = _version(obj)
+        view, version = self._note_resolved_alerts(view, version)
         facts = self.gatherer.gather(obj, view, self.breakers.get(), now)
         facts = self._prepare_breaker(view, facts, now)
         decision = decide(view, facts, self.policy, now, fallback=self._fallback)
         self._settle_breaker(view, facts, decision, now)
         if decision.patch:
-            self._patch_status(view.name, decision.patch)
+            version = self._patch_status(view.name, decision.patch, version=version)
         self._mark_node(view, decision)
         self._act(view, decision)
         if decision.after:
-            self._patch_status(view.name, decision.after)
+            self._patch_status(view.name, decision.after, version=version)
         if facts.resume_requested and decision.step in (Step.ADMIT, Step.NEXT_RUNG, Step.CORDON):
             self._clear_resume(view.name)
         self._record(obj, view, decision, now)
         return ReconcileResult(decision, decision.requeue_after)
 
-    def _note_resolved_alerts(self, view: RepairView) -> RepairView:
+    def _note_resolved_alerts(self, view: RepairView, version: str) -> tuple[RepairView, str]:
         """Write "alert resolved" lines the webhook's marks call for, before deciding on the same history."""
         if view.phase.is_terminal:
-            return view
+            return view, version
         entries = resolution_entries(view.findings, view.history, attempt=view.attempt or None)
         if not entries:
-            return view
+            return view, version
         history = (*view.history, *entries)
-        self._patch_status(view.name, {"history": [dict(entry) for entry in history]})
-        return replace(view, history=history)
+        version = self._patch_status(view.name, {"history": [dict(entry) for entry in history]}, version=version)
+        return replace(view, history=history), version
 
     def record_error(self, name: str, message: str) -> None:
         """A reconcile keeps failing: say so on the GPURepair, where the SRE looks."""
@@ -134,17 +158,35 @@ class Reconciler:
             {"type": "ReconcileError", "status": "True", "reason": "ApiError", "message": message[:1000],
              "lastTransitionTime": now}
         )  # fmt: skip
-        self._patch_status(name, {"conditions": conditions, "message": f"retrying after error: {message}"[:1000]})
+        body = {"conditions": conditions, "message": f"retrying after error: {message}"[:1000]}
+        try:
+            self._patch_status(name, body, version=_version(obj))
+        except StaleRepair:
+            return  # the repair moved on since the error; the next failure records itself
         self.events.record(self._ref(RepairView.from_object(obj), obj), "Warning", "ReconcileError", message)
 
     # --- the ordered side effects
 
-    def _patch_status(self, name: str, status: Mapping[str, Any]) -> None:
-        for attempt in api_retrying():
-            with attempt:
-                body = {"status": dict(status)}
-                written = as_object(self._custom.patch_cluster_custom_object_status(GROUP, VERSION, PLURAL, name, body))
-        self._own_writes[name] = str(written.get("metadata", {}).get("resourceVersion", ""))
+    def _patch_status(self, name: str, status: Mapping[str, Any], *, version: str) -> str:
+        """Merge ``status`` in, only onto ``version`` of the repair; returns the version written.
+
+        A 409 is never retried: the write was decided on an object that no
+        longer exists (:class:`StaleRepair`). Other transient errors are.
+        """
+        body: dict[str, Any] = {"metadata": {"resourceVersion": version}, "status": dict(status)}
+        try:
+            for attempt in api_retrying(retry=_retryable_unless_conflict):
+                with attempt:
+                    written = as_object(
+                        self._custom.patch_cluster_custom_object_status(GROUP, VERSION, PLURAL, name, body)
+                    )
+        except ApiException as error:
+            if error.status == 409:
+                raise StaleRepair(name) from error
+            raise
+        written_version = _version(written)
+        self._own_writes[name] = written_version
+        return written_version
 
     def wrote_last(self, name: str, resource_version: str) -> bool:
         """Is this version of the repair the one our own last status write produced?
@@ -251,6 +293,14 @@ class Reconciler:
     @staticmethod
     def _node_ref(node: str) -> dict[str, str]:
         return {"apiVersion": "v1", "kind": "Node", "name": node}
+
+
+def _version(obj: Mapping[str, Any]) -> str:
+    return str((obj.get("metadata") or {}).get("resourceVersion") or "")
+
+
+def _retryable_unless_conflict(error: BaseException) -> bool:
+    return is_retryable(error) and not (isinstance(error, ApiException) and error.status == 409)
 
 
 class PowerCycleFailed(RuntimeError):
