@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 
 from repairbot.model import format_time
+from repairbot.notify.view import RepairView as NotifyView
 from repairbot.operator.facts import FleetView, earlier_repairs, fleet_faults
 from repairbot.operator.machine import Facts, PoolUsage, RepairView, Step, decide
 from repairbot.policy import parse_policy
@@ -75,3 +76,12 @@ def test_breaker_and_lemon_windows_count_from_the_receive_time(skew: timedelta) 
     assert sorted(f.at for f in fleet_faults(fleet, POLICY, T0)) == [received, T0 - timedelta(seconds=1)]
     view = RepairView.from_object(unwritten)
     assert earlier_repairs(fleet, view, POLICY, T0) == (received,)
+
+
+def test_slack_and_jira_measure_mtta_from_the_receive_time_never_negative() -> None:
+    ahead = T0 + timedelta(seconds=60)  # the agent's clock
+    status = {"phase": "Succeeded", "detectedAt": format_time(ahead), "receivedAt": format_time(T0),
+              "acknowledgedAt": format_time(T0 + timedelta(seconds=1)),
+              "resolvedAt": format_time(T0 + timedelta(minutes=5))}  # fmt: skip
+    view = NotifyView.from_resource(repair(ahead, status))
+    assert view.mtta == timedelta(seconds=1) and view.mttr == timedelta(minutes=5)
