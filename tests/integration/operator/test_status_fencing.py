@@ -19,7 +19,20 @@ import pytest
 from kubernetes import client
 
 from repairbot.kube.events import EventRecorder
-from repairbot.model import API_VERSION, GROUP, KIND, PLURAL, VERSION, format_time
+from repairbot.kube.intake import Intake
+from repairbot.model import (
+    API_VERSION,
+    GROUP,
+    KIND,
+    PLURAL,
+    VERSION,
+    Action,
+    Finding,
+    GpuRef,
+    Severity,
+    Source,
+    format_time,
+)
 from repairbot.operator.breaker_store import BreakerStore
 from repairbot.operator.reconciler import Reconciler
 from repairbot.policy import parse_policy
@@ -91,3 +104,40 @@ def test_a_status_patch_with_a_stale_resource_version_is_refused_and_lands_nothi
         custom.patch_cluster_custom_object_status(GROUP, VERSION, PLURAL, NAME, body)
     assert refused.value.status == 409
     assert status_of(api)["message"] == "first"
+
+
+def test_an_intake_merge_between_read_and_write_is_decided_again_not_lost(
+    apiserver: Any, api: client.ApiClient, repair: dict[str, Any]
+) -> None:
+    """A new finding merged into the spec bumps the resourceVersion: the held write fails, the step is re-decided."""
+    worker_reconciler = reconciler(api, timedelta(0))
+    faults = apiserver.server.faults
+    held = faults.add(FaultRule(action="delay", method="PATCH", path=rf"gpurepairs/{NAME}/status$", seconds=1.5))
+    outcome: dict[str, Any] = {}
+    worker = threading.Thread(target=lambda: outcome.update(result=worker_reconciler.reconcile(NAME)))
+    worker.start()
+    deadline = time.monotonic() + 10
+    while held in faults.rules() and time.monotonic() < deadline:
+        time.sleep(0.01)
+    ecc = Finding(code="ecc-dbe", message="double-bit ECC error", action=Action.REBOOT, severity=Severity.CRITICAL,
+                  gpu=GpuRef(index=1), source=Source.AGENT)  # fmt: skip
+    Intake(api).report("gpu-1", [ecc], source=Source.AGENT)
+    worker.join(20)
+
+    obj = client.CustomObjectsApi(api).get_cluster_custom_object(GROUP, VERSION, PLURAL, NAME)
+    assert {f["code"] for f in obj["spec"]["findings"]} == {"xid-79", "ecc-dbe"}  # the merge is kept
+    status = obj["status"]
+    assert status["phase"] == "Cordoned", status  # the step was taken, once, after deciding again
+    assert [(e["step"], e["outcome"]) for e in status["history"]] == [("cordon", "started"), ("cordon", "done")]
+    assert outcome["result"].decision.step.value == "cordon"
+
+
+def test_a_repair_that_keeps_changing_yields_to_the_scheduler_instead_of_spinning(
+    apiserver: Any, api: client.ApiClient, repair: dict[str, Any]
+) -> None:
+    apiserver.server.faults.add(FaultRule(action="fail", method="PATCH", path=rf"gpurepairs/{NAME}/status$",
+                                          status=409, count=-1))  # fmt: skip
+    result = reconciler(api, timedelta(0)).reconcile(NAME)
+    assert result is not None and result.decision.step.value == "nothing"
+    assert result.requeue_after is not None and result.requeue_after > timedelta(0)
+    assert not client.CustomObjectsApi(api).get_cluster_custom_object(GROUP, VERSION, PLURAL, NAME).get("status")
