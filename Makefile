@@ -50,6 +50,11 @@ system-deps:
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq prometheus prometheus-alertmanager >/dev/null \
 		&& echo "prometheus, promtool, alertmanager: installed from Debian"; \
 	else echo "prometheus/alertmanager not installed (needs root and apt-get): their tests will skip"; fi
+	@if command -v faketime >/dev/null; then echo "faketime: present"; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq faketime >/dev/null \
+		&& echo "faketime: installed from Debian"; \
+	else echo "faketime not installed (needs root and apt-get): the clock-skew replica test will skip"; fi
 
 # The 54-day fleet simulation: report.md, report.png and results.json in benchmarks/results/fleetsim/.
 simulate: $(STAMP)

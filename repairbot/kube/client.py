@@ -53,14 +53,17 @@ def is_retryable(error: BaseException) -> bool:
     return isinstance(error, (ConnectionError, TimeoutError, OSError))
 
 
-def api_retrying(*, attempts: int = 6, max_wait: float = 2.0) -> Retrying:
+def api_retrying(
+    *, attempts: int = 6, max_wait: float = 2.0, retry: Callable[[BaseException], bool] = is_retryable
+) -> Retrying:
     """The retry policy for API writes: bounded, jittered, re-raising the last error.
 
     The bound matters: an error that outlives it is recorded (on the GPURepair,
-    in the agent's health) rather than retried forever in silence.
+    in the agent's health) rather than retried forever in silence. ``retry``
+    narrows what is retried (a fenced write must not retry its 409).
     """
     return Retrying(
-        retry=retry_if_exception(is_retryable),
+        retry=retry_if_exception(retry),
         stop=stop_after_attempt(attempts),
         wait=wait_exponential_jitter(multiplier=0.05, max=max_wait, jitter=0.05),
         reraise=True,

@@ -34,6 +34,7 @@ class RepairView:
     attempt: int | None = None
     history: tuple[HistoryEntry, ...] = ()
     detected_at: datetime | None = None
+    received_at: datetime | None = None
     acknowledged_at: datetime | None = None
     resolved_at: datetime | None = None
     jira_key: str | None = None
@@ -43,18 +44,26 @@ class RepairView:
     extra_links: Mapping[str, str] = field(default_factory=dict)
 
     @property
+    def started_at(self) -> datetime | None:
+        """Where MTTA and MTTR start: the operator's receive time (its own clock), else the detection.
+
+        The sources' clocks can be off (an agent 60 s ahead would show a negative MTTA).
+        """
+        return self.received_at or self.detected_at
+
+    @property
     def mtta(self) -> timedelta | None:
-        """Detection to cordon: how fast the fleet stopped scheduling onto a bad node."""
-        if self.detected_at is None or self.acknowledged_at is None:
+        """Receipt to cordon: how fast the fleet stopped scheduling onto a bad node."""
+        if self.started_at is None or self.acknowledged_at is None:
             return None
-        return self.acknowledged_at - self.detected_at
+        return self.acknowledged_at - self.started_at
 
     @property
     def mttr(self) -> timedelta | None:
-        """Detection to resolution (back in service, or handed to hardware)."""
-        if self.detected_at is None or self.resolved_at is None:
+        """Receipt to resolution (back in service, or handed to hardware)."""
+        if self.started_at is None or self.resolved_at is None:
             return None
-        return self.resolved_at - self.detected_at
+        return self.resolved_at - self.started_at
 
     @property
     def runbook_url(self) -> str | None:
@@ -108,6 +117,7 @@ class RepairView:
             attempt=status.get("attempt"),
             history=tuple(_history_entry(h) for h in status.get("history") or []),
             detected_at=_time(status.get("detectedAt")),
+            received_at=_time(status.get("receivedAt")),
             acknowledged_at=_time(status.get("acknowledgedAt")),
             resolved_at=_time(status.get("resolvedAt")),
             jira_key=key,

@@ -160,7 +160,12 @@ def finding_present(node: Mapping[str, Any], view: RepairView) -> bool | None:
 
 
 def _opened_at(repair: Mapping[str, Any]) -> datetime | None:
-    text = (repair.get("status") or {}).get("detectedAt") or repair.get("metadata", {}).get("creationTimestamp")
+    """When RepairBot received the repair: never a source's clock (an 11-minute-late alert, an agent 60 s ahead).
+
+    The operator's first write (``receivedAt``), else the API server's
+    ``creationTimestamp`` for a repair no reconcile has written yet.
+    """
+    text = (repair.get("status") or {}).get("receivedAt") or repair.get("metadata", {}).get("creationTimestamp")
     return parse_time(text) if text else None
 
 

@@ -1,19 +1,23 @@
 """Leader election with a coordination.k8s.io Lease: two replicas, one active.
 
 The same protocol as client-go's leaderelection: the leader renews
-``renewTime`` every ``renew_every``; a candidate takes the lease over once it
-has not been renewed for ``lease_duration``. Updates carry the lease's
-resourceVersion, so two candidates racing for an expired lease cannot both
-win (one gets 409). A leader that fails to renew within the duration steps
-down — the operator then exits and the Deployment restarts it as a candidate,
-which is how controller-runtime operators behave too.
+``renewTime`` every ``renew_every``; a candidate takes the lease over once the
+lease record has not *changed* for ``lease_duration`` by the candidate's own
+monotonic clock. ``renewTime`` is written (it is what ``kubectl`` shows) but
+never compared with a local clock: a replica whose wall clock is 12 s off
+would otherwise judge a live leader expired, or a dead one alive. Updates
+carry the lease's resourceVersion, so two candidates racing for an expired
+lease cannot both win (one gets 409). A leader that fails to renew within the
+duration steps down — the operator then exits and the Deployment restarts it
+as a candidate, which is how controller-runtime operators behave too.
 """
 
 from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable
+import time
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -22,7 +26,7 @@ from kubernetes import client
 from kubernetes.client.rest import ApiException
 
 from repairbot.kube.client import raw_call
-from repairbot.model import format_time, parse_time
+from repairbot.model import format_time
 
 log = logging.getLogger(__name__)
 
@@ -37,6 +41,9 @@ class LeaderElector:
     lease_duration: timedelta = timedelta(seconds=15)
     renew_every: timedelta = timedelta(seconds=5)
     clock: Callable[[], datetime] = lambda: datetime.now(UTC)
+    monotonic: Callable[[], float] = time.monotonic
+    _observed: tuple[Any, ...] | None = None
+    _observed_at: float = 0.0
     _leading: threading.Event = field(default_factory=threading.Event)
     _lost: threading.Event = field(default_factory=threading.Event)
     _stop: threading.Event = field(default_factory=threading.Event)
@@ -58,10 +65,9 @@ class LeaderElector:
             return self._create(coordination, now)
         spec = lease.get("spec") or {}
         holder = spec.get("holderIdentity")
-        renewed = spec.get("renewTime") or spec.get("acquireTime")
-        duration = timedelta(seconds=int(spec.get("leaseDurationSeconds") or self.lease_duration.total_seconds()))
-        expired = renewed is None or now - parse_time(renewed) > duration
-        if holder != self.identity and not expired:
+        duration = float(spec.get("leaseDurationSeconds") or self.lease_duration.total_seconds())
+        self._observe(lease)
+        if holder and holder != self.identity and not self._expired(duration):
             return False
         transitions = int(spec.get("leaseTransitions") or 0) + (0 if holder == self.identity else 1)
         lease["spec"] = {
@@ -72,14 +78,34 @@ class LeaderElector:
             "leaseTransitions": transitions,
         }
         try:
-            raw_call(coordination.replace_namespaced_lease, LEASE_NAME, self.namespace, lease)
+            written = raw_call(coordination.replace_namespaced_lease, LEASE_NAME, self.namespace, lease)
         except ApiException as error:
             if error.status == 409:
                 return False  # someone else renewed or took it first
             raise
+        self._observe(written)
         if holder != self.identity:
             log.warning("leader election: %s took the lease from %s", self.identity, holder or "nobody")
         return True
+
+    def _observe(self, lease: Mapping[str, Any]) -> None:
+        """client-go's rule: remember the record and *our* monotonic time whenever it changes.
+
+        The record is what the holder writes each renewal (holder, renewTime,
+        transitions) plus the resourceVersion, so a renewal by a holder whose
+        clock stands still still counts as a change.
+        """
+        spec = lease.get("spec") or {}
+        record = (
+            spec.get("holderIdentity"), spec.get("renewTime"), spec.get("acquireTime"),
+            spec.get("leaseTransitions"), (lease.get("metadata") or {}).get("resourceVersion"),
+        )  # fmt: skip
+        if record != self._observed:
+            self._observed, self._observed_at = record, self.monotonic()
+
+    def _expired(self, duration: float) -> bool:
+        """Has the record stood unchanged for ``duration`` seconds by this observer's own clock?"""
+        return self.monotonic() - self._observed_at > duration
 
     def _create(self, coordination: client.CoordinationV1Api, now: datetime) -> bool:
         body: dict[str, Any] = {
@@ -95,11 +121,12 @@ class LeaderElector:
             },
         }
         try:
-            raw_call(coordination.create_namespaced_lease, self.namespace, body)
+            created = raw_call(coordination.create_namespaced_lease, self.namespace, body)
         except ApiException as error:
             if error.status == 409:
                 return False
             raise
+        self._observe(created)
         return True
 
     def run_in_background(self) -> None:
@@ -127,20 +154,22 @@ class LeaderElector:
             self._thread.join(5)
 
     def _loop(self) -> None:
-        last_renewal: datetime | None = None
+        last_renewal: float | None = None  # monotonic: a leader steps down by its own elapsed time, too
         while not self._stop.is_set():
             try:
                 held = self.try_acquire_or_renew()
             except Exception as error:
                 log.warning("leader election error identity=%s: %s", self.identity, error)
                 held = False
-            now = self.clock()
+            now = self.monotonic()
             if held:
                 last_renewal = now
                 if not self._leading.is_set():
                     log.info("leader election: %s is the active operator", self.identity)
                 self._leading.set()
-            elif self._leading.is_set() and (last_renewal is None or now - last_renewal > self.lease_duration):
+            elif self._leading.is_set() and (
+                last_renewal is None or now - last_renewal > self.lease_duration.total_seconds()
+            ):
                 log.error("leader election: %s lost the lease; stepping down", self.identity)
                 self._leading.clear()
                 self._lost.set()

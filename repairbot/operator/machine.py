@@ -312,9 +312,10 @@ def _cordoned(run: Run) -> Decision:
 
 def _settling(run: Run) -> Decision | None:
     """Before a repair's first drain: wait out the breaker's settle time, so a storm is seen first."""
-    if run.repair.request is not None or run.repair.detected_at is None:
+    received = run.repair.received_at or run.repair.detected_at  # detectedAt: repairs written before receivedAt
+    if run.repair.request is not None or received is None:
         return None
-    left = run.policy.breaker.settle_time - (run.now - run.repair.detected_at)
+    left = run.policy.breaker.settle_time - (run.now - received)
     if left <= timedelta(0):
         return None
     return Decision(

@@ -12,6 +12,14 @@ into I/O, in a fixed order that makes a crash at any point safe:
 A restarted operator reads the same status, makes the same decision and
 repeats only idempotent work. Admission (Pending and Blocked repairs) runs
 under one lock so two repairs cannot both take the budget's last slot.
+
+Status writes are *fenced*: each carries the ``resourceVersion`` of the
+object the decision was made from (the second write, the one the first
+returned). Anyone else's write in between — a new leader's step, an intake
+merge, the agent's answer — makes ours a 409, and the reconcile starts over
+from a fresh read instead of landing a stale decision. A deposed leader's
+write therefore fails; a conflict after the step ran is the same as a crash
+at that point, which the order above already makes safe.
 """
 
 from __future__ import annotations
@@ -27,7 +35,7 @@ from typing import Any
 from kubernetes import client
 from kubernetes.client.rest import ApiException
 
-from repairbot.kube.client import api_retrying, as_object
+from repairbot.kube.client import api_retrying, as_object, is_retryable
 from repairbot.kube.events import EventRecorder
 from repairbot.kube.intake import node_record
 from repairbot.kube.marks import cordon_and_taint, remove_marks, set_state_label
@@ -49,6 +57,14 @@ WARNING_EVENTS = frozenset(
     {"Blocked", "BreakerOpen", "BreakerHalfOpen", "DrainTimedOut", "NextRung", "Quarantined", "LemonNode",
      "RebootCap", "LadderExhausted", "HandedOver", "WaitingForHuman"}
 )  # fmt: skip
+
+
+STALE_RETRIES = 5
+"""Fresh reads one reconcile tries after conflicts before it yields to the scheduler (a busy repair, not a bug)."""
+
+
+class StaleRepair(Exception):
+    """Our status write was fenced off (409): the repair changed since we read it; decide again."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,25 +97,34 @@ class Reconciler:
     def reconcile(self, name: str) -> ReconcileResult | None:
         """Take the next step of repair ``name``; None when it is finished or gone."""
         started = time.perf_counter()
-        obj = self._read(name)
-        if obj is None:
-            self._own_writes.pop(name, None)  # deleted: nothing of ours to recognise any more
-            return None
-        view = RepairView.from_object(obj)
-        if view.phase.is_terminal:
-            self._own_writes.pop(name, None)
-            return None
-        if view.phase in (Phase.PENDING, Phase.BLOCKED):
-            with self._admission:
-                if view.phase is Phase.PENDING and self._may_have_twin(view) and fold_twin(self.api, obj) is not None:
-                    return None  # a second record of a node that has one: its findings went there
-                result = self._step(obj, view)
-        else:
-            result = self._step(obj, view)
-        if _ends(result.decision):
-            self._own_writes.pop(name, None)  # its last write's echo may wake a worker once more: harmless
-        self.metrics.reconcile_seconds.observe(time.perf_counter() - started)
-        return result
+        for _ in range(STALE_RETRIES):
+            obj = self._read(name)
+            if obj is None:
+                self._own_writes.pop(name, None)  # deleted: nothing of ours to recognise any more
+                return None
+            view = RepairView.from_object(obj)
+            if view.phase.is_terminal:
+                self._own_writes.pop(name, None)
+                return None
+            try:
+                if view.phase in (Phase.PENDING, Phase.BLOCKED):
+                    with self._admission:
+                        if view.phase is Phase.PENDING and self._may_have_twin(view) and (
+                            fold_twin(self.api, obj) is not None
+                        ):
+                            return None  # a second record of a node that has one: its findings went there
+                        result = self._step(obj, view)
+                else:
+                    result = self._step(obj, view)
+            except StaleRepair:
+                log.info("repair changed under a decision; deciding again repair=%s", name)
+                continue
+            if _ends(result.decision):
+                self._own_writes.pop(name, None)  # its last write's echo may wake a worker once more: harmless
+            self.metrics.reconcile_seconds.observe(time.perf_counter() - started)
+            return result
+        # Every fresh read was overtaken: let the scheduler come back rather than spin here.
+        return ReconcileResult(Decision(Step.NOTHING, "repair busy; deciding again"), timedelta(seconds=1))
 
     def _may_have_twin(self, view: RepairView) -> bool:
         """Could another GPURepair be this node's record? The watch cache answers for free; only then ask the API.
@@ -116,7 +141,8 @@ class Reconciler:
     def _step(self, obj: Mapping[str, Any], view: RepairView) -> ReconcileResult:
         now = self.clock()
         assert self.gatherer is not None
-        view = self._note_resolved_alerts(view)
+        version = _version(obj)
+        view, version = self._note_resolved_alerts(view, version)
         facts = self.gatherer.gather(obj, view, self.breakers.get(), now)
         with self._breaker_turn:  # decide and store as one step: two reconciles never lose a breaker change
             facts = replace(facts, breakers=self.breakers.get())
@@ -125,26 +151,26 @@ class Reconciler:
                 self.breakers.put(decision.breakers)
         self.metrics.breaker_open.set(1 if self.breakers.get().any_open else 0)
         if decision.patch:
-            self._patch_status(view.name, decision.patch)
+            version = self._patch_status(view.name, decision.patch, version=version)
         self._mark_node(view, decision)
         self._act(view, decision)
         if decision.after:
-            self._patch_status(view.name, decision.after)
+            self._patch_status(view.name, decision.after, version=version)
         if decision.resume_consumed:
             self._clear_resume(view.name)
         self._record(obj, view, decision, now)
         return ReconcileResult(decision, decision.requeue_after)
 
-    def _note_resolved_alerts(self, view: RepairView) -> RepairView:
+    def _note_resolved_alerts(self, view: RepairView, version: str) -> tuple[RepairView, str]:
         """Write "alert resolved" lines the webhook's marks call for, before deciding on the same history."""
         if view.phase.is_terminal:
-            return view
+            return view, version
         entries = resolution_entries(view.findings, view.history, attempt=view.attempt or None)
         if not entries:
-            return view
+            return view, version
         history = (*view.history, *entries)
-        self._patch_status(view.name, {"history": [dict(entry) for entry in history]})
-        return replace(view, history=history)
+        version = self._patch_status(view.name, {"history": [dict(entry) for entry in history]}, version=version)
+        return replace(view, history=history), version
 
     def record_error(self, name: str, message: str) -> None:
         """A reconcile keeps failing: say so on the GPURepair, where the SRE looks."""
@@ -157,20 +183,38 @@ class Reconciler:
             {"type": "ReconcileError", "status": "True", "reason": "ApiError", "message": message[:1000],
              "lastTransitionTime": now}
         )  # fmt: skip
-        self._patch_status(name, {"conditions": conditions, "message": f"retrying after error: {message}"[:1000]})
+        body = {"conditions": conditions, "message": f"retrying after error: {message}"[:1000]}
+        try:
+            self._patch_status(name, body, version=_version(obj))
+        except StaleRepair:
+            return  # the repair moved on since the error; the next failure records itself
         self.events.record(self._ref(RepairView.from_object(obj), obj), "Warning", "ReconcileError", message)
 
     # --- the ordered side effects
 
-    def _patch_status(self, name: str, status: Mapping[str, Any]) -> None:
-        for attempt in api_retrying():
-            with attempt:
-                body = {"status": dict(status)}
-                written = as_object(self._custom.patch_cluster_custom_object_status(GROUP, VERSION, PLURAL, name, body))
+    def _patch_status(self, name: str, status: Mapping[str, Any], *, version: str) -> str:
+        """Merge ``status`` in, only onto ``version`` of the repair; returns the version written.
+
+        A 409 is never retried: the write was decided on an object that no
+        longer exists (:class:`StaleRepair`). Other transient errors are.
+        """
+        body: dict[str, Any] = {"metadata": {"resourceVersion": version}, "status": dict(status)}
+        try:
+            for attempt in api_retrying(retry=_retryable_unless_conflict):
+                with attempt:
+                    written = as_object(
+                        self._custom.patch_cluster_custom_object_status(GROUP, VERSION, PLURAL, name, body)
+                    )
+        except ApiException as error:
+            if error.status == 409:
+                raise StaleRepair(name) from error
+            raise
+        written_version = _version(written)
         self._own_writes.pop(name, None)  # re-inserted last: the dict's order is the order of our writes
-        self._own_writes[name] = str(written.get("metadata", {}).get("resourceVersion", ""))
+        self._own_writes[name] = written_version
         while len(self._own_writes) > OWN_WRITES_MAX:  # a repair deleted mid-flight never reconciles again
             del self._own_writes[next(iter(self._own_writes))]
+        return written_version
 
     def wrote_last(self, name: str, resource_version: str) -> bool:
         """Is this version of the repair the one our own last status write produced?
@@ -225,14 +269,15 @@ class Reconciler:
             entered = _phase_entered(view)
             if entered is not None:
                 self.metrics.phase_seconds.labels(view.phase.value).observe((now - entered).total_seconds())
-        if "acknowledgedAt" in after and view.detected_at is not None:
-            self.metrics.mtta.observe((now - view.detected_at).total_seconds())
+        received = _received(view, decision)
+        if "acknowledgedAt" in after and received is not None:
+            self.metrics.mtta.observe(max((now - received).total_seconds(), 0.0))
         terminal = after.get("phase") or (decision.patch.get("phase") if decision.step is Step.CANCEL else None)
         if terminal in {p.value for p in Phase if p.is_terminal}:
             reason = view.reason or str(decision.patch.get("reason") or "unknown")
             self.metrics.repairs.labels(reason, str(terminal)).inc()
-            if terminal == Phase.SUCCEEDED.value and view.detected_at is not None:
-                self.metrics.mttr.observe((now - view.detected_at).total_seconds())
+            if terminal == Phase.SUCCEEDED.value and received is not None:
+                self.metrics.mttr.observe(max((now - received).total_seconds(), 0.0))
 
     # --- reads and references
 
@@ -264,12 +309,35 @@ def _ends(decision: Decision) -> bool:
     return phase in {p.value for p in Phase if p.is_terminal}
 
 
+def _version(obj: Mapping[str, Any]) -> str:
+    return str((obj.get("metadata") or {}).get("resourceVersion") or "")
+
+
+def _retryable_unless_conflict(error: BaseException) -> bool:
+    return is_retryable(error) and not (isinstance(error, ApiException) and error.status == 409)
+
+
 class PowerCycleFailed(RuntimeError):
     """The BMC refused or failed the power cycle; the handler retries, the rung's timeout climbs."""
 
 
 def _phase_entered(view: RepairView) -> datetime | None:
-    """When the repair entered its current phase: its last history entry (or its detection)."""
+    """When the repair entered its current phase: its last history entry (or its receipt)."""
     if view.history:
         return parse_time(str(view.history[-1].get("at")))
-    return view.detected_at
+    return view.received_at
+
+
+def _received(view: RepairView, decision: Decision) -> datetime | None:
+    """Where MTTA and MTTR start: the operator's receive time, not the source's first sight.
+
+    A source's clock can be minutes off (an agent 60 s ahead gives a negative
+    MTTA; an alert redelivered 11 minutes late an inflated one), and the
+    metric measures what RepairBot controls: how long it took from learning
+    of a fault to acting on it. The sources' own times stay on the repair as
+    evidence (``detectedAt``, each finding's ``firstSeen``).
+    """
+    if view.received_at is not None:
+        return view.received_at
+    written = (decision.patch or {}).get("receivedAt")
+    return parse_time(str(written)) if written else view.detected_at

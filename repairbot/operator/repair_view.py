@@ -56,6 +56,7 @@ class RepairView:
     conditions: tuple[Mapping[str, Any], ...] = ()
     node_was_cordoned: bool | None = None
     detected_at: datetime | None = None
+    received_at: datetime | None = None
     acknowledged_at: datetime | None = None
     resolved_at: datetime | None = None
     dry_run: bool = False
@@ -83,6 +84,7 @@ class RepairView:
             conditions=tuple(status.get("conditions") or ()),
             node_was_cordoned=status.get("nodeWasCordoned"),
             detected_at=optional_time(status.get("detectedAt")),
+            received_at=optional_time(status.get("receivedAt")),
             acknowledged_at=optional_time(status.get("acknowledgedAt")),
             resolved_at=optional_time(status.get("resolvedAt")),
             dry_run=bool(spec.get("dryRun")),

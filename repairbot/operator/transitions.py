@@ -56,11 +56,14 @@ class Run:
         return HistoryEntry(step, outcome, message, self.now, action, attempt).to_dict()
 
     def base(self, phase: Phase, message: str, *entries: dict[str, Any]) -> dict[str, Any]:
-        """The fields every transition writes; ``detectedAt`` and ``reason`` once, on the first write.
+        """The fields every transition writes; ``detectedAt``, ``receivedAt`` and ``reason`` once, on the first write.
 
-        The history is bounded (:func:`repairbot.bounds.fold_history`): past its cap
-        the oldest delivered steps fold into one summary entry, and the notifiers'
-        cursors move back by as many entries in this same write.
+        ``detectedAt`` is the sources' first sight (their clocks: evidence only);
+        ``receivedAt`` is this operator's clock at its first write, the one time
+        a late redelivery or a skewed agent cannot move, so the safety windows
+        count from it. The history is bounded (:func:`repairbot.bounds.fold_history`):
+        past its cap the oldest delivered steps fold into one summary entry, and
+        the notifiers' cursors move back by as many entries in this same write.
         """
         fold = fold_history(self.repair.history, entries, self.repair.deliveries)
         patch: dict[str, Any] = {"phase": phase.value, "message": truncate(message), "history": fold.history}
@@ -69,6 +72,8 @@ class Run:
         if self.repair.detected_at is None:
             first = min((f.first_seen for f in self.repair.findings), default=self.now)
             patch["detectedAt"] = format_time(first)
+        if self.repair.received_at is None:
+            patch["receivedAt"] = format_time(self.now)
         if self.repair.reason is None:
             patch["reason"] = self.code
         return patch

@@ -10,18 +10,18 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 from kubernetes import client
 
 from repairbot.agent.assemble import AgentConfig, event_sources, polled_detectors
-from repairbot.agent.runner import NodeAgent
+from repairbot.agent.runner import FindingSink, NodeAgent
 from repairbot.agent.service import ConnectedAgent, connect_agent
 from repairbot.kube.client import raw_call
-from repairbot.model import format_time
+from repairbot.model import Finding, format_time
 from repairbot.sim.control import NodeHandle
 from repairbot.sim.gpu import SimulatedGpuNode
 from repairbot.sim.host import ActionTimes, SimulatedHost
@@ -95,6 +95,26 @@ def _after_boot(connected: ConnectedAgent, kubelet: SimulatedKubelet) -> Callabl
     return back
 
 
+@dataclass(slots=True)
+class SkewedClockSink:
+    """The sink of an agent whose node clock is ``offset`` off: every time it reports moves with it.
+
+    A sim knob, not a product one: real fleets have nodes with wrong clocks
+    (NTP down, a bad RTC), and the operator must not let them decide its
+    safety windows.
+    """
+
+    inner: FindingSink
+    offset: timedelta
+
+    def report(self, node: str, findings: list[Finding]) -> None:
+        self.inner.report(node, [self._skewed(f) for f in findings])
+
+    def _skewed(self, finding: Finding) -> Finding:
+        last = finding.last_seen + self.offset if finding.last_seen is not None else None
+        return replace(finding, first_seen=finding.first_seen + self.offset, last_seen=last)
+
+
 @dataclass
 class SimulatedFleet:
     """Agents for every simulated node; ``start()``/``stop()`` run and end them all."""
@@ -110,7 +130,9 @@ class SimulatedFleet:
         *,
         interval: float = 1.0,
         times: ActionTimes | None = None,
+        clock_offset: timedelta = timedelta(0),
     ) -> SimulatedFleet:
+        """``clock_offset``: how far every node's clock is off (e.g. 60 s ahead) in what its agent reports."""
         fleet = cls()
         for name in names:
             node = SimulatedGpuNode(name, root / name)
@@ -131,6 +153,8 @@ class SimulatedFleet:
             # One client per node, as on a real fleet: each agent is its own process with its own pool.
             api = connect()
             connected = connect_agent(agent, api, host)
+            if clock_offset and agent.sink is not None:
+                agent.sink = SkewedClockSink(agent.sink, clock_offset)
             connected.executor.resync_seconds = max(1.0, interval)
             kubelet = SimulatedKubelet(api, node)
             host.on_reboot_started = kubelet.going_down

@@ -19,11 +19,16 @@ from repairbot.sim.gpu import SimulatedGpuNode
 
 @dataclass(frozen=True, slots=True)
 class ActionTimes:
-    """How long simulated actions take, in wall seconds (real ones: ~10 s reset, minutes to reboot)."""
+    """How long simulated actions take, in wall seconds (real ones: ~10 s reset, minutes to reboot).
+
+    ``validate`` is the simulated ``dcgmi diag`` (real ones: minutes), long
+    enough in tests that need to catch a repair in Validating.
+    """
 
     gpu_reset: float = 0.5
     driver_reload: float = 1.0
     reboot: float = 2.0
+    validate: float = 0.0
 
 
 @dataclass
@@ -72,6 +77,7 @@ class SimulatedHost:
 
     def dcgm_diag(self, level: int) -> ActionOutcome | None:
         """A simulated ``dcgmi diag``: it fails where the simulated hardware is broken, as the real one would."""
+        self.sleep(self.times.validate)
         broken = [d.index for d in self.node.backend.devices if d.remap_failure or d.lost or not d.visible]
         if broken:
             return ActionOutcome(False, f"dcgmi diag -r {level} failed on GPU(s) {broken}")

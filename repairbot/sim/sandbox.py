@@ -16,6 +16,7 @@ import logging
 import secrets
 import signal
 from dataclasses import dataclass, field
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -54,6 +55,7 @@ class SandboxConfig:
     agents: bool = True
     agent_interval: float = 1.0
     action_times: ActionTimes = field(default_factory=ActionTimes)
+    agent_clock_offset: float = 0.0  # seconds every simulated node's clock is ahead (negative: behind)
     operator: bool = True
     policy_path: Path | None = None
 
@@ -101,6 +103,7 @@ class Sandbox:
                 lambda: api_client(str(self.kubeconfig)),
                 interval=self.config.agent_interval,
                 times=self.config.action_times,
+                clock_offset=timedelta(seconds=self.config.agent_clock_offset),
             )
             self.agents.start()
         # Fake Slack and Jira over real HTTP, answering the real slack-sdk and jira clients.

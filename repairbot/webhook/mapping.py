@@ -192,6 +192,8 @@ class AlertRules:
             gpu=_gpu_ref(alert.labels),
             xid=xid,
             source=Source(kind.value),
+            # The sender's clock (a redelivery can be minutes late): evidence only. The operator's safety
+            # windows count from its own receive time (status.receivedAt), never from this.
             first_seen=alert.starts_at or datetime.now(UTC),
             evidence=alert_evidence(alert, receiver=receiver),
         )

@@ -140,11 +140,15 @@ def start_operator(
     identity: str = "operator-test",
     leader_election: bool = False,
     health_port: int = 0,
+    wrapper: tuple[str, ...] = (),
 ) -> subprocess.Popen[bytes]:
-    """``repairbot operator`` as its own process, as it runs in a pod (``env`` adds e.g. Slack/Jira credentials)."""
+    """``repairbot operator`` as its own process, as it runs in a pod (``env`` adds e.g. Slack/Jira credentials).
+
+    ``wrapper`` runs it under another command, e.g. ``("faketime", "-f", "+12s")`` for a replica whose clock is off.
+    """
     environment = {**os.environ, "POD_NAMESPACE": "repairbot", "POD_NAME": identity, **(env or {})}
     command = [
-        sys.executable, "-m", "repairbot.cli", "--log-level", "INFO", "operator",
+        *wrapper, sys.executable, "-m", "repairbot.cli", "--log-level", "INFO", "operator",
         "--kubeconfig", sandbox.state["kubeconfig"], "--policy", str(policy_path),
         "--metrics-port", "0", "--health-port", str(health_port),
     ]  # fmt: skip

@@ -8,7 +8,12 @@ stopped — same final state, no repeated reboot, no orphaned cordon or taint.
 from __future__ import annotations
 
 import signal
+import subprocess
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -17,6 +22,7 @@ from child_servers import free_port
 from e2e_support import (
     TEST_POLICY,
     SandboxFactory,
+    all_repairs,
     eventually,
     finished_repair,
     inject_now,
@@ -33,33 +39,85 @@ from repairbot.kube.client import api_client
 from repairbot.sim.host import ActionTimes
 from repairbot.sim.kube.faults import FaultRule
 
-SLOW = ActionTimes(gpu_reset=0.5, driver_reload=0.5, reboot=3.0)
+SLOW = ActionTimes(gpu_reset=0.5, driver_reload=0.5, reboot=3.0, validate=3.0)
+LEAF_0 = ("gpu-node-000", "gpu-node-001")
 
 
-@pytest.mark.parametrize("kill_in", ["Cordoned", "Draining", "Remediating"])
+@dataclass(frozen=True)
+class KillScenario:
+    """How to hold a repair in one phase long enough to SIGKILL the operator there, and undo the hold.
+
+    ``hold`` runs before the fault is injected; ``release`` runs while no
+    operator is running, so the restarted one must pick everything up from
+    the status alone.
+    """
+
+    policy: dict[str, Any] = field(default_factory=dict)
+    nodes: tuple[str, ...] = ("gpu-node-001",)
+    hold: Callable[[client.ApiClient], None] = lambda kube: None
+    release: Callable[[client.ApiClient, Path], None] = lambda kube, state_dir: None
+
+
+def cordon_by_hand(kube: client.ApiClient, name: str, cordoned: bool) -> None:
+    client.CoreV1Api(kube).patch_node(name, {"spec": {"unschedulable": cordoned}})
+
+
+def resume_all(kube: client.ApiClient, state_dir: Path) -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "repairbot.cli", "resume", "--all", "--kubeconfig", str(state_dir / "kubeconfig")],
+        capture_output=True, text=True, timeout=30,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+
+
+KILL_SCENARIOS = {
+    # the budget (one node out) is taken by a node a human cordoned: the repair queues in Pending
+    "Pending": KillScenario(
+        policy={"budget": {"maxUnavailable": 1}},
+        hold=lambda kube: cordon_by_hand(kube, "gpu-node-003", True),
+        release=lambda kube, state_dir: cordon_by_hand(kube, "gpu-node-003", False),
+    ),
+    "Cordoned": KillScenario(),
+    "Draining": KillScenario(),
+    "Remediating": KillScenario(),
+    # a storm on leaf-0: both repairs are Blocked until a human resumes (two canaries: both go at once)
+    "Blocked": KillScenario(
+        policy={"breaker": {"maxPerDomain": 2, "domainWindow": "5m", "halfOpenCanaries": 2}},
+        nodes=LEAF_0,
+        release=resume_all,
+    ),
+    # a slow dcgmi diag keeps the repair in Validating
+    "Validating": KillScenario(policy={"validation": {"dcgmDiagLevel": 1, "timeout": "60s"}}),
+}
+
+
+@pytest.mark.parametrize("kill_in", list(KILL_SCENARIOS))
 def test_sigkill_in_any_phase_resumes_with_no_repeated_reboot(
     make_sandbox: SandboxFactory, tmp_path: Path, kill_in: str
 ) -> None:
+    scenario = KILL_SCENARIOS[kill_in]
     sandbox = make_sandbox(operator=False, action_times=SLOW, pod_termination_seconds=2)
     kube = api_client(sandbox.state["kubeconfig"])
     policy_path = tmp_path / "policy.yaml"
-    policy_path.write_text(yaml.safe_dump(merge_policy(TEST_POLICY, {"breaker": {"settleTime": "2s"}})))
+    policy = merge_policy(merge_policy(TEST_POLICY, {"breaker": {"settleTime": "2s"}}), scenario.policy)
+    policy_path.write_text(yaml.safe_dump(policy))
     log = tmp_path / "operator.log"
-    member = simulated(sandbox, "gpu-node-001")
-    boots = member.node.boot_count
+    boots = {name: simulated(sandbox, name).node.boot_count for name in scenario.nodes}
+    scenario.hold(kube)
 
     first = start_operator(sandbox, policy_path, log)
     try:
-        inject_now(sandbox, [("gpu-node-001", "xid:79", 2)])
+        inject_now(sandbox, [(name, "xid:79", 2) for name in scenario.nodes])
         eventually(
-            lambda: any(phase_of(r) == kill_in for r in repairs_of(kube, "gpu-node-001")),
+            lambda: all(any(phase_of(r) == kill_in for r in repairs_of(kube, n)) for n in scenario.nodes),
             timeout=30, interval=0.02, what=f"phase {kill_in}",
         )  # fmt: skip
         first.send_signal(signal.SIGKILL)
         first.wait(10)
+        scenario.release(kube, Path(sandbox.sandbox.config.state_dir))
         second = start_operator(sandbox, policy_path, log)
         try:
-            repair = finished_repair(kube, "gpu-node-001", timeout=60)
+            finished = {name: finished_repair(kube, name, timeout=60) for name in scenario.nodes}
         finally:
             second.terminate()
             second.wait(20)
@@ -67,13 +125,17 @@ def test_sigkill_in_any_phase_resumes_with_no_repeated_reboot(
         if first.poll() is None:
             first.kill()
 
-    assert phase_of(repair) == "Succeeded", (repair["status"], log.read_text()[-3000:])
-    assert member.node.boot_count == boots + 1  # one reboot, not two
-    back = node(kube, "gpu-node-001")
-    assert not back["spec"].get("unschedulable")
-    assert not any(t["key"] == "repairbot.io/unhealthy" for t in back["spec"].get("taints") or [])
-    requests = [e for e in repair["status"]["history"] if e["step"] == "request"]
-    assert len(requests) == 1
+    for name, repair in finished.items():
+        assert phase_of(repair) == "Succeeded", (repair["status"], log.read_text()[-3000:])
+        assert simulated(sandbox, name).node.boot_count == boots[name] + 1  # one reboot, not two
+        back = node(kube, name)
+        assert not back["spec"].get("unschedulable")
+        assert not any(t["key"] == "repairbot.io/unhealthy" for t in back["spec"].get("taints") or [])
+        history = repair["status"]["history"]
+        assert len([e for e in history if e["step"] == "request"]) == 1
+        assert len([e for e in history if e["step"] == "cordon" and e["outcome"] == "started"]) == 1, history
+    if kill_in == "Pending":
+        assert not any(r for r in all_repairs(kube) if r["spec"]["nodeName"] == "gpu-node-003")  # left alone
 
 
 def test_api_errors_and_dropped_watches_change_nothing_but_time(make_sandbox: SandboxFactory) -> None:
