@@ -44,6 +44,7 @@ def test_the_reconcilers_memory_of_own_writes_is_bounded(kube_api: client.ApiCli
     open_repair(custom, "gpu-1-a")
     for i in range(OWN_WRITES_MAX + 10):
         reconciler._own_writes[f"gone-{i}"] = str(i)  # repairs deleted mid-flight, never reconciled again
-    reconciler._patch_status("gpu-1-a", {"message": "x"})
+    current = custom.get_cluster_custom_object("repairbot.io", "v1alpha1", "gpurepairs", "gpu-1-a")
+    reconciler._patch_status("gpu-1-a", {"message": "x"}, version=current["metadata"]["resourceVersion"])
     assert len(reconciler._own_writes) == OWN_WRITES_MAX
     assert "gpu-1-a" in reconciler._own_writes and "gone-0" not in reconciler._own_writes

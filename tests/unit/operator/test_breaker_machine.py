@@ -158,7 +158,7 @@ def test_resumed_repairs_that_never_cordoned_queue_behind_the_budget() -> None:
 def test_dry_run_opted_out_and_no_action_repairs_count_toward_no_breaker() -> None:
     def obj(name: str, node: str, **spec: Any) -> dict[str, Any]:
         return {"metadata": {"name": name}, "spec": {"nodeName": node, **spec},
-                "status": {"detectedAt": format_time(T0)}}  # fmt: skip
+                "status": {"detectedAt": format_time(T0), "receivedAt": format_time(T0)}}  # fmt: skip
 
     nodes = {f"n{i}": {"metadata": {"name": f"n{i}", "labels": {LABEL_FAILURE_DOMAIN: "leaf-0"}}} for i in range(8)}
     nodes["n5"]["metadata"]["labels"][LABEL_DISABLED] = "true"
