@@ -260,6 +260,8 @@ def _unfinished_finish(run: Run) -> Decision | None:
     if last.get("outcome") != "started":
         return None
     message = str(last.get("message") or "")
+    if last.get("step") == Step.CORDON.value and run.repair.acknowledged_at is None:
+        return run.finish_cordon(message)
     if last.get("step") == Step.RETURN_TO_SERVICE.value:
         return run.return_to_service(message)
     if last.get("step") == Step.QUARANTINE.value:

@@ -108,6 +108,18 @@ class Run:
         after = {"acknowledgedAt": format_time(self.now), "history": [*patch["history"], _done(started, self.now)]}
         return Decision(Step.CORDON, message, patch, after, "Cordoned", cordon=True, node_state=NodeState.REPAIRING)
 
+    def finish_cordon(self, message: str) -> Decision:
+        """A cordon on record as started but never done (the operator died mid-step): finish that one.
+
+        The node is marked again (cordon, taint and label are idempotent) and
+        the started entry gets its ``done``; no second cordon is recorded, so a
+        restart resumes the step instead of repeating it.
+        """
+        started = dict(self.repair.history[-1])
+        after = {"acknowledgedAt": format_time(self.now),
+                 "history": [*map(dict, self.repair.history), _done(started, self.now)]}  # fmt: skip
+        return Decision(Step.CORDON, message, {}, after, "Cordoned", cordon=True, node_state=NodeState.REPAIRING)
+
     def queue(self, block: BlockReason) -> Decision:
         if self.repair.phase is Phase.PENDING and self.repair.message == block.message:
             return Decision(Step.QUEUE, block.message, requeue_after=timedelta(seconds=30))

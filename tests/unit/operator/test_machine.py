@@ -274,12 +274,26 @@ def test_crash_between_uncordon_and_status_finishes_the_return() -> None:
     assert world.phase == "Succeeded"
 
 
-def test_crash_between_cordon_and_status_cordons_again() -> None:
+def test_crash_between_cordon_and_status_finishes_that_cordon_without_recording_a_second() -> None:
     world = World(new_repair())
     world.step(Step.CORDON, crash_before_after=True)
     assert world.phase == "Cordoned"
-    world.step(Step.CORDON)
+    finished = world.step(Step.CORDON)
+    assert finished.cordon and not finished.patch  # the marks again (idempotent), no new "started"
     assert "acknowledgedAt" in world.status
+    assert [(e["step"], e["outcome"]) for e in world.status["history"]] == [("cordon", "started"), ("cordon", "done")]
+
+
+def test_a_storm_block_killed_mid_cordon_finishes_its_cordon_and_resumes_with_one_cordon_on_record() -> None:
+    faults = tuple(Fault(f"n{i}", T0 - timedelta(seconds=i), "leaf-3") for i in range(6))
+    world = World(new_repair())
+    world.facts = replace(world.facts, recent_faults=faults, node_labels={LABEL_FAILURE_DOMAIN: "leaf-3"})
+    world.step(Step.BLOCK, crash_before_after=True)  # SIGKILL after "cordon only" was recorded, before it was done
+    assert world.phase == "Blocked" and "acknowledgedAt" not in world.status
+    world.step(Step.CORDON)
+    assert world.phase == "Blocked" and "acknowledgedAt" in world.status
+    cordons = [e for e in world.status["history"] if e["step"] == "cordon" and e["outcome"] == "started"]
+    assert len(cordons) == 1
 
 
 def test_notify_rung_keeps_the_node_cordoned_undrained_until_the_finding_clears() -> None:
