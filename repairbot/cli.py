@@ -101,7 +101,8 @@ def _cmd_inject(args: argparse.Namespace) -> int:
         return 1
     url = f"{state['control']}/nodes/{args.node}/faults"
     try:
-        response = httpx.post(url, json={"fault": args.fault, "gpu": args.gpu}, timeout=10)
+        # An agent restart waits for the old agent's threads to end: give it time.
+        response = httpx.post(url, json={"fault": args.fault, "gpu": args.gpu}, timeout=30)
     except httpx.HTTPError as error:
         print(f"repairbot inject: sandbox at {state['control']} not answering: {error}", file=sys.stderr)
         return 1
@@ -109,7 +110,10 @@ def _cmd_inject(args: argparse.Namespace) -> int:
     if response.status_code != 202:
         print(f"repairbot inject: {body.get('error', response.text)}", file=sys.stderr)
         return 1
-    print(f"injected {body['fault']} on {body['node']} GPU {body['gpu']} at {body['injectedAt']}")
+    if body["fault"] == "agent-restart":
+        print(f"restarted the agent on {body['node']} at {body['injectedAt']}")
+    else:
+        print(f"injected {body['fault']} on {body['node']} GPU {body['gpu']} at {body['injectedAt']}")
     return 0
 
 
@@ -336,7 +340,8 @@ def build_parser() -> argparse.ArgumentParser:
         "inject",
         help="inject a fault into a simulated node of a running sandbox",
         description="Faults: xid:<code>, ecc-dbe, row-remap-pending, row-remap-failure, fall-off-bus, "
-        "pcie-degrade, ib-port-down, ib-flap, thermal, gpu-missing, nvlink-down.",
+        "pcie-degrade, ib-port-down, ib-flap, thermal, gpu-missing, nvlink-down; and agent-restart (replace the "
+        "node's agent with a fresh one, as a DaemonSet rollout does; the node's GPUs and kernel log stay).",
     )
     inject.add_argument("--state-dir", default="rb-state", help="the sandbox's state directory")
     inject.add_argument("node", help="e.g. gpu-node-002")

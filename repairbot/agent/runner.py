@@ -83,6 +83,7 @@ class NodeAgent:
     _threads: list[threading.Thread] = field(default_factory=list)
     _last_condition: NodeCondition | None = None
     _flush_lock: threading.Lock = field(default_factory=threading.Lock)
+    polls: int = 0  # complete poll cycles since this agent started
 
     def poll_once(self) -> AgentReport:
         """Poll every detector once, hand new findings to intake, refresh the node condition."""
@@ -97,6 +98,7 @@ class NodeAgent:
         self._publish_condition(condition)
         self.metrics.poll_duration.observe(time.perf_counter() - started)
         self.metrics.mark_poll(time.time())
+        self.polls += 1
         return AgentReport(self.node, datetime.now(UTC), reports, condition, self.tracker.active())
 
     def on_event(self, finding: Finding, origin: str = "") -> None:

@@ -2,11 +2,17 @@
 
 ``repairbot inject`` and the tests talk to this, so an injected fault enters
 through the same door for every caller and then flows through the same
-detector code as a real one.
+detector code as a real one. Besides hardware faults a node takes
+``agent-restart``: its agent is replaced by a fresh one, as a DaemonSet
+rollout replaces the pod.
+
+A fault is applied on a worker thread, not on the event loop: restarting an
+agent waits for its threads, which talk to the API server this loop may serve.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -54,7 +60,7 @@ def control_app(nodes: Mapping[str, NodeHandle]) -> web.Application:
         if not isinstance(gpu, int) or isinstance(gpu, bool) or gpu < 0:
             return _error(400, f'"gpu" must be a non-negative integer, got {gpu!r}')
         try:
-            handle.inject(body["fault"], gpu)
+            await asyncio.get_running_loop().run_in_executor(None, handle.inject, body["fault"], gpu)
         except (UnknownFault, ValueError, IndexError) as error:
             return _error(422, str(error))
         at = format_time(datetime.now(UTC))
