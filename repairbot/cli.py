@@ -83,6 +83,7 @@ def _cmd_agent(args: argparse.Namespace) -> int:
         metrics_port=args.metrics_port,
         ib_ports=tuple(p.strip() for p in args.ib_ports.split(",") if p.strip()) if args.ib_ports else None,
         ib_rate_gbps=args.ib_rate_gbps,
+        state_dir=Path(args.state_dir) if args.state_dir else None,
     )
     if args.once:
         return run_once(options, as_json=args.json, out=sys.stdout)
@@ -254,6 +255,11 @@ def build_parser() -> argparse.ArgumentParser:
         "--ib-rate-gbps", type=float, default=None, help="link rate a healthy port runs at, e.g. 400 (default: none)"
     )
     agent.add_argument("--metrics-port", type=int, default=9402, help="/metrics and /healthz port (0: off)")
+    agent.add_argument(
+        "--state-dir",
+        default=None,
+        help="host directory for the kernel-log cursor, kept across agent restarts (the chart: /var/lib/repairbot)",
+    )
     agent.set_defaults(handler=_cmd_agent)
 
     operator = commands.add_parser(

@@ -108,6 +108,8 @@ class ActionExecutor:
     resync_seconds: float = 60.0
     _issued: set[str] = field(default_factory=set)
     _listed_version: str | None = None
+    # The node's active repairs as last listed, with what each holds of this agent's signal evidence.
+    _active: dict[str, dict[str, str]] = field(default_factory=dict)
     _stop: threading.Event = field(default_factory=threading.Event)
     _thread: threading.Thread | None = None
 
@@ -134,6 +136,11 @@ class ActionExecutor:
             custom.list_cluster_custom_object(GROUP, VERSION, PLURAL, label_selector=f"{LABEL_NODE}={self.node}")
         )
         self._listed_version = (listing.get("metadata") or {}).get("resourceVersion") or None
+        self._active = {
+            r["metadata"]["name"]: dict(((r.get("status") or {}).get("agent") or {}).get("signals") or {})
+            for r in listing.get("items", [])
+            if is_active(r) and not r["metadata"].get("deletionTimestamp")
+        }
         taken = 0
         for repair in listing.get("items", []):
             step = decide(repair, self.host.boot_id(), frozenset(self._issued))
@@ -141,6 +148,10 @@ class ActionExecutor:
                 self._perform(repair["metadata"]["name"], step)
                 taken += 1
         return taken
+
+    def active_signals(self) -> dict[str, dict[str, str]]:
+        """The node's active repairs (as of the last listing) and their ``status.agent.signals``."""
+        return self._active
 
     def _perform(self, name: str, step: Step) -> None:
         if step.kind is StepKind.CONCLUDE:

@@ -79,7 +79,7 @@ class SimulatedNodeAgent:
         log.info("simulated agent restarted node=%s restarts=%d", self.node.name, self.restarts)
 
     def describe(self) -> dict[str, Any]:
-        report = self.agent.tracker.condition([])
+        report = self.agent.tracker.condition([], starting=not self.agent.ready)
         return {
             "bootId": self.node.boot_id,
             "gpus": self.node.gpu_count,
@@ -140,16 +140,17 @@ def _connect_node(
         kmsg_path=node.kmsg_path,
         expected_gpus=node.gpu_count,
         interval=interval,
+        state_dir=node.root / "var-lib-repairbot",  # the node's hostPath: outlives the agent
     )
     agent = NodeAgent(
         node=node.name,
         detectors=polled_detectors(config, node.backend),
-        event_sources=event_sources(config, node.backend),
+        event_sources=event_sources(config, node.backend, boot_id=lambda: node.boot_id),
         interval=interval,
     )
     # One client per agent, as on a real fleet: each agent is its own process with its own pool.
     api = connect()
-    connected = connect_agent(agent, api, host)
+    connected = connect_agent(agent, api, host, config.state_dir)
     connected.executor.resync_seconds = max(1.0, interval)
     kubelet = SimulatedKubelet(api, node)
     host.on_reboot_started = kubelet.going_down
