@@ -47,6 +47,7 @@ def _cmd_demo(args: argparse.Namespace) -> int:
         keep=args.keep,
         speed=args.speed,
         policy_path=Path(args.policy) if args.policy else None,
+        rolling_restart=args.rolling_restart,
     )
     try:
         return asyncio.run(run_demo(options))
@@ -368,6 +369,11 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--keep", action="store_true", help="keep the sandbox running after the summary, until Ctrl-C")
     demo.add_argument("--speed", type=_positive_float, default=1.0, help="faster (2) or slower (0.5) show")
     demo.add_argument("--policy", default=None, help="operator policy (default: repairbot/data/policy-demo.yaml)")
+    demo.add_argument(
+        "--rolling-restart",
+        action="store_true",
+        help="restart every agent mid-repair, as a DaemonSet rollout does (every scenario must still end right)",
+    )
     demo.set_defaults(handler=_cmd_demo)
     return parser
 

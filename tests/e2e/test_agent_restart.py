@@ -11,9 +11,13 @@ had happened.
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
+from pathlib import Path
 from typing import Any
+
+import pytest
 
 from e2e_support import (
     SandboxFactory,
@@ -143,3 +147,20 @@ def test_a_rolling_restart_of_all_agents_mid_repair_changes_no_outcome(make_sand
     undisturbed = _outcomes(make_sandbox, rolling_restart=False)
     rolled = _outcomes(make_sandbox, rolling_restart=True)
     assert rolled == undisturbed
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(400)
+def test_a_rolling_restart_of_all_agents_mid_demo_changes_no_outcome(tmp_path: Path) -> None:
+    """``repairbot demo --rolling-restart``: every agent replaced mid-repair and again mid-storm; all 8 still end right."""
+    command = ["demo", "--no-live", "--speed", "2", "--rolling-restart", "--state-dir", str(tmp_path / "rb")]
+    done = subprocess.run(
+        [sys.executable, "-m", "repairbot.cli", *command],
+        capture_output=True, text=True, timeout=360, encoding="utf-8",
+        env={**os.environ, "PYTHONIOENCODING": "utf-8"},
+    )  # fmt: skip
+    out = done.stdout
+    assert done.returncode == 0, f"exit {done.returncode}\n{out[-6000:]}\n{done.stderr[-3000:]}"
+    assert out.count("a rolling restart of every agent: 16 agents") == 2
+    assert "agent restart failed" not in out
+    assert "all 8 scenarios ended as expected" in out
