@@ -2,10 +2,11 @@
 
 An agent pod is replaced at every DaemonSet rollout, and its memory goes with
 it. What it knew is not lost, because it told intake: the node's active
-GPURepair holds every finding it reported, each naming its signal, and every
-kernel-log finding keeps the (boot id, sequence number) of its record. One
-listing of the node's GPURepairs at start-up — the same selector the executor
-watches — is enough to come back knowing what the last agent knew.
+GPURepair (or, while the node stays quarantined, its quarantine) holds every
+finding it reported, each naming its signal, and every kernel-log finding
+keeps the (boot id, sequence number) of its record. One read of the node and
+one listing of its GPURepairs at start-up — the same selector the executor
+watches — are enough to come back knowing what the last agent knew.
 
 A small state file on the host (``--state-dir``, a hostPath) keeps the
 kernel-log cursor too, because GPURepairs are garbage-collected after a
@@ -27,9 +28,20 @@ from typing import Any
 
 from kubernetes import client
 
-from repairbot.kube.client import as_object
+from repairbot.kube.client import as_object, raw_call
 from repairbot.kube.intake import is_active
-from repairbot.model import EVIDENCE_KMSG_BOOT, EVIDENCE_KMSG_SEQ, GROUP, LABEL_NODE, PLURAL, VERSION, Finding
+from repairbot.model import (
+    EVIDENCE_KMSG_BOOT,
+    EVIDENCE_KMSG_SEQ,
+    GROUP,
+    LABEL_NODE,
+    LABEL_STATE,
+    PLURAL,
+    VERSION,
+    Finding,
+    NodeState,
+    Phase,
+)
 
 log = logging.getLogger(__name__)
 
@@ -47,16 +59,32 @@ class Recovery:
     marks: tuple[Mark, ...] = ()
 
 
-def recovery_from(repairs: Iterable[Mapping[str, Any]]) -> Recovery:
-    """Pure: findings of the active repairs, and a mark for every kernel-log finding of any repair."""
+def recovery_from(repairs: Iterable[Mapping[str, Any]], *, quarantined: bool = False) -> Recovery:
+    """Pure: findings of the active repairs, and a mark for every kernel-log finding of any repair.
+
+    ``quarantined``: the node still carries the ``quarantined`` state label, so the latest Quarantined repair's
+    findings still describe it (quarantine is sticky until a human releases the node): they come back too,
+    or every rollout would report a quarantined node's standing faults again as new.
+    """
     findings: list[Finding] = []
     marks: list[Mark] = []
-    for repair in repairs:
+    ordered = sorted(repairs, key=lambda r: (r.get("metadata", {}).get("creationTimestamp", ""), _name(r)))
+    quarantine = next((r for r in reversed(ordered) if _phase(r) == Phase.QUARANTINED.value), None)
+    for repair in ordered:
         items = [Finding.from_dict(item) for item in (repair.get("spec") or {}).get("findings") or ()]
-        if is_active(dict(repair)) and not repair.get("metadata", {}).get("deletionTimestamp"):
+        current = is_active(dict(repair)) or (quarantined and repair is quarantine)
+        if current and not repair.get("metadata", {}).get("deletionTimestamp"):
             findings.extend(items)
         marks.extend(mark for mark in map(kmsg_mark, items) if mark is not None)
     return Recovery(tuple(findings), tuple(marks))
+
+
+def _name(repair: Mapping[str, Any]) -> str:
+    return str(repair.get("metadata", {}).get("name", ""))
+
+
+def _phase(repair: Mapping[str, Any]) -> str:
+    return str((repair.get("status") or {}).get("phase") or "")
 
 
 def kmsg_mark(finding: Finding) -> Mark | None:
@@ -68,13 +96,15 @@ def kmsg_mark(finding: Finding) -> Mark | None:
 
 
 def read_recovery(api: client.ApiClient, node: str) -> Recovery:
-    """List this node's GPURepairs once; raises on API errors (the caller retries)."""
+    """Read this node's state label and list its GPURepairs, once; raises on API errors (the caller retries)."""
+    labels = (raw_call(client.CoreV1Api(api).read_node, node).get("metadata") or {}).get("labels") or {}
     listing = as_object(
         client.CustomObjectsApi(api).list_cluster_custom_object(
             GROUP, VERSION, PLURAL, label_selector=f"{LABEL_NODE}={node}"
         )
     )
-    return recovery_from(listing.get("items") or ())
+    quarantined = labels.get(LABEL_STATE) == NodeState.QUARANTINED.value
+    return recovery_from(listing.get("items") or (), quarantined=quarantined)
 
 
 @dataclass

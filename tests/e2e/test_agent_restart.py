@@ -18,7 +18,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
 from e2e_support import (
     SandboxFactory,
     all_repairs,
@@ -152,7 +151,7 @@ def test_a_rolling_restart_of_all_agents_mid_repair_changes_no_outcome(make_sand
 @pytest.mark.slow
 @pytest.mark.timeout(400)
 def test_a_rolling_restart_of_all_agents_mid_demo_changes_no_outcome(tmp_path: Path) -> None:
-    """``repairbot demo --rolling-restart``: every agent replaced mid-repair and again mid-storm; all 8 still end right."""
+    """``repairbot demo --rolling-restart``: every agent replaced mid-repair, again mid-storm; all 8 end right."""
     command = ["demo", "--no-live", "--speed", "2", "--rolling-restart", "--state-dir", str(tmp_path / "rb")]
     done = subprocess.run(
         [sys.executable, "-m", "repairbot.cli", *command],

@@ -45,6 +45,16 @@ def test_recovery_takes_the_active_repairs_findings_and_every_repairs_kernel_log
     assert sorted(recovery.marks) == [("boot-a", 7), ("boot-a", 12), ("boot-a", 30)]
 
 
+def test_a_quarantined_nodes_standing_faults_come_back_while_it_stays_quarantined() -> None:
+    older = repair("Quarantined", kmsg_finding("xid-48", 3))
+    older["metadata"]["creationTimestamp"] = "2026-11-20T10:00:00Z"
+    latest = repair("Quarantined", kmsg_finding("xid-64", 9))
+    latest["metadata"].update(name="gpu-node-001-latest", creationTimestamp="2026-11-22T10:00:00Z")
+    done = repair("Succeeded", kmsg_finding("xid-79", 1))
+    assert [f.code for f in recovery_from([latest, older, done], quarantined=True).findings] == ["xid-64"]
+    assert recovery_from([latest, older, done], quarantined=False).findings == ()  # released: history only
+
+
 def test_a_finding_without_kernel_log_evidence_leaves_no_mark() -> None:
     plain = Finding("row-remap-pending", "x", Action.GPU_RESET, signal="nvml-health", signal_kind=SignalKind.POLLED)
     odd = kmsg_finding("xid-79", 1)
