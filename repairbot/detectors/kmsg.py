@@ -222,6 +222,8 @@ class KmsgDetector:
             self._unreadable(exc)
             return None
         self._boot = self._current_boot()
+        # Only this boot's cursor can ever apply again (sequence numbers restart at every boot): keep just it.
+        self._cursor = {self._boot: self._cursor[self._boot]} if self._boot in self._cursor else {}
         self.health = SignalHealth(self.name, SignalState.OK, f"following {self.path}")
         return reader
 
