@@ -42,6 +42,8 @@ from repairbot.model import Finding, format_time
 
 log = logging.getLogger(__name__)
 
+CATCH_UP_WAIT_S = 2.0  # at start, how long the first poll waits for the kernel log to be read up to now
+
 
 class FindingSink(Protocol):
     """Where findings go: intake in production, anything in a test."""
@@ -229,6 +231,7 @@ class NodeAgent:
             if not self._recovered:
                 if self.recover_once():
                     self._start_sources()
+                    self._await_catch_up(min(self.interval, CATCH_UP_WAIT_S))
                 # What is known so far: the restored faults (False), else Unknown — never True yet.
                 self._publish_condition(self.tracker.condition([], starting=True))
             try:
@@ -236,6 +239,17 @@ class NodeAgent:
             except Exception:
                 log.exception("poll cycle failed node=%s", self.node)
             self._stop.wait(self.interval)
+
+    def _await_catch_up(self, timeout: float) -> None:
+        """Give the kernel log a moment to be read up to now, so the first poll can already say True.
+
+        Bounded: a slow log only delays ``True`` to a later poll, it never blocks the polls.
+        """
+        deadline = time.monotonic() + timeout
+        resumable = [s for s in self.event_sources if isinstance(s, ResumableSource)]
+        while not all(s.caught_up for s in resumable) and time.monotonic() < deadline:
+            if self._stop.wait(0.02):
+                return
 
     def _consume(self, source: EventSource) -> None:
         while not self._stop.is_set():
