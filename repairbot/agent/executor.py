@@ -6,6 +6,10 @@ id makes it idempotent: the agent records ``running`` with the id *before*
 acting, so a restarted agent never repeats a reset or a reboot — it concludes
 the request instead (a reboot succeeded when the boot id changed; any other
 action interrupted by a restart is reported failed, and the operator decides).
+A reboot whose boot id has not changed yet may still be on its way down — a
+DaemonSet rollout can replace the agent between ``systemctl reboot`` and the
+power-off — so a new agent waits :data:`REBOOT_GRACE` from the recorded start
+before it calls the reboot failed.
 
 :func:`decide` is the pure heart (repair + boot id → step) and is tested
 without I/O; :class:`ActionExecutor` wires it to the API and the host.
@@ -18,7 +22,7 @@ import logging
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from kubernetes import client, watch
@@ -27,11 +31,13 @@ from kubernetes.client.rest import ApiException
 from repairbot.agent.host import ActionOutcome, HostActions
 from repairbot.kube.client import api_retrying, as_object
 from repairbot.kube.intake import is_active
-from repairbot.model import GROUP, LABEL_NODE, PLURAL, VERSION, GpuRef, format_time
+from repairbot.model import GROUP, LABEL_NODE, PLURAL, VERSION, GpuRef, format_time, parse_time
 
 log = logging.getLogger(__name__)
 
 REQUEST_ACTIONS = ("gpu-reset", "driver-reload", "reboot", "validate")
+# How long a machine may take from ``systemctl reboot`` to power-off (systemd's default stop timeout is 90 s).
+REBOOT_GRACE = timedelta(minutes=2)
 
 
 class StepKind(enum.Enum):
@@ -53,12 +59,15 @@ class Step:
     load_check: bool = False
 
 
-def decide(repair: dict[str, Any], boot_id: str, issued_here: frozenset[str] = frozenset()) -> Step:
+def decide(
+    repair: dict[str, Any], boot_id: str, issued_here: frozenset[str] = frozenset(), now: datetime | None = None
+) -> Step:
     """What the executor should do about one GPURepair (pure).
 
     ``issued_here`` holds request ids this agent process started: an action
     still ``running`` that this process did not start was interrupted by an
-    agent restart.
+    agent restart. ``now`` (this host's clock, the one that wrote ``startedAt``)
+    tells a reboot still going down from one that never happened.
     """
     status = repair.get("status") or {}
     request = status.get("request") or {}
@@ -78,7 +87,7 @@ def decide(repair: dict[str, Any], boot_id: str, issued_here: frozenset[str] = f
         if before and before != boot_id:
             message = f"rebooted: boot id {before} → {boot_id}"
             return Step(StepKind.CONCLUDE, request_id, action, gpu, "succeeded", message)
-        if request_id in issued_here:
+        if request_id in issued_here or _going_down(answer, now):
             return Step(StepKind.WAIT, request_id, action, gpu)
         return Step(
             StepKind.CONCLUDE, request_id, action, gpu, "failed", f"agent restarted but boot id is still {boot_id}"
@@ -87,6 +96,17 @@ def decide(repair: dict[str, Any], boot_id: str, issued_here: frozenset[str] = f
         return Step(StepKind.WAIT, request_id, action, gpu)
     message = f"agent restarted during {action}; outcome unknown"
     return Step(StepKind.CONCLUDE, request_id, action, gpu, "failed", message)
+
+
+def _going_down(answer: dict[str, Any], now: datetime | None) -> bool:
+    """A reboot an earlier agent started less than :data:`REBOOT_GRACE` ago may still be shutting the node down."""
+    started = answer.get("startedAt")
+    if now is None or not started:
+        return False
+    try:
+        return now - parse_time(str(started)) < REBOOT_GRACE
+    except ValueError:
+        return False
 
 
 Validator = Callable[[int, bool], ActionOutcome]
@@ -143,7 +163,7 @@ class ActionExecutor:
         }
         taken = 0
         for repair in listing.get("items", []):
-            step = decide(repair, self.host.boot_id(), frozenset(self._issued))
+            step = decide(repair, self.host.boot_id(), frozenset(self._issued), datetime.now(UTC))
             if step.kind in (StepKind.START, StepKind.CONCLUDE):
                 self._perform(repair["metadata"]["name"], step)
                 taken += 1
