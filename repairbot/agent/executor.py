@@ -9,7 +9,8 @@ action interrupted by a restart is reported failed, and the operator decides).
 A reboot whose boot id has not changed yet may still be on its way down — a
 DaemonSet rollout can replace the agent between ``systemctl reboot`` and the
 power-off — so a new agent waits :data:`REBOOT_GRACE` from the recorded start
-before it calls the reboot failed.
+before it calls the reboot failed. A validation only looks, so one a restart
+interrupted is run again.
 
 :func:`decide` is the pure heart (repair + boot id → step) and is tested
 without I/O; :class:`ActionExecutor` wires it to the API and the host.
@@ -94,6 +95,11 @@ def decide(
         )
     if request_id in issued_here:
         return Step(StepKind.WAIT, request_id, action, gpu)
+    if action == "validate":
+        # Only looks, changes nothing: a validation a restart interrupted is simply run again, so a
+        # rollout during a long DCGM diagnostic does not climb the ladder.
+        level, load = int(request.get("dcgmDiagLevel") or 0), bool(request.get("requireLoadCheck"))
+        return Step(StepKind.START, request_id, action, gpu, diag_level=level, load_check=load)
     message = f"agent restarted during {action}; outcome unknown"
     return Step(StepKind.CONCLUDE, request_id, action, gpu, "failed", message)
 
@@ -130,6 +136,8 @@ class ActionExecutor:
     _listed_version: str | None = None
     # The node's active repairs as last listed, with what each holds of this agent's signal evidence.
     _active: dict[str, dict[str, str]] = field(default_factory=dict)
+    # Set when the executor may act: after the agent took back its predecessor's findings (see connect_agent).
+    gate: threading.Event | None = None
     _stop: threading.Event = field(default_factory=threading.Event)
     _thread: threading.Thread | None = None
 
@@ -241,6 +249,9 @@ class ActionExecutor:
                 custom.patch_cluster_custom_object_status(GROUP, VERSION, PLURAL, name, {"status": {"agent": answer}})
 
     def _loop(self) -> None:
+        while self.gate is not None and not self.gate.is_set():
+            if self._stop.wait(0.05):
+                return
         while not self._stop.is_set():
             try:
                 self.reconcile()

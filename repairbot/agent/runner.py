@@ -116,6 +116,9 @@ class NodeAgent:
     cursor: CursorFile | None = None  # the kernel-log cursor on the host, beside the repairs' marks
     _recovered: bool = False
     _ready: bool = False
+    # Set once the previous agent's findings are back: the executor acts only after that, or a validation
+    # could clear the events and then see them restored and fail.
+    recovered_event: threading.Event = field(default_factory=threading.Event)
 
     @property
     def ready(self) -> bool:
@@ -177,6 +180,7 @@ class NodeAgent:
         self._stop.clear()
         if self.recover is None:
             self._recovered = True
+            self.recovered_event.set()
             self._start_sources()
         poller = threading.Thread(target=self._poll_loop, name=f"agent-{self.node}-poll", daemon=True)
         poller.start()
@@ -202,6 +206,7 @@ class NodeAgent:
             if isinstance(source, ResumableSource):
                 source.resume_after(marks)
         self._recovered = True
+        self.recovered_event.set()
         log.info("agent recovered node=%s findings=%d kmsg_marks=%d", self.node, restored, len(marks))
         return True
 

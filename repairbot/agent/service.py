@@ -121,6 +121,7 @@ def connect_agent(
         host=host,
         validate=lambda level, load_check: validate_node(agent, host, level, load_check),
         on_repaired=agent.tracker.clear_events,
+        gate=agent.recovered_event,
     )
     agent.signals = RepairSignalSink(api, executor.active_signals)
     return ConnectedAgent(agent, executor)

@@ -138,14 +138,21 @@ def _outcomes(make_sandbox: SandboxFactory, *, rolling_restart: bool) -> dict[st
     for name, _fault, _gpu in MIX:
         repair = finished_repair(kube, name, timeout=90)
         outcome[name] = (phase_of(repair), repair["status"].get("action"), repair["status"].get("attempt"))
+        STORIES[(rolling_restart, name)] = [
+            f"{e['at']} {e['step']} {e['outcome']}: {e['message'][:120]}" for e in repair["status"]["history"]
+        ]
     outcome["repairs"] = len(all_repairs(kube))
     return outcome
+
+
+STORIES: dict[tuple[bool, str], list[str]] = {}  # each repair's history, to show where a restart changed it
 
 
 def test_a_rolling_restart_of_all_agents_mid_repair_changes_no_outcome(make_sandbox: SandboxFactory) -> None:
     undisturbed = _outcomes(make_sandbox, rolling_restart=False)
     rolled = _outcomes(make_sandbox, rolling_restart=True)
-    assert rolled == undisturbed
+    changed = [name for name in undisturbed if rolled.get(name) != undisturbed[name]]
+    assert rolled == undisturbed, {name: STORIES.get((True, name)) for name in changed}
 
 
 @pytest.mark.slow

@@ -91,6 +91,15 @@ def test_a_reboot_a_previous_agent_started_moments_ago_is_waited_for() -> None:
     assert decide(repair(REBOOT, answer), "b2", frozenset(), just_after).result == "succeeded"
 
 
+def test_a_validation_a_restart_interrupted_is_run_again() -> None:
+    request = {"id": "v-1", "action": "validate", "dcgmDiagLevel": 2}
+    step = decide(repair(request, {"requestId": "v-1", "result": "running"}), "b1", frozenset())
+    assert (step.kind, step.action, step.diag_level) == (StepKind.START, "validate", 2)
+    assert decide(repair(request, {"requestId": "v-1", "result": "running"}), "b1", frozenset({"v-1"})).kind is (
+        StepKind.WAIT
+    )
+
+
 def test_start_carries_the_gpu() -> None:
     step = decide(repair(RESET), "b1")
     assert step.gpu.index == 3 and step.gpu.uuid == "GPU-3"
