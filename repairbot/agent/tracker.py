@@ -45,6 +45,9 @@ class FindingTracker:
     _sticky: dict[tuple[str, str], Finding] = field(default_factory=dict)
     _outbox: list[Finding] = field(default_factory=list)
     _clean_since: dict[str, datetime] = field(default_factory=dict)
+    # Restored findings intake already has, until a poll takes them over: a detector that sees one of them is
+    # not reporting anything new (the repair may name it by another signal, e.g. the event that raised it).
+    _known_to_intake: set[tuple[str, str]] = field(default_factory=set)
     _lock: threading.Lock = field(default_factory=threading.Lock)
     # One Xid reaches the agent twice, from NVML's event and from the kernel log.
     # A second source reporting the same finding this soon corroborates, it does not repeat.
@@ -66,7 +69,12 @@ class FindingTracker:
             previous = self._current.get(detector, {})
             now = {f.key(): f for f in findings}
             self._current[detector] = now if complete else {**previous, **now}
-            fresh = [f for key, f in now.items() if key not in previous and f.action is not Action.NONE]
+            fresh = [
+                f
+                for key, f in now.items()
+                if key not in previous and key not in self._known_to_intake and f.action is not Action.NONE
+            ]
+            self._known_to_intake.difference_update(now)
             self._outbox.extend(fresh)
             if complete and not any(f.action is not Action.NONE for f in findings):
                 self._clean_since.setdefault(detector, at or datetime.now(UTC))
@@ -114,6 +122,7 @@ class FindingTracker:
             for finding in findings:
                 if finding.source is not Source.AGENT or finding.action is Action.NONE:
                     continue
+                self._known_to_intake.add(finding.key())
                 if finding.signal_kind is SignalKind.POLLED:
                     if finding.signal not in polled_signals:
                         continue
@@ -130,6 +139,7 @@ class FindingTracker:
         with self._lock:
             self._sticky.clear()
             self._last_event.clear()
+            self._known_to_intake.clear()
 
     def clean_signals(self) -> dict[str, datetime]:
         """Per polled signal, since when every complete poll of it found nothing wrong (absent: not clean now)."""

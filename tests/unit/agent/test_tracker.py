@@ -252,3 +252,13 @@ def test_restore_skips_what_is_not_this_agents_to_hold() -> None:
     tracker = FindingTracker()
     assert tracker.restore([alert, unknown_signal, legacy], polled_signals={"nvml-health"}) == 1
     assert [f.code for f in tracker.active()] == ["xid-48"]
+
+
+def test_a_poll_seeing_a_fault_the_repair_holds_under_its_event_does_not_report_it_again() -> None:
+    """The repair names the finding by the event that raised it; the restarted agent's first poll sees it too."""
+    tracker = FindingTracker()
+    tracker.restore([stamped("row-remap-failure", Action.GPU_RESET, "nvml-events", SignalKind.EVENT)], {"nvml-health"})
+    assert tracker.observe_poll("nvml-health", [finding("row-remap-failure")]) == []
+    tracker.observe_poll("nvml-health", [])
+    tracker.clear_events()  # a validation passed
+    assert len(tracker.observe_poll("nvml-health", [finding("row-remap-failure")])) == 1  # back: news again
