@@ -134,8 +134,8 @@ class ActionExecutor:
     resync_seconds: float = 60.0
     _issued: set[str] = field(default_factory=set)
     _listed_version: str | None = None
-    # The node's active repairs as last listed, with what each holds of this agent's signal evidence.
-    _active: dict[str, dict[str, str]] = field(default_factory=dict)
+    # The node's active repairs as last listed (the agent's signal evidence is written to them, see signals.py).
+    _active: list[dict[str, Any]] = field(default_factory=list)
     # Set when the executor may act: after the agent took back its predecessor's findings (see connect_agent).
     gate: threading.Event | None = None
     _stop: threading.Event = field(default_factory=threading.Event)
@@ -164,11 +164,9 @@ class ActionExecutor:
             custom.list_cluster_custom_object(GROUP, VERSION, PLURAL, label_selector=f"{LABEL_NODE}={self.node}")
         )
         self._listed_version = (listing.get("metadata") or {}).get("resourceVersion") or None
-        self._active = {
-            r["metadata"]["name"]: dict(((r.get("status") or {}).get("agent") or {}).get("signals") or {})
-            for r in listing.get("items", [])
-            if is_active(r) and not r["metadata"].get("deletionTimestamp")
-        }
+        self._active = [
+            r for r in listing.get("items", []) if is_active(r) and not r["metadata"].get("deletionTimestamp")
+        ]
         taken = 0
         for repair in listing.get("items", []):
             step = decide(repair, self.host.boot_id(), frozenset(self._issued), datetime.now(UTC))
@@ -177,8 +175,8 @@ class ActionExecutor:
                 taken += 1
         return taken
 
-    def active_signals(self) -> dict[str, dict[str, str]]:
-        """The node's active repairs (as of the last listing) and their ``status.agent.signals``."""
+    def active_repairs(self) -> list[dict[str, Any]]:
+        """The node's active GPURepairs as of the last listing (no request of its own)."""
         return self._active
 
     def _perform(self, name: str, step: Step) -> None:

@@ -123,5 +123,5 @@ def connect_agent(
         on_repaired=agent.tracker.clear_events,
         gate=agent.recovered_event,
     )
-    agent.signals = RepairSignalSink(api, executor.active_signals)
+    agent.signals = RepairSignalSink(api, executor.active_repairs)
     return ConnectedAgent(agent, executor)

@@ -56,27 +56,33 @@ def test_recovery_reads_back_signal_names_and_kernel_log_marks_through_the_crd(
     assert sorted(recovery.marks) == [("boot-a", 4), ("boot-a", 11)]
 
 
+def polled(code: str, signal: str) -> Finding:
+    return Finding(code, code, Action.GPU_RESET, signal=signal, signal_kind=SignalKind.POLLED)
+
+
 def test_clean_signals_are_written_once_per_change_and_a_dirty_signal_is_removed(
     apiserver: Any, kube_api: client.ApiClient
 ) -> None:
-    apiserver.server.create_object(gpu_repair("gpu-1-now", "Cordoned", xid(1)))
-    active: dict[str, dict[str, str]] = {"gpu-1-now": {}}
-    sink = RepairSignalSink(kube_api, lambda: active)
-    clean = {"nvml-health": T0, "infiniband": T0 + timedelta(seconds=1)}
+    apiserver.server.create_object(
+        gpu_repair("gpu-1-now", "Cordoned", polled("row-remap-pending", "nvml-health"), polled("ib-down", "infiniband"))
+    )
+    apiserver.server.create_object(gpu_repair("gpu-1-xid", "Cordoned", xid(1)))
+
+    def active() -> list[dict[str, Any]]:
+        return [stored(kube_api, "gpu-1-now"), stored(kube_api, "gpu-1-xid")]
+
+    sink = RepairSignalSink(kube_api, active)
+    clean = {"nvml-health": T0, "infiniband": T0 + timedelta(seconds=1), "gpu-count": T0}
 
     httpx.delete(f"{apiserver.url}/_sim/requests", timeout=5)
     sink.publish("gpu-1", clean)
     sink.publish("gpu-1", clean)  # nothing changed: no second write
     signals = stored(kube_api, "gpu-1-now")["status"]["agent"]["signals"]
+    # only the signals behind the repair's own polled findings; the Xid repair gets nothing (no poll clears it)
     assert signals == {"nvml-health": "2026-11-22T10:00:00.000Z", "infiniband": "2026-11-22T10:00:01.000Z"}
+    assert "agent" not in stored(kube_api, "gpu-1-xid")["status"]
     counted = httpx.get(f"{apiserver.url}/_sim/requests", timeout=5).json()
     assert sum(r["count"] for r in counted["requests"] if r["verb"] == "patch") == 1
 
     sink.publish("gpu-1", {"infiniband": T0 + timedelta(seconds=1)})  # nvml-health saw a fault again
     assert stored(kube_api, "gpu-1-now")["status"]["agent"]["signals"] == {"infiniband": "2026-11-22T10:00:01.000Z"}
-
-    active.clear()  # the repair finished: nothing more is written to it
-    httpx.delete(f"{apiserver.url}/_sim/requests", timeout=5)
-    sink.publish("gpu-1", {})
-    counted = httpx.get(f"{apiserver.url}/_sim/requests", timeout=5).json()
-    assert counted["total"] == 0
