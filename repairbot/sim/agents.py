@@ -23,14 +23,11 @@ from repairbot.agent.runner import NodeAgent
 from repairbot.agent.service import ConnectedAgent, connect_agent
 from repairbot.kube.client import raw_call
 from repairbot.model import format_time
-from repairbot.sim.control import NodeHandle
+from repairbot.sim.control import AGENT_RESTART, NodeHandle
 from repairbot.sim.gpu import SimulatedGpuNode
 from repairbot.sim.host import ActionTimes, SimulatedHost
 
 log = logging.getLogger(__name__)
-
-
-AGENT_RESTART = "agent-restart"
 
 
 @dataclass
