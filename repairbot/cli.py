@@ -47,6 +47,7 @@ def _cmd_demo(args: argparse.Namespace) -> int:
         keep=args.keep,
         speed=args.speed,
         policy_path=Path(args.policy) if args.policy else None,
+        rolling_restart=args.rolling_restart,
     )
     try:
         return asyncio.run(run_demo(options))
@@ -83,6 +84,7 @@ def _cmd_agent(args: argparse.Namespace) -> int:
         metrics_port=args.metrics_port,
         ib_ports=tuple(p.strip() for p in args.ib_ports.split(",") if p.strip()) if args.ib_ports else None,
         ib_rate_gbps=args.ib_rate_gbps,
+        state_dir=Path(args.state_dir) if args.state_dir else None,
     )
     if args.once:
         return run_once(options, as_json=args.json, out=sys.stdout)
@@ -101,7 +103,8 @@ def _cmd_inject(args: argparse.Namespace) -> int:
         return 1
     url = f"{state['control']}/nodes/{args.node}/faults"
     try:
-        response = httpx.post(url, json={"fault": args.fault, "gpu": args.gpu}, timeout=10)
+        # An agent restart waits for the old agent's threads to end: give it time.
+        response = httpx.post(url, json={"fault": args.fault, "gpu": args.gpu}, timeout=30)
     except httpx.HTTPError as error:
         print(f"repairbot inject: sandbox at {state['control']} not answering: {error}", file=sys.stderr)
         return 1
@@ -109,7 +112,10 @@ def _cmd_inject(args: argparse.Namespace) -> int:
     if response.status_code != 202:
         print(f"repairbot inject: {body.get('error', response.text)}", file=sys.stderr)
         return 1
-    print(f"injected {body['fault']} on {body['node']} GPU {body['gpu']} at {body['injectedAt']}")
+    if body["fault"] == "agent-restart":
+        print(f"restarted the agent on {body['node']} at {body['injectedAt']}")
+    else:
+        print(f"injected {body['fault']} on {body['node']} GPU {body['gpu']} at {body['injectedAt']}")
     return 0
 
 
@@ -281,6 +287,11 @@ def build_parser() -> argparse.ArgumentParser:
         "--ib-rate-gbps", type=float, default=None, help="link rate a healthy port runs at, e.g. 400 (default: none)"
     )
     agent.add_argument("--metrics-port", type=int, default=9402, help="/metrics and /healthz port (0: off)")
+    agent.add_argument(
+        "--state-dir",
+        default=None,
+        help="host directory for the kernel-log cursor, kept across agent restarts (the chart: /var/lib/repairbot)",
+    )
     agent.set_defaults(handler=_cmd_agent)
 
     operator = commands.add_parser(
@@ -375,7 +386,8 @@ def build_parser() -> argparse.ArgumentParser:
         "inject",
         help="inject a fault into a simulated node of a running sandbox",
         description="Faults: xid:<code>, ecc-dbe, row-remap-pending, row-remap-failure, fall-off-bus, "
-        "pcie-degrade, ib-port-down, ib-flap, thermal, gpu-missing, nvlink-down.",
+        "pcie-degrade, ib-port-down, ib-flap, thermal, gpu-missing, nvlink-down; and agent-restart (replace the "
+        "node's agent with a fresh one, as a DaemonSet rollout does; the node's GPUs and kernel log stay).",
     )
     inject.add_argument("--state-dir", default="rb-state", help="the sandbox's state directory")
     inject.add_argument("node", help="e.g. gpu-node-002")
@@ -396,6 +408,11 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--keep", action="store_true", help="keep the sandbox running after the summary, until Ctrl-C")
     demo.add_argument("--speed", type=_positive_float, default=1.0, help="faster (2) or slower (0.5) show")
     demo.add_argument("--policy", default=None, help="operator policy (default: repairbot/data/policy-demo.yaml)")
+    demo.add_argument(
+        "--rolling-restart",
+        action="store_true",
+        help="restart every agent mid-repair, as a DaemonSet rollout does (every scenario must still end right)",
+    )
     demo.set_defaults(handler=_cmd_demo)
     return parser
 

@@ -42,6 +42,10 @@ EVIDENCE_WHILE_QUARANTINED = "whileQuarantined"
 CONDITION_RELEASED = "Released"
 # Who asked for a release (written by `repairbot release` on the GPURepair, recorded by the operator).
 ANNOTATION_RELEASED_BY = "repairbot.io/released-by"
+# A kernel-log finding's evidence: the /dev/kmsg sequence number of the record that raised it, and the boot it
+# belongs to (sequence numbers start again at every boot). A restarted agent reads the log on after the highest.
+EVIDENCE_KMSG_SEQ = "kmsgSeq"
+EVIDENCE_KMSG_BOOT = "kmsgBoot"
 
 
 class NodeState(enum.StrEnum):
@@ -121,6 +125,19 @@ class Source(enum.StrEnum):
     MANUAL = "manual"
 
 
+class SignalKind(enum.StrEnum):
+    """How the signal behind an agent's finding is read — which decides how the finding may clear.
+
+    A polled signal (an ECC counter, a link state) is read whole every interval, so a later complete poll
+    that no longer shows the fault is positive evidence it went away. An event (an Xid from NVML or the
+    kernel log) happens once and has no such reading: its finding clears only by a passed validation after
+    a repair, or by a human.
+    """
+
+    POLLED = "polled"
+    EVENT = "event"
+
+
 class Severity(enum.StrEnum):
     """How bad a finding is, independent of what we do about it."""
 
@@ -171,6 +188,9 @@ class Finding:
     ``code`` is the finding class (``xid-79``, ``ecc-dbe``, ``row-remap-failure``,
     ``ib-port-down`` …): the key of the policy's ladders and of the runbooks.
     ``count`` grows when the same finding repeats; ``first_seen`` never moves.
+    ``signal`` and ``signal_kind`` say which agent signal raised it (``nvml-health``, ``kmsg`` …) and
+    whether that signal is polled or an event; empty for alerts and manual findings, which no agent
+    poll can clear.
     """
 
     code: str
@@ -184,6 +204,8 @@ class Finding:
     last_seen: datetime | None = None
     count: int = 1
     evidence: dict[str, str] = field(default_factory=dict)
+    signal: str = ""
+    signal_kind: SignalKind | None = None
 
     def key(self) -> tuple[str, str]:
         """Identity for merging: the same class on the same GPU is one finding."""
@@ -198,6 +220,10 @@ class Finding:
         if other.action.severity > self.action.severity:
             self.action = other.action
         self.evidence.update(other.evidence)
+        stickier = other.signal_kind is SignalKind.EVENT and self.signal_kind is not SignalKind.EVENT
+        if other.signal and (stickier or not self.signal):
+            # Once an event has raised it, no poll may clear it: the stickier signal names the finding.
+            self.signal, self.signal_kind = other.signal, other.signal_kind
         if EVIDENCE_RESOLVED_AT not in other.evidence:
             # It fires again: an earlier "resolved" no longer describes it.
             self.evidence.pop(EVIDENCE_RESOLVED_AT, None)
@@ -222,6 +248,10 @@ class Finding:
             out["lastSeen"] = format_time(self.last_seen)
         if self.evidence:
             out["evidence"] = dict(self.evidence)
+        if self.signal:
+            out["signal"] = self.signal
+        if self.signal_kind is not None:
+            out["signalKind"] = self.signal_kind.value
         return out
 
     @classmethod
@@ -238,6 +268,8 @@ class Finding:
             last_seen=parse_time(data["lastSeen"]) if data.get("lastSeen") else None,
             count=int(data.get("count", 1)),
             evidence=dict(data.get("evidence") or {}),
+            signal=str(data.get("signal") or ""),
+            signal_kind=SignalKind(data["signalKind"]) if data.get("signalKind") else None,
         )
 
 

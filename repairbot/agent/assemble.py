@@ -8,9 +8,11 @@ from __future__ import annotations
 
 import errno
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from repairbot.agent.host import BOOT_ID_PATH
 from repairbot.agent.runner import NodeAgent
 from repairbot.detectors.base import Detector, EventSource
 from repairbot.detectors.dcgm import DcgmExporterDetector
@@ -32,6 +34,7 @@ class AgentConfig:
     interval: float = 10.0
     ib_ports: tuple[str, ...] | None = None  # ``mlx5_0/1``…: only these; None = every port found
     ib_rate_gbps: float | None = None  # the link rate a healthy port runs at; None = no rate check
+    state_dir: Path | None = None  # host directory for the kernel-log cursor (a hostPath); None = none kept
 
 
 def polled_detectors(config: AgentConfig, backend: GpuBackend) -> list[Detector]:
@@ -45,11 +48,20 @@ def polled_detectors(config: AgentConfig, backend: GpuBackend) -> list[Detector]
     return detectors
 
 
-def event_sources(config: AgentConfig, backend: GpuBackend) -> list[EventSource]:
+def event_sources(
+    config: AgentConfig, backend: GpuBackend, boot_id: Callable[[], str] | None = None
+) -> list[EventSource]:
+    """NVML events and the kernel log; ``boot_id`` names the boot the kernel log's sequence numbers belong to."""
+
     def pci_to_index(pci: str) -> int | None:
         return next((gpu.index for gpu in backend.gpus() if gpu.pci == pci), None)
 
-    return [NvmlEventSource(backend=backend), KmsgDetector(config.kmsg_path, pci_to_index=pci_to_index)]
+    kmsg = KmsgDetector(config.kmsg_path, pci_to_index=pci_to_index, boot_id=boot_id or _host_boot_id)
+    return [NvmlEventSource(backend=backend), kmsg]
+
+
+def _host_boot_id() -> str:
+    return BOOT_ID_PATH.read_text(encoding="utf-8").strip()
 
 
 def build_agent(config: AgentConfig, backend: GpuBackend) -> NodeAgent:

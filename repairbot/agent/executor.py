@@ -6,6 +6,11 @@ id makes it idempotent: the agent records ``running`` with the id *before*
 acting, so a restarted agent never repeats a reset or a reboot — it concludes
 the request instead (a reboot succeeded when the boot id changed; any other
 action interrupted by a restart is reported failed, and the operator decides).
+A reboot whose boot id has not changed yet may still be on its way down — a
+DaemonSet rollout can replace the agent between ``systemctl reboot`` and the
+power-off — so a new agent waits :data:`REBOOT_GRACE` from the recorded start
+before it calls the reboot failed. A validation only looks, so one a restart
+interrupted is run again.
 
 :func:`decide` is the pure heart (repair + boot id → step) and is tested
 without I/O; :class:`ActionExecutor` wires it to the API and the host.
@@ -18,7 +23,7 @@ import logging
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from kubernetes import client, watch
@@ -27,11 +32,13 @@ from kubernetes.client.rest import ApiException
 from repairbot.agent.host import ActionOutcome, HostActions
 from repairbot.kube.client import api_retrying, as_object
 from repairbot.kube.intake import is_active
-from repairbot.model import GROUP, LABEL_NODE, PLURAL, VERSION, GpuRef, format_time
+from repairbot.model import GROUP, LABEL_NODE, PLURAL, VERSION, GpuRef, format_time, parse_time
 
 log = logging.getLogger(__name__)
 
 REQUEST_ACTIONS = ("gpu-reset", "driver-reload", "reboot", "validate")
+# How long a machine may take from ``systemctl reboot`` to power-off (systemd's default stop timeout is 90 s).
+REBOOT_GRACE = timedelta(minutes=2)
 
 
 class StepKind(enum.Enum):
@@ -53,12 +60,15 @@ class Step:
     load_check: bool = False
 
 
-def decide(repair: dict[str, Any], boot_id: str, issued_here: frozenset[str] = frozenset()) -> Step:
+def decide(
+    repair: dict[str, Any], boot_id: str, issued_here: frozenset[str] = frozenset(), now: datetime | None = None
+) -> Step:
     """What the executor should do about one GPURepair (pure).
 
     ``issued_here`` holds request ids this agent process started: an action
     still ``running`` that this process did not start was interrupted by an
-    agent restart.
+    agent restart. ``now`` (this host's clock, the one that wrote ``startedAt``)
+    tells a reboot still going down from one that never happened.
     """
     status = repair.get("status") or {}
     request = status.get("request") or {}
@@ -78,15 +88,31 @@ def decide(repair: dict[str, Any], boot_id: str, issued_here: frozenset[str] = f
         if before and before != boot_id:
             message = f"rebooted: boot id {before} → {boot_id}"
             return Step(StepKind.CONCLUDE, request_id, action, gpu, "succeeded", message)
-        if request_id in issued_here:
+        if request_id in issued_here or _going_down(answer, now):
             return Step(StepKind.WAIT, request_id, action, gpu)
         return Step(
             StepKind.CONCLUDE, request_id, action, gpu, "failed", f"agent restarted but boot id is still {boot_id}"
         )
     if request_id in issued_here:
         return Step(StepKind.WAIT, request_id, action, gpu)
+    if action == "validate":
+        # Only looks, changes nothing: a validation a restart interrupted is simply run again, so a
+        # rollout during a long DCGM diagnostic does not climb the ladder.
+        level, load = int(request.get("dcgmDiagLevel") or 0), bool(request.get("requireLoadCheck"))
+        return Step(StepKind.START, request_id, action, gpu, diag_level=level, load_check=load)
     message = f"agent restarted during {action}; outcome unknown"
     return Step(StepKind.CONCLUDE, request_id, action, gpu, "failed", message)
+
+
+def _going_down(answer: dict[str, Any], now: datetime | None) -> bool:
+    """A reboot an earlier agent started less than :data:`REBOOT_GRACE` ago may still be shutting the node down."""
+    started = answer.get("startedAt")
+    if now is None or not started:
+        return False
+    try:
+        return now - parse_time(str(started)) < REBOOT_GRACE
+    except ValueError:
+        return False
 
 
 Validator = Callable[[int, bool], ActionOutcome]
@@ -108,6 +134,10 @@ class ActionExecutor:
     resync_seconds: float = 60.0
     _issued: set[str] = field(default_factory=set)
     _listed_version: str | None = None
+    # The node's active repairs as last listed (the agent's signal evidence is written to them, see signals.py).
+    _active: list[dict[str, Any]] = field(default_factory=list)
+    # Set when the executor may act: after the agent took back its predecessor's findings (see connect_agent).
+    gate: threading.Event | None = None
     _stop: threading.Event = field(default_factory=threading.Event)
     _thread: threading.Thread | None = None
 
@@ -134,13 +164,20 @@ class ActionExecutor:
             custom.list_cluster_custom_object(GROUP, VERSION, PLURAL, label_selector=f"{LABEL_NODE}={self.node}")
         )
         self._listed_version = (listing.get("metadata") or {}).get("resourceVersion") or None
+        self._active = [
+            r for r in listing.get("items", []) if is_active(r) and not r["metadata"].get("deletionTimestamp")
+        ]
         taken = 0
         for repair in listing.get("items", []):
-            step = decide(repair, self.host.boot_id(), frozenset(self._issued))
+            step = decide(repair, self.host.boot_id(), frozenset(self._issued), datetime.now(UTC))
             if step.kind in (StepKind.START, StepKind.CONCLUDE):
                 self._perform(repair["metadata"]["name"], step)
                 taken += 1
         return taken
+
+    def active_repairs(self) -> list[dict[str, Any]]:
+        """The node's active GPURepairs as of the last listing (no request of its own)."""
+        return self._active
 
     def _perform(self, name: str, step: Step) -> None:
         if step.kind is StepKind.CONCLUDE:
@@ -210,6 +247,9 @@ class ActionExecutor:
                 custom.patch_cluster_custom_object_status(GROUP, VERSION, PLURAL, name, {"status": {"agent": answer}})
 
     def _loop(self) -> None:
+        while self.gate is not None and not self.gate.is_set():
+            if self._stop.wait(0.05):
+                return
         while not self._stop.is_set():
             try:
                 self.reconcile()

@@ -35,6 +35,7 @@ class AgentOptions:
     metrics_port: int = 9402
     ib_ports: tuple[str, ...] | None = None
     ib_rate_gbps: float | None = None
+    state_dir: Path | None = None
 
     def config(self, expected_gpus: int | None = None) -> AgentConfig:
         return AgentConfig(
@@ -46,6 +47,7 @@ class AgentOptions:
             interval=self.interval,
             ib_ports=self.ib_ports,
             ib_rate_gbps=self.ib_rate_gbps,
+            state_dir=self.state_dir,
         )
 
 
@@ -73,7 +75,7 @@ def run_agent(options: AgentOptions) -> int:
     backend = PynvmlBackend()
     agent = build_agent(options.config(expected), backend)
     host = LinuxHost(process_lister=lambda gpu: backend.running_pids(gpu.uuid) or [] if gpu.uuid else [])
-    connected = connect_agent(agent, api, host)
+    connected = connect_agent(agent, api, host, options.state_dir)
     server = None
     if options.metrics_port:
         stall_after = 6 * options.interval

@@ -4,6 +4,16 @@ Pushed signals (NVML Xid events, the kernel log) each get a thread of their
 own, so a fatal Xid reaches intake within milliseconds; polled signals run
 every ``interval``. The agent never cordons or drains — it only reports
 (DESIGN.md: detection apart from remediation).
+
+Start-up, because a DaemonSet rollout restarts every agent and none of them
+may call a faulty node healthy: the agent first takes back what the last one
+knew (``recover``: the findings on the node's active GPURepair, the kernel-log
+cursor), then starts its event sources from that cursor, then polls. Until the
+first complete poll after all of that (every detector polled, the kernel log
+read up to now) ``GPUHealthy`` is ``Unknown`` (``AgentStarting``), never
+``True``. After every poll the agent publishes since when each polled signal
+has been clean (``signals``), the only evidence on which the operator clears a
+finding.
 """
 
 from __future__ import annotations
@@ -11,21 +21,31 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
 from repairbot.agent.metrics import AgentMetrics
+from repairbot.agent.recovery import CursorFile, Recovery, kmsg_mark
 from repairbot.agent.tracker import FindingTracker
 from repairbot.bounds import bound_finding, cap_findings
-from repairbot.detectors.base import Detector, DetectorReport, EventSource, SignalHealth, SignalState
+from repairbot.detectors.base import (
+    Detector,
+    DetectorReport,
+    EventSource,
+    ResumableSource,
+    SignalHealth,
+    SignalState,
+)
 from repairbot.kube.client import is_too_large
 from repairbot.kube.intake import IntakeTooLarge
 from repairbot.kube.nodes import NodeCondition
 from repairbot.model import Finding, format_time
 
 log = logging.getLogger(__name__)
+
+CATCH_UP_WAIT_S = 2.0  # at start, how long the first poll waits for the kernel log to be read up to now
 
 
 def compact_outbox(pending: list[Finding]) -> list[Finding]:
@@ -48,6 +68,12 @@ class FindingSink(Protocol):
 
 class ConditionSink(Protocol):
     def set_condition(self, node: str, condition: NodeCondition) -> None: ...
+
+
+class SignalSink(Protocol):
+    """Where the per-signal clean-since evidence goes (the node's active GPURepairs in production)."""
+
+    def publish(self, node: str, clean: Mapping[str, datetime]) -> None: ...
 
 
 @dataclass(slots=True)
@@ -98,20 +124,43 @@ class NodeAgent:
     _threads: list[threading.Thread] = field(default_factory=list)
     _last_condition: NodeCondition | None = None
     _flush_lock: threading.Lock = field(default_factory=threading.Lock)
+    polls: int = 0  # complete poll cycles since this agent started
+    # What a previous agent on this node knew (None: nothing to take back, e.g. ``agent --once``).
+    recover: Callable[[], Recovery] | None = None
+    signals: SignalSink | None = None
+    cursor: CursorFile | None = None  # the kernel-log cursor on the host, beside the repairs' marks
+    _recovered: bool = False
+    _ready: bool = False
+    # Set once the previous agent's findings are back: the executor acts only after that, or a validation
+    # could clear the events and then see them restored and fail.
+    recovered_event: threading.Event = field(default_factory=threading.Event)
+
+    @property
+    def ready(self) -> bool:
+        """The first complete look at the node since start is done; only now can the node be called healthy."""
+        return self._ready
 
     def poll_once(self) -> AgentReport:
         """Poll every detector once, hand new findings to intake, refresh the node condition."""
         started = time.perf_counter()
+        at = datetime.now(UTC)  # a clean poll is evidence from when it began, not when it ended
+        caught_up = self._recovered and all(
+            source.caught_up for source in self.event_sources if isinstance(source, ResumableSource)
+        )
         reports = [self._poll(detector) for detector in self.detectors]
         for report in reports:
-            for fresh in self.tracker.observe_poll(report.detector, report.findings):
+            complete = report.health is None or report.health.state is SignalState.OK
+            for fresh in self.tracker.observe_poll(report.detector, report.findings, complete=complete, at=at):
                 self.metrics.findings.labels(fresh.code, fresh.action.value).inc()
         self.flush()
+        self._ready = self._ready or caught_up
         healths = [r.health for r in reports if r.health is not None]
-        condition = self.tracker.condition(healths)
+        condition = self.tracker.condition(healths, starting=not self._ready)
         self._publish_condition(condition)
+        self._publish_signals()
         self.metrics.poll_duration.observe(time.perf_counter() - started)
         self.metrics.mark_poll(time.time())
+        self.polls += 1
         return AgentReport(self.node, datetime.now(UTC), reports, condition, self.tracker.active())
 
     def on_event(self, finding: Finding, origin: str = "") -> None:
@@ -120,7 +169,7 @@ class NodeAgent:
             return
         self.metrics.findings.labels(finding.code, finding.action.value).inc()
         self.flush()
-        self._publish_condition(self.tracker.condition([]))
+        self._publish_condition(self.tracker.condition([], starting=not self._ready))
 
     def flush(self) -> None:
         """Send queued findings to intake; on failure keep them for the next cycle."""
@@ -145,26 +194,59 @@ class NodeAgent:
                 self.metrics.intake_errors.inc()
                 self.tracker.requeue(compact_outbox(pending))
                 log.warning("intake failed node=%s findings=%d error=%s", self.node, len(pending), error)
+                return
+            if self.cursor is not None:  # intake has them: a restarted agent must not report these lines again
+                self.cursor.advance(mark for mark in map(kmsg_mark, pending) if mark is not None)
 
     def start(self) -> None:
-        """Run event sources and the poll loop in daemon threads until :meth:`stop`."""
+        """Run the poll loop (and, once recovered, the event sources) in daemon threads until :meth:`stop`."""
         self._stop.clear()
+        if self.recover is None:
+            self._recovered = True
+            self.recovered_event.set()
+            self._start_sources()
+        poller = threading.Thread(target=self._poll_loop, name=f"agent-{self.node}-poll", daemon=True)
+        poller.start()
+        self._threads.append(poller)
+
+    def recover_once(self) -> bool:
+        """Take back the previous agent's findings and kernel-log cursor; False if the API did not answer.
+
+        Until this succeeds the event sources do not start: the kernel log is read from the cursor (so a
+        line written while no agent ran is still reported, and one already reported is not), and NVML
+        events of the gap are lost with the old process anyway, as on a real node.
+        """
+        if self._recovered:
+            return True
+        try:
+            recovery = self.recover() if self.recover is not None else Recovery()
+        except Exception as error:  # retried every interval; meanwhile the node is Unknown, never healthy
+            log.warning("recovery failed node=%s error=%s; retrying", self.node, error)
+            return False
+        restored = self.tracker.restore(recovery.findings, {d.name for d in self.detectors})
+        marks = list(recovery.marks) + (self.cursor.load() if self.cursor is not None else [])
+        for source in self.event_sources:
+            if isinstance(source, ResumableSource):
+                source.resume_after(marks)
+        self._recovered = True
+        self.recovered_event.set()
+        log.info("agent recovered node=%s findings=%d kmsg_marks=%d", self.node, restored, len(marks))
+        return True
+
+    def _start_sources(self) -> None:
         for source in self.event_sources:
             thread = threading.Thread(
                 target=self._consume, args=(source,), name=f"agent-{self.node}-{source.name}", daemon=True
             )
             thread.start()
             self._threads.append(thread)
-        poller = threading.Thread(target=self._poll_loop, name=f"agent-{self.node}-poll", daemon=True)
-        poller.start()
-        self._threads.append(poller)
 
     def request_stop(self) -> None:
         """Ask every thread to finish; :meth:`join` waits for them (split so many agents stop in parallel)."""
         self._stop.set()
 
     def join(self, timeout: float = 5.0) -> None:
-        for thread in self._threads:
+        for thread in list(self._threads):
             thread.join(timeout)
         self._threads.clear()
 
@@ -174,11 +256,28 @@ class NodeAgent:
 
     def _poll_loop(self) -> None:
         while not self._stop.is_set():
+            if not self._recovered:
+                if self.recover_once():
+                    self._start_sources()
+                    self._await_catch_up(min(self.interval, CATCH_UP_WAIT_S))
+                # What is known so far: the restored faults (False), else Unknown — never True yet.
+                self._publish_condition(self.tracker.condition([], starting=True))
             try:
                 self.poll_once()
             except Exception:
                 log.exception("poll cycle failed node=%s", self.node)
             self._stop.wait(self.interval)
+
+    def _await_catch_up(self, timeout: float) -> None:
+        """Give the kernel log a moment to be read up to now, so the first poll can already say True.
+
+        Bounded: a slow log only delays ``True`` to a later poll, it never blocks the polls.
+        """
+        deadline = time.monotonic() + timeout
+        resumable = [s for s in self.event_sources if isinstance(s, ResumableSource)]
+        while not all(s.caught_up for s in resumable) and time.monotonic() < deadline:
+            if self._stop.wait(0.02):
+                return
 
     def _consume(self, source: EventSource) -> None:
         while not self._stop.is_set():
@@ -203,6 +302,14 @@ class NodeAgent:
         if not readable:
             self.metrics.detector_errors.labels(report.detector).inc()
         return report
+
+    def _publish_signals(self) -> None:
+        if self.signals is None or not self._recovered:
+            return
+        try:
+            self.signals.publish(self.node, self.tracker.clean_signals())
+        except Exception as error:  # the next poll publishes again
+            log.warning("signal evidence not published node=%s error=%s", self.node, error)
 
     def _publish_condition(self, condition: NodeCondition) -> None:
         if self.conditions is None or condition == self._last_condition:

@@ -8,12 +8,15 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
+from pathlib import Path
 
 from kubernetes import client
 
 from repairbot.agent.executor import ActionExecutor
 from repairbot.agent.host import ActionOutcome, HostActions
+from repairbot.agent.recovery import CursorFile, read_recovery
 from repairbot.agent.runner import NodeAgent
+from repairbot.agent.signals import RepairSignalSink
 from repairbot.kube.intake import Intake, IntakeRefused
 from repairbot.kube.nodes import NodeCondition, set_node_condition
 from repairbot.model import Finding, Source
@@ -101,15 +104,28 @@ class ConnectedAgent:
         self.join()
 
 
-def connect_agent(agent: NodeAgent, api: client.ApiClient, host: HostActions) -> ConnectedAgent:
-    """Give ``agent`` its sinks and an executor bound to the same node and API."""
+KMSG_CURSOR_FILE = "kmsg-cursor.json"
+
+
+def connect_agent(
+    agent: NodeAgent, api: client.ApiClient, host: HostActions, state_dir: Path | None = None
+) -> ConnectedAgent:
+    """Give ``agent`` its sinks, its start-up recovery and an executor bound to the same node and API.
+
+    ``state_dir`` (a hostPath on a real node) keeps the kernel-log cursor across agent restarts.
+    """
     agent.sink = IntakeSink(Intake(api))
     agent.conditions = NodeConditionSink(api)
+    agent.recover = lambda: read_recovery(api, agent.node)
+    if state_dir is not None:
+        agent.cursor = CursorFile(state_dir / KMSG_CURSOR_FILE)
     executor = ActionExecutor(
         node=agent.node,
         api=api,
         host=host,
         validate=lambda level, load_check: validate_node(agent, host, level, load_check),
         on_repaired=agent.tracker.clear_events,
+        gate=agent.recovered_event,
     )
+    agent.signals = RepairSignalSink(api, executor.active_repairs)
     return ConnectedAgent(agent, executor)

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import enum
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
 
@@ -81,3 +81,18 @@ class EventSource(Protocol):
     def events(self, stop: threading.Event) -> Iterator[Finding]:
         """Yield findings as they happen until ``stop`` is set; check ``stop`` at least every second."""
         ...
+
+
+@runtime_checkable
+class ResumableSource(Protocol):
+    """An event source whose log outlives the agent (the kernel log): a new agent reads on where the last stopped.
+
+    ``marks`` are ``(boot id, position)`` pairs of records already reported (kept as evidence on the node's
+    GPURepairs and in the agent's state file); the source reports only what comes after the highest mark of
+    the current boot. Such a source also sets ``caught_up`` once it has read what was logged before it
+    started: until then the agent cannot call the node healthy.
+    """
+
+    caught_up: bool
+
+    def resume_after(self, marks: Iterable[tuple[str, int]]) -> None: ...

@@ -89,6 +89,16 @@ _KMSG_ESCAPE = re.compile(r"\\x([0-9a-fA-F]{2})")
 _DICTIONARY_LINE = re.compile(r"^\s+[A-Z][A-Z0-9_]*=")
 
 
+def record_sequence(text: str) -> int | None:
+    """The sequence number of a ``/dev/kmsg`` record (``prio,seq,usec,flags;text``); None for other framings.
+
+    The kernel numbers every record of a boot, gap-free and from 0, and keeps the number when the ring
+    buffer wraps: the one cursor into the log that survives a restart of its reader.
+    """
+    kmsg = _KMSG_RECORD.match(text)
+    return int(kmsg.group("seq")) if kmsg else None
+
+
 def split_record(text: str) -> tuple[str, float | None]:
     """Strip kmsg/dmesg/journal framing: (message, kernel seconds since boot if the frame had them)."""
     text = text.rstrip("\r\n")

@@ -6,10 +6,22 @@ their public names so ``repairbot.detectors.kmsg`` is the one import a caller ne
 
 Why the two reading modes: ``/dev/kmsg`` is a character device where every
 ``read()`` returns exactly one record and an empty ring blocks, so it is
-opened non-blocking and polled; by default we seek to its end, because
-replaying the boot's old Xids would re-open repairs that were closed long ago.
-The sandbox and the tests write a regular file instead, which is followed like
-``tail -f`` (partial lines held back, truncation and replacement noticed).
+opened non-blocking and polled. The sandbox and the tests write a regular file
+instead, which is followed like ``tail -f`` (partial lines held back,
+truncation and replacement noticed).
+
+Where to start reading: an agent that restarts (a DaemonSet rollout) must
+neither skip the Xids written while it was down nor report again the ones it
+already reported, or a repair would lose its evidence or a healed node be
+repaired twice. Every ``/dev/kmsg`` record carries the boot's sequence number,
+and every finding keeps it (and the boot id) as evidence; the agent hands the
+detector the highest (boot, sequence) intake has accepted —
+:meth:`KmsgDetector.resume_after` — and the detector reads the ring from its
+start, feeding every record to the parser (which learns GPU names from
+preface lines) but reporting only records after that cursor. A cursor of
+another boot means nothing: the log of this boot is all new. Without
+``resume_after`` (``repairbot kmsg``, a tool run) the detector starts at the
+end, or with ``replay`` at the start.
 
 An unreadable log (missing, no permission) is not a broken GPU: it yields no
 finding and sets :attr:`KmsgDetector.health` to ``unknown``; the detector keeps
@@ -24,7 +36,7 @@ import os
 import stat
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 
 from repairbot.detectors.base import SignalHealth, SignalState
@@ -35,9 +47,10 @@ from repairbot.detectors.kernel_log import (
     KmsgParser,
     normalize_pci,
     parse_line,
+    record_sequence,
     split_record,
 )
-from repairbot.model import Finding, GpuRef, Source
+from repairbot.model import EVIDENCE_KMSG_BOOT, EVIDENCE_KMSG_SEQ, Finding, GpuRef, SignalKind, Source
 from repairbot.sxid import SxidCatalog
 from repairbot.xid import XidCatalog
 
@@ -123,6 +136,7 @@ class KmsgDetector:
         reopen_interval_s: float = 5.0,
         clock: Callable[[], float] = time.time,
         opener: Callable[[str, int], int] = os.open,
+        boot_id: Callable[[], str] | None = None,
     ) -> None:
         self.path = str(path)
         self.replay = replay
@@ -135,16 +149,32 @@ class KmsgDetector:
         self.reopen_interval_s = reopen_interval_s
         self.clock = clock
         self._opener = opener
+        self._boot_id = boot_id or (lambda: "")
         self.health = SignalHealth(self.name, SignalState.UNKNOWN, f"{self.path}: not read yet")
+        # boot id → the highest record sequence already dealt with (reported before, or read by this detector)
+        self._cursor: dict[str, int] = {}
+        self._resuming = False
+        self._boot = ""
+        self.caught_up = False  # the log as it stood when opened has been read (or cannot be)
+
+    def resume_after(self, marks: Iterable[tuple[str, int]]) -> None:
+        """Read from the start of the log, reporting only records after the highest ``(boot id, seq)`` mark.
+
+        Call before :meth:`events`; marks of other boots are kept but apply to nothing this boot logs.
+        """
+        self._resuming = True
+        for boot, seq in marks:
+            self._cursor[boot] = max(seq, self._cursor.get(boot, -1))
 
     def events(self, stop: threading.Event) -> Iterator[Finding]:
         """Yield findings until ``stop`` is set: a burst's first line at once, its repeats as counted deltas."""
         parser = KmsgParser(catalog=self.catalog, sxid_catalog=self.sxid_catalog)
         debouncer = Debouncer(window_s=self.window_s, report_interval_s=self.report_interval_s, clock=self.clock)
-        replay = self.replay
+        replay = self.replay or self._resuming
         while not stop.is_set():
             reader = self._open(replay=replay)
             if reader is None:
+                self.caught_up = True  # nothing to catch up on; ``health`` says why
                 stop.wait(self.reopen_interval_s)
                 continue
             replay = True  # a file that reappears is new: read it from its start
@@ -170,6 +200,7 @@ class KmsgDetector:
                     emitted = debouncer.observe(finding)
                     if emitted is not None:
                         yield emitted
+            self.caught_up = True
             yield from debouncer.due_reports()
             if not lines:
                 if time.monotonic() - last_check >= self.reopen_interval_s:
@@ -190,8 +221,18 @@ class KmsgDetector:
             os.close(fd)
             self._unreadable(exc)
             return None
+        self._boot = self._current_boot()
+        # Only this boot's cursor can ever apply again (sequence numbers restart at every boot): keep just it.
+        self._cursor = {self._boot: self._cursor[self._boot]} if self._boot in self._cursor else {}
         self.health = SignalHealth(self.name, SignalState.OK, f"following {self.path}")
         return reader
+
+    def _current_boot(self) -> str:
+        try:
+            return self._boot_id()
+        except OSError as exc:  # no boot id: sequence numbers still order this reader's records
+            log.warning("detector=kmsg event=boot_id_unreadable error=%s", exc)
+            return ""
 
     def _unreadable(self, exc: OSError) -> None:
         why = "permission denied (needs root or CAP_SYSLOG)" if isinstance(exc, PermissionError) else exc.strerror
@@ -201,9 +242,21 @@ class KmsgDetector:
         self.health = SignalHealth(self.name, SignalState.UNKNOWN, message)
 
     def _finding_for(self, parser: KmsgParser, line: str) -> Finding | None:
+        """The finding a line completes, unless its record was dealt with before (see :meth:`resume_after`)."""
         try:
             event = parser.feed(line)
-            return None if event is None else self.finding_from_event(event)
+            seq = record_sequence(line)
+            if seq is not None:
+                done = self._cursor.get(self._boot, -1)
+                self._cursor[self._boot] = max(seq, done)
+                if seq <= done:
+                    return None  # the parser still learned from it (GPU names); its finding was reported before
+            if event is None:
+                return None
+            finding = self.finding_from_event(event)
+            if seq is not None:
+                finding.evidence.update({EVIDENCE_KMSG_SEQ: str(seq), EVIDENCE_KMSG_BOOT: self._boot})
+            return finding
         except Exception:  # one odd line must never stop the kernel-log watch
             log.exception("detector=kmsg event=parse_failed line=%r", line[:200])
             return None
@@ -246,6 +299,8 @@ class KmsgDetector:
             xid=event.code if event.kind == "xid" else None,
             source=Source.AGENT,
             evidence=evidence,
+            signal=self.name,
+            signal_kind=SignalKind.EVENT,
         )
 
     def _index(self, pci: str | None) -> int | None:

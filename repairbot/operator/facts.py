@@ -21,7 +21,6 @@ from repairbot.kube.drain import drain_step
 from repairbot.kube.marks import node_marks
 from repairbot.model import (
     ANNOTATION_RESUME,
-    CONDITION_GPU_HEALTHY,
     GROUP,
     LABEL_DISABLED,
     PLURAL,
@@ -29,6 +28,7 @@ from repairbot.model import (
     Action,
     GpuRef,
     Phase,
+    SignalKind,
     Source,
     parse_time,
 )
@@ -143,20 +143,27 @@ def reboots(fleet: FleetView, node: str, now: datetime) -> tuple[datetime, ...]:
     return tuple(sorted(set(times)))
 
 
-def finding_present(node: Mapping[str, Any], view: RepairView) -> bool | None:
-    """False when the agent has since seen the node healthy; None ("cannot tell") otherwise.
+def finding_present(obj: Mapping[str, Any], view: RepairView) -> bool | None:
+    """False when every finding of the repair has cleared on positive evidence; None ("cannot tell") otherwise.
 
-    Only agent-opened repairs are judged: an alert's finding says nothing the
-    agent's ``GPUHealthy`` condition could clear.
+    Positive evidence is a complete, clean poll of the very signal that raised a finding, after the finding
+    was last seen: the agent publishes, per polled signal, since when its every poll has been clean
+    (``status.agent.signals``, see ``agent/signals.py``), on this very object, so judging costs no request.
+    Both times are the agent's own clock, so no skew between agent and operator can clear a finding.
+    An event finding (an Xid from NVML or the kernel log) has no such poll and an alert's or a human's
+    finding is not the agent's to clear: those end only by a passed validation or a human. The node's
+    ``GPUHealthy`` condition is never read here: a restarted agent may not know yet what the last one knew.
     """
-    if not view.findings or any(f.source is not Source.AGENT for f in view.findings) or view.detected_at is None:
+    if not view.findings:
         return None
-    for condition in (node.get("status") or {}).get("conditions") or ():
-        if condition.get("type") == CONDITION_GPU_HEALTHY and condition.get("status") == "True":
-            since = condition.get("lastTransitionTime")
-            if since and parse_time(since) > view.detected_at:
-                return False
-    return None
+    clean = (((obj.get("status") or {}).get("agent") or {}).get("signals")) or {}
+    for finding in view.findings:
+        if finding.source is not Source.AGENT or finding.signal_kind is not SignalKind.POLLED:
+            return None
+        since = clean.get(finding.signal)
+        if not since or parse_time(str(since)) <= (finding.last_seen or finding.first_seen):
+            return None
+    return False
 
 
 def _opened_at(repair: Mapping[str, Any]) -> datetime | None:
@@ -215,7 +222,7 @@ class FactGatherer:
             recent_faults=fleet_faults(fleet, self.policy, now),
             recent_repairs=earlier_repairs(fleet, view, self.policy, now),
             recent_reboots=reboots(fleet, view.node, now),
-            finding_present=finding_present(node, view),
+            finding_present=finding_present(obj, view),
             quiet_period_ok=self._quiet(view, now),
             resume_requested=annotations.get(ANNOTATION_RESUME, "").lower() == "true",
         )

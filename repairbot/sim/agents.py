@@ -8,6 +8,7 @@ runs, built by the same assembly code. Only the backends differ.
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
@@ -22,7 +23,7 @@ from repairbot.agent.runner import FindingSink, NodeAgent
 from repairbot.agent.service import ConnectedAgent, connect_agent
 from repairbot.kube.client import raw_call
 from repairbot.model import Finding, format_time
-from repairbot.sim.control import NodeHandle
+from repairbot.sim.control import AGENT_RESTART, NodeHandle
 from repairbot.sim.gpu import SimulatedGpuNode
 from repairbot.sim.host import ActionTimes, SimulatedHost
 
@@ -31,27 +32,58 @@ log = logging.getLogger(__name__)
 
 @dataclass
 class SimulatedNodeAgent:
-    """A simulated node and the agent watching it."""
+    """A simulated node and the agent watching it.
+
+    ``build`` makes a fresh agent for this node (a new pod: new process, empty memory); the node itself —
+    its GPUs, kernel-log file and boot id — outlives every agent, as a machine outlives its pods.
+    """
 
     node: SimulatedGpuNode
     host: SimulatedHost
     connected: ConnectedAgent
+    build: Callable[[], ConnectedAgent] | None = None
+    restarts: int = 0
 
     @property
     def agent(self) -> NodeAgent:
         return self.connected.agent
 
     def handle(self) -> NodeHandle:
-        return NodeHandle(inject=self.node.inject, describe=self.describe)
+        return NodeHandle(inject=self.inject, describe=self.describe)
+
+    def inject(self, fault: str, gpu: int = 0) -> None:
+        """A fault on the node, or ``agent-restart``: the DaemonSet replaced this node's agent pod."""
+        if fault == AGENT_RESTART:
+            self.restart_agent()
+            return
+        self.node.inject(fault, gpu)
+
+    def restart_agent(self) -> None:
+        """Stop this node's agent and start a fresh one, as a DaemonSet rollout does; the node is untouched.
+
+        NVML delivers an event only to an event set registered when it happens, so events the old
+        process had not read yet die with it, as they would on a real node.
+        """
+        if self.build is None:
+            raise ValueError(f"node {self.node.name}: this sandbox cannot restart agents")
+        old = self.connected
+        old.stop()
+        old.executor.api.close()  # the old pod's connections go with it
+        self.node.backend.drop_events()
+        self.connected = self.build()
+        self.connected.start()
+        self.restarts += 1
+        log.info("simulated agent restarted node=%s restarts=%d", self.node.name, self.restarts)
 
     def describe(self) -> dict[str, Any]:
-        report = self.agent.tracker.condition([])
+        report = self.agent.tracker.condition([], starting=not self.agent.ready)
         return {
             "bootId": self.node.boot_id,
             "gpus": self.node.gpu_count,
             "gpuHealthy": report.status,
             "reason": report.reason,
             "active": [f.code for f in self.agent.tracker.active()],
+            "agentRestarts": self.restarts,
         }
 
 
@@ -115,6 +147,40 @@ class SkewedClockSink:
         return replace(finding, first_seen=finding.first_seen + self.offset, last_seen=last)
 
 
+def _connect_node(
+    node: SimulatedGpuNode,
+    host: SimulatedHost,
+    connect: Callable[[], client.ApiClient],
+    interval: float,
+    clock_offset: timedelta | None = None,
+) -> ConnectedAgent:
+    """One agent process for ``node``: detectors, intake, executor and a kubelet, all new."""
+    config = AgentConfig(
+        node=node.name,
+        sysfs_root=node.sysfs.root,
+        kmsg_path=node.kmsg_path,
+        expected_gpus=node.gpu_count,
+        interval=interval,
+        state_dir=node.root / "var-lib-repairbot",  # the node's hostPath: outlives the agent
+    )
+    agent = NodeAgent(
+        node=node.name,
+        detectors=polled_detectors(config, node.backend),
+        event_sources=event_sources(config, node.backend, boot_id=lambda: node.boot_id),
+        interval=interval,
+    )
+    # One client per agent, as on a real fleet: each agent is its own process with its own pool.
+    api = connect()
+    connected = connect_agent(agent, api, host, config.state_dir)
+    if clock_offset and agent.sink is not None:
+        agent.sink = SkewedClockSink(agent.sink, clock_offset)
+    connected.executor.resync_seconds = max(1.0, interval)
+    kubelet = SimulatedKubelet(api, node)
+    host.on_reboot_started = kubelet.going_down
+    host.on_reboot_finished = _after_boot(connected, kubelet)
+    return connected
+
+
 @dataclass
 class SimulatedFleet:
     """Agents for every simulated node; ``start()``/``stop()`` run and end them all."""
@@ -136,30 +202,10 @@ class SimulatedFleet:
         fleet = cls()
         for name in names:
             node = SimulatedGpuNode(name, root / name)
-            config = AgentConfig(
-                node=name,
-                sysfs_root=node.sysfs.root,
-                kmsg_path=node.kmsg_path,
-                expected_gpus=node.gpu_count,
-                interval=interval,
-            )
-            agent = NodeAgent(
-                node=name,
-                detectors=polled_detectors(config, node.backend),
-                event_sources=event_sources(config, node.backend),
-                interval=interval,
-            )
             host = SimulatedHost(node, times or ActionTimes())
-            # One client per node, as on a real fleet: each agent is its own process with its own pool.
-            api = connect()
-            connected = connect_agent(agent, api, host)
-            if clock_offset and agent.sink is not None:
-                agent.sink = SkewedClockSink(agent.sink, clock_offset)
-            connected.executor.resync_seconds = max(1.0, interval)
-            kubelet = SimulatedKubelet(api, node)
-            host.on_reboot_started = kubelet.going_down
-            host.on_reboot_finished = _after_boot(connected, kubelet)
-            fleet.members[name] = SimulatedNodeAgent(node, host, connected)
+            member = SimulatedNodeAgent(node, host, _connect_node(node, host, connect, interval, clock_offset))
+            member.build = functools.partial(_connect_node, node, host, connect, interval, clock_offset)
+            fleet.members[name] = member
         return fleet
 
     def handles(self) -> dict[str, NodeHandle]:

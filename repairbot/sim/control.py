@@ -2,11 +2,19 @@
 
 ``repairbot inject`` and the tests talk to this, so an injected fault enters
 through the same door for every caller and then flows through the same
-detector code as a real one.
+detector code as a real one. Besides hardware faults a node takes
+``agent-restart``: its agent is replaced by a fresh one, as a DaemonSet
+rollout replaces the pod.
+
+A hardware fault is applied at once, on the event loop, so faults posted back
+to back land milliseconds apart (a storm is a storm). An agent restart runs on
+a worker thread instead: it waits for the old agent's threads, which talk to
+the API server this loop may serve.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -16,6 +24,8 @@ from typing import Any
 from aiohttp import web
 
 from repairbot.model import format_time
+
+AGENT_RESTART = "agent-restart"
 
 
 class UnknownFault(ValueError):
@@ -54,7 +64,10 @@ def control_app(nodes: Mapping[str, NodeHandle]) -> web.Application:
         if not isinstance(gpu, int) or isinstance(gpu, bool) or gpu < 0:
             return _error(400, f'"gpu" must be a non-negative integer, got {gpu!r}')
         try:
-            handle.inject(body["fault"], gpu)
+            if body["fault"] == AGENT_RESTART:
+                await asyncio.get_running_loop().run_in_executor(None, handle.inject, body["fault"], gpu)
+            else:
+                handle.inject(body["fault"], gpu)
         except (UnknownFault, ValueError, IndexError) as error:
             return _error(422, str(error))
         at = format_time(datetime.now(UTC))

@@ -69,6 +69,7 @@ class DemoOptions:
     keep: bool = False
     speed: float = 1.0
     policy_path: Path | None = None
+    rolling_restart: bool = False  # restart every agent while repairs are in flight, as a DaemonSet rollout does
 
 
 def action_times(speed: float) -> ActionTimes:
@@ -196,6 +197,26 @@ class Show:
         except (httpx.HTTPError, RuntimeError, ValueError, KeyError) as error:
             self.say(f"injection failed: {error}", node=injection.node, bad=True)
 
+    async def restart_agents(self, batch: int = 4) -> None:
+        """A DaemonSet rollout: every node's agent replaced, ``batch`` at a time (``maxUnavailable``).
+
+        Nothing a repair does may notice beyond the gap: the new agents take back what the old ones knew.
+        """
+        names = [node["metadata"]["name"] for node in self.nodes() if node["metadata"]["name"] in self.state["nodes"]]
+        self.begin("a rolling restart of every agent", f"{len(names)} agents, {batch} at a time")
+        for first in range(0, len(names), batch):
+            wave = names[first : first + batch]
+            posts = [
+                self.http.post(
+                    f"{self.state['control']}/nodes/{name}/faults", json={"fault": "agent-restart"}, timeout=30
+                )
+                for name in wave
+            ]
+            for name, answer in zip(wave, await asyncio.gather(*posts, return_exceptions=True), strict=True):
+                if isinstance(answer, BaseException) or answer.status_code != 202:
+                    self.say(f"agent restart failed: {answer}", node=name, bad=True)
+            await self.tick()
+
     async def _cordon(self, node: str) -> None:
         """What ``kubectl cordon`` sends."""
         response = await self.http.patch(
@@ -238,6 +259,8 @@ class Show:
         for injection, scenario in sorted(((i, s) for s in singles for i in s.injections), key=lambda p: p[0].at):
             await asyncio.sleep(max(0.0, start + injection.at / speed - time.monotonic()))
             await self.perform(injection, scenario)
+        if self.options.rolling_restart:
+            await self.restart_agents()
         self.begin("waiting for the repairs to finish")
         if not await self.until(partial(self.all_settled, singles), 120):
             self.say("some repairs did not settle in time", bad=True)
@@ -247,6 +270,8 @@ class Show:
                 await self.perform(injection, finale)
             if not await self.until(partial(self.all_settled, [finale]), 30):
                 self.say("the storm's repairs were not all Blocked in time", bad=True)
+            if self.options.rolling_restart:
+                await self.restart_agents()
             self.begin("watching that nothing reboots")
             await self.until(lambda: False, REBOOT_WATCH)
         self.begin("waiting for Slack and Jira to catch up")

@@ -128,6 +128,11 @@ def test_the_agent_reaches_the_host_it_repairs(chart: Any) -> None:
     assert volumes[mounts["/dev/kmsg"]["name"]]["hostPath"] == {"path": "/dev/kmsg", "type": "CharDevice"}
     assert volumes[mounts["/host/sys"]["name"]]["hostPath"] == {"path": "/sys", "type": "Directory"}
     assert "--sysfs-root=/host/sys" in agent["args"] and "--kmsg=/dev/kmsg" in agent["args"]
+    # The kernel-log cursor outlives the pod, so a restarted agent reads on where the last one stopped.
+    assert volumes[mounts["/var/lib/repairbot"]["name"]]["hostPath"] == {
+        "path": "/var/lib/repairbot", "type": "DirectoryOrCreate",
+    }  # fmt: skip
+    assert "--state-dir=/var/lib/repairbot" in agent["args"]
     assert agent["livenessProbe"]["httpGet"] == {"path": "/healthz", "port": "metrics"}
 
 

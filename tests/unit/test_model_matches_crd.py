@@ -16,6 +16,7 @@ from repairbot.model import (
     Finding,
     GpuRef,
     Phase,
+    SignalKind,
     Source,
     repair_name,
     strongest,
@@ -74,6 +75,8 @@ def test_finding_round_trips_through_crd_shape(crd: dict[str, Any]) -> None:
         gpu=GpuRef(index=2, uuid="GPU-abc", pci="0000:3a:00.0"),
         xid=79,
         first_seen=datetime(2026, 11, 22, 10, 0, tzinfo=UTC),
+        signal="kmsg",
+        signal_kind=SignalKind.EVENT,
     )
     item = finding.to_dict()
     allowed = set(_schema(crd)["properties"]["spec"]["properties"]["findings"]["items"]["properties"])
@@ -89,6 +92,32 @@ def test_merge_keeps_first_seen_and_counts_up() -> None:
     assert first.first_seen == datetime(2026, 1, 1, tzinfo=UTC)
     assert first.last_seen == datetime(2026, 1, 2, tzinfo=UTC)
     assert first.action is Action.REBOOT
+
+
+def test_signal_kind_enum_matches(crd: dict[str, Any]) -> None:
+    finding = _schema(crd)["properties"]["spec"]["properties"]["findings"]["items"]["properties"]
+    assert finding["signalKind"]["enum"] == [k.value for k in SignalKind]
+    agent = _schema(crd)["properties"]["status"]["properties"]["agent"]["properties"]
+    assert agent["signals"]["additionalProperties"]["type"] == "string"
+
+
+@pytest.mark.parametrize(
+    ("first", "then", "named"),
+    [
+        (("nvml-health", SignalKind.POLLED), ("kmsg", SignalKind.EVENT), ("kmsg", SignalKind.EVENT)),
+        (("kmsg", SignalKind.EVENT), ("nvml-health", SignalKind.POLLED), ("kmsg", SignalKind.EVENT)),
+        (("nvml-health", SignalKind.POLLED), ("nvml-health", SignalKind.POLLED), ("nvml-health", SignalKind.POLLED)),
+        (("", None), ("nvml-health", SignalKind.POLLED), ("nvml-health", SignalKind.POLLED)),
+        (("nvml-health", SignalKind.POLLED), ("", None), ("nvml-health", SignalKind.POLLED)),
+    ],
+)
+def test_merge_keeps_the_stickier_signal(
+    first: tuple[str, SignalKind | None], then: tuple[str, SignalKind | None], named: tuple[str, SignalKind | None]
+) -> None:
+    """Once an event has raised a finding, no later poll may clear it: an event outranks a poll."""
+    found = Finding("ecc-dbe", "DBE", Action.GPU_RESET, signal=first[0], signal_kind=first[1])
+    found.merge(Finding("ecc-dbe", "DBE", Action.GPU_RESET, signal=then[0], signal_kind=then[1]))
+    assert (found.signal, found.signal_kind) == named
 
 
 def test_action_severity_order() -> None:

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Any
 
 import pytest
 
-from repairbot.agent.executor import StepKind, decide
+from repairbot.agent.executor import REBOOT_GRACE, StepKind, decide
+from repairbot.model import parse_time
 
 
 def repair(
@@ -21,6 +23,7 @@ def repair(
 
 
 REBOOT = {"id": "r-1", "action": "reboot"}
+STARTED = "2026-11-22T10:00:00.000Z"
 RESET = {"id": "r-2", "action": "gpu-reset", "gpu": {"index": 3, "uuid": "GPU-3"}}
 
 
@@ -75,6 +78,26 @@ def test_decide(obj: dict[str, Any], boot: str, issued: frozenset[str], kind: St
     step = decide(obj, boot, issued)
     assert step.kind is kind
     assert step.result == result
+
+
+def test_a_reboot_a_previous_agent_started_moments_ago_is_waited_for() -> None:
+    """A DaemonSet rollout replaced the agent between ``systemctl reboot`` and the power-off: not a failure yet."""
+    answer = {"requestId": "r-1", "result": "running", "bootId": "b1", "startedAt": STARTED}
+    just_after = parse_time(STARTED) + timedelta(seconds=5)
+    assert decide(repair(REBOOT, answer), "b1", frozenset(), just_after).kind is StepKind.WAIT
+    too_late = parse_time(STARTED) + REBOOT_GRACE + timedelta(seconds=1)
+    late = decide(repair(REBOOT, answer), "b1", frozenset(), too_late)
+    assert (late.kind, late.result) == (StepKind.CONCLUDE, "failed")
+    assert decide(repair(REBOOT, answer), "b2", frozenset(), just_after).result == "succeeded"
+
+
+def test_a_validation_a_restart_interrupted_is_run_again() -> None:
+    request = {"id": "v-1", "action": "validate", "dcgmDiagLevel": 2}
+    step = decide(repair(request, {"requestId": "v-1", "result": "running"}), "b1", frozenset())
+    assert (step.kind, step.action, step.diag_level) == (StepKind.START, "validate", 2)
+    assert decide(repair(request, {"requestId": "v-1", "result": "running"}), "b1", frozenset({"v-1"})).kind is (
+        StepKind.WAIT
+    )
 
 
 def test_start_carries_the_gpu() -> None:

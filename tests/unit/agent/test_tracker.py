@@ -4,10 +4,12 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
+import pytest
+
 from repairbot.agent.tracker import FindingTracker, condition_reason
 from repairbot.detectors.base import SignalHealth, SignalState
 from repairbot.kube.nodes import NodeCondition, merged_conditions
-from repairbot.model import Action, Finding, GpuRef
+from repairbot.model import Action, Finding, GpuRef, SignalKind, Source
 
 
 def finding(code: str, action: Action = Action.GPU_RESET, gpu: int = 0) -> Finding:
@@ -157,3 +159,106 @@ def test_a_required_load_check_fails_validation_where_dcgm_is_missing() -> None:
 
     verdict = validate_node(NodeAgent(node="n", detectors=[]), _Host(None), 2, True)  # type: ignore[arg-type]
     assert not verdict.ok and "requires a load check" in verdict.message
+
+
+# --- an agent that just started, and positive evidence -------------------------------------------------------
+
+T0 = datetime(2026, 11, 22, 10, tzinfo=UTC)
+
+
+def test_a_starting_agent_reports_unknown_never_true() -> None:
+    condition = FindingTracker().condition([SignalHealth("nvml")], starting=True)
+    assert (condition.status, condition.reason) == ("Unknown", "AgentStarting")
+
+
+def test_a_starting_agent_that_took_back_a_fault_reports_false() -> None:
+    tracker = FindingTracker()
+    tracker.restore([stamped("xid-79", Action.REBOOT, "kmsg", SignalKind.EVENT)], polled_signals={"nvml-health"})
+    condition = tracker.condition([], starting=True)
+    assert (condition.status, condition.reason) == ("False", "Xid79")
+
+
+def stamped(code: str, action: Action, signal: str, kind: SignalKind | None) -> Finding:
+    found = finding(code, action)
+    found.signal, found.signal_kind = signal, kind
+    return found
+
+
+def test_findings_are_stamped_with_the_signal_that_raised_them() -> None:
+    tracker = FindingTracker()
+    (polled,) = tracker.observe_poll("nvml-health", [finding("row-remap-pending")])
+    tracker.observe_event(event := finding("xid-79", Action.REBOOT), "nvml-events")
+    assert (polled.signal, polled.signal_kind) == ("nvml-health", SignalKind.POLLED)
+    assert (event.signal, event.signal_kind) == ("nvml-events", SignalKind.EVENT)
+
+
+@pytest.mark.parametrize(
+    ("polls", "clean_since"),
+    [
+        ([("clean", T0)], T0),  # the first complete clean poll starts the streak
+        ([("clean", T0), ("clean", T0 + timedelta(seconds=10))], T0),  # a streak keeps its start
+        ([("dirty", T0)], None),
+        ([("clean", T0), ("dirty", T0 + timedelta(seconds=10))], None),  # a fault ends it
+        ([("dirty", T0), ("clean", T0 + timedelta(seconds=10))], T0 + timedelta(seconds=10)),
+        ([("clean", T0), ("unreadable", T0 + timedelta(seconds=10))], None),  # no reading is no evidence
+        ([("unreadable", T0), ("clean", T0 + timedelta(seconds=20))], T0 + timedelta(seconds=20)),
+        ([("none-action", T0)], T0),  # an informational finding is not a fault
+    ],
+)
+def test_a_signals_clean_streak(polls: list[tuple[str, datetime]], clean_since: datetime | None) -> None:
+    tracker = FindingTracker()
+    for verdict, at in polls:
+        found = {
+            "clean": [],
+            "dirty": [finding("row-remap-pending")],
+            "unreadable": [],
+            "none-action": [finding("xid-13", Action.NONE)],
+        }[verdict]
+        tracker.observe_poll("nvml-health", found, complete=verdict != "unreadable", at=at)
+    assert tracker.clean_signals().get("nvml-health") == clean_since
+
+
+def test_an_unreadable_poll_forgets_no_fault() -> None:
+    tracker = FindingTracker()
+    tracker.observe_poll("nvml-health", [finding("row-remap-failure")])
+    assert tracker.observe_poll("nvml-health", [], complete=False) == []
+    assert [f.code for f in tracker.active()] == ["row-remap-failure"]
+
+
+def test_a_restored_polled_finding_is_not_reported_again_and_goes_when_a_poll_no_longer_sees_it() -> None:
+    tracker = FindingTracker()
+    restored = stamped("row-remap-pending", Action.GPU_RESET, "nvml-health", SignalKind.POLLED)
+    assert tracker.restore([restored], polled_signals={"nvml-health"}) == 1
+    assert tracker.take_outbox() == []  # intake has it already
+    assert tracker.observe_poll("nvml-health", [finding("row-remap-pending")]) == []  # still there: no new report
+    tracker.observe_poll("nvml-health", [])
+    assert tracker.active() == []
+
+
+def test_a_restored_event_finding_stays_until_a_validation_clears_it() -> None:
+    tracker = FindingTracker()
+    tracker.restore([stamped("xid-79", Action.REBOOT, "kmsg", SignalKind.EVENT)], polled_signals={"nvml-health"})
+    tracker.observe_poll("nvml-health", [])
+    assert tracker.condition([SignalHealth("nvml-health")]).status == "False"
+    tracker.clear_events()
+    assert tracker.condition([SignalHealth("nvml-health")]).status == "True"
+
+
+def test_restore_skips_what_is_not_this_agents_to_hold() -> None:
+    alert = stamped("xid-79", Action.REBOOT, "", None)
+    alert.source = Source.GRAFANA
+    unknown_signal = stamped("dcgm-xid", Action.REBOOT, "dcgm", SignalKind.POLLED)  # a detector not run here
+    legacy = stamped("xid-48", Action.GPU_RESET, "", None)  # from an agent too old to name its signal: sticky
+    tracker = FindingTracker()
+    assert tracker.restore([alert, unknown_signal, legacy], polled_signals={"nvml-health"}) == 1
+    assert [f.code for f in tracker.active()] == ["xid-48"]
+
+
+def test_a_poll_seeing_a_fault_the_repair_holds_under_its_event_does_not_report_it_again() -> None:
+    """The repair names the finding by the event that raised it; the restarted agent's first poll sees it too."""
+    tracker = FindingTracker()
+    tracker.restore([stamped("row-remap-failure", Action.GPU_RESET, "nvml-events", SignalKind.EVENT)], {"nvml-health"})
+    assert tracker.observe_poll("nvml-health", [finding("row-remap-failure")]) == []
+    tracker.observe_poll("nvml-health", [])
+    tracker.clear_events()  # a validation passed
+    assert len(tracker.observe_poll("nvml-health", [finding("row-remap-failure")])) == 1  # back: news again

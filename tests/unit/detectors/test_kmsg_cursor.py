@@ -1,0 +1,131 @@
+"""A restarted kernel-log reader neither skips what was logged while it was down nor reports a record twice."""
+
+from __future__ import annotations
+
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from repairbot.detectors.base import ResumableSource
+from repairbot.detectors.kernel_log import record_sequence
+from repairbot.detectors.kmsg import KmsgDetector
+from repairbot.model import EVIDENCE_KMSG_BOOT, EVIDENCE_KMSG_SEQ, Finding, SignalKind
+
+BOOT = "6f1c2b0e-boot-a"
+NAMING = "6,{seq},100,-;NVRM: GPU at PCI:0000:91:00: GPU-4e1d7a1c-2b3f-4c5d-8e9f-0a1b2c3d4e5f"
+XID = "4,{seq},200,-;NVRM: Xid (PCI:0000:91:00): {code}, pid=77, name=python3, detail"
+
+
+def write_log(path: Path, records: list[str]) -> None:
+    path.write_text("".join(record.format(seq=seq, code=code) + "\n" for seq, (record, code) in enumerate(records)))
+
+
+def read_all(detector: KmsgDetector) -> list[Finding]:
+    """Run the detector until it has caught up with the log as written, then stop it."""
+    stop = threading.Event()
+    found: list[Finding] = []
+
+    def run() -> None:
+        found.extend(detector.events(stop))
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 2.0
+    while not detector.caught_up and time.monotonic() < deadline:
+        time.sleep(0.01)
+    stop.set()
+    thread.join(timeout=2)
+    assert detector.caught_up
+    return found
+
+
+@pytest.fixture
+def log(tmp_path: Path) -> Path:
+    path = tmp_path / "kmsg"
+    write_log(path, [(NAMING, 0), (XID, 79), (XID, 48), (XID, 31)])  # records 0..3
+    return path
+
+
+def detector_for(log: Path, boot: str = BOOT) -> KmsgDetector:
+    return KmsgDetector(log, poll_interval_s=0.01, boot_id=lambda: boot)
+
+
+def test_record_sequence_is_read_from_kmsg_framing_only() -> None:
+    assert record_sequence("4,1234,200,-;NVRM: Xid (PCI:0000:91:00): 79, x") == 1234
+    assert record_sequence("[  12.5] NVRM: Xid (PCI:0000:91:00): 79, x") is None
+    assert record_sequence("NVRM: Xid (PCI:0000:91:00): 79, x") is None
+
+
+def test_the_kernel_log_detector_is_resumable() -> None:
+    assert isinstance(KmsgDetector("/nonexistent"), ResumableSource)
+
+
+def test_a_restarted_reader_with_no_mark_reports_every_xid_since_boot(log: Path) -> None:
+    detector = detector_for(log)
+    detector.resume_after([])
+    found = read_all(detector)
+    assert [f.code for f in found] == ["xid-79", "xid-48", "xid-31"]
+    assert [f.evidence[EVIDENCE_KMSG_SEQ] for f in found] == ["1", "2", "3"]
+    assert {f.evidence[EVIDENCE_KMSG_BOOT] for f in found} == {BOOT}
+    assert {(f.signal, f.signal_kind) for f in found} == {("kmsg", SignalKind.EVENT)}
+
+
+def test_a_restarted_reader_reports_only_records_after_its_mark(log: Path) -> None:
+    detector = detector_for(log)
+    detector.resume_after([(BOOT, 1), (BOOT, 2)])  # the highest mark of this boot counts
+    (found,) = read_all(detector)
+    assert (found.code, found.evidence[EVIDENCE_KMSG_SEQ]) == ("xid-31", "3")
+    # The naming line was skipped as already seen, yet the parser still learned the GPU's UUID from it.
+    assert found.gpu.uuid == "GPU-4e1d7a1c-2b3f-4c5d-8e9f-0a1b2c3d4e5f"
+
+
+def test_a_mark_of_another_boot_means_nothing_for_this_boots_log(log: Path) -> None:
+    detector = detector_for(log)
+    detector.resume_after([("an-older-boot", 99)])
+    assert [f.code for f in read_all(detector)] == ["xid-79", "xid-48", "xid-31"]
+
+
+def test_a_reader_at_its_mark_reports_nothing_and_is_caught_up(log: Path) -> None:
+    detector = detector_for(log)
+    detector.resume_after([(BOOT, 3)])
+    assert read_all(detector) == []
+
+
+def test_without_a_mark_the_tool_reader_starts_at_the_end(log: Path) -> None:
+    """``repairbot kmsg`` and other non-agent readers keep the old default: only what is logged from now on."""
+    detector = detector_for(log)
+    assert read_all(detector) == []
+
+
+def test_an_unreadable_log_counts_as_caught_up(tmp_path: Path) -> None:
+    detector = KmsgDetector(tmp_path / "absent", reopen_interval_s=0.05, boot_id=lambda: BOOT)
+    detector.resume_after([])
+    assert read_all(detector) == []
+    assert detector.health.state.value == "unknown"
+
+
+def test_records_read_once_are_not_reported_again_when_the_file_is_reopened(log: Path) -> None:
+    detector = detector_for(log)
+    detector.resume_after([])
+    stop = threading.Event()
+    found: list[Finding] = []
+    thread = threading.Thread(target=lambda: found.extend(detector.events(stop)), daemon=True)
+    detector.reopen_interval_s = 0.05
+    thread.start()
+    try:
+        deadline = time.monotonic() + 2
+        while len(found) < 3 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        # Log rotation swaps in a new file holding the same records plus one: only the new one is news.
+        replacement = log.with_name("kmsg.new")
+        write_log(replacement, [(NAMING, 0), (XID, 79), (XID, 48), (XID, 31), (XID, 43)])
+        replacement.replace(log)
+        deadline = time.monotonic() + 2
+        while len(found) < 4 and time.monotonic() < deadline:
+            time.sleep(0.01)
+    finally:
+        stop.set()
+        thread.join(timeout=2)
+    assert [f.code for f in found] == ["xid-79", "xid-48", "xid-31", "xid-43"]
