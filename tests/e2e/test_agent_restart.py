@@ -157,12 +157,6 @@ def test_a_rolling_restart_of_all_agents_mid_repair_changes_no_outcome(make_sand
 
 @pytest.mark.slow
 @pytest.mark.timeout(400)
-@pytest.mark.xfail(
-    reason="issue 11 defect 2: the restarted agent on the quarantined gpu-node-009 reports the Xid 64 its "
-    "predecessor never read (logged at the reboot's new boot), and a new finding on a quarantined node still "
-    "opens a new repair; remove this mark once quarantine sticks",
-    strict=False,
-)
 def test_a_rolling_restart_of_all_agents_mid_demo_changes_no_outcome(tmp_path: Path) -> None:
     """``repairbot demo --rolling-restart``: every agent replaced mid-repair, again mid-storm; all 8 end right."""
     command = ["demo", "--no-live", "--speed", "2", "--rolling-restart", "--state-dir", str(tmp_path / "rb")]
