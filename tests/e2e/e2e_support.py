@@ -109,6 +109,14 @@ def steps(repair: dict[str, Any]) -> list[tuple[str, str]]:
     return [(e["step"], e["outcome"]) for e in (repair.get("status") or {}).get("history") or []]
 
 
+def repairbot(sandbox: BackgroundSandbox, *args: str) -> subprocess.CompletedProcess[str]:
+    """The ``repairbot`` CLI as an SRE runs it against the sandbox's cluster: its own process, its own client."""
+    return subprocess.run(
+        [sys.executable, "-m", "repairbot.cli", *args, "--kubeconfig", sandbox.state["kubeconfig"]],
+        capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+
+
 def inject(sandbox: BackgroundSandbox, node_name: str, fault: str, gpu: int = 0) -> None:
     done = subprocess.run(
         [sys.executable, "-m", "repairbot.cli", "inject", "--state-dir", str(sandbox.sandbox.config.state_dir),

@@ -6,8 +6,6 @@ agents, webhook, fake Slack and fake Jira; the CLI as its own process.
 
 from __future__ import annotations
 
-import subprocess
-import sys
 import threading
 import time
 from collections.abc import Callable
@@ -23,6 +21,7 @@ from e2e_support import (
     inject_now,
     node,
     phase_of,
+    repairbot,
     repairs_of,
     simulated,
 )
@@ -32,15 +31,6 @@ from repairbot.kube.client import api_client
 from repairbot.sim.background import BackgroundSandbox
 
 CREATES = r"/apis/repairbot\.io/v1alpha1/gpurepairs(\?.*)?$"
-
-
-def repairbot(sandbox: BackgroundSandbox, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "repairbot.cli", *args, "--kubeconfig", sandbox.state["kubeconfig"]],
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
 
 
 def alert(node_name: str, gpu: int = 2) -> dict[str, Any]:

@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
-
 from e2e_support import (
     NOTIFYING,
     SandboxFactory,
@@ -15,22 +12,13 @@ from e2e_support import (
     inject_now,
     node,
     phase_of,
+    repairbot,
     repairs_of,
     simulated,
 )
 from kubernetes import client
 
 from repairbot.kube.client import api_client
-from repairbot.sim.background import BackgroundSandbox
-
-
-def repairbot(sandbox: BackgroundSandbox, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "repairbot.cli", *args, "--kubeconfig", sandbox.state["kubeconfig"]],
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
 
 
 def test_repair_command_reboots_the_node_a_human_names(make_sandbox: SandboxFactory) -> None:
