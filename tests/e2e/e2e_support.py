@@ -17,6 +17,8 @@ from repairbot.kube.client import raw_call
 from repairbot.model import GROUP, PLURAL, VERSION
 from repairbot.sim.background import BackgroundSandbox
 from repairbot.sim.host import ActionTimes
+from repairbot.sim.jira import JiraSim
+from repairbot.sim.slack import SlackSim
 
 T = TypeVar("T")
 
@@ -131,6 +133,13 @@ def inject_now(sandbox: BackgroundSandbox, faults: list[tuple[str, str, int]]) -
     with httpx.Client(base_url=sandbox.state["control"], timeout=10) as control:
         for node_name, fault, gpu in faults:
             control.post(f"/nodes/{node_name}/faults", json={"fault": fault, "gpu": gpu}).raise_for_status()
+
+
+def chats(sandbox: BackgroundSandbox) -> tuple[SlackSim, JiraSim]:
+    """The sandbox's fake Slack and fake Jira, which a ``NOTIFYING`` sandbox always has."""
+    slack, jira = sandbox.sandbox.slack, sandbox.sandbox.jira
+    assert slack is not None and jira is not None
+    return slack, jira
 
 
 def simulated(sandbox: BackgroundSandbox, node_name: str) -> Any:

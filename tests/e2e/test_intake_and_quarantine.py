@@ -16,6 +16,7 @@ import httpx
 from e2e_support import (
     NOTIFYING,
     SandboxFactory,
+    chats,
     eventually,
     gpu_condition,
     inject_now,
@@ -132,8 +133,7 @@ def test_a_new_xid_79_on_a_quarantined_node_opens_no_repair_reboots_nothing_and_
 ) -> None:
     sandbox = make_sandbox(policy=NOTIFYING)
     kube = api_client(sandbox.state["kubeconfig"])
-    slack, jira = sandbox.sandbox.slack, sandbox.sandbox.jira
-    assert slack is not None and jira is not None
+    slack, jira = chats(sandbox)
     target = "gpu-node-002"
     quarantine = quarantine_by_hand(sandbox, kube, target)
     name = quarantine["metadata"]["name"]
