@@ -49,6 +49,7 @@ from kubernetes import client
 from kubernetes.client.rest import ApiException
 
 from repairbot.kube.client import as_object
+from repairbot.kube.repairs import read_repair
 from repairbot.model import GROUP, PLURAL, VERSION, Phase
 from repairbot.notify import NotifyError
 from repairbot.notify.backoff import LaneBackoff
@@ -77,6 +78,25 @@ log = logging.getLogger(__name__)
 __all__ = ["ChatEndpoints", "NotificationDispatcher", "build_notifiers", "delivery_cursor", "owed", "steps_owed"]
 
 BACKOFF_CAP_SECONDS = 60.0
+
+
+@dataclass(frozen=True)
+class _Due:
+    """What one lane owes one repair, read once from the version its delivery starts on.
+
+    Both lanes start from the same reading (cursor, phase, the steps not refused
+    for this target), so it is made in one place and the two cannot drift.
+    """
+
+    obj: dict[str, Any]
+    status: Mapping[str, Any]
+    history: list[Any]
+    phase: str | None
+    incident: str | None
+    cursor: int
+    phase_owed: bool
+    to_send: tuple[int, ...]
+    view: RepairView
 
 
 @dataclass
@@ -145,7 +165,7 @@ class NotificationDispatcher:
                 if not owed(cached, target):
                     continue
                 try:
-                    obj = self._read(cached["metadata"]["name"])
+                    obj = read_repair(client.CustomObjectsApi(self.api), cached["metadata"]["name"])
                     if obj is not None:
                         sent += self._deliver_slack(obj) if target == "slack" else self._deliver_jira(obj)
                 except ApiException as error:  # the API server's, not the target's: retried next pass
@@ -164,23 +184,38 @@ class NotificationDispatcher:
             self.metrics.notifications_pending.labels(target).set(steps_owed(self.repairs(), target))
         return sent
 
+    # --- both lanes
+
+    def _start_lane(self, obj: dict[str, Any], target: str) -> tuple[RepairLane, _Due]:
+        """Open ``target``'s lane on ``obj`` (held refusals recorded first) and read what it owes, once."""
+        lane = RepairLane(self._patch, target, obj, self.metrics)
+        lane.record_refusals()
+        obj = lane.obj
+        status = obj.get("status") or {}
+        history, phase = status.get("history") or [], status.get("phase")
+        cursor = int(delivery_cursor(status, target).get("sent") or 0)
+        return lane, _Due(
+            obj=obj,
+            status=status,
+            history=history,
+            phase=phase,
+            incident=status.get("incident"),
+            cursor=cursor,
+            phase_owed=delivery_cursor(status, target).get("phase") != phase,
+            to_send=tuple(i for i in range(cursor, len(history)) if not refused_by(history[i], target)),
+            view=self._view(obj),
+        )
+
     # --- Slack
 
     def _deliver_slack(self, obj: dict[str, Any]) -> int:
         assert self.slack is not None
         slack = self.slack
-        lane = RepairLane(self._patch, "slack", obj, self.metrics)
-        lane.record_refusals()
-        obj = lane.obj
-        status = obj.get("status") or {}
-        history, phase, incident = status.get("history") or [], status.get("phase"), status.get("incident")
-        cursor = int(delivery_cursor(status, "slack").get("sent") or 0)
-        phase_owed = delivery_cursor(status, "slack").get("phase") != phase
-        to_send = [i for i in range(cursor, len(history)) if not refused_by(history[i], "slack")]
-        view = self._view(obj)
-        thread = status.get("slack") or {}
+        lane, due = self._start_lane(obj, "slack")
+        obj, history, phase, view, phase_owed = due.obj, due.history, due.phase, due.view, due.phase_owed
+        thread = due.status.get("slack") or {}
         if not thread.get("ts"):
-            if not to_send and not phase_owed:  # only Slack's own refusals are new: nothing to open a thread for
+            if not due.to_send and not phase_owed:  # only Slack's own refusals are new: nothing to open a thread for
                 lane.move(sent=len(history))
                 return 0
             opened = send_once(lambda plain: self._thread_for(obj, view, plain=plain))
@@ -190,11 +225,11 @@ class NotificationDispatcher:
                              sent=len(history), phase=phase)  # fmt: skip
                 return 0
             thread, phase_owed = opened.result, False  # the new parent already shows the current phase
-            lane.patch({"slack": thread, "deliveries": {"slack": {"sent": cursor, "phase": phase}}})
+            lane.patch({"slack": thread, "deliveries": {"slack": {"sent": due.cursor, "phase": phase}}})
             if opened.refusal is not None:
                 lane.refused(opened.refusal, what="the thread's first message", reduced=True)
         parent = SlackThread(channel=thread["channel"], ts=thread["ts"])
-        for index in range(cursor, len(history)):
+        for index in range(due.cursor, len(history)):
             if not refused_by(history[index], "slack"):
                 step = history_entry(history[index])
                 reply = send_once(with_plain(partial(slack.reply_step, parent, view, step)))
@@ -204,7 +239,7 @@ class NotificationDispatcher:
                     continue
             lane.move(sent=index + 1)
         if phase_owed:
-            if not incident:  # a storm's parent speaks for every node; it is rewritten from the storm below
+            if not due.incident:  # a storm's parent speaks for every node; it is rewritten from the storm below
                 update = send_once(lambda plain: slack.update_parent(parent.channel, parent.ts, view, plain=plain))
                 if update.refusal is not None:
                     lane.refused(update.refusal, what=f"the parent's update to {phase}", reduced=update.reduced,
@@ -213,7 +248,7 @@ class NotificationDispatcher:
                     lane.move(phase=phase)
             else:
                 lane.move(phase=phase)
-        return len(to_send)
+        return len(due.to_send)
 
     def _thread_for(self, obj: Mapping[str, Any], view: RepairView, *, plain: bool) -> dict[str, str]:
         """A repair's own thread, or its storm's one message: found again from any member, else posted once."""
@@ -242,18 +277,11 @@ class NotificationDispatcher:
         """The repair's steps as comments on its ticket; a storm's repairs share one incident ticket."""
         assert self.jira is not None
         jira = self.jira
-        lane = RepairLane(self._patch, "jira", obj, self.metrics)
-        lane.record_refusals()
-        obj = lane.obj
-        status = obj.get("status") or {}
-        history, phase, incident = status.get("history") or [], status.get("phase"), status.get("incident")
-        cursor = int(delivery_cursor(status, "jira").get("sent") or 0)
-        phase_owed = delivery_cursor(status, "jira").get("phase") != phase
-        to_send = [i for i in range(cursor, len(history)) if not refused_by(history[i], "jira")]
-        view = self._view(obj)
-        ticket = (status.get("jira") or {}).get("key")
+        lane, due = self._start_lane(obj, "jira")
+        obj, history, phase, incident, view = due.obj, due.history, due.phase, due.incident, due.view
+        ticket = (due.status.get("jira") or {}).get("key")
         if not ticket:
-            if not to_send and not phase_owed:
+            if not due.to_send and not due.phase_owed:
                 lane.move(sent=len(history))
                 return 0
             made = send_once(lambda _plain: self._incident_ticket(obj) if incident else jira.ensure_ticket(view))
@@ -263,7 +291,7 @@ class NotificationDispatcher:
                 return 0
             ticket = str(made.result)
             lane.patch({"jira": {"key": ticket, "url": jira.browse_url(ticket)}})
-        for index in range(cursor, len(history)):
+        for index in range(due.cursor, len(history)):
             if not refused_by(history[index], "jira"):
                 step = history_entry(history[index])
                 sent = send_once(plainless(partial(jira.comment_step, ticket, view, step, name_node=bool(incident))))
@@ -272,13 +300,13 @@ class NotificationDispatcher:
                                  sent=index + 1)  # fmt: skip
                     continue
             lane.move(sent=index + 1)
-        if phase_owed:
+        if due.phase_owed:
             closing = send_once(lambda _plain: self._close_or_escalate(ticket, view, phase, incident))
             if closing.refusal is not None:
                 lane.refused(closing.refusal, what=f"the ticket's move to {phase}", reduced=False, phase=phase)
             else:
                 lane.move(phase=phase)
-        return len(to_send)
+        return len(due.to_send)
 
     def _close_or_escalate(self, ticket: str, view: RepairView, phase: str | None, incident: Any) -> None:
         assert self.jira is not None
@@ -379,14 +407,6 @@ class NotificationDispatcher:
 
     def _view(self, obj: Mapping[str, Any]) -> RepairView:
         return RepairView.from_resource(obj, runbook_base_url=self.runbook_base_url)
-
-    def _read(self, name: str) -> dict[str, Any] | None:
-        try:
-            return as_object(client.CustomObjectsApi(self.api).get_cluster_custom_object(GROUP, VERSION, PLURAL, name))
-        except ApiException as error:
-            if error.status == 404:
-                return None
-            raise
 
     def _patch(self, name: str, status: Mapping[str, Any], *, resource_version: str | None = None) -> dict[str, Any]:
         """Merge-patch the status; with ``resource_version``, only onto that version (409 otherwise)."""

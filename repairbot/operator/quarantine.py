@@ -37,11 +37,11 @@ from datetime import UTC, datetime
 from typing import Any
 
 from kubernetes import client
-from kubernetes.client.rest import ApiException
 
 from repairbot.kube.client import api_retrying, as_object
 from repairbot.kube.intake import is_active, is_held_quarantine
 from repairbot.kube.marks import read_node_marks, remove_marks
+from repairbot.kube.repairs import read_repair
 from repairbot.model import (
     ANNOTATION_RELEASED_BY,
     CONDITION_RELEASED,
@@ -147,7 +147,7 @@ class QuarantineKeeper:
 
     def keep(self, name: str) -> str | None:
         """One look at quarantine ``name``: record new findings, release it if a human asked. What it did."""
-        obj = self._read(name)
+        obj = read_repair(self._custom, name)
         if obj is None or not is_held_quarantine(obj):
             return None
         node = str((obj.get("spec") or {}).get("nodeName") or "")
@@ -202,14 +202,6 @@ class QuarantineKeeper:
         )
         others = [r["metadata"]["name"] for r in listing.get("items") or () if is_active(r)]
         return next((other for other in sorted(others) if other != name), None)
-
-    def _read(self, name: str) -> dict[str, Any] | None:
-        try:
-            return as_object(self._custom.get_cluster_custom_object(GROUP, VERSION, PLURAL, name))
-        except ApiException as error:
-            if error.status == 404:
-                return None
-            raise
 
     def _patch_status(self, name: str, status: Mapping[str, Any]) -> None:
         for attempt in api_retrying():

@@ -39,6 +39,7 @@ from repairbot.kube.client import api_retrying, as_object, is_retryable
 from repairbot.kube.events import EventRecorder
 from repairbot.kube.intake import node_record
 from repairbot.kube.marks import cordon_and_taint, remove_marks, set_state_label
+from repairbot.kube.repairs import read_repair
 from repairbot.model import ANNOTATION_RESUME, API_VERSION, GROUP, KIND, PLURAL, VERSION, Phase, format_time, parse_time
 from repairbot.operator.breaker_store import BreakerStore
 from repairbot.operator.facts import FactGatherer
@@ -98,7 +99,7 @@ class Reconciler:
         """Take the next step of repair ``name``; None when it is finished or gone."""
         started = time.perf_counter()
         for _ in range(STALE_RETRIES):
-            obj = self._read(name)
+            obj = read_repair(self._custom, name)
             if obj is None:
                 self._own_writes.pop(name, None)  # deleted: nothing of ours to recognise any more
                 return None
@@ -174,7 +175,7 @@ class Reconciler:
 
     def record_error(self, name: str, message: str) -> None:
         """A reconcile keeps failing: say so on the GPURepair, where the SRE looks."""
-        obj = self._read(name)
+        obj = read_repair(self._custom, name)
         if obj is None:
             return
         conditions = [c for c in (obj.get("status") or {}).get("conditions") or () if c.get("type") != "ReconcileError"]
@@ -280,14 +281,6 @@ class Reconciler:
                 self.metrics.mttr.observe(max((now - received).total_seconds(), 0.0))
 
     # --- reads and references
-
-    def _read(self, name: str) -> Mapping[str, Any] | None:
-        try:
-            return as_object(self._custom.get_cluster_custom_object(GROUP, VERSION, PLURAL, name))
-        except ApiException as error:
-            if error.status == 404:
-                return None
-            raise
 
     @staticmethod
     def _ref(view: RepairView, obj: Mapping[str, Any] | None = None) -> dict[str, str]:

@@ -17,6 +17,8 @@ from repairbot.kube.client import raw_call
 from repairbot.model import GROUP, PLURAL, VERSION
 from repairbot.sim.background import BackgroundSandbox
 from repairbot.sim.host import ActionTimes
+from repairbot.sim.jira import JiraSim
+from repairbot.sim.slack import SlackSim
 
 T = TypeVar("T")
 
@@ -109,6 +111,14 @@ def steps(repair: dict[str, Any]) -> list[tuple[str, str]]:
     return [(e["step"], e["outcome"]) for e in (repair.get("status") or {}).get("history") or []]
 
 
+def repairbot(sandbox: BackgroundSandbox, *args: str) -> subprocess.CompletedProcess[str]:
+    """The ``repairbot`` CLI as an SRE runs it against the sandbox's cluster: its own process, its own client."""
+    return subprocess.run(
+        [sys.executable, "-m", "repairbot.cli", *args, "--kubeconfig", sandbox.state["kubeconfig"]],
+        capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+
+
 def inject(sandbox: BackgroundSandbox, node_name: str, fault: str, gpu: int = 0) -> None:
     done = subprocess.run(
         [sys.executable, "-m", "repairbot.cli", "inject", "--state-dir", str(sandbox.sandbox.config.state_dir),
@@ -123,6 +133,13 @@ def inject_now(sandbox: BackgroundSandbox, faults: list[tuple[str, str, int]]) -
     with httpx.Client(base_url=sandbox.state["control"], timeout=10) as control:
         for node_name, fault, gpu in faults:
             control.post(f"/nodes/{node_name}/faults", json={"fault": fault, "gpu": gpu}).raise_for_status()
+
+
+def chats(sandbox: BackgroundSandbox) -> tuple[SlackSim, JiraSim]:
+    """The sandbox's fake Slack and fake Jira, which a ``NOTIFYING`` sandbox always has."""
+    slack, jira = sandbox.sandbox.slack, sandbox.sandbox.jira
+    assert slack is not None and jira is not None
+    return slack, jira
 
 
 def simulated(sandbox: BackgroundSandbox, node_name: str) -> Any:

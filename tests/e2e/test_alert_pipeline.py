@@ -17,7 +17,7 @@ from typing import Any
 
 import yaml
 from child_servers import ChildServers, binary_or_skip, start_alertmanager, start_prometheus
-from e2e_support import NOTIFYING, SandboxFactory, eventually, finished_repair, phase_of, repairs_of, simulated
+from e2e_support import NOTIFYING, SandboxFactory, chats, eventually, finished_repair, phase_of, repairs_of, simulated
 
 from repairbot.kube.client import api_client
 from repairbot.sim.dcgm_exporter import DcgmExporterSim
@@ -32,8 +32,7 @@ def test_rules_fire_through_alertmanager_into_a_repair_with_thread_and_ticket(
     binary_or_skip("prometheus-alertmanager", "alertmanager")
     sandbox = make_sandbox(nodes=3, policy=NOTIFYING)
     kube = api_client(sandbox.state["kubeconfig"])
-    slack, jira = sandbox.sandbox.slack, sandbox.sandbox.jira
-    assert slack is not None and jira is not None
+    slack, jira = chats(sandbox)
     members = {name: simulated(sandbox, name).node for name in ("gpu-node-001", "gpu-node-002")}
     exporter = DcgmExporterSim(members.values())
     targets = sandbox.call(exporter.start())

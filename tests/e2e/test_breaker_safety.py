@@ -8,8 +8,6 @@ opted-out nodes are no storm.
 
 from __future__ import annotations
 
-import subprocess
-import sys
 import threading
 import time
 from typing import Any
@@ -24,6 +22,7 @@ from e2e_support import (
     merge_policy,
     node,
     phase_of,
+    repairbot,
     repairs_of,
     simulated,
 )
@@ -31,18 +30,10 @@ from kubernetes import client
 
 from repairbot.kube.client import api_client
 from repairbot.model import GROUP, LABEL_DISABLED, PLURAL, VERSION
-from repairbot.sim.background import BackgroundSandbox
 from repairbot.sim.host import ActionTimes
 
 LEAF_0 = ["gpu-node-000", "gpu-node-001", "gpu-node-002", "gpu-node-003"]
 LEAF_1 = ["gpu-node-004", "gpu-node-005", "gpu-node-006", "gpu-node-007"]
-
-
-def repairbot(sandbox: BackgroundSandbox, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "repairbot.cli", *args, "--kubeconfig", sandbox.state["kubeconfig"]],
-        capture_output=True, text=True, timeout=60,
-    )  # fmt: skip
 
 
 def blocked_of(kube: client.ApiClient, nodes: list[str]) -> list[dict[str, Any]] | None:

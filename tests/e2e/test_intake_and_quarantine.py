@@ -6,8 +6,6 @@ agents, webhook, fake Slack and fake Jira; the CLI as its own process.
 
 from __future__ import annotations
 
-import subprocess
-import sys
 import threading
 import time
 from collections.abc import Callable
@@ -18,11 +16,13 @@ import httpx
 from e2e_support import (
     NOTIFYING,
     SandboxFactory,
+    chats,
     eventually,
     gpu_condition,
     inject_now,
     node,
     phase_of,
+    repairbot,
     repairs_of,
     simulated,
 )
@@ -32,15 +32,6 @@ from repairbot.kube.client import api_client
 from repairbot.sim.background import BackgroundSandbox
 
 CREATES = r"/apis/repairbot\.io/v1alpha1/gpurepairs(\?.*)?$"
-
-
-def repairbot(sandbox: BackgroundSandbox, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "repairbot.cli", *args, "--kubeconfig", sandbox.state["kubeconfig"]],
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
 
 
 def alert(node_name: str, gpu: int = 2) -> dict[str, Any]:
@@ -142,8 +133,7 @@ def test_a_new_xid_79_on_a_quarantined_node_opens_no_repair_reboots_nothing_and_
 ) -> None:
     sandbox = make_sandbox(policy=NOTIFYING)
     kube = api_client(sandbox.state["kubeconfig"])
-    slack, jira = sandbox.sandbox.slack, sandbox.sandbox.jira
-    assert slack is not None and jira is not None
+    slack, jira = chats(sandbox)
     target = "gpu-node-002"
     quarantine = quarantine_by_hand(sandbox, kube, target)
     name = quarantine["metadata"]["name"]

@@ -10,7 +10,16 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from e2e_support import NOTIFYING, SandboxFactory, all_repairs, delivered, eventually, finished_repair, inject_now
+from e2e_support import (
+    NOTIFYING,
+    SandboxFactory,
+    all_repairs,
+    chats,
+    delivered,
+    eventually,
+    finished_repair,
+    inject_now,
+)
 from kubernetes import client
 
 from repairbot.kube.client import api_client
@@ -40,8 +49,7 @@ def test_one_slack_message_refused_is_recorded_and_the_repairs_later_messages_st
 ) -> None:
     sandbox = make_sandbox(policy=NOTIFYING)
     kube = api_client(sandbox.state["kubeconfig"])
-    slack, jira = sandbox.sandbox.slack, sandbox.sandbox.jira
-    assert slack is not None and jira is not None
+    slack, jira = chats(sandbox)
     # Slack refuses the replies for one step (a blocks error only while they carry blocks, as Slack does).
     slack.refuse("chat.postMessage", error, containing=REFUSED_STEP)
 
@@ -71,8 +79,7 @@ def test_one_jira_comment_refused_with_a_400_is_recorded_and_the_repairs_later_c
 ) -> None:
     sandbox = make_sandbox(policy=NOTIFYING)
     kube = api_client(sandbox.state["kubeconfig"])
-    slack, jira = sandbox.sandbox.slack, sandbox.sandbox.jira
-    assert slack is not None and jira is not None
+    slack, jira = chats(sandbox)
     jira.refuse("comment", 400, "Field 'comment' cannot be set. It is not on the appropriate screen, or unknown.",
                 containing=REFUSED_STEP)  # fmt: skip
 
@@ -126,8 +133,7 @@ def test_a_storms_slack_message_and_jira_description_count_every_member_as_nodes
         nodes=8, policy={**NOTIFYING, "budget": {"maxUnavailable": 8}, "breaker": {"maxFaults": 3, "settleTime": "3s"}},
     )
     kube = api_client(sandbox.state["kubeconfig"])
-    slack, jira = sandbox.sandbox.slack, sandbox.sandbox.jira
-    assert slack is not None and jira is not None
+    slack, jira = chats(sandbox)
     first = [f"gpu-node-00{i}" for i in range(4)]
     joining = [f"gpu-node-00{i}" for i in range(4, 7)]
 

@@ -19,6 +19,7 @@ from e2e_support import (
     NOTIFYING,
     TEST_POLICY,
     SandboxFactory,
+    chats,
     delivered,
     eventually,
     finished_repair,
@@ -65,8 +66,7 @@ def test_an_alert_resolving_mid_repair_is_said_in_the_history_thread_and_ticket(
     # Settling holds the repair in Cordoned long enough for the resolution to arrive mid-repair.
     sandbox = make_sandbox(policy={**NOTIFYING, "breaker": {"settleTime": "5s"}})
     kube = api_client(sandbox.state["kubeconfig"])
-    slack, jira = sandbox.sandbox.slack, sandbox.sandbox.jira
-    assert slack is not None and jira is not None
+    slack, jira = chats(sandbox)
 
     now = datetime.now(UTC).replace(microsecond=0)  # recent: the breaker's settle time counts from detection
     started, ended = stamp(now), stamp(now + timedelta(seconds=2))
@@ -95,8 +95,7 @@ def test_an_alert_resolving_mid_repair_is_said_in_the_history_thread_and_ticket(
 def test_jira_down_does_not_hold_back_the_slack_thread(make_sandbox: SandboxFactory) -> None:
     sandbox = make_sandbox(policy=NOTIFYING)
     kube = api_client(sandbox.state["kubeconfig"])
-    slack, jira = sandbox.sandbox.slack, sandbox.sandbox.jira
-    assert slack is not None and jira is not None
+    slack, jira = chats(sandbox)
     jira.down = True
 
     inject_now(sandbox, [("gpu-node-001", "xid:48", 1)])
@@ -109,8 +108,7 @@ def test_jira_down_does_not_hold_back_the_slack_thread(make_sandbox: SandboxFact
 
 def chat_environment(sandbox: BackgroundSandbox) -> dict[str, str]:
     """What the chart puts in the operator's environment from its Secrets, pointing at the fake Slack and Jira."""
-    slack, jira = sandbox.sandbox.slack, sandbox.sandbox.jira
-    assert slack is not None and jira is not None
+    slack, jira = chats(sandbox)
     return {
         "REPAIRBOT_SLACK_TOKEN": slack.token,
         "REPAIRBOT_SLACK_API_URL": slack.api_url,
@@ -126,8 +124,7 @@ def test_a_restarted_operator_continues_the_same_thread_and_ticket(
 ) -> None:
     sandbox = make_sandbox(operator=False, action_times=SLOW, pod_termination_seconds=1)
     kube = api_client(sandbox.state["kubeconfig"])
-    slack, jira = sandbox.sandbox.slack, sandbox.sandbox.jira
-    assert slack is not None and jira is not None
+    slack, jira = chats(sandbox)
     policy_path = tmp_path / "policy.yaml"
     policy_path.write_text(yaml.safe_dump(merge_policy(TEST_POLICY, NOTIFYING)))
     log = tmp_path / "operator.log"

@@ -2,35 +2,24 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
-
 from e2e_support import (
     NOTIFYING,
     SandboxFactory,
     all_repairs,
+    chats,
     delivered,
     eventually,
     finished_repair,
     inject_now,
     node,
     phase_of,
+    repairbot,
     repairs_of,
     simulated,
 )
 from kubernetes import client
 
 from repairbot.kube.client import api_client
-from repairbot.sim.background import BackgroundSandbox
-
-
-def repairbot(sandbox: BackgroundSandbox, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "repairbot.cli", *args, "--kubeconfig", sandbox.state["kubeconfig"]],
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
 
 
 def test_repair_command_reboots_the_node_a_human_names(make_sandbox: SandboxFactory) -> None:
@@ -153,8 +142,7 @@ def test_a_grafana_alert_posted_to_the_webhook_gets_the_node_repaired(make_sandb
 def test_every_step_reaches_one_slack_thread_and_one_jira_ticket(make_sandbox: SandboxFactory) -> None:
     sandbox = make_sandbox(policy=NOTIFYING)
     kube = api_client(sandbox.state["kubeconfig"])
-    slack, jira = sandbox.sandbox.slack, sandbox.sandbox.jira
-    assert slack is not None and jira is not None
+    slack, jira = chats(sandbox)
     slack.rate_limit(2, retry_after=1)  # Slack throttles at first: nothing may be lost or doubled
 
     inject_now(sandbox, [("gpu-node-001", "xid:79", 4)])

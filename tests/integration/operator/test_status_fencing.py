@@ -60,6 +60,23 @@ def reconciler(api: client.ApiClient, offset: timedelta) -> Reconciler:
                       clock=lambda: datetime.now(UTC) + offset)  # fmt: skip
 
 
+def reconcile_held(apiserver: Any, held_back: Reconciler, *, seconds: float) -> tuple[threading.Thread, dict[str, Any]]:
+    """Reconcile NAME in a thread whose status write the API server holds for ``seconds``; return once it is held.
+
+    The outcome dict gets ``result`` when the reconcile returns: join the thread first.
+    """
+    faults = apiserver.server.faults
+    held = faults.add(FaultRule(action="delay", method="PATCH", path=rf"gpurepairs/{NAME}/status$", seconds=seconds))
+    outcome: dict[str, Any] = {}
+    worker = threading.Thread(target=lambda: outcome.update(result=held_back.reconcile(NAME)))
+    worker.start()
+    deadline = time.monotonic() + 10
+    while held in faults.rules() and time.monotonic() < deadline:  # the rule is used up once the write is held
+        time.sleep(0.01)
+    assert held not in faults.rules(), "the status write never reached the API server"
+    return worker, outcome
+
+
 def status_of(api: client.ApiClient) -> dict[str, Any]:
     return dict(client.CustomObjectsApi(api).get_cluster_custom_object(GROUP, VERSION, PLURAL, NAME)["status"])
 
@@ -68,15 +85,7 @@ def test_a_deposed_leaders_status_write_fails_instead_of_landing(
     apiserver: Any, api: client.ApiClient, repair: dict[str, Any]
 ) -> None:
     deposed, leader = reconciler(api, timedelta(seconds=12)), reconciler(api, timedelta(0))
-    faults = apiserver.server.faults
-    held = faults.add(FaultRule(action="delay", method="PATCH", path=rf"gpurepairs/{NAME}/status$", seconds=2))
-    outcome: dict[str, Any] = {}
-    worker = threading.Thread(target=lambda: outcome.update(result=deposed.reconcile(NAME)))
-    worker.start()
-    deadline = time.monotonic() + 10
-    while held in faults.rules() and time.monotonic() < deadline:  # the deposed write is in flight, held back
-        time.sleep(0.01)
-    assert held not in faults.rules()
+    worker, outcome = reconcile_held(apiserver, deposed, seconds=2)  # the deposed write is in flight, held back
 
     leader.reconcile(NAME)  # the new leader cordons meanwhile
     worker.join(20)
@@ -111,14 +120,7 @@ def test_an_intake_merge_between_read_and_write_is_decided_again_not_lost(
 ) -> None:
     """A new finding merged into the spec bumps the resourceVersion: the held write fails, the step is re-decided."""
     worker_reconciler = reconciler(api, timedelta(0))
-    faults = apiserver.server.faults
-    held = faults.add(FaultRule(action="delay", method="PATCH", path=rf"gpurepairs/{NAME}/status$", seconds=1.5))
-    outcome: dict[str, Any] = {}
-    worker = threading.Thread(target=lambda: outcome.update(result=worker_reconciler.reconcile(NAME)))
-    worker.start()
-    deadline = time.monotonic() + 10
-    while held in faults.rules() and time.monotonic() < deadline:
-        time.sleep(0.01)
+    worker, outcome = reconcile_held(apiserver, worker_reconciler, seconds=1.5)
     ecc = Finding(code="ecc-dbe", message="double-bit ECC error", action=Action.REBOOT, severity=Severity.CRITICAL,
                   gpu=GpuRef(index=1), source=Source.AGENT)  # fmt: skip
     Intake(api).report("gpu-1", [ecc], source=Source.AGENT)

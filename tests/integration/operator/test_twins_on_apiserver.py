@@ -22,13 +22,19 @@ def _xid(gpu: int, source: Source) -> Finding:
     return Finding(code="xid-79", message="off the bus", action=Action.REBOOT, gpu=GpuRef(index=gpu), source=source)
 
 
+def _twins(apiserver: Any, custom: client.CustomObjectsApi, kube_objects: Any) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Node gpu-1 and the race on it: the agent's repair, then Grafana's for another GPU one second later."""
+    apiserver.server.create_object(kube_objects.gpu_node("gpu-1"))
+    first = _repair(custom, "gpu-1-20261122100000", _xid(0, Source.AGENT), Source.AGENT)
+    second = _repair(custom, "gpu-1-20261122100001", _xid(2, Source.GRAFANA), Source.GRAFANA)
+    return first, second
+
+
 def test_two_reporters_a_second_apart_end_as_one_repair_with_both_findings(
     apiserver: Any, api: client.ApiClient, kube_objects: Any
 ) -> None:
-    apiserver.server.create_object(kube_objects.gpu_node("gpu-1"))
     custom = client.CustomObjectsApi(api)
-    first = _repair(custom, "gpu-1-20261122100000", _xid(0, Source.AGENT), Source.AGENT)
-    second = _repair(custom, "gpu-1-20261122100001", _xid(2, Source.GRAFANA), Source.GRAFANA)
+    first, second = _twins(apiserver, custom, kube_objects)
 
     assert fold_twin(api, first) is None  # the record itself is admitted as usual
     assert fold_twin(api, second) == first["metadata"]["name"]
@@ -41,10 +47,8 @@ def test_two_reporters_a_second_apart_end_as_one_repair_with_both_findings(
 def test_a_twin_that_took_a_finding_meanwhile_is_not_deleted(
     apiserver: Any, api: client.ApiClient, kube_objects: Any
 ) -> None:
-    apiserver.server.create_object(kube_objects.gpu_node("gpu-1"))
     custom = client.CustomObjectsApi(api)
-    first = _repair(custom, "gpu-1-20261122100000", _xid(0, Source.AGENT), Source.AGENT)
-    second = _repair(custom, "gpu-1-20261122100001", _xid(2, Source.GRAFANA), Source.GRAFANA)
+    first, second = _twins(apiserver, custom, kube_objects)
     stale = dict(second)
     second["spec"]["findings"].append(_xid(3, Source.MANUAL).to_dict())
     custom.replace_cluster_custom_object(GROUP, VERSION, PLURAL, second["metadata"]["name"], second)
