@@ -123,12 +123,20 @@ def settle_refusals(
     return missing, keep[-MAX_UNRECORDED:]
 
 
-def stored_by_member(members: Iterable[Mapping[str, Any]], target: str, field_name: str) -> Mapping[str, Any] | None:
-    """The first ``status.<target>`` among an incident's repairs that has ``field_name`` set (the shared thread or
-    ticket, found again after a restart)."""
+def stored_by_member(
+    members: Iterable[Mapping[str, Any]], target: str, field_name: str, incident: str
+) -> Mapping[str, Any] | None:
+    """The storm's shared thread or ticket (``status.<target>`` with ``field_name`` set and marked with ``incident``)
+    as any member holds it, found again after a restart.
+
+    Only a message marked with the incident is the storm's: a member that opened
+    its own thread or ticket before the breaker opened (the storm's first node,
+    cordoned a moment before the trip) keeps it for itself; it never becomes the
+    storm's message.
+    """
     for repair in members:
         stored = (repair.get("status") or {}).get(target) or {}
-        if stored.get(field_name):
+        if stored.get(field_name) and stored.get("incident") == incident:
             return dict(stored)
     return None
 

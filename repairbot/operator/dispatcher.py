@@ -260,7 +260,7 @@ class NotificationDispatcher:
         memo = self.memo("slack")
         if incident in memo.anchors:
             return dict(memo.anchors[incident])
-        known = stored_by_member(self._incident_members(incident), "slack", "ts")
+        known = stored_by_member(self._incident_members(incident), "slack", "ts", incident)
         if known:
             thread = {"channel": known["channel"], "ts": known["ts"], "incident": incident}
         else:
@@ -290,7 +290,10 @@ class NotificationDispatcher:
                 lane.refused(made.refusal, what="the ticket's creation", reduced=False, sent=len(history), phase=phase)
                 return 0
             ticket = str(made.result)
-            lane.patch({"jira": {"key": ticket, "url": jira.browse_url(ticket)}})
+            stored: dict[str, str] = {"key": ticket, "url": jira.browse_url(ticket)}
+            if incident:
+                stored["incident"] = str(incident)  # the storm's ticket, not this repair's own
+            lane.patch({"jira": stored})
         for index in range(due.cursor, len(history)):
             if not refused_by(history[index], "jira"):
                 step = history_entry(history[index])
@@ -322,7 +325,7 @@ class NotificationDispatcher:
         memo = self.memo("jira")
         if incident in memo.anchors:
             return str(memo.anchors[incident])
-        known = stored_by_member(self._incident_members(incident), "jira", "key")
+        known = stored_by_member(self._incident_members(incident), "jira", "key", incident)
         if known:
             key = str(known["key"])
         else:
@@ -346,7 +349,7 @@ class NotificationDispatcher:
         members = self._incident_members(incident) if members is None else members
         detail = memo.detail(incident, storm_detail([*members, obj], incident))
         if jira_key is None:
-            jira_key = (stored_by_member([*members, obj], "jira", "key") or {}).get("key")
+            jira_key = (stored_by_member([*members, obj], "jira", "key", incident) or {}).get("key")
         return storm_view(incident, members, obj, detail=detail, jira_key=jira_key)
 
     def _refresh_storm(
@@ -383,7 +386,7 @@ class NotificationDispatcher:
         for incident in sorted(incidents_of(listing)):
             members = [r for r in listing if (r.get("status") or {}).get("incident") == incident]
             field_name = "ts" if target == "slack" else "key"
-            stored = stored_by_member(members, target, field_name)
+            stored = stored_by_member(members, target, field_name, incident)
             if stored is None:
                 continue  # nothing posted yet: the first member's delivery posts it
             lane = RepairLane(self._patch, target, dict(members[0]), self.metrics)

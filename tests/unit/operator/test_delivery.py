@@ -105,3 +105,18 @@ def test_a_storm_view_holds_every_member_once_with_its_latest_phase() -> None:
     storm = storm_view("s", members, fresh, detail="why", jira_key="OPS-1")
     assert storm.members == (("gpu-1", "Blocked"), ("gpu-2", "Succeeded"))
     assert storm.phase_counts() == "1 Blocked · 1 Succeeded"
+
+
+def test_a_members_own_thread_from_before_the_storm_never_becomes_the_storms_message() -> None:
+    from repairbot.operator.delivery import stored_by_member
+
+    first = {"status": {"incident": "storm-1", "slack": {"channel": "C1", "ts": "1.1"}, "jira": {"key": "OPS-1"}}}
+    later = {"status": {"incident": "storm-1"}}
+    assert stored_by_member([first, later], "slack", "ts", "storm-1") is None  # it cordoned before the trip
+    assert stored_by_member([first, later], "jira", "key", "storm-1") is None
+    storm = {"status": {"incident": "storm-1", "slack": {"channel": "C1", "ts": "2.2", "incident": "storm-1"},
+                        "jira": {"key": "OPS-2", "incident": "storm-1"}}}  # fmt: skip
+    assert stored_by_member([first, storm], "slack", "ts", "storm-1") == {"channel": "C1", "ts": "2.2",
+                                                                          "incident": "storm-1"}  # fmt: skip
+    assert (stored_by_member([first, storm], "jira", "key", "storm-1") or {}).get("key") == "OPS-2"
+    assert stored_by_member([storm], "slack", "ts", "storm-2") is None  # another storm's message is not this one's
