@@ -265,19 +265,26 @@ class Breakers:
         return tuple(scopes)
 
     def blocking(self, repair: str, domain: str | None) -> Breaker | None:
-        """The breaker that does not let ``repair`` take a destructive step (an open one first), or None."""
-        refusing = [b for _, b in self.scope(domain) if not b.allows(repair)]
-        refusing.sort(key=lambda b: b.state is not BreakerState.OPEN)
-        return refusing[0] if refusing else None
+        """The breaker that does not let ``repair`` take a destructive step, or None.
+
+        An open one before a half-open one, and the domain's before the fleet's:
+        the message a blocked repair shows and the incident it joins
+        (:meth:`incident_of`) name the same storm.
+        """
+        refusing = [(key, b) for key, b in self.scope(domain) if not b.allows(repair)]
+        refusing.sort(key=_most_binding)
+        return refusing[0][1] if refusing else None
 
     def incident_of(self, domain: str | None) -> str | None:
-        """The incident a blocked repair of ``domain`` belongs to: its own domain's storm, else the fleet's.
+        """The incident a blocked repair of ``domain`` belongs to: the storm that holds it.
 
-        The most specific storm wins, so one leaf's repairs stay in one thread
+        An open storm before a half-open one, and within those its own
+        domain's before the fleet's, so one leaf's repairs stay in one thread
         and one ticket even when a fleet-wide storm opens beside it.
         """
-        blocker = next((b for _, b in reversed(self.scope(domain)) if b.state is not BreakerState.CLOSED), None)
-        return blocker.incident if blocker else None
+        held = [(key, b) for key, b in self.scope(domain) if b.state is not BreakerState.CLOSED]
+        held.sort(key=_most_binding)
+        return held[0][1].incident if held else None
 
     @property
     def any_open(self) -> bool:
@@ -330,6 +337,12 @@ class Breakers:
             )
         }  # fmt: skip
         return self if kept == dict(self.domains) else Breakers(self.fleet, kept)
+
+
+def _most_binding(scoped: tuple[str, Breaker]) -> tuple[bool, bool]:
+    """Sort key: open before half-open, a domain's breaker before the fleet's."""
+    key, breaker = scoped
+    return (breaker.state is not BreakerState.OPEN, key == FLEET)
 
 
 def _absorbed(fault: Fault, domains: Mapping[str, Breaker]) -> bool:

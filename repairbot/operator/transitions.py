@@ -136,7 +136,8 @@ class Run:
         patch["conditions"] = self.conditions("Blocked", True, block.code, block.message)
         if block.code.startswith("Breaker"):
             domain = failure_domain(self.facts.node_labels, self.policy.breaker.failure_domain_label)
-            patch["incident"] = self.facts.breakers.incident_of(domain)
+            holding = self.facts.breakers.blocking(self.repair.name, domain)
+            patch["incident"] = holding.incident if holding else self.facts.breakers.incident_of(domain)
         if self.repair.action is None:
             patch |= {"action": self.ladder[0].action.value, "attempt": 1}
         if not cordon:

@@ -202,3 +202,14 @@ def test_a_half_open_breaker_nobody_tests_closes_after_its_window() -> None:
     assert soon.domains["leaf-0"].state is BreakerState.HALF_OPEN
     later = resumed.observe((), POLICY.breaker, now=T0 + POLICY.breaker.domain_window + timedelta(seconds=1))
     assert "leaf-0" not in later.domains or later.domains["leaf-0"].state is BreakerState.CLOSED
+
+
+def test_a_blocked_repair_names_the_storm_that_holds_it_in_its_message_and_its_incident() -> None:
+    spread = tuple(Fault(f"n{i}", T0 - timedelta(seconds=i), f"leaf-{10 + i}") for i in range(11))  # fleet storm
+    resumed_leaf = half_open_with("leaf-0-n0-20261122030000")  # leaf-0 half-open, its canary elsewhere
+    breakers = resumed_leaf.observe(spread, POLICY.breaker, now=T0 + timedelta(seconds=1))
+    assert breakers.fleet.state is BreakerState.OPEN
+    decision = decide(repair("leaf-0-n3"), facts("leaf-0", breakers=breakers), POLICY, T0 + timedelta(seconds=1))
+    assert decision.step is Step.BLOCK
+    assert stored(decision).fleet.incident in decision.message
+    assert decision.patch["incident"] == stored(decision).fleet.incident  # the same storm in both
