@@ -133,8 +133,15 @@ def test_records_read_once_are_not_reported_again_when_the_file_is_reopened(log:
 
 # The first start of this agent version on a node: no cursor says which of this boot's records were reported before.
 UPTIME_S = 4 * 3600.0  # the node has been up four hours
-THREE_HOURS_AGO = "4,{seq},%d,-;NVRM: Xid (PCI:0000:91:00): {code}, pid=77, name=python3, old" % ((UPTIME_S - 3 * 3600) * 1e6)
-TWO_MINUTES_AGO = "4,{seq},%d,-;NVRM: Xid (PCI:0000:91:00): {code}, pid=77, name=python3, new" % ((UPTIME_S - 120) * 1e6)
+
+def logged_ago(seconds: float) -> str:
+    """An Xid record (``{seq}``/``{code}`` left to fill) logged ``seconds`` before now, by its usec since boot."""
+    usec = int((UPTIME_S - seconds) * 1e6)
+    return "4,{seq}," + str(usec) + ",-;NVRM: Xid (PCI:0000:91:00): {code}, pid=77, name=python3, detail"
+
+
+THREE_HOURS_AGO = logged_ago(3 * 3600)
+TWO_MINUTES_AGO = logged_ago(120)
 
 
 @pytest.fixture
@@ -216,7 +223,9 @@ def test_an_unreadable_uptime_holds_nothing_back(long_up_log: Path) -> None:
 
 
 def test_a_tool_run_without_resume_has_no_look_back(long_up_log: Path) -> None:
-    detector = KmsgDetector(long_up_log, replay=True, poll_interval_s=0.01, boot_id=lambda: BOOT, uptime=lambda: UPTIME_S)
+    detector = KmsgDetector(
+        long_up_log, replay=True, poll_interval_s=0.01, boot_id=lambda: BOOT, uptime=lambda: UPTIME_S
+    )
     assert [f.code for f in read_all(detector)] == ["xid-48", "xid-79"]
 
 
