@@ -134,6 +134,7 @@ def test_records_read_once_are_not_reported_again_when_the_file_is_reopened(log:
 # The first start of this agent version on a node: no cursor says which of this boot's records were reported before.
 UPTIME_S = 4 * 3600.0  # the node has been up four hours
 
+
 def logged_ago(seconds: float) -> str:
     """An Xid record (``{seq}``/``{code}`` left to fill) logged ``seconds`` before now, by its usec since boot."""
     usec = int((UPTIME_S - seconds) * 1e6)
