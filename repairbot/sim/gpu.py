@@ -136,6 +136,11 @@ class SimulatedGpuNode:
         detail = text or XID_TEXT.get(code, f"pid='<unknown>', name=<unknown>, Xid {code} reported by the driver")
         self._kmsg(f"NVRM: Xid (PCI:{bdf}): {code}, {detail}", priority=4)
 
+    def log_xid(self, code: int, gpu: int = 0) -> None:
+        """Only the driver's kernel-log line of an Xid, no NVML event: an Xid from before NVML was watched
+        (an earlier agent's time), or one whose event no process was registered for."""
+        self._xid_line(self.backend.device(gpu), code)
+
     # Faults
 
     def inject(self, fault: str, gpu: int = 0, *, persistent: bool = False) -> None:
