@@ -38,6 +38,7 @@ class AgentConfig:
     # A first start without a cursor reports only kernel-log records this recent (seconds before the agent started).
     kmsg_first_start_lookback: float = DEFAULT_FIRST_START_LOOKBACK_S
 
+
 UPTIME_PATH = Path("/proc/uptime")  # the agent runs hostPID; a container's /proc/uptime is the host's anyway
 
 
