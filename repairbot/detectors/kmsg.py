@@ -179,6 +179,7 @@ class KmsgDetector:
         # A first start without a cursor for this boot: records logged before this uptime (seconds) are old news.
         self._report_from_s: float | None = None
         self._first_start_decided = False
+        self._started_s: float | None = None  # the node's uptime when this (resuming) detector started
         self.skipped_before_first_start = 0
         self.caught_up = False  # the log as it stood when opened has been read (or cannot be)
 
@@ -196,6 +197,8 @@ class KmsgDetector:
         parser = KmsgParser(catalog=self.catalog, sxid_catalog=self.sxid_catalog)
         debouncer = Debouncer(window_s=self.window_s, report_interval_s=self.report_interval_s, clock=self.clock)
         replay = self.replay or self._resuming
+        if self._resuming and self._started_s is None:
+            self._started_s = self._read_uptime()  # the agent's start, even if the log opens only later
         while not stop.is_set():
             reader = self._open(replay=replay)
             if reader is None:
@@ -259,14 +262,17 @@ class KmsgDetector:
 
     def _first_start_horizon(self) -> float | None:
         """The uptime before which this first start's records are old news; None: report them all."""
+        started = self._started_s if self._started_s is not None else self._read_uptime()
+        return None if started is None else started - self.first_start_lookback
+
+    def _read_uptime(self) -> float | None:
         if self._uptime is None:
             return None
         try:
-            started = float(self._uptime())
+            return float(self._uptime())
         except (OSError, ValueError) as exc:  # no uptime: no age, so every record counts as new
             log.warning("detector=kmsg event=uptime_unreadable error=%s", exc)
             return None
-        return started - self.first_start_lookback
 
     def _note_caught_up(self) -> None:
         """Once the ring as it stood at start is read: say how much the first-start look-back held back."""

@@ -233,3 +233,30 @@ def test_a_tool_run_without_resume_has_no_look_back(long_up_log: Path) -> None:
 def test_a_negative_look_back_is_refused() -> None:
     with pytest.raises(ValueError, match="first_start_lookback"):
         KmsgDetector("/nonexistent", first_start_lookback=-1)
+
+
+def test_a_log_that_opens_late_still_reports_what_was_logged_after_the_agent_started(tmp_path: Path) -> None:
+    """The look-back counts from the agent's start, not from when the log first became readable."""
+    path = tmp_path / "kmsg"
+    uptime = [UPTIME_S]
+    detector = KmsgDetector(
+        path, poll_interval_s=0.01, reopen_interval_s=0.02, boot_id=lambda: BOOT, uptime=lambda: uptime[0]
+    )
+    detector.resume_after([])
+    stop = threading.Event()
+    found: list[Finding] = []
+    thread = threading.Thread(target=lambda: found.extend(detector.events(stop)), daemon=True)
+    thread.start()
+    try:
+        deadline = time.monotonic() + 2
+        while not detector.caught_up and time.monotonic() < deadline:  # the log is not there yet
+            time.sleep(0.01)
+        uptime[0] = UPTIME_S + 3600  # an hour later the log appears, with an Xid of 30 minutes after the start
+        write_log(path, [(NAMING, 0), (logged_ago(-1800), 79)])
+        deadline = time.monotonic() + 2
+        while not found and time.monotonic() < deadline:
+            time.sleep(0.01)
+    finally:
+        stop.set()
+        thread.join(timeout=2)
+    assert [f.code for f in found] == ["xid-79"]
