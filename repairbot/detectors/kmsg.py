@@ -179,7 +179,9 @@ class KmsgDetector:
         # A first start without a cursor for this boot: records logged before this uptime (seconds) are old news.
         self._report_from_s: float | None = None
         self._first_start_decided = False
-        self._started_s: float | None = None  # the node's uptime when this (resuming) detector started
+        # The node's uptime when the agent started (built this detector): the look-back counts from there, so
+        # an agent that waited long for the API or for a readable log still reports what it waited through.
+        self._started_s: float | None = self._read_uptime()
         self.skipped_before_first_start = 0
         self.caught_up = False  # the log as it stood when opened has been read (or cannot be)
 
@@ -198,7 +200,7 @@ class KmsgDetector:
         debouncer = Debouncer(window_s=self.window_s, report_interval_s=self.report_interval_s, clock=self.clock)
         replay = self.replay or self._resuming
         if self._resuming and self._started_s is None:
-            self._started_s = self._read_uptime()  # the agent's start, even if the log opens only later
+            self._started_s = self._read_uptime()  # unreadable when built: the source's start is the next best
         while not stop.is_set():
             reader = self._open(replay=replay)
             if reader is None:

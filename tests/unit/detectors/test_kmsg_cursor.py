@@ -260,3 +260,14 @@ def test_a_log_that_opens_late_still_reports_what_was_logged_after_the_agent_sta
         stop.set()
         thread.join(timeout=2)
     assert [f.code for f in found] == ["xid-79"]
+
+
+def test_an_agent_that_waited_for_the_api_still_reports_what_was_logged_while_it_waited(tmp_path: Path) -> None:
+    """The look-back counts from the agent's start (the detector built), not from when its recovery finished."""
+    path = tmp_path / "kmsg"
+    uptime = [UPTIME_S]
+    detector = KmsgDetector(path, poll_interval_s=0.01, boot_id=lambda: BOOT, uptime=lambda: uptime[0])
+    uptime[0] = UPTIME_S + 3600  # an hour waiting for the API server; an Xid 30 minutes in
+    write_log(path, [(NAMING, 0), (logged_ago(-1800), 79), (logged_ago(3 * 3600), 48)])
+    detector.resume_after([])
+    assert [f.code for f in read_all(detector)] == ["xid-79"]
