@@ -85,6 +85,7 @@ def _cmd_agent(args: argparse.Namespace) -> int:
         ib_ports=tuple(p.strip() for p in args.ib_ports.split(",") if p.strip()) if args.ib_ports else None,
         ib_rate_gbps=args.ib_rate_gbps,
         state_dir=Path(args.state_dir) if args.state_dir else None,
+        kmsg_first_start_lookback=args.kmsg_first_start_lookback,
     )
     if args.once:
         return run_once(options, as_json=args.json, out=sys.stdout)
@@ -292,6 +293,14 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         help="host directory for the kernel-log cursor, kept across agent restarts (the chart: /var/lib/repairbot)",
     )
+    agent.add_argument(
+        "--kmsg-first-start-lookback",
+        type=_seconds,
+        default=600.0,
+        metavar="SECONDS",
+        help="with no kernel-log cursor for this boot (an upgrade, a lost state dir): report only records logged "
+        "this long before the agent started, and everything after (default 600)",
+    )
     agent.set_defaults(handler=_cmd_agent)
 
     operator = commands.add_parser(
@@ -421,6 +430,17 @@ def _positive_float(text: str) -> float:
     value = float(text)
     if not value > 0:
         raise argparse.ArgumentTypeError(f"must be above 0, got {text}")
+    return value
+
+
+def _seconds(text: str) -> float:
+    """A duration of 0 seconds or more; a bad one is refused by argparse with its reason."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a number of seconds, got {text!r}") from None
+    if not 0 <= value < float("inf"):
+        raise argparse.ArgumentTypeError(f"must be 0 seconds or more, got {text}")
     return value
 
 

@@ -20,7 +20,7 @@ from repairbot.detectors.gpu_backend import GpuBackend
 from repairbot.detectors.gpu_health import NvmlEventSource, NvmlHealthDetector
 from repairbot.detectors.gpucount import GpuCountDetector
 from repairbot.detectors.infiniband import InfinibandDetector
-from repairbot.detectors.kmsg import KmsgDetector, KmsgParser
+from repairbot.detectors.kmsg import DEFAULT_FIRST_START_LOOKBACK_S, KmsgDetector, KmsgParser
 from repairbot.model import Finding
 
 
@@ -35,6 +35,11 @@ class AgentConfig:
     ib_ports: tuple[str, ...] | None = None  # ``mlx5_0/1``…: only these; None = every port found
     ib_rate_gbps: float | None = None  # the link rate a healthy port runs at; None = no rate check
     state_dir: Path | None = None  # host directory for the kernel-log cursor (a hostPath); None = none kept
+    # A first start without a cursor reports only kernel-log records this recent (seconds before the agent started).
+    kmsg_first_start_lookback: float = DEFAULT_FIRST_START_LOOKBACK_S
+
+
+UPTIME_PATH = Path("/proc/uptime")  # the agent runs hostPID; a container's /proc/uptime is the host's anyway
 
 
 def polled_detectors(config: AgentConfig, backend: GpuBackend) -> list[Detector]:
@@ -49,19 +54,37 @@ def polled_detectors(config: AgentConfig, backend: GpuBackend) -> list[Detector]
 
 
 def event_sources(
-    config: AgentConfig, backend: GpuBackend, boot_id: Callable[[], str] | None = None
+    config: AgentConfig,
+    backend: GpuBackend,
+    boot_id: Callable[[], str] | None = None,
+    uptime: Callable[[], float] | None = None,
 ) -> list[EventSource]:
-    """NVML events and the kernel log; ``boot_id`` names the boot the kernel log's sequence numbers belong to."""
+    """NVML events and the kernel log.
+
+    ``boot_id`` names the boot the kernel log's sequence numbers belong to; ``uptime`` is the seconds since
+    that boot, the timebase of a record's ``usec`` (how old a record is, for a first start without a cursor).
+    """
 
     def pci_to_index(pci: str) -> int | None:
         return next((gpu.index for gpu in backend.gpus() if gpu.pci == pci), None)
 
-    kmsg = KmsgDetector(config.kmsg_path, pci_to_index=pci_to_index, boot_id=boot_id or _host_boot_id)
+    kmsg = KmsgDetector(
+        config.kmsg_path,
+        pci_to_index=pci_to_index,
+        boot_id=boot_id or _host_boot_id,
+        uptime=uptime or _host_uptime,
+        first_start_lookback=config.kmsg_first_start_lookback,
+    )
     return [NvmlEventSource(backend=backend), kmsg]
 
 
 def _host_boot_id() -> str:
     return BOOT_ID_PATH.read_text(encoding="utf-8").strip()
+
+
+def _host_uptime() -> float:
+    """Seconds since boot: the first field of ``/proc/uptime`` (CLOCK_BOOTTIME, as a kmsg record's usec)."""
+    return float(UPTIME_PATH.read_text(encoding="utf-8").split()[0])
 
 
 def build_agent(config: AgentConfig, backend: GpuBackend) -> NodeAgent:

@@ -16,6 +16,7 @@ from repairbot.agent.host import LinuxHost
 from repairbot.agent.server import AgentHttpServer
 from repairbot.agent.service import connect_agent
 from repairbot.detectors.gpu_backend import GpuBackendError
+from repairbot.detectors.kmsg import DEFAULT_FIRST_START_LOOKBACK_S
 from repairbot.detectors.nvml import PynvmlBackend
 from repairbot.kube.client import api_client
 from repairbot.kube.nodes import node_gpu_count
@@ -36,6 +37,7 @@ class AgentOptions:
     ib_ports: tuple[str, ...] | None = None
     ib_rate_gbps: float | None = None
     state_dir: Path | None = None
+    kmsg_first_start_lookback: float = DEFAULT_FIRST_START_LOOKBACK_S
 
     def config(self, expected_gpus: int | None = None) -> AgentConfig:
         return AgentConfig(
@@ -48,6 +50,7 @@ class AgentOptions:
             ib_ports=self.ib_ports,
             ib_rate_gbps=self.ib_rate_gbps,
             state_dir=self.state_dir,
+            kmsg_first_start_lookback=self.kmsg_first_start_lookback,
         )
 
 

@@ -23,6 +23,18 @@ another boot means nothing: the log of this boot is all new. Without
 ``resume_after`` (``repairbot kmsg``, a tool run) the detector starts at the
 end, or with ``replay`` at the start.
 
+The first start without a cursor: on a DaemonSet upgrade from a release that
+kept no cursor, a fresh install or a lost state dir, nothing says which of
+this boot's records were reported before — and a node up for weeks may hold
+Xids in its ring that an earlier agent reported and a GPU reset repaired long
+ago. Reporting them all would open a fleet-wide wave of repeat repairs. So
+when resuming without a mark for the current boot, a record logged more than
+``first_start_lookback`` seconds before the agent started is fed to the parser
+but yields no finding; its age comes from the record's ``usec`` (time since
+boot) against the node's ``uptime`` (``/proc/uptime``, the same clock). A
+record without a ``usec`` (other framings), or an unreadable uptime, is
+judged new: the look-back may only hold old news back, never hide a fault of now.
+
 An unreadable log (missing, no permission) is not a broken GPU: it yields no
 finding and sets :attr:`KmsgDetector.health` to ``unknown``; the detector keeps
 retrying until stopped and never raises.
@@ -70,6 +82,7 @@ log = logging.getLogger(__name__)
 DEFAULT_PATH = "/dev/kmsg"
 _READ_SIZE = 8192  # a kmsg record is at most ~1 KiB; one read returns one record
 _MAX_RAW_EVIDENCE = 2000
+DEFAULT_FIRST_START_LOOKBACK_S = 600.0
 
 
 class _LogReader:
@@ -137,7 +150,13 @@ class KmsgDetector:
         clock: Callable[[], float] = time.time,
         opener: Callable[[str, int], int] = os.open,
         boot_id: Callable[[], str] | None = None,
+        uptime: Callable[[], float] | None = None,
+        first_start_lookback: float = DEFAULT_FIRST_START_LOOKBACK_S,
     ) -> None:
+        """``uptime``: seconds since boot in the timebase of a record's ``usec`` (None: every record is new);
+        ``first_start_lookback``: how far back a first start without a cursor reports (see the module doc)."""
+        if first_start_lookback < 0:
+            raise ValueError(f"first_start_lookback must be >= 0 seconds, got {first_start_lookback}")
         self.path = str(path)
         self.replay = replay
         self.catalog = catalog
@@ -150,11 +169,20 @@ class KmsgDetector:
         self.clock = clock
         self._opener = opener
         self._boot_id = boot_id or (lambda: "")
+        self._uptime = uptime
+        self.first_start_lookback = first_start_lookback
         self.health = SignalHealth(self.name, SignalState.UNKNOWN, f"{self.path}: not read yet")
         # boot id → the highest record sequence already dealt with (reported before, or read by this detector)
         self._cursor: dict[str, int] = {}
         self._resuming = False
         self._boot = ""
+        # A first start without a cursor for this boot: records logged before this uptime (seconds) are old news.
+        self._report_from_s: float | None = None
+        self._first_start_decided = False
+        # The node's uptime when the agent started (built this detector): the look-back counts from there, so
+        # an agent that waited long for the API or for a readable log still reports what it waited through.
+        self._started_s: float | None = self._read_uptime()
+        self.skipped_before_first_start = 0
         self.caught_up = False  # the log as it stood when opened has been read (or cannot be)
 
     def resume_after(self, marks: Iterable[tuple[str, int]]) -> None:
@@ -171,6 +199,8 @@ class KmsgDetector:
         parser = KmsgParser(catalog=self.catalog, sxid_catalog=self.sxid_catalog)
         debouncer = Debouncer(window_s=self.window_s, report_interval_s=self.report_interval_s, clock=self.clock)
         replay = self.replay or self._resuming
+        if self._resuming and self._started_s is None:
+            self._started_s = self._read_uptime()  # unreadable when built: the source's start is the next best
         while not stop.is_set():
             reader = self._open(replay=replay)
             if reader is None:
@@ -200,6 +230,7 @@ class KmsgDetector:
                     emitted = debouncer.observe(finding)
                     if emitted is not None:
                         yield emitted
+            self._note_caught_up()  # the first read took the whole log as it stood at start
             self.caught_up = True
             yield from debouncer.due_reports()
             if not lines:
@@ -224,8 +255,37 @@ class KmsgDetector:
         self._boot = self._current_boot()
         # Only this boot's cursor can ever apply again (sequence numbers restart at every boot): keep just it.
         self._cursor = {self._boot: self._cursor[self._boot]} if self._boot in self._cursor else {}
+        if self._resuming and not self._first_start_decided:
+            self._first_start_decided = True
+            if self._boot not in self._cursor:
+                self._report_from_s = self._first_start_horizon()
         self.health = SignalHealth(self.name, SignalState.OK, f"following {self.path}")
         return reader
+
+    def _first_start_horizon(self) -> float | None:
+        """The uptime before which this first start's records are old news; None: report them all."""
+        started = self._started_s if self._started_s is not None else self._read_uptime()
+        return None if started is None else started - self.first_start_lookback
+
+    def _read_uptime(self) -> float | None:
+        if self._uptime is None:
+            return None
+        try:
+            return float(self._uptime())
+        except (OSError, ValueError) as exc:  # no uptime: no age, so every record counts as new
+            log.warning("detector=kmsg event=uptime_unreadable error=%s", exc)
+            return None
+
+    def _note_caught_up(self) -> None:
+        """Once the ring as it stood at start is read: say how much the first-start look-back held back."""
+        if self._report_from_s is not None:
+            log.info(
+                "detector=kmsg event=first_start_lookback skipped=%d lookback_s=%g reason=%r",
+                self.skipped_before_first_start,
+                self.first_start_lookback,
+                "before this agent's first start, older than the look-back",
+            )
+            self._report_from_s = None  # everything logged from now on is news
 
     def _current_boot(self) -> str:
         try:
@@ -253,6 +313,11 @@ class KmsgDetector:
                     return None  # the parser still learned from it (GPU names); its finding was reported before
             if event is None:
                 return None
+            if self._report_from_s is not None and seq is not None:  # only /dev/kmsg framing carries a usec
+                logged_s = split_record(line)[1]
+                if logged_s is not None and logged_s < self._report_from_s:
+                    self.skipped_before_first_start += 1
+                    return None  # logged long before this first start: an earlier agent dealt with it
             finding = self.finding_from_event(event)
             if seq is not None:
                 finding.evidence.update({EVIDENCE_KMSG_SEQ: str(seq), EVIDENCE_KMSG_BOOT: self._boot})

@@ -166,7 +166,7 @@ def _connect_node(
     agent = NodeAgent(
         node=node.name,
         detectors=polled_detectors(config, node.backend),
-        event_sources=event_sources(config, node.backend, boot_id=lambda: node.boot_id),
+        event_sources=event_sources(config, node.backend, boot_id=lambda: node.boot_id, uptime=node.uptime),
         interval=interval,
     )
     # One client per agent, as on a real fleet: each agent is its own process with its own pool.

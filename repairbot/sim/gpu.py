@@ -86,6 +86,7 @@ class SimulatedGpuNode:
         self.boot_id = ""
         self._clock = clock
         self._booted_at = 0.0
+        self._slept = 0.0  # time passed on the node beyond its clock (see :meth:`pass_time`); 0 at every boot
         self._sequence = 0
         self._prefaced: set[int] = set()
         self._persistent: set[tuple[str, int]] = set()
@@ -103,10 +104,24 @@ class SimulatedGpuNode:
     # Kernel log (/dev/kmsg record format: "<prio>,<seq>,<usec>,-;<text>")
 
     def _kmsg(self, text: str, priority: int = 3) -> None:
-        usec = int((self._clock() - self._booted_at) * 1_000_000)
+        usec = int(self.uptime() * 1_000_000)
         with self.kmsg_path.open("a") as log:
             log.write(f"{priority},{self._sequence},{usec},-;{text}\n")
         self._sequence += 1
+
+    def uptime(self) -> float:
+        """Seconds since this node booted: the timebase of its kernel-log records' usec (``/proc/uptime``)."""
+        return self._clock() - self._booted_at + self._slept
+
+    def pass_time(self, seconds: float) -> None:
+        """The node lives ``seconds`` more than the sandbox does: everything logged so far is that much older.
+
+        Its uptime jumps ahead and records logged from now on carry the later usec, so a node can be
+        "up for a week" in a test that runs for seconds (say, to hold an Xid an earlier agent reported days ago).
+        """
+        if seconds < 0:
+            raise ValueError(f"time only passes forward, got {seconds} s")
+        self._slept += seconds
 
     def kmsg_lines(self) -> list[str]:
         return self.kmsg_path.read_text().splitlines() if self.kmsg_path.exists() else []
@@ -120,6 +135,11 @@ class SimulatedGpuNode:
         gpu.xids.append((self._clock(), code))
         detail = text or XID_TEXT.get(code, f"pid='<unknown>', name=<unknown>, Xid {code} reported by the driver")
         self._kmsg(f"NVRM: Xid (PCI:{bdf}): {code}, {detail}", priority=4)
+
+    def log_xid(self, code: int, gpu: int = 0) -> None:
+        """Only the driver's kernel-log line of an Xid, no NVML event: an Xid from before NVML was watched
+        (an earlier agent's time), or one whose event no process was registered for."""
+        self._xid_line(self.backend.device(gpu), code)
 
     # Faults
 
@@ -279,6 +299,7 @@ class SimulatedGpuNode:
         self.boot_count += 1
         self.boot_id = str(uuid_lib.uuid5(uuid_lib.NAMESPACE_DNS, f"{self.name}.boot.{self.boot_count}"))
         self._booted_at = self._clock()
+        self._slept = 0.0
         self._sequence = 0
         self._prefaced.clear()
         self._kmsg(f"Linux version 6.8.0-49-generic (buildd@lcy02-amd64-104) boot_id={self.boot_id}", priority=5)

@@ -146,6 +146,7 @@ def test_agent_options_reach_its_command_line(chart: Any) -> None:
             "metricsPort": 9500,
             "ibPorts": ["mlx5_0/1", "mlx5_1/1"],
             "ibRateGbps": 400,
+            "kmsgFirstStartLookbackSeconds": 1800,
         }
     }
     daemonset = render(chart, values).get("DaemonSet", name("agent"))
@@ -155,9 +156,11 @@ def test_agent_options_reach_its_command_line(chart: Any) -> None:
     assert "--dcgm-url=http://$(HOST_IP):9400/metrics" in agent["args"]
     assert "--metrics-port=9500" in agent["args"]
     assert "--ib-ports=mlx5_0/1,mlx5_1/1" in agent["args"] and "--ib-rate-gbps=400" in agent["args"]
+    assert "--kmsg-first-start-lookback=1800" in agent["args"]
     assert daemonset["spec"]["template"]["spec"]["runtimeClassName"] == "nvidia"
     default_agent = container(render(chart).get("DaemonSet", name("agent")), "agent")
     assert not [arg for arg in default_agent["args"] if arg.startswith(("--expected-gpus", "--dcgm-url"))]
+    assert "--kmsg-first-start-lookback=600" in default_agent["args"]
 
 
 def test_agent_disabled_leaves_no_agent_rights_behind(chart: Any) -> None:

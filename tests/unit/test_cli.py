@@ -98,3 +98,15 @@ def test_operator_refuses_to_start_on_a_bad_policy(tmp_path: object) -> None:
     done = run_cli("operator", "--policy", str(path), "--kubeconfig", "/nonexistent", "--no-leader-election")
     assert done.returncode == 2
     assert "bad policy" in done.stdout and "policy.budget.maxUnavailable" in done.stdout
+
+
+def test_agent_refuses_a_negative_first_start_lookback() -> None:
+    done = run_cli("agent", "--node", "n1", "--kmsg-first-start-lookback", "-5")
+    assert done.returncode == 2
+    assert "--kmsg-first-start-lookback" in done.stderr and "0 seconds or more" in done.stderr
+
+
+def test_agent_refuses_a_first_start_lookback_that_is_not_a_number() -> None:
+    done = run_cli("agent", "--node", "n1", "--kmsg-first-start-lookback", "ten")
+    assert done.returncode == 2
+    assert "must be a number of seconds" in done.stderr
