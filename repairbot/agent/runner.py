@@ -129,6 +129,9 @@ class NodeAgent:
     recover: Callable[[], Recovery] | None = None
     signals: SignalSink | None = None
     cursor: CursorFile | None = None  # the kernel-log cursor on the host, beside the repairs' marks
+    # Kernel-log records whose finding corroborated one already sent (NVML told first): the cursor passes
+    # them once nothing waits for intake, or a restart would report the line as a new fault.
+    _held_marks: list[tuple[str, int]] = field(default_factory=list)
     _recovered: bool = False
     _ready: bool = False
     # Set once the previous agent's findings are back: the executor acts only after that, or a validation
@@ -166,6 +169,7 @@ class NodeAgent:
     def on_event(self, finding: Finding, origin: str = "") -> None:
         """A pushed finding: record it and tell intake at once, not at the next poll."""
         if not self.tracker.observe_event(finding, origin):
+            self._hold_mark(finding)
             return
         self.metrics.findings.labels(finding.code, finding.action.value).inc()
         self.flush()
@@ -179,6 +183,7 @@ class NodeAgent:
         with self._flush_lock:
             pending = self.tracker.take_outbox()
             if not pending:
+                self._advance_cursor([])
                 return
             try:
                 self.sink.report(self.node, pending)
@@ -195,8 +200,31 @@ class NodeAgent:
                 self.tracker.requeue(compact_outbox(pending))
                 log.warning("intake failed node=%s findings=%d error=%s", self.node, len(pending), error)
                 return
-            if self.cursor is not None:  # intake has them: a restarted agent must not report these lines again
-                self.cursor.advance(mark for mark in map(kmsg_mark, pending) if mark is not None)
+            self._advance_cursor(pending)  # intake has them: a restarted agent must not report these lines again
+
+    def _hold_mark(self, finding: Finding) -> None:
+        """A kernel-log line that only corroborated a finding intake heard of: its record is dealt with too."""
+        mark = kmsg_mark(finding)
+        if mark is None or self.cursor is None:
+            return
+        with self._flush_lock:
+            self._held_marks.append(mark)
+        self.flush()
+
+    def _advance_cursor(self, accepted: list[Finding]) -> None:
+        """Move the kernel-log cursor past what intake accepted and the held corroborations (under the flush lock).
+
+        Held marks move only when nothing waits for intake, so a line is never passed while the finding it
+        corroborated may still be lost.
+        """
+        if self.cursor is None:
+            return
+        marks = [mark for mark in map(kmsg_mark, accepted) if mark is not None]
+        if self.tracker.outbox_empty():
+            marks.extend(self._held_marks)
+            self._held_marks.clear()
+        if marks:
+            self.cursor.advance(marks)
 
     def start(self) -> None:
         """Run the poll loop (and, once recovered, the event sources) in daemon threads until :meth:`stop`."""

@@ -151,6 +151,11 @@ class FindingTracker:
             taken, self._outbox = self._outbox, []
             return taken
 
+    def outbox_empty(self) -> bool:
+        """Nothing waits for intake (every finding reported so far was accepted)."""
+        with self._lock:
+            return not self._outbox
+
     def requeue(self, findings: list[Finding]) -> None:
         """Put back findings intake could not take, ahead of newer ones."""
         with self._lock:
