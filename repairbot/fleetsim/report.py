@@ -160,7 +160,7 @@ def _in_short(result: SimulationResult) -> list[str]:
         f"**The storm breakers' price:** {bot.breaker_trips} trips ({bot.breaker_trips - bot.fleet_breaker_trips} "
         f"of one leaf, {bot.fleet_breaker_trips} fleet-wide), one page per incident instead of one per node. A "
         f"leaf's breaker holds only that leaf's repairs; the fleet's (more than {config.policy.breaker.max_faults} "
-        f"nodes in {format_duration(config.policy.breaker.window)}, counting only nodes outside stormed leaves) "
+        f"nodes in {format_duration(config.policy.breaker.window)}, leaving out the largest leaf that is storming) "
         "holds every leaf"
         + (f", so a whole leaf switch ({config.domain_size} nodes) is that leaf's incident alone and the other "
            "leaves keep being repaired" if config.domain_size > config.policy.breaker.max_faults else "")

@@ -307,9 +307,7 @@ class Breakers:
             .untested_past(policy.domain_window, now=now)
             for d in sorted(set(by_domain) | set(self.domains))
         }  # fmt: skip
-        # One domain's storm, however large, is that domain's incident: the fleet counts the rest,
-        # and never the faults of a domain storm a human already resumed from.
-        elsewhere = [f for f in faults if not _absorbed(f, domains)]
+        elsewhere = fleet_counted(faults, domains)
         fleet = self.fleet.observe(elsewhere, policy, now=now, finder=_fleet_finder)
         fleet = fleet.untested_past(policy.window, now=now)
         return Breakers(fleet, domains).pruned(policy, now=now)
@@ -339,17 +337,43 @@ class Breakers:
         return self if kept == dict(self.domains) else Breakers(self.fleet, kept)
 
 
-def _most_binding(scoped: tuple[str, Breaker]) -> tuple[bool, bool]:
-    """Sort key: open before half-open, a domain's breaker before the fleet's."""
+def _most_binding(scoped: tuple[str, Breaker]) -> tuple[bool, datetime, bool]:
+    """Sort key: open before half-open, then the storm that opened first, then a domain's before the fleet's.
+
+    The storm that was there first is the one a blocked repair joins: a leaf
+    that died before a fleet-wide storm keeps its repairs in its own thread and
+    ticket, while in a fleet-wide storm (a bad driver rollout) repairs of leaves
+    that trip only after the fleet did join the fleet's one incident.
+    """
     key, breaker = scoped
-    return (breaker.state is not BreakerState.OPEN, key == FLEET)
+    opened = breaker.opened_at or datetime.max.replace(tzinfo=UTC)
+    return (breaker.state is not BreakerState.OPEN, opened, key == FLEET)
 
 
-def _absorbed(fault: Fault, domains: Mapping[str, Breaker]) -> bool:
-    """Is ``fault`` its domain's business: its domain's breaker is open or half-open, or it resumed from it?"""
+def fleet_counted(faults: Iterable[Fault], domains: Mapping[str, Breaker]) -> list[Fault]:
+    """The faults the fleet-wide breaker counts.
+
+    Not the faults of a domain storm a human already resumed from, and not
+    those of the largest domain now storming: one leaf going down, however
+    many nodes it holds, is that leaf's incident alone, while faults spread
+    over many domains (a bad rollout trips every leaf's breaker too) still
+    open the fleet's.
+    """
+    counted = [f for f in faults if not _resumed_away(f, domains)]
+    stormy: dict[str, set[str]] = defaultdict(set)
+    for fault in counted:
+        breaker = domains.get(fault.domain) if fault.domain else None
+        if breaker is not None and breaker.state is not BreakerState.CLOSED:
+            stormy[str(fault.domain)].add(fault.node)
+    if not stormy:
+        return counted
+    largest = max(stormy, key=lambda d: (len(stormy[d]), d))
+    return [f for f in counted if f.domain != largest]
+
+
+def _resumed_away(fault: Fault, domains: Mapping[str, Breaker]) -> bool:
+    """Did a human resume ``fault``'s domain storm after it (its breaker closed since, counting from then)?"""
     breaker = domains.get(fault.domain) if fault.domain else None
-    if breaker is None:
+    if breaker is None or breaker.state is not BreakerState.CLOSED:
         return False
-    if breaker.state is not BreakerState.CLOSED:
-        return True
     return breaker.counting_since is not None and fault.at <= breaker.counting_since

@@ -213,3 +213,19 @@ def test_a_blocked_repair_names_the_storm_that_holds_it_in_its_message_and_its_i
     assert decision.step is Step.BLOCK
     assert stored(decision).fleet.incident in decision.message
     assert decision.patch["incident"] == stored(decision).fleet.incident  # the same storm in both
+
+
+def test_a_bad_rollout_over_every_leaf_is_one_fleet_storm_not_a_page_per_leaf() -> None:
+    # A rollout goes leaf by leaf: 25 leaves lose 4 nodes each, each leaf's breaker trips at its 2nd node.
+    arrivals = [Fault(f"leaf-{i // 4}-n{i % 4}", T0 + timedelta(milliseconds=10 * i), f"leaf-{i // 4}")
+                for i in range(100)]  # fmt: skip
+    policy = parse_policy({"breaker": {"maxPerDomain": 2, "maxFaults": 10}}).breaker  # a leaf trips at 2 nodes
+    breakers, incidents = Breakers(), []
+    for count, fault in enumerate(arrivals, start=1):
+        now = fault.at
+        breakers = breakers.observe(arrivals[:count], policy, now=now)
+        incidents.append(breakers.incident_of(fault.domain))
+    assert breakers.fleet.state is BreakerState.OPEN
+    late = incidents[len(incidents) // 2 :]
+    assert set(late) == {breakers.fleet.incident}  # once the fleet storm is on, every new repair joins it
+    assert len(set(incidents) - {None}) <= 6  # the few leaves that tripped first, and the fleet: not 25 pages
