@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -39,6 +41,26 @@ def read_all(detector: KmsgDetector) -> list[Finding]:
     thread.join(timeout=2)
     assert detector.caught_up
     return found
+
+@contextmanager
+def following(detector: KmsgDetector) -> Iterator[list[Finding]]:
+    """The detector's event stream on its own thread, as the agent runs it; yields what it found so far."""
+    stop = threading.Event()
+    found: list[Finding] = []
+    thread = threading.Thread(target=lambda: found.extend(detector.events(stop)), daemon=True)
+    thread.start()
+    try:
+        yield found
+    finally:
+        stop.set()
+        thread.join(timeout=2)
+
+
+def wait_for(done: Callable[[], bool], seconds: float = 2.0) -> None:
+    deadline = time.monotonic() + seconds
+    while not done() and time.monotonic() < deadline:
+        time.sleep(0.01)
+
 
 
 @pytest.fixture
@@ -109,25 +131,14 @@ def test_an_unreadable_log_counts_as_caught_up(tmp_path: Path) -> None:
 def test_records_read_once_are_not_reported_again_when_the_file_is_reopened(log: Path) -> None:
     detector = detector_for(log)
     detector.resume_after([])
-    stop = threading.Event()
-    found: list[Finding] = []
-    thread = threading.Thread(target=lambda: found.extend(detector.events(stop)), daemon=True)
     detector.reopen_interval_s = 0.05
-    thread.start()
-    try:
-        deadline = time.monotonic() + 2
-        while len(found) < 3 and time.monotonic() < deadline:
-            time.sleep(0.01)
+    with following(detector) as found:
+        wait_for(lambda: len(found) >= 3)
         # Log rotation swaps in a new file holding the same records plus one: only the new one is news.
         replacement = log.with_name("kmsg.new")
         write_log(replacement, [(NAMING, 0), (XID, 79), (XID, 48), (XID, 31), (XID, 43)])
         replacement.replace(log)
-        deadline = time.monotonic() + 2
-        while len(found) < 4 and time.monotonic() < deadline:
-            time.sleep(0.01)
-    finally:
-        stop.set()
-        thread.join(timeout=2)
+        wait_for(lambda: len(found) >= 4)
     assert [f.code for f in found] == ["xid-79", "xid-48", "xid-31", "xid-43"]
 
 
@@ -174,22 +185,11 @@ def test_a_first_start_without_a_cursor_reports_an_xid_logged_2_minutes_ago_but_
 def test_a_first_start_reports_everything_logged_after_it_started(long_up_log: Path) -> None:
     detector = first_start_detector(long_up_log)
     detector.resume_after([])
-    stop = threading.Event()
-    found: list[Finding] = []
-    thread = threading.Thread(target=lambda: found.extend(detector.events(stop)), daemon=True)
-    thread.start()
-    try:
-        deadline = time.monotonic() + 2
-        while not found and time.monotonic() < deadline:
-            time.sleep(0.01)
+    with following(detector) as found:
+        wait_for(lambda: bool(found))
         with long_up_log.open("a") as log_file:  # a fresh Xid, one second after start
             log_file.write(f"4,3,{int((UPTIME_S + 1) * 1e6)},-;NVRM: Xid (PCI:0000:91:00): 31, pid=77, name=x, y\n")
-        deadline = time.monotonic() + 2
-        while len(found) < 2 and time.monotonic() < deadline:
-            time.sleep(0.01)
-    finally:
-        stop.set()
-        thread.join(timeout=2)
+        wait_for(lambda: len(found) >= 2)
     assert [f.code for f in found] == ["xid-79", "xid-31"]
 
 
@@ -243,22 +243,11 @@ def test_a_log_that_opens_late_still_reports_what_was_logged_after_the_agent_sta
         path, poll_interval_s=0.01, reopen_interval_s=0.02, boot_id=lambda: BOOT, uptime=lambda: uptime[0]
     )
     detector.resume_after([])
-    stop = threading.Event()
-    found: list[Finding] = []
-    thread = threading.Thread(target=lambda: found.extend(detector.events(stop)), daemon=True)
-    thread.start()
-    try:
-        deadline = time.monotonic() + 2
-        while not detector.caught_up and time.monotonic() < deadline:  # the log is not there yet
-            time.sleep(0.01)
+    with following(detector) as found:
+        wait_for(lambda: detector.caught_up)  # the log is not there yet
         uptime[0] = UPTIME_S + 3600  # an hour later the log appears, with an Xid of 30 minutes after the start
         write_log(path, [(NAMING, 0), (logged_ago(-1800), 79)])
-        deadline = time.monotonic() + 2
-        while not found and time.monotonic() < deadline:
-            time.sleep(0.01)
-    finally:
-        stop.set()
-        thread.join(timeout=2)
+        wait_for(lambda: bool(found))
     assert [f.code for f in found] == ["xid-79"]
 
 
