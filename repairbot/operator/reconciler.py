@@ -37,7 +37,6 @@ from kubernetes.client.rest import ApiException
 
 from repairbot.kube.client import api_retrying, as_object, is_retryable
 from repairbot.kube.events import EventRecorder
-from repairbot.kube.intake import node_record
 from repairbot.kube.marks import cordon_and_taint, remove_marks, set_state_label
 from repairbot.kube.repairs import read_repair
 from repairbot.model import ANNOTATION_RESUME, API_VERSION, GROUP, KIND, PLURAL, VERSION, Phase, format_time, parse_time
@@ -110,9 +109,9 @@ class Reconciler:
             try:
                 if view.phase in (Phase.PENDING, Phase.BLOCKED):
                     with self._admission:
-                        if view.phase is Phase.PENDING and self._may_have_twin(view) and (
-                            fold_twin(self.api, obj) is not None
-                        ):
+                        # One list of the node's repairs, from the API and not the watch cache: a cache
+                        # that lags a create by a moment would let both twins be admitted.
+                        if view.phase is Phase.PENDING and fold_twin(self.api, obj) is not None:
                             return None  # a second record of a node that has one: its findings went there
                         result = self._step(obj, view)
                 else:
@@ -126,18 +125,6 @@ class Reconciler:
             return result
         # Every fresh read was overtaken: let the scheduler come back rather than spin here.
         return ReconcileResult(Decision(Step.NOTHING, "repair busy; deciding again"), timedelta(seconds=1))
-
-    def _may_have_twin(self, view: RepairView) -> bool:
-        """Could another GPURepair be this node's record? The watch cache answers for free; only then ask the API.
-
-        Without a cache (tests, tools) always ask. The cache may lag a create by
-        a moment; the twin it misses is folded on the repair's next reconcile.
-        """
-        if self.fleet_cache is None:
-            return True
-        mine = [dict(r) for r in self.fleet_cache.view().repairs if r.get("spec", {}).get("nodeName") == view.node]
-        record = node_record(mine)
-        return record is not None and record["metadata"]["name"] != view.name
 
     def _step(self, obj: Mapping[str, Any], view: RepairView) -> ReconcileResult:
         now = self.clock()
