@@ -28,16 +28,13 @@ from typing import Any
 
 from kubernetes import client
 
-from repairbot.kube.client import as_object, raw_call
+from repairbot.kube.client import raw_call
 from repairbot.kube.intake import is_active
+from repairbot.kube.repairs import repairs_of_node
 from repairbot.model import (
     EVIDENCE_KMSG_BOOT,
     EVIDENCE_KMSG_SEQ,
-    GROUP,
-    LABEL_NODE,
     LABEL_STATE,
-    PLURAL,
-    VERSION,
     Finding,
     NodeState,
     Phase,
@@ -98,13 +95,9 @@ def kmsg_mark(finding: Finding) -> Mark | None:
 def read_recovery(api: client.ApiClient, node: str) -> Recovery:
     """Read this node's state label and list its GPURepairs, once; raises on API errors (the caller retries)."""
     labels = (raw_call(client.CoreV1Api(api).read_node, node).get("metadata") or {}).get("labels") or {}
-    listing = as_object(
-        client.CustomObjectsApi(api).list_cluster_custom_object(
-            GROUP, VERSION, PLURAL, label_selector=f"{LABEL_NODE}={node}"
-        )
-    )
+    repairs = repairs_of_node(client.CustomObjectsApi(api), node)
     quarantined = labels.get(LABEL_STATE) == NodeState.QUARANTINED.value
-    return recovery_from(listing.get("items") or (), quarantined=quarantined)
+    return recovery_from(repairs, quarantined=quarantined)
 
 
 @dataclass

@@ -40,6 +40,7 @@ from kubernetes.client.rest import ApiException
 
 from repairbot.bounds import FINDINGS_MAX, bound_finding, cap_findings, truncate
 from repairbot.kube.client import api_retrying, as_object, is_too_large, raw_call
+from repairbot.kube.repairs import repairs_of_node
 from repairbot.model import (
     CONDITION_RELEASED,
     EVIDENCE_FINGERPRINT,
@@ -236,10 +237,7 @@ class Intake:
         self._core = client.CoreV1Api(api)
 
     def repairs_of(self, node: str) -> list[dict[str, Any]]:
-        listing = as_object(
-            self._custom.list_cluster_custom_object(GROUP, VERSION, PLURAL, label_selector=f"{LABEL_NODE}={node}")
-        )
-        return list(listing.get("items") or [])
+        return repairs_of_node(self._custom, node)
 
     def active_repair(self, node: str) -> dict[str, Any] | None:
         return oldest_active(self.repairs_of(node))

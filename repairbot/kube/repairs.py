@@ -1,4 +1,5 @@
-"""Read one GPURepair by name, the way the operator's loops all need it: gone is an answer, not an error."""
+"""Read GPURepairs the way the operator's and agent's loops need them: one by name (gone is an answer, not an
+error), or every repair of one node by its ``repairbot.io/node`` label."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ from kubernetes import client
 from kubernetes.client.rest import ApiException
 
 from repairbot.kube.client import as_object
-from repairbot.model import GROUP, PLURAL, VERSION
+from repairbot.model import GROUP, LABEL_NODE, PLURAL, VERSION
 
 
 def read_repair(custom: client.CustomObjectsApi, name: str) -> dict[str, Any] | None:
@@ -24,3 +25,11 @@ def read_repair(custom: client.CustomObjectsApi, name: str) -> dict[str, Any] | 
         if error.status == 404:
             return None
         raise
+
+
+def repairs_of_node(custom: client.CustomObjectsApi, node: str) -> list[dict[str, Any]]:
+    """Every GPURepair of ``node``, finished ones included, in one list request."""
+    listing = as_object(
+        custom.list_cluster_custom_object(GROUP, VERSION, PLURAL, label_selector=f"{LABEL_NODE}={node}")
+    )
+    return list(listing.get("items") or [])

@@ -38,16 +38,15 @@ from typing import Any
 
 from kubernetes import client
 
-from repairbot.kube.client import api_retrying, as_object
+from repairbot.kube.client import api_retrying
 from repairbot.kube.intake import is_active, is_held_quarantine
 from repairbot.kube.marks import read_node_marks, remove_marks
-from repairbot.kube.repairs import read_repair
+from repairbot.kube.repairs import read_repair, repairs_of_node
 from repairbot.model import (
     ANNOTATION_RELEASED_BY,
     CONDITION_RELEASED,
     EVIDENCE_WHILE_QUARANTINED,
     GROUP,
-    LABEL_NODE,
     PLURAL,
     VERSION,
     Finding,
@@ -197,10 +196,7 @@ class QuarantineKeeper:
 
     def _other_active(self, node: str, name: str) -> str | None:
         """An active repair of the node besides this quarantine (only from before quarantines stuck)."""
-        listing = as_object(
-            self._custom.list_cluster_custom_object(GROUP, VERSION, PLURAL, label_selector=f"{LABEL_NODE}={node}")
-        )
-        others = [r["metadata"]["name"] for r in listing.get("items") or () if is_active(r)]
+        others = [r["metadata"]["name"] for r in repairs_of_node(self._custom, node) if is_active(r)]
         return next((other for other in sorted(others) if other != name), None)
 
     def _patch_status(self, name: str, status: Mapping[str, Any]) -> None:

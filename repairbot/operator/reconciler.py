@@ -40,6 +40,7 @@ from repairbot.kube.events import EventRecorder
 from repairbot.kube.marks import cordon_and_taint, remove_marks, set_state_label
 from repairbot.kube.repairs import read_repair
 from repairbot.model import ANNOTATION_RESUME, API_VERSION, GROUP, KIND, PLURAL, VERSION, Phase, format_time, parse_time
+from repairbot.operator.breaker_flow import ended_phase
 from repairbot.operator.breaker_store import BreakerStore
 from repairbot.operator.facts import FactGatherer
 from repairbot.operator.fleet_cache import FleetCache
@@ -119,7 +120,7 @@ class Reconciler:
             except StaleRepair:
                 log.info("repair changed under a decision; deciding again repair=%s", name)
                 continue
-            if _ends(result.decision):
+            if ended_phase(result.decision) is not None:
                 self._own_writes.pop(name, None)  # its last write's echo may wake a worker once more: harmless
             self.metrics.reconcile_seconds.observe(time.perf_counter() - started)
             return result
@@ -281,12 +282,6 @@ class Reconciler:
 
 OWN_WRITES_MAX = 4096
 """Repairs whose last own write is remembered; far above the active repairs of any fleet."""
-
-
-def _ends(decision: Decision) -> bool:
-    """Does this step leave the repair in a terminal phase?"""
-    phase = (decision.after or {}).get("phase") or decision.patch.get("phase")
-    return phase in {p.value for p in Phase if p.is_terminal}
 
 
 def _version(obj: Mapping[str, Any]) -> str:
