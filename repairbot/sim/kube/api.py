@@ -20,6 +20,7 @@ from typing import Any
 
 from repairbot.sim.kube import patching
 from repairbot.sim.kube.errors import ApiError
+from repairbot.sim.kube.identity import SANDBOX_ADMIN, UserInfo
 from repairbot.sim.kube.resources import Registry, ResourceInfo
 from repairbot.sim.kube.selectors import (
     SelectorError,
@@ -46,12 +47,21 @@ _RESETS_STATUS_ON_CREATE = {"pods": {"phase": "Pending"}, "namespaces": {"phase"
 class WriteOptions:
     """``dryRun`` and ``fieldValidation`` query parameters, plus in-process trust."""
 
-    def __init__(self, *, dry_run: bool = False, field_validation: str = "Warn", trusted: bool = False) -> None:
+    def __init__(
+        self,
+        *,
+        dry_run: bool = False,
+        field_validation: str = "Warn",
+        trusted: bool = False,
+        user: UserInfo = SANDBOX_ADMIN,
+    ) -> None:
         self.dry_run = dry_run
         self.field_validation = field_validation or "Warn"
         self.trusted = trusted
         """In-process writes (the sandbox acting as kubelet) keep status on create."""
         self.warnings: list[str] = []
+        self.user = user
+        """Who writes: admission (ValidatingAdmissionPolicy) sees it as ``request.userInfo``."""
 
 
 class Selector:
