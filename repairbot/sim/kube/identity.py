@@ -47,6 +47,6 @@ SANDBOX_ADMIN = UserInfo("repairbot-sandbox-admin", (MASTERS, "system:authentica
 
 def service_account(namespace: str, name: str, *, node: str | None = None) -> UserInfo:
     """The user a ServiceAccount token authenticates as; ``node`` for a pod-bound token."""
-    extra = {NODE_NAME_EXTRA: (node,)} if node else {}
+    extra: dict[str, tuple[str, ...]] = {NODE_NAME_EXTRA: (node,)} if node else {}
     groups = ("system:serviceaccounts", f"system:serviceaccounts:{namespace}", "system:authenticated")
     return UserInfo(f"system:serviceaccount:{namespace}:{name}", groups, extra)
