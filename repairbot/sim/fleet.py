@@ -11,6 +11,7 @@ import base64
 from typing import Any
 
 from repairbot.model import LABEL_FAILURE_DOMAIN
+from repairbot.sim import workloads
 
 NODE_PREFIX = "gpu-node-"
 GPUS_PER_NODE = 8
@@ -145,11 +146,14 @@ def _pod(
     node: str,
     labels: dict[str, str],
     *,
+    owner: dict[str, Any] | None,
+    image: str = workloads.TRAINING_IMAGE,
+    container_name: str = "main",
     gpus: int = 0,
-    owner: dict[str, Any] | None = None,
     termination_seconds: int | None = None,
 ) -> dict[str, Any]:
-    container: dict[str, Any] = {"name": "main", "image": "nvcr.io/nvidia/pytorch:24.12-py3"}
+    """A Running pod bound to ``node``; ``owner`` is its controller's reference (None: a bare pod)."""
+    container: dict[str, Any] = {"name": container_name, "image": image}
     if gpus:
         container["resources"] = {"limits": {"nvidia.com/gpu": str(gpus)}}
     metadata: dict[str, Any] = {"name": name, "namespace": ns, "labels": labels}
@@ -167,7 +171,7 @@ def _pod(
             "conditions": [{"type": "Ready", "status": "True"}],
             "containerStatuses": [
                 {
-                    "name": "main",
+                    "name": container_name,
                     "ready": True,
                     "restartCount": 0,
                     "image": container["image"],
@@ -179,32 +183,46 @@ def _pod(
     }
 
 
+def bare_pod(name: str, ns: str, node: str, *, labels: dict[str, str] | None = None) -> dict[str, Any]:
+    """A pod no controller owns (someone's ``kubectl run`` debug shell): nothing recreates it once evicted."""
+    return _pod(name, ns, node, labels or {"run": name}, owner=None, image="busybox:1.36", container_name=name)
+
+
 def node_pods(index: int, *, termination_seconds: int | None = None) -> list[dict[str, Any]]:
-    """The workloads on one node: a training worker (PDB-guarded), an inference replica, the agent."""
+    """The workloads on one node: a training worker (PDB-guarded), an inference replica, the agent.
+
+    Each is owned by its controller (PyTorchJob, ReplicaSet, DaemonSet); the
+    references carry no uid yet: :func:`repairbot.sim.workloads.seed` fills it in.
+    """
     node = node_name(index)
-    agent_owner = {
-        "apiVersion": "apps/v1",
-        "kind": "DaemonSet",
-        "name": AGENT_DAEMONSET,
-        "uid": "00000000-0000-4000-8000-00000000a9e7",
-        "controller": True,
-    }
     return [
         _pod(
             f"llama-worker-{index:03d}",
             TRAINING_NAMESPACE,
             node,
-            {"app": "llama-train", "job": "llama-70b"},
+            workloads.training_labels(index),
+            owner=workloads.controller_ref(workloads.PYTORCHJOB_API_VERSION, "PyTorchJob", workloads.TRAINING_JOB),
+            container_name="pytorch",
             gpus=GPUS_PER_NODE,
             termination_seconds=termination_seconds,
         ),
-        _pod(f"vllm-{index:03d}", INFERENCE_NAMESPACE, node, {"app": "vllm"}),
+        _pod(
+            workloads.inference_pod_name(index),
+            INFERENCE_NAMESPACE,
+            node,
+            workloads.inference_labels(),
+            owner=workloads.controller_ref("apps/v1", "ReplicaSet", workloads.INFERENCE_REPLICASET),
+            image=workloads.INFERENCE_IMAGE,
+            container_name="vllm",
+        ),
         _pod(
             f"repairbot-agent-{index:03d}",
             AGENT_NAMESPACE,
             node,
             {"app.kubernetes.io/name": "repairbot", "app.kubernetes.io/component": "agent"},
-            owner=agent_owner,
+            owner=workloads.controller_ref("apps/v1", "DaemonSet", AGENT_DAEMONSET),
+            image="repairbot:0.1.0",
+            container_name="agent",
         ),
     ]
 
@@ -222,11 +240,19 @@ def training_pdb(max_unavailable: int = 1) -> dict[str, Any]:
 def cluster_objects(
     node_count: int, *, termination_seconds: int | None = None, bmc_url: str | None = None
 ) -> list[dict[str, Any]]:
-    """Everything a fresh sandbox holds besides the CRD, in creation order."""
+    """Everything a fresh sandbox holds besides the GPURepair CRD, in creation order (owners before pods).
+
+    Create them with :func:`repairbot.sim.workloads.seed`, which gives each
+    pod's owner reference the uid of the owner created before it.
+    """
     objects: list[dict[str, Any]] = [
         namespace(ns) for ns in ("default", "kube-system", AGENT_NAMESPACE, TRAINING_NAMESPACE, INFERENCE_NAMESPACE)
     ]
+    objects.append(workloads.pytorchjob_crd())
     objects.append(agent_daemonset())
+    objects.append(workloads.training_job(TRAINING_NAMESPACE, node_count, GPUS_PER_NODE))
+    objects.append(workloads.inference_deployment(INFERENCE_NAMESPACE, node_count))
+    objects.append(workloads.inference_replicaset(INFERENCE_NAMESPACE, node_count))
     objects.append(training_pdb())
     if bmc_url:
         objects.append(bmc_secret())

@@ -24,7 +24,7 @@ from aiohttp import web
 
 from repairbot.kube.client import api_client
 from repairbot.operator.dispatcher import ChatEndpoints
-from repairbot.sim import fleet
+from repairbot.sim import fleet, workloads
 from repairbot.sim.agents import SimulatedFleet
 from repairbot.sim.control import control_app
 from repairbot.sim.crd import load_crd
@@ -88,13 +88,13 @@ class Sandbox:
         names = [fleet.node_name(i) for i in range(self.config.nodes)]
         self.bmc = RedfishSim(names, username=fleet.BMC_USERNAME, password=fleet.BMC_PASSWORD, on_reset=self._bmc_reset)
         bmc_url = await self.bmc.start(self.config.host)
-        for manifest in fleet.cluster_objects(
-            self.config.nodes, termination_seconds=self.config.pod_termination_seconds, bmc_url=bmc_url
-        ):
-            meta = manifest["metadata"]
-            if self.api.get_object(manifest["apiVersion"], manifest["kind"], meta["name"], meta.get("namespace")):
-                continue  # the API server comes with default, kube-system …
-            self.api.create_object(manifest)
+        # Owners before their pods, each pod carrying its created owner's uid (the API server has default, …).
+        workloads.seed(
+            self.api,
+            fleet.cluster_objects(
+                self.config.nodes, termination_seconds=self.config.pod_termination_seconds, bmc_url=bmc_url
+            ),
+        )
         write_kubeconfig(api_url, self.kubeconfig)
         if self.config.agents:
             self.agents = SimulatedFleet.build(

@@ -9,6 +9,8 @@ from typing import Any
 
 import pytest
 
+from repairbot.sim import fleet, workloads
+
 REPO = Path(__file__).resolve().parents[2]
 CRD_FILE = REPO / "charts" / "repairbot" / "crds" / "gpurepairs.yaml"
 
@@ -163,6 +165,57 @@ def test_drain_waits_for_disruption_budget(apiserver: Any, kubectl: Any, kube_ob
     assert "ignoring DaemonSet-managed Pods: kube-system/agent-x" in text
     remaining = sorted(p["metadata"]["name"] for p in server.list_objects("v1", "Pod"))
     assert remaining == ["agent-x", "train-2"]
+
+
+@pytest.mark.timeout(120)
+def test_kubectl_drains_a_sandbox_node_without_force_but_not_a_node_with_a_bare_pod(
+    apiserver: Any, kubectl: Any
+) -> None:
+    server = apiserver.server
+    workloads.seed(server, fleet.cluster_objects(2))
+    for pod in server.list_objects("v1", "Pod"):
+        namespace = pod["metadata"]["namespace"]
+        [ref] = pod["metadata"]["ownerReferences"]
+        owner = server.get_object(ref["apiVersion"], ref["kind"], ref["name"], namespace)
+        assert owner is not None and owner["metadata"]["uid"] == ref["uid"], pod["metadata"]["name"]
+        assert ref["controller"] is True and ref["blockOwnerDeletion"] is True
+    replicaset = server.get_object("apps/v1", "ReplicaSet", workloads.INFERENCE_REPLICASET, "inference")
+    deployment = server.get_object("apps/v1", "Deployment", workloads.INFERENCE_DEPLOYMENT, "inference")
+    assert replicaset is not None and deployment is not None
+    assert replicaset["metadata"]["ownerReferences"][0]["uid"] == deployment["metadata"]["uid"]
+    assert "llama-70b" in kubectl("get", "pytorchjobs", "-n", "train").stdout
+
+    drained = kubectl("drain", "gpu-node-000", "--ignore-daemonsets", "--delete-emptydir-data", "--timeout=60s")
+    assert "node/gpu-node-000 drained" in drained.stdout, drained.stdout + drained.stderr
+    left = kubectl("get", "pods", "-A", "--field-selector", "spec.nodeName=gpu-node-000", "-o", "name").stdout.split()
+    assert left == ["pod/repairbot-agent-000"]
+
+    server.create_object(fleet.bare_pod("debug-shell", "train", "gpu-node-001"))
+    refused = kubectl("drain", "gpu-node-001", "--ignore-daemonsets", "--delete-emptydir-data", "--timeout=20s",
+                      check=False)  # fmt: skip
+    assert refused.returncode != 0
+    assert "cannot delete Pods that declare no controller (use --force to override): train/debug-shell" in (
+        refused.stderr
+    )
+    still = kubectl("get", "pods", "-A", "--field-selector", "spec.nodeName=gpu-node-001", "-o", "name").stdout.split()
+    assert sorted(still) == ["pod/debug-shell", "pod/llama-worker-001", "pod/repairbot-agent-001",
+                             f"pod/{workloads.inference_pod_name(1)}"]  # fmt: skip
+
+
+def test_an_owner_reference_without_a_uid_is_refused_naming_the_field(kubectl: Any, tmp_path: Path) -> None:
+    manifest = tmp_path / "pod.yaml"
+    manifest.write_text("""
+apiVersion: v1
+kind: Pod
+metadata:
+  name: orphan
+  ownerReferences: [{apiVersion: batch/v1, kind: Job, name: render, controller: true}]
+spec:
+  containers: [{name: main, image: busybox}]
+""")
+    result = kubectl("apply", "-f", str(manifest), check=False)
+    assert result.returncode != 0
+    assert 'metadata.ownerReferences.uid: Invalid value: "": uid must not be empty' in result.stderr
 
 
 def _kubectl_prefix(kubectl: Any) -> list[str]:

@@ -30,7 +30,7 @@ from repairbot.sim.kube.selectors import (
     parse_label_selector,
 )
 from repairbot.sim.kube.store import Store
-from repairbot.sim.kube.validation import validate_name, validate_object
+from repairbot.sim.kube.validation import validate_name, validate_object, validate_owner_references
 
 __all__ = ["KubeApi", "Selector", "WriteOptions"]
 
@@ -181,7 +181,7 @@ class KubeApi:
                     ],
                 )
             meta["name"] = meta["generateName"] + "".join(random.choices(_NAME_SUFFIX, k=5))
-        causes = validate_name(meta["name"])
+        causes = validate_name(meta["name"]) + validate_owner_references(meta)
         if causes:
             raise ApiError.invalid(info.kind, info.group, meta["name"], causes)
         self._require_namespace(info, meta.get("namespace"), options)
@@ -274,6 +274,9 @@ class KubeApi:
                 new["status"] = old["status"]
             else:
                 new.pop("status", None)
+        causes = validate_owner_references(new["metadata"])
+        if causes:
+            raise ApiError.invalid(info.kind, info.group, str(new["metadata"].get("name") or ""), causes)
         if info.custom:
             new = self._validate_custom(info, new, options)
         if info.plural == "customresourcedefinitions":

@@ -18,7 +18,7 @@ import json
 import re
 from typing import Any
 
-__all__ = ["SchemaResult", "validate_name", "validate_object"]
+__all__ = ["SchemaResult", "validate_name", "validate_object", "validate_owner_references"]
 
 _DNS_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
 
@@ -32,6 +32,52 @@ def validate_name(name: str) -> list[dict[str, str]]:
         "characters, '-' or '.', and must start and end with an alphanumeric character"
     )
     return [{"reason": "FieldValueInvalid", "message": message, "field": "metadata.name"}]
+
+
+_BANNED_OWNERS = {("v1", "Event")}
+
+
+def validate_owner_references(metadata: dict[str, Any]) -> list[dict[str, str]]:
+    """``metadata.ownerReferences`` as apimachinery's ``ValidateOwnerReferences`` checks it on every write.
+
+    Each reference needs an apiVersion with a version, a kind, a name and a
+    uid (the garbage collector follows uids, not names); an Event cannot own
+    anything; at most one reference may be the controller.
+    """
+    refs = metadata.get("ownerReferences")
+    if not refs:
+        return []
+    field = "metadata.ownerReferences"
+    causes: list[dict[str, str]] = []
+
+    def invalid(path: str, value: Any, why: str) -> None:
+        causes.append({"reason": "FieldValueInvalid", "message": f"Invalid value: {_render(value)}: {why}",
+                       "field": path})  # fmt: skip
+
+    if not isinstance(refs, list) or not all(isinstance(ref, dict) for ref in refs):
+        invalid(field, refs, "must be a list of owner references")
+        return causes
+    controller = ""
+    for ref in refs:
+        api_version, kind = str(ref.get("apiVersion") or ""), str(ref.get("kind") or "")
+        if not api_version.rpartition("/")[2]:
+            invalid(f"{field}.apiVersion", api_version, "version must not be empty")
+        if not kind:
+            invalid(f"{field}.kind", kind, "kind must not be empty")
+        if not ref.get("name"):
+            invalid(f"{field}.name", str(ref.get("name") or ""), "name must not be empty")
+        if not ref.get("uid"):
+            invalid(f"{field}.uid", str(ref.get("uid") or ""), "uid must not be empty")
+        if (api_version, kind) in _BANNED_OWNERS:
+            invalid(field, ref, f"/{api_version}, Kind={kind} is disallowed from being an owner")
+        if ref.get("controller") is True:
+            name = f"{kind}/{ref.get('name')}"
+            if controller:
+                invalid(field, refs, "Only one reference can have Controller set to true. "
+                        f'Found "true" in references for {controller} and {name}')  # fmt: skip
+            else:
+                controller = name
+    return causes
 
 
 class SchemaResult:
