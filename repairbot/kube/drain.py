@@ -11,7 +11,9 @@ What leaves and how, as ``kubectl drain`` does it and the policy refines it:
 * DaemonSet pods, mirror (static) pods and finished pods (Succeeded/Failed)
   never need to leave: their controller would put them straight back, the
   kubelet owns them, or they hold nothing. Pods without a controller are
-  evicted like any other — the node is broken, they cannot stay.
+  evicted like any other — the node is broken, they cannot stay — where
+  ``kubectl drain`` would refuse them without ``--force``: nothing brings
+  them back, so each pass names them (``unmanaged``) for the repair's history.
 * ``evict``: POST ``pods/<name>/eviction``; the API server checks the
   PodDisruptionBudget. A 429 names the budget that blocks it.
 * ``wait``: left alone until it finishes or the rule's ``waitTimeout`` has
@@ -61,7 +63,9 @@ class DrainProgress:
     Pods are named ``namespace/name``; ``blocked`` maps a pod to the
     ``namespace/name`` of the PodDisruptionBudget that refused its eviction.
     ``leaving`` are pods already terminating. ``errors`` are API failures that
-    outlived the retries, in words a human can act on.
+    outlived the retries, in words a human can act on. ``unmanaged`` are the
+    pods that must leave and declare no controller (whatever this pass did
+    with them): once gone they are gone for good.
     """
 
     pods_left: int
@@ -71,6 +75,7 @@ class DrainProgress:
     forced: list[str] = field(default_factory=list)
     leaving: list[str] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
+    unmanaged: list[str] = field(default_factory=list)
 
     @property
     def done(self) -> bool:
@@ -96,6 +101,8 @@ class DrainProgress:
         if self.forced:
             parts.append(f"force-deleted {_names(self.forced)}")
         parts += [f"error: {error}" for error in self.errors]
+        if self.unmanaged:
+            parts.append(f"not managed by a controller: {_names(self.unmanaged)}")
         noun = "pod" if self.pods_left == 1 else "pods"
         head = "no pods left to drain" if self.done else f"{self.pods_left} {noun} left"
         return f"{head}: {'; '.join(parts)}" if parts else head
@@ -123,6 +130,12 @@ def stays_on_node(pod: Mapping[str, Any]) -> bool:
         return True
     owners = metadata.get("ownerReferences") or []
     return any(ref.get("kind") == "DaemonSet" and ref.get("controller") for ref in owners)
+
+
+def has_controller(pod: Mapping[str, Any]) -> bool:
+    """Does the pod name a controller (``ownerReferences[].controller``)? kubectl drain's test for "managed"."""
+    owners = (pod.get("metadata") or {}).get("ownerReferences") or []
+    return any(isinstance(ref, Mapping) and ref.get("controller") is True for ref in owners)
 
 
 def uses_gpu(pod: Mapping[str, Any]) -> bool:
@@ -253,6 +266,7 @@ def drain_step(
         forced=pass_.forced,
         leaving=pass_.leaving,
         errors=pass_.errors,
+        unmanaged=[pod_key(pod) for pod in pods if not has_controller(pod)],
     )
     log.info("event=drain_step node=%s pods_left=%d summary=%r", node, progress.pods_left, progress.summary())
     return progress

@@ -216,6 +216,7 @@ class FactGatherer:
             pods_left=drained.pods_left if drained else 0,
             pods_blocked=len(drained.blocked) + len(drained.waiting) if drained else 0,
             blocking_pdbs=tuple(sorted(set(drained.blocked.values()))) if drained else (),
+            unmanaged_pods=tuple(drained.unmanaged) if drained else (),
             pool=pool_usage(node, fleet, self.policy),
             breakers=breakers,
             active_repairs=active_repairs(fleet),

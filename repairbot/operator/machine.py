@@ -47,6 +47,7 @@ from repairbot.operator.blockers import (
 from repairbot.operator.decision import DESTRUCTIVE_STEPS, POLL, Decision, Step, request_id
 from repairbot.operator.repair_view import AgentAnswer, Facts, PoolUsage, RepairView, Request, optional_time
 from repairbot.operator.transitions import Run
+from repairbot.operator.unmanaged import OUTCOME_UNMANAGED, STEP_DRAIN, already_noted, unmanaged_message
 from repairbot.policy import LadderFallback, Policy, Rung
 
 __all__ = [
@@ -326,6 +327,19 @@ def _settling(run: Run) -> Decision | None:
 
 
 def _draining(run: Run) -> Decision:
+    """One drain pass's outcome; the first pass to meet pods without a controller names them in the history."""
+    if not run.facts.unmanaged_pods or already_noted(run.repair.history):
+        return _drain_outcome(run)
+    message = unmanaged_message(run.facts.unmanaged_pods)
+    noted = replace(run, notes=(run.entry(STEP_DRAIN, OUTCOME_UNMANAGED, message, run.repair.action),))
+    decision = _drain_outcome(noted)
+    if decision.patch:
+        return decision
+    # Nothing else to write this pass: the entry goes alone, and the event says it where kubectl users look.
+    return replace(decision, message=message, patch=noted.base(Phase.DRAINING, decision.message), event="UnmanagedPods")
+
+
+def _drain_outcome(run: Run) -> Decision:
     rung = run.rung
     assert rung is not None, "a draining repair always has a rung"
     block = first_block(DESTRUCTIVE_STEP_BLOCKERS, run.ctx(rung.action))

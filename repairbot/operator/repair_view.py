@@ -150,7 +150,8 @@ class Facts:
     the fleet's new repairs (storm breaker), each with its failure domain; ``breakers``
     the stored storm breakers (fleet-wide and per domain); ``active_repairs`` the
     names of every repair still running (None: not known), so the breaker can
-    free the canary slot of one that ended or was deleted.
+    free the canary slot of one that ended or was deleted. ``unmanaged_pods``
+    are the draining node's pods that must leave and have no controller.
     """
 
     node_exists: bool = True
@@ -163,6 +164,7 @@ class Facts:
     pods_left: int = 0
     pods_blocked: int = 0
     blocking_pdbs: tuple[str, ...] = ()
+    unmanaged_pods: tuple[str, ...] = ()
     pool: PoolUsage = PoolUsage()
     breakers: Breakers = field(default_factory=Breakers)
     active_repairs: frozenset[str] | None = None

@@ -37,6 +37,8 @@ class Run:
     now: datetime
     ladder: tuple[Rung, ...]
     code: str
+    notes: tuple[dict[str, Any], ...] = ()
+    """History entries this reconcile learnt on the way (the drain's unmanaged pods): first in whatever it writes."""
 
     @property
     def rung(self) -> Rung | None:
@@ -65,7 +67,7 @@ class Run:
         past its cap the oldest delivered steps fold into one summary entry, and
         the notifiers' cursors move back by as many entries in this same write.
         """
-        fold = fold_history(self.repair.history, entries, self.repair.deliveries)
+        fold = fold_history(self.repair.history, (*self.notes, *entries), self.repair.deliveries)
         patch: dict[str, Any] = {"phase": phase.value, "message": truncate(message), "history": fold.history}
         if fold.cursors is not None:
             patch["deliveries"] = {target: {"sent": sent} for target, sent in fold.cursors.items()}

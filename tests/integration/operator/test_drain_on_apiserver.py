@@ -189,3 +189,39 @@ def test_a_pod_gone_before_its_eviction_is_not_an_error(
     progress = _step(api)
     assert progress.errors == [] and progress.evicted == []
     assert progress.pods_left == 1  # the injected 404 lied: the recount still sees the pod
+
+
+def _bare(kube_objects: Any, name: str, **kw: Any) -> dict[str, Any]:
+    """A pod no controller owns (a ``kubectl run`` debug shell): nothing recreates it."""
+    pod = kube_objects.running_pod(name, NODE, **kw)
+    del pod["metadata"]["ownerReferences"]
+    return pod
+
+
+def test_a_bare_pod_is_named_and_evicted_through_its_budget_never_deleted(
+    apiserver: Any, api: client.ApiClient, kube_objects: Any
+) -> None:
+    _seed(
+        apiserver,
+        kube_objects,
+        _bare(kube_objects, "debug-shell", namespace="train", labels={"app": "llama"}),
+        kube_objects.running_pod("llama-worker-001", NODE, namespace="train", labels={"app": "llama"}),
+        kube_objects.pdb("llama", namespace="train", min_available=1, app="llama"),
+    )
+    first = _step(api)
+    assert first.unmanaged == ["train/debug-shell"]
+    assert first.evicted == ["train/debug-shell"] and first.blocked == {"train/llama-worker-001": "train/llama"}
+    assert "not managed by a controller: train/debug-shell" in first.summary()
+    assert _pods_on_node(apiserver) == ["train/llama-worker-001"]
+
+    _seed_only(apiserver, _bare(kube_objects, "notebook", namespace="train", labels={"app": "llama"}))
+    second = _step(api)  # two healthy under minAvailable 1: the worker goes, then the budget refuses the bare pod
+    assert second.evicted == ["train/llama-worker-001"]
+    assert second.blocked == {"train/notebook": "train/llama"}
+    assert second.unmanaged == ["train/notebook"] and second.forced == []
+    assert _pods_on_node(apiserver) == ["train/notebook"]
+
+
+def _seed_only(apiserver: Any, *objects: dict[str, Any]) -> None:
+    for obj in objects:
+        apiserver.server.create_object(obj)
