@@ -10,8 +10,11 @@ from __future__ import annotations
 import time
 
 from e2e_support import (
+    NOTIFYING,
     SandboxFactory,
     all_repairs,
+    chats,
+    delivered,
     eventually,
     finished_repair,
     inject,
@@ -25,6 +28,7 @@ from e2e_support import (
 from kubernetes import client
 
 from repairbot.kube.client import api_client
+from repairbot.sim import fleet
 from repairbot.sim.host import ActionTimes
 
 
@@ -74,6 +78,29 @@ def test_drain_waits_for_the_pdb_then_completes(make_sandbox: SandboxFactory) ->
 
     policy.patch_namespaced_pod_disruption_budget("llama", "train", {"spec": {"maxUnavailable": 1}})
     assert phase_of(finished_repair(kube, "gpu-node-001")) == "Succeeded"
+
+
+def test_a_bare_debug_shell_on_the_node_is_named_in_the_history_and_in_slack(make_sandbox: SandboxFactory) -> None:
+    sandbox = make_sandbox(policy=NOTIFYING)
+    kube = api_client(sandbox.state["kubeconfig"])
+    sandbox.sandbox.api.create_object(fleet.bare_pod("debug-shell", "train", "gpu-node-002"))
+
+    inject(sandbox, "gpu-node-002", "xid:79", gpu=3)
+    repair = finished_repair(kube, "gpu-node-002")
+
+    assert phase_of(repair) == "Succeeded", repair["status"]
+    noted = [e for e in repair["status"]["history"] if (e["step"], e["outcome"]) == ("drain", "unmanaged-pods")]
+    assert [e["message"] for e in noted] == [
+        "1 pod not managed by a controller: they will not come back after eviction: train/debug-shell"
+    ]
+    order = [s for s, _ in steps(repair)]
+    assert order.index("start-drain") < order.index("drain") < order.index("request")
+    pods = client.CoreV1Api(kube).list_pod_for_all_namespaces(field_selector="spec.nodeName=gpu-node-002").items
+    assert [p.metadata.name for p in pods] == ["repairbot-agent-002"]  # evicted like the owned pods
+    status = eventually(lambda: delivered(kube, "gpu-node-002", "slack"), timeout=30, what="slack caught up")
+    slack, _ = chats(sandbox)
+    replies = [m.text or "" for m in slack.thread(status["slack"]["channel"], status["slack"]["ts"])]
+    assert any("train/debug-shell" in reply and "not managed by a controller" in reply for reply in replies)
 
 
 def test_reset_refused_climbs_to_reboot_then_passes(make_sandbox: SandboxFactory) -> None:
