@@ -21,13 +21,24 @@ Handler = Callable[[argparse.Namespace], int]
 
 
 def _cmd_sandbox(args: argparse.Namespace) -> int:
+    from repairbot.policy import PolicyError, PolicyFileError, load_policy
     from repairbot.sim.sandbox import SandboxConfig, run_until_signalled
 
+    policy_path = Path(args.policy) if args.policy else None
+    if policy_path is not None:
+        # Checked before anything starts, as `repairbot operator` does: a typo never reaches the operator thread.
+        try:
+            load_policy(policy_path)
+        except PolicyError as error:
+            detail = f"{error}" if isinstance(error, PolicyFileError) else f"{policy_path}:\n{error}"
+            print(f"repairbot sandbox: bad policy {detail}", file=sys.stderr)
+            return 2
     config = SandboxConfig(
         state_dir=Path(args.state_dir),
         nodes=args.nodes,
         api_port=args.port,
         pod_termination_seconds=args.pod_termination_seconds,
+        policy_path=policy_path,
     )
     asyncio.run(run_until_signalled(config))
     return 0
@@ -263,6 +274,13 @@ def build_parser() -> argparse.ArgumentParser:
         type=int,
         default=None,
         help="how long evicted training pods take to terminate (default: at once)",
+    )
+    sandbox.add_argument(
+        "--policy",
+        default=None,
+        metavar="FILE",
+        help="the sandbox operator's policy YAML (default: repairbot/data/policy-sandbox.yaml); "
+        "a bad file stops the sandbox before it starts, naming every bad field",
     )
     sandbox.set_defaults(handler=_cmd_sandbox)
 

@@ -110,3 +110,23 @@ def test_agent_refuses_a_first_start_lookback_that_is_not_a_number() -> None:
     done = run_cli("agent", "--node", "n1", "--kmsg-first-start-lookback", "ten")
     assert done.returncode == 2
     assert "must be a number of seconds" in done.stderr
+
+
+def test_sandbox_refuses_to_start_on_a_bad_policy_naming_file_and_fields(tmp_path: object) -> None:
+    from pathlib import Path
+
+    path = Path(str(tmp_path)) / "policy.yaml"
+    path.write_text(BAD_POLICY)
+    state_dir = Path(str(tmp_path)) / "rb-state"
+    done = run_cli("sandbox", "--state-dir", str(state_dir), "--policy", str(path))
+    assert done.returncode == 2
+    assert f"repairbot sandbox: bad policy {path}:" in done.stderr
+    assert 'policy.budget.maxUnavailable: "150%" is over 100%' in done.stderr and "policy.drain.timeout" in done.stderr
+    assert not (state_dir / "state.json").exists()  # nothing was started
+    missing = run_cli("sandbox", "--state-dir", str(state_dir), "--policy", str(path.with_name("nope.yaml")))
+    assert missing.returncode == 2 and "nope.yaml: cannot be read" in missing.stderr
+
+
+def test_sandbox_help_offers_the_policy_flag() -> None:
+    done = run_cli("sandbox", "--help")
+    assert done.returncode == 0 and "--policy FILE" in done.stdout
