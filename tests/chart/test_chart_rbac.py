@@ -183,23 +183,3 @@ def test_rbac_create_false_renders_no_roles(chart: Any) -> None:
     assert [obj["kind"] for obj in out.objects if obj["kind"] in kinds] == []
     pod = out.get("Deployment", name("operator"))["spec"]["template"]["spec"]
     assert pod["serviceAccountName"] == name("operator")  # the one the user must provide
-
-
-def test_the_admission_policy_confines_the_agent_to_its_own_node(chart: Any) -> None:
-    out = render(chart)
-    (policy,) = out.of_kind("ValidatingAdmissionPolicy")
-    (binding,) = out.of_kind("ValidatingAdmissionPolicyBinding")
-    assert binding["spec"] == {"policyName": policy["metadata"]["name"], "validationActions": ["Deny"]}
-    spec = policy["spec"]
-    assert spec["failurePolicy"] == "Fail"
-    (condition,) = spec["matchConditions"]
-    assert f"system:serviceaccount:{NAMESPACE}:{name('agent')}" in condition["expression"]
-    resources = {r for rule in spec["matchConstraints"]["resourceRules"] for r in rule["resources"]}
-    assert {"nodes/status", "gpurepairs", "gpurepairs/status"} <= resources
-    (variable,) = spec["variables"]
-    assert "request.userInfo.extra['authentication.kubernetes.io/node-name']" in variable["expression"]
-    expressions = " ".join(v["expression"] for v in spec["validations"])
-    assert "request.name == variables.node" in expressions
-    assert "object.spec.nodeName == variables.node" in expressions
-    assert "oldObject.spec.nodeName == variables.node" in expressions  # no moving another node's repair to you
-    assert not render(chart, {"admissionPolicy": {"enabled": False}}).of_kind("ValidatingAdmissionPolicy")

@@ -168,7 +168,7 @@ def test_agent_disabled_leaves_no_agent_rights_behind(chart: Any) -> None:
     assert not out.of_kind("DaemonSet")
     assert not out.has("ServiceAccount", name("agent"))
     assert not out.has("ClusterRole", name("agent"))
-    assert not out.of_kind("ValidatingAdmissionPolicy")
+    assert not out.has("ValidatingAdmissionPolicy", name("agent-own-node"))
     assert "agent is disabled" in out.notes
 
 

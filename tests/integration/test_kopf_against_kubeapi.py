@@ -129,7 +129,7 @@ def test_kopf_sees_nodes_and_gpurepairs(apiserver: Any, operator: Recorder, kube
         assert obj["metadata"]["labels"]["seen-by"] == "kopf"
         assert "repairbot.io/test-finalizer" in obj["metadata"]["finalizers"]
 
-        custom.patch_cluster_custom_object(GROUP, VERSION, PLURAL, "gpu-1-x", {"spec": {"dryRun": True}})
+        custom.patch_cluster_custom_object(GROUP, VERSION, PLURAL, "gpu-1-x", {"spec": {"reason": "seen by hand"}})
         wait_for(lambda: operator.has("update", "gpu-1-x"), message="the update handler")
         wait_for(
             lambda: (

@@ -155,8 +155,8 @@ def test_patch_types(
     assert node.metadata.labels["repairbot.io/state"] == "repairing"
     # merge patch on a custom resource
     custom.create_cluster_custom_object(GROUP, VERSION, PLURAL, repair("r1"))
-    patched = custom.patch_cluster_custom_object(GROUP, VERSION, PLURAL, "r1", {"spec": {"dryRun": True}})
-    assert patched["spec"] == {"nodeName": "gpu-1", "source": "agent", "dryRun": True}
+    patched = custom.patch_cluster_custom_object(GROUP, VERSION, PLURAL, "r1", {"spec": {"reason": "seen by hand"}})
+    assert patched["spec"] == {"nodeName": "gpu-1", "source": "agent", "reason": "seen by hand"}
     # strategic merge is not supported for custom resources: 415
     status, _, body = raw(
         f"{apiserver.url}/apis/{GROUP}/{VERSION}/{PLURAL}/r1", "PATCH", b"{}", "application/strategic-merge-patch+json"
@@ -178,7 +178,7 @@ def test_status_subresource(apiserver: Any, custom: client.CustomObjectsApi) -> 
     assert status["status"] == {"phase": "Cordoned", "attempt": 1}
     assert status["spec"]["nodeName"] == "gpu-1"  # spec changes via /status are ignored
     assert status["metadata"]["generation"] == 1  # status changes do not bump generation
-    spec = custom.patch_cluster_custom_object(GROUP, VERSION, PLURAL, "r1", {"spec": {"dryRun": True}})
+    spec = custom.patch_cluster_custom_object(GROUP, VERSION, PLURAL, "r1", {"spec": {"reason": "seen by hand"}})
     assert spec["metadata"]["generation"] == 2 and spec["status"]["phase"] == "Cordoned"
 
 

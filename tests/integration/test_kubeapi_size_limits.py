@@ -50,7 +50,8 @@ def test_an_update_that_grows_an_object_past_etcds_limit_is_refused_and_the_old_
 ) -> None:
     custom = client.CustomObjectsApi(kube_api)
     custom.create_cluster_custom_object(GROUP, VERSION, PLURAL, repair("grows", "small"))
-    history = [{"step": "queue", "outcome": "done", "message": "m" * 1000, "at": "2026-05-01T10:00:00Z"}] * 1700
+    # within the CRD's maxItems (256), over etcd's 1.5 MiB
+    history = [{"step": "queue", "outcome": "done", "message": "m" * 7000, "at": "2026-05-01T10:00:00Z"}] * 250
     with pytest.raises(ApiException) as raised:
         custom.patch_cluster_custom_object_status(GROUP, VERSION, PLURAL, "grows", {"status": {"history": history}})
     assert raised.value.status == 500 and "request is too large" in raised.value.body

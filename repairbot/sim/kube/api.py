@@ -19,6 +19,7 @@ from collections import OrderedDict
 from typing import Any
 
 from repairbot.sim.kube import patching
+from repairbot.sim.kube.admission import AdmissionRequest, PolicyAdmission, validate_binding, validate_policy
 from repairbot.sim.kube.errors import ApiError
 from repairbot.sim.kube.identity import SANDBOX_ADMIN, UserInfo
 from repairbot.sim.kube.resources import Registry, ResourceInfo
@@ -30,7 +31,13 @@ from repairbot.sim.kube.selectors import (
     parse_label_selector,
 )
 from repairbot.sim.kube.store import Store
-from repairbot.sim.kube.validation import validate_name, validate_object, validate_owner_references
+from repairbot.sim.kube.validation import (
+    apply_defaults,
+    validate_crd_rules,
+    validate_name,
+    validate_object,
+    validate_owner_references,
+)
 
 __all__ = ["KubeApi", "Selector", "WriteOptions"]
 
@@ -54,6 +61,7 @@ class WriteOptions:
         field_validation: str = "Warn",
         trusted: bool = False,
         user: UserInfo = SANDBOX_ADMIN,
+        internal: bool = False,
     ) -> None:
         self.dry_run = dry_run
         self.field_validation = field_validation or "Warn"
@@ -62,6 +70,8 @@ class WriteOptions:
         self.warnings: list[str] = []
         self.user = user
         """Who writes: admission (ValidatingAdmissionPolicy) sees it as ``request.userInfo``."""
+        self.internal = internal
+        """A write the server makes inside another request (an eviction's delete): admission ran on that one."""
 
 
 class Selector:
@@ -86,6 +96,7 @@ class KubeApi:
     def __init__(self, store: Store, registry: Registry) -> None:
         self.store = store
         self.registry = registry
+        self.admission = PolicyAdmission(store)
         self._snapshots: OrderedDict[str, list[dict[str, Any]]] = OrderedDict()
 
     # --------------------------------------------------------------- helpers
@@ -111,9 +122,11 @@ class KubeApi:
             return
         raise ApiError.not_found("namespaces", namespace)
 
-    def _validate_custom(self, info: ResourceInfo, obj: dict[str, Any], options: WriteOptions) -> dict[str, Any]:
+    def _validate_custom(
+        self, info: ResourceInfo, obj: dict[str, Any], options: WriteOptions, old: dict[str, Any] | None = None
+    ) -> dict[str, Any]:
         name = obj["metadata"].get("name") or obj["metadata"].get("generateName", "")
-        pruned, result = validate_object(info.schema, obj)
+        pruned, result = validate_object(info.schema, obj, old)
         if result.unknown:
             if options.field_validation == "Strict":
                 fields = ", ".join(f'unknown field "{path}"' for path in result.unknown)
@@ -123,6 +136,48 @@ class KubeApi:
         if result.causes:
             raise ApiError.invalid(info.kind, info.group, name, result.causes)
         return pruned
+
+    def _validate_registration(self, info: ResourceInfo, obj: dict[str, Any]) -> None:
+        """Objects whose expressions the server compiles on write: a policy or CRD that does not compile is refused."""
+        checks = {
+            ("admissionregistration.k8s.io", "validatingadmissionpolicies"): validate_policy,
+            ("admissionregistration.k8s.io", "validatingadmissionpolicybindings"): validate_binding,
+            ("apiextensions.k8s.io", "customresourcedefinitions"): validate_crd_rules,
+        }
+        check = checks.get((info.group, info.plural))
+        causes = check(obj) if check else []
+        if causes:
+            raise ApiError.invalid(info.kind, info.group, obj["metadata"].get("name", ""), causes)
+
+    def admit(
+        self,
+        operation: str,
+        info: ResourceInfo,
+        obj: dict[str, Any] | None,
+        old: dict[str, Any] | None,
+        options: WriteOptions,
+        *,
+        name: str,
+        subresource: str = "",
+        kind: tuple[str, str, str] | None = None,
+    ) -> None:
+        """Validating admission, after schema validation and before storage, as in the real registry."""
+        if options.internal:
+            return
+        namespace = ((obj or old or {}).get("metadata") or {}).get("namespace") if info.namespaced else None
+        request = AdmissionRequest(
+            operation=operation,
+            info=info,
+            name=name,
+            namespace=namespace,
+            obj=obj,
+            old=old,
+            user=options.user,
+            dry_run=options.dry_run,
+            subresource=subresource,
+            kind=kind,
+        )
+        self.admission.admit(request, options.warnings)
 
     def _check_body(self, info: ResourceInfo, body: Any) -> dict[str, Any]:
         if not isinstance(body, dict) or not isinstance(body.get("metadata", {}), dict):
@@ -158,14 +213,21 @@ class KubeApi:
 
     @staticmethod
     def _as_version(info: ResourceInfo, obj: dict[str, Any]) -> dict[str, Any]:
-        """Objects are stored once per group/resource; report the requested version."""
+        """Objects are stored once per group/resource; report the requested version, defaulted by its schema.
+
+        A real server defaults custom resources when it reads them from etcd too,
+        so a default added to a CRD after an object was stored shows on the next read.
+        """
         obj["apiVersion"] = info.api_version
+        if info.custom and info.schema:
+            apply_defaults(info.schema, obj)
         return obj
 
     def create(self, info: ResourceInfo, namespace: str | None, body: Any, options: WriteOptions) -> dict[str, Any]:
         obj = self._check_body(info, body)
         self._place(info, obj, namespace)
         meta = obj["metadata"]
+        requested_name = str(meta.get("name") or "")
         if not meta.get("name"):
             if not meta.get("generateName"):
                 raise ApiError.invalid(
@@ -192,8 +254,10 @@ class KubeApi:
                 obj["status"] = dict(reset)
         if info.custom:
             obj = self._validate_custom(info, obj, options)
+        self._validate_registration(info, obj)
         if info.plural == "customresourcedefinitions":
             obj = self._prepare_crd(obj)
+        self.admit("CREATE", info, obj, None, options, name=requested_name)
         if options.dry_run:
             return self._dry_run_result(
                 self.store.get(info.storage_key, meta.get("namespace"), meta["name"]), info, obj
@@ -278,9 +342,11 @@ class KubeApi:
         if causes:
             raise ApiError.invalid(info.kind, info.group, str(new["metadata"].get("name") or ""), causes)
         if info.custom:
-            new = self._validate_custom(info, new, options)
+            new = self._validate_custom(info, new, options, old)
+        self._validate_registration(info, new)
         if info.plural == "customresourcedefinitions":
             new = self._prepare_crd(new)
+        self.admit("UPDATE", info, new, old, options, name=new["metadata"]["name"], subresource=subresource)
         if options.dry_run:
             return new
         stored = self.store.update(info.storage_key, new, resource=info.plural, group=info.group)
@@ -395,6 +461,7 @@ class KubeApi:
                 actual = old["metadata"].get(field_name)
                 why = f"Precondition failed: {label} in precondition: {wanted}, {label} in object meta: {actual}"
                 raise ApiError.conflict(info.plural, name, info.group, why)
+        self.admit("DELETE", info, None, old, options, name=name)
         if options.dry_run:
             return self._as_version(info, old), False
         obj, gone = self.store.delete(

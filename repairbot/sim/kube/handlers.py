@@ -118,7 +118,8 @@ async def handle_resource(request: web.Request, state: SimState, path: ResourceP
         if method != "POST":
             raise ApiError.method_not_allowed()
         body = await _body(request)
-        return _json(state.pods.evict(path.namespace or "", path.name, body, _write_options(request, body)), 201)
+        options = _write_options(request, body)
+        return _json(state.pods.evict(path.namespace or "", path.name, body, options), 201, options.warnings)
     if sub not in ("", "status") or (sub == "status" and not info.status_subresource):
         raise ApiError(404, "NotFound", "the server could not find the requested resource")
     if method == "GET":
@@ -165,14 +166,15 @@ async def _delete(request: web.Request, state: SimState, info: ResourceInfo, pat
         obj, _ = state.pods.delete_pod(
             path.namespace or "", path.name, options, grace=grace, preconditions=preconditions
         )
-        return _json(obj)
+        return _json(obj, 200, options.warnings)
     obj, gone = state.api.delete_object(info, path.namespace, path.name, options, preconditions=preconditions)
     if not gone:
-        return _json(obj)
+        return _json(obj, 200, options.warnings)
     details = {"name": path.name, "kind": info.plural, "uid": obj["metadata"].get("uid")}
     if info.group:
         details["group"] = info.group
-    return _json({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success", "details": details})
+    success = {"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success", "details": details}
+    return _json(success, 200, options.warnings)
 
 
 async def _collection(

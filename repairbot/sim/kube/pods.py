@@ -97,6 +97,21 @@ class PodLifecycle:
         pod = self.store.get(_PODS, namespace, name)
         if pod is None:
             raise ApiError.not_found("pods", name)
+        info = self.api.registry.lookup("", "v1", "pods")
+        assert info is not None
+        eviction = {**body, "metadata": {**meta, "name": name, "namespace": namespace}}
+        version = str(body.get("apiVersion") or "policy/v1").rpartition("/")[2]
+        # Admission sees the Eviction (policy group) as the object of a CREATE on pods/eviction, before any budget.
+        self.api.admit(
+            "CREATE",
+            info,
+            eviction,
+            None,
+            options,
+            name=name,
+            subresource="eviction",
+            kind=("policy", version, "Eviction"),
+        )
         budgets = self.store.list(_PDBS, namespace)
         # Only pods some budget selects can matter to the decision: don't copy the namespace's thousands.
         pods = self.store.list(_PODS, namespace, where=lambda other: bool(matching_budgets(other, budgets)))
@@ -111,7 +126,11 @@ class PodLifecycle:
         self.delete_pod(
             namespace,
             name,
-            WriteOptions(dry_run=options.dry_run or "All" in (delete_options.get("dryRun") or [])),
+            WriteOptions(
+                dry_run=options.dry_run or "All" in (delete_options.get("dryRun") or []),
+                user=options.user,
+                internal=True,
+            ),
             grace=grace,
             preconditions=delete_options.get("preconditions"),
         )
