@@ -56,8 +56,10 @@ from repairbot.sim.serving import serve
 ATTACHMENT_LIMIT = 10 * 1024 * 1024  # Jira Server's default attachment size limit (10 MB)
 MAX_RESULTS_CAP = 5000  # /search/jql: the most issues one page returns
 _CLAUSE = re.compile(r'(\w+)\s*(!=|=)\s*"?([^"\s]+)"?', re.IGNORECASE)
-_GONE = ("The requested API has been removed. Please migrate to the /rest/api/3/search/jql API. "
-         "A full migration guideline is available at https://developer.atlassian.com/changelog/#CHANGE-2046")  # fmt: skip
+_GONE = (
+    "The requested API has been removed. Please migrate to the /rest/api/3/search/jql API. "
+    "A full migration guideline is available at https://developer.atlassian.com/changelog/#CHANGE-2046"
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -141,6 +143,7 @@ class JiraSim:
         app.router.add_get(f"{r}/issue/{{key}}/comment", self._comments)
         app.router.add_post(f"{r}/issue/{{key}}/comment", self._comment)
         app.router.add_post(f"{r}/issue/{{key}}/attachments", self._attach)
+        app.router.add_delete(f"{r}/attachment/{{id}}", self._delete_attachment)
         app.router.add_get(f"{r}/issue/{{key}}/transitions", self._transitions)
         app.router.add_post(f"{r}/issue/{{key}}/transitions", self._transition)
         for version in ("2", "3"):
@@ -390,6 +393,15 @@ class JiraSim:
             return _errors(400, "No file was attached.")
         issue.attachments.extend(made)
         return web.json_response([{k: v for k, v in a.items() if k != "data"} for a in made])
+
+    async def _delete_attachment(self, request: web.Request) -> web.Response:
+        wanted = request.match_info["id"]
+        for issue in self.issues.values():
+            kept = [a for a in issue.attachments if a["id"] != wanted]
+            if len(kept) < len(issue.attachments):
+                issue.attachments = kept
+                return web.Response(status=204)
+        return _errors(404, f"The attachment with id '{wanted}' does not exist")
 
     async def _transitions(self, request: web.Request) -> web.Response:
         issue = self._issue(request)
