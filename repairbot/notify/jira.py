@@ -174,6 +174,11 @@ class JiraNotifier:
         return self._client
 
     @property
+    def login(self) -> str:
+        """How this notifier logs in: ``basic`` (user or Cloud e-mail + password or API token) or ``token`` (PAT)."""
+        return "basic" if self._basic is not None else "token" if self._token is not None else "anonymous"
+
+    @property
     def is_cloud(self) -> bool:
         """What ``serverInfo`` said: ``deploymentType`` Cloud (else Server or Data Center)."""
         return getattr(self.client, "deploymentType", None) == "Cloud"
