@@ -100,6 +100,11 @@ class FieldErrors(Exception):
         self.errors = errors
 
 
+def java_length(text: str) -> int:
+    """Jira counts text as Java does (``String.length()``): UTF-16 code units, so an emoji counts two."""
+    return len(text.encode("utf-16-le")) // 2
+
+
 def not_on_screen(name: str) -> str:
     return f"Field '{name}' cannot be set. It is not on the appropriate screen, or unknown."
 
@@ -142,7 +147,7 @@ class FieldRules:
         text = body if isinstance(body, str) else ""
         if not text.strip():
             return "Comment body can not be empty!"
-        return too_long(cloud=self.cloud) if len(text) > TEXT_LIMIT else None
+        return too_long(cloud=self.cloud) if java_length(text) > TEXT_LIMIT else None
 
     def _update_problem(self, name: str, verb: str, value: Any) -> str | None:
         if name == "comment":
@@ -155,7 +160,7 @@ class FieldRules:
         if name == "summary":
             return self._summary_problem(value)
         if name == "description":
-            return too_long(cloud=self.cloud) if isinstance(value, str) and len(value) > TEXT_LIMIT else None
+            return too_long(cloud=self.cloud) if isinstance(value, str) and java_length(value) > TEXT_LIMIT else None
         if name == "labels":
             return self._labels_problem(value) if isinstance(value, list) else "data was not an array"
         if name == "priority":
@@ -167,7 +172,7 @@ class FieldRules:
     def _summary_problem(self, value: Any) -> str | None:
         if not isinstance(value, str) or not value.strip():
             return "You must specify a summary of the issue."
-        if len(value) > SUMMARY_LIMIT:
+        if java_length(value) > SUMMARY_LIMIT:
             return (f"Summary can't exceed {SUMMARY_LIMIT} characters." if self.cloud
                     else f"Summary must be less than {SUMMARY_LIMIT} characters.")  # fmt: skip
         return None
