@@ -36,7 +36,6 @@ import email.parser
 import email.policy
 import itertools
 import json
-import re
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -51,11 +50,11 @@ from repairbot.sim.jira_project import (
     not_on_screen,
     workflow_of,
 )
+from repairbot.sim.jira_search import JqlError, matching, page_start, wanted_fields
 from repairbot.sim.serving import serve
 
 ATTACHMENT_LIMIT = 10 * 1024 * 1024  # Jira Server's default attachment size limit (10 MB)
 MAX_RESULTS_CAP = 5000  # /search/jql: the most issues one page returns
-_CLAUSE = re.compile(r'(\w+)\s*(!=|=)\s*"?([^"\s]+)"?', re.IGNORECASE)
 _GONE = (
     "The requested API has been removed. Please migrate to the /rest/api/3/search/jql API. "
     "A full migration guideline is available at https://developer.atlassian.com/changelog/#CHANGE-2046"
@@ -213,6 +212,8 @@ class JiraSim:
                 response = refusal.response
             except FieldErrors as refused:
                 response = _errors(400, "", refused.errors)
+            except JqlError as refused:
+                response = _errors(400, str(refused))
         record["status"] = response.status
         return response
 
@@ -435,22 +436,6 @@ class JiraSim:
         self._apply_update(issue, update, _base(request))
         return web.Response(status=204)
 
-    def _matching(self, jql: str, *, bounded: bool) -> list[SimIssue]:
-        where = re.split(r"\border\s+by\b", jql, flags=re.IGNORECASE)[0].strip()
-        if bounded and not where:
-            raise _Refusal(400, "Unbounded JQL queries are not allowed here. Please add a search restriction to "
-                                "your query.")  # fmt: skip
-        found = list(self.issues.values())
-        for clause in re.split(r"\s+AND\s+", where, flags=re.IGNORECASE):
-            if not clause:
-                continue
-            m = _CLAUSE.fullmatch(clause.strip())
-            if m is None:
-                raise _Refusal(400, f"Error in the JQL Query: cannot read {clause!r}")
-            name, op, value = m.group(1).lower(), m.group(2), m.group(3)
-            found = [i for i in found if (_value_matches(i, name, value)) == (op == "=")]
-        return sorted(found, key=lambda i: int(i.id))
-
     async def _search_params(self, request: web.Request) -> dict[str, Any]:
         params: dict[str, Any] = dict(request.query)
         params["fields"] = ",".join(request.query.getall("fields", []))
@@ -468,9 +453,9 @@ class JiraSim:
         if request.path.startswith("/rest/api/3/"):
             return _errors(404, f"null for uri: {request.path}")
         params = await self._search_params(request)
-        issues = self._matching(str(params.get("jql", "")), bounded=False)
+        issues = matching(self.issues.values(), str(params.get("jql", "")), bounded=False)
         start, limit = int(params.get("startAt", 0)), int(params.get("maxResults", 50))
-        wanted = _wanted(params.get("fields"))
+        wanted = wanted_fields(params.get("fields"))
         page = issues[start : start + limit]
         return web.json_response({"startAt": start, "maxResults": limit, "total": len(issues),
                                   "issues": [self._issue_json(i, _base(request), wanted) for i in page]})  # fmt: skip
@@ -480,43 +465,17 @@ class JiraSim:
         if not self.cloud:
             return _errors(404, f"null for uri: {request.path}")
         params = await self._search_params(request)
-        issues = self._matching(str(params.get("jql", "")), bounded=True)
+        issues = matching(self.issues.values(), str(params.get("jql", "")), bounded=True)
         limit = max(1, min(int(params.get("maxResults", 50)), MAX_RESULTS_CAP))
-        start = _page_start(params.get("nextPageToken"))
+        start = page_start(params.get("nextPageToken"))
         page = issues[start : start + limit]
-        wanted = _wanted(params.get("fields"))
+        wanted = wanted_fields(params.get("fields"))
         base = _base(request)
         found = [self._issue_json(i, base, wanted) if wanted else {"id": i.id} for i in page]
         answer: dict[str, Any] = {"issues": found, "isLast": start + limit >= len(issues)}
         if not answer["isLast"]:
             answer["nextPageToken"] = base64.urlsafe_b64encode(str(start + limit).encode()).decode()
         return web.json_response(answer)
-
-
-def _wanted(fields: Any) -> set[str] | None:
-    names = {f.strip() for f in str(fields or "").split(",") if f.strip()}
-    return names or None
-
-
-def _page_start(token: Any) -> int:
-    if not token:
-        return 0
-    try:
-        return int(base64.urlsafe_b64decode(str(token).encode()).decode())
-    except ValueError as error:
-        raise _Refusal(400, "The provided next page token is invalid or expired.") from error
-
-
-def _value_matches(issue: SimIssue, name: str, value: str) -> bool:
-    if name == "project":
-        return issue.key.startswith(f"{value}-")
-    if name == "labels":
-        return value in (issue.fields.get("labels") or [])
-    if name == "statuscategory":
-        return STATUS_CATEGORY[issue.status] == {"done": "done", "to do": "new"}.get(value.lower(), value.lower())
-    if name == "status":
-        return issue.status.lower() == value.lower()
-    raise _Refusal(400, f"Field '{name}' is not supported by the simulated Jira")
 
 
 def _base(request: web.Request) -> str:

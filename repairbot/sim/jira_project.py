@@ -11,8 +11,10 @@ it. The fake reproduces each of these from a :class:`JiraProject`, so a test
 can give the fake the shape of the project it stands for (e.g. an edit screen
 without priority) and see what the product does about it.
 
-The error texts are Jira's own (Server/Data Center wording unless ``cloud``);
-see docs/sandbox.md for where each came from.
+The error texts are Jira's own as clients have reported them (Server/Data
+Center wording unless ``cloud``, where Cloud's differs): e.g. the screen error
+from a Jira Cloud create, the label and summary errors from jiralert and
+tenable's Jira issues, the dropped transition comment from jira-cli #1024.
 """
 
 from __future__ import annotations
