@@ -27,6 +27,13 @@ class ChatEndpoints:
 
     @classmethod
     def from_environment(cls, env: Mapping[str, str]) -> ChatEndpoints:
+        """The Secrets' values as the chart passes them; a Jira user without its password (or the reverse) is an
+        error, not a silent fall-back to the token."""
+        if bool(env.get("REPAIRBOT_JIRA_USER")) != bool(env.get("REPAIRBOT_JIRA_PASSWORD")):
+            raise ValueError(
+                "Jira login: REPAIRBOT_JIRA_USER and REPAIRBOT_JIRA_PASSWORD go together (Jira Cloud: the account "
+                "e-mail and an API token); set both, or neither and REPAIRBOT_JIRA_TOKEN (a Data Center PAT)"
+            )
         return cls(
             slack_token=env.get("REPAIRBOT_SLACK_TOKEN") or env.get("SLACK_BOT_TOKEN"),
             slack_api_url=env.get("REPAIRBOT_SLACK_API_URL"),

@@ -308,15 +308,22 @@ class NotificationDispatcher:
             if closing.refusal is not None:
                 lane.refused(closing.refusal, what=f"the ticket's move to {phase}", reduced=False, phase=phase)
             else:
+                for edit in closing.result or []:  # a quarantine edit Jira refused: the rest went through
+                    lane.refused(edit, what=f"the ticket's {edit.operation.removeprefix('escalate-')} on {phase}",
+                                 reduced=False)  # fmt: skip
                 lane.move(phase=phase)
         return len(due.to_send)
 
-    def _close_or_escalate(self, ticket: str, view: RepairView, phase: str | None, incident: Any) -> None:
+    def _close_or_escalate(
+        self, ticket: str, view: RepairView, phase: str | None, incident: Any
+    ) -> list[NotifyError]:
+        """Resolve a succeeded repair's ticket, or escalate a quarantined one; the escalation edits Jira refused."""
         assert self.jira is not None
         if phase == Phase.SUCCEEDED.value and not incident:  # an incident's ticket is closed by a human
             self.jira.resolve(ticket, view=view)
         elif phase == Phase.QUARANTINED.value:
-            self.jira.escalate_quarantine(ticket, view)
+            return self.jira.escalate_quarantine(ticket, view)
+        return []
 
     def _incident_ticket(self, obj: Mapping[str, Any]) -> str:
         """The storm's one ticket: held by a member repair already (after a restart), else found or made once."""

@@ -19,10 +19,14 @@ from e2e_support import (
     eventually,
     finished_repair,
     inject_now,
+    phase_of,
+    repairbot,
+    repairs_of,
 )
 from kubernetes import client
 
 from repairbot.kube.client import api_client
+from repairbot.sim.jira_project import EDIT_SCREEN
 
 REFUSED_STEP = "start-drain"  # a step in the middle of every repair: steps before and after it must arrive
 
@@ -118,6 +122,35 @@ def test_a_jira_workflow_without_done_is_recorded_and_the_lane_moves_on(make_san
     inject_now(sandbox, [("gpu-node-000", "xid:48", 0)])
     finished_repair(kube, "gpu-node-000", timeout=40)
     eventually(lambda: settled(kube, "gpu-node-000", "jira"), timeout=30, what="the next repair's ticket")
+
+
+def test_a_quarantine_on_a_project_whose_edit_screen_lacks_priority_is_commented_and_the_refusal_recorded(
+    make_sandbox: SandboxFactory,
+) -> None:
+    sandbox = make_sandbox(policy={**NOTIFYING, "notifications": {**NOTIFYING["notifications"],
+                                   "jira": {"project": "OPS", "hardwareAssignee": "dc-hardware"}}})  # fmt: skip
+    kube = api_client(sandbox.state["kubeconfig"])
+    jira = sandbox.sandbox.jira
+    assert jira is not None
+    jira.project.edit_screen = EDIT_SCREEN - {"priority"}  # a project whose edit screen has no Priority
+
+    done = repairbot(sandbox, "repair", "gpu-node-002", "--reason", "handed to hardware", "--action", "quarantine")
+    assert done.returncode == 0, done.stderr
+    eventually(lambda: next((r for r in repairs_of(kube, "gpu-node-002") if phase_of(r) == "Quarantined"), None),
+               timeout=30, what="gpu-node-002 quarantined")  # fmt: skip
+
+    def escalated() -> dict[str, Any] | None:
+        [repair] = repairs_of(kube, "gpu-node-002")
+        status = repair.get("status") or {}
+        cursor = (status.get("deliveries") or {}).get("jira") or {}
+        return dict(status) if cursor.get("phase") == "Quarantined" and refusals(status, "jira") else None
+
+    status = eventually(escalated, timeout=30, what="the quarantine told to jira and its refusal recorded")
+    refused = refusals(status, "jira")
+    assert len(refused) == 1 and "priority" in refused[0]["message"] and "http-400" in refused[0]["message"], refused
+    issue = jira.issues[status["jira"]["key"]]
+    assert issue.fields["assignee"] == {"name": "dc-hardware"}  # the other edit went through
+    assert any("is quarantined" in c for c in jira.comments_of(issue.key))  # and hardware was told what to do
 
 
 def storm_members(kube: client.ApiClient, incident: str) -> list[dict[str, Any]]:

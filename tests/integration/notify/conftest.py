@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
-from collections.abc import Coroutine, Iterator
+from collections.abc import Callable, Coroutine, Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 
@@ -59,6 +59,22 @@ def _jira(sim_loop: SimLoop, *, cloud: bool) -> Iterator[JiraSim]:
     sim_loop.run(sim.start())
     yield sim
     sim_loop.run(sim.stop())
+
+
+@pytest.fixture
+def make_jira(sim_loop: SimLoop) -> Iterator[Callable[..., JiraSim]]:
+    """A fake Jira of the test's own shape (``JiraSim`` arguments: a project, ``cloud``), started and stopped."""
+    started: list[JiraSim] = []
+
+    def make(**options: Any) -> JiraSim:
+        sim = JiraSim(**options)
+        sim_loop.run(sim.start())
+        started.append(sim)
+        return sim
+
+    yield make
+    for sim in started:
+        sim_loop.run(sim.stop())
 
 
 @pytest.fixture

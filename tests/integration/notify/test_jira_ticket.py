@@ -92,6 +92,8 @@ def test_quarantine_raises_priority_assigns_and_says_what_to_replace(jira_sim: J
     issue = jira_sim.issues[key]
     assert issue.fields["priority"] == {"name": "Highest"}
     assert issue.fields["assignee"] == {"name": "dc-hardware"}
+    edits = [c["body"]["fields"] for c in jira_sim.recorded if c["method"] == "PUT"]
+    assert edits == [{"priority": {"name": "Highest"}}, {"assignee": {"name": "dc-hardware"}}]  # one field each
     assert "replace GPU 3" in issue.comments[-1]["body"] and "1654321098765" in issue.comments[-1]["body"]
 
 
@@ -124,15 +126,22 @@ def test_basic_auth_and_wrong_credentials(jira_sim: JiraSim, view: RepairView) -
 
 
 def test_cloud_mode_searches_with_search_jql(jira_cloud_sim: JiraSim, view: RepairView) -> None:
-    first = notifier(jira_cloud_sim, token=None, basic=("repairbot", "api-token"))
+    cloud_login = ("repairbot@example.com", "api-token")  # the account's e-mail and an API token
+    first = notifier(jira_cloud_sim, token=None, basic=cloud_login)
     key = first.ensure_ticket(view)
     assert first.is_cloud
-    again = notifier(jira_cloud_sim, token=None, basic=("repairbot", "api-token")).ensure_ticket(view)
+    again = notifier(jira_cloud_sim, token=None, basic=cloud_login).ensure_ticket(view)
     assert again == key and len(jira_cloud_sim.issues) == 1
     paths = [c["path"] for c in jira_cloud_sim.recorded]
     assert "/rest/api/2/search/jql" in paths and "/rest/api/2/search" not in paths
-    first.escalate_quarantine(key, view)
+    assert not first.escalate_quarantine(key, view)
     assert jira_cloud_sim.issues[key].fields["assignee"] == {"accountId": "dc-hardware"}
+
+
+def test_jira_cloud_refuses_a_data_center_personal_access_token(jira_cloud_sim: JiraSim, view: RepairView) -> None:
+    with pytest.raises(NotifyError) as caught:
+        notifier(jira_cloud_sim).ensure_ticket(view)  # Bearer <PAT>: Data Center's login, not Cloud's
+    assert caught.value.code == "http-401" and not caught.value.retryable
 
 
 def test_a_rate_limit_is_waited_out_for_as_long_as_jira_says(jira_sim: JiraSim, view: RepairView) -> None:
@@ -156,10 +165,10 @@ def test_a_rate_limit_beyond_the_retries_is_transient_and_says_how_long_to_wait(
     assert (caught.value.code, caught.value.retryable, caught.value.retry_after) == ("http-429", True, 7.0)
 
 
-def test_a_400_is_permanent_and_a_too_long_comment_is_refused_as_jira_does(jira_sim: JiraSim, view: RepairView) -> None:
+def test_a_400_is_permanent_and_an_empty_comment_is_refused_as_jira_does(jira_sim: JiraSim, view: RepairView) -> None:
     jira = notifier(jira_sim)
     key = jira.ensure_ticket(view)
     with pytest.raises(NotifyError) as caught:
-        jira.comment(key, "x" * 40_000)
+        jira.comment(key, "   ")
     assert (caught.value.code, caught.value.retryable) == ("http-400", False)
     assert len([c for c in jira_sim.recorded if c["path"].endswith("/comment")]) == 1  # not retried
