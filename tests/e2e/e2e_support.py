@@ -39,7 +39,7 @@ SandboxFactory = Callable[..., BackgroundSandbox]
 
 # The sandbox's fake Slack and Jira as the policy's notification targets.
 NOTIFYING: dict[str, Any] = {
-    "notifications": {"slack": {"channel": "#gpu-repairs", "onCall": "@gpu-oncall"}, "jira": {"project": "OPS"}},
+    "notifications": {"slack": {"channel": "#gpu-repairs", "onCall": "<!subteam^S0GPUONCALL>"}, "jira": {"project": "OPS"}},
     "runbookBaseUrl": "https://runbooks.example/repairbot",
 }
 
