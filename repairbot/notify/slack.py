@@ -28,7 +28,8 @@ from slack_sdk.http_retry.builtin_handlers import (
 
 from repairbot.model import HistoryEntry
 from repairbot.notify.errors import NotifyError, retry_after_seconds, slack_retryable
-from repairbot.notify.messages import SlackMessage, StormView, plain_form, slack_parent, slack_reply, slack_storm
+from repairbot.notify.messages import StormView
+from repairbot.notify.slack_messages import SlackMessage, plain_form, slack_parent, slack_reply, slack_storm
 from repairbot.notify.view import RepairView
 from repairbot.policy_oncall import on_call_mention
 from repairbot.xid import XidCatalog

@@ -142,11 +142,17 @@ def stored_by_member(
 
 
 def storm_view(
-    incident: str, members: Iterable[Mapping[str, Any]], obj: Mapping[str, Any], *, detail: str, jira_key: str | None
+    incident: str,
+    members: Iterable[Mapping[str, Any]],
+    obj: Mapping[str, Any],
+    *,
+    detail: str,
+    jira_key: str | None,
+    jira_url: str | None = None,
 ) -> StormView:
     """The storm as its members stand now: every repair of ``incident`` the cache knows, and ``obj`` (fresh) last."""
     pairs = [_node_phase(r) for r in members if (r.get("status") or {}).get("incident") == incident]
-    return StormView.of(incident, [*pairs, _node_phase(obj)], detail=detail, jira_key=jira_key)
+    return StormView.of(incident, [*pairs, _node_phase(obj)], detail=detail, jira_key=jira_key, jira_url=jira_url)
 
 
 def storm_detail(members: Iterable[Mapping[str, Any]], incident: str) -> str:

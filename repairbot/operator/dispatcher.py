@@ -331,7 +331,8 @@ class NotificationDispatcher:
         else:
             storm = self._storm(obj, incident, memo)
             key = self.jira.ensure_incident_ticket(storm)
-            memo.rendered_as(incident, StormView.of(incident, storm.members, detail=storm.detail, jira_key=key))
+            memo.rendered_as(incident, StormView.of(incident, storm.members, detail=storm.detail, jira_key=key,
+                                                    jira_url=self.jira.browse_url(key)))  # fmt: skip
         memo.remember(incident, key)
         return key
 
@@ -348,9 +349,12 @@ class NotificationDispatcher:
     ) -> StormView:
         members = self._incident_members(incident) if members is None else members
         detail = memo.detail(incident, storm_detail([*members, obj], incident))
-        if jira_key is None:
-            jira_key = (stored_by_member([*members, obj], "jira", "key", incident) or {}).get("key")
-        return storm_view(incident, members, obj, detail=detail, jira_key=jira_key)
+        ticket = stored_by_member([*members, obj], "jira", "key", incident) or {}
+        jira_key = jira_key or ticket.get("key")
+        jira_url = ticket.get("url") if ticket.get("key") == jira_key else None
+        if jira_key and not jira_url and self.jira is not None:
+            jira_url = self.jira.browse_url(jira_key)  # Slack links the incident's ticket
+        return storm_view(incident, members, obj, detail=detail, jira_key=jira_key, jira_url=jira_url)
 
     def _refresh_storm(
         self,

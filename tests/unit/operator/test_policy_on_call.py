@@ -13,7 +13,8 @@ from repairbot.policy import PolicyError, parse_policy
 
 
 def on_call(value: object) -> str | None:
-    return parse_policy({"notifications": {"slack": {"channel": "#gpu-repairs", "onCall": value}}}).notifications.slack.on_call
+    policy = parse_policy({"notifications": {"slack": {"channel": "#gpu-repairs", "onCall": value}}})
+    return policy.notifications.slack.on_call
 
 
 @pytest.mark.parametrize(
