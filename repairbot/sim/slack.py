@@ -23,7 +23,7 @@ strict as Slack where RepairBot could go wrong:
   ids the workspace has no user or group for (they notify nobody).
 
 Every request is recorded (``GET /_recorded``: ``method``, ``path``, ``body``,
-``status``, and ``mentions`` for accepted messages) and it misbehaves on demand —
+``status``, Slack's ``error`` for a refusal, ``mentions`` for accepted messages) and it misbehaves on demand —
 ``rate_limit(n, retry_after)`` answers 429 with ``Retry-After`` to the next
 ``n`` calls, ``fail_for(s)`` answers 500 for a while, ``refuse(method, error,
 containing=…)`` answers one kind of message with Slack's refusal (for rules the
@@ -239,6 +239,9 @@ class SlackSim:
         self.recorded.append(record)
         response, accepted = self._answer(method, request, body)
         record["status"] = response.status
+        answer = json.loads(response.text or "{}")
+        if not answer.get("ok"):
+            record["error"] = answer.get("error")  # Slack answers most refusals with HTTP 200
         if accepted is not None:
             record["mentions"] = accepted.mentions
             record["unresolved_mentions"] = self._unresolved(body)
