@@ -9,6 +9,7 @@
 from __future__ import annotations
 
 import signal
+import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -202,3 +203,6 @@ def test_a_quarantine_pages_the_on_call_group_in_slack_and_links_the_ticket(make
     key = status["jira"]["key"]
     eventually(lambda: f"/browse/{key}|{key}>" in str(slack.find(channel, ts).blocks), timeout=20,  # type: ignore[union-attr]
                what="the parent links the Jira ticket")  # fmt: skip
+    edits = parent.edits
+    time.sleep(2)  # several delivery passes: the parent, once it links the ticket, is not rewritten again
+    assert parent.edits == edits
