@@ -26,6 +26,7 @@ import yaml
 
 from repairbot.model import Action
 from repairbot.policy_durations import format_duration, parse_duration
+from repairbot.policy_oncall import on_call_mention
 from repairbot.policy_types import (
     DEFAULT_ACTION_TIMEOUTS,
     DEFAULT_LADDERS,
@@ -463,7 +464,7 @@ def _read_notifications(section: _Section) -> NotificationPolicy:
     return NotificationPolicy(
         slack=SlackPolicy(
             channel=slack.text("channel", None, pattern=r"#[a-z0-9][a-z0-9_-]*|[CG][A-Z0-9]{6,}", hint=_CHANNEL_HINT),
-            on_call=slack.text("onCall", None, pattern=r"@[\w.-]+|S[A-Z0-9]{6,}", hint=_ON_CALL_HINT),
+            on_call=_read_on_call(slack),
         ),
         jira=JiraPolicy(
             project=jira.text("project", None, pattern=r"[A-Z][A-Z0-9_]+", hint="is not a Jira project key (e.g. OPS)"),
@@ -476,4 +477,15 @@ def _read_notifications(section: _Section) -> NotificationPolicy:
 
 
 _CHANNEL_HINT = "must be a channel name like #gpu-repairs or a channel id"
-_ON_CALL_HINT = "must be a handle like @gpu-oncall or a user-group id"
+
+
+def _read_on_call(section: _Section) -> str | None:
+    """The on-call mention in Slack's syntax (see :mod:`repairbot.policy_oncall`); a plain handle is an error."""
+    value = section.text("onCall", None)
+    if value is None:
+        return None
+    try:
+        return on_call_mention(value)
+    except ValueError as error:
+        section.fail("onCall", value, str(error))
+        return None

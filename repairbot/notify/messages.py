@@ -1,14 +1,11 @@
-"""The words: what Slack and Jira say about a repair, as pure functions of a :class:`RepairView`.
+"""The words: what Jira says about a repair, and the phrases Slack and Jira share, as pure functions of a view.
 
-One module for both services so a step reads the same in the thread, the
-ticket and the log. Messages are written for an SRE glancing at a phone: the
-node and what is wrong first, what RepairBot is doing about it next, links
-last. Failures and quarantines name the on-call handle, because those are the
-only messages that need a human.
-
-Slack gets Block Kit blocks *and* a plain-text ``text``: the text is what
-notifications, screen readers and clients without blocks show. Jira gets v2
-wiki markup (plain strings; the library talks REST v2 to Cloud and Server).
+The shared phrases (a step, a finding, a GPU, a duration) make a step read the
+same in the thread, the ticket and the log. Messages are written for an SRE
+glancing at a phone: the node and what is wrong first, what RepairBot is doing
+about it next, links last. Slack's messages, with Block Kit and its limits,
+are in :mod:`repairbot.notify.slack_messages`. Jira gets v2 wiki markup (plain
+strings; the library talks REST v2 to Cloud and Server).
 """
 
 from __future__ import annotations
@@ -17,27 +14,13 @@ from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import Any
 
-from repairbot.model import Action, Finding, GpuRef, HistoryEntry, Phase
+from repairbot.model import Action, Finding, GpuRef, HistoryEntry
 from repairbot.notify.view import RepairView
 from repairbot.xid import XidCatalog, default_catalog
 
 FAILURE_OUTCOMES = frozenset({"failed", "failure", "error", "timeout", "timed-out", "blocked", "quarantined"})
 """History outcomes that need a human: their replies mention the on-call handle."""
-
-PHASE_EMOJI = {
-    Phase.PENDING: ":hourglass_flowing_sand:",
-    Phase.CORDONED: ":construction:",
-    Phase.DRAINING: ":construction:",
-    Phase.REMEDIATING: ":wrench:",
-    Phase.VALIDATING: ":mag:",
-    Phase.SUCCEEDED: ":white_check_mark:",
-    Phase.FAILED: ":x:",
-    Phase.QUARANTINED: ":no_entry:",
-    Phase.BLOCKED: ":double_vertical_bar:",
-    Phase.CANCELLED: ":heavy_minus_sign:",
-}
 
 MAX_STORM_NODES_LISTED = 40
 """A storm message lists this many nodes and counts the rest: Slack caps a section at 3,000 characters."""
@@ -45,19 +28,6 @@ MAX_STORM_NODES_IN_TICKET = 400
 """The storm ticket lists this many nodes with their phase and counts the rest (Jira's field limit below)."""
 JIRA_TEXT_LIMIT = 32_000
 """Jira refuses a description or comment over 32,767 characters; RepairBot stays under it with a marker."""
-_SLACK_SECTION_LIMIT = 3000
-_SLACK_HEADER_LIMIT = 150
-
-
-@dataclass(frozen=True, slots=True)
-class SlackMessage:
-    """A Slack message: the fallback ``text`` and the Block Kit ``blocks`` (may be empty)."""
-
-    text: str
-    blocks: tuple[dict[str, Any], ...] = ()
-
-    def blocks_list(self) -> list[dict[str, Any]] | None:
-        return list(self.blocks) if self.blocks else None
 
 
 # ---------------------------------------------------------------- shared phrases
@@ -109,37 +79,6 @@ def _action_summary(view: RepairView) -> str:
     return f"{view.action.value}{attempt}"
 
 
-def _status_line(view: RepairView) -> str:
-    """The sentence that says where the repair stands, kept current on the parent message."""
-    phase = view.phase
-    if phase is Phase.SUCCEEDED:
-        return f"Back in service after {format_duration(view.mttr)}."
-    if phase is Phase.QUARANTINED:
-        return "Quarantined: the node stays cordoned and goes to hardware for replacement."
-    if phase is Phase.FAILED:
-        return "Repair failed; the node stays cordoned until a human looks."
-    if phase is Phase.BLOCKED:
-        return "Blocked: waiting for a human to resume (storm breaker or drain timeout)."
-    if phase is Phase.CANCELLED:
-        return "Cancelled; RepairBot is no longer acting on this node."
-    if phase is Phase.PENDING:
-        return "Waiting for a slot in the repair budget."
-    return f"{phase.value}: current action {_action_summary(view)}."
-
-
-def _needs_human(view: RepairView) -> bool:
-    return view.phase in (Phase.FAILED, Phase.QUARANTINED, Phase.BLOCKED)
-
-
-def _mention(on_call: str | None) -> str:
-    """The on-call handle as configured; use ``<!subteam^ID>`` or ``<@U…>`` in policy for a real ping."""
-    return f"{on_call} " if on_call else ""
-
-
-def _slack_link(url: str, label: str) -> str:
-    return f"<{url}|{label}>"
-
-
 def _link_labels(view: RepairView) -> list[tuple[str, str]]:
     names = {"dashboardURL": "Grafana dashboard", "panelURL": "Grafana panel", "generatorURL": "Alert rule",
              "silenceURL": "Silence"}
@@ -154,53 +93,6 @@ def _link_labels(view: RepairView) -> list[tuple[str, str]]:
 
 def _truncate(text: str, limit: int) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
-
-
-# ---------------------------------------------------------------- Slack
-
-
-def slack_parent(view: RepairView, *, catalog: XidCatalog | None = None, on_call: str | None = None) -> SlackMessage:
-    """The thread's first message, rewritten with ``chat.update`` as the repair moves on.
-
-    Everything an SRE needs to decide "do I care?" without opening the thread:
-    node, fault, GPU, phase, what RepairBot is doing, MTTA, and links.
-    """
-    catalog = catalog or default_catalog()
-    emoji = PHASE_EMOJI.get(view.phase, "")
-    dry = " [dry run]" if view.dry_run else ""
-    title = _truncate(f"{emoji} {view.node}: {view.reason} — {view.phase.value}{dry}", _SLACK_HEADER_LIMIT)
-    status = _status_line(view)
-    ping = _mention(on_call) if _needs_human(view) else ""
-    findings = "\n".join(f"• {describe_finding(f, catalog)}" for f in view.findings) or "• (no findings recorded)"
-    links = _link_labels(view)
-    link_text = " · ".join(_slack_link(url, label) if url else label for url, label in links)
-    fields = [
-        ("Node", f"`{view.node}`"),
-        ("Phase", view.phase.value),
-        ("Reason", view.reason),
-        ("GPU", _gpu_summary(view)),
-        ("Action", _action_summary(view)),
-        ("MTTA", format_duration(view.mtta)),
-    ]
-    if view.mttr is not None:
-        fields.append(("MTTR", format_duration(view.mttr)))
-    blocks: list[dict[str, Any]] = [
-        {"type": "header", "text": {"type": "plain_text", "text": title, "emoji": True}},
-        {"type": "section", "text": {"type": "mrkdwn", "text": _truncate(f"{ping}{status}", _SLACK_SECTION_LIMIT)}},
-        {"type": "section", "fields": [{"type": "mrkdwn", "text": f"*{k}*\n{v}"} for k, v in fields]},
-        {"type": "section", "text": {"type": "mrkdwn", "text": _truncate(f"*Findings*\n{findings}", 3000)}},
-    ]
-    context = [f"GPURepair `{view.name}`"] + ([link_text] if link_text else [])
-    blocks.append({"type": "context", "elements": [{"type": "mrkdwn", "text": t} for t in context]})
-    text = (
-        f"{ping}{view.node}: {view.reason} on {_gpu_summary(view)} — {view.phase.value}{dry}. {status} "
-        f"Action: {_action_summary(view)}. MTTA {format_duration(view.mtta)}. GPURepair {view.name}."
-    )
-    if view.jira_key:
-        text += f" Jira {view.jira_key}."
-    if view.runbook_url:
-        text += f" Runbook: {view.runbook_url}"
-    return SlackMessage(text=_truncate(text, 3000), blocks=tuple(blocks))
 
 
 def describe_step(entry: HistoryEntry) -> str:
@@ -218,20 +110,6 @@ def is_failure(entry: HistoryEntry) -> bool:
     return entry.outcome.lower() in FAILURE_OUTCOMES or entry.step.lower() in ("quarantine", "quarantined")
 
 
-def slack_reply(view: RepairView, entry: HistoryEntry, *, on_call: str | None = None) -> SlackMessage:
-    """A thread reply for one step; a failure or a quarantine pings on-call, success says how long it took."""
-    ping = _mention(on_call) if is_failure(entry) else ""
-    icon = ":rotating_light:" if is_failure(entry) else ":small_blue_diamond:"
-    text = f"{ping}{icon} {describe_step(entry)}"
-    if view.phase is Phase.SUCCEEDED and entry.outcome.lower() in ("succeeded", "returned", "uncordoned"):
-        text += f" Returned to service in {format_duration(view.mttr)}."
-    if entry.step.lower() in ("quarantine", "quarantined") and view.jira_key:
-        text += f" Hardware follows up in {view.jira_key}."
-    text = _truncate(text, _SLACK_SECTION_LIMIT)
-    block = {"type": "section", "text": {"type": "mrkdwn", "text": text}}
-    return SlackMessage(text=text, blocks=(block,))
-
-
 @dataclass(frozen=True, slots=True)
 class StormView:
     """A storm as Slack and Jira see it: its incident, why it opened, and every member repair's node and phase.
@@ -244,14 +122,21 @@ class StormView:
     members: tuple[tuple[str, str], ...] = ()
     detail: str = ""
     jira_key: str | None = None
+    jira_url: str | None = None
 
     @classmethod
     def of(
-        cls, incident: str, members: Iterable[tuple[str, str]], *, detail: str = "", jira_key: str | None = None
+        cls,
+        incident: str,
+        members: Iterable[tuple[str, str]],
+        *,
+        detail: str = "",
+        jira_key: str | None = None,
+        jira_url: str | None = None,
     ) -> StormView:
         """One entry per node (its latest phase wins), sorted by node, so equal storms render equal text."""
         latest = dict(members)
-        return cls(incident, tuple(sorted(latest.items())), detail, jira_key)
+        return cls(incident, tuple(sorted(latest.items())), detail, jira_key, jira_url)
 
     @property
     def nodes(self) -> tuple[str, ...]:
@@ -268,38 +153,6 @@ def _listed(members: Sequence[tuple[str, str]], limit: int, *, code: bool) -> st
     shown = [f"`{node}` ({phase})" if code else f"{node} ({phase})" for node, phase in members[:limit]]
     more = len(members) - limit
     return ", ".join(shown) + (f" and {more} more" if more > 0 else "")
-
-
-def slack_storm(storm: StormView, *, on_call: str | None = None) -> SlackMessage:
-    """One message for a storm: every affected node in one place, automatic drains stopped, a human needed.
-
-    A storm is a fabric, power or driver problem, not N bad GPUs; N messages
-    would bury the one thing that matters (someone must look and resume). The
-    message is rewritten as members join and end, so its count is the storm's.
-    """
-    count = len(storm.members)
-    listed = _listed(storm.members, MAX_STORM_NODES_LISTED, code=True)
-    head = f"{_mention(on_call)}:thunder_cloud_and_rain: Fault storm: {count} nodes at once ({storm.incident})."
-    action = (
-        "Automatic drains and repairs are stopped; the nodes are cordoned and their repairs are Blocked "
-        "until someone resumes them."
-    )
-    ticket = f" Incident: {storm.jira_key}." if storm.jira_key else ""
-    phases = f"Now: {storm.phase_counts()}.\n" if storm.members else ""
-    body = f"{_truncate(storm.detail, 500)}\n" if storm.detail else ""
-    text = _truncate(f"{head} {action}{ticket}\n{phases}{body}Nodes: {listed}", _SLACK_SECTION_LIMIT)
-    blocks = (
-        {"type": "section", "text": {"type": "mrkdwn", "text": _truncate(f"*{head}*\n{action}{ticket}",
-                                                                          _SLACK_SECTION_LIMIT)}},
-        {"type": "section", "text": {"type": "mrkdwn", "text": _truncate(f"{phases}{body}*Nodes*: {listed}",
-                                                                          _SLACK_SECTION_LIMIT)}},
-    )  # fmt: skip
-    return SlackMessage(text=text, blocks=blocks)
-
-
-def plain_form(message: SlackMessage, limit: int) -> SlackMessage:
-    """The reduced form of a message Slack refused for its blocks or length: the fallback text alone, cut."""
-    return SlackMessage(text=_truncate(message.text, limit) or "(RepairBot: message refused by Slack)")
 
 
 # ---------------------------------------------------------------- Jira

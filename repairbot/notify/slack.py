@@ -28,8 +28,10 @@ from slack_sdk.http_retry.builtin_handlers import (
 
 from repairbot.model import HistoryEntry
 from repairbot.notify.errors import NotifyError, retry_after_seconds, slack_retryable
-from repairbot.notify.messages import SlackMessage, StormView, plain_form, slack_parent, slack_reply, slack_storm
+from repairbot.notify.messages import StormView
+from repairbot.notify.slack_messages import SlackMessage, plain_form, slack_parent, slack_reply, slack_storm
 from repairbot.notify.view import RepairView
+from repairbot.policy_oncall import on_call_mention
 from repairbot.xid import XidCatalog
 
 PLAIN_TEXT_LIMIT = 3000
@@ -44,7 +46,11 @@ class SlackThread(NamedTuple):
 
 
 class SlackNotifier:
-    """Posts a repair's thread to ``channel``; ``on_call`` is pinged on failures and quarantines."""
+    """Posts a repair's thread to ``channel``; ``on_call`` is paged on failures and quarantines.
+
+    ``on_call`` goes through :func:`~repairbot.policy_oncall.on_call_mention`: a bare id becomes the mention
+    syntax, and a plain ``@handle`` (which Slack would deliver as text, paging nobody) is a ValueError.
+    """
 
     def __init__(
         self,
@@ -60,7 +66,7 @@ class SlackNotifier:
     ) -> None:
         kwargs: dict[str, Any] = {"base_url": base_url} if base_url else {}
         self.channel = channel
-        self.on_call = on_call
+        self.on_call = on_call_mention(on_call) if on_call else None  # never plain text that pages nobody
         self._catalog = catalog
         self.client = WebClient(
             token=token,

@@ -105,7 +105,10 @@ class RepairView:
         spec = obj.get("spec") or {}
         status = obj.get("status") or {}
         findings = tuple(Finding.from_dict(f) for f in spec.get("findings") or [])
-        key = (status.get("jira") or {}).get("key")
+        ticket = status.get("jira") or {}
+        key = ticket.get("key")
+        derived = f"{jira_browse_base.rstrip('/')}/browse/{key}" if key and jira_browse_base else None
+        url = ticket.get("url") or derived
         reason = status.get("reason") or (findings[0].code if findings else "unknown")
         return cls(
             name=obj["metadata"]["name"],
@@ -121,7 +124,7 @@ class RepairView:
             acknowledged_at=_time(status.get("acknowledgedAt")),
             resolved_at=_time(status.get("resolvedAt")),
             jira_key=key,
-            jira_url=f"{jira_browse_base.rstrip('/')}/browse/{key}" if key and jira_browse_base else None,
+            jira_url=url if key else None,  # the ticket the dispatcher stored, linked from Slack
             runbook_base_url=runbook_base_url,
             dry_run=bool(spec.get("dryRun", False)),
         )

@@ -54,7 +54,22 @@ def owed(obj: Mapping[str, Any], target: str) -> bool:
         return False
     if int(cursor.get("sent") or 0) < len(history) or cursor.get("unrecorded"):
         return True
-    return cursor.get("phase") != status.get("phase")
+    return cursor.get("phase") != status.get("phase") or (target == "slack" and parent_ticket_owed(status))
+
+
+def parent_ticket_owed(status: Mapping[str, Any]) -> bool:
+    """Does the repair's own Slack parent still lack the link to a Jira ticket opened after it was last written?
+
+    The two lanes run apart, so the ticket often exists only after the parent
+    last changed (a quarantine's final phase, say); the Slack cursor's
+    ``ticket`` says which key the parent shows. A storm's message is rewritten
+    from the storm instead.
+    """
+    key = (status.get("jira") or {}).get("key")
+    thread = status.get("slack") or {}
+    if not key or not thread.get("ts") or status.get("incident"):
+        return False
+    return delivery_cursor(status, "slack").get("ticket") != key
 
 
 def steps_owed(repairs: Iterable[Mapping[str, Any]], target: str) -> int:
@@ -142,11 +157,17 @@ def stored_by_member(
 
 
 def storm_view(
-    incident: str, members: Iterable[Mapping[str, Any]], obj: Mapping[str, Any], *, detail: str, jira_key: str | None
+    incident: str,
+    members: Iterable[Mapping[str, Any]],
+    obj: Mapping[str, Any],
+    *,
+    detail: str,
+    jira_key: str | None,
+    jira_url: str | None = None,
 ) -> StormView:
     """The storm as its members stand now: every repair of ``incident`` the cache knows, and ``obj`` (fresh) last."""
     pairs = [_node_phase(r) for r in members if (r.get("status") or {}).get("incident") == incident]
-    return StormView.of(incident, [*pairs, _node_phase(obj)], detail=detail, jira_key=jira_key)
+    return StormView.of(incident, [*pairs, _node_phase(obj)], detail=detail, jira_key=jira_key, jira_url=jira_url)
 
 
 def storm_detail(members: Iterable[Mapping[str, Any]], incident: str) -> str:

@@ -64,6 +64,7 @@ from repairbot.operator.delivery import (
     history_entry,
     incidents_of,
     owed,
+    parent_ticket_owed,
     refused_by,
     steps_owed,
     stored_by_member,
@@ -201,7 +202,8 @@ class NotificationDispatcher:
             phase=phase,
             incident=status.get("incident"),
             cursor=cursor,
-            phase_owed=delivery_cursor(status, target).get("phase") != phase,
+            phase_owed=delivery_cursor(status, target).get("phase") != phase
+            or (target == "slack" and parent_ticket_owed(status)),
             to_send=tuple(i for i in range(cursor, len(history)) if not refused_by(history[i], target)),
             view=self._view(obj),
         )
@@ -213,6 +215,7 @@ class NotificationDispatcher:
         slack = self.slack
         lane, due = self._start_lane(obj, "slack")
         obj, history, phase, view, phase_owed = due.obj, due.history, due.phase, due.view, due.phase_owed
+        marks = {"phase": phase, "ticket": (due.status.get("jira") or {}).get("key")}  # what the parent shows
         thread = due.status.get("slack") or {}
         if not thread.get("ts"):
             if not due.to_send and not phase_owed:  # only Slack's own refusals are new: nothing to open a thread for
@@ -222,10 +225,10 @@ class NotificationDispatcher:
             if opened.result is None:
                 assert opened.refusal is not None
                 lane.refused(opened.refusal, what="the thread's first message", reduced=False,
-                             sent=len(history), phase=phase)  # fmt: skip
+                             sent=len(history), **marks)  # fmt: skip
                 return 0
-            thread, phase_owed = opened.result, False  # the new parent already shows the current phase
-            lane.patch({"slack": thread, "deliveries": {"slack": {"sent": due.cursor, "phase": phase}}})
+            thread, phase_owed = opened.result, False  # the new parent already shows the current phase and ticket
+            lane.patch({"slack": thread, "deliveries": {"slack": {"sent": due.cursor, **marks}}})
             if opened.refusal is not None:
                 lane.refused(opened.refusal, what="the thread's first message", reduced=True)
         parent = SlackThread(channel=thread["channel"], ts=thread["ts"])
@@ -243,11 +246,11 @@ class NotificationDispatcher:
                 update = send_once(lambda plain: slack.update_parent(parent.channel, parent.ts, view, plain=plain))
                 if update.refusal is not None:
                     lane.refused(update.refusal, what=f"the parent's update to {phase}", reduced=update.reduced,
-                                 phase=phase)  # fmt: skip
+                                 **marks)  # fmt: skip
                 else:
-                    lane.move(phase=phase)
+                    lane.move(**marks)
             else:
-                lane.move(phase=phase)
+                lane.move(**marks)
         return len(due.to_send)
 
     def _thread_for(self, obj: Mapping[str, Any], view: RepairView, *, plain: bool) -> dict[str, str]:
@@ -338,7 +341,8 @@ class NotificationDispatcher:
         else:
             storm = self._storm(obj, incident, memo)
             key = self.jira.ensure_incident_ticket(storm)
-            memo.rendered_as(incident, StormView.of(incident, storm.members, detail=storm.detail, jira_key=key))
+            memo.rendered_as(incident, StormView.of(incident, storm.members, detail=storm.detail, jira_key=key,
+                                                    jira_url=self.jira.browse_url(key)))  # fmt: skip
         memo.remember(incident, key)
         return key
 
@@ -355,9 +359,12 @@ class NotificationDispatcher:
     ) -> StormView:
         members = self._incident_members(incident) if members is None else members
         detail = memo.detail(incident, storm_detail([*members, obj], incident))
-        if jira_key is None:
-            jira_key = (stored_by_member([*members, obj], "jira", "key", incident) or {}).get("key")
-        return storm_view(incident, members, obj, detail=detail, jira_key=jira_key)
+        ticket = stored_by_member([*members, obj], "jira", "key", incident) or {}
+        jira_key = jira_key or ticket.get("key")
+        jira_url = ticket.get("url") if ticket.get("key") == jira_key else None
+        if jira_key and not jira_url and self.jira is not None:
+            jira_url = self.jira.browse_url(jira_key)  # Slack links the incident's ticket
+        return storm_view(incident, members, obj, detail=detail, jira_key=jira_key, jira_url=jira_url)
 
     def _refresh_storm(
         self,

@@ -113,6 +113,14 @@ def slack_top_level_posts(recorded: Iterable[Obj]) -> list[str]:
     ]
 
 
+def on_call_paged(recorded: Iterable[Obj], thread_ts: str) -> bool:
+    """Did a message of the thread ``thread_ts`` mention someone Slack notifies (as the fake Slack parsed it)?"""
+    return bool(thread_ts) and any(
+        r.get("mentions") and thread_ts in ((r.get("body") or {}).get("thread_ts"), (r.get("body") or {}).get("ts"))
+        for r in recorded
+    )
+
+
 # ----------------------------------------------------------------- the checks
 
 
@@ -147,13 +155,15 @@ def _quarantined(scenario: Scenario, obs: Observation) -> Verdict:
     if repair is None:
         return Verdict(scenario, False, "no GPURepair")
     failed, node = failed_validations(repair), scenario.node
+    paged = on_call_paged(obs.slack, str((status_of(repair).get("slack") or {}).get("ts") or ""))
     ok = (
         phase_of(repair) == "Quarantined" and failed == 2 and obs.cordoned(node)
-        and obs.state_label(node) == "quarantined"
+        and obs.state_label(node) == "quarantined" and paged
     )  # fmt: skip
     marks = f"cordoned, state={obs.state_label(node) or '-'}" if obs.cordoned(node) else "schedulable"
     rungs = " → ".join(rungs_tried(repair)) or "no action"
-    return Verdict(scenario, ok, f"{phase_of(repair)} after {failed} failed validation(s) ({rungs}) · {marks}")
+    told = "on-call paged" if paged else "on-call NOT paged"
+    return Verdict(scenario, ok, f"{phase_of(repair)} after {failed} failed validation(s) ({rungs}) · {marks} · {told}")
 
 
 def _held(scenario: Scenario, obs: Observation) -> Verdict:

@@ -118,13 +118,16 @@ def _opened(repair: Obj, name: str, node: str) -> DemoEvent:
 
 
 _GPU_DETAIL = re.compile(r" \(GPU-[0-9a-f-]+(, [0-9a-f:.]+)?\)")
-_DECORATION = re.compile(r"(^|\s)(@[\w.-]+|:[a-z0-9_+-]+:)(?=\s)")
+_DECORATION = re.compile(r"(^|\s)(<[@!][^<>]*>|@[\w.-]+|:[a-z0-9_+-]+:)(?=\s)")
+_LINK = re.compile(r"<[^<>|]*\|([^<>]*)>")
 
 
 def slack_headline(text: str, *, sentences: int = 2) -> str:
-    """The first sentences of a Slack message, without mentions, emoji codes, GPU UUIDs and PCI addresses."""
+    """The first sentences of a Slack message as a reader sees them: without mentions, emoji codes, GPU UUIDs
+    and PCI addresses, links by their label, ``&amp;`` as ``&``."""
     short = _GPU_DETAIL.sub("", text.splitlines()[0] if text else "")
     short = _DECORATION.sub("", short).strip()
+    short = _LINK.sub(r"\1", short).replace("&lt;", "<").replace("&gt;", ">").replace("&amp;", "&")
     parts = re.split(r"(?<=\.) ", short)
     return " ".join(parts[:sentences])
 

@@ -2,24 +2,34 @@
 
 No Slack is reachable where RepairBot is built, so tests and the sandbox post
 here. It speaks what RepairBot uses — ``auth.test``, ``chat.postMessage``
-(threads included), ``chat.update`` — with bearer auth, and is as strict as
-Slack where RepairBot could go wrong: ``chat.update`` wants the channel *ID*
-the post returned, a ``thread_ts`` must name an existing message of that
-channel, unknown channels answer ``channel_not_found``.
+(threads included), ``chat.update`` — with bearer auth, and is at least as
+strict as Slack where RepairBot could go wrong:
 
-Messages are checked against Slack's published limits before they are
-stored: at most 50 blocks, known block types, a header's plain text at most 150
-characters, a section's text at most 3,000 and its fields at most 10 of 2,000,
-a context at most 10 elements, non-empty text objects (``invalid_blocks``), and
-a message text at most 40,000 characters (``msg_too_long``).
+- the workspace has channels the bot is or is not a member of, archived or
+  private ones: ``channel_not_found`` (unknown, or private without the bot),
+  ``not_in_channel``, ``is_archived`` (``is_inactive`` for ``chat.update``, as
+  Slack's reference says); ``chat.update`` wants the channel *ID* the post returned;
+- a ``thread_ts`` must name an existing message of that channel
+  (``thread_not_found``); ``chat.update`` of no such message is
+  ``message_not_found``, of a message someone else posted ``cant_update_message``,
+  and past the workspace's edit window ``edit_window_closed``
+  (``edit_window``: None, "any time", is Slack's default workspace setting);
+- messages are held to Block Kit's limits (:mod:`repairbot.sim.slack_blocks`):
+  ``invalid_blocks`` naming each rule's JSON pointer, ``msg_too_long``,
+  ``msg_blocks_too_long``;
+- mentions are recorded as Slack parses them (``<@U…>``, ``<!subteam^S…>``,
+  ``<!here>``, ``<!channel>``; plain ``@name`` is text): ``mentions`` on the
+  message and on its ``/_recorded`` entry, and ``unresolved_mentions`` for
+  ids the workspace has no user or group for (they notify nobody).
 
 Every request is recorded (``GET /_recorded``: ``method``, ``path``, ``body``,
-``status``) and it misbehaves on demand — ``rate_limit(n, retry_after)``
-answers 429 with ``Retry-After`` to the next ``n`` calls, ``fail_for(s)``
-answers 500 for a while, ``refuse(method, error, containing=…)`` answers one
-kind of message with Slack's refusal (as Slack does for rules the fake does not
-model: a blocks error applies only to messages that carry blocks) — also over
-HTTP (``POST /_control``) for the demo.
+``status``, Slack's ``error`` for a refusal, ``mentions`` for accepted messages) and it misbehaves on demand —
+``rate_limit(n, retry_after)`` answers 429 with ``Retry-After`` to the next
+``n`` calls, ``fail_for(s)`` answers 500 for a while, ``refuse(method, error,
+containing=…)`` answers one kind of message with Slack's refusal (for rules the
+fake does not model: a blocks error applies only to messages that carry
+blocks), ``archive``/``leave`` change a channel — also over HTTP
+(``POST /_control``) for the demo.
 """
 
 from __future__ import annotations
@@ -27,23 +37,21 @@ from __future__ import annotations
 import itertools
 import json
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 from aiohttp import web
 
 from repairbot.sim.serving import serve
+from repairbot.sim.slack_blocks import mentions, message_problem, parse_blocks
 
 API_PREFIX = "/api/"
-MAX_BLOCKS = 50
-MAX_TEXT = 40_000
-SECTION_TEXT_LIMIT = 3000
-FIELD_TEXT_LIMIT = 2000
-HEADER_TEXT_LIMIT = 150
-MAX_FIELDS = 10
-MAX_CONTEXT_ELEMENTS = 10
-BLOCK_TYPES = frozenset({"section", "header", "context", "divider", "actions", "image", "rich_text", "markdown"})
+BOT_USER = "U0REPAIRBOT"
 BLOCKS_ERRORS = frozenset({"invalid_blocks", "invalid_blocks_format", "msg_blocks_too_long"})
+DEFAULT_USER_GROUPS = {"S0GPUONCALL": "gpu-oncall"}
+"""The sandbox workspace's user groups (id → handle): the sandbox policy pages ``<!subteam^S0GPUONCALL>``."""
+DEFAULT_USERS = {BOT_USER: "repairbot", "U0SRE00001": "sre-alice"}
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,7 +73,11 @@ class Refusal:
 
 @dataclass(slots=True)
 class SlackMessageRecord:
-    """A message as the fake workspace holds it; ``thread_ts`` None for a top-level message."""
+    """A message as the fake workspace holds it; ``thread_ts`` None for a top-level message.
+
+    ``mentions`` are the ones Slack parsed out of its current form and can
+    notify (a user or group the workspace has, ``<!here>``, ``<!channel>``).
+    """
 
     channel: str
     ts: str
@@ -74,14 +86,48 @@ class SlackMessageRecord:
     thread_ts: str | None = None
     edits: int = 0
     history: list[dict[str, Any]] = field(default_factory=list)
+    user: str = BOT_USER
+    posted_at: float = 0.0
+    mentions: list[str] = field(default_factory=list)
+
+
+@dataclass(slots=True)
+class Channel:
+    """A channel of the fake workspace: whether the bot is a member, and whether it is archived or private."""
+
+    id: str
+    name: str
+    member: bool = True
+    archived: bool = False
+    private: bool = False
 
 
 class SlackSim:
-    """One fake workspace. ``channels`` maps ``#name``/name → ID; unknown names are refused."""
+    """One fake workspace. ``channels`` maps name → ID (the bot a member of each); unknown names are refused.
 
-    def __init__(self, *, token: str = "xoxb-test-token", channels: dict[str, str] | None = None) -> None:
+    ``edit_window`` (seconds, None for "any time") is the workspace's message
+    edit setting; ``clock`` (monotonic seconds) lets a test pass it without
+    sleeping. ``user_groups`` and ``users`` (id → name) say which mentions
+    notify someone.
+    """
+
+    def __init__(
+        self,
+        *,
+        token: str = "xoxb-test-token",
+        channels: dict[str, str] | None = None,
+        edit_window: float | None = None,
+        user_groups: dict[str, str] | None = None,
+        users: dict[str, str] | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self.token = token
-        self.channels = dict(channels or {"gpu-repairs": "C0GPUREPAIR"})
+        named = channels or {"gpu-repairs": "C0GPUREPAIR"}
+        self.workspace = {cid: Channel(cid, name.lstrip("#")) for name, cid in named.items()}
+        self.edit_window = edit_window
+        self.user_groups = dict(DEFAULT_USER_GROUPS if user_groups is None else user_groups)
+        self.users = dict(DEFAULT_USERS if users is None else users)
+        self.clock = clock
         self.recorded: list[dict[str, Any]] = []
         self.messages: list[SlackMessageRecord] = []
         self._rate_limited = 0
@@ -91,6 +137,11 @@ class SlackSim:
         self._ts = itertools.count(1)
         self._runner: web.AppRunner | None = None
         self.url: str | None = None
+
+    @property
+    def channels(self) -> dict[str, str]:
+        """Channel name → ID."""
+        return {c.name: c.id for c in self.workspace.values()}
 
     # ------------------------------------------------------------ control
 
@@ -106,12 +157,33 @@ class SlackSim:
         """From now on, answer ``method`` calls for messages containing ``containing`` with ``error``."""
         self.refusals.append(Refusal(method, error, containing))
 
+    def add_channel(self, name: str, channel_id: str, *, member: bool = True, private: bool = False) -> Channel:
+        channel = Channel(channel_id, name.lstrip("#"), member=member, private=private)
+        self.workspace[channel_id] = channel
+        return channel
+
+    def archive(self, channel: str) -> None:
+        """Archive a channel (name or ID): posts are ``is_archived``, edits ``is_inactive`` from now on."""
+        self._known(channel).archived = True
+
+    def leave(self, channel: str) -> None:
+        """Take the bot out of a channel: posts are ``not_in_channel`` (``channel_not_found`` if it is private)."""
+        self._known(channel).member = False
+
+    def post_as(self, user: str, channel: str, text: str) -> str:
+        """A message someone else posted (the bot may not edit it); returns its ts."""
+        return self._store(self._known(channel).id, text, None, None, user=user).ts
+
     def thread(self, channel: str, ts: str) -> list[SlackMessageRecord]:
         """The replies whose ``thread_ts`` is ``ts``, in order."""
         return [m for m in self.messages if m.channel == channel and m.thread_ts == ts]
 
     def find(self, channel: str, ts: str) -> SlackMessageRecord | None:
         return next((m for m in self.messages if m.channel == channel and m.ts == ts), None)
+
+    def paged(self) -> list[str]:
+        """Every mention that notified someone, over all accepted posts and edits, in order."""
+        return [m for r in self.recorded for m in r.get("mentions") or ()]
 
     # ------------------------------------------------------------ lifecycle
 
@@ -149,6 +221,15 @@ class SlackSim:
         if "refuse" in data:
             rule = data["refuse"]
             self.refuse(str(rule["method"]), str(rule["error"]), containing=str(rule.get("containing", "")))
+        try:
+            if "archive" in data:
+                self.archive(str(data["archive"]))
+            if "leave" in data:
+                self.leave(str(data["leave"]))
+        except KeyError as error:
+            return web.json_response({"ok": False, "error": str(error)}, status=404)
+        if "editWindow" in data:
+            self.edit_window = None if data["editWindow"] is None else float(data["editWindow"])
         return web.json_response({"ok": True})
 
     async def _api(self, request: web.Request) -> web.Response:
@@ -156,73 +237,129 @@ class SlackSim:
         body = await _read_body(request)
         record: dict[str, Any] = {"method": request.method, "path": request.path, "body": body}
         self.recorded.append(record)
-        response = self._answer(method, request, body)
+        response, accepted = self._answer(method, request, body)
         record["status"] = response.status
+        answer = json.loads(response.text or "{}")
+        if not answer.get("ok"):
+            record["error"] = answer.get("error")  # Slack answers most refusals with HTTP 200
+        if accepted is not None:
+            record["mentions"] = accepted.mentions
+            record["unresolved_mentions"] = self._unresolved(body)
         return response
 
-    def _answer(self, method: str, request: web.Request, body: dict[str, Any]) -> web.Response:
+    def _answer(
+        self, method: str, request: web.Request, body: dict[str, Any]
+    ) -> tuple[web.Response, SlackMessageRecord | None]:
         if self._rate_limited > 0:
             self._rate_limited -= 1
             return web.json_response(
                 {"ok": False, "error": "ratelimited"}, status=429, headers={"Retry-After": str(self._retry_after)}
-            )
+            ), None
         if time.monotonic() < self._fail_until:
-            return web.json_response({"ok": False, "error": "fatal_error"}, status=500)
+            return web.json_response({"ok": False, "error": "fatal_error"}, status=500), None
         if request.headers.get("Authorization") != f"Bearer {self.token}":
-            return _error("not_authed" if "Authorization" not in request.headers else "invalid_auth")
-        handlers = {"auth.test": self._auth_test, "chat.postMessage": self._post, "chat.update": self._update}
+            return _error("not_authed" if "Authorization" not in request.headers else "invalid_auth"), None
+        if method == "auth.test":
+            return self._auth_test(), None
+        handlers = {"chat.postMessage": self._post, "chat.update": self._update}
         handler = handlers.get(method)
         if handler is None:
-            return _error("unknown_method")
+            return _error("unknown_method"), None
         refusal = next((r for r in self.refusals if r.applies(method, body)), None)
         if refusal is not None:
-            return _error(refusal.error)
-        if method in ("chat.postMessage", "chat.update"):
-            problem = message_problem(body)
-            if problem is not None:
-                return _error(*problem)
-        return handler(body)
+            return _error(refusal.error), None
+        outcome = handler(body)
+        if isinstance(outcome, web.Response):
+            return outcome, None
+        return _message_response(method, outcome), outcome
 
-    def _auth_test(self, body: dict[str, Any]) -> web.Response:
+    def _auth_test(self) -> web.Response:
         return web.json_response(
             {"ok": True, "url": "https://sim.slack.test/", "team": "sim", "user": "repairbot", "team_id": "T0SIM",
-             "user_id": "U0REPAIRBOT", "bot_id": "B0REPAIRBOT"}
+             "user_id": BOT_USER, "bot_id": "B0REPAIRBOT"}
         )
 
-    def _channel_id(self, name: str | None) -> str | None:
+    def _known(self, channel: str) -> Channel:
+        found = self._channel(channel)
+        if found is None:
+            raise KeyError(f"no channel {channel!r}")
+        return found
+
+    def _channel(self, name: str | None) -> Channel | None:
         if not name:
             return None
-        if name in self.channels.values():
-            return name
-        return self.channels.get(name.lstrip("#"))
+        if name in self.workspace:
+            return self.workspace[name]
+        return next((c for c in self.workspace.values() if c.name == name.lstrip("#")), None)
 
-    def _post(self, body: dict[str, Any]) -> web.Response:
-        channel = self._channel_id(body.get("channel"))
-        if channel is None:
-            return _error("channel_not_found")
+    def _post(self, body: dict[str, Any]) -> web.Response | SlackMessageRecord:
+        channel = self._channel(body.get("channel"))
+        if channel is None or (channel.private and not channel.member):
+            return _error("channel_not_found")  # a private channel is invisible to a bot outside it
+        if channel.archived:
+            return _error("is_archived")
+        if not channel.member:
+            return _error("not_in_channel")
         if not body.get("text") and not body.get("blocks"):
             return _error("no_text")
         thread_ts = body.get("thread_ts")
-        if thread_ts is not None and self.find(channel, str(thread_ts)) is None:
+        if thread_ts is not None and self.find(channel.id, str(thread_ts)) is None:
             return _error("thread_not_found")
-        serial = next(self._ts)
-        ts = f"{1_700_000_000 + serial}.{serial:06d}"
-        message = SlackMessageRecord(channel, ts, body.get("text"), _blocks(body), thread_ts=thread_ts)
-        self.messages.append(message)
-        return web.json_response({"ok": True, "channel": channel, "ts": ts, "message": _as_json(message)})
+        problem = message_problem(body)
+        if problem is not None:
+            return _error(problem.error, problem.messages)
+        return self._store(channel.id, body.get("text"), parse_blocks(body.get("blocks")), thread_ts, body=body)
 
-    def _update(self, body: dict[str, Any]) -> web.Response:
-        channel = body.get("channel")
-        if channel not in self.channels.values():
+    def _update(self, body: dict[str, Any]) -> web.Response | SlackMessageRecord:
+        channel = self.workspace.get(str(body.get("channel")))  # chat.update wants the ID, never a #name
+        if channel is None or (channel.private and not channel.member):
             return _error("channel_not_found")
-        message = self.find(str(channel), str(body.get("ts")))
+        if channel.archived:
+            return _error("is_inactive")
+        message = self.find(channel.id, str(body.get("ts")))
         if message is None:
             return _error("message_not_found")
+        if message.user != BOT_USER:
+            return _error("cant_update_message")
+        if self.edit_window is not None and self.clock() - message.posted_at > self.edit_window:
+            return _error("edit_window_closed")
+        if not body.get("text") and not body.get("blocks"):
+            return _error("no_text")
+        problem = message_problem(body)
+        if problem is not None:
+            return _error(problem.error, problem.messages)
         message.history.append({"text": message.text, "blocks": message.blocks})
         message.text = body.get("text")
-        message.blocks = _blocks(body)  # chat.update without blocks drops them, as Slack does
+        message.blocks = parse_blocks(body.get("blocks"))  # chat.update without blocks drops them, as Slack does
+        message.mentions = self._notifying(body)
         message.edits += 1
-        return web.json_response({"ok": True, "channel": channel, "ts": message.ts, "text": message.text})
+        return message
+
+    def _store(
+        self, channel: str, text: str | None, blocks: list[Any] | None, thread_ts: Any,
+        *, user: str = BOT_USER, body: dict[str, Any] | None = None,
+    ) -> SlackMessageRecord:  # fmt: skip
+        serial = next(self._ts)
+        ts = f"{1_700_000_000 + serial}.{serial:06d}"
+        heard = self._notifying(body or {"text": text})
+        message = SlackMessageRecord(channel, ts, text, blocks, thread_ts=thread_ts, user=user,
+                                     posted_at=self.clock(), mentions=heard)  # fmt: skip
+        self.messages.append(message)
+        return message
+
+    def _notifying(self, body: dict[str, Any]) -> list[str]:
+        """The parsed mentions that reach someone: ``<!here>``/``<!channel>``, and ids the workspace has."""
+        return [m for m in mentions(body) if self._resolves(m)]
+
+    def _unresolved(self, body: dict[str, Any]) -> list[str]:
+        return [m for m in mentions(body) if not self._resolves(m)]
+
+    def _resolves(self, mention: str) -> bool:
+        if mention in ("<!here>", "<!channel>", "<!everyone>"):
+            return True
+        if mention.startswith("<!subteam^"):
+            return mention.removeprefix("<!subteam^").removesuffix(">") in self.user_groups
+        return mention.removeprefix("<@").removesuffix(">") in self.users
 
 
 async def _read_body(request: web.Request) -> dict[str, Any]:
@@ -238,92 +375,26 @@ async def _read_body(request: web.Request) -> dict[str, Any]:
 
 
 def _blocks(body: dict[str, Any]) -> list[Any] | None:
-    blocks = body.get("blocks")
-    if isinstance(blocks, str):
-        blocks = json.loads(blocks)
-    return blocks if isinstance(blocks, list) else None
+    try:
+        return parse_blocks(body.get("blocks"))
+    except ValueError:
+        return None
 
 
-def _as_json(message: SlackMessageRecord) -> dict[str, Any]:
-    out: dict[str, Any] = {"type": "message", "ts": message.ts, "text": message.text or ""}
+def _message_response(method: str, message: SlackMessageRecord) -> web.Response:
+    out: dict[str, Any] = {"type": "message", "ts": message.ts, "text": message.text or "", "user": message.user}
     if message.thread_ts:
         out["thread_ts"] = message.thread_ts
-    return out
+    answer: dict[str, Any] = {"ok": True, "channel": message.channel, "ts": message.ts, "message": out}
+    if method == "chat.update":
+        answer["text"] = message.text
+    return web.json_response(answer)
 
 
-def _error(code: str, why: str = "") -> web.Response:
-    """Slack answers most errors with HTTP 200 and ``ok: false`` (blocks errors say which rule, as Slack does)."""
+def _error(code: str, why: tuple[str, ...] = ()) -> web.Response:
+    """Slack answers most errors with HTTP 200 and ``ok: false``; blocks errors list each rule, as Slack does."""
     body: dict[str, Any] = {"ok": False, "error": code}
     if why:
-        body["errors"] = [why]
-        body["response_metadata"] = {"messages": [f"[ERROR] {why}"]}
+        body["errors"] = list(why)
+        body["response_metadata"] = {"messages": [f"[ERROR] {w}" for w in why]}
     return web.json_response(body)
-
-
-def message_problem(body: dict[str, Any]) -> tuple[str, str] | None:
-    """Slack's published message limits: ``(error, why)`` for the first one ``body`` breaks, else None."""
-    text = body.get("text")
-    if isinstance(text, str) and len(text) > MAX_TEXT:
-        return "msg_too_long", f"text is {len(text)} characters; the limit is {MAX_TEXT}"
-    raw = body.get("blocks")
-    if raw is None:
-        return None
-    try:
-        blocks = json.loads(raw) if isinstance(raw, str) else raw
-    except ValueError:
-        return "invalid_blocks_format", "blocks is not valid JSON"
-    if not isinstance(blocks, list):
-        return "invalid_blocks_format", "blocks must be an array"
-    if len(blocks) > MAX_BLOCKS:
-        return "invalid_blocks", f"no more than {MAX_BLOCKS} items allowed [json-pointer:/blocks]"
-    for index, block in enumerate(blocks):
-        why = _block_problem(block)
-        if why:
-            return "invalid_blocks", f"{why} [json-pointer:/blocks/{index}]"
-    return None
-
-
-def _block_problem(block: Any) -> str | None:
-    if not isinstance(block, dict) or block.get("type") not in BLOCK_TYPES:
-        return "unsupported type"
-    kind = block["type"]
-    if kind == "header":
-        return _text_problem(block.get("text"), HEADER_TEXT_LIMIT, plain_only=True, required=True)
-    if kind == "section":
-        fields = block.get("fields")
-        if block.get("text") is None and not fields:
-            return "must provide either text or fields"
-        if fields is not None:
-            if not isinstance(fields, list) or len(fields) > MAX_FIELDS:
-                return f"fields: no more than {MAX_FIELDS} items allowed"
-            for field_text in fields:
-                why = _text_problem(field_text, FIELD_TEXT_LIMIT, required=True)
-                if why:
-                    return f"fields: {why}"
-        if block.get("text") is not None:
-            return _text_problem(block.get("text"), SECTION_TEXT_LIMIT, required=True)
-    if kind == "context":
-        elements = block.get("elements")
-        if not isinstance(elements, list) or not elements or len(elements) > MAX_CONTEXT_ELEMENTS:
-            return f"elements: between 1 and {MAX_CONTEXT_ELEMENTS} items required"
-        for element in elements:
-            if isinstance(element, dict) and element.get("type") in ("plain_text", "mrkdwn"):
-                why = _text_problem(element, SECTION_TEXT_LIMIT, required=True)
-                if why:
-                    return f"elements: {why}"
-    return None
-
-
-def _text_problem(obj: Any, limit: int, *, plain_only: bool = False, required: bool = False) -> str | None:
-    """A text object: ``plain_text`` (or ``mrkdwn`` where allowed) with 1..``limit`` characters."""
-    if obj is None:
-        return "text is required" if required else None
-    allowed = ("plain_text",) if plain_only else ("plain_text", "mrkdwn")
-    if not isinstance(obj, dict) or obj.get("type") not in allowed:
-        return f"text must be of type {' or '.join(allowed)}"
-    text = obj.get("text")
-    if not isinstance(text, str) or not text:
-        return "text must be at least 1 character"
-    if len(text) > limit:
-        return f"must be less than {limit + 1} characters"
-    return None

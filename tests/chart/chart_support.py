@@ -21,7 +21,7 @@ NOTIFYING: dict[str, Any] = {
         "existingSecret": "repairbot-slack",
         "tokenKey": "bot-token",
         "channel": "C0123456789",
-        "oncall": "@gpu-oncall",
+        "oncall": "S0123ABCD",
     },
     "jira": {
         "enabled": True,

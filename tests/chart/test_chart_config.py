@@ -36,7 +36,7 @@ def test_default_values_mean_the_built_in_policy(chart: Any, tmp_path: Path) -> 
 def test_slack_jira_and_runbooks_values_reach_the_policy(chart: Any, tmp_path: Path) -> None:
     policy = load_policy(_policy_file(chart, NOTIFYING, tmp_path))
     assert policy.notifications.slack.channel == "C0123456789"
-    assert policy.notifications.slack.on_call == "@gpu-oncall"
+    assert policy.notifications.slack.on_call == "<!subteam^S0123ABCD>"  # the group id, as Slack pages it
     assert policy.notifications.jira.project == "GPUOPS"
     assert policy.runbook_base_url == "https://git.example.com/sre/repairbot/-/blob/main/runbooks"
     # the user's own policy fields are kept beside the merged ones

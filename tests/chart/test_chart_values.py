@@ -9,8 +9,11 @@ from typing import Any
 import helm_python as helm
 import pytest
 import yaml
-from chart_support import CHART_DIR, render
+from chart_support import CHART_DIR, NOTIFYING, name, render
 from values_table import chart_table, leaves, readme_table
+
+from repairbot.policy import parse_policy
+from repairbot.policy_oncall import on_call_mention
 
 BAD_VALUES: list[tuple[dict[str, Any], str]] = [
     ({"operator": {"replicas": "two"}}, r"/operator/replicas.*got string, want integer"),
@@ -25,7 +28,8 @@ BAD_VALUES: list[tuple[dict[str, Any], str]] = [
     ({"runbookBaseUrl": "runbooks.example.com"}, r"/runbookBaseUrl"),
     ({"slack": {"enabled": True}}, r"/slack/channel"),
     ({"slack": {"channel": "gpu repairs"}}, r"/slack/channel"),
-    ({"slack": {"oncall": "<!subteam^S0123ABCD>"}}, r"/slack/oncall"),
+    ({"slack": {"oncall": "@gpu-oncall"}}, r"/slack/oncall"),  # plain text: Slack would page nobody
+    ({"slack": {"oncall": "<!everyone>"}}, r"/slack/oncall"),
     ({"slack": {"enabled": True, "channel": "C01"}}, r"/slack/existingSecret"),
     ({"jira": {"enabled": True, "url": "https://j.example.com", "existingSecret": "j"}}, r"/jira/project"),
     (
@@ -45,6 +49,20 @@ BAD_VALUES: list[tuple[dict[str, Any], str]] = [
 def test_a_bad_value_fails_the_install_naming_the_field(chart: Any, values: dict[str, Any], field: str) -> None:
     with pytest.raises(helm.HelmValuesError, match=field):
         render(chart, values)
+
+
+ON_CALL_FORMS = ["<!subteam^S0123ABCD>", "<!subteam^S0123ABCD|@gpu-oncall>", "<@U0123ABCD>", "<@W0123ABCD>",
+                 "<!here>", "<!channel>", "S0123ABCD", "U0123ABCD", "W0123ABCD"]
+
+
+@pytest.mark.parametrize("oncall", ON_CALL_FORMS)
+def test_every_on_call_form_slack_notifies_on_installs_and_the_operator_pages_it(chart: Any, oncall: str) -> None:
+    """The schema accepts what the policy accepts, and the rendered policy holds it in the syntax Slack pages on."""
+    values = {**NOTIFYING, "slack": {**NOTIFYING["slack"], "oncall": oncall}}
+    configmap = render(chart, values).get("ConfigMap", name("policy"))
+    policy = parse_policy(yaml.safe_load(configmap["data"]["policy.yaml"]))
+    assert policy.notifications.slack.on_call == on_call_mention(oncall)
+    assert (policy.notifications.slack.on_call or "").startswith("<")
 
 
 def test_a_bad_value_is_a_lint_error_too() -> None:

@@ -40,8 +40,22 @@ def make_sandbox(tmp_path: Path) -> Iterator[SandboxFactory]:
         return sandbox
 
     yield make
+    refused: list[str] = []
     for sandbox in started:
+        refused += refused_for_its_form(sandbox)
         sandbox.stop()
+    assert not refused, f"the strict fake Slack refused messages RepairBot sent: {refused}"
+
+
+FORM_ERRORS = frozenset({"invalid_blocks", "invalid_blocks_format", "msg_too_long", "msg_blocks_too_long", "no_text"})
+
+
+def refused_for_its_form(sandbox: BackgroundSandbox) -> list[str]:
+    """Slack refusals of a message's form that no test asked for: every message RepairBot sends must pass as is."""
+    slack = sandbox.sandbox.slack
+    if slack is None or slack.refusals:  # a test that makes Slack refuse on purpose checks its own outcome
+        return []
+    return [f"{r['path']}: {r.get('error')}" for r in slack.recorded if r.get("error") in FORM_ERRORS]
 
 
 @pytest.fixture

@@ -37,9 +37,15 @@ TEST_POLICY: dict[str, Any] = {
 
 SandboxFactory = Callable[..., BackgroundSandbox]
 
+ON_CALL_GROUP = "<!subteam^S0GPUONCALL>"
+"""The fake workspace's on-call user group, in the syntax Slack pages on."""
+
 # The sandbox's fake Slack and Jira as the policy's notification targets.
 NOTIFYING: dict[str, Any] = {
-    "notifications": {"slack": {"channel": "#gpu-repairs", "onCall": "@gpu-oncall"}, "jira": {"project": "OPS"}},
+    "notifications": {
+        "slack": {"channel": "#gpu-repairs", "onCall": ON_CALL_GROUP},
+        "jira": {"project": "OPS"},
+    },
     "runbookBaseUrl": "https://runbooks.example/repairbot",
 }
 

@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 from e2e_support import (
     NOTIFYING,
+    ON_CALL_GROUP,
     SandboxFactory,
     all_repairs,
     chats,
@@ -76,6 +77,26 @@ def test_one_slack_message_refused_is_recorded_and_the_repairs_later_messages_st
     sendable = [e for e in status["history"] if e["step"] != "slack-refused"]
     assert len(replies) == len(sendable) - (0 if outcome == "sent-plain" else len(refused))
     assert any("slack refused" in c for c in jira.comments_of(status["jira"]["key"]))
+
+
+@pytest.mark.parametrize("change", ["archive", "leave"])
+def test_a_channel_slack_will_not_post_to_is_recorded_on_the_repair_and_the_repair_goes_on(
+    make_sandbox: SandboxFactory, change: str
+) -> None:
+    sandbox = make_sandbox(policy=NOTIFYING)
+    kube = api_client(sandbox.state["kubeconfig"])
+    slack, jira = chats(sandbox)
+    getattr(slack, change)("gpu-repairs")  # archived, or the bot removed from it
+
+    inject_now(sandbox, [("gpu-node-001", "xid:48", 1)])
+    repair = finished_repair(kube, "gpu-node-001", timeout=40)
+    assert repair["status"]["phase"] == "Succeeded"  # Slack's refusal never holds back the repair
+    status = eventually(lambda: settled(kube, "gpu-node-001", "slack", "jira"), timeout=30, what="both caught up")
+    code = "is_archived" if change == "archive" else "not_in_channel"
+    refused = refusals(status, "slack")
+    assert refused and all(code in e["message"] and e["outcome"] == "skipped" for e in refused), refused
+    assert slack.messages == [] and not status.get("slack")
+    assert any("slack refused" in c and code in c for c in jira.comments_of(status["jira"]["key"]))
 
 
 def test_one_jira_comment_refused_with_a_400_is_recorded_and_the_repairs_later_comments_still_arrive(
@@ -191,6 +212,7 @@ def test_a_storms_slack_message_and_jira_description_count_every_member_as_nodes
     eventually(slack_says_seven, timeout=30, what=f"the storm's message counts 7: {parent.text!r}")
     assert len([m for m in slack.messages if m.thread_ts is None]) == 1  # still one message, rewritten
     assert "7 Blocked" in (parent.text or "")
+    assert ON_CALL_GROUP in parent.mentions  # the storm really pages on-call, as Slack parses the message
 
     def ticket_says_seven() -> bool:
         issues = list(jira.issues.values())
@@ -202,4 +224,6 @@ def test_a_storms_slack_message_and_jira_description_count_every_member_as_nodes
     eventually(ticket_says_seven, timeout=30, what="the storm's ticket counts 7")
     [issue] = jira.issues.values()
     assert all(name in issue.fields["description"] for name in first + joining)
+    eventually(lambda: f"/browse/{issue.key}|{issue.key}>" in (parent.text or ""), timeout=30,
+               what="the storm's message links its ticket")  # fmt: skip
     assert len(storm_members(kube, incident)) == 7

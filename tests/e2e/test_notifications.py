@@ -2,12 +2,14 @@
 
 - an alert that resolves mid-repair is said in the repair's history, its thread and its ticket;
 - Jira being down never holds back the Slack thread (one delivery lane per target);
-- an operator restarted mid-repair (rolling update or SIGKILL) continues the same thread and ticket.
+- an operator restarted mid-repair (rolling update or SIGKILL) continues the same thread and ticket;
+- a quarantine really pages the on-call group: the fake Slack parses the mention as Slack does.
 """
 
 from __future__ import annotations
 
 import signal
+import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -17,6 +19,7 @@ import pytest
 import yaml
 from e2e_support import (
     NOTIFYING,
+    ON_CALL_GROUP,
     TEST_POLICY,
     SandboxFactory,
     chats,
@@ -26,6 +29,7 @@ from e2e_support import (
     inject_now,
     merge_policy,
     phase_of,
+    repairbot,
     repairs_of,
     start_operator,
 )
@@ -169,3 +173,36 @@ def test_a_restarted_operator_continues_the_same_thread_and_ticket(
         # SIGKILL between a send and its cursor write may repeat that one step (at least once, never lost).
         assert steps <= len(replies) <= steps + 1
         assert len(comments) >= steps
+
+
+def test_a_quarantine_pages_the_on_call_group_in_slack_and_links_the_ticket(make_sandbox: SandboxFactory) -> None:
+    sandbox = make_sandbox(policy=NOTIFYING)
+    kube = api_client(sandbox.state["kubeconfig"])
+    slack, _ = chats(sandbox)
+    done = repairbot(sandbox, "repair", "gpu-node-003", "--reason", "handed to hardware", "--action", "quarantine")
+    assert done.returncode == 0, done.stderr
+
+    def told_both() -> dict[str, Any] | None:
+        for repair in repairs_of(kube, "gpu-node-003"):
+            status = repair.get("status") or {}
+            cursors = [(status.get("deliveries") or {}).get(t) or {} for t in ("slack", "jira")]
+            if phase_of(repair) == "Quarantined" and all(c.get("phase") == "Quarantined" for c in cursors):
+                return dict(status)
+        return None
+
+    status = eventually(told_both, timeout=40, what="the quarantine told to Slack and Jira")
+    channel, ts = status["slack"]["channel"], status["slack"]["ts"]
+    parent = slack.find(channel, ts)
+    assert parent is not None
+    paging = [m for m in [parent, *slack.thread(channel, ts)] if ON_CALL_GROUP in m.mentions]
+    assert paging, "no message Slack would notify the on-call group for"
+    assert any("quarantine" in (m.text or "") for m in paging)
+    assert ON_CALL_GROUP in slack.paged()
+    assert not any(r.get("unresolved_mentions") for r in slack.recorded)  # no mention that pages nobody
+    # The parent, rewritten once the ticket exists, links it.
+    key = status["jira"]["key"]
+    eventually(lambda: f"/browse/{key}|{key}>" in str(slack.find(channel, ts).blocks), timeout=20,  # type: ignore[union-attr]
+               what="the parent links the Jira ticket")  # fmt: skip
+    edits = parent.edits
+    time.sleep(2)  # several delivery passes: the parent, once it links the ticket, is not rewritten again
+    assert parent.edits == edits

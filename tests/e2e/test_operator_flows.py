@@ -175,7 +175,7 @@ def test_a_leaf_switch_storm_cordons_only_and_opens_one_incident(make_sandbox: S
         policy={
             "breaker": {"maxPerDomain": 2, "domainWindow": "5m", "settleTime": "3s"},
             "notifications": {
-                "slack": {"channel": "#gpu-repairs", "onCall": "@gpu-oncall"},
+                "slack": {"channel": "#gpu-repairs", "onCall": "<!subteam^S0GPUONCALL>"},
                 "jira": {"project": "OPS"},
             },
         },

@@ -16,6 +16,11 @@ from repairbot.notify.errors import NotifyError, jira_retryable, metric_code, re
         ("channel_not_found", 200, False),
         ("not_in_channel", 200, False),
         ("is_archived", 200, False),
+        ("is_inactive", 200, False),
+        ("edit_window_closed", 200, False),
+        ("cant_update_message", 200, False),
+        ("message_not_found", 200, False),
+        ("msg_blocks_too_long", 200, False),
         ("invalid_auth", 200, False),
         ("some_new_refusal", 200, False),  # an unknown refusal is this message's: recorded, never spun on
         ("ratelimited", 429, True),
@@ -73,3 +78,14 @@ def test_a_lane_waits_at_least_what_retry_after_says() -> None:
     assert backoff.failed(0.0, retry_after=30.0) == 30.0  # the service's word wins over the schedule
     assert backoff.failed(0.0, retry_after=0.5) == 2.0  # but never shortens it
     assert LaneBackoff(base=1.0, cap=8.0).failed(0.0, retry_after=10_000) == 80.0  # a wild value is bounded
+
+
+@pytest.mark.parametrize(
+    ("code", "reducible"),
+    [("invalid_blocks", True), ("invalid_blocks_format", True), ("msg_too_long", True), ("msg_blocks_too_long", True),
+     ("is_archived", False), ("not_in_channel", False), ("channel_not_found", False), ("edit_window_closed", False),
+     ("cant_update_message", False)],
+)  # fmt: skip
+def test_only_a_refusal_of_the_messages_form_is_tried_again_as_plain_text(code: str, reducible: bool) -> None:
+    """A refused form is sent once more, reduced (never the same message again); a channel's refusal is not."""
+    assert NotifyError("slack", "chat.postMessage", code, retryable=False).reducible is reducible

@@ -10,7 +10,6 @@ import pytest
 from repairbot.model import Action, Finding, GpuRef, HistoryEntry, Phase, Severity
 from repairbot.notify.jira import dedupe_jql, sanitize_label, ticket_labels
 from repairbot.notify.messages import (
-    SlackMessage,
     StormView,
     format_duration,
     jira_comment,
@@ -20,11 +19,8 @@ from repairbot.notify.messages import (
     jira_quarantine,
     jira_resolution,
     jira_summary,
-    plain_form,
-    slack_parent,
-    slack_reply,
-    slack_storm,
 )
+from repairbot.notify.slack_messages import SlackMessage, plain_form, slack_parent, slack_reply, slack_storm
 from repairbot.notify.view import RepairView
 
 T0 = datetime(2026, 1, 5, 3, 14, 0, tzinfo=UTC)
@@ -60,7 +56,7 @@ def test_parent_blocks_carry_meaning_and_links() -> None:
     assert "fallen off the PCIe bus" in blocks  # the catalog's meaning of Xid 79
     assert "<https://grafana.example/d/gpu|Grafana dashboard>" in blocks
     assert "<https://runbooks.example/gpu/xid-79.md|Runbook>" in blocks
-    assert "<https://jira.example/browse/OPS-7|Jira OPS-7>" in blocks
+    assert "Jira <https://jira.example/browse/OPS-7|OPS-7>" in blocks
 
 
 @pytest.mark.parametrize(
@@ -179,4 +175,4 @@ def test_a_storm_of_a_thousand_nodes_fits_slack_and_jira() -> None:
 def test_a_plain_form_is_the_text_alone_cut_to_the_limit() -> None:
     message = slack_storm(StormView.of("s", [("gpu-1", "Blocked")]))
     plain = plain_form(SlackMessage(text="y" * 5000, blocks=message.blocks), 3000)
-    assert plain.blocks == () and len(plain.text) == 3000 and plain.text.endswith("…")
+    assert plain.blocks == () and len(plain.text) == 3000 and plain.text.endswith("… (truncated)")

@@ -12,6 +12,7 @@ from repairbot.operator.delivery import (
     IncidentMemo,
     incidents_of,
     owed,
+    parent_ticket_owed,
     refusal_entry,
     refused_by,
     settle_refusals,
@@ -120,3 +121,14 @@ def test_a_members_own_thread_from_before_the_storm_never_becomes_the_storms_mes
                                                                           "incident": "storm-1"}  # fmt: skip
     assert (stored_by_member([first, storm], "jira", "key", "storm-1") or {}).get("key") == "OPS-2"
     assert stored_by_member([storm], "slack", "ts", "storm-2") is None  # another storm's message is not this one's
+
+
+def test_a_ticket_opened_after_the_parent_was_written_owes_slack_a_parent_that_links_it() -> None:
+    status: dict[str, Any] = {"phase": "Quarantined", "history": [{"step": "quarantine"}],
+                              "slack": {"channel": "C1", "ts": "1.1"}, "jira": {"key": "OPS-1"},
+                              "deliveries": {"slack": {"sent": 1, "phase": "Quarantined"}}}  # fmt: skip
+    assert parent_ticket_owed(status) and owed({"status": status}, "slack")
+    status["deliveries"]["slack"]["ticket"] = "OPS-1"
+    assert not parent_ticket_owed(status) and not owed({"status": status}, "slack")
+    storm = {**status, "incident": "storm-1", "deliveries": {"slack": {"sent": 1, "phase": "Quarantined"}}}
+    assert not parent_ticket_owed(storm)  # a storm's message is rewritten from the storm

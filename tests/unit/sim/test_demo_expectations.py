@@ -58,7 +58,8 @@ def good_end() -> Observation:
         repair("gpu-node-002", "Succeeded", reboot("reboot")),
         repair("gpu-node-005", "Succeeded", reboot("gpu-reset")),
         repair("gpu-node-009", "Quarantined", reboot("gpu-reset"), failed("gpu-reset"), reboot("reboot"),
-               failed("reboot"), entry("quarantine", "done", "ladder exhausted", "quarantine")),
+               failed("reboot"), entry("quarantine", "done", "ladder exhausted", "quarantine"),
+               slack={"channel": "C1", "ts": "9.9"}),
         repair("gpu-node-006", "Remediating", entry("cordon", "done"), entry("hold", "started", action="notify"),
                action="notify"),
         repair("gpu-node-010", "Succeeded", reboot("gpu-reset"), source="grafana"),
@@ -76,6 +77,8 @@ def good_end() -> Observation:
         {"path": "/api/chat.postMessage", "status": 200, "body": {"text": "gpu-node-002: xid-79 — Cordoned."}},
         {"path": "/api/chat.postMessage", "status": 200, "body": {"text": ":x: Fault storm: 4 nodes (storm-1)."}},
         {"path": "/api/chat.postMessage", "status": 200, "body": {"text": "storm reply", "thread_ts": "1.1"}},
+        {"path": "/api/chat.postMessage", "status": 200, "mentions": ["<!subteam^S0GPUONCALL>"],
+         "body": {"text": "<!subteam^S0GPUONCALL> :rotating_light: quarantine: done", "thread_ts": "9.9"}},
     ]
     return Observation(tuple(repairs), nodes, boots, after, tuple(slack))
 
@@ -110,6 +113,7 @@ def _replace(obs: Observation, node_name: str, new: dict[str, Any]) -> tuple[Map
         ("xid13", lambda o: _break(o, repairs=(*o.repairs, repair("gpu-node-003", "Cancelled")))),
         ("row-remap", lambda o: _break(o, repairs=_replace(
             o, "gpu-node-009", repair("gpu-node-009", "Quarantined", failed("gpu-reset"))))),
+        ("row-remap", lambda o: _break(o, slack=tuple({**r, "mentions": []} for r in o.slack))),  # nobody paged
         ("ib-flap", lambda o: _break(o, repairs=_replace(
             o, "gpu-node-006", repair("gpu-node-006", "Succeeded", reboot("reboot"), action="notify")))),
         ("alert", lambda o: _break(o, repairs=_replace(o, "gpu-node-010", repair("gpu-node-010", "Succeeded")))),

@@ -85,6 +85,8 @@ def test_slack_feed_and_headline() -> None:
     assert event.text == f"Slack #gpu-repairs: {headline}"
     assert feed.update(recorded) == []
     assert slack_headline(":rotating_light: reboot: failed", sentences=1) == "reboot: failed"
+    paged = "<!subteam^S0GPUONCALL> :rotating_light: quarantine: temp &gt; 90 &amp; rising, see <https://j/OPS-1|OPS-1>"
+    assert slack_headline(paged, sentences=1) == "quarantine: temp > 90 & rising, see OPS-1"
 
 
 def _events() -> list[DemoEvent]:
