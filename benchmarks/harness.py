@@ -96,6 +96,15 @@ class ClusterProcess:
         return str(self.state["kubeconfig"])
 
     @property
+    def operator_kubeconfig(self) -> str:
+        """The operator's own ServiceAccount credentials: it runs under the chart's RBAC, as in a cluster."""
+        return str(self.state["kubeconfigs"]["operator"])
+
+    @property
+    def admin_token(self) -> str:
+        return str(self.state["tokens"]["admin"])
+
+    @property
     def node_names(self) -> list[str]:
         return list(self.state["nodes"])
 
@@ -261,12 +270,14 @@ class RawWatch:
     Starts with a list (each item handed over as ``ADDED``), then follows from its resourceVersion.
     """
 
-    def __init__(self, api_url: str, path: str, on_event: Callable[[str, dict[str, Any]], None]) -> None:
+    def __init__(
+        self, api_url: str, path: str, on_event: Callable[[str, dict[str, Any]], None], *, token: str
+    ) -> None:
         self.api_url = api_url
         self.path = path
         self.on_event = on_event
         self._stop = threading.Event()
-        self._headers = {"User-Agent": f"{BENCH_AGENT}-observer/1"}
+        self._headers = {"User-Agent": f"{BENCH_AGENT}-observer/1", "Authorization": f"Bearer {token}"}
 
     def start(self) -> RawWatch:
         with httpx.Client(base_url=self.api_url, headers=self._headers, timeout=60) as http:
@@ -304,11 +315,11 @@ class RawWatch:
 class NodeMarks:
     """Note when each node is first seen cordoned *and* tainted by RepairBot (a watch on nodes)."""
 
-    def __init__(self, api_url: str) -> None:
+    def __init__(self, api_url: str, *, token: str) -> None:
         self.marked: dict[str, float] = {}
         """node → wall time (``time.time()``) the watch delivered it cordoned and tainted."""
         self._changed = threading.Condition()
-        self._watch = RawWatch(api_url, "/api/v1/nodes", self._observe)
+        self._watch = RawWatch(api_url, "/api/v1/nodes", self._observe, token=token)
 
     def start(self) -> NodeMarks:
         self._watch.start()

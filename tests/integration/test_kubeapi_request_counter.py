@@ -16,7 +16,11 @@ def test_requests_are_counted_by_verb_resource_and_client(apiserver: Any, kube_o
     core.list_node()
     core.read_node("gpu-1")
     core.patch_node("gpu-1", {"metadata": {"labels": {"x": "y"}}})
-    httpx.get(f"{apiserver.url}/api/v1/nodes", headers={"User-Agent": "repairbot-bench/1"}, timeout=5)
+    httpx.get(
+        f"{apiserver.url}/api/v1/nodes",
+        headers={"User-Agent": "repairbot-bench/1", **apiserver.admin_headers},
+        timeout=5,
+    )
 
     counted = httpx.get(f"{apiserver.url}/_sim/requests", timeout=5).json()
     # the client is the User-Agent's first word; its product part names the program

@@ -111,7 +111,7 @@ class PodLifecycle:
         self.delete_pod(
             namespace,
             name,
-            WriteOptions(dry_run=options.dry_run or "All" in (delete_options.get("dryRun") or [])),
+            WriteOptions(dry_run=options.dry_run or "All" in (delete_options.get("dryRun") or []), user=options.user),
             grace=grace,
             preconditions=delete_options.get("preconditions"),
         )
