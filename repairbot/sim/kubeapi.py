@@ -37,7 +37,7 @@ from repairbot.sim.kube.errors import ApiError
 from repairbot.sim.kube.faults import FaultInjector
 from repairbot.sim.kube.identity import SANDBOX_ADMIN, UserInfo
 from repairbot.sim.kube.pods import PodLifecycle
-from repairbot.sim.kube.rbac import BOOTSTRAP_POLICY
+from repairbot.sim.kube.rbac import BOOTSTRAP_POLICY, Authorizer
 from repairbot.sim.kube.resources import Registry, ResourceInfo
 from repairbot.sim.kube.server import SimState, build_app
 from repairbot.sim.kube.store import Store
@@ -74,6 +74,11 @@ class KubeApiServer:
     @property
     def audit(self) -> AuditLog:
         return self._state.audit
+
+    @property
+    def authorizer(self) -> Authorizer:
+        """The RBAC authorizer HTTP requests pass: ``authorizer.authorize(user, request_attributes(...))``."""
+        return self._state.authorizer
 
     def issue_token(self, user: UserInfo) -> str:
         """A bearer token that authenticates as ``user`` (e.g. ``service_account("repairbot", "repairbot-agent")``)."""

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 import yaml
-from e2e_support import FAST, TEST_POLICY, SandboxFactory, merge_policy
+from e2e_support import FAST, TEST_POLICY, SandboxFactory, component_denials, merge_policy
 from kubernetes import client
 
 from repairbot.kube.client import api_client
@@ -40,8 +40,13 @@ def make_sandbox(tmp_path: Path) -> Iterator[SandboxFactory]:
         return sandbox
 
     yield make
+    denied: list[str] = []
     for sandbox in started:
+        denied += component_denials(sandbox)
         sandbox.stop()
+    # Every component runs under the chart's RBAC: a request it was refused is a rule the chart lacks
+    # (or a call the code should not make), whether or not the component coped with the 403.
+    assert not denied, "RepairBot components were denied by the chart's RBAC:\n" + "\n".join(denied)
 
 
 @pytest.fixture
