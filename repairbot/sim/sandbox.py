@@ -66,6 +66,8 @@ class SandboxConfig:
     agent_clock_offset: float = 0.0  # seconds every simulated node's clock is ahead (negative: behind)
     operator: bool = True
     policy_path: Path | None = None
+    rbac: list[dict[str, Any]] | None = None
+    """The ServiceAccounts/RBAC to install instead of the chart's snapshot (a test removing one rule)."""
 
 
 @dataclass(slots=True)
@@ -104,7 +106,7 @@ class Sandbox:
             if self.api.get_object(manifest["apiVersion"], manifest["kind"], meta["name"], meta.get("namespace")):
                 continue  # the API server comes with default, kube-system …
             self.api.create_object(manifest)
-        install_sandbox_rbac(self.api)
+        install_sandbox_rbac(self.api, self.config.rbac)
         self.api.write_kubeconfig(self.kubeconfig)
         access = self.access = ComponentAccess.issue(self.api, self.config.state_dir, names)
         if self.config.agents:

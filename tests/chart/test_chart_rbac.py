@@ -108,7 +108,6 @@ def test_the_operator_can_do_what_its_code_does(chart: Any) -> None:
         Request("delete", "gpurepairs", "repairbot.io"),  # operator/retention.py: finished repairs past retention
         Request("list", "pods"),
         Request("create", "pods/eviction"),
-        Request("list", "poddisruptionbudgets", "policy", namespace="ml-training"),
         Request("watch", "customresourcedefinitions", "apiextensions.k8s.io"),
         Request("create", "leases", "coordination.k8s.io", namespace=NAMESPACE),
         Request("update", "leases", "coordination.k8s.io", namespace=NAMESPACE, name="repairbot-operator"),
@@ -129,6 +128,7 @@ def test_the_operator_cannot_touch_other_leases_configmaps_or_delete_pods_by_def
         Request("delete", "pods", namespace="ml-training"),
         Request("delete", "nodes"),
         Request("create", "events", namespace="kube-system"),
+        Request("list", "poddisruptionbudgets", "policy", namespace="ml-training"),  # a 429 names its budget
     ]:
         assert not allowed(out, "operator", request), request
     # The one GPURepair delete: a second Pending repair of a node folded into the node's record (operator/twins.py).
