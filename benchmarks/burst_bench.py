@@ -60,7 +60,7 @@ def bench_burst(breaker: str, nodes: int, findings: int, window: float, workers:
         policy = write_policy(root, {"budget": {"maxUnavailable": "100%"}, "breaker": BREAKER[breaker]})
         with OperatorProcess(root, cluster.operator_kubeconfig, policy) as operator:
             operator.wait_ready(cluster)
-            decisions = Decisions(cluster.state["api"], nodes, token=cluster.admin_token).start()
+            decisions = Decisions(cluster.state["api"], nodes, token=cluster.admin_token, ca=cluster.api_ca).start()
             names = cluster.node_names
             plan = [(names[k % nodes], k // nodes) for k in range(findings)]
             cluster.reset_requests()

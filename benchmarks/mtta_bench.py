@@ -127,7 +127,7 @@ def bench_mtta(nodes: int, faults: int, rate: float, interval: float, seed: int 
             detected: dict[str, float] = {}
             agents, agent_nodes = arm(arm_a, root / "agents", cluster.kubeconfig, detected)
             pollers, poller_nodes = arm(arm_b, root / "pollers", cluster.kubeconfig, detected, poll_every=interval)
-            marks = NodeMarks(cluster.state["api"], token=cluster.admin_token).start()
+            marks = NodeMarks(cluster.state["api"], token=cluster.admin_token, ca=cluster.api_ca).start()
             starts = {agent.node: agent.start for agent in agents + pollers}
             targets = agent_nodes | poller_nodes
             plan: list[tuple[float, str, str]] = []  # (when, "start" | "inject", node)

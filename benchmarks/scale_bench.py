@@ -45,7 +45,7 @@ def bench_scale(nodes: int, idle_s: float, burst_s: float) -> dict[str, Any]:
             idle = {"cpu_per_wall_s": meter.cpu_per_wall(), "rss_mib": meter.rss_mib(), "window_s": idle_s}
             failing = max(1, nodes // 100)
             plan = [(name, 0) for name in cluster.node_names[:: nodes // failing][:failing]]
-            decisions = Decisions(cluster.state["api"], failing, token=cluster.admin_token).start()
+            decisions = Decisions(cluster.state["api"], failing, token=cluster.admin_token, ca=cluster.api_ca).start()
             meter.reset()
             started = time.monotonic()
             sent = offer_findings(cluster.kubeconfig, plan, window=0.0, workers=min(16, failing))

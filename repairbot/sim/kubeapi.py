@@ -22,6 +22,7 @@ decision kept in :attr:`KubeApiServer.audit` (``GET /_sim/audit``).
 from __future__ import annotations
 
 import asyncio
+import base64
 import concurrent.futures
 import pathlib
 import threading
@@ -41,6 +42,7 @@ from repairbot.sim.kube.rbac import BOOTSTRAP_POLICY, Authorizer
 from repairbot.sim.kube.resources import Registry, ResourceInfo
 from repairbot.sim.kube.server import SimState, build_app
 from repairbot.sim.kube.store import Store
+from repairbot.sim.kube.tls import ServingCert
 from repairbot.sim.serving import serve
 
 __all__ = ["ApiError", "KubeApiServer", "write_kubeconfig"]
@@ -61,6 +63,8 @@ class KubeApiServer:
         self.api: KubeApi = self._state.api
         self.pods: PodLifecycle = self._state.pods
         self.url = ""
+        self.tls: ServingCert | None = None
+        """The serving certificate once started: HTTPS only, as a real API server (``ca_file`` verifies it)."""
         self._runner: web.AppRunner | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._loop_thread: int | None = None
@@ -88,13 +92,25 @@ class KubeApiServer:
         self, path: pathlib.Path, *, token: str | None = None, context: str = "repairbot-sandbox"
     ) -> None:
         """A kubeconfig for this server: the admin token unless ``token`` names another user's."""
-        write_kubeconfig(self.url, path, token=token or self.admin_token, context=context)
+        ca = self.tls.ca_pem if self.tls else None
+        write_kubeconfig(self.url, path, token=token or self.admin_token, context=context, ca_pem=ca)
+
+    @property
+    def ca_file(self) -> str:
+        """For raw HTTPS callers (httpx ``verify=``, ``ssl.create_default_context(cafile=)``)."""
+        if self.tls is None:
+            raise RuntimeError("the API server is not started")
+        return str(self.tls.ca_file)
 
     async def start(self, host: str = "127.0.0.1", port: int = 0) -> str:
         """Listen on ``host:port`` (0 = a free port); returns the base URL."""
         self._loop = asyncio.get_running_loop()
         self._loop_thread = threading.get_ident()
-        served = await serve(build_app(self._state), host, port, handler_cancellation=True)
+        if self.tls is None:
+            self.tls = ServingCert.generate()
+        served = await serve(
+            build_app(self._state), host, port, ssl_context=self.tls.server_context(), handler_cancellation=True
+        )
         self._runner, self.url = served.runner, served.url
         self._state.server_address = served.address
         return self.url
@@ -103,6 +119,9 @@ class KubeApiServer:
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None
+        if self.tls is not None:
+            self.tls.remove()
+            self.tls = None
         self._loop = None
         self._loop_thread = None
 
@@ -178,12 +197,17 @@ class KubeApiServer:
         return [self.apply_object(document) for document in documents]
 
 
-def write_kubeconfig(url: str, path: pathlib.Path, *, token: str, context: str = "repairbot-sandbox") -> None:
-    """A kubeconfig for ``url``: plain HTTP and a bearer token the server issued (it checks it)."""
+def write_kubeconfig(
+    url: str, path: pathlib.Path, *, token: str, context: str = "repairbot-sandbox", ca_pem: bytes | None = None
+) -> None:
+    """A kubeconfig for ``url`` with a bearer token the server issued (it checks it) and the CA that signed it."""
+    cluster: dict[str, Any] = {"server": url}
+    if ca_pem:
+        cluster["certificate-authority-data"] = base64.b64encode(ca_pem).decode()
     config = {
         "apiVersion": "v1",
         "kind": "Config",
-        "clusters": [{"name": context, "cluster": {"server": url}}],
+        "clusters": [{"name": context, "cluster": cluster}],
         "users": [{"name": context, "user": {"token": token}}],
         "contexts": [{"name": context, "context": {"cluster": context, "user": context, "namespace": "default"}}],
         "current-context": context,

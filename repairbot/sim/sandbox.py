@@ -151,6 +151,7 @@ class Sandbox:
             "tokens": {"admin": self.api.admin_token, **access.tokens},
             "control": control_url,
             "kubeFaults": f"{api_url}/_sim/faults",
+            "apiCA": self.api.ca_file,  # HTTPS only: verify raw calls to "api" with this file
             "bmc": bmc_url,
             "webhook": webhook_url,
             "webhookToken": self._webhook_token,

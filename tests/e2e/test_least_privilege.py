@@ -69,7 +69,7 @@ def sole_uses(decisions: list[dict[str, Any]]) -> set[tuple[str, str, str]]:
 def race_three_reporters(sandbox: BackgroundSandbox, kube: client.ApiClient, target: str) -> None:
     """Agent, webhook and a human's label report one node at once; creates are held back so all three create."""
     rule = {"action": "delay", "method": "POST", "path": CREATES, "seconds": 1.0, "count": 3}
-    httpx.post(sandbox.state["kubeFaults"], json=rule, timeout=10).raise_for_status()
+    httpx.post(sandbox.state["kubeFaults"], json=rule, timeout=10, verify=sandbox.state["apiCA"]).raise_for_status()
     reporters: list[Callable[[], object]] = [
         lambda: inject_now(sandbox, [(target, "xid:79", 0)]),
         lambda: post_alert(sandbox, alert(target, gpu=2)),

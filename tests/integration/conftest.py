@@ -32,6 +32,11 @@ class RunningApiServer:
     loop: asyncio.AbstractEventLoop
 
     @property
+    def ca_file(self) -> str:
+        """The server's certificate (HTTPS only): ``httpx.get(..., verify=apiserver.ca_file)``."""
+        return self.server.ca_file
+
+    @property
     def admin_headers(self) -> dict[str, str]:
         """For raw HTTP calls: the cluster-admin bearer token the kubeconfig carries."""
         return {"Authorization": f"Bearer {self.server.admin_token}"}

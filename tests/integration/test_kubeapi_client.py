@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import ssl
 import time
 import urllib.error
 import urllib.request
@@ -49,18 +50,23 @@ def admin_request(apiserver: Any, path: str) -> urllib.request.Request:
     return urllib.request.Request(apiserver.url + path, headers=apiserver.admin_headers)
 
 
+def _tls(apiserver: Any) -> ssl.SSLContext:
+    return ssl.create_default_context(cafile=apiserver.ca_file)
+
+
 def raw(
     url: str,
     method: str = "GET",
     body: bytes | None = None,
     content_type: str = "application/json",
     *,
+    ca: str,
     token: str = "",
 ) -> tuple[int, dict[str, Any], Any]:
     headers = {"Content-Type": content_type, **({"Authorization": f"Bearer {token}"} if token else {})}
     request = urllib.request.Request(url, data=body, method=method, headers=headers)
     try:
-        with urllib.request.urlopen(request, timeout=10) as response:
+        with urllib.request.urlopen(request, timeout=10, context=ssl.create_default_context(cafile=ca)) as response:
             return response.status, dict(response.headers), json.loads(response.read() or b"null")
     except urllib.error.HTTPError as exc:
         return exc.code, dict(exc.headers), json.loads(exc.read() or b"null")
@@ -96,7 +102,7 @@ def test_watch_from_compacted_version_is_410(apiserver: Any, core: client.CoreV1
     # the raw stream is one ERROR event carrying a 410 Status, as from a real server
     status, _, _ = 0, None, None
     with urllib.request.urlopen(
-        admin_request(apiserver, f"/api/v1/nodes?watch=true&resourceVersion={old}"), timeout=5
+        admin_request(apiserver, f"/api/v1/nodes?watch=true&resourceVersion={old}"), timeout=5, context=_tls(apiserver)
     ) as resp:
         status = resp.status
         event = json.loads(resp.readline())
@@ -177,10 +183,16 @@ def test_patch_types(
         b"{}",
         "application/strategic-merge-patch+json",
         token=apiserver.server.admin_token,
+        ca=apiserver.ca_file,
     )
     assert (status, body["reason"]) == (415, "UnsupportedMediaType")
     status, _, body = raw(
-        f"{apiserver.url}/api/v1/nodes/gpu-1", "PATCH", b"{}", "text/plain", token=apiserver.server.admin_token
+        f"{apiserver.url}/api/v1/nodes/gpu-1",
+        "PATCH",
+        b"{}",
+        "text/plain",
+        token=apiserver.server.admin_token,
+        ca=apiserver.ca_file,
     )
     assert status == 415
 
@@ -323,13 +335,24 @@ def test_errors_are_status_objects(apiserver: Any) -> None:
         "POST",
         b"{not json",
         token=apiserver.server.admin_token,
+        ca=apiserver.ca_file,
     )
     assert (status, body["kind"], body["reason"]) == (400, "Status", "BadRequest")
-    status, _, body = raw(f"{apiserver.url}/api/v1/nodes/gpu-404", token=apiserver.server.admin_token)
+    status, _, body = raw(
+        f"{apiserver.url}/api/v1/nodes/gpu-404", token=apiserver.server.admin_token, ca=apiserver.ca_file
+    )
     assert (status, body["reason"], body["message"]) == (404, "NotFound", 'nodes "gpu-404" not found')
-    status, _, body = raw(f"{apiserver.url}/api/v1/frobnicators", token=apiserver.server.admin_token)
+    status, _, body = raw(
+        f"{apiserver.url}/api/v1/frobnicators", token=apiserver.server.admin_token, ca=apiserver.ca_file
+    )
     assert status == 404
-    status, _, body = raw(f"{apiserver.url}/api/v1/nodes/x/status", "POST", b"{}", token=apiserver.server.admin_token)
+    status, _, body = raw(
+        f"{apiserver.url}/api/v1/nodes/x/status",
+        "POST",
+        b"{}",
+        token=apiserver.server.admin_token,
+        ca=apiserver.ca_file,
+    )
     assert (status, body["reason"]) == (405, "MethodNotAllowed")
 
 
@@ -343,12 +366,15 @@ def test_fault_injection(apiserver: Any, core: client.CoreV1Api) -> None:
         f"{apiserver.url}/_sim/faults",
         "POST",
         json.dumps({"path": "/api/v1/namespaces", "status": 429, "retry_after": 3, "count": 2}).encode(),
+        ca=apiserver.ca_file,
     )
     assert status == 201 and rule["count"] == 2
     for _ in range(2):
-        status, headers, body = raw(f"{apiserver.url}/api/v1/namespaces", token=apiserver.server.admin_token)
+        status, headers, body = raw(
+            f"{apiserver.url}/api/v1/namespaces", token=apiserver.server.admin_token, ca=apiserver.ca_file
+        )
         assert (status, headers.get("Retry-After"), body["reason"]) == (429, "3", "TooManyRequests")
-    assert raw(f"{apiserver.url}/api/v1/namespaces", token=apiserver.server.admin_token)[0] == 200
+    assert raw(f"{apiserver.url}/api/v1/namespaces", token=apiserver.server.admin_token, ca=apiserver.ca_file)[0] == 200
     apiserver.server.faults.add(FaultRule(action="delay", path="/api/v1/namespaces", seconds=0.3))
     started = time.monotonic()
     core.list_namespace()
@@ -356,14 +382,16 @@ def test_fault_injection(apiserver: Any, core: client.CoreV1Api) -> None:
     apiserver.server.faults.add(FaultRule(action="drop_watch", path="/api/v1/namespaces", after_events=2))
     with pytest.raises(Exception):  # noqa: B017 - the client sees a cut connection, whatever its type
         list(watch.Watch().stream(core.list_namespace, timeout_seconds=5))
-    assert raw(f"{apiserver.url}/_sim/faults", "DELETE")[0] == 200
+    assert raw(f"{apiserver.url}/_sim/faults", "DELETE", ca=apiserver.ca_file)[0] == 200
 
 
 def test_watch_list_protocol_and_crd_deletion_cascades(apiserver: Any, custom: client.CustomObjectsApi) -> None:
     custom.create_cluster_custom_object(GROUP, VERSION, PLURAL, repair("r1"))
     url = f"/apis/{GROUP}/{VERSION}/{PLURAL}?watch=true&sendInitialEvents=true&allowWatchBookmarks=true"
     with urllib.request.urlopen(
-        admin_request(apiserver, url + "&resourceVersionMatch=NotOlderThan&timeoutSeconds=1"), timeout=5
+        admin_request(apiserver, url + "&resourceVersionMatch=NotOlderThan&timeoutSeconds=1"),
+        timeout=5,
+        context=_tls(apiserver),
     ) as resp:
         first, second = json.loads(resp.readline()), json.loads(resp.readline())
     assert (first["type"], first["object"]["metadata"]["name"]) == ("ADDED", "r1")

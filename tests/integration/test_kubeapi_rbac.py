@@ -74,7 +74,9 @@ def _status(caught: pytest.ExceptionInfo[ApiException]) -> dict[str, Any]:
 
 
 def test_an_unknown_bearer_token_is_refused_401_even_though_anonymous_requests_are_allowed(apiserver: Any) -> None:
-    answer = httpx.get(f"{apiserver.url}/version", headers={"Authorization": "Bearer forged"}, timeout=5)
+    answer = httpx.get(
+        f"{apiserver.url}/version", headers={"Authorization": "Bearer forged"}, timeout=5, verify=apiserver.ca_file
+    )
     assert answer.status_code == 401
     assert answer.json() == {
         "kind": "Status",
@@ -89,8 +91,8 @@ def test_an_unknown_bearer_token_is_refused_401_even_though_anonymous_requests_a
 
 def test_without_a_token_only_version_and_health_answer(apiserver: Any) -> None:
     for path in ("/version", "/healthz", "/livez", "/readyz"):
-        assert httpx.get(f"{apiserver.url}{path}", timeout=5).status_code == 200, path
-    denied = httpx.get(f"{apiserver.url}/api", timeout=5)
+        assert httpx.get(f"{apiserver.url}{path}", timeout=5, verify=apiserver.ca_file).status_code == 200, path
+    denied = httpx.get(f"{apiserver.url}/api", timeout=5, verify=apiserver.ca_file)
     assert denied.status_code == 403
     assert denied.json() == {
         "kind": "Status",
@@ -102,7 +104,7 @@ def test_without_a_token_only_version_and_health_answer(apiserver: Any) -> None:
         "details": {},
         "code": 403,
     }
-    listing = httpx.get(f"{apiserver.url}/api/v1/nodes", timeout=5).json()
+    listing = httpx.get(f"{apiserver.url}/api/v1/nodes", timeout=5, verify=apiserver.ca_file).json()
     assert listing["message"] == (
         'nodes is forbidden: User "system:anonymous" cannot list resource "nodes" in API group "" at the cluster scope'
     )
@@ -113,7 +115,7 @@ def test_the_admin_kubeconfig_is_cluster_admin_through_system_masters(apiserver:
     apiserver.server.create_object(kube_objects.gpu_node("gpu-1"))
     core = client.CoreV1Api(api_client(str(apiserver.kubeconfig)))
     core.delete_node("gpu-1")
-    decisions = httpx.get(f"{apiserver.url}/_sim/audit", timeout=5).json()["decisions"]
+    decisions = httpx.get(f"{apiserver.url}/_sim/audit", timeout=5, verify=apiserver.ca_file).json()["decisions"]
     (row,) = [d for d in decisions if d.get("verb") == "delete"]
     assert (row["user"], row["allowed"], row["by"], row["name"]) == (
         "repairbot-sandbox-admin",
