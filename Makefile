@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: test lint demo sandbox simulate bench bench-quick system-deps clean
+.PHONY: test lint demo sandbox sandbox-rbac simulate bench bench-quick system-deps clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -65,3 +65,7 @@ sandbox: $(STAMP)
 
 clean:
 	rm -rf $(VENV) rb-state .pytest_cache .mypy_cache .ruff_cache
+
+# The chart's RBAC as the sandbox installs it (repairbot/data/sandbox-rbac.yaml); a chart test fails while it is stale.
+sandbox-rbac: $(STAMP)
+	PYTHONPATH=$(CURDIR) $(BIN)/python -m tests.chart.write_sandbox_rbac

@@ -50,7 +50,8 @@ def bench_agent_process(window: float, interval: float = 10.0) -> dict[str, Any]
     """One healthy node's agent, alone in a process: CPU seconds per wall second and RSS over ``window``."""
     with tempfile.TemporaryDirectory() as tmp, ClusterProcess(Path(tmp), 1) as cluster:
         command = [
-            sys.executable, str(Path(__file__).parent / "agent_process.py"), "--kubeconfig", cluster.kubeconfig,
+            sys.executable, str(Path(__file__).parent / "agent_process.py"),
+            "--kubeconfig", cluster.state["kubeconfigs"]["agents"][cluster.node_names[0]],
             "--node", cluster.node_names[0], "--root", str(Path(tmp) / "node"), "--interval", str(interval),
         ]  # fmt: skip
         agent = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)

@@ -58,9 +58,9 @@ def bench_burst(breaker: str, nodes: int, findings: int, window: float, workers:
     with tempfile.TemporaryDirectory() as tmp, ClusterProcess(Path(tmp), nodes) as cluster:
         root = Path(tmp)
         policy = write_policy(root, {"budget": {"maxUnavailable": "100%"}, "breaker": BREAKER[breaker]})
-        with OperatorProcess(root, cluster.kubeconfig, policy) as operator:
+        with OperatorProcess(root, cluster.operator_kubeconfig, policy) as operator:
             operator.wait_ready(cluster)
-            decisions = Decisions(cluster.state["api"], nodes).start()
+            decisions = Decisions(cluster.state["api"], nodes, token=cluster.admin_token, ca=cluster.api_ca).start()
             names = cluster.node_names
             plan = [(names[k % nodes], k // nodes) for k in range(findings)]
             cluster.reset_requests()

@@ -88,12 +88,12 @@ def offer_findings(kubeconfig: str, plan: Sequence[tuple[str, int]], window: flo
 class Decisions:
     """Watches GPURepairs; :meth:`wait` returns once ``nodes`` distinct nodes' repairs are Cordoned or Blocked."""
 
-    def __init__(self, api_url: str, nodes: int) -> None:
+    def __init__(self, api_url: str, nodes: int, *, token: str, ca: str) -> None:
         self.nodes = nodes
         self.latest: dict[str, dict[str, Any]] = {}
         self._decided: set[str] = set()
         self._all = threading.Event()
-        self._watch = RawWatch(api_url, f"/apis/{GROUP}/{VERSION}/{PLURAL}", self._observe)
+        self._watch = RawWatch(api_url, f"/apis/{GROUP}/{VERSION}/{PLURAL}", self._observe, token=token, ca=ca)
 
     def _observe(self, _: str, repair: dict[str, Any]) -> None:
         self.latest[repair["metadata"]["name"]] = repair

@@ -96,6 +96,20 @@ class ClusterProcess:
         return str(self.state["kubeconfig"])
 
     @property
+    def operator_kubeconfig(self) -> str:
+        """The operator's own ServiceAccount credentials: it runs under the chart's RBAC, as in a cluster."""
+        return str(self.state["kubeconfigs"]["operator"])
+
+    @property
+    def admin_token(self) -> str:
+        return str(self.state["tokens"]["admin"])
+
+    @property
+    def api_ca(self) -> str:
+        """The API server's certificate: it serves HTTPS only."""
+        return str(self.state["apiCA"])
+
+    @property
     def node_names(self) -> list[str]:
         return list(self.state["nodes"])
 
@@ -131,13 +145,13 @@ class ClusterProcess:
 
     def requests(self) -> dict[str, Any]:
         """What the API server has served since the last reset: ``{"total": n, "requests": [rows]}``."""
-        response = httpx.get(f"{self.state['api']}/_sim/requests", timeout=30)
+        response = httpx.get(f"{self.state['api']}/_sim/requests", timeout=30, verify=self.state["apiCA"])
         response.raise_for_status()
         body: dict[str, Any] = response.json()
         return body
 
     def reset_requests(self) -> None:
-        httpx.delete(f"{self.state['api']}/_sim/requests", timeout=30).raise_for_status()
+        httpx.delete(f"{self.state['api']}/_sim/requests", timeout=30, verify=self.state["apiCA"]).raise_for_status()
 
     def __enter__(self) -> ClusterProcess:
         self.start()
@@ -261,15 +275,18 @@ class RawWatch:
     Starts with a list (each item handed over as ``ADDED``), then follows from its resourceVersion.
     """
 
-    def __init__(self, api_url: str, path: str, on_event: Callable[[str, dict[str, Any]], None]) -> None:
+    def __init__(
+        self, api_url: str, path: str, on_event: Callable[[str, dict[str, Any]], None], *, token: str, ca: str
+    ) -> None:
         self.api_url = api_url
+        self.ca = ca
         self.path = path
         self.on_event = on_event
         self._stop = threading.Event()
-        self._headers = {"User-Agent": f"{BENCH_AGENT}-observer/1"}
+        self._headers = {"User-Agent": f"{BENCH_AGENT}-observer/1", "Authorization": f"Bearer {token}"}
 
     def start(self) -> RawWatch:
-        with httpx.Client(base_url=self.api_url, headers=self._headers, timeout=60) as http:
+        with httpx.Client(base_url=self.api_url, headers=self._headers, timeout=60, verify=self.ca) as http:
             listing = http.get(self.path).raise_for_status().json()
         for item in listing["items"]:
             self.on_event("ADDED", item)
@@ -280,7 +297,7 @@ class RawWatch:
     def _follow(self, version: str) -> None:
         params = {"watch": "true", "resourceVersion": version, "allowWatchBookmarks": "true"}
         timeout = httpx.Timeout(10, read=None)
-        with httpx.Client(base_url=self.api_url, headers=self._headers, timeout=timeout) as http:
+        with httpx.Client(base_url=self.api_url, headers=self._headers, timeout=timeout, verify=self.ca) as http:
             while not self._stop.is_set():
                 try:
                     with http.stream("GET", self.path, params=params) as stream:
@@ -304,11 +321,11 @@ class RawWatch:
 class NodeMarks:
     """Note when each node is first seen cordoned *and* tainted by RepairBot (a watch on nodes)."""
 
-    def __init__(self, api_url: str) -> None:
+    def __init__(self, api_url: str, *, token: str, ca: str) -> None:
         self.marked: dict[str, float] = {}
         """node → wall time (``time.time()``) the watch delivered it cordoned and tainted."""
         self._changed = threading.Condition()
-        self._watch = RawWatch(api_url, "/api/v1/nodes", self._observe)
+        self._watch = RawWatch(api_url, "/api/v1/nodes", self._observe, token=token, ca=ca)
 
     def start(self) -> NodeMarks:
         self._watch.start()

@@ -120,14 +120,14 @@ def bench_mtta(nodes: int, faults: int, rate: float, interval: float, seed: int 
     with tempfile.TemporaryDirectory() as tmp, ClusterProcess(Path(tmp), nodes) as cluster:
         root = Path(tmp)
         policy = write_policy(root, ACK_ONLY_POLICY)
-        with OperatorProcess(root, cluster.kubeconfig, policy) as operator:
+        with OperatorProcess(root, cluster.operator_kubeconfig, policy) as operator:
             ready_s = operator.wait_ready(cluster)
             chosen = rng.sample(cluster.node_names, 2 * faults)
             arm_a, arm_b = chosen[0::2], chosen[1::2]
             detected: dict[str, float] = {}
             agents, agent_nodes = arm(arm_a, root / "agents", cluster.kubeconfig, detected)
             pollers, poller_nodes = arm(arm_b, root / "pollers", cluster.kubeconfig, detected, poll_every=interval)
-            marks = NodeMarks(cluster.state["api"]).start()
+            marks = NodeMarks(cluster.state["api"], token=cluster.admin_token, ca=cluster.api_ca).start()
             starts = {agent.node: agent.start for agent in agents + pollers}
             targets = agent_nodes | poller_nodes
             plan: list[tuple[float, str, str]] = []  # (when, "start" | "inject", node)

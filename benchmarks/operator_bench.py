@@ -100,10 +100,14 @@ def bench_operator_added(repairs: int) -> dict[str, Any]:
         ClusterProcess(Path(tmp), repairs, termination_seconds=GRACE_S) as cluster,
     ):
         root = Path(tmp)
-        with OperatorProcess(root, cluster.kubeconfig, write_policy(root, POLICY)) as operator:
+        with OperatorProcess(root, cluster.operator_kubeconfig, write_policy(root, POLICY)) as operator:
             operator.wait_ready(cluster)
             fleet = SimulatedFleet.build(
-                cluster.node_names, root / "agents", lambda: bench_client(cluster.kubeconfig), interval=1.0, times=TIMES
+                cluster.node_names,
+                root / "agents",
+                lambda node: bench_client(cluster.state["kubeconfigs"]["agents"][node]),
+                interval=1.0,
+                times=TIMES,
             )
             fleet.start()
             custom = client.CustomObjectsApi(bench_client(cluster.kubeconfig))

@@ -38,14 +38,14 @@ from harness import ClusterProcess, OperatorProcess, ProcessMeter
 def bench_scale(nodes: int, idle_s: float, burst_s: float) -> dict[str, Any]:
     with tempfile.TemporaryDirectory() as tmp, ClusterProcess(Path(tmp), nodes) as cluster:
         root = Path(tmp)
-        with OperatorProcess(root, cluster.kubeconfig, None) as operator:
+        with OperatorProcess(root, cluster.operator_kubeconfig, None) as operator:
             ready_s = operator.wait_ready(cluster, timeout=300)
             meter = ProcessMeter(operator.pid)
             time.sleep(idle_s)
             idle = {"cpu_per_wall_s": meter.cpu_per_wall(), "rss_mib": meter.rss_mib(), "window_s": idle_s}
             failing = max(1, nodes // 100)
             plan = [(name, 0) for name in cluster.node_names[:: nodes // failing][:failing]]
-            decisions = Decisions(cluster.state["api"], failing).start()
+            decisions = Decisions(cluster.state["api"], failing, token=cluster.admin_token, ca=cluster.api_ca).start()
             meter.reset()
             started = time.monotonic()
             sent = offer_findings(cluster.kubeconfig, plan, window=0.0, workers=min(16, failing))

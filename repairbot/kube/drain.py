@@ -183,26 +183,6 @@ def pdb_names_from_status(body: str | bytes | None) -> list[str]:
     return list(dict.fromkeys(names))
 
 
-def selector_matches(selector: Mapping[str, Any] | None, labels: Mapping[str, str]) -> bool:
-    """A ``LabelSelector`` against labels. A null selector matches nothing; an empty one everything (policy/v1)."""
-    if selector is None:
-        return False
-    if any(labels.get(k) != v for k, v in (selector.get("matchLabels") or {}).items()):
-        return False
-    for expression in selector.get("matchExpressions") or []:
-        key, operator, values = expression.get("key"), expression.get("operator"), expression.get("values") or []
-        present = key in labels
-        if operator == "In" and not (present and labels[key] in values):
-            return False
-        if operator == "NotIn" and present and labels[key] in values:
-            return False
-        if operator == "Exists" and not present:
-            return False
-        if operator == "DoesNotExist" and present:
-            return False
-    return True
-
-
 def mode_for(pod: Mapping[str, Any], rules: DrainPolicy, elapsed: timedelta) -> tuple[DrainMode, bool]:
     """What to do with a pod that must leave now: (evict | wait | force-after, past the rule's timeout?).
 
@@ -376,25 +356,17 @@ class _Pass:
         log.warning("event=pod_force_deleted pod=%s grace=%s", key, grace)
         self.forced.append(key)
 
-    def _blocking_budget(self, pod: dict[str, Any], error: ApiException) -> str:
-        """``namespace/name`` of the budget behind a 429, from the Status or, failing that, by selector."""
-        namespace = str((pod.get("metadata") or {}).get("namespace") or "")
-        names = pdb_names_from_status(error.body) or self._budgets_selecting(pod)
-        return ", ".join(f"{namespace}/{name}" for name in names) if names else f"{namespace}/<unknown>"
+    @staticmethod
+    def _blocking_budget(pod: dict[str, Any], error: ApiException) -> str:
+        """``namespace/name`` of the budget behind a 429, as the Status names it.
 
-    def _budgets_selecting(self, pod: dict[str, Any]) -> list[str]:
-        metadata = pod.get("metadata") or {}
-        labels = metadata.get("labels") or {}
-        policy = client.PolicyV1Api(self.core.api_client)
-        try:
-            listed = raw_call(policy.list_namespaced_pod_disruption_budget, str(metadata.get("namespace") or ""))
-        except (ApiException, *TRANSPORT_ERRORS) as error:
-            log.warning("event=pdb_lookup_failed pod=%s error=%r", pod_key(pod), error)
-            return []
-        items: list[dict[str, Any]] = listed.get("items") or []
-        return sorted(
-            str(b["metadata"]["name"]) for b in items if selector_matches((b.get("spec") or {}).get("selector"), labels)
-        )
+        kube-apiserver's eviction REST names the budget in every DisruptionBudget cause ("The disruption
+        budget llama needs 2 healthy pods ...", "... is still being processed by the server"), so no list of
+        the namespace's budgets (and no RBAC to read them) is needed to tell the SRE which one it was.
+        """
+        namespace = str((pod.get("metadata") or {}).get("namespace") or "")
+        names = pdb_names_from_status(error.body)
+        return ", ".join(f"{namespace}/{name}" for name in names) if names else f"{namespace}/<unknown>"
 
 
 def _is_budget_refusal(error: ApiException) -> bool:

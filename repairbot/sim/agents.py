@@ -43,6 +43,7 @@ class SimulatedNodeAgent:
     connected: ConnectedAgent
     build: Callable[[], ConnectedAgent] | None = None
     restarts: int = 0
+    kubelet: SimulatedKubelet | None = None
 
     @property
     def agent(self) -> NodeAgent:
@@ -150,11 +151,12 @@ class SkewedClockSink:
 def _connect_node(
     node: SimulatedGpuNode,
     host: SimulatedHost,
-    connect: Callable[[], client.ApiClient],
+    connect: Callable[[str], client.ApiClient],
+    kubelet: SimulatedKubelet,
     interval: float,
     clock_offset: timedelta | None = None,
 ) -> ConnectedAgent:
-    """One agent process for ``node``: detectors, intake, executor and a kubelet, all new."""
+    """One agent process for ``node``: detectors, intake and executor, all new; the node's kubelet stays."""
     config = AgentConfig(
         node=node.name,
         sysfs_root=node.sysfs.root,
@@ -169,13 +171,12 @@ def _connect_node(
         event_sources=event_sources(config, node.backend, boot_id=lambda: node.boot_id, uptime=node.uptime),
         interval=interval,
     )
-    # One client per agent, as on a real fleet: each agent is its own process with its own pool.
-    api = connect()
+    # One client per agent, as on a real fleet: each agent is its own process with its own pool and token.
+    api = connect(node.name)
     connected = connect_agent(agent, api, host, config.state_dir)
     if clock_offset and agent.sink is not None:
         agent.sink = SkewedClockSink(agent.sink, clock_offset)
     connected.executor.resync_seconds = max(1.0, interval)
-    kubelet = SimulatedKubelet(api, node)
     host.on_reboot_started = kubelet.going_down
     host.on_reboot_finished = _after_boot(connected, kubelet)
     return connected
@@ -192,19 +193,27 @@ class SimulatedFleet:
         cls,
         names: list[str],
         root: Path,
-        connect: Callable[[], client.ApiClient],
+        connect: Callable[[str], client.ApiClient],
         *,
+        kubelet: Callable[[str], client.ApiClient] | None = None,
         interval: float = 1.0,
         times: ActionTimes | None = None,
         clock_offset: timedelta = timedelta(0),
     ) -> SimulatedFleet:
-        """``clock_offset``: how far every node's clock is off (e.g. 60 s ahead) in what its agent reports."""
+        """``connect(node)``: a client with that node's agent credentials (one per agent process);
+        ``kubelet(node)``: one with the node's own, which the simulated kubelet reports node status with
+        (a kubelet is no RepairBot component; default: ``connect``).
+        ``clock_offset``: how far every node's clock is off (e.g. 60 s ahead) in what its agent reports."""
         fleet = cls()
         for name in names:
             node = SimulatedGpuNode(name, root / name)
             host = SimulatedHost(node, times or ActionTimes())
-            member = SimulatedNodeAgent(node, host, _connect_node(node, host, connect, interval, clock_offset))
-            member.build = functools.partial(_connect_node, node, host, connect, interval, clock_offset)
+            node_kubelet = SimulatedKubelet((kubelet or connect)(name), node)
+            member = SimulatedNodeAgent(
+                node, host, _connect_node(node, host, connect, node_kubelet, interval, clock_offset)
+            )
+            member.build = functools.partial(_connect_node, node, host, connect, node_kubelet, interval, clock_offset)
+            member.kubelet = node_kubelet
             fleet.members[name] = member
         return fleet
 
@@ -221,3 +230,5 @@ class SimulatedFleet:
             member.connected.request_stop()
         for member in self.members.values():
             member.connected.join()
+            if member.kubelet is not None:
+                member.kubelet.api.close()

@@ -219,11 +219,15 @@ class Show:
 
     async def _cordon(self, node: str) -> None:
         """What ``kubectl cordon`` sends."""
-        response = await self.http.patch(
-            f"{self.state['api']}/api/v1/nodes/{node}",
-            content=b'{"spec":{"unschedulable":true}}',
-            headers={"Content-Type": "application/strategic-merge-patch+json"},
-        )
+        async with httpx.AsyncClient(timeout=10, verify=self.state["apiCA"]) as kube:  # the API is HTTPS only
+            response = await kube.patch(
+                f"{self.state['api']}/api/v1/nodes/{node}",
+                content=b'{"spec":{"unschedulable":true}}',
+                headers={
+                    "Content-Type": "application/strategic-merge-patch+json",
+                    "Authorization": f"Bearer {self.state['tokens']['admin']}",  # a human's kubectl: cluster-admin
+                },
+            )
         response.raise_for_status()
 
     async def _alert(self, injection: Injection) -> None:

@@ -10,11 +10,19 @@ the powers of a kubelet or controller: they keep ``status`` on create and
 create missing namespaces. They are safe to call from any thread: when the
 server runs on an event loop in another thread, the call is marshalled onto
 that loop, because the store is single-threaded by design.
+
+Requests over HTTP are authenticated and authorized as on a real server:
+bearer tokens issued by :meth:`KubeApiServer.issue_token` (the server starts
+with one cluster-admin token, :attr:`KubeApiServer.admin_token`, a member of
+``system:masters``), RBAC from the Roles and bindings stored in the cluster
+(Kubernetes' bootstrap roles for discovery and health are seeded), and every
+decision kept in :attr:`KubeApiServer.audit` (``GET /_sim/audit``).
 """
 
 from __future__ import annotations
 
 import asyncio
+import base64
 import concurrent.futures
 import pathlib
 import threading
@@ -25,12 +33,16 @@ import yaml
 from aiohttp import web
 
 from repairbot.sim.kube.api import KubeApi, Selector, WriteOptions
+from repairbot.sim.kube.audit import AuditLog
 from repairbot.sim.kube.errors import ApiError
 from repairbot.sim.kube.faults import FaultInjector
+from repairbot.sim.kube.identity import SANDBOX_ADMIN, UserInfo
 from repairbot.sim.kube.pods import PodLifecycle
+from repairbot.sim.kube.rbac import BOOTSTRAP_POLICY, Authorizer
 from repairbot.sim.kube.resources import Registry, ResourceInfo
 from repairbot.sim.kube.server import SimState, build_app
 from repairbot.sim.kube.store import Store
+from repairbot.sim.kube.tls import ServingCert
 from repairbot.sim.serving import serve
 
 __all__ = ["ApiError", "KubeApiServer", "write_kubeconfig"]
@@ -51,17 +63,54 @@ class KubeApiServer:
         self.api: KubeApi = self._state.api
         self.pods: PodLifecycle = self._state.pods
         self.url = ""
+        self.tls: ServingCert | None = None
+        """The serving certificate once started: HTTPS only, as a real API server (``ca_file`` verifies it)."""
         self._runner: web.AppRunner | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._loop_thread: int | None = None
         for namespace in _DEFAULT_NAMESPACES:
             self.create_object({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": namespace}})
+        for obj in BOOTSTRAP_POLICY:
+            self.create_object(obj)
+        self.admin_token = self.issue_token(SANDBOX_ADMIN)
+        """A cluster-admin token (``system:masters``): what ``write_kubeconfig`` hands to humans and tests."""
+
+    @property
+    def audit(self) -> AuditLog:
+        return self._state.audit
+
+    @property
+    def authorizer(self) -> Authorizer:
+        """The RBAC authorizer HTTP requests pass: ``authorizer.authorize(user, request_attributes(...))``."""
+        return self._state.authorizer
+
+    def issue_token(self, user: UserInfo) -> str:
+        """A bearer token that authenticates as ``user`` (e.g. ``service_account("repairbot", "repairbot-agent")``)."""
+        return self._call(lambda: self._state.tokens.issue(user))
+
+    def write_kubeconfig(
+        self, path: pathlib.Path, *, token: str | None = None, context: str = "repairbot-sandbox"
+    ) -> None:
+        """A kubeconfig for this server: the admin token unless ``token`` names another user's."""
+        ca = self.tls.ca_pem if self.tls else None
+        write_kubeconfig(self.url, path, token=token or self.admin_token, context=context, ca_pem=ca)
+
+    @property
+    def ca_file(self) -> str:
+        """For raw HTTPS callers (httpx ``verify=``, ``ssl.create_default_context(cafile=)``)."""
+        if self.tls is None:
+            raise RuntimeError("the API server is not started")
+        return str(self.tls.ca_file)
 
     async def start(self, host: str = "127.0.0.1", port: int = 0) -> str:
         """Listen on ``host:port`` (0 = a free port); returns the base URL."""
         self._loop = asyncio.get_running_loop()
         self._loop_thread = threading.get_ident()
-        served = await serve(build_app(self._state), host, port, handler_cancellation=True)
+        if self.tls is None:
+            self.tls = ServingCert.generate()
+        served = await serve(
+            build_app(self._state), host, port, ssl_context=self.tls.server_context(), handler_cancellation=True
+        )
         self._runner, self.url = served.runner, served.url
         self._state.server_address = served.address
         return self.url
@@ -70,6 +119,9 @@ class KubeApiServer:
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None
+        if self.tls is not None:
+            self.tls.remove()
+            self.tls = None
         self._loop = None
         self._loop_thread = None
 
@@ -145,13 +197,18 @@ class KubeApiServer:
         return [self.apply_object(document) for document in documents]
 
 
-def write_kubeconfig(url: str, path: pathlib.Path, *, context: str = "repairbot-sandbox") -> None:
-    """A kubeconfig for ``url``: plain HTTP, a dummy bearer token (no auth is checked)."""
+def write_kubeconfig(
+    url: str, path: pathlib.Path, *, token: str, context: str = "repairbot-sandbox", ca_pem: bytes | None = None
+) -> None:
+    """A kubeconfig for ``url`` with a bearer token the server issued (it checks it) and the CA that signed it."""
+    cluster: dict[str, Any] = {"server": url}
+    if ca_pem:
+        cluster["certificate-authority-data"] = base64.b64encode(ca_pem).decode()
     config = {
         "apiVersion": "v1",
         "kind": "Config",
-        "clusters": [{"name": context, "cluster": {"server": url}}],
-        "users": [{"name": context, "user": {"token": "repairbot-sandbox"}}],
+        "clusters": [{"name": context, "cluster": cluster}],
+        "users": [{"name": context, "user": {"token": token}}],
         "contexts": [{"name": context, "context": {"cluster": context, "user": context, "namespace": "default"}}],
         "current-context": context,
         "preferences": {},

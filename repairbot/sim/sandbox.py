@@ -6,6 +6,13 @@ writes a kubeconfig plus ``state.json`` (every URL it serves) into a state
 directory. ``kubectl``, the kubernetes client and kopf then work against it as
 against a real cluster. Later parts (agents, operator, webhook, Slack and Jira
 fakes) join the same sandbox and add their URLs to ``state.json``.
+
+The API server authenticates and authorizes like a real one: the chart's
+ServiceAccounts and RBAC are installed, and the operator, the webhook and
+every agent use their own ServiceAccount's token (``state.json`` ``tokens``,
+``kubeconfigs``; see :mod:`repairbot.sim.access`). The ``kubeconfig`` file is
+cluster-admin, for humans and for the parts that stand for the cluster itself
+(the simulated kubelets).
 """
 
 from __future__ import annotations
@@ -25,12 +32,13 @@ from aiohttp import web
 from repairbot.kube.client import api_client
 from repairbot.operator.dispatcher import ChatEndpoints
 from repairbot.sim import fleet, workloads
+from repairbot.sim.access import ComponentAccess, install_sandbox_rbac
 from repairbot.sim.agents import SimulatedFleet
 from repairbot.sim.control import control_app
 from repairbot.sim.crd import load_crd
 from repairbot.sim.host import ActionTimes
 from repairbot.sim.jira import JiraSim
-from repairbot.sim.kubeapi import KubeApiServer, write_kubeconfig
+from repairbot.sim.kubeapi import KubeApiServer
 from repairbot.sim.operator import SandboxOperator
 from repairbot.sim.redfish import RedfishSim
 from repairbot.sim.serving import serve
@@ -58,6 +66,8 @@ class SandboxConfig:
     agent_clock_offset: float = 0.0  # seconds every simulated node's clock is ahead (negative: behind)
     operator: bool = True
     policy_path: Path | None = None
+    rbac: list[dict[str, Any]] | None = None
+    """The ServiceAccounts/RBAC to install instead of the chart's snapshot (a test removing one rule)."""
 
 
 @dataclass(slots=True)
@@ -75,6 +85,7 @@ class Sandbox:
     _webhook_token: str = ""
     jira: JiraSim | None = None
     _control: web.AppRunner | None = None
+    access: ComponentAccess | None = None
 
     @property
     def kubeconfig(self) -> Path:
@@ -95,12 +106,15 @@ class Sandbox:
                 self.config.nodes, termination_seconds=self.config.pod_termination_seconds, bmc_url=bmc_url
             ),
         )
-        write_kubeconfig(api_url, self.kubeconfig)
+        install_sandbox_rbac(self.api, self.config.rbac)
+        self.api.write_kubeconfig(self.kubeconfig)
+        access = self.access = ComponentAccess.issue(self.api, self.config.state_dir, names)
         if self.config.agents:
             self.agents = SimulatedFleet.build(
                 names,
                 self.config.state_dir / "nodes",
-                lambda: api_client(str(self.kubeconfig)),
+                lambda node: api_client(access.agent_kubeconfig(node)),
+                kubelet=lambda node: api_client(str(self.kubeconfig)),
                 interval=self.config.agent_interval,
                 times=self.config.action_times,
                 clock_offset=timedelta(seconds=self.config.agent_clock_offset),
@@ -118,12 +132,14 @@ class Sandbox:
                 jira_user=self.jira.user,
                 jira_password=self.jira.password,
             )
-            self.operator = SandboxOperator.start(self.kubeconfig, self.config.policy_path, chat=chat)
+            self.operator = SandboxOperator.start(
+                Path(access.kubeconfig("operator")), self.config.policy_path, chat=chat
+            )
             await asyncio.get_running_loop().run_in_executor(None, self.operator.wait_ready)
         control_url = await self._start_control()
         self._webhook_token = secrets.token_urlsafe(24)
         self._webhook, webhook_url = await start_webhook(
-            api_client(str(self.kubeconfig)),
+            api_client(access.kubeconfig("webhook")),
             WebhookOptions(host=self.config.host, port=0),
             auth=WebhookAuth(bearer_token=self._webhook_token),
         )
@@ -131,8 +147,11 @@ class Sandbox:
             "ready": True,
             "api": api_url,
             "kubeconfig": str(self.kubeconfig.resolve()),
+            "kubeconfigs": access.kubeconfigs,
+            "tokens": {"admin": self.api.admin_token, **access.tokens},
             "control": control_url,
             "kubeFaults": f"{api_url}/_sim/faults",
+            "apiCA": self.api.ca_file,  # HTTPS only: verify raw calls to "api" with this file
             "bmc": bmc_url,
             "webhook": webhook_url,
             "webhookToken": self._webhook_token,

@@ -8,6 +8,10 @@ from typing import Any
 import pytest
 from chart_support import FORCING, NAMESPACE, NOTIFYING, SCENARIOS, Rendered, name, render
 
+from repairbot.sim.kube.attributes import RequestAttributes
+from repairbot.sim.kube.identity import service_account
+from repairbot.sim.kubeapi import KubeApiServer
+
 _ALL = "*"
 
 
@@ -19,35 +23,36 @@ class Request:
     namespace: str | None = None  # None: cluster-wide
     name: str | None = None
 
+    def attributes(self) -> RequestAttributes:
+        resource, _, subresource = self.resource.partition("/")
+        return RequestAttributes(
+            verb=self.verb,
+            path="",
+            resource_request=True,
+            group=self.group,
+            resource=resource,
+            subresource=subresource,
+            namespace=self.namespace or "",
+            name=self.name or "",
+        )
 
-def _rule_allows(rule: dict[str, Any], request: Request) -> bool:
-    if request.group not in rule.get("apiGroups", []) and _ALL not in rule.get("apiGroups", []):
-        return False
-    if request.resource not in rule.get("resources", []) and _ALL not in rule.get("resources", []):
-        return False
-    if request.verb not in rule.get("verbs", []) and _ALL not in rule.get("verbs", []):
-        return False
-    names = rule.get("resourceNames")
-    return not names or request.name in names
+
+def installed(out: Rendered) -> KubeApiServer:
+    """An emulated cluster holding this rendering's RBAC, as ``helm install`` leaves it (one per rendering)."""
+    server: KubeApiServer | None = getattr(out, "_installed", None)
+    if server is None:
+        server = KubeApiServer()
+        for obj in out.objects:
+            if obj["kind"] in ("ClusterRole", "ClusterRoleBinding", "Role", "RoleBinding"):
+                server.apply_object(obj)
+        out._installed = server  # type: ignore[attr-defined]
+    return server
 
 
 def allowed(out: Rendered, component: str, request: Request) -> bool:
-    """Would Kubernetes RBAC let ``component``'s ServiceAccount make ``request``? (bindings → roles → rules)"""
-    account = {"kind": "ServiceAccount", "name": name(component), "namespace": NAMESPACE}
-    for binding in out.of_kind("ClusterRoleBinding") + out.of_kind("RoleBinding"):
-        if account not in binding.get("subjects", []):
-            continue
-        ref = binding["roleRef"]
-        if binding["kind"] == "RoleBinding":
-            if request.namespace != binding["metadata"]["namespace"]:
-                continue
-            scope = binding["metadata"]["namespace"] if ref["kind"] == "Role" else None
-            role = out.get(ref["kind"], ref["name"], scope)
-        else:
-            role = out.get("ClusterRole", ref["name"])
-        if any(_rule_allows(rule, request) for rule in role.get("rules", [])):
-            return True
-    return False
+    """Would kube-apiserver's RBAC let ``component``'s ServiceAccount make ``request``? (the emulator's authorizer)"""
+    user = service_account(NAMESPACE, name(component))
+    return installed(out).authorizer.authorize(user, request.attributes()).allowed
 
 
 def every_rule(out: Rendered) -> list[tuple[str, dict[str, Any]]]:
@@ -103,7 +108,6 @@ def test_the_operator_can_do_what_its_code_does(chart: Any) -> None:
         Request("delete", "gpurepairs", "repairbot.io"),  # operator/retention.py: finished repairs past retention
         Request("list", "pods"),
         Request("create", "pods/eviction"),
-        Request("list", "poddisruptionbudgets", "policy", namespace="ml-training"),
         Request("watch", "customresourcedefinitions", "apiextensions.k8s.io"),
         Request("create", "leases", "coordination.k8s.io", namespace=NAMESPACE),
         Request("update", "leases", "coordination.k8s.io", namespace=NAMESPACE, name="repairbot-operator"),
@@ -124,6 +128,7 @@ def test_the_operator_cannot_touch_other_leases_configmaps_or_delete_pods_by_def
         Request("delete", "pods", namespace="ml-training"),
         Request("delete", "nodes"),
         Request("create", "events", namespace="kube-system"),
+        Request("list", "poddisruptionbudgets", "policy", namespace="ml-training"),  # a 429 names its budget
     ]:
         assert not allowed(out, "operator", request), request
     # The one GPURepair delete: a second Pending repair of a node folded into the node's record (operator/twins.py).

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 import yaml
-from e2e_support import FAST, TEST_POLICY, SandboxFactory, merge_policy
+from e2e_support import FAST, TEST_POLICY, SandboxFactory, component_denials, merge_policy
 from kubernetes import client
 
 from repairbot.kube.client import api_client
@@ -41,10 +41,16 @@ def make_sandbox(tmp_path: Path) -> Iterator[SandboxFactory]:
 
     yield make
     refused: list[str] = []
+    denied: list[str] = []
     for sandbox in started:
         refused += refused_for_its_form(sandbox)
+        if sandbox.sandbox.config.rbac is None:  # a test that narrowed the RBAC checks its own denials
+            denied += component_denials(sandbox)
         sandbox.stop()
     assert not refused, f"the strict fake Slack refused messages RepairBot sent: {refused}"
+    # Every component runs under the chart's RBAC: a request it was refused is a rule the chart lacks
+    # (or a call the code should not make), whether or not the component coped with the 403.
+    assert not denied, "RepairBot components were denied by the chart's RBAC:\n" + "\n".join(denied)
 
 
 FORM_ERRORS = frozenset({"invalid_blocks", "invalid_blocks_format", "msg_too_long", "msg_blocks_too_long", "no_text"})

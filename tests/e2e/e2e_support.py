@@ -165,16 +165,34 @@ def start_operator(
     health_port: int = 0,
     wrapper: tuple[str, ...] = (),
 ) -> subprocess.Popen[bytes]:
-    """``repairbot operator`` as its own process, as it runs in a pod (``env`` adds e.g. Slack/Jira credentials).
+    """``repairbot operator`` as its own process, as it runs in a pod (``env`` adds e.g. Slack/Jira credentials),
+    with the operator ServiceAccount's token: the chart's RBAC applies to it as in a cluster.
 
     ``wrapper`` runs it under another command, e.g. ``("faketime", "-f", "+12s")`` for a replica whose clock is off.
     """
     environment = {**os.environ, "POD_NAMESPACE": "repairbot", "POD_NAME": identity, **(env or {})}
     command = [
         *wrapper, sys.executable, "-m", "repairbot.cli", "--log-level", "INFO", "operator",
-        "--kubeconfig", sandbox.state["kubeconfig"], "--policy", str(policy_path),
+        "--kubeconfig", sandbox.state["kubeconfigs"]["operator"], "--policy", str(policy_path),
         "--metrics-port", "0", "--health-port", str(health_port),
     ]  # fmt: skip
     if not leader_election:
         command.append("--no-leader-election")
     return subprocess.Popen(command, env=environment, stdout=log.open("ab"), stderr=subprocess.STDOUT)
+
+
+COMPONENTS = "system:serviceaccount:repairbot:"
+
+
+def component_denials(sandbox: BackgroundSandbox) -> list[str]:
+    """Requests of RepairBot's own ServiceAccounts the sandbox's API server refused (its audit log)."""
+    rows = sandbox.sandbox.api.audit.rows()
+    return [
+        f"{row['user']} {row['verb']} {row.get('resource') or row.get('path')}"
+        + (f"/{row['subresource']}" if row.get("subresource") else "")
+        + (f" ns={row['namespace']}" if row.get("namespace") else "")
+        + (f" name={row['name']}" if row.get("name") else "")
+        + f" (x{row['count']})"
+        for row in rows
+        if not row["allowed"] and row["user"].startswith(COMPONENTS)
+    ]

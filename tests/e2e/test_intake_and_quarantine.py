@@ -92,7 +92,7 @@ def test_agent_webhook_and_a_manual_label_within_100ms_make_one_repair_with_all_
     target = "gpu-node-001"
     # Every create is held back 1.5 s by the API server, so all three reporters find no repair and create.
     rule = {"action": "delay", "method": "POST", "path": CREATES, "seconds": 1.5, "count": 3}
-    httpx.post(sandbox.state["kubeFaults"], json=rule, timeout=10).raise_for_status()
+    httpx.post(sandbox.state["kubeFaults"], json=rule, timeout=10, verify=sandbox.state["apiCA"]).raise_for_status()
 
     reporters = [
         lambda: inject_now(sandbox, [(target, "xid:79", 0)]),  # the agent reports it at once (NVML event)

@@ -15,7 +15,7 @@ from typing import Any, TypeVar
 import pytest
 from kubernetes import client, config
 
-from repairbot.sim.kubeapi import KubeApiServer, write_kubeconfig
+from repairbot.sim.kubeapi import KubeApiServer
 
 REPO = Path(__file__).resolve().parents[2]
 CRD_FILE = REPO / "charts" / "repairbot" / "crds" / "gpurepairs.yaml"
@@ -30,6 +30,16 @@ class RunningApiServer:
     url: str
     kubeconfig: Path
     loop: asyncio.AbstractEventLoop
+
+    @property
+    def ca_file(self) -> str:
+        """The server's certificate (HTTPS only): ``httpx.get(..., verify=apiserver.ca_file)``."""
+        return self.server.ca_file
+
+    @property
+    def admin_headers(self) -> dict[str, str]:
+        """For raw HTTP calls: the cluster-admin bearer token the kubeconfig carries."""
+        return {"Authorization": f"Bearer {self.server.admin_token}"}
 
     def run(self, coro: Coroutine[Any, Any, T], timeout: float = 30) -> T:
         return asyncio.run_coroutine_threadsafe(coro, self.loop).result(timeout)
@@ -130,7 +140,7 @@ def apiserver(tmp_path: Path) -> Iterator[RunningApiServer]:
     url = asyncio.run_coroutine_threadsafe(server.start(), loop).result(10)
     server.load_yaml(CRD_FILE)
     kubeconfig = tmp_path / "kubeconfig"
-    write_kubeconfig(url, kubeconfig)
+    server.write_kubeconfig(kubeconfig)  # cluster-admin (system:masters), as kind's admin kubeconfig is
     running = RunningApiServer(server, url, kubeconfig, loop)
     try:
         yield running

@@ -57,7 +57,7 @@ def operator(apiserver: Any) -> Iterator[Recorder]:
 
     @kopf.on.login(registry=registry)
     def login(**_: Any) -> kopf.ConnectionInfo:
-        return kopf.ConnectionInfo(server=url, insecure=True, token="repairbot-sandbox")
+        return kopf.ConnectionInfo(server=url, insecure=True, token=apiserver.server.admin_token)
 
     @kopf.on.create(GROUP, VERSION, PLURAL, registry=registry)
     def created(name: str, spec: kopf.Spec, patch: kopf.Patch, body: kopf.Body, **_: Any) -> None:

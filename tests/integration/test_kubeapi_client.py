@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import ssl
 import time
 import urllib.error
 import urllib.request
@@ -44,12 +45,28 @@ def repair(name: str, node: str = "gpu-1", **status: Any) -> dict[str, Any]:
     return body
 
 
+def admin_request(apiserver: Any, path: str) -> urllib.request.Request:
+    """A GET of ``path`` with the cluster-admin token the kubeconfig carries."""
+    return urllib.request.Request(apiserver.url + path, headers=apiserver.admin_headers)
+
+
+def _tls(apiserver: Any) -> ssl.SSLContext:
+    return ssl.create_default_context(cafile=apiserver.ca_file)
+
+
 def raw(
-    url: str, method: str = "GET", body: bytes | None = None, content_type: str = "application/json"
+    url: str,
+    method: str = "GET",
+    body: bytes | None = None,
+    content_type: str = "application/json",
+    *,
+    ca: str,
+    token: str = "",
 ) -> tuple[int, dict[str, Any], Any]:
-    request = urllib.request.Request(url, data=body, method=method, headers={"Content-Type": content_type})
+    headers = {"Content-Type": content_type, **({"Authorization": f"Bearer {token}"} if token else {})}
+    request = urllib.request.Request(url, data=body, method=method, headers=headers)
     try:
-        with urllib.request.urlopen(request, timeout=10) as response:
+        with urllib.request.urlopen(request, timeout=10, context=ssl.create_default_context(cafile=ca)) as response:
             return response.status, dict(response.headers), json.loads(response.read() or b"null")
     except urllib.error.HTTPError as exc:
         return exc.code, dict(exc.headers), json.loads(exc.read() or b"null")
@@ -84,7 +101,9 @@ def test_watch_from_compacted_version_is_410(apiserver: Any, core: client.CoreV1
     assert caught.value.status == 410
     # the raw stream is one ERROR event carrying a 410 Status, as from a real server
     status, _, _ = 0, None, None
-    with urllib.request.urlopen(f"{apiserver.url}/api/v1/nodes?watch=true&resourceVersion={old}", timeout=5) as resp:
+    with urllib.request.urlopen(
+        admin_request(apiserver, f"/api/v1/nodes?watch=true&resourceVersion={old}"), timeout=5, context=_tls(apiserver)
+    ) as resp:
         status = resp.status
         event = json.loads(resp.readline())
     assert status == 200
@@ -159,10 +178,22 @@ def test_patch_types(
     assert patched["spec"] == {"nodeName": "gpu-1", "source": "agent", "reason": "seen by hand"}
     # strategic merge is not supported for custom resources: 415
     status, _, body = raw(
-        f"{apiserver.url}/apis/{GROUP}/{VERSION}/{PLURAL}/r1", "PATCH", b"{}", "application/strategic-merge-patch+json"
+        f"{apiserver.url}/apis/{GROUP}/{VERSION}/{PLURAL}/r1",
+        "PATCH",
+        b"{}",
+        "application/strategic-merge-patch+json",
+        token=apiserver.server.admin_token,
+        ca=apiserver.ca_file,
     )
     assert (status, body["reason"]) == (415, "UnsupportedMediaType")
-    status, _, body = raw(f"{apiserver.url}/api/v1/nodes/gpu-1", "PATCH", b"{}", "text/plain")
+    status, _, body = raw(
+        f"{apiserver.url}/api/v1/nodes/gpu-1",
+        "PATCH",
+        b"{}",
+        "text/plain",
+        token=apiserver.server.admin_token,
+        ca=apiserver.ca_file,
+    )
     assert status == 415
 
 
@@ -299,13 +330,29 @@ def test_dry_run_and_generate_name(core: client.CoreV1Api) -> None:
 
 
 def test_errors_are_status_objects(apiserver: Any) -> None:
-    status, _, body = raw(f"{apiserver.url}/api/v1/namespaces/default/configmaps", "POST", b"{not json")
+    status, _, body = raw(
+        f"{apiserver.url}/api/v1/namespaces/default/configmaps",
+        "POST",
+        b"{not json",
+        token=apiserver.server.admin_token,
+        ca=apiserver.ca_file,
+    )
     assert (status, body["kind"], body["reason"]) == (400, "Status", "BadRequest")
-    status, _, body = raw(f"{apiserver.url}/api/v1/nodes/gpu-404")
+    status, _, body = raw(
+        f"{apiserver.url}/api/v1/nodes/gpu-404", token=apiserver.server.admin_token, ca=apiserver.ca_file
+    )
     assert (status, body["reason"], body["message"]) == (404, "NotFound", 'nodes "gpu-404" not found')
-    status, _, body = raw(f"{apiserver.url}/api/v1/frobnicators")
+    status, _, body = raw(
+        f"{apiserver.url}/api/v1/frobnicators", token=apiserver.server.admin_token, ca=apiserver.ca_file
+    )
     assert status == 404
-    status, _, body = raw(f"{apiserver.url}/api/v1/nodes/x/status", "POST", b"{}")
+    status, _, body = raw(
+        f"{apiserver.url}/api/v1/nodes/x/status",
+        "POST",
+        b"{}",
+        token=apiserver.server.admin_token,
+        ca=apiserver.ca_file,
+    )
     assert (status, body["reason"]) == (405, "MethodNotAllowed")
 
 
@@ -319,12 +366,15 @@ def test_fault_injection(apiserver: Any, core: client.CoreV1Api) -> None:
         f"{apiserver.url}/_sim/faults",
         "POST",
         json.dumps({"path": "/api/v1/namespaces", "status": 429, "retry_after": 3, "count": 2}).encode(),
+        ca=apiserver.ca_file,
     )
     assert status == 201 and rule["count"] == 2
     for _ in range(2):
-        status, headers, body = raw(f"{apiserver.url}/api/v1/namespaces")
+        status, headers, body = raw(
+            f"{apiserver.url}/api/v1/namespaces", token=apiserver.server.admin_token, ca=apiserver.ca_file
+        )
         assert (status, headers.get("Retry-After"), body["reason"]) == (429, "3", "TooManyRequests")
-    assert raw(f"{apiserver.url}/api/v1/namespaces")[0] == 200
+    assert raw(f"{apiserver.url}/api/v1/namespaces", token=apiserver.server.admin_token, ca=apiserver.ca_file)[0] == 200
     apiserver.server.faults.add(FaultRule(action="delay", path="/api/v1/namespaces", seconds=0.3))
     started = time.monotonic()
     core.list_namespace()
@@ -332,13 +382,17 @@ def test_fault_injection(apiserver: Any, core: client.CoreV1Api) -> None:
     apiserver.server.faults.add(FaultRule(action="drop_watch", path="/api/v1/namespaces", after_events=2))
     with pytest.raises(Exception):  # noqa: B017 - the client sees a cut connection, whatever its type
         list(watch.Watch().stream(core.list_namespace, timeout_seconds=5))
-    assert raw(f"{apiserver.url}/_sim/faults", "DELETE")[0] == 200
+    assert raw(f"{apiserver.url}/_sim/faults", "DELETE", ca=apiserver.ca_file)[0] == 200
 
 
 def test_watch_list_protocol_and_crd_deletion_cascades(apiserver: Any, custom: client.CustomObjectsApi) -> None:
     custom.create_cluster_custom_object(GROUP, VERSION, PLURAL, repair("r1"))
-    url = f"{apiserver.url}/apis/{GROUP}/{VERSION}/{PLURAL}?watch=true&sendInitialEvents=true&allowWatchBookmarks=true"
-    with urllib.request.urlopen(url + "&resourceVersionMatch=NotOlderThan&timeoutSeconds=1", timeout=5) as resp:
+    url = f"/apis/{GROUP}/{VERSION}/{PLURAL}?watch=true&sendInitialEvents=true&allowWatchBookmarks=true"
+    with urllib.request.urlopen(
+        admin_request(apiserver, url + "&resourceVersionMatch=NotOlderThan&timeoutSeconds=1"),
+        timeout=5,
+        context=_tls(apiserver),
+    ) as resp:
         first, second = json.loads(resp.readline()), json.loads(resp.readline())
     assert (first["type"], first["object"]["metadata"]["name"]) == ("ADDED", "r1")
     assert second["type"] == "BOOKMARK"

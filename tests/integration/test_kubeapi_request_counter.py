@@ -16,9 +16,14 @@ def test_requests_are_counted_by_verb_resource_and_client(apiserver: Any, kube_o
     core.list_node()
     core.read_node("gpu-1")
     core.patch_node("gpu-1", {"metadata": {"labels": {"x": "y"}}})
-    httpx.get(f"{apiserver.url}/api/v1/nodes", headers={"User-Agent": "repairbot-bench/1"}, timeout=5)
+    httpx.get(
+        f"{apiserver.url}/api/v1/nodes",
+        headers={"User-Agent": "repairbot-bench/1", **apiserver.admin_headers},
+        timeout=5,
+        verify=apiserver.ca_file,
+    )
 
-    counted = httpx.get(f"{apiserver.url}/_sim/requests", timeout=5).json()
+    counted = httpx.get(f"{apiserver.url}/_sim/requests", timeout=5, verify=apiserver.ca_file).json()
     # the client is the User-Agent's first word; its product part names the program
     rows = {(r["verb"], r["resource"], r["client"].split("/")[0]): r["count"] for r in counted["requests"]}
     assert rows[("list", "nodes", "OpenAPI-Generator")] == 1
@@ -27,5 +32,5 @@ def test_requests_are_counted_by_verb_resource_and_client(apiserver: Any, kube_o
     assert rows[("list", "nodes", "repairbot-bench")] == 1
     assert counted["total"] == sum(rows.values())
 
-    httpx.delete(f"{apiserver.url}/_sim/requests", timeout=5)
-    assert httpx.get(f"{apiserver.url}/_sim/requests", timeout=5).json()["total"] == 0
+    httpx.delete(f"{apiserver.url}/_sim/requests", timeout=5, verify=apiserver.ca_file)
+    assert httpx.get(f"{apiserver.url}/_sim/requests", timeout=5, verify=apiserver.ca_file).json()["total"] == 0

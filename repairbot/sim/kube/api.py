@@ -22,6 +22,7 @@ from repairbot.sim.kube import patching
 from repairbot.sim.kube.admission import AdmissionRequest, PolicyAdmission, validate_binding, validate_policy
 from repairbot.sim.kube.errors import ApiError
 from repairbot.sim.kube.identity import SANDBOX_ADMIN, UserInfo
+from repairbot.sim.kube.rbac import RBAC_GROUP, validate_rbac_name
 from repairbot.sim.kube.resources import Registry, ResourceInfo
 from repairbot.sim.kube.selectors import (
     SelectorError,
@@ -243,7 +244,8 @@ class KubeApi:
                     ],
                 )
             meta["name"] = meta["generateName"] + "".join(random.choices(_NAME_SUFFIX, k=5))
-        causes = validate_name(meta["name"]) + validate_owner_references(meta)
+        causes = validate_rbac_name(meta["name"]) if info.group == RBAC_GROUP else validate_name(meta["name"])
+        causes += validate_owner_references(meta)
         if causes:
             raise ApiError.invalid(info.kind, info.group, meta["name"], causes)
         self._require_namespace(info, meta.get("namespace"), options)

@@ -17,6 +17,7 @@ from aiohttp import web
 
 from repairbot.sim.kube.api import Selector, WriteOptions
 from repairbot.sim.kube.errors import ApiError
+from repairbot.sim.kube.identity import ANONYMOUS, UserInfo
 from repairbot.sim.kube.resources import ResourceInfo
 from repairbot.sim.kube.tables import build_table
 from repairbot.sim.kube.watch import WatchRequest, serve_watch
@@ -24,7 +25,10 @@ from repairbot.sim.kube.watch import WatchRequest, serve_watch
 if TYPE_CHECKING:
     from repairbot.sim.kube.server import SimState
 
-__all__ = ["ResourcePath", "handle_resource", "parse_path"]
+__all__ = ["USER_KEY", "ResourcePath", "handle_resource", "parse_path"]
+
+USER_KEY: web.RequestKey[UserInfo] = web.RequestKey("user", UserInfo)
+"""The authenticated user, set by the server's middleware before any handler runs."""
 
 
 @dataclass
@@ -80,7 +84,11 @@ def _write_options(request: web.Request, body: Any = None) -> WriteOptions:
     dry_run = "All" in request.query.getall("dryRun", [])
     if isinstance(body, dict) and "All" in (body.get("dryRun") or []):
         dry_run = True
-    return WriteOptions(dry_run=dry_run, field_validation=request.query.get("fieldValidation", "Warn"))
+    return WriteOptions(
+        dry_run=dry_run,
+        field_validation=request.query.get("fieldValidation", "Warn"),
+        user=request.get(USER_KEY, ANONYMOUS),
+    )
 
 
 def _wants_table(request: web.Request) -> bool:

@@ -6,6 +6,11 @@ so an injected 500 or 429 looks to the client exactly like a sick server.
 Every request is counted by verb, resource and client (the User-Agent's
 first word): ``GET /_sim/requests``, ``DELETE /_sim/requests`` to reset, so
 a benchmark can say what a repair costs the API server.
+
+Every request outside ``/_sim`` (the test harness's own endpoints) is
+authenticated by bearer token and authorized by RBAC before it is routed
+(:mod:`~repairbot.sim.kube.authn`, :mod:`~repairbot.sim.kube.rbac`); each
+decision is kept for ``GET /_sim/audit``.
 """
 
 from __future__ import annotations
@@ -21,10 +26,14 @@ from aiohttp import web
 
 from repairbot.sim.kube import discovery, openapi
 from repairbot.sim.kube.api import KubeApi
+from repairbot.sim.kube.attributes import request_attributes
+from repairbot.sim.kube.audit import AuditLog
+from repairbot.sim.kube.authn import TokenAuthenticator
 from repairbot.sim.kube.errors import ApiError
 from repairbot.sim.kube.faults import FaultInjector, FaultRule
-from repairbot.sim.kube.handlers import handle_resource, parse_path
+from repairbot.sim.kube.handlers import USER_KEY, handle_resource, parse_path
 from repairbot.sim.kube.pods import PodLifecycle
+from repairbot.sim.kube.rbac import Authorizer, forbidden
 from repairbot.sim.kube.resources import Registry
 from repairbot.sim.kube.store import Store
 
@@ -52,10 +61,15 @@ class SimState:
     server_address: str = "127.0.0.1:0"
     requests: Counter[tuple[str, str, str]] = field(default_factory=Counter)
     """Requests served by (verb, resource, client): ``GET /_sim/requests``, so benchmarks can count API cost."""
+    tokens: TokenAuthenticator = field(default_factory=TokenAuthenticator)
+    authorizer: Authorizer = field(init=False)
+    audit: AuditLog = field(default_factory=AuditLog)
+    """Every authorization decision: ``GET /_sim/audit``."""
 
     def __post_init__(self) -> None:
         self.api = KubeApi(self.store, self.registry)
         self.pods = PodLifecycle(self.api)
+        self.authorizer = Authorizer(self.store)
 
 
 def _json(data: Any, status: int = 200) -> web.Response:
@@ -86,6 +100,8 @@ async def _middleware(request: web.Request, handler: Any) -> web.StreamResponse:
                 response.headers["Retry-After"] = str(failure.retry_after)
             return response
     try:
+        if not request.path.startswith("/_sim"):
+            _authenticate_and_authorize(request, state)
         result: web.StreamResponse = await handler(request)
         return result
     except ApiError as exc:
@@ -99,6 +115,17 @@ async def _middleware(request: web.Request, handler: Any) -> web.StreamResponse:
     except Exception as exc:
         log.exception("event=kubeapi_internal_error method=%s path=%s", request.method, request.path)
         return _error(ApiError(500, "InternalError", f"Internal error occurred: {exc}"))
+
+
+def _authenticate_and_authorize(request: web.Request, state: SimState) -> None:
+    """Who asks (bearer token), and may they (RBAC)? Raises 401 or 403; the user rides on the request."""
+    user = state.tokens.authenticate(request.headers.get("Authorization"))
+    attributes = request_attributes(request.method, request.path, request.query)
+    decision = state.authorizer.authorize(user, attributes)
+    state.audit.record(user, attributes, decision)
+    if not decision.allowed:
+        raise forbidden(user, attributes, decision.reason)
+    request[USER_KEY] = user
 
 
 async def _version(request: web.Request) -> web.Response:
@@ -229,6 +256,16 @@ async def _requests_clear(request: web.Request) -> web.Response:
     return _json({"cleared": True})
 
 
+async def _audit_list(request: web.Request) -> web.Response:
+    audit = request.app[STATE_KEY].audit
+    return _json({"decisions": audit.rows(), "dropped": audit.dropped})
+
+
+async def _audit_clear(request: web.Request) -> web.Response:
+    request.app[STATE_KEY].audit.clear()
+    return _json({"cleared": True})
+
+
 def build_app(state: SimState) -> web.Application:
     """The aiohttp application serving ``state``."""
     # aiohttp refuses a body of client_max_size bytes or more; the API server one of more than its limit.
@@ -248,6 +285,8 @@ def build_app(state: SimState) -> web.Application:
     app.router.add_get("/_sim/faults", _faults_list)
     app.router.add_get("/_sim/requests", _requests_list)
     app.router.add_delete("/_sim/requests", _requests_clear)
+    app.router.add_get("/_sim/audit", _audit_list)
+    app.router.add_delete("/_sim/audit", _audit_clear)
     app.router.add_get("/api/{version}", _core)
     app.router.add_route("*", "/api/{version}/{tail:.*}", _core)
     app.router.add_get("/apis/{group}", _group)

@@ -74,14 +74,14 @@ def test_clean_signals_are_written_once_per_change_and_a_dirty_signal_is_removed
     sink = RepairSignalSink(kube_api, active)
     clean = {"nvml-health": T0, "infiniband": T0 + timedelta(seconds=1), "gpu-count": T0}
 
-    httpx.delete(f"{apiserver.url}/_sim/requests", timeout=5)
+    httpx.delete(f"{apiserver.url}/_sim/requests", timeout=5, verify=apiserver.ca_file)
     sink.publish("gpu-1", clean)
     sink.publish("gpu-1", clean)  # nothing changed: no second write
     signals = stored(kube_api, "gpu-1-now")["status"]["agent"]["signals"]
     # only the signals behind the repair's own polled findings; the Xid repair gets nothing (no poll clears it)
     assert signals == {"nvml-health": "2026-11-22T10:00:00.000Z", "infiniband": "2026-11-22T10:00:01.000Z"}
     assert "agent" not in stored(kube_api, "gpu-1-xid")["status"]
-    counted = httpx.get(f"{apiserver.url}/_sim/requests", timeout=5).json()
+    counted = httpx.get(f"{apiserver.url}/_sim/requests", timeout=5, verify=apiserver.ca_file).json()
     assert sum(r["count"] for r in counted["requests"] if r["verb"] == "patch") == 1
 
     sink.publish("gpu-1", {"infiniband": T0 + timedelta(seconds=1)})  # nvml-health saw a fault again

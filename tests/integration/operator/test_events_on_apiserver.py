@@ -115,7 +115,7 @@ def test_a_failed_event_is_counted_never_raised(apiserver: Any, api: client.ApiC
 
 def test_an_unreachable_api_server_is_counted_never_raised(tmp_path: Any) -> None:
     kubeconfig = tmp_path / "kubeconfig"
-    write_kubeconfig("http://127.0.0.1:9", kubeconfig)
+    write_kubeconfig("http://127.0.0.1:9", kubeconfig, token="nobody-listens")
     api = config.new_client_from_config(config_file=str(kubeconfig))
     api.configuration.retries = 0
     recorder = EventRecorder(api)

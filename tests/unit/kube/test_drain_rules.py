@@ -14,7 +14,6 @@ from repairbot.kube.drain import (
     mode_for,
     must_leave,
     pdb_names_from_status,
-    selector_matches,
     stays_on_node,
     uses_gpu,
 )
@@ -79,24 +78,6 @@ def test_pdb_names_from_the_refusal_status(body: dict[str, Any], names: list[str
 @pytest.mark.parametrize("body", [None, "", "not json", "[1, 2]", b"\xff"])
 def test_a_body_that_is_no_status_names_nothing(body: Any) -> None:
     assert pdb_names_from_status(body) == []
-
-
-@pytest.mark.parametrize(
-    ("selector", "labels", "matches"),
-    [
-        (None, {"app": "x"}, False),
-        ({}, {"app": "x"}, True),
-        ({"matchLabels": {"app": "x"}}, {"app": "x", "tier": "y"}, True),
-        ({"matchLabels": {"app": "x"}}, {"app": "z"}, False),
-        ({"matchExpressions": [{"key": "app", "operator": "In", "values": ["x", "y"]}]}, {"app": "y"}, True),
-        ({"matchExpressions": [{"key": "app", "operator": "NotIn", "values": ["x"]}]}, {"app": "x"}, False),
-        ({"matchExpressions": [{"key": "app", "operator": "NotIn", "values": ["x"]}]}, {}, True),
-        ({"matchExpressions": [{"key": "gpu", "operator": "Exists"}]}, {"app": "x"}, False),
-        ({"matchExpressions": [{"key": "gpu", "operator": "DoesNotExist"}]}, {"app": "x"}, True),
-    ],
-)
-def test_pdb_selectors(selector: dict[str, Any] | None, labels: dict[str, str], matches: bool) -> None:
-    assert selector_matches(selector, labels) is matches
 
 
 @pytest.mark.parametrize(

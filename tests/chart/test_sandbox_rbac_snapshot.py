@@ -1,0 +1,24 @@
+"""The sandbox installs exactly the access objects the chart renders (repairbot/data/sandbox-rbac.yaml)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from write_sandbox_rbac import COMMAND, rendered_objects, snapshot_text
+
+from repairbot.sim.access import SANDBOX_RBAC, load_sandbox_rbac
+
+
+def test_the_sandbox_rbac_snapshot_is_the_chart_rendered_with_the_sandbox_values(chart: Any) -> None:
+    assert load_sandbox_rbac() == rendered_objects(chart), (
+        f"{SANDBOX_RBAC} is stale: the chart's RBAC, ServiceAccounts or admission policy changed. "
+        f"Regenerate it with `{COMMAND}` (or `make sandbox-rbac`) and commit the result."
+    )
+    assert SANDBOX_RBAC.read_text(encoding="utf-8") == snapshot_text(chart), f"reformatted by hand? run `{COMMAND}`"
+
+
+def test_the_sandbox_grants_the_operator_its_bmc_secret_by_name_and_no_pod_deletes(chart: Any) -> None:
+    rules = [rule for obj in load_sandbox_rbac() if obj["kind"] in ("Role", "ClusterRole") for rule in obj["rules"]]
+    secrets = [rule for rule in rules if "secrets" in rule["resources"]]
+    assert [rule.get("resourceNames") for rule in secrets] == [["bmc-credentials"]]  # fleet.BMC_SECRET
+    assert not [rule for rule in rules if "pods" in rule["resources"] and "delete" in rule["verbs"]]
