@@ -70,6 +70,43 @@ def api_retrying(
     )
 
 
+API_ERROR_MAX = 600
+"""Characters of an API server's Status message kept in a description: enough for RBAC's who, what and where."""
+
+
+def describe_api_error(error: ApiException) -> str:
+    """``403 Forbidden: <the Status message>``: what the API server said, in its words, bounded.
+
+    ``str(ApiException)`` carries every response header and the raw body; a
+    GPURepair's condition or history line needs only the code, the reason and
+    the server's one sentence (for an RBAC denial: who may not do what, where).
+    """
+    body = error.body.decode("utf-8", "replace") if isinstance(error.body, bytes) else str(error.body or "")
+    try:
+        status = json.loads(body) if body else {}
+    except ValueError:
+        status = {}
+    status = status if isinstance(status, dict) else {}
+    reason = str(status.get("reason") or error.reason or "").strip()
+    message = str(status.get("message") or "").strip() or body.strip()
+    if len(message) > API_ERROR_MAX:
+        message = message[: API_ERROR_MAX - 1] + "…"
+    head = f"{error.status} {reason}".strip()
+    return f"{head}: {message}" if message else head
+
+
+def describe_error(error: BaseException) -> str:
+    """One line for a GPURepair: an API error as :func:`describe_api_error`, anything else as ``Type: text``."""
+    if isinstance(error, ApiException):
+        return f"API server answered {describe_api_error(error)}"
+    return f"{type(error).__name__}: {error}"
+
+
+def is_refusal(error: BaseException) -> bool:
+    """401 or 403: the API server will not let this identity do this; no retry and no wait changes that."""
+    return isinstance(error, ApiException) and error.status in (401, 403)
+
+
 def as_object(response: object) -> dict[str, Any]:
     """CustomObjectsApi answers are plain dicts typed as ``object``: say so once, here."""
     return cast(dict[str, Any], response)

@@ -40,7 +40,7 @@ import urllib3
 from kubernetes import client
 from kubernetes.client.rest import ApiException
 
-from repairbot.kube.client import api_retrying, raw_call
+from repairbot.kube.client import api_retrying, describe_api_error, raw_call
 from repairbot.model import GpuRef, parse_time
 from repairbot.policy import DrainMode, DrainPolicy, DrainRule
 
@@ -106,6 +106,27 @@ class DrainProgress:
         noun = "pod" if self.pods_left == 1 else "pods"
         head = "no pods left to drain" if self.done else f"{self.pods_left} {noun} left"
         return f"{head}: {'; '.join(parts)}" if parts else head
+
+
+class DrainFailed(RuntimeError):
+    """A drain pass whose evictions or deletes the API server refused or failed, after their retries.
+
+    Not reported as "pods left": a refusal (RBAC's 403, an admission policy's)
+    does not pass with the drain timeout, and a drain that "timed out" would
+    send the SRE to look at the pods. Raised instead, so the reconcile fails,
+    is retried with backoff, and the API server's own words are recorded on
+    the GPURepair (``ReconcileError``); once the cause is fixed the drain goes
+    on from where it stood.
+    """
+
+    @classmethod
+    def of(cls, node: str, progress: DrainProgress) -> DrainFailed | None:
+        """The failure of a pass with errors (the first in full, the other pods by name); None without."""
+        if not progress.errors:
+            return None
+        first, *rest = progress.errors
+        more = f" (and {len(rest)} more: {_names([e.partition(': ')[0] for e in rest], shown=3)})" if rest else ""
+        return cls(f"node {node}: drain stopped: {first}{more}")
 
 
 def _names(pods: list[str], shown: int = 5) -> str:
@@ -327,7 +348,7 @@ class _Pass:
             if error.status == 404:
                 self.vanished = True  # already gone: nothing left to do
                 return
-            self.errors.append(f"{key}: eviction failed: {_describe(error)}")
+            self.errors.append(f"{key}: eviction {_failed(error)}: {describe_api_error(error)}")
             return
         except TRANSPORT_ERRORS as error:
             self.errors.append(f"{key}: eviction failed: {error}")
@@ -348,7 +369,7 @@ class _Pass:
             if error.status == 404:
                 self.vanished = True
                 return
-            self.errors.append(f"{key}: force delete failed: {_describe(error)}")
+            self.errors.append(f"{key}: force delete {_failed(error)}: {describe_api_error(error)}")
             return
         except TRANSPORT_ERRORS as error:
             self.errors.append(f"{key}: force delete failed: {error}")
@@ -378,8 +399,6 @@ def _is_budget_refusal(error: ApiException) -> bool:
     return "disruption budget" in str(status.get("message") or "")
 
 
-def _describe(error: ApiException) -> str:
-    """``500 InternalError: <message>`` from an ApiException's Status body, whatever its shape."""
-    status = status_body(error.body)
-    message = status.get("message") or error.reason or ""
-    return f"{error.status} {status.get('reason') or ''}: {message}".replace("  ", " ")
+def _failed(error: ApiException) -> str:
+    """"refused" for the API server's no to this identity (401, 403), "failed" for anything else."""
+    return "refused" if error.status in (401, 403) else "failed"

@@ -17,7 +17,7 @@ from kubernetes import client
 from kubernetes.client.rest import ApiException
 
 from repairbot.kube.client import as_object, raw_call
-from repairbot.kube.drain import drain_step
+from repairbot.kube.drain import DrainFailed, DrainProgress, drain_step
 from repairbot.kube.marks import node_marks
 from repairbot.model import (
     ANNOTATION_RESUME,
@@ -228,14 +228,19 @@ class FactGatherer:
             resume_requested=annotations.get(ANNOTATION_RESUME, "").lower() == "true",
         )
 
-    def _drain(self, view: RepairView, now: datetime) -> Any:
+    def _drain(self, view: RepairView, now: datetime) -> DrainProgress:
+        """One drain pass; raises :class:`DrainFailed` when the API server refused or failed part of it."""
         entry = view.last_entry("start-drain")
         started = parse_time(str(entry["at"])) if entry else now
         only_gpu = None
         if view.action is Action.GPU_RESET:
             finding = next((f for f in view.findings if f.code == view.reason), None)
             only_gpu = finding.gpu if finding else GpuRef()
-        return drain_step(self.api, view.node, self.policy.drain, now=now, started_at=started, only_gpu=only_gpu)
+        progress = drain_step(self.api, view.node, self.policy.drain, now=now, started_at=started, only_gpu=only_gpu)
+        failed = DrainFailed.of(view.node, progress)
+        if failed is not None:
+            raise failed
+        return progress
 
     def _quiet(self, view: RepairView, now: datetime) -> bool | None:
         if view.phase is not Phase.VALIDATING or self.quiet_period is None:

@@ -378,8 +378,19 @@ def _remediating(run: Run) -> Decision:
         back = run.facts.node_ready and request.boot_id and run.facts.boot_id not in ("", request.boot_id)
         if back:
             return run.validate(f"node {run.repair.node} is back after the power cycle")
+        failure = _action_failure(run, Step.POWER_CYCLE)
+        if failure is not None:
+            return run.next_rung(f"{rung.action.value} failed: {failure}", recorded=True)
         return _wait_or_climb(run, request, f"{rung.action.value} timed out: node did not come back")
     return _answered(run, request, on_success=lambda: run.validate(f"{rung.action.value} succeeded"))
+
+
+def _action_failure(run: Run, step: Step) -> str | None:
+    """Why this rung's own action failed, as the shell recorded it (its entry ``failed``); None when it did not."""
+    entry = run.repair.last_entry(step.value)
+    if entry is None or entry.get("outcome") != "failed" or entry.get("attempt") != max(run.repair.attempt, 1):
+        return None
+    return str(entry.get("message") or "no reason given")
 
 
 def _holding(run: Run, rung: Rung) -> Decision:

@@ -35,6 +35,7 @@ from typing import Any
 from kubernetes import client
 from kubernetes.client.rest import ApiException
 
+from repairbot.bounds import truncate
 from repairbot.kube.client import api_retrying, as_object, is_retryable
 from repairbot.kube.events import EventRecorder
 from repairbot.kube.marks import cordon_and_taint, remove_marks, set_state_label
@@ -47,6 +48,7 @@ from repairbot.operator.fleet_cache import FleetCache
 from repairbot.operator.machine import Decision, RepairView, Step, catalog_fallback, decide
 from repairbot.operator.metrics import OperatorMetrics
 from repairbot.operator.resolutions import resolution_entries
+from repairbot.operator.transitions import AT_ONCE, step_failed
 from repairbot.operator.twins import fold_twin
 from repairbot.policy import Policy
 from repairbot.remediations.redfish import PowerCycler
@@ -59,6 +61,9 @@ WARNING_EVENTS = frozenset(
      "RebootCap", "LadderExhausted", "HandedOver", "WaitingForHuman", "UnmanagedPods"}
 )  # fmt: skip
 
+
+RECONCILE_ERROR = "ReconcileError"
+"""The condition that says a reconcile keeps failing, and why (True), or that it went through again (False)."""
 
 STALE_RETRIES = 5
 """Fresh reads one reconcile tries after conflicts before it yields to the scheduler (a busy repair, not a bug)."""
@@ -142,13 +147,15 @@ class Reconciler:
         if decision.patch:
             version = self._patch_status(view.name, decision.patch, version=version)
         self._mark_node(view, decision)
-        self._act(view, decision)
-        if decision.after:
-            self._patch_status(view.name, decision.after, version=version)
+        failure = self._act(view, decision)
+        after = decision.after if failure is None else step_failed(decision.after, failure, self.clock())
+        if after:
+            version = self._patch_status(view.name, after, version=version)
         if decision.resume_consumed:
             self._clear_resume(view.name)
+        self._clear_recovered_error(view, decision, version)
         self._record(obj, view, decision, now)
-        return ReconcileResult(decision, decision.requeue_after)
+        return ReconcileResult(decision, AT_ONCE if failure is not None else decision.requeue_after)
 
     def _note_resolved_alerts(self, view: RepairView, version: str) -> tuple[RepairView, str]:
         """Write "alert resolved" lines the webhook's marks call for, before deciding on the same history."""
@@ -166,10 +173,10 @@ class Reconciler:
         obj = read_repair(self._custom, name)
         if obj is None:
             return
-        conditions = [c for c in (obj.get("status") or {}).get("conditions") or () if c.get("type") != "ReconcileError"]
+        conditions = [c for c in (obj.get("status") or {}).get("conditions") or () if c.get("type") != RECONCILE_ERROR]
         now = format_time(self.clock())
         conditions.append(
-            {"type": "ReconcileError", "status": "True", "reason": "ApiError", "message": message[:1000],
+            {"type": RECONCILE_ERROR, "status": "True", "reason": "ApiError", "message": message[:1000],
              "lastTransitionTime": now}
         )  # fmt: skip
         body = {"conditions": conditions, "message": f"retrying after error: {message}"[:1000]}
@@ -226,17 +233,44 @@ class Reconciler:
             if decision.uncordon and self.fleet_cache is not None:
                 self.fleet_cache.note_unschedulable(view.node, False)
 
-    def _act(self, view: RepairView, decision: Decision) -> None:
+    def _act(self, view: RepairView, decision: Decision) -> str | None:
+        """Run the step's own action (a BMC power cycle); why it failed, or None.
+
+        The request is on record before the action runs and is never issued
+        twice, so a failure is written at once as the step's outcome
+        (:func:`step_failed`): the machine climbs the ladder in its words,
+        rather than waiting out the rung and calling it "did not come back".
+        """
         if decision.step is not Step.POWER_CYCLE:
-            return
+            return None
         if self.power is None:
-            raise RuntimeError(f"node {view.node}: power-cycle rung reached but no BMC access is configured")
-        outcome = self.power.power_cycle(view.node)
-        if not outcome.ok:
-            # Recorded as the rung's failure: the machine's timeout climbs the ladder.
-            log.warning("power-cycle failed node=%s repair=%s message=%s", view.node, view.name, outcome.message)
-            self.events.record(self._ref(view), "Warning", "PowerCycleFailed", outcome.message)
-            raise PowerCycleFailed(outcome.message)
+            message = f"node {view.node}: power-cycle rung reached but this operator has no BMC access configured"
+        else:
+            outcome = self.power.power_cycle(view.node)
+            if outcome.ok:
+                return None
+            message = outcome.message
+        log.warning("power-cycle failed node=%s repair=%s message=%s", view.node, view.name, message)
+        self.events.record(self._ref(view), "Warning", "PowerCycleFailed", message)
+        return message
+
+    def _clear_recovered_error(self, view: RepairView, decision: Decision, version: str) -> None:
+        """A reconcile went through after errors were recorded: the ReconcileError condition turns False.
+
+        Left True, ``kubectl describe`` would go on showing a refusal (say, RBAC's 403 on evictions)
+        long after the RBAC was fixed and the repair moved on.
+        """
+        written = decision.after.get("conditions") or decision.patch.get("conditions")
+        conditions = [dict(c) for c in (written if written is not None else view.conditions)]
+        stale = next((c for c in conditions if c.get("type") == RECONCILE_ERROR and c.get("status") == "True"), None)
+        if stale is None:
+            return
+        stale |= {"status": "False", "reason": "Recovered", "lastTransitionTime": format_time(self.clock()),
+                  "message": truncate(f"recovered; last error: {stale.get('message') or ''}")}  # fmt: skip
+        try:
+            self._patch_status(view.name, {"conditions": conditions}, version=version)
+        except StaleRepair:
+            return  # someone wrote meanwhile: the next reconcile clears it
 
     def _clear_resume(self, name: str) -> None:
         body = {"metadata": {"annotations": {ANNOTATION_RESUME: None}}}
@@ -290,10 +324,6 @@ def _version(obj: Mapping[str, Any]) -> str:
 
 def _retryable_unless_conflict(error: BaseException) -> bool:
     return is_retryable(error) and not (isinstance(error, ApiException) and error.status == 409)
-
-
-class PowerCycleFailed(RuntimeError):
-    """The BMC refused or failed the power cycle; the handler retries, the rung's timeout climbs."""
 
 
 def _phase_entered(view: RepairView) -> datetime | None:

@@ -21,6 +21,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import timedelta
 
+from repairbot.kube.client import describe_error
 from repairbot.operator.reconciler import ReconcileResult
 
 log = logging.getLogger(__name__)
@@ -89,11 +90,13 @@ class RepairScheduler:
                 except Exception as error:  # retried with backoff, reported once it persists
                     failures += 1
                     delay = min(self.error_backoff_max, 0.5 * 2**failures)
+                    described = describe_error(error)
                     log.warning(
-                        "reconcile failed repair=%s attempt=%d retry_in=%.1fs error=%s", name, failures, delay, error
+                        "reconcile failed repair=%s attempt=%d retry_in=%.1fs error=%s", name, failures, delay,
+                        described,
                     )
                     if failures == self.report_after_failures:
-                        await asyncio.to_thread(self._report, name, f"{type(error).__name__}: {error}")
+                        await asyncio.to_thread(self._report, name, described)
                     await self._sleep(wakeup, delay)
                     continue
                 failures = 0

@@ -10,6 +10,7 @@ place.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -224,15 +225,21 @@ class Run:
         patch = self.base(Phase.VALIDATING, message, self.entry("validate", "started", message)) | {"request": request}
         return Decision(Step.VALIDATE, message, patch, event="Validating", request_id=ident, requeue_after=POLL)
 
-    def next_rung(self, why: str, *, outcome: str = "failed") -> Decision:
-        """A rung failed or timed out: the next one, from Cordoned (re-checked, re-drained); none left → quarantine."""
-        failed = self.entry(self.rung.action.value if self.rung else "rung", outcome, why, self.repair.action)
+    def next_rung(self, why: str, *, outcome: str = "failed", recorded: bool = False) -> Decision:
+        """A rung failed or timed out: the next one, from Cordoned (re-checked, re-drained); none left → quarantine.
+
+        ``recorded``: the rung's failure is in the history already (the shell wrote it when the step's own
+        action failed, see :func:`step_failed`), so it is not written twice.
+        """
+        failed = () if recorded else (
+            self.entry(self.rung.action.value if self.rung else "rung", outcome, why, self.repair.action),
+        )  # fmt: skip
         attempt = max(self.repair.attempt, 1) + 1
         if attempt > len(self.ladder) or self.ladder[attempt - 1].action is Action.QUARANTINE:
-            return self.quarantine("LadderExhausted", f"{why}; ladder exhausted for {self.code}", failed)
+            return self.quarantine("LadderExhausted", f"{why}; ladder exhausted for {self.code}", *failed)
         nxt = self.ladder[attempt - 1]
         message = f"{why}; next rung {nxt.action.value}"
-        patch = self.base(Phase.CORDONED, message, failed) | {"attempt": attempt, "action": nxt.action.value}
+        patch = self.base(Phase.CORDONED, message, *failed) | {"attempt": attempt, "action": nxt.action.value}
         return Decision(Step.NEXT_RUNG, message, patch, event="NextRung", action=nxt.action, requeue_after=AT_ONCE)
 
     def escalate(self, code: str) -> Decision:
@@ -281,6 +288,17 @@ class Run:
         after = {"phase": Phase.CANCELLED.value, "history": [*patch["history"], _done(started, self.now)]}
         uncordon = uncordon_if_ours and not self.repair.node_was_cordoned
         return Decision(Step.CANCEL, message, patch, after, reason, uncordon=uncordon, remove_marks=True)
+
+
+def step_failed(after: Mapping[str, Any], why: str, now: datetime) -> dict[str, Any]:
+    """``after`` for a step whose own action failed (a BMC that refused the power cycle): its last entry,
+    the step's ``done``, becomes ``failed`` with the reason, so the cause is on record at once and the
+    machine, reading it on the next reconcile, climbs the ladder in those words instead of waiting for the
+    rung's timeout and calling it one."""
+    history = [dict(entry) for entry in after.get("history") or ()]
+    if history:
+        history[-1] |= {"outcome": "failed", "message": truncate(why), "at": format_time(now)}
+    return {**after, "history": history}
 
 
 def _done(started: dict[str, Any], now: datetime) -> dict[str, Any]:

@@ -35,7 +35,7 @@ from kubernetes import client
 from test_intake_and_quarantine import CREATES, alert, post_alert
 
 from repairbot.kube.client import api_client
-from repairbot.model import GROUP, PLURAL, VERSION
+from repairbot.model import GROUP, PLURAL, VERSION, parse_time
 from repairbot.operator.leader import LeaderElector
 from repairbot.sim.access import load_sandbox_rbac
 from repairbot.sim.background import BackgroundSandbox
@@ -164,18 +164,53 @@ def without_rule(kind: str, name: str, resource: str) -> list[dict[str, Any]]:
     return rbac
 
 
-def test_without_the_eviction_rule_the_drain_is_refused_and_the_repair_blocks(make_sandbox: SandboxFactory) -> None:
-    sandbox = make_sandbox(nodes=1, rbac=without_rule("ClusterRole", "repairbot-operator", "pods/eviction"))
+def reconcile_error(repair: dict[str, Any]) -> dict[str, Any] | None:
+    """The repair's ReconcileError condition while it is set: what ``kubectl describe gpurepair`` shows first."""
+    conditions = (repair.get("status") or {}).get("conditions") or []
+    return next((c for c in conditions if c["type"] == "ReconcileError" and c["status"] == "True"), None)
+
+
+def test_without_the_eviction_rule_the_repair_says_the_operator_may_not_evict_long_before_the_drain_timeout(
+    make_sandbox: SandboxFactory,
+) -> None:
+    sandbox = make_sandbox(
+        nodes=1,
+        rbac=without_rule("ClusterRole", "repairbot-operator", "pods/eviction"),
+        policy={"drain": {"timeout": "6s"}},
+    )
     kube = api_client(sandbox.state["kubeconfig"])
     inject_now(sandbox, [("gpu-node-000", "xid:79", 1)])
 
-    def blocked() -> dict[str, Any] | None:
-        return next((r for r in repairs_of(kube, "gpu-node-000") if phase_of(r) == "Blocked"), None)
+    def refused() -> tuple[dict[str, Any], dict[str, Any]] | None:
+        for repair in repairs_of(kube, "gpu-node-000"):
+            condition = reconcile_error(repair)
+            if condition is not None:
+                return repair, condition
+        return None
 
-    repair = eventually(blocked, 40, what="the drain blocked")  # TEST_POLICY's drain timeout is 20 s
-    assert "2 pods left" in repair["status"]["message"]
+    repair, condition = eventually(refused, 15, what="the refused eviction recorded on the repair")
+    # The API server's own words: who may not do what, where. Not a drain that "timed out".
+    assert 'cannot create resource "pods/eviction"' in condition["message"], condition
+    assert "repairbot-operator" in condition["message"] and "forbidden" in condition["message"], condition
+    assert len(condition["message"]) <= 1000
+    assert "HTTP response headers" not in condition["message"], condition
+    assert "forbidden" in repair["status"]["message"], repair["status"]
+    time.sleep(8)  # past the drain timeout: a refusal is not a drain that waits for pods, and says so still
+    (repair,) = repairs_of(kube, "gpu-node-000")
+    assert phase_of(repair) == "Draining", repair["status"]
+    assert reconcile_error(repair) is not None, repair["status"]
+    assert not any("timed out" in entry["message"] for entry in repair["status"]["history"]), repair["status"]
     assert simulated(sandbox, "gpu-node-000").node.boot_count == 1  # nothing rebooted under running pods
     assert any("create pods/eviction ns=train" in line for line in component_denials(sandbox))
+
+    # The SRE puts the rule back: the drain goes on by itself, and the condition says the error is over.
+    chart_role = next(r for r in load_sandbox_rbac() if r["kind"] == "ClusterRole"
+                      and r["metadata"]["name"] == "repairbot-operator")  # fmt: skip
+    client.RbacAuthorizationV1Api(kube).replace_cluster_role("repairbot-operator", chart_role)
+    repair = finished_repair(kube, "gpu-node-000", timeout=60)
+    assert phase_of(repair) == "Succeeded", repair["status"]
+    recovered = next(c for c in repair["status"]["conditions"] if c["type"] == "ReconcileError")
+    assert recovered["status"] == "False" and recovered["reason"] == "Recovered", recovered
 
 
 def test_without_the_agent_status_rule_the_operator_never_hears_back(make_sandbox: SandboxFactory) -> None:
@@ -192,11 +227,25 @@ def test_without_the_agent_status_rule_the_operator_never_hears_back(make_sandbo
     assert phase_of(repair) != "Succeeded"
 
 
-def test_without_the_bmc_secret_rule_the_power_cycle_never_reaches_the_bmc(make_sandbox: SandboxFactory) -> None:
+def test_without_the_bmc_secret_rule_the_repair_says_the_secret_may_not_be_read_not_that_the_node_stayed_down(
+    make_sandbox: SandboxFactory,
+) -> None:
     sandbox = make_sandbox(nodes=1, rbac=without_rule("Role", "repairbot-operator", "secrets"))
     kube = api_client(sandbox.state["kubeconfig"])
     simulated(sandbox, "gpu-node-000").node.inject("fall-off-bus", 6, persistent=True)
     repair = finished_repair(kube, "gpu-node-000", timeout=60)
-    assert phase_of(repair) != "Succeeded", repair["status"]
+    assert phase_of(repair) == "Quarantined", repair["status"]
     assert sandbox.sandbox.bmc is not None and sandbox.sandbox.bmc.resets_for("gpu-node-000") == []
     assert any("get secrets ns=repairbot name=bmc-credentials" in line for line in component_denials(sandbox))
+
+    history = repair["status"]["history"]
+    cause = "BMC Secret repairbot/bmc-credentials may not be read by the operator"
+    failed = [e for e in history if e.get("action") == "power-cycle" and e["outcome"] == "failed"]
+    assert failed and cause in failed[-1]["message"], history
+    assert cause in repair["status"]["message"], repair["status"]
+    quarantined = next(c for c in repair["status"]["conditions"] if c["type"] == "Quarantined")
+    assert cause in quarantined["message"], quarantined
+    assert not any("did not come back" in e["message"] for e in history), history
+    # Recorded at once, not after the power-cycle rung's 10 s timeout.
+    started = next(e for e in history if e["step"] == "power-cycle" and e["outcome"] == "started")
+    assert (parse_time(failed[-1]["at"]) - parse_time(started["at"])).total_seconds() < 5, history

@@ -28,6 +28,7 @@ from repairbot.operator.machine import (
     decide,
     request_id,
 )
+from repairbot.operator.transitions import step_failed
 from repairbot.policy import LadderFallback, Policy, parse_policy
 from repairbot.xid import default_catalog
 
@@ -185,6 +186,24 @@ def test_power_cycle_succeeds_when_the_boot_id_changes() -> None:
     world.step(Step.POWER_CYCLE)
     world.facts = replace(world.facts, boot_id="boot-b")
     world.step(Step.VALIDATE)
+
+
+def test_a_power_cycle_the_bmc_refused_climbs_at_once_in_the_refusals_words() -> None:
+    world = World(new_repair("xid-79", requestedAction="power-cycle"))
+    world.facts = replace(world.facts, boot_id="boot-a")
+    world.step(Step.CORDON)
+    world.step(Step.START_DRAIN)
+    cycle = world.step(Step.POWER_CYCLE, crash_before_after=True)
+    # The shell's power cycle failed: it writes the step's outcome as failed, with the BMC's reason.
+    why = "node gpu-node-007: BMC Secret repairbot/bmc may not be read by the operator (RBAC: grant get on it)"
+    world.status.update(step_failed(cycle.after, why, world.now))
+    world.later(timedelta(seconds=1))  # long before the rung's timeout
+    climbed = world.step(Step.QUARANTINE)  # the ladder above power-cycle is quarantine
+    assert climbed.message == f"power-cycle failed: {why}; ladder exhausted for xid-79"
+    assert world.phase == "Quarantined" and why in world.status["conditions"][-1]["message"]
+    failures = [e for e in world.status["history"] if e["outcome"] == "failed"]
+    assert [(e["step"], e["message"]) for e in failures] == [("power-cycle", why)]  # once, not twice
+    assert not any("did not come back" in e["message"] for e in world.status["history"])
 
 
 def test_node_cordoned_by_a_human_stays_cordoned_after_success() -> None:
