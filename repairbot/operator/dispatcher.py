@@ -48,7 +48,7 @@ from typing import Any
 from kubernetes import client
 from kubernetes.client.rest import ApiException
 
-from repairbot.kube.client import as_object
+from repairbot.kube.client import as_object, describe_error
 from repairbot.kube.repairs import read_repair
 from repairbot.model import GROUP, PLURAL, VERSION, Phase
 from repairbot.notify import NotifyError
@@ -171,7 +171,7 @@ class NotificationDispatcher:
                         sent += self._deliver_slack(obj) if target == "slack" else self._deliver_jira(obj)
                 except ApiException as error:  # the API server's, not the target's: retried next pass
                     log.warning("notification delayed repair=%s target=%s error=%s",
-                                cached["metadata"]["name"], target, error)  # fmt: skip
+                                cached["metadata"]["name"], target, describe_error(error))  # fmt: skip
         except NotifyError as error:  # transient (permanent ones are recorded and skipped inside)
             delay = backoff.failed(self.clock(), error.retry_after)
             log.warning("notifications to %s paused for %.1fs error=%s", target, delay, error)
@@ -393,7 +393,7 @@ class NotificationDispatcher:
             self.backoff(target).failed(self.clock(), error.retry_after)
             log.warning("storm refresh for %s delayed error=%s", target, error)
         except ApiException as error:
-            log.warning("storm refresh for %s delayed error=%s", target, error)
+            log.warning("storm refresh for %s delayed error=%s", target, describe_error(error))
 
     def _refresh_storms(self, target: str, listing: list[Mapping[str, Any]]) -> None:
         """Every storm whose message or ticket is behind its members (a refresh that failed, a restart): rewrite it."""

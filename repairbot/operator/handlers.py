@@ -16,6 +16,7 @@ from typing import Any
 import kopf
 from kubernetes import client
 
+from repairbot.kube.client import describe_error
 from repairbot.kube.intake import Intake, IntakeRefused, is_held_quarantine
 from repairbot.model import (
     GROUP,
@@ -182,4 +183,4 @@ def _open_manual(intake: Intake, node: str, finding: Finding) -> None:
     except IntakeRefused as refused:
         log.info("manual label not taken: %s", refused)
     except Exception as error:
-        log.warning("could not open a manual repair for node=%s: %s", node, error)
+        log.warning("could not open a manual repair for node=%s: %s", node, describe_error(error))

@@ -25,7 +25,7 @@ from typing import Any
 from kubernetes import client
 from kubernetes.client.rest import ApiException
 
-from repairbot.kube.client import raw_call
+from repairbot.kube.client import describe_error, raw_call
 from repairbot.model import format_time
 
 log = logging.getLogger(__name__)
@@ -159,7 +159,7 @@ class LeaderElector:
             try:
                 held = self.try_acquire_or_renew()
             except Exception as error:
-                log.warning("leader election error identity=%s: %s", self.identity, error)
+                log.warning("leader election error identity=%s: %s", self.identity, describe_error(error))
                 held = False
             now = self.monotonic()
             if held:

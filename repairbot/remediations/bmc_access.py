@@ -17,7 +17,7 @@ from typing import Any
 from kubernetes import client
 from kubernetes.client.rest import ApiException
 
-from repairbot.kube.client import api_retrying, raw_call
+from repairbot.kube.client import api_retrying, describe_api_error, raw_call
 
 ANNOTATION_BMC_ADDRESS = "repairbot.io/bmc-address"
 ANNOTATION_BMC_SECRET = "repairbot.io/bmc-secret"
@@ -86,9 +86,11 @@ def read_bmc_credentials(api: client.ApiClient, target: BmcTarget) -> BmcCredent
             with attempt:
                 secret = raw_call(core.read_namespaced_secret, target.secret_name, target.secret_namespace)
     except ApiException as error:
+        # A 404 says all there is; otherwise the API server's sentence names who may not read what.
         why = {404: "does not exist", 403: "may not be read by the operator (RBAC: grant get on it)"}
+        said = "" if error.status == 404 else f" ({describe_api_error(error)})"
         raise RedfishError(
-            f"node {target.node}: BMC Secret {target.secret_ref} {why.get(error.status, f'answered {error.status}')}",
+            f"node {target.node}: BMC Secret {target.secret_ref} {why.get(error.status, 'could not be read')}{said}",
             status=error.status,
         ) from None
     data = secret.get("data") or {}

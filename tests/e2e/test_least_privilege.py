@@ -242,6 +242,7 @@ def test_without_the_bmc_secret_rule_the_repair_says_the_secret_may_not_be_read_
     cause = "BMC Secret repairbot/bmc-credentials may not be read by the operator"
     failed = [e for e in history if e.get("action") == "power-cycle" and e["outcome"] == "failed"]
     assert failed and cause in failed[-1]["message"], history
+    assert 'cannot get resource "secrets"' in failed[-1]["message"], failed  # and the API server's own words
     assert cause in repair["status"]["message"], repair["status"]
     quarantined = next(c for c in repair["status"]["conditions"] if c["type"] == "Quarantined")
     assert cause in quarantined["message"], quarantined
