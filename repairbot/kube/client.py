@@ -102,11 +102,6 @@ def describe_error(error: BaseException) -> str:
     return f"{type(error).__name__}: {error}"
 
 
-def is_refusal(error: BaseException) -> bool:
-    """401 or 403: the API server will not let this identity do this; no retry and no wait changes that."""
-    return isinstance(error, ApiException) and error.status in (401, 403)
-
-
 def as_object(response: object) -> dict[str, Any]:
     """CustomObjectsApi answers are plain dicts typed as ``object``: say so once, here."""
     return cast(dict[str, Any], response)
