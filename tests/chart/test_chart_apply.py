@@ -9,17 +9,10 @@ from typing import Any
 import yaml
 from chart_support import NAMESPACE, crds, name, render
 
+from repairbot.sim.access import SANDBOX_RBAC_KINDS
+
 # What the emulated API server can hold of a rendering: identity and authorization objects.
-APPLIED_KINDS = {
-    "ServiceAccount",
-    "ClusterRole",
-    "ClusterRoleBinding",
-    "Role",
-    "RoleBinding",
-    "ValidatingAdmissionPolicy",
-    "ValidatingAdmissionPolicyBinding",
-    "ConfigMap",
-}
+APPLIED_KINDS = {*SANDBOX_RBAC_KINDS, "ConfigMap"}
 
 
 def _write(objects: list[dict[str, Any]], path: Path) -> Path:

@@ -5,8 +5,9 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -196,3 +197,21 @@ def component_denials(sandbox: BackgroundSandbox) -> list[str]:
         for row in rows
         if not row["allowed"] and row["user"].startswith(COMPONENTS)
     ]
+
+
+def at_once(sends: Sequence[Callable[[], object]], timeout: float = 30.0) -> list[float]:
+    """Call every ``sends`` on its own thread, released together by a barrier; their start times (monotonic)."""
+    barrier = threading.Barrier(len(sends))
+    started: list[float] = []
+
+    def send_when_all_ready(send: Callable[[], object]) -> None:
+        barrier.wait()
+        started.append(time.monotonic())
+        send()
+
+    threads = [threading.Thread(target=send_when_all_ready, args=(send,)) for send in sends]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout)
+    return started

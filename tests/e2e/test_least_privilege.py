@@ -11,7 +11,6 @@ removed from the installed RBAC, and the scenario visibly breaks.
 
 from __future__ import annotations
 
-import threading
 import time
 from collections.abc import Callable
 from typing import Any
@@ -21,6 +20,7 @@ from e2e_support import (
     NOTIFYING,
     SandboxFactory,
     all_repairs,
+    at_once,
     component_denials,
     delivered,
     eventually,
@@ -75,17 +75,7 @@ def race_three_reporters(sandbox: BackgroundSandbox, kube: client.ApiClient, tar
         lambda: post_alert(sandbox, alert(target, gpu=2)),
         lambda: client.CoreV1Api(kube).patch_node(target, {"metadata": {"labels": {"repairbot.io/state": "faulty"}}}),
     ]
-    barrier = threading.Barrier(len(reporters))
-
-    def report(send: Callable[[], object]) -> None:
-        barrier.wait()
-        send()
-
-    threads = [threading.Thread(target=report, args=(send,)) for send in reporters]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(30)
+    at_once(reporters)
 
 
 def open_twin(kube: client.ApiClient, node_name: str) -> None:

