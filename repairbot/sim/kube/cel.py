@@ -244,9 +244,7 @@ def _check_declared(expression: str, tree: lark.Tree, declared: frozenset[str]) 
 def _referenced(tree: lark.Tree) -> frozenset[str]:
     """Every identifier the expression names (macro-bound ones too): the inputs it may read."""
     return frozenset(
-        str(node.children[0])
-        for node in tree.iter_subtrees()
-        if node.data in ("ident", "dot_ident") and node.children
+        str(node.children[0]) for node in tree.iter_subtrees() if node.data in ("ident", "dot_ident") and node.children
     )
 
 
