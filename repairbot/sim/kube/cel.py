@@ -26,7 +26,9 @@ from __future__ import annotations
 
 import functools
 import itertools
+import json
 import logging
+from collections import OrderedDict
 from collections.abc import Callable, Iterable
 from typing import Any
 
@@ -277,6 +279,21 @@ def to_cel(value: Any) -> Any:
     return converter(value) if converter is not None else celpy.json_to_cel(value)
 
 
+_MAX_MEMO_INPUT_CHARS = 64 * 1024
+"""An input bigger than this as JSON is not remembered by (kept as part of a key)."""
+_MAX_OUTCOMES = 512
+"""Outcomes remembered, least recently used dropped first: at most ~32 MiB of keys."""
+_SCALARS = (bool, int, float, str, type(None))
+"""Outcomes kept as they are: immutable, so a hit cannot share state with an earlier caller."""
+_OUTCOMES: OrderedDict[tuple[str, tuple[tuple[str, str], ...]], tuple[bool, Any]] = OrderedDict()
+
+
+def _remember(memo: tuple[str, tuple[tuple[str, str], ...]], outcome: tuple[bool, Any]) -> None:
+    _OUTCOMES[memo] = outcome
+    while len(_OUTCOMES) > _MAX_OUTCOMES:
+        _OUTCOMES.popitem(last=False)
+
+
 class Activation:
     """An expression's inputs as JSON, each converted to CEL at most once, and only when an expression reads it.
 
@@ -288,10 +305,28 @@ class Activation:
     def __init__(self, values: dict[str, Any]) -> None:
         self._values = dict(values)
         self._converted: dict[str, Any] = {}
+        self._rendered: dict[str, str | None] = {}
 
     def __setitem__(self, name: str, value: Any) -> None:
         self._values[name] = value
         self._converted.pop(name, None)
+        self._rendered.pop(name, None)
+
+    def key(self, names: frozenset[str]) -> tuple[tuple[str, str], ...] | None:
+        """The inputs among ``names`` as canonical JSON text, or None when one is not plain JSON or too big to keep."""
+        parts: list[tuple[str, str]] = []
+        for name in sorted(names & self._values.keys()):
+            if name not in self._rendered:
+                try:
+                    text: str | None = json.dumps(self._values[name], allow_nan=False)
+                except (TypeError, ValueError):
+                    text = None
+                self._rendered[name] = text if text is not None and len(text) <= _MAX_MEMO_INPUT_CHARS else None
+            rendered = self._rendered[name]
+            if rendered is None:
+                return None
+            parts.append((name, rendered))
+        return tuple(parts)
 
     def context(self, names: frozenset[str]) -> dict[str, Any]:
         """The CEL values of those of ``names`` that are inputs."""
@@ -318,8 +353,34 @@ class Program:
         """The identifiers the expression names: no other input can change its value."""
 
     def evaluate(self, activation: dict[str, Any] | Activation) -> Any:
-        """The expression's value on ``activation`` (JSON in, JSON out); :class:`CelEvalError` if it fails."""
+        """The expression's value on ``activation`` (JSON in, JSON out); :class:`CelEvalError` if it fails.
+
+        CEL is pure (no clock, no I/O), so the same expression on the same
+        inputs has the same outcome: scalar outcomes and errors are remembered
+        by the JSON text (key order kept) of the inputs it names, in a bounded
+        LRU, which spares an unchanged spec's rules on every status write.
+        """
         inputs = activation if isinstance(activation, Activation) else Activation(activation)
+        key = inputs.key(self.names)
+        if key is not None:
+            memo = (self.expression, key)
+            if memo in _OUTCOMES:
+                _OUTCOMES.move_to_end(memo)
+                failed, outcome = _OUTCOMES[memo]
+                if failed:
+                    raise CelEvalError(str(outcome))
+                return outcome
+        try:
+            value = self._evaluate(inputs)
+        except CelEvalError as exc:
+            if key is not None:
+                _remember((self.expression, key), (True, str(exc)))
+            raise
+        if key is not None and type(value) in _SCALARS:
+            _remember((self.expression, key), (False, value))
+        return value
+
+    def _evaluate(self, inputs: Activation) -> Any:
         context = inputs.context(self.names)
         try:
             result = self._runner.evaluate(context)
