@@ -114,8 +114,9 @@ class ClusterProcess:
         return list(self.state["nodes"])
 
     def start(self, timeout: float = 180.0) -> dict[str, Any]:
+        profile = os.environ.get("REPAIRBOT_BENCH_PROFILE_CLUSTER")
         command = [
-            sys.executable, str(HERE / "sandbox_server.py"),
+            sys.executable, *(["-m", "cProfile", "-o", profile] if profile else []), str(HERE / "sandbox_server.py"),
             "--state-dir", str(self.root / "state"), "--nodes", str(self.nodes),
         ]  # fmt: skip
         if self.termination_seconds is not None:

@@ -36,12 +36,12 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
-from repairbot.sim.kube.cel import CelCompileError, CelEvalError, Program, compile_expression
+from repairbot.sim.kube.cel import Activation, CelCompileError, CelEvalError, Program, compile_expression
 from repairbot.sim.kube.errors import ApiError
 from repairbot.sim.kube.identity import UserInfo
 from repairbot.sim.kube.resources import ResourceInfo
 from repairbot.sim.kube.selectors import SelectorError, label_selector_from_object, match_labels
-from repairbot.sim.kube.store import Store
+from repairbot.sim.kube.store import Store, WatchEvent
 
 __all__ = [
     "POLICY_VARIABLES",
@@ -172,6 +172,18 @@ class PolicyAdmission:
         self.audit: list[AuditRecord] = []
         """Failures published by ``Audit`` bindings, newest last (bounded by ``audit_limit``)."""
         self._audit_limit = audit_limit
+        self._configuration: tuple[list[dict[str, Any]], list[dict[str, Any]]] | None = None
+        store.listeners.append(self._on_write)
+
+    def _on_write(self, event: WatchEvent) -> None:
+        if event.key in (_POLICIES, _BINDINGS):
+            self._configuration = None
+
+    def _policies_and_bindings(self) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+        """The stored policies and bindings, read (and copied) once per change rather than on every write."""
+        if self._configuration is None:
+            self._configuration = (self.store.list(_POLICIES), self.store.list(_BINDINGS))
+        return self._configuration
 
     def _namespace(self, request: AdmissionRequest) -> dict[str, Any] | None:
         if not request.info.namespaced or not request.namespace:
@@ -205,11 +217,11 @@ class PolicyAdmission:
         """Raise the real server's denial, or return (adding ``Warn`` messages to ``warnings``)."""
         if request.info.group == GROUP:
             return
-        policies = self.store.list(_POLICIES)
+        policies, bindings = self._policies_and_bindings()
         if not policies:
             return
-        bindings = self.store.list(_BINDINGS)
         namespace = self._namespace(request)
+        activation: Activation | None = None
         outcome = _Outcome()
         for policy in policies:
             spec = policy.get("spec") or {}
@@ -224,7 +236,9 @@ class PolicyAdmission:
                     binding_spec["matchResources"], request, namespace
                 ):
                     continue
-                for decision in _evaluate(spec, request, namespace):
+                if activation is None:  # built once per request, converted to CEL only as expressions read it
+                    activation = _activation(request, namespace)
+                for decision in _evaluate(spec, activation):
                     self._act(name, binding, decision, request, warnings, outcome)
         if outcome.denied:
             policy_name, binding_name, decision = outcome.denied[0]
@@ -277,17 +291,23 @@ def _program(expression: str) -> Program:
     return compile_expression(expression, POLICY_VARIABLES)
 
 
-def _evaluate(spec: dict[str, Any], request: AdmissionRequest, namespace: dict[str, Any] | None) -> list[_Decision]:
+def _activation(request: AdmissionRequest, namespace: dict[str, Any] | None) -> Activation:
+    return Activation(
+        {
+            "object": request.obj,
+            "oldObject": request.old,
+            "request": request.as_cel(),
+            "params": None,
+            "namespaceObject": namespace,
+            "variables": {},
+        }
+    )
+
+
+def _evaluate(spec: dict[str, Any], activation: Activation) -> list[_Decision]:
     """The failed validations of one policy for one request (validator.go's decisions that deny)."""
     fail = (spec.get("failurePolicy") or "Fail") != "Ignore"
-    activation: dict[str, Any] = {
-        "object": request.obj,
-        "oldObject": request.old,
-        "request": request.as_cel(),
-        "params": None,
-        "namespaceObject": namespace,
-        "variables": {},
-    }
+    activation["variables"] = {}
     if spec.get("paramKind"):
         return [_Decision("failed to configure binding: paramKind is not supported by the emulated API server")]
     errors: list[str] = []

@@ -8,7 +8,10 @@ same checks up front: syntax, and every identifier and function must be
 declared (cel-go's ``undeclared reference to 'x' (in container '')``), since
 celpy on its own would only notice at evaluation time. Compiled programs are
 cached by (expression, declared variables): a policy is evaluated for every
-matching write, compiled once.
+matching write, compiled once. Inputs are converted to CEL only for the
+variables an expression names, and once per request however many
+expressions read them (:class:`Activation`): the conversion of a whole Node
+costs more than most evaluations.
 
 Values cross as JSON (the shape objects have in the store) and come back as
 JSON. The Kubernetes string extensions the chart's policies may use
@@ -23,7 +26,9 @@ from __future__ import annotations
 
 import functools
 import itertools
+import json
 import logging
+from collections import OrderedDict
 from collections.abc import Callable, Iterable
 from typing import Any
 
@@ -31,7 +36,7 @@ import celpy
 import lark
 from celpy import celtypes
 
-__all__ = ["CelCompileError", "CelEvalError", "Program", "compile_expression", "to_json"]
+__all__ = ["Activation", "CelCompileError", "CelEvalError", "Program", "compile_expression", "to_cel", "to_json"]
 
 # celpy logs every evaluation at INFO/DEBUG; that is noise for a server evaluating on every write.
 logging.getLogger("celpy").setLevel(logging.WARNING)
@@ -238,19 +243,145 @@ def _check_declared(expression: str, tree: lark.Tree, declared: frozenset[str]) 
     visit(tree, declared)
 
 
+def _referenced(tree: lark.Tree) -> frozenset[str]:
+    """Every identifier the expression names (macro-bound ones too): the inputs it may read."""
+    return frozenset(
+        str(node.children[0]) for node in tree.iter_subtrees() if node.data in ("ident", "dot_ident") and node.children
+    )
+
+
+# ------------------------------------------------------------------ conversion
+
+
+def _map_to_cel(value: dict[Any, Any]) -> celtypes.MapType:
+    return celtypes.MapType({to_cel(k): to_cel(v) for k, v in value.items()})
+
+
+def _list_to_cel(value: list[Any] | tuple[Any, ...]) -> celtypes.ListType:
+    return celtypes.ListType([to_cel(item) for item in value])
+
+
+_CONVERTERS: dict[type, Callable[[Any], Any]] = {
+    bool: celtypes.BoolType,
+    int: celtypes.IntType,
+    float: celtypes.DoubleType,
+    str: celtypes.StringType,
+    type(None): lambda _: None,
+    dict: _map_to_cel,
+    list: _list_to_cel,
+    tuple: _list_to_cel,
+}
+
+
+def to_cel(value: Any) -> Any:
+    """A JSON value as CEL: ``celpy.json_to_cel``'s result, dispatched on the exact type (it is on every write)."""
+    converter = _CONVERTERS.get(type(value))
+    return converter(value) if converter is not None else celpy.json_to_cel(value)
+
+
+_MAX_MEMO_INPUT_CHARS = 64 * 1024
+"""An input bigger than this as JSON is not remembered by (kept as part of a key)."""
+_MAX_OUTCOMES = 512
+"""Outcomes remembered, least recently used dropped first: at most ~32 MiB of keys."""
+_SCALARS = (bool, int, float, str, type(None))
+"""Outcomes kept as they are: immutable, so a hit cannot share state with an earlier caller."""
+_OUTCOMES: OrderedDict[tuple[str, tuple[tuple[str, str], ...]], tuple[bool, Any]] = OrderedDict()
+
+
+def _remember(memo: tuple[str, tuple[tuple[str, str], ...]], outcome: tuple[bool, Any]) -> None:
+    _OUTCOMES[memo] = outcome
+    while len(_OUTCOMES) > _MAX_OUTCOMES:
+        _OUTCOMES.popitem(last=False)
+
+
+class Activation:
+    """An expression's inputs as JSON, each converted to CEL at most once, and only when an expression reads it.
+
+    Several expressions of one policy or one CRD evaluate against the same
+    object; converting it per expression (or converting inputs nobody reads)
+    was most of the emulated server's CEL cost.
+    """
+
+    def __init__(self, values: dict[str, Any]) -> None:
+        self._values = dict(values)
+        self._converted: dict[str, Any] = {}
+        self._rendered: dict[str, str | None] = {}
+
+    def __setitem__(self, name: str, value: Any) -> None:
+        self._values[name] = value
+        self._converted.pop(name, None)
+        self._rendered.pop(name, None)
+
+    def key(self, names: frozenset[str]) -> tuple[tuple[str, str], ...] | None:
+        """The inputs among ``names`` as canonical JSON text, or None when one is not plain JSON or too big to keep."""
+        parts: list[tuple[str, str]] = []
+        for name in sorted(names & self._values.keys()):
+            if name not in self._rendered:
+                try:
+                    text: str | None = json.dumps(self._values[name], allow_nan=False)
+                except (TypeError, ValueError):
+                    text = None
+                self._rendered[name] = text if text is not None and len(text) <= _MAX_MEMO_INPUT_CHARS else None
+            rendered = self._rendered[name]
+            if rendered is None:
+                return None
+            parts.append((name, rendered))
+        return tuple(parts)
+
+    def context(self, names: frozenset[str]) -> dict[str, Any]:
+        """The CEL values of those of ``names`` that are inputs."""
+        context: dict[str, Any] = {}
+        for name in names:
+            if name not in self._values:
+                continue
+            if name not in self._converted:
+                self._converted[name] = to_cel(self._values[name])
+            context[name] = self._converted[name]
+        return context
+
+
 # -------------------------------------------------------------------- programs
 
 
 class Program:
     """One compiled expression, evaluated against JSON inputs."""
 
-    def __init__(self, expression: str, runner: celpy.Runner) -> None:
+    def __init__(self, expression: str, runner: celpy.Runner, names: frozenset[str] = frozenset()) -> None:
         self.expression = expression
         self._runner = runner
+        self.names = names
+        """The identifiers the expression names: no other input can change its value."""
 
-    def evaluate(self, activation: dict[str, Any]) -> Any:
-        """The expression's value on ``activation`` (JSON in, JSON out); :class:`CelEvalError` if it fails."""
-        context = {name: celpy.json_to_cel(value) for name, value in activation.items()}
+    def evaluate(self, activation: dict[str, Any] | Activation) -> Any:
+        """The expression's value on ``activation`` (JSON in, JSON out); :class:`CelEvalError` if it fails.
+
+        CEL is pure (no clock, no I/O), so the same expression on the same
+        inputs has the same outcome: scalar outcomes and errors are remembered
+        by the JSON text (key order kept) of the inputs it names, in a bounded
+        LRU, which spares an unchanged spec's rules on every status write.
+        """
+        inputs = activation if isinstance(activation, Activation) else Activation(activation)
+        key = inputs.key(self.names)
+        if key is not None:
+            memo = (self.expression, key)
+            if memo in _OUTCOMES:
+                _OUTCOMES.move_to_end(memo)
+                failed, outcome = _OUTCOMES[memo]
+                if failed:
+                    raise CelEvalError(str(outcome))
+                return outcome
+        try:
+            value = self._evaluate(inputs)
+        except CelEvalError as exc:
+            if key is not None:
+                _remember((self.expression, key), (True, str(exc)))
+            raise
+        if key is not None and type(value) in _SCALARS:
+            _remember((self.expression, key), (False, value))
+        return value
+
+    def _evaluate(self, inputs: Activation) -> Any:
+        context = inputs.context(self.names)
         try:
             result = self._runner.evaluate(context)
         except celpy.CELEvalError as exc:
@@ -261,14 +392,14 @@ class Program:
             raise CelEvalError(_eval_message(result))
         return to_json(result)
 
-    def evaluate_bool(self, activation: dict[str, Any]) -> bool:
+    def evaluate_bool(self, activation: dict[str, Any] | Activation) -> bool:
         """A validation or match condition: anything but a bool is an error, as cel-go's type check makes it."""
         value = self.evaluate(activation)
         if not isinstance(value, bool):
             raise CelEvalError(f"expression '{self.expression}' resulted in a {type(value).__name__}, not a bool")
         return value
 
-    def evaluate_message(self, activation: dict[str, Any]) -> str | None:
+    def evaluate_message(self, activation: dict[str, Any] | Activation) -> str | None:
         """A messageExpression: its string, or None when it fails, is not a one-line string, or is too long."""
         try:
             value = self.evaluate(activation)
@@ -306,7 +437,7 @@ def _compile(expression: str, variables: frozenset[str]) -> Program:
         detail = f"unexpected input at '{text[column - 1]}'" if 0 < column <= len(text) else "unexpected end of input"
         raise CelCompileError(expression, f"Syntax error: {detail}", line, column) from exc
     _check_declared(expression, tree, variables)
-    return Program(expression, environment.program(tree, functions=_EXTENSIONS))
+    return Program(expression, environment.program(tree, functions=_EXTENSIONS), _referenced(tree))
 
 
 def compile_expression(expression: str, variables: Iterable[str]) -> Program:

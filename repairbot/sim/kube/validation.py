@@ -37,7 +37,7 @@ import json
 import re
 from typing import Any
 
-from repairbot.sim.kube.cel import CelCompileError, CelEvalError, Program, compile_expression
+from repairbot.sim.kube.cel import Activation, CelCompileError, CelEvalError, Program, compile_expression
 
 __all__ = [
     "SchemaResult",
@@ -392,12 +392,12 @@ def _rule_failure(rule: dict[str, Any], schema: dict[str, Any], value: Any, path
 
 
 def _evaluate_rules(schema: dict[str, Any], value: Any, old: Any, path: str, result: SchemaResult) -> None:
+    activation = Activation({"self": value, "oldSelf": None if old is _ABSENT else old})  # shared by the node's rules
     for rule in schema.get("x-kubernetes-validations") or []:
         expression = str(rule.get("rule") or "")
         transition = _uses_old_self(expression)
         if transition and old is _ABSENT and not rule.get("optionalOldSelf"):
             continue  # transition rules run only where there is an old value to compare with
-        activation = {"self": value, "oldSelf": None if old is _ABSENT else old}
         label = str(rule.get("message") or "").strip() or expression.strip()
         try:
             passed = _rule_program(expression).evaluate(activation)
