@@ -176,23 +176,22 @@ def _section_problems(block: dict[str, Any], at: str) -> Iterator[str]:
     if text is not None:
         yield from _text_problems(text, f"{at}/text", SECTION_TEXT_LIMIT)
     if fields is not None:
-        if not isinstance(fields, list) or not fields:
-            yield f"must provide a non-empty array [json-pointer:{at}/fields]"
-            return
-        if len(fields) > MAX_FIELDS:
-            yield f"no more than {MAX_FIELDS} items allowed [json-pointer:{at}/fields]"
-        for index, field in enumerate(fields):
-            yield from _text_problems(field, f"{at}/fields/{index}", FIELD_TEXT_LIMIT)
+        yield from _text_array_problems(fields, f"{at}/fields", MAX_FIELDS, FIELD_TEXT_LIMIT)
 
 
 def _context_problems(elements: Any, at: str) -> Iterator[str]:
-    if not isinstance(elements, list) or not elements:
+    yield from _text_array_problems(elements, at, MAX_CONTEXT_ELEMENTS, CONTEXT_TEXT_LIMIT)
+
+
+def _text_array_problems(items: Any, at: str, max_items: int, text_limit: int) -> Iterator[str]:
+    """A non-empty array of at most ``max_items`` text objects of at most ``text_limit`` characters each."""
+    if not isinstance(items, list) or not items:
         yield f"must provide a non-empty array [json-pointer:{at}]"
         return
-    if len(elements) > MAX_CONTEXT_ELEMENTS:
-        yield f"no more than {MAX_CONTEXT_ELEMENTS} items allowed [json-pointer:{at}]"
-    for index, element in enumerate(elements):
-        yield from _text_problems(element, f"{at}/{index}", CONTEXT_TEXT_LIMIT)
+    if len(items) > max_items:
+        yield f"no more than {max_items} items allowed [json-pointer:{at}]"
+    for index, item in enumerate(items):
+        yield from _text_problems(item, f"{at}/{index}", text_limit)
 
 
 def _text_problems(

@@ -229,15 +229,20 @@ class Authorizer:
         return None
 
 
+def _bootstrap_metadata(name: str) -> dict[str, Any]:
+    """How kube-apiserver marks the RBAC objects it seeds (and re-seeds on start)."""
+    return {
+        "name": name,
+        "labels": {"kubernetes.io/bootstrapping": "rbac-defaults"},
+        "annotations": {"rbac.authorization.kubernetes.io/autoupdate": "true"},
+    }
+
+
 def _bootstrap_role(name: str, rules: list[dict[str, Any]]) -> dict[str, Any]:
     return {
         "apiVersion": f"{RBAC_GROUP}/v1",
         "kind": "ClusterRole",
-        "metadata": {
-            "name": name,
-            "labels": {"kubernetes.io/bootstrapping": "rbac-defaults"},
-            "annotations": {"rbac.authorization.kubernetes.io/autoupdate": "true"},
-        },
+        "metadata": _bootstrap_metadata(name),
         "rules": rules,
     }
 
@@ -246,11 +251,7 @@ def _bootstrap_binding(name: str, groups: list[str]) -> dict[str, Any]:
     return {
         "apiVersion": f"{RBAC_GROUP}/v1",
         "kind": "ClusterRoleBinding",
-        "metadata": {
-            "name": name,
-            "labels": {"kubernetes.io/bootstrapping": "rbac-defaults"},
-            "annotations": {"rbac.authorization.kubernetes.io/autoupdate": "true"},
-        },
+        "metadata": _bootstrap_metadata(name),
         "roleRef": {"apiGroup": RBAC_GROUP, "kind": "ClusterRole", "name": name},
         "subjects": [{"apiGroup": RBAC_GROUP, "kind": "Group", "name": group} for group in groups],
     }
