@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Callable
-from typing import Any, cast
+from typing import Any, TypeVar, cast
 
 from kubernetes import client, config
 from kubernetes.client.rest import ApiException
@@ -19,6 +19,8 @@ from tenacity import (
 # Status codes worth another try: conflicts are re-read and re-applied by the
 # caller; throttling and server hiccups pass with time.
 RETRYABLE_STATUS = frozenset({409, 429, 500, 502, 503, 504})
+
+T = TypeVar("T")
 
 
 def api_client(kubeconfig: str | None = None) -> client.ApiClient:
@@ -68,6 +70,25 @@ def api_retrying(
         wait=wait_exponential_jitter(multiplier=0.05, max=max_wait, jitter=0.05),
         reraise=True,
     )
+
+
+def retried(
+    call: Callable[[], T],
+    *,
+    attempts: int = 6,
+    max_wait: float = 2.0,
+    retry: Callable[[BaseException], bool] = is_retryable,
+) -> T:
+    """``call()`` under :func:`api_retrying`: its value, or the last error once the bound is spent.
+
+    One place for the loop every API read-modify-write needs: ``call`` does the
+    whole read, decide and write, so a 409 re-reads before it writes again. The
+    attempts are bounded and the last error re-raised so that the caller
+    records it (on the GPURepair, in the agent's health) rather than retrying
+    forever in silence; an error ``retry`` rejects (a fenced write's 409, a
+    refusal for size) is raised at once.
+    """
+    return api_retrying(attempts=attempts, max_wait=max_wait, retry=retry)(call)
 
 
 API_ERROR_MAX = 600
