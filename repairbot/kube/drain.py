@@ -40,7 +40,7 @@ import urllib3
 from kubernetes import client
 from kubernetes.client.rest import ApiException
 
-from repairbot.kube.client import api_retrying, describe_api_error, raw_call
+from repairbot.kube.client import describe_api_error, raw_call, retried
 from repairbot.model import GpuRef, parse_time
 from repairbot.policy import DrainMode, DrainPolicy, DrainRule
 
@@ -274,11 +274,9 @@ def drain_step(
 
 
 def _list_pods(core: client.CoreV1Api, node: str) -> list[dict[str, Any]]:
-    for attempt in api_retrying(attempts=3):
-        with attempt:
-            listed = raw_call(core.list_pod_for_all_namespaces, field_selector=f"spec.nodeName={node}")
-            return list(listed.get("items") or [])
-    raise AssertionError("unreachable")  # pragma: no cover
+    selector = f"spec.nodeName={node}"
+    listed = retried(lambda: raw_call(core.list_pod_for_all_namespaces, field_selector=selector), attempts=3)
+    return list(listed.get("items") or [])
 
 
 def _pods_to_move(core: client.CoreV1Api, node: str, only_gpu: GpuRef | None) -> list[dict[str, Any]]:
@@ -334,16 +332,19 @@ class _Pass:
                                 "metadata": {"name": name, "namespace": namespace}}  # fmt: skip
         if self.rules.grace_period_seconds is not None:
             body["deleteOptions"] = {"gracePeriodSeconds": self.rules.grace_period_seconds}
+
+        def evict() -> str | None:
+            """None once the eviction is accepted; the blocking budget when a PodDisruptionBudget refuses it."""
+            try:
+                raw_call(self.core.create_namespaced_pod_eviction, name, namespace, body)
+            except ApiException as error:
+                if error.status == 429 and _is_budget_refusal(error):
+                    return self._blocking_budget(pod, error)
+                raise
+            return None
+
         try:
-            for attempt in api_retrying(attempts=3, max_wait=0.5):
-                with attempt:
-                    try:
-                        raw_call(self.core.create_namespaced_pod_eviction, name, namespace, body)
-                    except ApiException as error:
-                        if error.status == 429 and _is_budget_refusal(error):
-                            self.blocked[key] = self._blocking_budget(pod, error)
-                            return
-                        raise
+            budget = retried(evict, attempts=3, max_wait=0.5)
         except ApiException as error:
             if error.status == 404:
                 self.vanished = True  # already gone: nothing left to do
@@ -352,6 +353,9 @@ class _Pass:
             return
         except TRANSPORT_ERRORS as error:
             self.errors.append(f"{key}: eviction failed: {error}")
+            return
+        if budget is not None:
+            self.blocked[key] = budget
             return
         self.evicted.append(key)
 
@@ -362,9 +366,8 @@ class _Pass:
         if grace is not None:
             options["gracePeriodSeconds"] = grace
         try:
-            for attempt in api_retrying(attempts=3, max_wait=0.5):
-                with attempt:
-                    raw_call(self.core.delete_namespaced_pod, name, namespace, body=options)
+            retried(lambda: raw_call(self.core.delete_namespaced_pod, name, namespace, body=options),
+                    attempts=3, max_wait=0.5)  # fmt: skip
         except ApiException as error:
             if error.status == 404:
                 self.vanished = True

@@ -39,7 +39,7 @@ from kubernetes import client
 from kubernetes.client.rest import ApiException
 
 from repairbot.bounds import FINDINGS_MAX, bound_finding, cap_findings, truncate
-from repairbot.kube.client import api_retrying, as_object, is_too_large, raw_call
+from repairbot.kube.client import as_object, is_too_large, raw_call, retried
 from repairbot.kube.repairs import repairs_of_node
 from repairbot.model import (
     CONDITION_RELEASED,
@@ -260,9 +260,7 @@ class Intake:
         if not findings:
             raise ValueError(f"node {node}: intake needs at least one finding")
         wanted = _Report(node, tuple(findings), source, reason, requested_action, dry_run)
-        for attempt in api_retrying():
-            with attempt:
-                result = self._report_once(wanted)
+        result = retried(lambda: self._report_once(wanted))
         if source in ALERT_SOURCES and result.created:
             self._tag_faulty(node)  # a merge needs no node call: its repair marks the node itself
         return result
@@ -278,14 +276,15 @@ class Intake:
         """Merge ``findings`` into ``record`` itself (the operator folding a twin); a 409 re-reads that record."""
         node = str(record["spec"]["nodeName"])
         wanted = _Report(node, tuple(findings), source, None, requested_action, False)
-        current = record
-        for attempt in api_retrying():
-            with attempt:
-                if attempt.retry_state.attempt_number > 1:
-                    name = record["metadata"]["name"]
-                    current = as_object(self._custom.get_cluster_custom_object(GROUP, VERSION, PLURAL, name))
-                return self._merge(current, wanted)
-        raise AssertionError("unreachable: api_retrying re-raises")  # pragma: no cover
+        handed = [record]  # the first attempt merges into the record as handed over; each retry re-reads it
+
+        def merge() -> IntakeResult:
+            if handed:
+                return self._merge(handed.pop(), wanted)
+            name = record["metadata"]["name"]
+            return self._merge(as_object(self._custom.get_cluster_custom_object(GROUP, VERSION, PLURAL, name)), wanted)
+
+        return retried(merge)
 
     def note_resolved(self, node: str, fingerprint: str, at: datetime) -> str | None:
         """Mark the active repair's findings from alert ``fingerprint`` as resolved at ``at``.
@@ -295,10 +294,7 @@ class Intake:
         alert that stops firing is evidence, not proof, that the node is well —
         the operator writes it into the repair's history for the humans.
         """
-        for attempt in api_retrying():
-            with attempt:
-                return self._note_resolved_once(node, fingerprint, format_time(at))
-        raise AssertionError("unreachable: api_retrying re-raises")  # pragma: no cover
+        return retried(lambda: self._note_resolved_once(node, fingerprint, format_time(at)))
 
     def _note_resolved_once(self, node: str, fingerprint: str, at: str) -> str | None:
         current = self.active_repair(node)
@@ -389,20 +385,21 @@ class Intake:
         patch carries the node's resourceVersion: if the operator moved the label
         meanwhile, the 409 makes us re-read instead of overwriting it.
         """
-        for attempt in api_retrying():
-            with attempt:
-                current = raw_call(self._core.read_node, node)
-                metadata = current.get("metadata") or {}
-                if (metadata.get("labels") or {}).get(LABEL_STATE) in _HELD_STATES:
-                    return
-                patch = {
-                    "metadata": {
-                        "resourceVersion": metadata.get("resourceVersion"),
-                        "labels": {LABEL_STATE: NodeState.FAULTY.value},
-                    }
-                }
-                raw_call(self._core.patch_node, node, patch, _content_type=MERGE_PATCH)
+
+        def tag() -> None:
+            current = raw_call(self._core.read_node, node)
+            metadata = current.get("metadata") or {}
+            if (metadata.get("labels") or {}).get(LABEL_STATE) in _HELD_STATES:
                 return
+            patch = {
+                "metadata": {
+                    "resourceVersion": metadata.get("resourceVersion"),
+                    "labels": {LABEL_STATE: NodeState.FAULTY.value},
+                }
+            }
+            raw_call(self._core.patch_node, node, patch, _content_type=MERGE_PATCH)
+
+        retried(tag)
 
 
 def _shrinking(wanted: _Report, write: Callable[[int], IntakeResult]) -> IntakeResult:

@@ -7,7 +7,7 @@ again). Writes that replace a list carry the node's ``resourceVersion``: node
 ``spec.taints`` has no merge key, so a strategic merge patch replaces the
 whole list, and without the version check a taint another controller added
 between our read and our write would be lost. A 409 re-reads and re-applies
-through :func:`repairbot.kube.client.api_retrying`.
+through :func:`repairbot.kube.client.retried`.
 
 RepairBot owns exactly three things on a node — its taint (key
 ``repairbot.io/unhealthy``, effect ``NoSchedule``), its state label, and the
@@ -25,7 +25,7 @@ from typing import Any
 from kubernetes import client
 from kubernetes.client.rest import ApiException
 
-from repairbot.kube.client import api_retrying, raw_call
+from repairbot.kube.client import raw_call, retried
 from repairbot.model import LABEL_STATE, TAINT_UNHEALTHY, NodeState
 
 TAINT_EFFECT = "NoSchedule"
@@ -123,15 +123,16 @@ def _trim_ends(text: str) -> str:
 def read_node_marks(api: client.ApiClient, node: str) -> NodeMarks | None:
     """The node's marks, or None when the node does not exist (deleted nodes end repairs)."""
     core = client.CoreV1Api(api)
-    for attempt in api_retrying():
-        with attempt:
-            try:
-                return node_marks(raw_call(core.read_node, node))
-            except ApiException as error:
-                if error.status == 404:
-                    return None
-                raise
-    raise AssertionError("unreachable")  # pragma: no cover
+
+    def read() -> NodeMarks | None:
+        try:
+            return node_marks(raw_call(core.read_node, node))
+        except ApiException as error:
+            if error.status == 404:
+                return None
+            raise
+
+    return retried(read)
 
 
 def cordon_and_taint(api: client.ApiClient, node: str, *, reason: str, state: NodeState | None) -> MarkResult:
@@ -143,26 +144,27 @@ def cordon_and_taint(api: client.ApiClient, node: str, *, reason: str, state: No
     """
     core = client.CoreV1Api(api)
     wanted_taint = {"key": TAINT_UNHEALTHY, "value": taint_value(reason), "effect": TAINT_EFFECT}
-    for attempt in api_retrying():
-        with attempt:
-            current = raw_call(core.read_node, node)
-            metadata, spec = current.get("metadata") or {}, current.get("spec") or {}
-            taints = list(spec.get("taints") or [])
-            before = node_marks(current)
-            new_taints = [*_without_our_taint(taints), wanted_taint]
-            taint_ok = _our_taint(taints) == wanted_taint
-            label_ok = state is None or before.state_label == state.value
-            if before.unschedulable and taint_ok and label_ok:
-                return MarkResult(before.unschedulable, before.our_taint, changed=False)
-            patch: dict[str, Any] = {
-                "metadata": {"resourceVersion": metadata.get("resourceVersion")},
-                "spec": {"unschedulable": True, "taints": taints if taint_ok else new_taints},
-            }
-            if state is not None:
-                patch["metadata"]["labels"] = {LABEL_STATE: state.value}
-            raw_call(core.patch_node, node, patch, _content_type=STRATEGIC_MERGE)
-            return MarkResult(before.unschedulable, before.our_taint, changed=True)
-    raise AssertionError("unreachable")  # pragma: no cover
+
+    def mark() -> MarkResult:
+        current = raw_call(core.read_node, node)
+        metadata, spec = current.get("metadata") or {}, current.get("spec") or {}
+        taints = list(spec.get("taints") or [])
+        before = node_marks(current)
+        new_taints = [*_without_our_taint(taints), wanted_taint]
+        taint_ok = _our_taint(taints) == wanted_taint
+        label_ok = state is None or before.state_label == state.value
+        if before.unschedulable and taint_ok and label_ok:
+            return MarkResult(before.unschedulable, before.our_taint, changed=False)
+        patch: dict[str, Any] = {
+            "metadata": {"resourceVersion": metadata.get("resourceVersion")},
+            "spec": {"unschedulable": True, "taints": taints if taint_ok else new_taints},
+        }
+        if state is not None:
+            patch["metadata"]["labels"] = {LABEL_STATE: state.value}
+        raw_call(core.patch_node, node, patch, _content_type=STRATEGIC_MERGE)
+        return MarkResult(before.unschedulable, before.our_taint, changed=True)
+
+    return retried(mark)
 
 
 def set_state_label(api: client.ApiClient, node: str, state: NodeState | None) -> bool:
@@ -170,17 +172,7 @@ def set_state_label(api: client.ApiClient, node: str, state: NodeState | None) -
 
     Labels merge key by key, so no version check is needed: only our key is sent.
     """
-    core = client.CoreV1Api(api)
-    wanted = state.value if state is not None else None
-    for attempt in api_retrying():
-        with attempt:
-            labels = (raw_call(core.read_node, node).get("metadata") or {}).get("labels") or {}
-            if labels.get(LABEL_STATE) == wanted:
-                return False
-            patch = {"metadata": {"labels": {LABEL_STATE: wanted}}}
-            raw_call(core.patch_node, node, patch, _content_type=STRATEGIC_MERGE)
-            return True
-    raise AssertionError("unreachable")  # pragma: no cover
+    return _merge_metadata_key(api, node, "labels", LABEL_STATE, state.value if state is not None else None)
 
 
 def remove_marks(api: client.ApiClient, node: str, *, uncordon: bool) -> bool:
@@ -191,41 +183,52 @@ def remove_marks(api: client.ApiClient, node: str, *, uncordon: bool) -> bool:
     whether the node changed.
     """
     core = client.CoreV1Api(api)
-    for attempt in api_retrying():
-        with attempt:
-            current = raw_call(core.read_node, node)
-            metadata, spec = current.get("metadata") or {}, current.get("spec") or {}
-            taints = list(spec.get("taints") or [])
-            before = node_marks(current)
-            cordon_to_lift = uncordon and before.unschedulable
-            if not before.our_taint and before.state_label is None and not cordon_to_lift:
-                return False
-            patch: dict[str, Any] = {"metadata": {"resourceVersion": metadata.get("resourceVersion")}}
-            if before.state_label is not None:
-                patch["metadata"]["labels"] = {LABEL_STATE: None}
-            spec_patch: dict[str, Any] = {}
-            if before.our_taint:
-                spec_patch["taints"] = _without_our_taint(taints)
-            if cordon_to_lift:
-                spec_patch["unschedulable"] = False
-            if spec_patch:
-                patch["spec"] = spec_patch
-            raw_call(core.patch_node, node, patch, _content_type=STRATEGIC_MERGE)
-            return True
-    raise AssertionError("unreachable")  # pragma: no cover
+
+    def unmark() -> bool:
+        current = raw_call(core.read_node, node)
+        metadata, spec = current.get("metadata") or {}, current.get("spec") or {}
+        taints = list(spec.get("taints") or [])
+        before = node_marks(current)
+        cordon_to_lift = uncordon and before.unschedulable
+        if not before.our_taint and before.state_label is None and not cordon_to_lift:
+            return False
+        patch: dict[str, Any] = {"metadata": {"resourceVersion": metadata.get("resourceVersion")}}
+        if before.state_label is not None:
+            patch["metadata"]["labels"] = {LABEL_STATE: None}
+        spec_patch: dict[str, Any] = {}
+        if before.our_taint:
+            spec_patch["taints"] = _without_our_taint(taints)
+        if cordon_to_lift:
+            spec_patch["unschedulable"] = False
+        if spec_patch:
+            patch["spec"] = spec_patch
+        raw_call(core.patch_node, node, patch, _content_type=STRATEGIC_MERGE)
+        return True
+
+    return retried(unmark)
 
 
 def annotate(api: client.ApiClient, node: str, key: str, value: str | None) -> bool:
     """Set (or with None remove) one node annotation; returns whether the node changed."""
+    return _merge_metadata_key(api, node, "annotations", key, value)
+
+
+def _merge_metadata_key(api: client.ApiClient, node: str, section: str, key: str, value: str | None) -> bool:
+    """Set (None: remove) ``metadata.<section>[key]`` unless it already holds ``value``; returns whether it changed.
+
+    The patch names only ``key``, and the map merges key by key, so no version
+    check is needed; a conflict or hiccup re-reads before writing again.
+    """
     core = client.CoreV1Api(api)
-    for attempt in api_retrying():
-        with attempt:
-            annotations = (raw_call(core.read_node, node).get("metadata") or {}).get("annotations") or {}
-            if annotations.get(key) == value:
-                return False
-            raw_call(core.patch_node, node, {"metadata": {"annotations": {key: value}}}, _content_type=STRATEGIC_MERGE)
-            return True
-    raise AssertionError("unreachable")  # pragma: no cover
+
+    def merge() -> bool:
+        current = (raw_call(core.read_node, node).get("metadata") or {}).get(section) or {}
+        if current.get(key) == value:
+            return False
+        raw_call(core.patch_node, node, {"metadata": {section: {key: value}}}, _content_type=STRATEGIC_MERGE)
+        return True
+
+    return retried(merge)
 
 
 def _our_taint(taints: list[dict[str, Any]]) -> dict[str, Any] | None:

@@ -8,7 +8,7 @@ from typing import Any
 
 from kubernetes import client
 
-from repairbot.kube.client import api_retrying, raw_call
+from repairbot.kube.client import raw_call, retried
 from repairbot.model import format_time
 
 
@@ -52,18 +52,19 @@ def merged_conditions(
 def set_node_condition(api: client.ApiClient, node: str, wanted: NodeCondition) -> bool:
     """Write one node condition through ``nodes/status``; returns whether it changed."""
     core = client.CoreV1Api(api)
-    for attempt in api_retrying():
-        with attempt:
-            current = raw_call(core.read_node_status, node)
-            conditions = (current.get("status") or {}).get("conditions") or []
-            merged, changed = merged_conditions(conditions, wanted, datetime.now(UTC))
-            if not changed:
-                return False
-            # Strategic merge on status.conditions keys by type: only ours is touched.
-            ours = next(c for c in merged if c["type"] == wanted.type)
-            raw_call(core.patch_node_status, node, {"status": {"conditions": [ours]}})
-            return True
-    raise AssertionError("unreachable")  # pragma: no cover
+
+    def write() -> bool:
+        current = raw_call(core.read_node_status, node)
+        conditions = (current.get("status") or {}).get("conditions") or []
+        merged, changed = merged_conditions(conditions, wanted, datetime.now(UTC))
+        if not changed:
+            return False
+        # Strategic merge on status.conditions keys by type: only ours is touched.
+        ours = next(c for c in merged if c["type"] == wanted.type)
+        raw_call(core.patch_node_status, node, {"status": {"conditions": [ours]}})
+        return True
+
+    return retried(write)
 
 
 def node_gpu_count(api: client.ApiClient, node: str) -> int | None:

@@ -25,7 +25,7 @@ from typing import Any
 from kubernetes import client
 from kubernetes.client.rest import ApiException
 
-from repairbot.kube.client import api_retrying, raw_call
+from repairbot.kube.client import raw_call, retried
 from repairbot.model import format_time, parse_time
 from repairbot.operator.breaker import Breaker, Breakers, BreakerState
 
@@ -118,9 +118,7 @@ class BreakerStore:
             body = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": metadata,
                     "data": {KEY: breakers_to_json(breakers), "state": summary(breakers)}}  # fmt: skip
             try:
-                for attempt in api_retrying():
-                    with attempt:
-                        written = self._write(body)
+                written = retried(lambda: self._write(body))
             except BreakerConflict:
                 self._breakers = self._load()
                 raise

@@ -38,7 +38,7 @@ from typing import Any
 
 from kubernetes import client
 
-from repairbot.kube.client import api_retrying
+from repairbot.kube.client import retried
 from repairbot.kube.intake import is_active, is_held_quarantine
 from repairbot.kube.marks import read_node_marks, remove_marks
 from repairbot.kube.repairs import read_repair, repairs_of_node
@@ -200,6 +200,5 @@ class QuarantineKeeper:
         return next((other for other in sorted(others) if other != name), None)
 
     def _patch_status(self, name: str, status: Mapping[str, Any]) -> None:
-        for attempt in api_retrying():
-            with attempt:
-                self._custom.patch_cluster_custom_object_status(GROUP, VERSION, PLURAL, name, {"status": dict(status)})
+        body = {"status": dict(status)}
+        retried(lambda: self._custom.patch_cluster_custom_object_status(GROUP, VERSION, PLURAL, name, body))

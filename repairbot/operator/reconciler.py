@@ -36,7 +36,7 @@ from kubernetes import client
 from kubernetes.client.rest import ApiException
 
 from repairbot.bounds import truncate
-from repairbot.kube.client import api_retrying, as_object, is_retryable
+from repairbot.kube.client import as_object, is_retryable, retried
 from repairbot.kube.events import EventRecorder
 from repairbot.kube.marks import cordon_and_taint, remove_marks, set_state_label
 from repairbot.kube.repairs import read_repair
@@ -196,11 +196,12 @@ class Reconciler:
         """
         body: dict[str, Any] = {"metadata": {"resourceVersion": version}, "status": dict(status)}
         try:
-            for attempt in api_retrying(retry=_retryable_unless_conflict):
-                with attempt:
-                    written = as_object(
-                        self._custom.patch_cluster_custom_object_status(GROUP, VERSION, PLURAL, name, body)
-                    )
+            written = as_object(
+                retried(
+                    lambda: self._custom.patch_cluster_custom_object_status(GROUP, VERSION, PLURAL, name, body),
+                    retry=_retryable_unless_conflict,
+                )
+            )
         except ApiException as error:
             if error.status == 409:
                 raise StaleRepair(name) from error

@@ -17,7 +17,7 @@ from typing import Any
 from kubernetes import client
 from kubernetes.client.rest import ApiException
 
-from repairbot.kube.client import api_retrying, describe_api_error, raw_call
+from repairbot.kube.client import describe_api_error, raw_call, retried
 
 ANNOTATION_BMC_ADDRESS = "repairbot.io/bmc-address"
 ANNOTATION_BMC_SECRET = "repairbot.io/bmc-secret"
@@ -82,9 +82,7 @@ def read_bmc_credentials(api: client.ApiClient, target: BmcTarget) -> BmcCredent
     """Read the node's BMC Secret (keys ``username``, ``password``) by name: one ``get``, never a list."""
     core = client.CoreV1Api(api)
     try:
-        for attempt in api_retrying():
-            with attempt:
-                secret = raw_call(core.read_namespaced_secret, target.secret_name, target.secret_namespace)
+        secret = retried(lambda: raw_call(core.read_namespaced_secret, target.secret_name, target.secret_namespace))
     except ApiException as error:
         # A 404 says all there is; otherwise the API server's sentence names who may not read what.
         why = {404: "does not exist", 403: "may not be read by the operator (RBAC: grant get on it)"}

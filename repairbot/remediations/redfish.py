@@ -33,7 +33,7 @@ from kubernetes import client
 from kubernetes.client.rest import ApiException
 from tenacity import Retrying, retry_if_exception, stop_after_attempt, wait_exponential_jitter
 
-from repairbot.kube.client import api_retrying, describe_api_error, raw_call
+from repairbot.kube.client import describe_api_error, raw_call, retried
 
 # Where the BMC is and how to log in live in bmc_access; its names stay importable from here.
 from repairbot.remediations.bmc_access import ANNOTATION_BMC_ADDRESS as ANNOTATION_BMC_ADDRESS
@@ -371,9 +371,7 @@ class PowerCycler:
         """Read the Node's annotations and its BMC Secret; raises :class:`RedfishError`."""
         core = client.CoreV1Api(self.api)
         try:
-            for attempt in api_retrying():
-                with attempt:
-                    node_obj = raw_call(core.read_node, node)
+            node_obj = retried(lambda: raw_call(core.read_node, node))
         except ApiException as error:
             raise RedfishError(f"node {node}: cannot read the Node ({describe_api_error(error)})") from None
         target = bmc_target(node_obj)

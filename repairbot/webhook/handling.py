@@ -32,7 +32,7 @@ from typing import Any, Protocol
 
 from kubernetes import client
 
-from repairbot.kube.client import api_retrying, raw_call
+from repairbot.kube.client import raw_call, retried
 from repairbot.kube.intake import Intake, IntakeRefused, NodeNotFound, NodeOptedOut
 from repairbot.model import Action, Finding, Source
 from repairbot.webhook.mapping import DEFAULT_NODE_LABELS, AlertRules, NodeIndex, map_node
@@ -137,10 +137,7 @@ class KubeSink:
         self._intake = Intake(api)
 
     def list_nodes(self) -> list[dict[str, Any]]:
-        for attempt in api_retrying():
-            with attempt:
-                return list(raw_call(self._core.list_node).get("items") or [])
-        raise AssertionError("unreachable")  # pragma: no cover
+        return list(retried(lambda: raw_call(self._core.list_node)).get("items") or [])
 
     def deliver(self, node: str, finding: Finding, source: Source) -> str:
         """Through intake, the one door: it refuses an opted-out or unknown node, merges, and tags it ``faulty``."""
