@@ -30,13 +30,20 @@ from kubernetes import client, watch
 from kubernetes.client.rest import ApiException
 
 from repairbot.agent.host import ActionOutcome, HostActions
-from repairbot.kube.client import api_retrying, as_object
-from repairbot.kube.intake import is_active
-from repairbot.model import GROUP, LABEL_NODE, PLURAL, VERSION, GpuRef, format_time, parse_time
+from repairbot.contract import (
+    VALIDATE,
+    AgentAnswer,
+    AgentResult,
+    Exchange,
+    Request,
+    answer_status,
+    is_active,
+)
+from repairbot.kube.client import as_object, retried
+from repairbot.model import GROUP, LABEL_NODE, PLURAL, VERSION, Action, GpuRef
 
 log = logging.getLogger(__name__)
 
-REQUEST_ACTIONS = ("gpu-reset", "driver-reload", "reboot", "validate")
 # How long a machine may take from ``systemctl reboot`` to power-off (systemd's default stop timeout is 90 s).
 REBOOT_GRACE = timedelta(minutes=2)
 
@@ -70,49 +77,51 @@ def decide(
     agent restart. ``now`` (this host's clock, the one that wrote ``startedAt``)
     tells a reboot still going down from one that never happened.
     """
-    status = repair.get("status") or {}
-    request = status.get("request") or {}
-    request_id = request.get("id")
-    action = request.get("action")
-    if not request_id or action not in REQUEST_ACTIONS or not is_active(repair):
+    exchange = Exchange.from_repair(repair)
+    request = exchange.request
+    if request is None or not request.for_agent or not is_active(repair):
         return Step(StepKind.IDLE)
-    answer = status.get("agent") or {}
-    gpu = GpuRef.from_dict(request.get("gpu"))
-    if answer.get("requestId") != request_id:
-        level, load = int(request.get("dcgmDiagLevel") or 0), bool(request.get("requireLoadCheck"))
-        return Step(StepKind.START, request_id, action, gpu, diag_level=level, load_check=load)
-    if answer.get("result") != "running":
+    request_id, action, gpu = request.id, request.action, request.gpu
+    answer = exchange.current_answer
+    if answer is None:  # none yet, or a stale one about an earlier request: this request is new
+        return _start(request)
+    if answer.result is not AgentResult.RUNNING:
         return Step(StepKind.IDLE)
-    if action == "reboot":
-        before = answer.get("bootId", "")
+    if action == Action.REBOOT:
+        before = answer.boot_id
         if before and before != boot_id:
             message = f"rebooted: boot id {before} → {boot_id}"
-            return Step(StepKind.CONCLUDE, request_id, action, gpu, "succeeded", message)
+            return Step(StepKind.CONCLUDE, request_id, action, gpu, AgentResult.SUCCEEDED, message)
         if request_id in issued_here or _going_down(answer, now):
             return Step(StepKind.WAIT, request_id, action, gpu)
-        return Step(
-            StepKind.CONCLUDE, request_id, action, gpu, "failed", f"agent restarted but boot id is still {boot_id}"
-        )
+        message = f"agent restarted but boot id is still {boot_id}"
+        return Step(StepKind.CONCLUDE, request_id, action, gpu, AgentResult.FAILED, message)
     if request_id in issued_here:
         return Step(StepKind.WAIT, request_id, action, gpu)
-    if action == "validate":
+    if action == VALIDATE:
         # Only looks, changes nothing: a validation a restart interrupted is simply run again, so a
         # rollout during a long DCGM diagnostic does not climb the ladder.
-        level, load = int(request.get("dcgmDiagLevel") or 0), bool(request.get("requireLoadCheck"))
-        return Step(StepKind.START, request_id, action, gpu, diag_level=level, load_check=load)
+        return _start(request)
     message = f"agent restarted during {action}; outcome unknown"
-    return Step(StepKind.CONCLUDE, request_id, action, gpu, "failed", message)
+    return Step(StepKind.CONCLUDE, request_id, action, gpu, AgentResult.FAILED, message)
 
 
-def _going_down(answer: dict[str, Any], now: datetime | None) -> bool:
+def _start(request: Request) -> Step:
+    return Step(
+        StepKind.START,
+        request.id,
+        request.action,
+        request.gpu,
+        diag_level=request.dcgm_diag_level,
+        load_check=request.require_load_check,
+    )
+
+
+def _going_down(answer: AgentAnswer, now: datetime | None) -> bool:
     """A reboot an earlier agent started less than :data:`REBOOT_GRACE` ago may still be shutting the node down."""
-    started = answer.get("startedAt")
-    if now is None or not started:
+    if now is None or answer.started_at is None:
         return False
-    try:
-        return now - parse_time(str(started)) < REBOOT_GRACE
-    except ValueError:
-        return False
+    return now - answer.started_at < REBOOT_GRACE
 
 
 Validator = Callable[[int, bool], ActionOutcome]
@@ -188,32 +197,34 @@ class ActionExecutor:
                 step.request_id,
                 step.result,
             )
-            self._answer(name, step.request_id, step.result, step.message, finished=True)
-            if step.result == "succeeded":
+            self._answer(name, step.request_id, AgentResult(step.result), step.message, finished=True)
+            if step.result == AgentResult.SUCCEEDED:
                 self.on_repaired()
             return
         boot_id = self.host.boot_id()
         self._issued.add(step.request_id)
         # Record "running" before acting: this write is what makes the action happen at most once.
-        self._answer(name, step.request_id, "running", f"{step.action} started", boot_id=boot_id)
+        self._answer(name, step.request_id, AgentResult.RUNNING, f"{step.action} started", boot_id=boot_id)
         log.info(
             "executor started node=%s repair=%s request=%s action=%s", self.node, name, step.request_id, step.action
         )
         outcome = self._run(step)
-        if step.action == "reboot" and outcome.ok:
+        if step.action == Action.REBOOT and outcome.ok:
             return  # success is judged by the boot id once the node is back
-        result = "succeeded" if outcome.ok else ("refused" if outcome.refused else "failed")
+        result = (
+            AgentResult.SUCCEEDED if outcome.ok else (AgentResult.REFUSED if outcome.refused else AgentResult.FAILED)
+        )
         self._answer(name, step.request_id, result, outcome.message, finished=True, details=outcome.details)
-        if outcome.ok and step.action != "validate":
+        if outcome.ok and step.action != VALIDATE:
             self.on_repaired()
 
     def _run(self, step: Step) -> ActionOutcome:
         try:
-            if step.action == "gpu-reset":
+            if step.action == Action.GPU_RESET:
                 return self.host.reset_gpu(step.gpu)
-            if step.action == "driver-reload":
+            if step.action == Action.DRIVER_RELOAD:
                 return self.host.reload_driver()
-            if step.action == "reboot":
+            if step.action == Action.REBOOT:
                 return self.host.reboot()
             return self.validate(step.diag_level, step.load_check)
         except Exception as error:  # reported to the operator, never swallowed
@@ -224,27 +235,18 @@ class ActionExecutor:
         self,
         name: str,
         request_id: str,
-        result: str,
+        result: AgentResult,
         message: str,
         *,
         finished: bool = False,
         boot_id: str | None = None,
         details: dict[str, str] | None = None,
     ) -> None:
-        now = format_time(datetime.now(UTC))
-        answer: dict[str, Any] = {"requestId": request_id, "result": result, "message": message[:1000]}
-        if finished:
-            answer["finishedAt"] = now
-            if details:
-                answer["details"] = details
-        else:
-            answer.update({"startedAt": now, "finishedAt": None, "details": None})
-        if boot_id is not None:
-            answer["bootId"] = boot_id
-        custom = client.CustomObjectsApi(self.api)
-        for attempt in api_retrying():
-            with attempt:
-                custom.patch_cluster_custom_object_status(GROUP, VERSION, PLURAL, name, {"status": {"agent": answer}})
+        answer = answer_status(
+            request_id, result, message, datetime.now(UTC), finished=finished, boot_id=boot_id, details=details
+        )
+        custom, patch = client.CustomObjectsApi(self.api), {"status": {"agent": answer}}
+        retried(lambda: custom.patch_cluster_custom_object_status(GROUP, VERSION, PLURAL, name, patch))
 
     def _loop(self) -> None:
         while self.gate is not None and not self.gate.is_set():

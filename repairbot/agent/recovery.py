@@ -28,8 +28,8 @@ from typing import Any
 
 from kubernetes import client
 
+from repairbot.contract import is_active
 from repairbot.kube.client import raw_call
-from repairbot.kube.intake import is_active
 from repairbot.kube.repairs import repairs_of_node
 from repairbot.model import (
     EVIDENCE_KMSG_BOOT,

@@ -39,6 +39,7 @@ from kubernetes import client
 from kubernetes.client.rest import ApiException
 
 from repairbot.bounds import FINDINGS_MAX, bound_finding, cap_findings, truncate
+from repairbot.contract import is_active  # also importable from here, as it always was
 from repairbot.kube.client import as_object, is_too_large, raw_call, retried
 from repairbot.kube.repairs import repairs_of_node
 from repairbot.model import (
@@ -157,11 +158,6 @@ def stamp_while_quarantined(findings: list[dict[str, Any]], new: Iterable[Findin
             item = {**item, "evidence": evidence}
         out.append(item)
     return out
-
-
-def is_active(repair: Mapping[str, Any]) -> bool:
-    phase = (repair.get("status") or {}).get("phase")
-    return phase is None or not Phase(phase).is_terminal
 
 
 def is_released(repair: Mapping[str, Any]) -> bool:

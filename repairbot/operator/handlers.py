@@ -16,6 +16,7 @@ from typing import Any
 import kopf
 from kubernetes import client
 
+from repairbot.contract import is_terminal
 from repairbot.kube.client import describe_error
 from repairbot.kube.intake import Intake, IntakeRefused, is_held_quarantine
 from repairbot.model import (
@@ -38,7 +39,6 @@ from repairbot.operator.scheduler import RepairScheduler
 
 log = logging.getLogger(__name__)
 
-TERMINAL = ("Succeeded", "Failed", "Quarantined", "Cancelled")
 ANNOTATION_REASON = "repairbot.io/reason"
 ANNOTATION_ACTION = "repairbot.io/action"
 
@@ -145,7 +145,7 @@ def register(
             keeper.poke(name)  # findings merged into it are recorded; a release asked for is carried out
         else:
             quarantines_of_node.get(node, set()).discard(name)
-        if phase in TERMINAL:
+        if is_terminal(phase):
             if name in repairs_of_node.get(node, set()):
                 repairs_of_node[node].discard(name)
                 # A node came back (or left for good): queued repairs may now fit in the budget.

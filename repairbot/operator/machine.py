@@ -31,6 +31,7 @@ from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import Any, Protocol
 
+from repairbot.contract import AgentAnswer, AgentResult, Request
 from repairbot.model import Action, Finding, Phase
 from repairbot.operator import breaker_flow
 from repairbot.operator.blockers import (
@@ -45,7 +46,7 @@ from repairbot.operator.blockers import (
     first_block,
 )
 from repairbot.operator.decision import DESTRUCTIVE_STEPS, POLL, Decision, Step, request_id
-from repairbot.operator.repair_view import AgentAnswer, Facts, PoolUsage, RepairView, Request, optional_time
+from repairbot.operator.repair_view import Facts, PoolUsage, RepairView, optional_time
 from repairbot.operator.transitions import Run
 from repairbot.operator.unmanaged import OUTCOME_UNMANAGED, STEP_DRAIN, already_noted, unmanaged_message
 from repairbot.policy import LadderFallback, Policy, Rung
@@ -438,10 +439,10 @@ def _after_agent_validation(run: Run, request: Request) -> Decision:
 def _answered(run: Run, request: Request, *, on_success: Any) -> Decision:
     answer = run.repair.agent
     if answer is not None and answer.request_id == request.id:
-        if answer.result == "succeeded":
+        if answer.result == AgentResult.SUCCEEDED:
             result: Decision = on_success()
             return result
-        if answer.result in ("failed", "refused"):
+        if answer.result in (AgentResult.FAILED, AgentResult.REFUSED):
             return run.next_rung(f"{request.action} {answer.result}: {answer.message}".rstrip(": "))
     return _wait_or_climb(run, request, f"{request.action} timed out: no answer from the agent")
 

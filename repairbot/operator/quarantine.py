@@ -38,8 +38,9 @@ from typing import Any
 
 from kubernetes import client
 
+from repairbot.contract import is_active
 from repairbot.kube.client import retried
-from repairbot.kube.intake import is_active, is_held_quarantine
+from repairbot.kube.intake import is_held_quarantine
 from repairbot.kube.marks import read_node_marks, remove_marks
 from repairbot.kube.repairs import read_repair, repairs_of_node
 from repairbot.model import (

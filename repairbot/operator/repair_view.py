@@ -3,7 +3,9 @@
 Apart from :mod:`repairbot.operator.machine` because the handler builds these
 (from the GPURepair object and what it sees of the node, its pods, the budget and
 the breaker) and the safety blockers read them, while neither needs the decision
-logic. :meth:`RepairView.from_object` is the only parser of the GPURepair's shape.
+logic. :meth:`RepairView.from_object` is the operator's parser of the GPURepair's shape; the
+request and the agent's answer in it are the contract's (:mod:`repairbot.contract`),
+shared with the agent.
 Import through :mod:`repairbot.operator.machine`.
 """
 
@@ -14,29 +16,9 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from repairbot.contract import AgentAnswer, Exchange, Request
 from repairbot.model import Action, Finding, Phase, parse_time
 from repairbot.operator.breaker import Breakers, Fault
-
-
-@dataclass(frozen=True, slots=True)
-class Request:
-    """``status.request``: what the operator asked for. ``boot_id`` is the node's boot id when asked."""
-
-    id: str
-    action: str
-    requested_at: datetime | None = None
-    deadline: datetime | None = None
-    boot_id: str = ""
-
-
-@dataclass(frozen=True, slots=True)
-class AgentAnswer:
-    """``status.agent``: the node agent's answer to the request with ``request_id``."""
-
-    request_id: str
-    result: str
-    message: str = ""
-    boot_id: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,7 +51,7 @@ class RepairView:
     @classmethod
     def from_object(cls, obj: Mapping[str, Any]) -> RepairView:
         spec, status = obj.get("spec") or {}, obj.get("status") or {}
-        request, answer = status.get("request") or {}, status.get("agent") or {}
+        exchange = Exchange.from_repair(obj)
         return cls(
             name=obj["metadata"]["name"],
             node=spec.get("nodeName", ""),
@@ -78,8 +60,8 @@ class RepairView:
             reason=status.get("reason"),
             action=Action(status["action"]) if status.get("action") else None,
             attempt=int(status.get("attempt") or 0),
-            request=_request(request) if request.get("id") else None,
-            agent=_answer(answer) if answer.get("requestId") else None,
+            request=_strict_times(exchange.request),
+            agent=exchange.answer,
             history=tuple(status.get("history") or ()),
             conditions=tuple(status.get("conditions") or ()),
             node_was_cordoned=status.get("nodeWasCordoned"),
@@ -115,18 +97,12 @@ def optional_time(text: str | None) -> datetime | None:
     return parse_time(text) if text else None
 
 
-def _request(raw: Mapping[str, Any]) -> Request:
-    return Request(
-        id=raw["id"],
-        action=raw.get("action", ""),
-        requested_at=optional_time(raw.get("requestedAt")),
-        deadline=optional_time(raw.get("deadline")),
-        boot_id=raw.get("bootId") or "",
-    )
-
-
-def _answer(raw: Mapping[str, Any]) -> AgentAnswer:
-    return AgentAnswer(raw["requestId"], raw.get("result") or "", raw.get("message") or "", raw.get("bootId") or "")
+def _strict_times(request: Request | None) -> Request | None:
+    """The operator refuses a request whose times it cannot read (its deadline decides when to climb)."""
+    unreadable = [name for name in ("requestedAt", "deadline") if request is not None and name in request.malformed]
+    if unreadable:
+        raise ValueError(f"status.request.{unreadable[0]} is not an RFC 3339 time")
+    return request
 
 
 @dataclass(frozen=True, slots=True)

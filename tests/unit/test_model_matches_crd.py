@@ -7,6 +7,7 @@ from typing import Any
 
 import pytest
 
+from repairbot.contract import AGENT_REQUEST_ACTIONS, AgentResult
 from repairbot.model import (
     API_VERSION,
     KIND,
@@ -135,3 +136,9 @@ def test_repair_name_format() -> None:
 def test_terminal_phases() -> None:
     assert Phase.SUCCEEDED.is_terminal and Phase.QUARANTINED.is_terminal
     assert not Phase.BLOCKED.is_terminal and not Phase.DRAINING.is_terminal
+
+
+def test_the_agent_answer_results_and_request_actions_match_the_crd(crd: dict[str, Any]) -> None:
+    status = _schema(crd)["properties"]["status"]["properties"]
+    assert status["agent"]["properties"]["result"]["enum"] == [r.value for r in AgentResult]
+    assert set(status["request"]["properties"]["action"]["enum"]) >= AGENT_REQUEST_ACTIONS
