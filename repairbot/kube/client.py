@@ -44,8 +44,21 @@ def is_too_large(error: BaseException) -> bool:
         return False
     if error.status == 413:
         return True
-    body = error.body.decode("utf-8", "replace") if isinstance(error.body, bytes) else str(error.body or "")
-    return error.status == 500 and "request is too large" in body
+    return error.status == 500 and "request is too large" in _body_text(error)
+
+
+def _body_text(error: ApiException) -> str:
+    """The response body as text (the client hands bytes or str, or nothing)."""
+    return error.body.decode("utf-8", "replace") if isinstance(error.body, bytes) else str(error.body or "")
+
+
+def status_body(body: str | bytes | None) -> dict[str, Any]:
+    """An error response's ``kind: Status`` as a dict; {} when the body is not one."""
+    try:
+        status = json.loads(body or b"{}")
+    except ValueError:
+        return {}
+    return status if isinstance(status, dict) else {}
 
 
 def is_retryable(error: BaseException) -> bool:
@@ -102,12 +115,8 @@ def describe_api_error(error: ApiException) -> str:
     GPURepair's condition or history line needs only the code, the reason and
     the server's one sentence (for an RBAC denial: who may not do what, where).
     """
-    body = error.body.decode("utf-8", "replace") if isinstance(error.body, bytes) else str(error.body or "")
-    try:
-        status = json.loads(body) if body else {}
-    except ValueError:
-        status = {}
-    status = status if isinstance(status, dict) else {}
+    body = _body_text(error)
+    status = status_body(body)
     reason = str(status.get("reason") or error.reason or "").strip()
     message = str(status.get("message") or "").strip() or body.strip()
     if len(message) > API_ERROR_MAX:

@@ -28,7 +28,6 @@ What leaves and how, as ``kubectl drain`` does it and the policy refines it:
 
 from __future__ import annotations
 
-import json
 import logging
 import re
 from collections.abc import Mapping
@@ -40,7 +39,7 @@ import urllib3
 from kubernetes import client
 from kubernetes.client.rest import ApiException
 
-from repairbot.kube.client import describe_api_error, raw_call, retried
+from repairbot.kube.client import describe_api_error, raw_call, retried, status_body
 from repairbot.model import GpuRef, parse_time
 from repairbot.policy import DrainMode, DrainPolicy, DrainRule
 
@@ -184,15 +183,6 @@ def must_leave(pod: Mapping[str, Any], only_gpu: GpuRef | None) -> bool:
     if stays_on_node(pod):
         return False
     return only_gpu is None or uses_gpu(pod)
-
-
-def status_body(body: str | bytes | None) -> dict[str, Any]:
-    """An error response's ``kind: Status`` as a dict; {} when the body is not one."""
-    try:
-        status = json.loads(body or b"{}")
-    except ValueError:
-        return {}
-    return status if isinstance(status, dict) else {}
 
 
 def pdb_names_from_status(body: str | bytes | None) -> list[str]:
