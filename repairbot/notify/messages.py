@@ -25,9 +25,7 @@ FAILURE_OUTCOMES = frozenset({"failed", "failure", "error", "timeout", "timed-ou
 MAX_STORM_NODES_LISTED = 40
 """A storm message lists this many nodes and counts the rest: Slack caps a section at 3,000 characters."""
 MAX_STORM_NODES_IN_TICKET = 400
-"""The storm ticket lists this many nodes with their phase and counts the rest (Jira's field limit below)."""
-JIRA_TEXT_LIMIT = 32_000
-"""Jira refuses a description or comment over 32,767 characters; RepairBot stays under it with a marker."""
+"""The storm ticket lists this many nodes with their phase and counts the rest; the full list is attached."""
 
 
 # ---------------------------------------------------------------- shared phrases
@@ -209,7 +207,7 @@ def jira_comment(view: RepairView, entry: HistoryEntry, *, name_node: bool = Fal
     ``name_node`` for an incident's shared ticket, where several nodes' steps interleave.
     """
     who = f"{view.node}: " if name_node else ""
-    return _truncate(f"{entry.at:%Y-%m-%d %H:%M:%S} UTC — {who}{describe_step(entry)}", JIRA_TEXT_LIMIT)
+    return f"{entry.at:%Y-%m-%d %H:%M:%S} UTC — {who}{describe_step(entry)}"
 
 
 def jira_incident_summary(storm: StormView) -> str:
@@ -222,8 +220,9 @@ def jira_incident_summary(storm: StormView) -> str:
 def jira_incident_description(storm: StormView) -> str:
     """The storm ticket: what tripped the breaker, which nodes now and in what phase, what a human must do.
 
-    Rewritten as members join and end; the node list is bounded (``and N more``)
-    so a storm of thousands of nodes stays within Jira's 32,767-character field.
+    Rewritten as members join and end; the node list is bounded (``and N more``);
+    the notifier fits it to Jira's 32,767-character field and attaches the full list
+    (:mod:`repairbot.notify.jira_limits`), so nothing is cut here.
     """
     lines = [
         f"RepairBot's storm breaker opened incident *{storm.incident}*: too many GPU faults at once to be N bad GPUs.",
@@ -237,7 +236,7 @@ def jira_incident_description(storm: StormView) -> str:
         "one canary repair goes first, then the rest. Each node's steps are added below as comments.",
         "RepairBot does not close this ticket: close it when the incident is over.",
     ]
-    return _truncate("\n".join(lines), JIRA_TEXT_LIMIT)
+    return "\n".join(lines)
 
 
 def jira_resolution(view: RepairView) -> str:
