@@ -10,16 +10,18 @@ $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 
-$(STAMP): pyproject.toml | $(BIN)/python
-	$(BIN)/python -m pip install --quiet -e '.[test]'
+# The product and, beside it, the simulated world it is tested and demonstrated in (sim/: its own
+# distribution, so the product and its image carry none of it).
+$(STAMP): pyproject.toml sim/pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install --quiet -e '.[test]' -e ./sim
 	touch $(STAMP)
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q
 
 lint: $(STAMP)
-	$(BIN)/ruff check repairbot tests benchmarks
-	$(BIN)/mypy repairbot
+	$(BIN)/ruff check repairbot sim tests benchmarks
+	$(BIN)/mypy repairbot sim/repairbot_sim sim/repairbot_fleetsim
 
 demo: $(STAMP)
 	$(BIN)/repairbot demo
@@ -66,6 +68,6 @@ sandbox: $(STAMP)
 clean:
 	rm -rf $(VENV) rb-state .pytest_cache .mypy_cache .ruff_cache
 
-# The chart's RBAC as the sandbox installs it (repairbot/data/sandbox-rbac.yaml); a chart test fails while it is stale.
+# The chart's RBAC as the sandbox installs it (sim/repairbot_sim/data/sandbox-rbac.yaml); a chart test fails while it is stale.
 sandbox-rbac: $(STAMP)
 	PYTHONPATH=$(CURDIR) $(BIN)/python -m tests.chart.write_sandbox_rbac

@@ -41,9 +41,9 @@ from repairbot.agent.assemble import AgentConfig, polled_detectors
 from repairbot.agent.runner import NodeAgent
 from repairbot.kube.client import api_client
 from repairbot.model import GROUP, PLURAL, VERSION
-from repairbot.sim.background import BackgroundSandbox
-from repairbot.sim.gpu import SimulatedGpuNode
-from repairbot.sim.sandbox import SandboxConfig
+from repairbot_sim.background import BackgroundSandbox
+from repairbot_sim.gpu import SimulatedGpuNode
+from repairbot_sim.sandbox import SandboxConfig
 
 
 def bench_agent_process(window: float, interval: float = 10.0) -> dict[str, Any]:

@@ -20,8 +20,8 @@ from pathlib import Path
 from repairbot.agent.assemble import AgentConfig, build_agent
 from repairbot.agent.service import connect_agent
 from repairbot.kube.client import api_client
-from repairbot.sim.gpu import SimulatedGpuNode
-from repairbot.sim.host import SimulatedHost
+from repairbot_sim.gpu import SimulatedGpuNode
+from repairbot_sim.host import SimulatedHost
 
 
 def main() -> None:

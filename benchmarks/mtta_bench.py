@@ -63,7 +63,7 @@ from repairbot.agent.runner import FindingSink, NodeAgent
 from repairbot.agent.service import IntakeSink, NodeConditionSink
 from repairbot.kube.intake import Intake
 from repairbot.model import Finding
-from repairbot.sim.gpu import SimulatedGpuNode
+from repairbot_sim.gpu import SimulatedGpuNode
 
 MANUAL_REFERENCE_S = 101.0
 MANUAL_SOURCE = "NAVER, measured acknowledgement of a GPU fault by the manual process (figure quoted in issue 7)"

@@ -41,8 +41,8 @@ from harness import ClusterProcess, OperatorProcess, bench_client, write_policy
 
 from repairbot.kube.client import as_object
 from repairbot.model import GROUP, LABEL_NODE, PLURAL, VERSION, parse_time
-from repairbot.sim.agents import SimulatedFleet
-from repairbot.sim.host import ActionTimes
+from repairbot_sim.agents import SimulatedFleet
+from repairbot_sim.host import ActionTimes
 
 GRACE_S = 1
 TIMES = ActionTimes(gpu_reset=0.2, driver_reload=0.2, reboot=1.0)

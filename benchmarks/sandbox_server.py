@@ -16,7 +16,7 @@ import asyncio
 import logging
 from pathlib import Path
 
-from repairbot.sim.sandbox import SandboxConfig, run_until_signalled
+from repairbot_sim.sandbox import SandboxConfig, run_until_signalled
 
 
 def main() -> None:

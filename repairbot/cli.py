@@ -2,68 +2,34 @@
 
 Sub-commands are added as capabilities land; each one is a small function
 that parses nothing itself and returns a process exit code.
+
+The product's own commands (agent, operator, webhook and the SRE chores) live
+here. Commands of the simulated world (``sandbox``, ``demo``, ``inject``,
+``simulate``) come from the separate ``repairbot-sim`` distribution, which
+registers them under the ``repairbot.commands`` entry-point group: the product
+never imports the simulator, and an image without it simply lacks them.
 """
 
 from __future__ import annotations
 
 import argparse
-import asyncio
 import logging
 import os
 import socket
 import sys
 from collections.abc import Callable, Sequence
+from importlib.metadata import entry_points
 from pathlib import Path
 
 from repairbot import __version__
 
 Handler = Callable[[argparse.Namespace], int]
+CommandRegistrar = Callable[["argparse._SubParsersAction[argparse.ArgumentParser]"], None]
+"""What a ``repairbot.commands`` entry point names: adds its sub-commands, each with a ``handler`` default."""
 
-
-def _cmd_sandbox(args: argparse.Namespace) -> int:
-    from repairbot.policy import PolicyError, PolicyFileError, load_policy
-    from repairbot.sim.sandbox import SandboxConfig, run_until_signalled
-
-    policy_path = Path(args.policy) if args.policy else None
-    if policy_path is not None:
-        # Checked before anything starts, as `repairbot operator` does: a typo never reaches the operator thread.
-        try:
-            load_policy(policy_path)
-        except PolicyError as error:
-            detail = f"{error}" if isinstance(error, PolicyFileError) else f"{policy_path}:\n{error}"
-            print(f"repairbot sandbox: bad policy {detail}", file=sys.stderr)
-            return 2
-    config = SandboxConfig(
-        state_dir=Path(args.state_dir),
-        nodes=args.nodes,
-        api_port=args.port,
-        pod_termination_seconds=args.pod_termination_seconds,
-        policy_path=policy_path,
-    )
-    asyncio.run(run_until_signalled(config))
-    return 0
-
-
-def _cmd_demo(args: argparse.Namespace) -> int:
-    from repairbot.sim.demo import DemoOptions, run_demo
-    from repairbot.sim.demo_scenarios import MIN_NODES
-
-    if args.nodes < MIN_NODES:
-        print(f"repairbot demo: --nodes must be at least {MIN_NODES} (four leaf switches of four)", file=sys.stderr)
-        return 2
-    options = DemoOptions(
-        state_dir=Path(args.state_dir),
-        nodes=args.nodes,
-        live=False if args.no_live else None,
-        keep=args.keep,
-        speed=args.speed,
-        policy_path=Path(args.policy) if args.policy else None,
-        rolling_restart=args.rolling_restart,
-    )
-    try:
-        return asyncio.run(run_demo(options))
-    except KeyboardInterrupt:
-        return 130
+PLUGIN_GROUP = "repairbot.commands"
+SIMULATOR_COMMANDS = {"sandbox", "demo", "inject", "simulate"}
+"""Sub-commands the simulated world adds, named so their absence is explained rather than left to argparse."""
 
 
 def _cmd_kmsg(args: argparse.Namespace) -> int:
@@ -101,34 +67,6 @@ def _cmd_agent(args: argparse.Namespace) -> int:
     if args.once:
         return run_once(options, as_json=args.json, out=sys.stdout)
     return run_agent(options)
-
-
-def _cmd_inject(args: argparse.Namespace) -> int:
-    import httpx
-
-    from repairbot.sim.sandbox import read_state
-
-    try:
-        state = read_state(Path(args.state_dir))
-    except FileNotFoundError as error:
-        print(f"repairbot inject: {error}", file=sys.stderr)
-        return 1
-    url = f"{state['control']}/nodes/{args.node}/faults"
-    try:
-        # An agent restart waits for the old agent's threads to end: give it time.
-        response = httpx.post(url, json={"fault": args.fault, "gpu": args.gpu}, timeout=30)
-    except httpx.HTTPError as error:
-        print(f"repairbot inject: sandbox at {state['control']} not answering: {error}", file=sys.stderr)
-        return 1
-    body = response.json()
-    if response.status_code != 202:
-        print(f"repairbot inject: {body.get('error', response.text)}", file=sys.stderr)
-        return 1
-    if body["fault"] == "agent-restart":
-        print(f"restarted the agent on {body['node']} at {body['injectedAt']}")
-    else:
-        print(f"injected {body['fault']} on {body['node']} GPU {body['gpu']} at {body['injectedAt']}")
-    return 0
 
 
 def _cmd_operator(args: argparse.Namespace) -> int:
@@ -232,19 +170,6 @@ def _cmd_webhook(args: argparse.Namespace) -> int:
     return run_webhook(options)
 
 
-def _cmd_simulate(args: argparse.Namespace) -> int:
-    from repairbot.fleetsim.console import run_simulate
-
-    return run_simulate(
-        nodes=args.nodes,
-        days=args.days,
-        seed=args.seed,
-        out_dir=Path(args.out),
-        plot=not args.no_plot,
-        policy_path=Path(args.policy) if args.policy else None,
-    )
-
-
 def _cmd_policy_check(args: argparse.Namespace) -> int:
     from repairbot.operator.commands import check_policy
 
@@ -259,30 +184,6 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"repairbot {__version__}")
     parser.add_argument("--log-level", default="WARNING", help="DEBUG, INFO, WARNING (default), ERROR")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
-
-    sandbox = commands.add_parser(
-        "sandbox",
-        help="run a simulated GPU cluster (emulated Kubernetes API) on 127.0.0.1",
-        description="Start the embedded simulated cluster and serve until interrupted. "
-        "Point kubectl at STATE_DIR/kubeconfig.",
-    )
-    sandbox.add_argument("--state-dir", default="rb-state", help="where kubeconfig and state.json go")
-    sandbox.add_argument("--nodes", type=_positive_int, default=8, help="simulated GPU nodes (default 8)")
-    sandbox.add_argument("--port", type=int, default=0, help="API server port (default: any free port)")
-    sandbox.add_argument(
-        "--pod-termination-seconds",
-        type=int,
-        default=None,
-        help="how long evicted training pods take to terminate (default: at once)",
-    )
-    sandbox.add_argument(
-        "--policy",
-        default=None,
-        metavar="FILE",
-        help="the sandbox operator's policy YAML (default: repairbot/data/policy-sandbox.yaml); "
-        "a bad file stops the sandbox before it starts, naming every bad field",
-    )
-    sandbox.set_defaults(handler=_cmd_sandbox)
 
     agent = commands.add_parser(
         "agent",
@@ -386,21 +287,6 @@ def build_parser() -> argparse.ArgumentParser:
     check.add_argument("file")
     check.set_defaults(handler=_cmd_policy_check)
 
-    simulate = commands.add_parser(
-        "simulate",
-        help="simulate a GPU fleet for weeks: RepairBot vs a polling checker vs manual on-call",
-        description="A discrete-event simulation of an H100 fleet with the failure mix of Meta's Llama 3 record, "
-        "correlated leaf-switch failures included, run under RepairBot's policy, a 5-minute polling checker and a "
-        "human on call with one seeded trace. Writes report.md, report.png and results.json.",
-    )
-    simulate.add_argument("--nodes", type=_positive_int, default=2048, help="8-GPU nodes (default 2048)")
-    simulate.add_argument("--days", type=float, default=54.0, help="simulated days (default 54)")
-    simulate.add_argument("--seed", type=int, default=1, help="the failure trace's seed (default 1)")
-    simulate.add_argument("--out", default="benchmarks/results/fleetsim", help="output directory")
-    simulate.add_argument("--no-plot", action="store_true", help="skip report.png")
-    simulate.add_argument("--policy", default=None, help="RepairBot policy YAML (default: the built-in policy)")
-    simulate.set_defaults(handler=_cmd_simulate)
-
     kmsg = commands.add_parser(
         "kmsg",
         help="parse kernel-log text (dmesg, journal, /dev/kmsg) and print the GPU findings in it",
@@ -409,42 +295,13 @@ def build_parser() -> argparse.ArgumentParser:
     kmsg.add_argument("--json", action="store_true", help="one JSON object per finding")
     kmsg.set_defaults(handler=_cmd_kmsg)
 
-    inject = commands.add_parser(
-        "inject",
-        help="inject a fault into a simulated node of a running sandbox",
-        description="Faults: xid:<code>, ecc-dbe, row-remap-pending, row-remap-failure, fall-off-bus, "
-        "pcie-degrade, ib-port-down, ib-flap, thermal, gpu-missing, nvlink-down; and agent-restart (replace the "
-        "node's agent with a fresh one, as a DaemonSet rollout does; the node's GPUs and kernel log stay).",
-    )
-    inject.add_argument("--state-dir", default="rb-state", help="the sandbox's state directory")
-    inject.add_argument("node", help="e.g. gpu-node-002")
-    inject.add_argument("fault", help="e.g. xid:79")
-    inject.add_argument("--gpu", type=int, default=0, help="GPU index (HCA index for ib-* faults)")
-    inject.set_defaults(handler=_cmd_inject)
-
-    demo = commands.add_parser(
-        "demo",
-        help="watch RepairBot handle a bad afternoon on a simulated GPU pod (exit 0 only if every repair ended right)",
-        description="Start the sandbox, inject a mix of GPU, memory, InfiniBand and storm faults plus a Grafana "
-        "alert, show the nodes, GPURepairs and every step live, then a summary with each scenario's expectation "
-        "checked: the exit code is 0 only if all of them held, so CI runs it too.",
-    )
-    demo.add_argument("--state-dir", default="rb-state", help="where kubeconfig and state.json go")
-    demo.add_argument("--nodes", type=_positive_int, default=16, help="simulated GPU nodes (default and minimum 16)")
-    demo.add_argument("--no-live", action="store_true", help="plain timestamped lines (default when not a terminal)")
-    demo.add_argument("--keep", action="store_true", help="keep the sandbox running after the summary, until Ctrl-C")
-    demo.add_argument("--speed", type=_positive_float, default=1.0, help="faster (2) or slower (0.5) show")
-    demo.add_argument("--policy", default=None, help="operator policy (default: repairbot/data/policy-demo.yaml)")
-    demo.add_argument(
-        "--rolling-restart",
-        action="store_true",
-        help="restart every agent mid-repair, as a DaemonSet rollout does (every scenario must still end right)",
-    )
-    demo.set_defaults(handler=_cmd_demo)
+    for plugin in sorted(entry_points(group=PLUGIN_GROUP), key=lambda point: point.name):
+        register: CommandRegistrar = plugin.load()
+        register(commands)
     return parser
 
 
-def _positive_float(text: str) -> float:
+def positive_float(text: str) -> float:
     value = float(text)
     if not value > 0:
         raise argparse.ArgumentTypeError(f"must be above 0, got {text}")
@@ -462,16 +319,32 @@ def _seconds(text: str) -> float:
     return value
 
 
-def _positive_int(text: str) -> int:
+def positive_int(text: str) -> int:
     value = int(text)
     if value < 1:
         raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
     return value
 
 
+def _command_names(parser: argparse.ArgumentParser) -> list[str]:
+    """Every sub-command ``parser`` knows, built-in or added by an installed plugin."""
+    return [
+        name
+        for action in parser._actions
+        if isinstance(action, argparse._SubParsersAction)
+        for name in action.choices
+    ]
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    words = list(sys.argv[1:] if argv is None else argv)
+    missing = SIMULATOR_COMMANDS - set(_command_names(parser))
+    if words and words[0] in missing:
+        print(f"repairbot {words[0]}: this command comes with the simulated world, which is not installed here; "
+              "install it with `pip install ./sim` from a checkout (`make demo` does)", file=sys.stderr)  # fmt: skip
+        return 2
+    args = parser.parse_args(words)
     logging.basicConfig(
         level=getattr(logging, str(args.log_level).upper(), logging.WARNING),
         format="%(asctime)s %(levelname)s %(name)s %(message)s",

@@ -10,7 +10,7 @@ operator restart at a time.
 
 Defaults are written for a fleet of about 2,000 GPU nodes; each class says why
 its values are what they are. ``repairbot/data/policy-default.yaml`` spells the
-same defaults out (a unit test keeps the two equal) and ``policy-sandbox.yaml``
+same defaults out (a unit test keeps the two equal) and the simulated world's ``policy-sandbox.yaml``
 shortens every clock for the simulated world.
 
 This module is the policy's public face: import every policy name from here.
@@ -54,7 +54,6 @@ __all__ = [
     "DEFAULT_ACTION_TIMEOUTS",
     "DEFAULT_LADDERS",
     "DEFAULT_POLICY_YAML",
-    "SANDBOX_POLICY_YAML",
     "TIMED_ACTIONS",
     "BreakerPolicy",
     "BudgetPolicy",
@@ -86,5 +85,3 @@ def _packaged(name: str) -> str:
 
 DEFAULT_POLICY_YAML = _packaged("policy-default.yaml")
 """The shipped default policy, every field spelled out (``repairbot/data/policy-default.yaml``)."""
-SANDBOX_POLICY_YAML = _packaged("policy-sandbox.yaml")
-"""The sandbox's policy: the defaults with every clock shortened for simulated time."""

@@ -8,5 +8,5 @@ at the node from outside (:mod:`.validation`: a quiet period in Prometheus).
 
 These modules import only :mod:`repairbot.model`, :mod:`repairbot.policy` and
 :mod:`repairbot.kube` (DESIGN.md's dependency rule); the simulated BMC lives in
-:mod:`repairbot.sim.redfish` and meets this code only over HTTP.
+:mod:`repairbot_sim.redfish` and meets this code only over HTTP.
 """

@@ -14,11 +14,11 @@ from typing import Any
 import pytest
 from chart_support import NAMESPACE, crds, name, render
 
-from repairbot.sim.kube.api import KubeApi, WriteOptions
-from repairbot.sim.kube.errors import ApiError
-from repairbot.sim.kube.identity import UserInfo, service_account
-from repairbot.sim.kube.resources import Registry, ResourceInfo
-from repairbot.sim.kube.store import Store
+from repairbot_sim.kube.api import KubeApi, WriteOptions
+from repairbot_sim.kube.errors import ApiError
+from repairbot_sim.kube.identity import UserInfo, service_account
+from repairbot_sim.kube.resources import Registry, ResourceInfo
+from repairbot_sim.kube.store import Store
 
 MERGE = "application/merge-patch+json"
 POLICY_KINDS = ("ValidatingAdmissionPolicy", "ValidatingAdmissionPolicyBinding")

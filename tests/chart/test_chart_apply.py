@@ -9,7 +9,7 @@ from typing import Any
 import yaml
 from chart_support import NAMESPACE, crds, name, render
 
-from repairbot.sim.access import SANDBOX_RBAC_KINDS
+from repairbot_sim.access import SANDBOX_RBAC_KINDS
 
 # What the emulated API server can hold of a rendering: identity and authorization objects.
 APPLIED_KINDS = {*SANDBOX_RBAC_KINDS, "ConfigMap"}

@@ -8,9 +8,9 @@ from typing import Any
 import pytest
 from chart_support import FORCING, NAMESPACE, NOTIFYING, SCENARIOS, Rendered, name, render
 
-from repairbot.sim.kube.attributes import RequestAttributes
-from repairbot.sim.kube.identity import service_account
-from repairbot.sim.kubeapi import KubeApiServer
+from repairbot_sim.kube.attributes import RequestAttributes
+from repairbot_sim.kube.identity import service_account
+from repairbot_sim.kubeapi import KubeApiServer
 
 _ALL = "*"
 

@@ -1,4 +1,4 @@
-"""The sandbox installs exactly the access objects the chart renders (repairbot/data/sandbox-rbac.yaml)."""
+"""The sandbox installs exactly the access objects the chart renders (sim/repairbot_sim/data/sandbox-rbac.yaml)."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ from typing import Any
 
 from write_sandbox_rbac import COMMAND, rendered_objects, snapshot_text
 
-from repairbot.sim.access import SANDBOX_RBAC, load_sandbox_rbac
+from repairbot_sim.access import SANDBOX_RBAC, load_sandbox_rbac
 
 
 def test_the_sandbox_rbac_snapshot_is_the_chart_rendered_with_the_sandbox_values(chart: Any) -> None:

@@ -1,4 +1,4 @@
-"""Regenerate repairbot/data/sandbox-rbac.yaml: the chart's access objects as the sandbox installs them.
+"""Regenerate sim/repairbot_sim/data/sandbox-rbac.yaml: the chart's access objects as the sandbox installs them.
 
 ``python -m tests.chart.write_sandbox_rbac`` (or ``make sandbox-rbac``) renders the chart with Helm's
 own engine (a test dependency) for release ``repairbot`` in namespace ``repairbot`` with the
@@ -13,8 +13,8 @@ from typing import Any
 
 import yaml
 
-from repairbot.sim import fleet
-from repairbot.sim.access import CHART_RELEASE, SANDBOX_CHART_VALUES, SANDBOX_RBAC, SANDBOX_RBAC_KINDS
+from repairbot_sim import fleet
+from repairbot_sim.access import CHART_RELEASE, SANDBOX_CHART_VALUES, SANDBOX_RBAC, SANDBOX_RBAC_KINDS
 
 CHART_DIR = Path(__file__).resolve().parents[2] / "charts" / "repairbot"
 COMMAND = "python -m tests.chart.write_sandbox_rbac"

@@ -12,8 +12,8 @@ from e2e_support import FAST, TEST_POLICY, SandboxFactory, component_denials, me
 from kubernetes import client
 
 from repairbot.kube.client import api_client
-from repairbot.sim.background import BackgroundSandbox
-from repairbot.sim.sandbox import SandboxConfig
+from repairbot_sim.background import BackgroundSandbox
+from repairbot_sim.sandbox import SandboxConfig
 
 
 @pytest.fixture

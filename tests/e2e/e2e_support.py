@@ -16,10 +16,10 @@ from kubernetes import client
 
 from repairbot.kube.client import raw_call
 from repairbot.model import GROUP, PLURAL, VERSION
-from repairbot.sim.background import BackgroundSandbox
-from repairbot.sim.host import ActionTimes
-from repairbot.sim.jira import JiraSim
-from repairbot.sim.slack import SlackSim
+from repairbot_sim.background import BackgroundSandbox
+from repairbot_sim.host import ActionTimes
+from repairbot_sim.jira import JiraSim
+from repairbot_sim.slack import SlackSim
 
 T = TypeVar("T")
 

@@ -9,7 +9,7 @@ from e2e_support import eventually, gpu_condition, inject, repairs_of
 from kubernetes import client
 
 from repairbot.model import GROUP, PLURAL, VERSION
-from repairbot.sim.background import BackgroundSandbox
+from repairbot_sim.background import BackgroundSandbox
 
 
 def test_xid79_opens_a_repair_with_reboot_and_marks_the_node(

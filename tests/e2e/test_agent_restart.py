@@ -34,7 +34,7 @@ from e2e_support import (
 from kubernetes import client
 
 from repairbot.kube.client import api_client
-from repairbot.sim.background import BackgroundSandbox
+from repairbot_sim.background import BackgroundSandbox
 
 STORM = ["gpu-node-000", "gpu-node-001", "gpu-node-002"]
 

@@ -20,7 +20,7 @@ from child_servers import ChildServers, binary_or_skip, start_alertmanager, star
 from e2e_support import NOTIFYING, SandboxFactory, chats, eventually, finished_repair, phase_of, repairs_of, simulated
 
 from repairbot.kube.client import api_client
-from repairbot.sim.dcgm_exporter import DcgmExporterSim
+from repairbot_sim.dcgm_exporter import DcgmExporterSim
 
 RULES = Path(__file__).resolve().parents[2] / "charts" / "repairbot" / "rules" / "gpu-faults.rules.yaml"
 

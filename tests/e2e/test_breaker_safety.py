@@ -30,7 +30,7 @@ from kubernetes import client
 
 from repairbot.kube.client import api_client
 from repairbot.model import GROUP, LABEL_DISABLED, PLURAL, VERSION
-from repairbot.sim.host import ActionTimes
+from repairbot_sim.host import ActionTimes
 
 LEAF_0 = ["gpu-node-000", "gpu-node-001", "gpu-node-002", "gpu-node-003"]
 LEAF_1 = ["gpu-node-004", "gpu-node-005", "gpu-node-006", "gpu-node-007"]

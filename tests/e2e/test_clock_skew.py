@@ -35,8 +35,8 @@ from kubernetes import client
 
 from repairbot.kube.client import api_client
 from repairbot.model import format_time, parse_time
-from repairbot.sim.host import ActionTimes
-from repairbot.sim.kube.faults import FaultRule
+from repairbot_sim.host import ActionTimes
+from repairbot_sim.kube.faults import FaultRule
 
 STORM = {"breaker": {"maxPerDomain": 3, "domainWindow": "10m", "window": "10m", "settleTime": "8s"}}
 LEAF_0 = ["gpu-node-000", "gpu-node-001", "gpu-node-002", "gpu-node-003"]

@@ -24,8 +24,8 @@ from kubernetes.client.rest import ApiException
 
 from repairbot.kube.client import api_client
 from repairbot.model import GROUP, PLURAL, VERSION, format_time
-from repairbot.sim.background import BackgroundSandbox
-from repairbot.sim.sandbox import SandboxConfig
+from repairbot_sim.background import BackgroundSandbox
+from repairbot_sim.sandbox import SandboxConfig
 
 NODE_A, NODE_B, NODE_C = "gpu-node-000", "gpu-node-001", "gpu-node-002"
 AGENT_POLICY = "ValidatingAdmissionPolicy 'repairbot-agent-own-node' with binding 'repairbot-agent-own-node'"

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from repairbot.sim.demo_scenarios import demo_scenarios
+from repairbot_sim.demo_scenarios import demo_scenarios
 
 
 @pytest.mark.slow

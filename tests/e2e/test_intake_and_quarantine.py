@@ -28,7 +28,7 @@ from e2e_support import (
 from kubernetes import client
 
 from repairbot.kube.client import api_client
-from repairbot.sim.background import BackgroundSandbox
+from repairbot_sim.background import BackgroundSandbox
 
 CREATES = r"/apis/repairbot\.io/v1alpha1/gpurepairs(\?.*)?$"
 

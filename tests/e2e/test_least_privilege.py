@@ -37,8 +37,8 @@ from test_intake_and_quarantine import CREATES, alert, post_alert
 from repairbot.kube.client import api_client
 from repairbot.model import GROUP, PLURAL, VERSION, parse_time
 from repairbot.operator.leader import LeaderElector
-from repairbot.sim.access import load_sandbox_rbac
-from repairbot.sim.background import BackgroundSandbox
+from repairbot_sim.access import load_sandbox_rbac
+from repairbot_sim.background import BackgroundSandbox
 
 COMPONENTS = "system:serviceaccount:repairbot:"
 

@@ -27,7 +27,7 @@ from e2e_support import (
 from kubernetes import client
 
 from repairbot.kube.client import api_client
-from repairbot.sim.jira_project import EDIT_SCREEN
+from repairbot_sim.jira_project import EDIT_SCREEN
 
 REFUSED_STEP = "start-drain"  # a step in the middle of every repair: steps before and after it must arrive
 

@@ -35,8 +35,8 @@ from e2e_support import (
 )
 
 from repairbot.kube.client import api_client
-from repairbot.sim.background import BackgroundSandbox
-from repairbot.sim.host import ActionTimes
+from repairbot_sim.background import BackgroundSandbox
+from repairbot_sim.host import ActionTimes
 
 SLOW = ActionTimes(gpu_reset=0.5, driver_reload=0.5, reboot=3.0)
 

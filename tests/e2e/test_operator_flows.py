@@ -28,8 +28,8 @@ from e2e_support import (
 from kubernetes import client
 
 from repairbot.kube.client import api_client
-from repairbot.sim import fleet
-from repairbot.sim.host import ActionTimes
+from repairbot_sim import fleet
+from repairbot_sim.host import ActionTimes
 
 
 def out_of_service(kube: client.ApiClient, names: list[str]) -> int:

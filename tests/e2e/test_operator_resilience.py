@@ -36,8 +36,8 @@ from e2e_support import (
 from kubernetes import client
 
 from repairbot.kube.client import api_client
-from repairbot.sim.host import ActionTimes
-from repairbot.sim.kube.faults import FaultRule
+from repairbot_sim.host import ActionTimes
+from repairbot_sim.kube.faults import FaultRule
 
 SLOW = ActionTimes(gpu_reset=0.5, driver_reload=0.5, reboot=3.0, validate=3.0)
 LEAF_0 = ("gpu-node-000", "gpu-node-001")

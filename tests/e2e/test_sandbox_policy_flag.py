@@ -16,7 +16,7 @@ from kubernetes import client
 
 from repairbot.kube.client import api_client
 from repairbot.model import GROUP, PLURAL, VERSION
-from repairbot.sim.operator import SANDBOX_POLICY
+from repairbot_sim.operator import SANDBOX_POLICY
 
 REPO = Path(__file__).resolve().parents[2]
 

@@ -14,7 +14,7 @@ import pytest
 from child_servers import venv_binary_or_skip
 from kubernetes import client, config
 
-from repairbot.sim.kubeapi import KubeApiServer
+from repairbot_sim.kubeapi import KubeApiServer
 
 REPO = Path(__file__).resolve().parents[2]
 CRD_FILE = REPO / "charts" / "repairbot" / "crds" / "gpurepairs.yaml"

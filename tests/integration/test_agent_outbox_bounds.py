@@ -10,7 +10,7 @@ from repairbot.agent.runner import NodeAgent
 from repairbot.agent.service import IntakeSink
 from repairbot.kube.intake import Intake
 from repairbot.model import Action, Finding, GpuRef
-from repairbot.sim.kube.faults import FaultRule
+from repairbot_sim.kube.faults import FaultRule
 
 
 def xid(code: int, gpu: int) -> Finding:

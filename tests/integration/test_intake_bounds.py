@@ -12,7 +12,7 @@ from kubernetes import client
 from repairbot.bounds import FINDINGS_MAX, FOLDED_FINDINGS_CODE, OBJECT_SIZE_TARGET
 from repairbot.kube.intake import Intake, IntakeTooLarge
 from repairbot.model import GROUP, PLURAL, VERSION, Action, Finding, GpuRef, Severity, Source
-from repairbot.sim.kube.faults import FaultRule
+from repairbot_sim.kube.faults import FaultRule
 
 T0 = datetime(2026, 5, 1, tzinfo=UTC)
 TOO_LARGE = "etcdserver: request is too large"

@@ -19,8 +19,8 @@ from kubernetes.client.rest import ApiException
 
 from repairbot.kube.client import api_client
 from repairbot.model import GROUP, PLURAL, VERSION
-from repairbot.sim.kube.api import WriteOptions
-from repairbot.sim.kube.identity import UserInfo, service_account
+from repairbot_sim.kube.api import WriteOptions
+from repairbot_sim.kube.identity import UserInfo, service_account
 
 AGENT = service_account("repairbot", "repairbot-agent", node="gpu-1")
 AGENT_NAME = "system:serviceaccount:repairbot:repairbot-agent"

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from repairbot.sim import fleet, workloads
+from repairbot_sim import fleet, workloads
 
 REPO = Path(__file__).resolve().parents[2]
 CRD_FILE = REPO / "charts" / "repairbot" / "crds" / "gpurepairs.yaml"

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -85,7 +86,7 @@ def test_policy_check_names_every_bad_field(tmp_path: object) -> None:
 
 
 def test_policy_check_prints_the_effective_policy() -> None:
-    done = run_cli("policy", "check", "repairbot/data/policy-sandbox.yaml")
+    done = run_cli("policy", "check", "sim/repairbot_sim/data/policy-sandbox.yaml")
     assert done.returncode == 0, done.stdout
     assert "maxUnavailable: 3" in done.stdout and "settleTime: 2s" in done.stdout
 
@@ -130,3 +131,17 @@ def test_sandbox_refuses_to_start_on_a_bad_policy_naming_file_and_fields(tmp_pat
 def test_sandbox_help_offers_the_policy_flag() -> None:
     done = run_cli("sandbox", "--help")
     assert done.returncode == 0 and "--policy FILE" in done.stdout
+
+
+@pytest.mark.parametrize("command", ["demo", "sandbox", "inject", "simulate"])
+def test_a_simulator_command_where_only_the_product_is_installed_says_how_to_get_it(command: str) -> None:
+    """As in the operator image: no ``repairbot-sim`` distribution, so no plugin registers these commands."""
+    root = str(Path(__file__).resolve().parents[2])
+    # -S: no site-packages, so no installed distribution (the simulator's entry points included) is visible.
+    only_the_product = f"import sys; sys.path.insert(0, {root!r}); from repairbot.cli import main; sys.exit(main())"
+    done = subprocess.run(
+        [sys.executable, "-S", "-c", only_the_product, command], capture_output=True, text=True, timeout=60
+    )
+    assert done.returncode == 2, done.stderr
+    assert f"repairbot {command}: this command comes with the simulated world" in done.stderr
+    assert "pip install ./sim" in done.stderr

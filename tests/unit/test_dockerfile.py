@@ -169,7 +169,9 @@ def ignored(path: str, patterns: list[str]) -> bool:
     return excluded
 
 
-@pytest.mark.parametrize("path", [".venv", ".git", "rb-state", "benchmarks/results", "rb-state/kubeconfig"])
+@pytest.mark.parametrize(
+    "path", [".venv", ".git", "rb-state", "benchmarks/results", "rb-state/kubeconfig", "sim", "sim/repairbot_sim"]
+)
 def test_the_build_context_leaves_out(path: str) -> None:
     assert ignored(path, dockerignore())
 

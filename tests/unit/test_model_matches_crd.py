@@ -22,7 +22,7 @@ from repairbot.model import (
     repair_name,
     strongest,
 )
-from repairbot.sim.crd import load_crd
+from repairbot_sim.crd import load_crd
 
 
 @pytest.fixture(scope="module")

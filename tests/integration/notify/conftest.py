@@ -16,8 +16,8 @@ import pytest
 
 from repairbot.model import Action, Finding, GpuRef, Phase, Severity
 from repairbot.notify.view import RepairView
-from repairbot.sim.jira import JiraSim
-from repairbot.sim.slack import SlackSim
+from repairbot_sim.jira import JiraSim
+from repairbot_sim.slack import SlackSim
 
 T = TypeVar("T")
 

@@ -15,7 +15,7 @@ from repairbot.notify.slack import SlackNotifier
 from repairbot.operator.dispatcher import NotificationDispatcher
 from repairbot.operator.machine import Facts, PoolUsage, RepairView, decide
 from repairbot.policy import parse_policy
-from repairbot.sim.slack import SlackSim
+from repairbot_sim.slack import SlackSim
 
 T0 = datetime(2026, 11, 22, 3, 0, tzinfo=UTC)
 NAME = "gpu-1-20261122030000"

@@ -12,8 +12,8 @@ from repairbot.model import HistoryEntry, Phase
 from repairbot.notify.jira import JiraNotifier, dedupe_jql, ticket_labels
 from repairbot.notify.messages import StormView
 from repairbot.notify.view import RepairView
-from repairbot.sim.jira import JiraProject, JiraSim, JiraTransition
-from repairbot.sim.jira_project import EDIT_SCREEN, LABEL_LIMIT, TEXT_LIMIT
+from repairbot_sim.jira import JiraProject, JiraSim, JiraTransition
+from repairbot_sim.jira_project import EDIT_SCREEN, LABEL_LIMIT, TEXT_LIMIT
 
 MakeJira = Callable[..., JiraSim]
 

@@ -10,8 +10,8 @@ from typing import Any
 
 import requests
 
-from repairbot.sim.jira import JiraProject, JiraSim
-from repairbot.sim.jira_project import EDIT_SCREEN
+from repairbot_sim.jira import JiraProject, JiraSim
+from repairbot_sim.jira_project import EDIT_SCREEN
 
 MakeJira = Callable[..., JiraSim]
 PAT = {"Authorization": "Bearer jira-pat"}

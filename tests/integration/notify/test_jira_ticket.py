@@ -14,7 +14,7 @@ from repairbot.notify import NotifyError
 from repairbot.notify.jira import JiraNotifier
 from repairbot.notify.messages import StormView
 from repairbot.notify.view import RepairView
-from repairbot.sim.jira import JiraSim
+from repairbot_sim.jira import JiraSim
 
 
 def notifier(sim: JiraSim, **kwargs: object) -> JiraNotifier:

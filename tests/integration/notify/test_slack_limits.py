@@ -19,8 +19,8 @@ from repairbot.model import Action, Finding, GpuRef, HistoryEntry, Phase, Severi
 from repairbot.notify.messages import StormView
 from repairbot.notify.slack import SlackNotifier
 from repairbot.notify.view import RepairView
-from repairbot.sim.slack import SlackSim
-from repairbot.sim.slack_blocks import message_problem
+from repairbot_sim.slack import SlackSim
+from repairbot_sim.slack_blocks import message_problem
 
 T0 = datetime(2026, 1, 5, 3, 14, 0, tzinfo=UTC)
 MARK = "(truncated)"

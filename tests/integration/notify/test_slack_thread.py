@@ -15,7 +15,7 @@ from repairbot.notify import NotifyError
 from repairbot.notify.messages import StormView
 from repairbot.notify.slack import SlackNotifier
 from repairbot.notify.view import RepairView
-from repairbot.sim.slack import SlackSim
+from repairbot_sim.slack import SlackSim
 
 
 def notifier(sim: SlackSim, **kwargs: object) -> SlackNotifier:

@@ -20,7 +20,7 @@ from slack_sdk.errors import SlackApiError
 from repairbot.notify import NotifyError
 from repairbot.notify.slack import SlackNotifier
 from repairbot.notify.view import RepairView
-from repairbot.sim.slack import SlackSim
+from repairbot_sim.slack import SlackSim
 
 
 class Clock:

@@ -11,7 +11,7 @@ from kubernetes import client
 from repairbot.kube.drain import DrainProgress, drain_step
 from repairbot.model import GpuRef
 from repairbot.policy import DrainMode, DrainPolicy, DrainRule
-from repairbot.sim.kube.faults import FaultRule
+from repairbot_sim.kube.faults import FaultRule
 
 NODE = "gpu-1"
 START = datetime(2026, 1, 1, 12, 0, tzinfo=UTC)

@@ -10,8 +10,8 @@ from kubernetes import client, config
 from repairbot.kube.client import raw_call
 from repairbot.kube.events import EventRecorder, EventType, ObjectRef
 from repairbot.model import parse_time
-from repairbot.sim.kube.faults import FaultRule
-from repairbot.sim.kubeapi import write_kubeconfig
+from repairbot_sim.kube.faults import FaultRule
+from repairbot_sim.kubeapi import write_kubeconfig
 
 REPAIR = {
     "apiVersion": "repairbot.io/v1alpha1",

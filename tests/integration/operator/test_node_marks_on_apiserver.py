@@ -10,7 +10,7 @@ from kubernetes import client
 from repairbot.kube.client import raw_call
 from repairbot.kube.marks import annotate, cordon_and_taint, read_node_marks, remove_marks, set_state_label
 from repairbot.model import LABEL_STATE, TAINT_UNHEALTHY, NodeState
-from repairbot.sim.kube.faults import FaultRule
+from repairbot_sim.kube.faults import FaultRule
 
 FOREIGN_TAINT = {"key": "nvidia.com/gpu-maintenance", "value": "firmware", "effect": "NoExecute"}
 

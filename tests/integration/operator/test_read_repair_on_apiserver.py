@@ -9,7 +9,7 @@ from kubernetes import client
 
 from repairbot.kube.repairs import read_repair
 from repairbot.model import GROUP, PLURAL, VERSION
-from repairbot.sim.kube.faults import FaultRule
+from repairbot_sim.kube.faults import FaultRule
 
 
 def _create(custom: client.CustomObjectsApi, name: str) -> None:

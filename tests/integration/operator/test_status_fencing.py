@@ -36,7 +36,7 @@ from repairbot.model import (
 from repairbot.operator.breaker_store import BreakerStore
 from repairbot.operator.reconciler import Reconciler
 from repairbot.policy import parse_policy
-from repairbot.sim.kube.faults import FaultRule
+from repairbot_sim.kube.faults import FaultRule
 
 NAME = "gpu-1-20261122120000"
 T0 = datetime.now(UTC).replace(microsecond=0)

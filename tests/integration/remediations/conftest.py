@@ -29,7 +29,7 @@ from repairbot.remediations.redfish import (
     PowerCycler,
     RedfishTiming,
 )
-from repairbot.sim.redfish import RedfishSim
+from repairbot_sim.redfish import RedfishSim
 
 BMC_USER = "admin"
 BMC_PASSWORD = "s3cret-bmc"

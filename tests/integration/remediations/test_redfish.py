@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 import pytest
 
 from repairbot.remediations.redfish import ANNOTATION_BMC_INSECURE, RedfishError
-from repairbot.sim.redfish import SUSHY_LIKE, RedfishSim
+from repairbot_sim.redfish import SUSHY_LIKE, RedfishSim
 
 if TYPE_CHECKING:  # fixtures' types, from this folder's conftest
     from conftest import BmcFleet, SushyFactory

@@ -7,8 +7,8 @@ from pathlib import Path
 from repairbot.agent.assemble import AgentConfig, polled_detectors
 from repairbot.cli import build_parser
 from repairbot.detectors.infiniband import InfinibandDetector
-from repairbot.sim.fake_nvml import FakeGpuBackend
-from repairbot.sim.sysfs import IB_PHYS_POLLING, IB_STATE_DOWN, FakeSysfs
+from repairbot_sim.fake_nvml import FakeGpuBackend
+from repairbot_sim.sysfs import IB_PHYS_POLLING, IB_STATE_DOWN, FakeSysfs
 
 
 def infiniband(config: AgentConfig) -> InfinibandDetector:

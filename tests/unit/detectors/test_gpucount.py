@@ -7,8 +7,8 @@ import pytest
 from repairbot.detectors.base import SignalState
 from repairbot.detectors.gpucount import GpuCountDetector, nvidia_gpus_on_bus
 from repairbot.model import Action, Severity
-from repairbot.sim.gpu import HGX_PCI_ADDRESSES, FakeGpuBackend
-from repairbot.sim.sysfs import CLASS_BRIDGE_OTHER, MELLANOX_VENDOR, NVIDIA_VENDOR, FakeSysfs
+from repairbot_sim.gpu import HGX_PCI_ADDRESSES, FakeGpuBackend
+from repairbot_sim.sysfs import CLASS_BRIDGE_OTHER, MELLANOX_VENDOR, NVIDIA_VENDOR, FakeSysfs
 
 
 @pytest.fixture

@@ -7,7 +7,7 @@ import pytest
 from repairbot.detectors.base import SignalState
 from repairbot.detectors.infiniband import InfinibandDetector, parse_numbered_state, parse_rate_gbps
 from repairbot.model import Action, Severity
-from repairbot.sim.sysfs import IB_PHYS_LINK_UP, FakeSysfs
+from repairbot_sim.sysfs import IB_PHYS_LINK_UP, FakeSysfs
 
 
 class Clock:

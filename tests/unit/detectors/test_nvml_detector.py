@@ -26,7 +26,7 @@ from repairbot.detectors.nvml import (
     PynvmlBackend,
 )
 from repairbot.model import Action, GpuRef, Severity
-from repairbot.sim.gpu import FakeGpuBackend
+from repairbot_sim.gpu import FakeGpuBackend
 
 
 class Clock:

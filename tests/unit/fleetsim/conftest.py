@@ -7,12 +7,12 @@ from typing import Any
 
 import pytest
 
-from repairbot.fleetsim.config import SimConfig, default_policy
-from repairbot.fleetsim.failures import CATEGORIES, Failure, Trace, TrueFix
-from repairbot.fleetsim.ledger import Ledger
-from repairbot.fleetsim.simulate import run_strategy
-from repairbot.fleetsim.strategies import Strategy
 from repairbot.policy import Policy
+from repairbot_fleetsim.config import SimConfig, default_policy
+from repairbot_fleetsim.failures import CATEGORIES, Failure, Trace, TrueFix
+from repairbot_fleetsim.ledger import Ledger
+from repairbot_fleetsim.simulate import run_strategy
+from repairbot_fleetsim.strategies import Strategy
 
 DOMAIN_SIZE = 16
 

@@ -4,15 +4,15 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from repairbot.fleetsim.config import HOUR, MINUTE, SimConfig
-from repairbot.fleetsim.engine import Fleet, Kernel, Process
-from repairbot.fleetsim.failures import Failure, TrueFix
-from repairbot.fleetsim.ledger import Ledger
-from repairbot.fleetsim.storm_gate import Repair, StormGate
-from repairbot.fleetsim.strategies import REPAIRBOT
 from repairbot.model import Action
 from repairbot.operator.breaker import BreakerState
 from repairbot.policy import parse_policy
+from repairbot_fleetsim.config import HOUR, MINUTE, SimConfig
+from repairbot_fleetsim.engine import Fleet, Kernel, Process
+from repairbot_fleetsim.failures import Failure, TrueFix
+from repairbot_fleetsim.ledger import Ledger
+from repairbot_fleetsim.storm_gate import Repair, StormGate
+from repairbot_fleetsim.strategies import REPAIRBOT
 
 MakeFailure = Callable[..., Failure]
 RunTrace = Callable[..., Ledger]

@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 
 from repairbot.cli import main
-from repairbot.fleetsim.config import SimConfig
-from repairbot.fleetsim.simulate import SimulationResult, simulate, write_outputs
+from repairbot_fleetsim.config import SimConfig
+from repairbot_fleetsim.simulate import SimulationResult, simulate, write_outputs
 
 
 @pytest.fixture(scope="module")

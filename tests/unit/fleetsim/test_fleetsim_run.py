@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from repairbot.fleetsim.config import SimConfig
-from repairbot.fleetsim.simulate import SimulationResult, in_place_hours, simulate
+from repairbot_fleetsim.config import SimConfig
+from repairbot_fleetsim.simulate import SimulationResult, in_place_hours, simulate
 
 
 @pytest.fixture(scope="module")

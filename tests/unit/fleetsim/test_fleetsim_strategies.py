@@ -6,12 +6,12 @@ from collections.abc import Callable
 
 import pytest
 
-from repairbot.fleetsim.config import DAY, HOUR, Timings
-from repairbot.fleetsim.failures import Failure, TrueFix
-from repairbot.fleetsim.ledger import Ledger
-from repairbot.fleetsim.strategies import MANUAL, POLLING, REPAIRBOT
 from repairbot.model import Action
 from repairbot.policy import parse_policy
+from repairbot_fleetsim.config import DAY, HOUR, Timings
+from repairbot_fleetsim.failures import Failure, TrueFix
+from repairbot_fleetsim.ledger import Ledger
+from repairbot_fleetsim.strategies import MANUAL, POLLING, REPAIRBOT
 
 MakeFailure = Callable[..., Failure]
 RunTrace = Callable[..., Ledger]

@@ -6,8 +6,8 @@ import statistics
 
 import pytest
 
-from repairbot.fleetsim.failures import LLAMA3_MIX, Failure, Trace, TrueFix, generate_trace
 from repairbot.model import Action
+from repairbot_fleetsim.failures import LLAMA3_MIX, Failure, Trace, TrueFix, generate_trace
 
 
 def trace(seed: int = 1, nodes: int = 2048, days: float = 54.0) -> Trace:

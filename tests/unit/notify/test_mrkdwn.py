@@ -7,7 +7,7 @@ from hypothesis import strategies as st
 
 from repairbot.notify.mrkdwn import TRUNCATED, cut, escape, link, within_budget
 from repairbot.notify.view import RepairView
-from repairbot.sim.slack_blocks import mentions
+from repairbot_sim.slack_blocks import mentions
 
 
 def test_an_alerts_control_characters_are_shown_not_parsed() -> None:

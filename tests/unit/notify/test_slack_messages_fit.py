@@ -1,6 +1,6 @@
 """Whatever a repair, a step or a storm holds, RepairBot's Slack message passes the strict fake Slack's rules.
 
-The rules are the fake's own (:func:`repairbot.sim.slack_blocks.message_problem`,
+The rules are the fake's own (:func:`repairbot_sim.slack_blocks.message_problem`,
 Slack's Block Kit limits counted as Slack counts them), so a builder that grows
 a field past its limit fails here before it fails in a channel.
 """
@@ -16,7 +16,7 @@ from repairbot.model import Action, Finding, GpuRef, HistoryEntry, Phase, Severi
 from repairbot.notify.messages import StormView
 from repairbot.notify.slack_messages import slack_parent, slack_reply, slack_storm
 from repairbot.notify.view import RepairView
-from repairbot.sim.slack_blocks import mentions, message_problem
+from repairbot_sim.slack_blocks import mentions, message_problem
 
 T0 = datetime(2026, 1, 5, 3, 14, 0, tzinfo=UTC)
 ON_CALL = "<!subteam^S0GPUONCALL>"

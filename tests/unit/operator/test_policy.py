@@ -14,7 +14,6 @@ from hypothesis import strategies as st
 from repairbot.model import Action
 from repairbot.policy import (
     DEFAULT_POLICY_YAML,
-    SANDBOX_POLICY_YAML,
     DrainMode,
     Policy,
     PolicyError,
@@ -25,7 +24,9 @@ from repairbot.policy import (
     parse_duration,
     parse_policy,
 )
+from repairbot_sim.operator import SANDBOX_POLICY
 
+SANDBOX_POLICY_YAML = SANDBOX_POLICY.read_text(encoding="utf-8")
 DATA = Path(__file__).resolve().parents[3] / "repairbot" / "data"
 
 
@@ -57,7 +58,7 @@ def test_defaults_suit_a_large_fleet() -> None:
 
 def test_sandbox_policy_parses_with_short_clocks() -> None:
     sandbox = parse_policy(yaml.safe_load(SANDBOX_POLICY_YAML))
-    assert load_policy(DATA / "policy-sandbox.yaml") == sandbox
+    assert load_policy(SANDBOX_POLICY) == sandbox
     assert sandbox.drain.timeout <= timedelta(minutes=2)
     assert all(r.timeout is None or r.timeout <= timedelta(minutes=1) for r in sandbox.ladder_for("xid-79"))
 

@@ -9,9 +9,9 @@ from typing import Any, cast
 import pytest
 
 from repairbot.agent.service import ConnectedAgent
-from repairbot.sim.agents import SimulatedNodeAgent
-from repairbot.sim.gpu import SimulatedGpuNode
-from repairbot.sim.host import ActionTimes, SimulatedHost
+from repairbot_sim.agents import SimulatedNodeAgent
+from repairbot_sim.gpu import SimulatedGpuNode
+from repairbot_sim.host import ActionTimes, SimulatedHost
 
 
 @dataclass

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from repairbot.sim.kube.cel import Activation, CelEvalError, compile_expression
+from repairbot_sim.kube.cel import Activation, CelEvalError, compile_expression
 
 
 def test_a_rule_seen_again_on_changed_input_decides_on_the_new_input() -> None:

@@ -8,11 +8,11 @@ from typing import Any
 
 import pytest
 
-from repairbot.sim.crd import load_crd
-from repairbot.sim.kube.api import KubeApi, Selector, WriteOptions
-from repairbot.sim.kube.errors import ApiError
-from repairbot.sim.kube.resources import Registry, ResourceInfo
-from repairbot.sim.kube.store import Store
+from repairbot_sim.crd import load_crd
+from repairbot_sim.kube.api import KubeApi, Selector, WriteOptions
+from repairbot_sim.kube.errors import ApiError
+from repairbot_sim.kube.resources import Registry, ResourceInfo
+from repairbot_sim.kube.store import Store
 
 MERGE = "application/merge-patch+json"
 

@@ -6,8 +6,8 @@ from pathlib import Path
 
 from prometheus_client.parser import text_string_to_metric_families
 
-from repairbot.sim.dcgm_exporter import exposition
-from repairbot.sim.gpu import SimulatedGpuNode
+from repairbot_sim.dcgm_exporter import exposition
+from repairbot_sim.gpu import SimulatedGpuNode
 
 
 def samples(text: str, name: str) -> list[tuple[dict[str, str], float]]:

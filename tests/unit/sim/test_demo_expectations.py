@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from repairbot.sim.demo_expectations import (
+from repairbot_sim.demo_expectations import (
     Observation,
     check_all,
     exit_code,
@@ -16,7 +16,7 @@ from repairbot.sim.demo_expectations import (
     rungs_tried,
     settled,
 )
-from repairbot.sim.demo_scenarios import demo_scenarios
+from repairbot_sim.demo_scenarios import demo_scenarios
 
 SCENARIOS = {s.key: s for s in demo_scenarios()}
 STORM = SCENARIOS["storm"].nodes

@@ -8,10 +8,10 @@ from datetime import UTC, datetime
 import pytest
 
 from repairbot.policy import load_policy
-from repairbot.sim import fleet
-from repairbot.sim.demo import DEMO_POLICY
-from repairbot.sim.demo_scenarios import MIN_NODES, Kind, demo_scenarios, grafana_notification
 from repairbot.webhook.payloads import SenderKind, parse_notification
+from repairbot_sim import fleet
+from repairbot_sim.demo import DEMO_POLICY
+from repairbot_sim.demo_scenarios import MIN_NODES, Kind, demo_scenarios, grafana_notification
 
 SCENARIOS = demo_scenarios()
 OPENS_NO_REPAIR = {"xid13"}

@@ -7,9 +7,9 @@ from typing import Any
 
 from rich.console import Console
 
-from repairbot.sim.demo_expectations import Verdict
-from repairbot.sim.demo_scenarios import demo_scenarios
-from repairbot.sim.demo_summary import between, explore_commands, render_summary, slack_excerpt, summary_rows
+from repairbot_sim.demo_expectations import Verdict
+from repairbot_sim.demo_scenarios import demo_scenarios
+from repairbot_sim.demo_summary import between, explore_commands, render_summary, slack_excerpt, summary_rows
 
 REPAIR: dict[str, Any] = {
     "metadata": {"name": "gpu-node-002-20261122100000"},

@@ -8,12 +8,12 @@ from typing import Any
 
 from rich.console import Console
 
-from repairbot.sim import fleet
-from repairbot.sim.crd import load_crd
-from repairbot.sim.demo_feed import DemoEvent, EventKind, Frame, HistoryFeed, SlackFeed, slack_headline
-from repairbot.sim.demo_live import LiveView, render_dashboard
-from repairbot.sim.demo_plain import PlainView, event_line
-from repairbot.sim.demo_tables import node_table, printer_columns, repair_table
+from repairbot_sim import fleet
+from repairbot_sim.crd import load_crd
+from repairbot_sim.demo_feed import DemoEvent, EventKind, Frame, HistoryFeed, SlackFeed, slack_headline
+from repairbot_sim.demo_live import LiveView, render_dashboard
+from repairbot_sim.demo_plain import PlainView, event_line
+from repairbot_sim.demo_tables import node_table, printer_columns, repair_table
 
 NOW = datetime(2026, 11, 22, 10, 0, 30, tzinfo=UTC)
 

@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from repairbot.sim.kube.disruption import budget_status, decide_eviction, is_pod_healthy, scaled_value
+from repairbot_sim.kube.disruption import budget_status, decide_eviction, is_pod_healthy, scaled_value
 
 
 def pod(

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from repairbot.sim.kube.validation import validate_owner_references
+from repairbot_sim.kube.validation import validate_owner_references
 
 
 def _ref(kind: str, name: str, **extra: object) -> dict[str, object]:

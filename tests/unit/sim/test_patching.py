@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from repairbot.sim.kube.patching import PatchError, apply_json_patch, json_merge_patch, strategic_merge_patch
+from repairbot_sim.kube.patching import PatchError, apply_json_patch, json_merge_patch, strategic_merge_patch
 
 NODE = {
     "metadata": {"name": "gpu-1", "labels": {"a": "1", "b": "2"}, "finalizers": ["x"]},

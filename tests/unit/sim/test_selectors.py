@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from repairbot.sim.kube.selectors import (
+from repairbot_sim.kube.selectors import (
     SelectorError,
     label_selector_from_object,
     match_fields,

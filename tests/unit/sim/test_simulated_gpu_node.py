@@ -15,7 +15,7 @@ from repairbot.detectors.infiniband import InfinibandDetector
 from repairbot.detectors.kmsg import KmsgDetector, KmsgParser
 from repairbot.detectors.nvml import NvmlEventSource, NvmlHealthDetector, NvmlThresholds
 from repairbot.model import Action, Finding
-from repairbot.sim.gpu import FakeGpuBackend, SimulatedGpuNode
+from repairbot_sim.gpu import FakeGpuBackend, SimulatedGpuNode
 
 
 class Clock:

@@ -13,8 +13,8 @@ from typing import Any
 
 import pytest
 
-from repairbot.sim.slack import Refusal
-from repairbot.sim.slack_blocks import mentions, message_problem
+from repairbot_sim.slack import Refusal
+from repairbot_sim.slack_blocks import mentions, message_problem
 
 
 def section(text: str, kind: str = "mrkdwn") -> dict[str, Any]:

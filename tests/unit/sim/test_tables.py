@@ -9,8 +9,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from repairbot.sim.kube.resources import Registry
-from repairbot.sim.kube.tables import build_table, human_duration, jsonpath_values
+from repairbot_sim.kube.resources import Registry
+from repairbot_sim.kube.tables import build_table, human_duration, jsonpath_values
 
 NOW = datetime.datetime(2026, 1, 1, 12, 0, 0, tzinfo=datetime.UTC)
 CRD = {
@@ -187,7 +187,7 @@ def test_default_table_is_name_and_age() -> None:
 
 def test_events_print_like_kubectl() -> None:
     """``kubectl get events`` shows when, what kind, why, about what, and the words — not just names."""
-    from repairbot.sim.kube.tables import _EVENT_COLUMNS, _event_row
+    from repairbot_sim.kube.tables import _EVENT_COLUMNS, _event_row
 
     now = datetime.datetime(2026, 11, 22, 12, 0, 10, tzinfo=datetime.UTC)
     event = {

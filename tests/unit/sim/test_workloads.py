@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from repairbot.sim import fleet, workloads
+from repairbot_sim import fleet, workloads
 
 
 class Recorder:
