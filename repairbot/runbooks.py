@@ -15,7 +15,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 
-from repairbot.xid_table import NVLINK5_CODES
+from repairbot.catalog.xid_table import NVLINK5_CODES
 
 RUNBOOK_INDEX = "README.md"
 XID_OTHER_RUNBOOK = "xid-other.md"

@@ -27,10 +27,10 @@ from typing import Any
 import httpx
 from prometheus_client.parser import text_string_to_metric_families
 
+from repairbot.catalog.xid import XidCatalog, default_catalog
 from repairbot.detectors.base import DetectorReport, SignalHealth, SignalState
 from repairbot.detectors.kernel_log import normalize_pci
 from repairbot.model import Action, Finding, GpuRef, Severity
-from repairbot.xid import XidCatalog, default_catalog
 
 DEFAULT_URL = "http://127.0.0.1:9400/metrics"
 HOST_LABELS = ("Hostname", "hostname")

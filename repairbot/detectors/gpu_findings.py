@@ -7,8 +7,8 @@ caught the fault first.
 
 from __future__ import annotations
 
+from repairbot.catalog.xid import RecoveryAction, recovery_action_to_action
 from repairbot.model import Action, Finding, GpuRef, Severity
-from repairbot.xid import RecoveryAction, recovery_action_to_action
 
 NO_GPU_DRIVER = "no GPU driver on this node"
 

@@ -20,9 +20,9 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field, replace
 
+from repairbot.catalog.sxid import SxidCatalog, default_sxid_catalog
+from repairbot.catalog.xid import XidCatalog, default_catalog
 from repairbot.model import Action, Severity
-from repairbot.sxid import SxidCatalog, default_sxid_catalog
-from repairbot.xid import XidCatalog, default_catalog
 
 GPU_LOST_CODE = "gpu-lost"
 GPU_LOST_IMPLIED_XID = 79  # a GPU gone from the bus gets Xid 79's response and ladder

@@ -51,6 +51,8 @@ import time
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 
+from repairbot.catalog.sxid import SxidCatalog
+from repairbot.catalog.xid import XidCatalog
 from repairbot.detectors.base import SignalHealth, SignalState
 from repairbot.detectors.bursts import Debouncer
 from repairbot.detectors.kernel_log import (
@@ -63,8 +65,6 @@ from repairbot.detectors.kernel_log import (
     split_record,
 )
 from repairbot.model import EVIDENCE_KMSG_BOOT, EVIDENCE_KMSG_SEQ, Finding, GpuRef, SignalKind, Source
-from repairbot.sxid import SxidCatalog
-from repairbot.xid import XidCatalog
 
 __all__ = [
     "GPU_LOST_CODE",

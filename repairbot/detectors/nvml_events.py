@@ -16,11 +16,11 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
+from repairbot.catalog.xid import XidCatalog, default_catalog
 from repairbot.detectors.base import SignalHealth, SignalState
 from repairbot.detectors.gpu_backend import GpuBackend, GpuBackendError, GpuEvent, GpuEventKind, GpuLost, NoGpuDriver
 from repairbot.detectors.gpu_findings import NO_GPU_DRIVER, gpu_finding, gpu_lost_finding, recovery_finding
 from repairbot.model import Finding, GpuRef
-from repairbot.xid import XidCatalog, default_catalog
 
 
 def xid_finding(catalog: XidCatalog, gpu: GpuRef, xid: int, source: str) -> Finding:

@@ -52,6 +52,7 @@ from tenacity import (
 )
 from tenacity.wait import wait_base
 
+from repairbot.catalog.xid import XidCatalog
 from repairbot.model import HistoryEntry
 from repairbot.notify.errors import NotifyError, jira_retryable, retry_after_seconds
 from repairbot.notify.jira_limits import Attachment, Fitted, fit_text, jira_label, with_attachment_note
@@ -67,7 +68,6 @@ from repairbot.notify.messages import (
     jira_summary,
 )
 from repairbot.notify.view import RepairView
-from repairbot.xid import XidCatalog
 
 T = TypeVar("T")
 _SAID_MEMORY = 1024  # (ticket, comment) pairs remembered so a retried step does not say the same thing twice

@@ -15,9 +15,9 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 
+from repairbot.catalog.xid import XidCatalog, default_catalog
 from repairbot.model import Action, Finding, GpuRef, HistoryEntry
 from repairbot.notify.view import RepairView
-from repairbot.xid import XidCatalog, default_catalog
 
 FAILURE_OUTCOMES = frozenset({"failed", "failure", "error", "timeout", "timed-out", "blocked", "quarantined"})
 """History outcomes that need a human: their replies mention the on-call handle."""

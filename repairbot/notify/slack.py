@@ -26,13 +26,13 @@ from slack_sdk.http_retry.builtin_handlers import (
     ServerErrorRetryHandler,
 )
 
+from repairbot.catalog.xid import XidCatalog
 from repairbot.model import HistoryEntry
 from repairbot.notify.errors import NotifyError, retry_after_seconds, slack_retryable
 from repairbot.notify.messages import StormView
 from repairbot.notify.slack_messages import SlackMessage, plain_form, slack_parent, slack_reply, slack_storm
 from repairbot.notify.view import RepairView
-from repairbot.policy_oncall import on_call_mention
-from repairbot.xid import XidCatalog
+from repairbot.policy.oncall import on_call_mention
 
 PLAIN_TEXT_LIMIT = 3000
 """The reduced form of a refused message: its fallback text alone, no blocks, cut to this length."""
@@ -48,7 +48,7 @@ class SlackThread(NamedTuple):
 class SlackNotifier:
     """Posts a repair's thread to ``channel``; ``on_call`` is paged on failures and quarantines.
 
-    ``on_call`` goes through :func:`~repairbot.policy_oncall.on_call_mention`: a bare id becomes the mention
+    ``on_call`` goes through :func:`~repairbot.policy.oncall.on_call_mention`: a bare id becomes the mention
     syntax, and a plain ``@handle`` (which Slack would deliver as text, paging nobody) is a ValueError.
     """
 

@@ -18,6 +18,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from repairbot.catalog.xid import XidCatalog, default_catalog
 from repairbot.model import HistoryEntry, Phase
 from repairbot.notify.messages import (
     MAX_STORM_NODES_LISTED,
@@ -42,7 +43,6 @@ from repairbot.notify.mrkdwn import (
     within_budget,
 )
 from repairbot.notify.view import GRAFANA_EVIDENCE_KEYS, RepairView
-from repairbot.xid import XidCatalog, default_catalog
 
 PHASE_EMOJI = {
     Phase.PENDING: ":hourglass_flowing_sand:",

@@ -82,7 +82,7 @@ class CatalogEntry(Protocol):
 
 
 class XidLookup(Protocol):
-    """The one thing the machine needs of :class:`repairbot.xid.XidCatalog`: ``lookup(code)``."""
+    """The one thing the machine needs of :class:`repairbot.catalog.xid.XidCatalog`: ``lookup(code)``."""
 
     def lookup(self, code: int) -> CatalogEntry: ...
 

@@ -36,6 +36,7 @@ from kubernetes import client
 from kubernetes.client.rest import ApiException
 
 from repairbot.bounds import truncate
+from repairbot.catalog.xid import default_catalog
 from repairbot.kube.client import as_object, is_retryable, retried
 from repairbot.kube.events import EventRecorder
 from repairbot.kube.marks import cordon_and_taint, remove_marks, set_state_label
@@ -52,7 +53,6 @@ from repairbot.operator.transitions import AT_ONCE, step_failed
 from repairbot.operator.twins import fold_twin
 from repairbot.policy import Policy
 from repairbot.remediations.redfish import PowerCycler
-from repairbot.xid import default_catalog
 
 log = logging.getLogger(__name__)
 

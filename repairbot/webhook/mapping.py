@@ -26,10 +26,10 @@ from typing import Any
 import yaml
 
 from repairbot.bounds import truncate
+from repairbot.catalog.xid import XidCatalog, default_catalog
 from repairbot.detectors.kernel_log import normalize_pci
 from repairbot.model import EVIDENCE_FINGERPRINT, Action, Finding, GpuRef, Severity, Source
 from repairbot.webhook.payloads import Alert, SenderKind
-from repairbot.xid import XidCatalog, default_catalog
 
 DEFAULT_NODE_LABELS: tuple[str, ...] = ("node", "kubernetes_node", "nodename", "Hostname", "hostname")
 INSTANCE_LABEL = "instance"

@@ -23,10 +23,10 @@ from collections.abc import Callable, Generator
 from dataclasses import dataclass
 from typing import Protocol
 
+from repairbot.catalog.xid import default_catalog
 from repairbot.model import Action
 from repairbot.operator.machine import catalog_fallback
 from repairbot.policy import LadderFallback, Policy, Rung
-from repairbot.xid import default_catalog
 from repairbot_fleetsim.engine import Fleet, Process, Wait
 from repairbot_fleetsim.failures import Failure, TrueFix
 from repairbot_fleetsim.storm_gate import NoGate, Repair, StormGate

@@ -13,7 +13,7 @@ from chart_support import CHART_DIR, NOTIFYING, name, render
 from values_table import chart_table, leaves, readme_table
 
 from repairbot.policy import parse_policy
-from repairbot.policy_oncall import on_call_mention
+from repairbot.policy.oncall import on_call_mention
 
 BAD_VALUES: list[tuple[dict[str, Any], str]] = [
     ({"operator": {"replicas": "two"}}, r"/operator/replicas.*got string, want integer"),

@@ -27,6 +27,7 @@ from rules_support import (
     load_yaml,
 )
 
+from repairbot.catalog.xid import default_catalog
 from repairbot.model import Action, Severity
 from repairbot.policy import DEFAULT_POLICY_YAML, parse_policy
 from repairbot.webhook.handling import REASON_NO_ACTION, plan
@@ -41,7 +42,6 @@ from repairbot.webhook.mapping import (
     instance_host,
 )
 from repairbot.webhook.payloads import SenderKind, parse_notification
-from repairbot.xid import default_catalog
 
 RULES = AlertRules.load(ALERT_MAPPING)
 POLICY = parse_policy(yaml.safe_load(DEFAULT_POLICY_YAML))  # the policy a fresh install runs

@@ -18,16 +18,16 @@ from pathlib import Path
 import pytest
 
 from repairbot import runbooks
+from repairbot.catalog.sxid import default_sxid_catalog
+from repairbot.catalog.xid import default_catalog
 from repairbot.cli import build_parser
 from repairbot.model import Phase
 from repairbot.notify.view import RepairView
 from repairbot.operator.handlers import manual_finding
 from repairbot.operator.machine import catalog_fallback
 from repairbot.policy import parse_policy
-from repairbot.sxid import default_sxid_catalog
 from repairbot.webhook.mapping import UNMAPPED_PREFIX, AlertRules
 from repairbot.webhook.payloads import Alert, AlertStatus, SenderKind
-from repairbot.xid import default_catalog
 
 ROOT = Path(__file__).resolve().parents[2]
 RUNBOOKS = ROOT / "runbooks"

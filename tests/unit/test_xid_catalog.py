@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from repairbot.model import Action, Severity
-from repairbot.sxid import SxidClass, default_sxid_catalog
-from repairbot.xid import (
+from repairbot.catalog.sxid import SxidClass, default_sxid_catalog
+from repairbot.catalog.xid import (
     NVLINK5_CODES,
     RecoveryAction,
     XidCatalog,
@@ -14,6 +13,7 @@ from repairbot.xid import (
     default_catalog,
     recovery_action_to_action,
 )
+from repairbot.model import Action, Severity
 
 RESET = (Action.GPU_RESET, Action.REBOOT, Action.QUARANTINE)
 REBOOT = (Action.REBOOT, Action.POWER_CYCLE, Action.QUARANTINE)

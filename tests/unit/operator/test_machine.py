@@ -15,6 +15,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from repairbot.catalog.xid import default_catalog
 from repairbot.model import LABEL_DISABLED, LABEL_FAILURE_DOMAIN, Action, NodeState, Phase, format_time
 from repairbot.operator.breaker import Breaker, Breakers, BreakerState, Fault
 from repairbot.operator.machine import (
@@ -30,7 +31,6 @@ from repairbot.operator.machine import (
 )
 from repairbot.operator.transitions import step_failed
 from repairbot.policy import LadderFallback, Policy, parse_policy
-from repairbot.xid import default_catalog
 
 T0 = datetime(2026, 11, 22, 3, 0, tzinfo=UTC)
 NAME = "gpu-node-007-20261122030000"

@@ -15,9 +15,9 @@ shortens every clock for the simulated world.
 
 This module is the policy's public face: import every policy name from here.
 The work lives in three package-private modules, each with one job —
-:mod:`repairbot.policy_types` (the frozen dataclasses and their defaults),
-:mod:`repairbot.policy_parse` (reading and validation with field-path errors) and
-:mod:`repairbot.policy_durations` (``30s``/``5m``/``2h``/``7d``). Together they
+:mod:`repairbot.policy.types` (the frozen dataclasses and their defaults),
+:mod:`repairbot.policy.parse` (reading and validation with field-path errors) and
+:mod:`repairbot.policy.durations` (``30s``/``5m``/``2h``/``7d``). Together they
 import nothing of ours but :mod:`repairbot.model` (DESIGN.md's dependency rule),
 so the Xid catalog reaches :meth:`Policy.ladder_for` as an injected
 ``fallback`` callable rather than an import.
@@ -27,9 +27,9 @@ from __future__ import annotations
 
 from importlib import resources
 
-from repairbot.policy_durations import format_duration, parse_duration
-from repairbot.policy_parse import PolicyError, PolicyFileError, load_policy, parse_policy
-from repairbot.policy_types import (
+from repairbot.policy.durations import format_duration, parse_duration
+from repairbot.policy.parse import PolicyError, PolicyFileError, load_policy, parse_policy
+from repairbot.policy.types import (
     DEFAULT_ACTION_TIMEOUTS,
     DEFAULT_LADDERS,
     TIMED_ACTIONS,

@@ -3,7 +3,7 @@
 NVSwitch errors are logged by the ``nvidia-nvswitchN`` driver as SXids, each
 marked Fatal or Non-fatal in the line (REFERENCE §1.6). The facts live in
 ``repairbot/data/sxid_catalog.yaml``; NVIDIA NVSentinel's action for each row
-is translated to ours through :data:`repairbot.xid_table.SXID_RESPONSES`.
+is translated to ours through :data:`repairbot.catalog.xid_table.SXID_RESPONSES`.
 
 An SXid names a switch, not a GPU, and the repair for a fabric fault is a
 node-level one, so SXid findings belong to the whole node.
@@ -17,15 +17,13 @@ from __future__ import annotations
 
 import enum
 import functools
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
-from importlib import resources
 from typing import Any
 
-import yaml
-
+from repairbot.catalog.codes import CodeCatalog, entries_by_code, packaged_rows
+from repairbot.catalog.xid_table import SXID_RESPONSES
 from repairbot.model import Action, Severity
-from repairbot.xid_table import SXID_RESPONSES
 
 
 class SxidClass(enum.StrEnum):
@@ -67,31 +65,17 @@ class SxidEntry:
         return self.action.is_destructive
 
 
-class SxidCatalog:
+class SxidCatalog(CodeCatalog[SxidEntry]):
     """SXid code → :class:`SxidEntry`."""
-
-    def __init__(self, entries: Mapping[int, SxidEntry]) -> None:
-        self._entries = dict(entries)
 
     @classmethod
     def load(cls) -> SxidCatalog:
         """The packaged catalog (``repairbot/data/sxid_catalog.yaml``)."""
-        text = resources.files("repairbot").joinpath("data/sxid_catalog.yaml").read_text(encoding="utf-8")
-        rows = yaml.safe_load(text)["sxids"]
-        return cls({int(row["code"]): _entry_from_row(row) for row in rows})
-
-    def __contains__(self, code: object) -> bool:
-        return code in self._entries
-
-    def __iter__(self) -> Iterator[SxidEntry]:
-        return iter(sorted(self._entries.values(), key=lambda e: e.code))
-
-    def __len__(self) -> int:
-        return len(self._entries)
+        return cls(entries_by_code(packaged_rows("sxid_catalog.yaml", "sxids"), _entry_from_row))
 
     def lookup(self, code: int, *, fatal: bool | None = None) -> SxidEntry:
         """The entry for ``code``. ``fatal`` is the line's Fatal/Non-fatal word, used only for unknown codes."""
-        entry = self._entries.get(code)
+        entry = self.known(code)
         if entry is not None:
             return entry
         if fatal:

@@ -1,6 +1,6 @@
 """The policy's shape: frozen dataclasses, one per section of the file, with defaults that explain themselves.
 
-Apart from :mod:`repairbot.policy_parse` so the rules a fleet runs under read on one
+Apart from :mod:`repairbot.policy.parse` so the rules a fleet runs under read on one
 screen, without the validation machinery in between. Defaults are written for a
 fleet of about 2,000 GPU nodes; each class says why its values are what they are.
 Import these through :mod:`repairbot.policy`; like it, this module imports nothing
@@ -18,7 +18,7 @@ from types import MappingProxyType
 from typing import Any
 
 from repairbot.model import LABEL_FAILURE_DOMAIN, Action
-from repairbot.policy_durations import format_duration
+from repairbot.policy.durations import format_duration
 
 LadderFallback = Callable[[str], Sequence[Action] | None]
 """Finding code → the catalog's default ladder, or None when the catalog has no opinion."""

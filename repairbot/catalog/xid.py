@@ -13,7 +13,7 @@ line (REFERENCE §1.4), and Xid 154 says which recovery action the driver now
 asks for (§1.5).
 
 The module imports nothing of ours but :mod:`repairbot.model` and the response
-tables in :mod:`repairbot.xid_table`, and does no I/O beyond reading its
+tables in :mod:`repairbot.catalog.xid_table`, and does no I/O beyond reading its
 packaged YAML once: detectors, policy and operator share one catalog object.
 """
 
@@ -21,15 +21,12 @@ from __future__ import annotations
 
 import functools
 import re
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, replace
-from importlib import resources
 from typing import Any
 
-import yaml
-
-from repairbot.model import Action, Severity
-from repairbot.xid_table import (
+from repairbot.catalog.codes import CodeCatalog, entries_by_code, packaged_rows
+from repairbot.catalog.xid_table import (
     BUCKET_RESPONSES,
     LADDER_FOR_ACTION,
     NOTIFY_ONLY,
@@ -42,6 +39,7 @@ from repairbot.xid_table import (
     RecoveryAction,
     Response,
 )
+from repairbot.model import Action, Severity
 
 __all__ = [
     "BUCKET_RESPONSES",
@@ -195,31 +193,17 @@ class XidAssessment:
         return self.entry.application_class
 
 
-class XidCatalog:
+class XidCatalog(CodeCatalog[XidEntry]):
     """Code → :class:`XidEntry`. Immutable; :meth:`with_overrides` returns a new catalog."""
-
-    def __init__(self, entries: Mapping[int, XidEntry]) -> None:
-        self._entries = dict(entries)
 
     @classmethod
     def load(cls) -> XidCatalog:
         """The packaged catalog (``repairbot/data/xid_catalog.yaml``)."""
-        text = resources.files("repairbot").joinpath("data/xid_catalog.yaml").read_text(encoding="utf-8")
-        rows = yaml.safe_load(text)["xids"]
-        return cls({int(row["code"]): _entry_from_row(row) for row in rows})
-
-    def __contains__(self, code: object) -> bool:
-        return code in self._entries
-
-    def __iter__(self) -> Iterator[XidEntry]:
-        return iter(sorted(self._entries.values(), key=lambda e: e.code))
-
-    def __len__(self) -> int:
-        return len(self._entries)
+        return cls(entries_by_code(packaged_rows("xid_catalog.yaml", "xids"), _entry_from_row))
 
     def lookup(self, code: int) -> XidEntry:
         """The entry for ``code``; an unknown code gets a synthesized notify-only entry, never destructive."""
-        entry = self._entries.get(code)
+        entry = self.known(code)
         if entry is not None:
             return entry
         return XidEntry(

@@ -1,11 +1,11 @@
-"""Reading a policy file: YAML → :class:`~repairbot.policy_types.Policy`, strict, every error at once.
+"""Reading a policy file: YAML → :class:`~repairbot.policy.types.Policy`, strict, every error at once.
 
 A typo here can reboot a fleet or silently disable a safety, so reading is
 strict: unknown keys are errors (with a "did you mean"), durations must carry a
 unit, and *every* error is reported at once, each naming its field path
 (``policy.drain.rules[0].mode``) — an SRE fixing a ConfigMap should not discover
 the problems one operator restart at a time. Apart from
-:mod:`repairbot.policy_types` because validation is most of the code and none of
+:mod:`repairbot.policy.types` because validation is most of the code and none of
 the meaning. Import through :mod:`repairbot.policy`; this module imports nothing
 of ours but :mod:`repairbot.model` and its sibling policy modules.
 """
@@ -25,9 +25,9 @@ from typing import Any
 import yaml
 
 from repairbot.model import Action
-from repairbot.policy_durations import format_duration, parse_duration
-from repairbot.policy_oncall import on_call_mention
-from repairbot.policy_types import (
+from repairbot.policy.durations import format_duration, parse_duration
+from repairbot.policy.oncall import on_call_mention
+from repairbot.policy.types import (
     DEFAULT_ACTION_TIMEOUTS,
     DEFAULT_LADDERS,
     TIMED_ACTIONS,
@@ -480,7 +480,7 @@ _CHANNEL_HINT = "must be a channel name like #gpu-repairs or a channel id"
 
 
 def _read_on_call(section: _Section) -> str | None:
-    """The on-call mention in Slack's syntax (see :mod:`repairbot.policy_oncall`); a plain handle is an error."""
+    """The on-call mention in Slack's syntax (see :mod:`repairbot.policy.oncall`); a plain handle is an error."""
     value = section.text("onCall", None)
     if value is None:
         return None

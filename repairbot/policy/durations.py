@@ -1,7 +1,7 @@
 """Durations as policy files write them: one whole number and one unit (``30s``, ``5m``, ``2h``, ``7d``).
 
-Its own module because both halves of the policy need it: :mod:`repairbot.policy_types`
-writes durations back out (``Policy.to_dict``) and :mod:`repairbot.policy_parse` reads
+Its own module because both halves of the policy need it: :mod:`repairbot.policy.types`
+writes durations back out (``Policy.to_dict``) and :mod:`repairbot.policy.parse` reads
 them in; neither should import the other for it.
 """
 
