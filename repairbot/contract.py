@@ -4,7 +4,7 @@ The operator asks under ``status.request`` (an id, an action and what the agent
 needs to perform it); the node agent answers under ``status.agent`` (the id it
 answers, ``running`` → ``succeeded``/``failed``/``refused``, a message, its
 boot id and when it started and finished). Both sides used to parse these
-dicts on their own (the operator in ``operator/repair_view.py``, the agent in
+dicts on their own (the operator in ``machine/repair_view.py``, the agent in
 ``agent/executor.py``), so a field renamed on one side would have gone unseen
 by the other. Here the shape is parsed once, into typed values both import.
 

@@ -1,1 +1,1 @@
-"""The operator: kopf handlers around a pure state machine (``machine.decide``) and its safety blockers."""
+"""The operator: kopf handlers and API writes around the pure state machine in :mod:`repairbot.machine`."""

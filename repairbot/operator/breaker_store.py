@@ -26,8 +26,8 @@ from kubernetes import client
 from kubernetes.client.rest import ApiException
 
 from repairbot.kube.client import raw_call, retried
+from repairbot.machine.breaker import Breaker, Breakers, BreakerState
 from repairbot.model import format_time, parse_time
-from repairbot.operator.breaker import Breaker, Breakers, BreakerState
 
 log = logging.getLogger(__name__)
 

@@ -1,4 +1,4 @@
-"""Gather the :class:`~repairbot.operator.machine.Facts` a decision needs, from the API server.
+"""Gather the :class:`~repairbot.machine.decide.Facts` a decision needs, from the API server.
 
 One reconcile reads the repair, its node, the node's pool and the fleet's
 GPURepairs (for the budget, the storm breaker, the lemon rule and the reboot
@@ -19,6 +19,8 @@ from kubernetes.client.rest import ApiException
 from repairbot.kube.client import as_object, raw_call
 from repairbot.kube.drain import DrainFailed, DrainProgress, drain_step
 from repairbot.kube.marks import node_marks
+from repairbot.machine import Facts, PoolUsage, RepairView
+from repairbot.machine.breaker import Breakers, Fault
 from repairbot.model import (
     ANNOTATION_RESUME,
     GROUP,
@@ -32,8 +34,6 @@ from repairbot.model import (
     Source,
     parse_time,
 )
-from repairbot.operator.breaker import Breakers, Fault
-from repairbot.operator.machine import Facts, PoolUsage, RepairView
 from repairbot.policy import Policy
 from repairbot.remediations.validation import QuietPeriodCheck
 

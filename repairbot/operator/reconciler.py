@@ -1,6 +1,6 @@
 """One reconcile of one GPURepair: read, gather facts, decide, record, act, record again.
 
-This is the only place that turns a :class:`~repairbot.operator.machine.Decision`
+This is the only place that turns a :class:`~repairbot.machine.decide.Decision`
 into I/O, in a fixed order that makes a crash at any point safe:
 
 1. write ``decision.patch`` to the status (the step is on record *before* it runs);
@@ -41,15 +41,15 @@ from repairbot.kube.client import as_object, is_retryable, retried
 from repairbot.kube.events import EventRecorder
 from repairbot.kube.marks import cordon_and_taint, remove_marks, set_state_label
 from repairbot.kube.repairs import read_repair
+from repairbot.machine import Decision, RepairView, Step, catalog_fallback, decide
+from repairbot.machine.breaker_flow import ended_phase
+from repairbot.machine.transitions import AT_ONCE, step_failed
 from repairbot.model import ANNOTATION_RESUME, API_VERSION, GROUP, KIND, PLURAL, VERSION, Phase, format_time, parse_time
-from repairbot.operator.breaker_flow import ended_phase
 from repairbot.operator.breaker_store import BreakerStore
 from repairbot.operator.facts import FactGatherer
 from repairbot.operator.fleet_cache import FleetCache
-from repairbot.operator.machine import Decision, RepairView, Step, catalog_fallback, decide
 from repairbot.operator.metrics import OperatorMetrics
 from repairbot.operator.resolutions import resolution_entries
-from repairbot.operator.transitions import AT_ONCE, step_failed
 from repairbot.operator.twins import fold_twin
 from repairbot.policy import Policy
 from repairbot.remediations.redfish import PowerCycler

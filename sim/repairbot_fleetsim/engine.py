@@ -20,8 +20,8 @@ import itertools
 from collections.abc import Callable, Generator, Iterator
 from dataclasses import dataclass, field, replace
 
+from repairbot.machine import budget_exhausted
 from repairbot.model import Action
-from repairbot.operator.blockers import budget_exhausted
 from repairbot_fleetsim.config import DAY, SimConfig
 from repairbot_fleetsim.failures import Failure, TrueFix, failure_rng, relapse
 from repairbot_fleetsim.ledger import ActionTaken, Ledger, Resolution

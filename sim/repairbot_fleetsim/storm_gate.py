@@ -1,6 +1,6 @@
 """The operator's storm breakers on the simulated clock, with the human who resumes them.
 
-The breakers are the operator's own :class:`repairbot.operator.breaker.Breakers`:
+The breakers are the operator's own :class:`repairbot.machine.breaker.Breakers`:
 one per failure domain (here a leaf switch, ``leaf-NNN``), opened by
 ``maxPerDomain`` of its nodes in ``domainWindow``, and one for the fleet,
 opened by more than ``maxFaults`` nodes in ``window`` *outside* the leaves
@@ -38,7 +38,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from repairbot.operator.breaker import FLEET, Breaker, Breakers, BreakerState, Fault
+from repairbot.machine import FLEET, Breaker, Breakers, BreakerState, Fault
 from repairbot_fleetsim.engine import Fleet, Process, Pulse
 from repairbot_fleetsim.failures import Failure, TrueFix
 

@@ -24,8 +24,8 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from repairbot.catalog.xid import default_catalog
+from repairbot.machine import catalog_fallback
 from repairbot.model import Action
-from repairbot.operator.machine import catalog_fallback
 from repairbot.policy import LadderFallback, Policy, Rung
 from repairbot_fleetsim.engine import Fleet, Process, Wait
 from repairbot_fleetsim.failures import Failure, TrueFix

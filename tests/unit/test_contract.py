@@ -10,8 +10,8 @@ import pytest
 
 from repairbot.agent.executor import StepKind, decide
 from repairbot.contract import AgentResult, Exchange, Request, answer_status, is_active, is_terminal
+from repairbot.machine import RepairView
 from repairbot.model import Action, GpuRef, Phase, parse_time
-from repairbot.operator.machine import RepairView
 
 NOW = datetime(2026, 11, 22, 10, 0, tzinfo=UTC)
 RESET_REQUEST = {

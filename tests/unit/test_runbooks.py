@@ -21,10 +21,10 @@ from repairbot import runbooks
 from repairbot.catalog.sxid import default_sxid_catalog
 from repairbot.catalog.xid import default_catalog
 from repairbot.cli import build_parser
+from repairbot.machine import catalog_fallback
 from repairbot.model import Phase
 from repairbot.notify.view import RepairView
 from repairbot.operator.handlers import manual_finding
-from repairbot.operator.machine import catalog_fallback
 from repairbot.policy import parse_policy
 from repairbot.webhook.mapping import UNMAPPED_PREFIX, AlertRules
 from repairbot.webhook.payloads import Alert, AlertStatus, SenderKind

@@ -10,10 +10,10 @@ from typing import Any
 from kubernetes import client
 
 from repairbot.bounds import HISTORY_FOLDED_STEP, HISTORY_MAX
+from repairbot.machine import Facts, PoolUsage, RepairView, decide
 from repairbot.model import GROUP, PLURAL, VERSION, format_time
 from repairbot.notify.slack import SlackNotifier
 from repairbot.operator.dispatcher import NotificationDispatcher
-from repairbot.operator.machine import Facts, PoolUsage, RepairView, decide
 from repairbot.policy import parse_policy
 from repairbot_sim.slack import SlackSim
 

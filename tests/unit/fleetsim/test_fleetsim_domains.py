@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+from repairbot.machine.breaker import BreakerState
 from repairbot.model import Action
-from repairbot.operator.breaker import BreakerState
 from repairbot.policy import parse_policy
 from repairbot_fleetsim.config import HOUR, MINUTE, SimConfig
 from repairbot_fleetsim.engine import Fleet, Kernel, Process

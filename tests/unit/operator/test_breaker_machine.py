@@ -12,10 +12,10 @@ from typing import Any
 
 import pytest
 
+from repairbot.machine import Decision, Facts, PoolUsage, RepairView, Step, decide
+from repairbot.machine.breaker import Breaker, Breakers, BreakerState, Fault
 from repairbot.model import LABEL_DISABLED, LABEL_FAILURE_DOMAIN, Phase, format_time
-from repairbot.operator.breaker import Breaker, Breakers, BreakerState, Fault
 from repairbot.operator.facts import FleetView, counts_as_fault, fleet_faults
-from repairbot.operator.machine import Decision, Facts, PoolUsage, RepairView, Step, decide
 from repairbot.policy import parse_policy
 
 T0 = datetime(2026, 11, 22, 3, 0, tzinfo=UTC)

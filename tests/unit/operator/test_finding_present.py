@@ -7,9 +7,9 @@ from typing import Any
 
 import pytest
 
+from repairbot.machine import RepairView
 from repairbot.model import Action, Finding, SignalKind, Source, format_time
 from repairbot.operator.facts import finding_present
-from repairbot.operator.machine import RepairView
 
 SEEN = datetime(2026, 11, 22, 10, tzinfo=UTC)
 LATER = format_time(SEEN + timedelta(seconds=10))

@@ -13,10 +13,10 @@ from typing import Any
 
 import pytest
 
+from repairbot.machine import Facts, PoolUsage, RepairView, Step, decide
 from repairbot.model import format_time
 from repairbot.notify.view import RepairView as NotifyView
 from repairbot.operator.facts import FleetView, earlier_repairs, fleet_faults
-from repairbot.operator.machine import Facts, PoolUsage, RepairView, Step, decide
 from repairbot.policy import parse_policy
 
 T0 = datetime(2026, 11, 22, 3, 0, tzinfo=UTC)

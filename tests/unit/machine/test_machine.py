@@ -16,9 +16,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from repairbot.catalog.xid import default_catalog
-from repairbot.model import LABEL_DISABLED, LABEL_FAILURE_DOMAIN, Action, NodeState, Phase, format_time
-from repairbot.operator.breaker import Breaker, Breakers, BreakerState, Fault
-from repairbot.operator.machine import (
+from repairbot.machine import (
     DESTRUCTIVE_STEPS,
     Decision,
     Facts,
@@ -29,7 +27,9 @@ from repairbot.operator.machine import (
     decide,
     request_id,
 )
-from repairbot.operator.transitions import step_failed
+from repairbot.machine.breaker import Breaker, Breakers, BreakerState, Fault
+from repairbot.machine.transitions import step_failed
+from repairbot.model import LABEL_DISABLED, LABEL_FAILURE_DOMAIN, Action, NodeState, Phase, format_time
 from repairbot.policy import LadderFallback, Policy, parse_policy
 
 T0 = datetime(2026, 11, 22, 3, 0, tzinfo=UTC)
@@ -528,7 +528,7 @@ def test_validation_request_carries_the_dcgm_level_and_a_required_load_check() -
 
 
 def test_only_repairs_that_act_may_be_canaries_and_notify_holds_pass_a_half_open_breaker() -> None:
-    from repairbot.operator.machine import acts_on_node
+    from repairbot.machine.decide import acts_on_node
 
     assert acts_on_node(RepairView.from_object(new_repair("xid-79")), POLICY, None)
     held = RepairView.from_object(new_repair("ib-port-down"))

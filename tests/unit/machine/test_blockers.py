@@ -10,8 +10,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from repairbot.model import LABEL_DISABLED, LABEL_FAILURE_DOMAIN, Action
-from repairbot.operator.blockers import (
+from repairbot.machine import Facts, PoolUsage, RepairView, Step, decide
+from repairbot.machine.blockers import (
     BlockContext,
     ConcurrencyBudget,
     DryRunBlocker,
@@ -22,8 +22,8 @@ from repairbot.operator.blockers import (
     Verdict,
     budget_exhausted,
 )
-from repairbot.operator.breaker import Breaker, Breakers, BreakerState, Fault, find_trip
-from repairbot.operator.machine import Facts, PoolUsage, RepairView, Step, decide
+from repairbot.machine.breaker import Breaker, Breakers, BreakerState, Fault, find_trip
+from repairbot.model import LABEL_DISABLED, LABEL_FAILURE_DOMAIN, Action
 from repairbot.policy import BreakerPolicy, Policy, parse_policy
 
 T0 = datetime(2026, 11, 22, 3, 0, tzinfo=UTC)

@@ -18,12 +18,12 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Protocol
 
+from repairbot.machine.breaker import BreakerState, failure_domain
 from repairbot.model import LABEL_DISABLED, Action
-from repairbot.operator.breaker import BreakerState, failure_domain
 from repairbot.policy import Policy, format_duration
 
 if TYPE_CHECKING:
-    from repairbot.operator.repair_view import Facts, RepairView
+    from repairbot.machine.repair_view import Facts, RepairView
 
 REBOOT_ACTIONS = frozenset({Action.REBOOT, Action.POWER_CYCLE})
 """Actions that restart the whole node and count against the per-node reboot cap."""
@@ -124,7 +124,7 @@ class StormBreaker:
     A repair is governed by the fleet-wide breaker and its own failure
     domain's: a storm on one leaf blocks that leaf only. The machine has
     already counted the latest faults into ``facts.breakers`` and picked the
-    canaries (:mod:`repairbot.operator.breaker_flow`) before any blocker runs.
+    canaries (:mod:`repairbot.machine.breaker_flow`) before any blocker runs.
     """
 
     def check(self, ctx: BlockContext) -> BlockReason | None:

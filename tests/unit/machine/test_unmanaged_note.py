@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from repairbot.operator.unmanaged import already_noted, unmanaged_message
+from repairbot.machine.unmanaged import already_noted, unmanaged_message
 
 
 def test_the_note_names_ten_pods_and_counts_the_rest() -> None:

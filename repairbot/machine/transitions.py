@@ -1,6 +1,6 @@
 """Building decisions: how one step of a repair becomes a status patch, history entries and node marks.
 
-:func:`repairbot.operator.machine.decide` chooses *which* step comes next;
+:func:`repairbot.machine.decide.decide` chooses *which* step comes next;
 :class:`Run` knows *how* each step is written down — the fields every
 transition writes, the ``patch``/``after`` split that makes a crash mid-step
 safe, deterministic request ids, conditions and history. Apart from the machine
@@ -16,11 +16,11 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from repairbot.bounds import fold_history, truncate
+from repairbot.machine.blockers import DESTRUCTIVE_STEP_BLOCKERS, BlockContext, BlockReason, Verdict, first_block
+from repairbot.machine.breaker import failure_domain
+from repairbot.machine.decision import POLL, Decision, Step, request_id
+from repairbot.machine.repair_view import Facts, RepairView
 from repairbot.model import Action, HistoryEntry, NodeState, Phase, format_time
-from repairbot.operator.blockers import DESTRUCTIVE_STEP_BLOCKERS, BlockContext, BlockReason, Verdict, first_block
-from repairbot.operator.breaker import failure_domain
-from repairbot.operator.decision import POLL, Decision, Step, request_id
-from repairbot.operator.repair_view import Facts, RepairView
 from repairbot.policy import Policy, Rung
 
 AT_ONCE = timedelta(0)

@@ -1,11 +1,11 @@
 """The state machine's output: the :class:`Step` to run and the :class:`Decision` that carries it.
 
-Apart from :mod:`repairbot.operator.machine` because the handler executes these
+Apart from :mod:`repairbot.machine.decide` because the handler executes these
 (writes ``patch``, marks the node, runs the step, writes ``after``) without
-needing to know how they were chosen, and :mod:`repairbot.operator.transitions`
+needing to know how they were chosen, and :mod:`repairbot.machine.transitions`
 builds them. The poll interval and deterministic request ids live here too: both
 the machine and the builders put them into decisions. Import through
-:mod:`repairbot.operator.machine`.
+:mod:`repairbot.machine.decide`.
 """
 
 from __future__ import annotations
@@ -16,8 +16,8 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
 
+from repairbot.machine.breaker import Breakers
 from repairbot.model import Action, NodeState
-from repairbot.operator.breaker import Breakers
 
 POLL = timedelta(seconds=5)
 """How soon a waiting step wants to be looked at again (drains, agent answers)."""

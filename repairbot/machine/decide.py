@@ -19,9 +19,9 @@ orphaned taint.
 
 This module holds the choice itself (:func:`decide` and one function per phase)
 and is the public face: import every machine name from here. Its inputs live in
-:mod:`repairbot.operator.repair_view`, its outputs in
-:mod:`repairbot.operator.decision`, and the builders that write a step down as
-a status patch in :mod:`repairbot.operator.transitions`.
+:mod:`repairbot.machine.repair_view`, its outputs in
+:mod:`repairbot.machine.decision`, and the builders that write a step down as
+a status patch in :mod:`repairbot.machine.transitions`.
 """
 
 from __future__ import annotations
@@ -32,9 +32,8 @@ from datetime import datetime, timedelta
 from typing import Any, Protocol
 
 from repairbot.contract import AgentAnswer, AgentResult, Request
-from repairbot.model import Action, Finding, Phase
-from repairbot.operator import breaker_flow
-from repairbot.operator.blockers import (
+from repairbot.machine import breaker_flow
+from repairbot.machine.blockers import (
     ADMISSION_BLOCKERS,
     DESTRUCTIVE_STEP_BLOCKERS,
     BlockContext,
@@ -45,10 +44,11 @@ from repairbot.operator.blockers import (
     Verdict,
     first_block,
 )
-from repairbot.operator.decision import DESTRUCTIVE_STEPS, POLL, Decision, Step, request_id
-from repairbot.operator.repair_view import Facts, PoolUsage, RepairView, optional_time
-from repairbot.operator.transitions import Run
-from repairbot.operator.unmanaged import OUTCOME_UNMANAGED, STEP_DRAIN, already_noted, unmanaged_message
+from repairbot.machine.decision import DESTRUCTIVE_STEPS, POLL, Decision, Step, request_id
+from repairbot.machine.repair_view import Facts, PoolUsage, RepairView, optional_time
+from repairbot.machine.transitions import Run
+from repairbot.machine.unmanaged import OUTCOME_UNMANAGED, STEP_DRAIN, already_noted, unmanaged_message
+from repairbot.model import Action, Finding, Phase
 from repairbot.policy import LadderFallback, Policy, Rung
 
 __all__ = [

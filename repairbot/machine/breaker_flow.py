@@ -16,10 +16,10 @@ from __future__ import annotations
 from collections.abc import Mapping
 from datetime import datetime
 
+from repairbot.machine.breaker import Breaker, Breakers, BreakerState, failure_domain
+from repairbot.machine.decision import Decision
+from repairbot.machine.repair_view import Facts, RepairView
 from repairbot.model import Phase
-from repairbot.operator.breaker import Breaker, Breakers, BreakerState, failure_domain
-from repairbot.operator.decision import Decision
-from repairbot.operator.repair_view import Facts, RepairView
 from repairbot.policy import Policy
 
 

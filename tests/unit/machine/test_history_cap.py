@@ -6,8 +6,8 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from repairbot.bounds import HISTORY_FOLDED_STEP, HISTORY_MAX
+from repairbot.machine import Facts, PoolUsage, RepairView, decide
 from repairbot.model import format_time
-from repairbot.operator.machine import Facts, PoolUsage, RepairView, decide
 from repairbot.policy import parse_policy
 
 T0 = datetime(2026, 11, 22, 3, 0, tzinfo=UTC)
@@ -50,8 +50,8 @@ def test_a_full_history_waits_for_a_lagging_notifier_before_it_folds() -> None:
 
 def test_a_tally_of_folded_findings_never_drives_a_repair() -> None:
     from repairbot.bounds import FOLDED_FINDINGS_CODE, cap_findings
+    from repairbot.machine import driving_finding
     from repairbot.model import Action, Finding, GpuRef
-    from repairbot.operator.machine import driving_finding
 
     alerts = [Finding(f"alert-{i}", "x", Action.NOTIFY, gpu=GpuRef(index=i % 8), first_seen=T0 + timedelta(seconds=i))
               for i in range(100)]  # fmt: skip

@@ -1,12 +1,12 @@
 """The state machine's inputs: a typed read of one GPURepair (:class:`RepairView`) and the :class:`Facts` around it.
 
-Apart from :mod:`repairbot.operator.machine` because the handler builds these
+Apart from :mod:`repairbot.machine.decide` because the handler builds these
 (from the GPURepair object and what it sees of the node, its pods, the budget and
 the breaker) and the safety blockers read them, while neither needs the decision
 logic. :meth:`RepairView.from_object` is the operator's parser of the GPURepair's shape; the
 request and the agent's answer in it are the contract's (:mod:`repairbot.contract`),
 shared with the agent.
-Import through :mod:`repairbot.operator.machine`.
+Import through :mod:`repairbot.machine.decide`.
 """
 
 from __future__ import annotations
@@ -17,8 +17,8 @@ from datetime import datetime
 from typing import Any
 
 from repairbot.contract import AgentAnswer, Exchange, Request
+from repairbot.machine.breaker import Breakers, Fault
 from repairbot.model import Action, Finding, Phase, parse_time
-from repairbot.operator.breaker import Breakers, Fault
 
 
 @dataclass(frozen=True, slots=True)
