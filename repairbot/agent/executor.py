@@ -6,6 +6,8 @@ id makes it idempotent: the agent records ``running`` with the id *before*
 acting, so a restarted agent never repeats a reset or a reboot — it concludes
 the request instead (a reboot succeeded when the boot id changed; any other
 action interrupted by a restart is reported failed, and the operator decides).
+Which actions settle on a new boot, and what each one does, the remediation
+registry says (:mod:`repairbot.remediations.registry`); no action is named here.
 A reboot whose boot id has not changed yet may still be on its way down — a
 DaemonSet rollout can replace the agent between ``systemctl reboot`` and the
 power-off — so a new agent waits :data:`REBOOT_GRACE` from the recorded start
@@ -29,7 +31,7 @@ from typing import Any
 from kubernetes import client, watch
 from kubernetes.client.rest import ApiException
 
-from repairbot.agent.host import ActionOutcome, HostActions
+from repairbot.agent.host import AgentHost
 from repairbot.contract import (
     VALIDATE,
     AgentAnswer,
@@ -40,7 +42,9 @@ from repairbot.contract import (
     is_active,
 )
 from repairbot.kube.client import as_object, retried
-from repairbot.model import GROUP, LABEL_NODE, PLURAL, VERSION, Action, GpuRef
+from repairbot.model import GROUP, LABEL_NODE, PLURAL, VERSION, GpuRef
+from repairbot.remediations.action import ActionOutcome, NodeContext
+from repairbot.remediations.registry import REGISTRY
 
 log = logging.getLogger(__name__)
 
@@ -87,7 +91,7 @@ def decide(
         return _start(request)
     if answer.result is not AgentResult.RUNNING:
         return Step(StepKind.IDLE)
-    if action == Action.REBOOT:
+    if REGISTRY.settles_on_new_boot(action):
         before = answer.boot_id
         if before and before != boot_id:
             message = f"rebooted: boot id {before} → {boot_id}"
@@ -134,7 +138,7 @@ class ActionExecutor:
 
     node: str
     api: client.ApiClient
-    host: HostActions
+    host: AgentHost
     validate: Validator
     on_repaired: Callable[[], None] = lambda: None
     # The watch ends (and the node's repairs are listed again) this often even when nothing changed: a
@@ -209,7 +213,7 @@ class ActionExecutor:
             "executor started node=%s repair=%s request=%s action=%s", self.node, name, step.request_id, step.action
         )
         outcome = self._run(step)
-        if step.action == Action.REBOOT and outcome.ok:
+        if outcome.ok and REGISTRY.settles_on_new_boot(step.action):
             return  # success is judged by the boot id once the node is back
         result = (
             AgentResult.SUCCEEDED if outcome.ok else (AgentResult.REFUSED if outcome.refused else AgentResult.FAILED)
@@ -219,14 +223,14 @@ class ActionExecutor:
             self.on_repaired()
 
     def _run(self, step: Step) -> ActionOutcome:
+        """The registry's remediation for the request's action, or the validation; never raises."""
         try:
-            if step.action == Action.GPU_RESET:
-                return self.host.reset_gpu(step.gpu)
-            if step.action == Action.DRIVER_RELOAD:
-                return self.host.reload_driver()
-            if step.action == Action.REBOOT:
-                return self.host.reboot()
-            return self.validate(step.diag_level, step.load_check)
+            remediation = REGISTRY.node_local(step.action)
+            if remediation is not None:
+                return remediation.run(NodeContext(self.host, step.gpu))
+            if step.action == VALIDATE:
+                return self.validate(step.diag_level, step.load_check)
+            return ActionOutcome(False, f"{step.action}: no remediation the agent runs", refused=True)
         except Exception as error:  # reported to the operator, never swallowed
             log.exception("executor action failed node=%s action=%s", self.node, step.action)
             return ActionOutcome(False, f"{step.action} raised {type(error).__name__}: {error}")

@@ -1,9 +1,13 @@
-"""Node-local actions the executor performs: GPU reset, driver reload, reboot.
+"""The agent's seam to its machine: the primitives remediations and validation need, nothing more.
 
-:class:`HostActions` is the seam between the agent and the machine. The real
-implementation shells out to ``nvidia-smi``, ``modprobe`` and ``systemctl``
-inside the host's namespaces (the agent runs with ``hostPID``); the sandbox
-plugs in a simulated host with the same methods.
+The repairs themselves (the ``nvidia-smi`` reset sequence, the driver reload,
+``systemctl reboot``) live one per module in :mod:`repairbot.remediations`
+and reach the machine only through :class:`~repairbot.remediations.action.Host`:
+boot id, GPU holders, run a command. :class:`AgentHost` adds the one thing
+only validation uses, DCGM's diagnostic. The real implementation,
+:class:`LinuxHost`, runs host commands inside PID 1's namespaces (the agent
+runs with ``hostPID``); the sandbox plugs in a simulated host that acts the
+same commands out on simulated hardware.
 """
 
 from __future__ import annotations
@@ -11,47 +15,25 @@ from __future__ import annotations
 import logging
 import shutil
 import subprocess
-from dataclasses import dataclass, field
+from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
 from repairbot.model import GpuRef
+from repairbot.remediations.action import ActionOutcome, Host
 
 log = logging.getLogger(__name__)
 
 BOOT_ID_PATH = Path("/proc/sys/kernel/random/boot_id")
 # Run host commands in PID 1's namespaces: the agent's container has no systemd or kernel modules of its own.
 HOST_PREFIX = ("nsenter", "--target", "1", "--mount", "--uts", "--ipc", "--net", "--pid", "--")
-# Node-local NVML clients that hold the GPU open and make a reset fail with "In use by another client".
 # Level 3 takes about half an hour on an 8-GPU node; give it room, bounded.
 DCGM_DIAG_TIMEOUT = 3600.0
-NVML_HOLDERS = ("nvidia-persistenced", "nvidia-dcgm", "nv-hostengine", "dcgm-exporter")
 
 
-@dataclass(frozen=True, slots=True)
-class ActionOutcome:
-    """What an action did. ``refused`` means it was not attempted, with the reason."""
-
-    ok: bool
-    message: str
-    refused: bool = False
-    details: dict[str, str] = field(default_factory=dict)
-
-
-class HostActions(Protocol):
-    def boot_id(self) -> str: ...
-
-    def gpu_processes(self, gpu: GpuRef) -> list[int]:
-        """PIDs holding ``gpu`` (all GPUs when the ref is empty)."""
-        ...
-
-    def reset_gpu(self, gpu: GpuRef) -> ActionOutcome: ...
-
-    def reload_driver(self) -> ActionOutcome: ...
-
-    def reboot(self) -> ActionOutcome:
-        """Start a reboot. Success is judged later, by a changed boot id."""
-        ...
+class AgentHost(Host, Protocol):
+    """The node as the agent sees it: the remediations' primitives and DCGM's diagnostic for validation."""
 
     def dcgm_diag(self, level: int) -> ActionOutcome | None:
         """``dcgmi diag -r <level>``; None when DCGM is not installed on this node."""
@@ -78,36 +60,6 @@ class LinuxHost:
     def gpu_processes(self, gpu: GpuRef) -> list[int]:
         return self.process_lister(gpu) if self.process_lister else []
 
-    def reset_gpu(self, gpu: GpuRef) -> ActionOutcome:
-        holders = self.gpu_processes(gpu)
-        if holders:
-            return ActionOutcome(
-                False,
-                f"refused: processes {holders} still hold GPU {gpu.identity() or 'all'}; drain them first",
-                refused=True,
-            )
-        target = gpu.uuid or gpu.pci
-        args = ["nvidia-smi", "--gpu-reset"] + (["-i", target] if target else [])
-        # Persistence mode keeps a handle open; NVIDIA's own tooling disables it around a reset.
-        self._run(["nvidia-smi", "-pm", "0"] + (["-i", target] if target else []), check=False)
-        outcome = self._run(args)
-        self._run(["nvidia-smi", "-pm", "1"] + (["-i", target] if target else []), check=False)
-        return outcome
-
-    def reload_driver(self) -> ActionOutcome:
-        for service in NVML_HOLDERS:
-            self._run(["systemctl", "stop", service], check=False)
-        unload = self._run(["modprobe", "-r", "nvidia_uvm", "nvidia_drm", "nvidia_modeset", "nvidia"])
-        if not unload.ok:
-            return unload
-        load = self._run(["modprobe", "nvidia"])
-        for service in NVML_HOLDERS:
-            self._run(["systemctl", "start", service], check=False)
-        return load
-
-    def reboot(self) -> ActionOutcome:
-        return self._run(["systemctl", "reboot"])
-
     def dcgm_diag(self, level: int) -> ActionOutcome | None:
         """Run DCGM's active diagnostic; its exit code is its verdict (0 pass, otherwise a failure)."""
         if shutil.which("dcgmi") is None:
@@ -129,7 +81,8 @@ class LinuxHost:
             )
         return ActionOutcome(True, f"dcgmi diag -r {level} passed", details={"output": tail})
 
-    def _run(self, args: list[str], *, check: bool = True) -> ActionOutcome:
+    def run(self, args: Sequence[str], *, check: bool = True) -> ActionOutcome:
+        """Run ``args`` in the host's namespaces, bounded by ``command_timeout``; the output's tail in details."""
         command = [*HOST_PREFIX, *args]
         try:
             done = subprocess.run(command, capture_output=True, text=True, timeout=self.command_timeout, check=False)

@@ -13,13 +13,14 @@ from pathlib import Path
 from kubernetes import client
 
 from repairbot.agent.executor import ActionExecutor
-from repairbot.agent.host import ActionOutcome, HostActions
+from repairbot.agent.host import AgentHost
 from repairbot.agent.recovery import CursorFile, read_recovery
 from repairbot.agent.runner import NodeAgent
 from repairbot.agent.signals import RepairSignalSink
 from repairbot.kube.intake import Intake, IntakeRefused
 from repairbot.kube.nodes import NodeCondition, set_node_condition
 from repairbot.model import Finding, Source
+from repairbot.remediations.action import ActionOutcome
 
 log = logging.getLogger(__name__)
 
@@ -48,7 +49,7 @@ class NodeConditionSink:
 
 
 def validate_node(
-    agent: NodeAgent, host: HostActions, diag_level: int = 0, require_load_check: bool = False
+    agent: NodeAgent, host: AgentHost, diag_level: int = 0, require_load_check: bool = False
 ) -> ActionOutcome:
     """Re-run every detector from a clean slate, then DCGM's diagnostic if asked; pass only if all pass.
 
@@ -108,7 +109,7 @@ KMSG_CURSOR_FILE = "kmsg-cursor.json"
 
 
 def connect_agent(
-    agent: NodeAgent, api: client.ApiClient, host: HostActions, state_dir: Path | None = None
+    agent: NodeAgent, api: client.ApiClient, host: AgentHost, state_dir: Path | None = None
 ) -> ConnectedAgent:
     """Give ``agent`` its sinks, its start-up recovery and an executor bound to the same node and API.
 

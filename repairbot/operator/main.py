@@ -22,6 +22,7 @@ from prometheus_client import start_http_server
 from repairbot.kube.client import api_client
 from repairbot.kube.events import EventRecorder
 from repairbot.kube.intake import Intake
+from repairbot.operator.bmc_credentials import KubeBmcCredentials
 from repairbot.operator.breaker_store import BreakerStore
 from repairbot.operator.dispatcher import ChatEndpoints, NotificationDispatcher, build_notifiers
 from repairbot.operator.facts import FactGatherer, read_fleet
@@ -34,7 +35,7 @@ from repairbot.operator.retention import RetentionCollector
 from repairbot.operator.scheduler import RepairScheduler
 from repairbot.operator.standby import StandbyHealth
 from repairbot.policy import Policy, PolicyError, PolicyFileError, load_policy, parse_policy
-from repairbot.remediations.redfish import PowerCycler
+from repairbot.remediations.redfish import BmcConnector
 from repairbot.remediations.validation import QuietPeriodCheck
 
 log = logging.getLogger(__name__)
@@ -79,7 +80,7 @@ def build_operator(
     policy: Policy,
     *,
     namespace: str,
-    power: PowerCycler | None = None,
+    bmc: BmcConnector | None = None,
     metrics: OperatorMetrics | None = None,
     max_parallel: int = 16,
     chat: ChatEndpoints | None = None,
@@ -95,7 +96,7 @@ def build_operator(
         breakers=BreakerStore(api, namespace),
         events=EventRecorder(api, component=COMPONENT),
         metrics=metrics,
-        power=power if power is not None else PowerCycler(api),
+        bmc=bmc if bmc is not None else BmcConnector(KubeBmcCredentials(api)),
         gatherer=FactGatherer(api, policy, quiet, fleet=lambda: cache.view() if cache.primed else read_fleet(api)),
         fleet_cache=cache,
     )

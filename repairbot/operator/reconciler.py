@@ -5,7 +5,8 @@ into I/O, in a fixed order that makes a crash at any point safe:
 
 1. write ``decision.patch`` to the status (the step is on record *before* it runs);
 2. change the node (cordon before taint and label; marks off last);
-3. run the step's own action (a BMC power cycle; drains run while gathering facts);
+3. run the step's own action (a remediation the operator runs through the BMC, from the
+   remediation registry; drains run while gathering facts);
 4. write ``decision.after`` (the step is done);
 5. post Kubernetes events and count metrics.
 
@@ -52,7 +53,9 @@ from repairbot.operator.metrics import OperatorMetrics
 from repairbot.operator.resolutions import resolution_entries
 from repairbot.operator.twins import fold_twin
 from repairbot.policy import Policy
-from repairbot.remediations.redfish import PowerCycler
+from repairbot.remediations.action import BmcContext
+from repairbot.remediations.redfish import BmcConnector
+from repairbot.remediations.registry import REGISTRY
 
 log = logging.getLogger(__name__)
 
@@ -86,7 +89,7 @@ class Reconciler:
     breakers: BreakerStore
     events: EventRecorder
     metrics: OperatorMetrics = field(default_factory=OperatorMetrics)
-    power: PowerCycler | None = None
+    bmc: BmcConnector | None = None
     gatherer: FactGatherer | None = None
     fleet_cache: FleetCache | None = None
     clock: Callable[[], datetime] = lambda: datetime.now(UTC)
@@ -235,8 +238,10 @@ class Reconciler:
                 self.fleet_cache.note_unschedulable(view.node, False)
 
     def _act(self, view: RepairView, decision: Decision) -> str | None:
-        """Run the step's own action (a BMC power cycle); why it failed, or None.
+        """Run the step's own action (a remediation the operator runs through the BMC); why it failed, or None.
 
+        Which actions those are, the remediation registry says; a rung the
+        agent runs was requested in the status patch and needs nothing here.
         The request is on record before the action runs and is never issued
         twice, so a failure is written at once as the step's outcome
         (:func:`step_failed`): the machine climbs the ladder in its words,
@@ -244,14 +249,20 @@ class Reconciler:
         """
         if decision.step is not Step.POWER_CYCLE:
             return None
-        if self.power is None:
-            message = f"node {view.node}: power-cycle rung reached but this operator has no BMC access configured"
+        remediation = REGISTRY.bmc(decision.action)
+        if remediation is None:
+            message = f"node {view.node}: no remediation runs {decision.action} through the BMC"
+        elif self.bmc is None:
+            message = (
+                f"node {view.node}: {remediation.action} rung reached but this operator has no BMC access configured"
+            )
         else:
-            outcome = self.power.power_cycle(view.node)
+            outcome = remediation.run(BmcContext(view.node, self.bmc))
             if outcome.ok:
                 return None
             message = outcome.message
-        log.warning("power-cycle failed node=%s repair=%s message=%s", view.node, view.name, message)
+        log.warning("bmc action failed node=%s repair=%s action=%s message=%s", view.node, view.name,
+                    decision.action, message)  # fmt: skip
         self.events.record(self._ref(view), "Warning", "PowerCycleFailed", message)
         return message
 

@@ -1,10 +1,14 @@
 """Which BMC a node has and how to log in to it: the Node's annotations and its one Secret.
 
 Kept apart from the Redfish protocol (:mod:`repairbot.remediations.redfish`)
-because this half is Kubernetes configuration, not HTTP: it reads the Node and
-a Secret, and its errors tell an SRE which annotation or Secret key to fix.
-:class:`RedfishError` lives here so that both halves raise the one error the
-operator catches, without the two modules importing each other.
+because this half is Kubernetes configuration, not HTTP, and its errors tell
+an SRE which annotation or Secret key to fix. Reading the Node and the Secret
+is the operator's (:class:`BmcCredentialsReader`, implemented with the
+Kubernetes client in :mod:`repairbot.operator.bmc_credentials`); what they say
+is interpreted here, as pure functions over the objects read, so this package
+never imports the Kubernetes layer. :class:`RedfishError` lives here so that
+both halves raise the one error the operator catches, without the two modules
+importing each other.
 """
 
 from __future__ import annotations
@@ -12,12 +16,7 @@ from __future__ import annotations
 import base64
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
-
-from kubernetes import client
-from kubernetes.client.rest import ApiException
-
-from repairbot.kube.client import describe_api_error, raw_call, retried
+from typing import Any, Protocol
 
 ANNOTATION_BMC_ADDRESS = "repairbot.io/bmc-address"
 ANNOTATION_BMC_SECRET = "repairbot.io/bmc-secret"
@@ -78,20 +77,25 @@ class BmcCredentials:
     password: str = field(repr=False)
 
 
-def read_bmc_credentials(api: client.ApiClient, target: BmcTarget) -> BmcCredentials:
-    """Read the node's BMC Secret (keys ``username``, ``password``) by name: one ``get``, never a list."""
-    core = client.CoreV1Api(api)
-    try:
-        secret = retried(lambda: raw_call(core.read_namespaced_secret, target.secret_name, target.secret_namespace))
-    except ApiException as error:
-        # A 404 says all there is; otherwise the API server's sentence names who may not read what.
-        why = {404: "does not exist", 403: "may not be read by the operator (RBAC: grant get on it)"}
-        said = "" if error.status == 404 else f" ({describe_api_error(error)})"
-        raise RedfishError(
-            f"node {target.node}: BMC Secret {target.secret_ref} {why.get(error.status, 'could not be read')}{said}",
-            status=error.status,
-        ) from None
-    data = secret.get("data") or {}
+class BmcCredentialsReader(Protocol):
+    """Where a node's BMC is and how to log in to it, read from the cluster.
+
+    Both methods raise :class:`RedfishError` naming what to fix (the Node, an
+    annotation, the Secret or the operator's RBAC on it).
+    """
+
+    def target(self, node: str) -> BmcTarget:
+        """The node's BMC, from its annotations (see :func:`bmc_target`)."""
+        ...
+
+    def credentials(self, target: BmcTarget) -> BmcCredentials:
+        """The username and password in the Secret ``target`` names (see :func:`credentials_from_secret`)."""
+        ...
+
+
+def credentials_from_secret(target: BmcTarget, data: Mapping[str, str] | None) -> BmcCredentials:
+    """The BMC login in a Secret's ``data`` (base64 keys ``username``, ``password``); raises naming a missing key."""
+    data = data or {}
     missing = [key for key in ("username", "password") if not data.get(key)]
     if missing:
         raise RedfishError(f"node {target.node}: BMC Secret {target.secret_ref} has no {' or '.join(missing)} key")

@@ -1,22 +1,20 @@
-"""Power-cycle a node through its BMC's Redfish API: the rung after a reboot that did not help.
+"""Talk Redfish to a node's BMC: find its ComputerSystem, read its power state, POST a reset.
 
-A node whose GPU fell off the bus, or whose kernel hung, cannot reboot itself:
-its agent went down with it. The BMC beside the host still answers, so the
-operator asks it for ``ComputerSystem.Reset``.
+The power-cycle remediation (:mod:`repairbot.remediations.power_cycle`) is
+built on this; it decides *which* reset power-cycles a hung host, this module
+only speaks the protocol.
 
 Where the BMC is comes from the Node (annotations, so an SRE can fix one node
 with ``kubectl annotate``); how to log in comes from the one Secret the node
-names, read with ``get`` and never listed, so RBAC can grant exactly those
-Secrets; both are read in :mod:`repairbot.remediations.bmc_access`. BMCs
-differ in which resets they accept (sushy-tools has no PowerCycle; some vendors
-have no ForceRestart), so the reset is chosen from the system's own
-``ResetType@Redfish.AllowableValues``: see :func:`choose_reset_plan`.
+names. Both are read by the operator through an injected
+:class:`~repairbot.remediations.bmc_access.BmcCredentialsReader`, so nothing
+here imports the Kubernetes layer.
 
-The protocol decisions (:func:`bmc_target`, :func:`choose_system`,
-:func:`reset_capability`, :func:`choose_reset_plan`) are pure functions over
-plain data; :class:`BmcSession` is the thin HTTP edge. It is synchronous
-(``httpx.Client``): the operator runs it in a worker thread, and a power cycle
-is a handful of requests.
+The protocol decisions (:func:`choose_system`, :func:`reset_capability`,
+:func:`redfish_message`) are pure functions over plain data; :class:`BmcSession`
+is the thin HTTP edge. It is synchronous (``httpx.Client``): the operator runs
+it in a worker thread, and a power cycle is a handful of requests. Its retries
+are tenacity's, bounded by :class:`RedfishTiming`.
 """
 
 from __future__ import annotations
@@ -29,11 +27,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import httpx
-from kubernetes import client
-from kubernetes.client.rest import ApiException
 from tenacity import Retrying, retry_if_exception, stop_after_attempt, wait_exponential_jitter
-
-from repairbot.kube.client import describe_api_error, raw_call, retried
 
 # Where the BMC is and how to log in live in bmc_access; its names stay importable from here.
 from repairbot.remediations.bmc_access import ANNOTATION_BMC_ADDRESS as ANNOTATION_BMC_ADDRESS
@@ -41,10 +35,10 @@ from repairbot.remediations.bmc_access import ANNOTATION_BMC_INSECURE as ANNOTAT
 from repairbot.remediations.bmc_access import ANNOTATION_BMC_SECRET as ANNOTATION_BMC_SECRET
 from repairbot.remediations.bmc_access import ANNOTATION_BMC_SYSTEM as ANNOTATION_BMC_SYSTEM
 from repairbot.remediations.bmc_access import BmcCredentials as BmcCredentials
+from repairbot.remediations.bmc_access import BmcCredentialsReader
 from repairbot.remediations.bmc_access import BmcTarget as BmcTarget
 from repairbot.remediations.bmc_access import RedfishError as RedfishError
 from repairbot.remediations.bmc_access import bmc_target as bmc_target
-from repairbot.remediations.bmc_access import read_bmc_credentials as read_bmc_credentials
 
 log = logging.getLogger(__name__)
 
@@ -54,18 +48,6 @@ ACCEPTED_RESET_STATUS = frozenset({200, 202, 204})
 # Throttling and a BMC web server that restarts (they do, often) pass with time.
 # 501 is absent on purpose: it means "not implemented", and asking again will not implement it.
 RETRYABLE_STATUS = frozenset({429, 500, 502, 503, 504})
-# What a BMC answers when it does not know a reset type it did not advertise.
-UNSUPPORTED_RESET_STATUS = frozenset({400, 501})
-
-
-@dataclass(frozen=True, slots=True)
-class PowerCycleOutcome:
-    """What the operator records in the GPURepair history (and Slack, and Jira)."""
-
-    ok: bool
-    reset_type: str | None
-    message: str
-    task_url: str | None = None
 
 
 # --------------------------------------------------------------------------- pure protocol
@@ -116,45 +98,6 @@ def reset_capability(system: Mapping[str, Any]) -> ResetCapability:
     allowable = action.get("ResetType@Redfish.AllowableValues")
     values = tuple(str(v) for v in allowable) if isinstance(allowable, list) else None
     return ResetCapability(str(action["target"]), values)
-
-
-@dataclass(frozen=True, slots=True)
-class ResetPlan:
-    """Reset types to POST in order, waiting for PowerState Off between two.
-
-    ``fallback`` replaces the single step when the BMC refuses it as unsupported;
-    it is set only when the BMC did not advertise what it allows.
-    """
-
-    steps: tuple[str, ...]
-    fallback: str | None = None
-
-    @property
-    def name(self) -> str:
-        return "+".join(self.steps)
-
-
-def choose_reset_plan(allowable: Sequence[str] | None) -> ResetPlan:
-    """PowerCycle, else ForceRestart, else ForceOff then On. Raises ValueError when none is allowed.
-
-    PowerCycle cuts power, which is what clears a GPU that fell off the bus;
-    ForceRestart is a hard reset, nearly as good; ForceOff + On does the same in
-    two steps. Graceful resets are never chosen: this rung exists because the
-    host no longer answers.
-    """
-    if allowable is None:
-        return ResetPlan(("PowerCycle",), fallback="ForceRestart")
-    allowed = set(allowable)
-    for single in ("PowerCycle", "ForceRestart"):
-        if single in allowed:
-            return ResetPlan((single,))
-    power_on = next((value for value in ("On", "ForceOn") if value in allowed), None)
-    if "ForceOff" in allowed and power_on is not None:
-        return ResetPlan(("ForceOff", power_on))
-    raise ValueError(
-        f"allows no reset that power-cycles a hung host (it allows: {', '.join(allowable) or 'nothing'}); "
-        "RepairBot needs PowerCycle, ForceRestart, or ForceOff and On"
-    )
 
 
 def redfish_message(body: Any) -> str:
@@ -308,31 +251,8 @@ class BmcSession:
         )  # fmt: skip
         return self._checked(response, "POST", target, ACCEPTED_RESET_STATUS)
 
-    def power_cycle(self) -> PowerCycleOutcome:
-        """Choose the reset from what the system allows and run it; raises :class:`RedfishError`."""
-        system_path, system = self.find_system()
-        try:
-            capability = reset_capability(system)
-            plan = choose_reset_plan(capability.allowable)
-        except ValueError as error:
-            raise RedfishError(f"{self._where()} {error}") from None
-        reset_type = plan.steps[0]
-        try:
-            response = self.reset(capability.target, reset_type)
-        except RedfishError as refused:
-            if plan.fallback is None or refused.status not in UNSUPPORTED_RESET_STATUS:
-                raise
-            reset_type = plan.fallback
-            response = self.reset(capability.target, reset_type)
-        for next_type in plan.steps[1:]:
-            self._wait_for_power_state(system_path, "Off")
-            response = self.reset(capability.target, next_type)
-            reset_type = plan.name
-        task_url = response.headers.get("Location") if response.status_code == 202 else None
-        message = f"{self._where()} accepted {reset_type} for {system_path}"
-        return PowerCycleOutcome(True, reset_type, message + (f"; task {task_url}" if task_url else ""), task_url)
-
-    def _wait_for_power_state(self, system_path: str, wanted: str) -> None:
+    def wait_for_power_state(self, system_path: str, wanted: str) -> None:
+        """Poll ``system_path`` until its PowerState is ``wanted``; raises after ``power_off_timeout``."""
         deadline = time.monotonic() + self.timing.power_off_timeout
         while True:
             state = str(self.get(system_path).get("PowerState") or "Unknown")
@@ -346,11 +266,11 @@ class BmcSession:
             time.sleep(self.timing.poll_interval)
 
 
-# --------------------------------------------------------------------------- the operator's entry point
+# --------------------------------------------------------------------------- the operator's way in
 
 
-class PowerCycler:
-    """The operator's power-cycle action: node name in, :class:`PowerCycleOutcome` out.
+class BmcConnector:
+    """Opens a :class:`BmcSession` to a node's BMC, by node name: what the operator hands a BMC remediation.
 
     ``transport`` exists for tests that want to stand between httpx and the
     network; the simulated BMC is reached over real HTTP instead.
@@ -358,36 +278,20 @@ class PowerCycler:
 
     def __init__(
         self,
-        api: client.ApiClient,
+        credentials: BmcCredentialsReader,
         *,
         timing: RedfishTiming | None = None,
         transport: httpx.BaseTransport | None = None,
     ) -> None:
-        self.api = api
+        self.credentials = credentials
         self.timing = timing or RedfishTiming()
         self.transport = transport
 
     def open_session(self, node: str) -> BmcSession:
         """Read the Node's annotations and its BMC Secret; raises :class:`RedfishError`."""
-        core = client.CoreV1Api(self.api)
-        try:
-            node_obj = retried(lambda: raw_call(core.read_node, node))
-        except ApiException as error:
-            raise RedfishError(f"node {node}: cannot read the Node ({describe_api_error(error)})") from None
-        target = bmc_target(node_obj)
-        credentials = read_bmc_credentials(self.api, target)
-        return BmcSession(target, credentials, timing=self.timing, transport=self.transport)
-
-    def power_cycle(self, node: str) -> PowerCycleOutcome:
-        """Power-cycle ``node``; never raises for a BMC or configuration problem (``ok`` False, message says why)."""
-        try:
-            with closing(self.open_session(node)) as session:
-                outcome = session.power_cycle()
-        except RedfishError as error:
-            log.warning("power-cycle failed node=%s error=%s", node, error)
-            return PowerCycleOutcome(False, None, str(error))
-        log.info("power-cycle sent node=%s reset=%s task=%s", node, outcome.reset_type, outcome.task_url)
-        return outcome
+        target = self.credentials.target(node)
+        login = self.credentials.credentials(target)
+        return BmcSession(target, login, timing=self.timing, transport=self.transport)
 
     def power_state(self, node: str) -> str:
         """The node's PowerState as its BMC reports it; raises :class:`RedfishError`."""

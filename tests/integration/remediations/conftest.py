@@ -22,13 +22,17 @@ from child_servers import ChildServers, binary_or_skip, free_port, start_prometh
 from kubernetes import client
 
 from repairbot.kube.client import api_client
+from repairbot.model import Action
+from repairbot.operator.bmc_credentials import KubeBmcCredentials
+from repairbot.remediations.action import ActionOutcome, BmcContext
 from repairbot.remediations.redfish import (
     ANNOTATION_BMC_ADDRESS,
     ANNOTATION_BMC_SECRET,
     ANNOTATION_BMC_SYSTEM,
-    PowerCycler,
+    BmcConnector,
     RedfishTiming,
 )
+from repairbot.remediations.registry import REGISTRY
 from repairbot_sim.redfish import RedfishSim
 
 BMC_USER = "admin"
@@ -75,10 +79,16 @@ def self_signed_tls(tmp_path: Path) -> ssl.SSLContext:
 
 @dataclass
 class BmcFleet:
-    """Nodes and BMC Secrets in the emulated API server, and a :class:`PowerCycler` that reads them."""
+    """Nodes and BMC Secrets in the emulated API server, and a :class:`BmcConnector` that reads them."""
 
     server: Any
-    cycler: PowerCycler
+    bmc: BmcConnector
+
+    def power_cycle(self, node: str) -> ActionOutcome:
+        """The registered power-cycle remediation, run as the operator runs it."""
+        remediation = REGISTRY.bmc(Action.POWER_CYCLE)
+        assert remediation is not None
+        return remediation.run(BmcContext(node, self.bmc))
 
     def add_node(
         self,
@@ -130,7 +140,7 @@ def _gpu_node(name: str) -> dict[str, Any]:
 def bmc_fleet(apiserver: Any) -> Iterator[BmcFleet]:
     api: client.ApiClient = api_client(str(apiserver.kubeconfig))
     try:
-        yield BmcFleet(apiserver.server, PowerCycler(api, timing=FAST))
+        yield BmcFleet(apiserver.server, BmcConnector(KubeBmcCredentials(api), timing=FAST))
     finally:
         api.close()
 

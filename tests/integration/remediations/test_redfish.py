@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 
 import pytest
 
+from repairbot.remediations.action import ActionOutcome
 from repairbot.remediations.redfish import ANNOTATION_BMC_INSECURE, RedfishError
 from repairbot_sim.redfish import SUSHY_LIKE, RedfishSim
 
@@ -31,16 +32,16 @@ def test_sushy_has_no_power_cycle_so_force_restart_is_chosen(sushy_emulator: Sus
     sushy = sushy_emulator(systems=1)
     bmc_fleet.add_node(NODE, sushy.url)
 
-    outcome = bmc_fleet.cycler.power_cycle(NODE)
+    outcome = bmc_fleet.power_cycle(NODE)
 
     assert outcome.ok, outcome.message
-    assert outcome.reset_type == "ForceRestart"
+    assert outcome.details.get("reset") == "ForceRestart"
     system = f"/redfish/v1/Systems/{sushy.system_ids[0]}"
     assert f"accepted ForceRestart for {system}" in outcome.message
     resets = [request for request in sushy.requests() if request[0] == "POST"]
     assert resets == [("POST", f"{system}/Actions/ComputerSystem.Reset", 204)], "one reset, never a PowerCycle try"
     # sushy's fake host goes Off at once and comes back On within ~11 s.
-    assert bmc_fleet.cycler.power_state(NODE) in {"Off", "On"}
+    assert bmc_fleet.bmc.power_state(NODE) in {"Off", "On"}
 
 
 def test_sushy_rejects_a_wrong_password_and_the_error_names_the_secret(
@@ -49,7 +50,7 @@ def test_sushy_rejects_a_wrong_password_and_the_error_names_the_secret(
     sushy = sushy_emulator(systems=1)
     secret = bmc_fleet.add_node(NODE, sushy.url, password="rotated-yesterday")
 
-    outcome = bmc_fleet.cycler.power_cycle(NODE)
+    outcome = bmc_fleet.power_cycle(NODE)
 
     assert not outcome.ok
     assert outcome.message == (
@@ -62,12 +63,12 @@ def test_sushy_with_two_systems_needs_the_node_to_name_one(sushy_emulator: Sushy
     bmc_fleet.add_node("gpu-node-001", sushy.url)
     bmc_fleet.add_node("gpu-node-002", sushy.url, system=sushy.system_ids[1])
 
-    unnamed = bmc_fleet.cycler.power_cycle("gpu-node-001")
-    named = bmc_fleet.cycler.power_cycle("gpu-node-002")
+    unnamed = bmc_fleet.power_cycle("gpu-node-001")
+    named = bmc_fleet.power_cycle("gpu-node-002")
 
     assert not unnamed.ok
     assert "serves 2 systems" in unnamed.message and "set annotation repairbot.io/bmc-system" in unnamed.message
-    assert named.ok and named.reset_type == "ForceRestart"
+    assert named.ok and named.details.get("reset") == "ForceRestart"
     assert sushy.system_ids[1] in named.message
 
 
@@ -87,13 +88,13 @@ async def test_power_cycle_capable_bmc_gets_power_cycle_and_the_sandbox_hears_of
     redfish_sim.add_system("gpu-node-002")
     bmc_fleet.add_node(NODE, redfish_sim.url, system=NODE)
 
-    outcome = await asyncio.to_thread(bmc_fleet.cycler.power_cycle, NODE)
+    outcome = await asyncio.to_thread(bmc_fleet.power_cycle, NODE)
 
     assert outcome.ok, outcome.message
-    assert (outcome.reset_type, outcome.task_url) == ("PowerCycle", None)
+    assert (outcome.details.get("reset"), outcome.details.get("task")) == ("PowerCycle", None)
     assert heard == [(NODE, "PowerCycle")]
     assert redfish_sim.resets_for(NODE) == ["PowerCycle"] and redfish_sim.resets_for("gpu-node-002") == []
-    assert await asyncio.to_thread(bmc_fleet.cycler.power_state, NODE) == "On"
+    assert await asyncio.to_thread(bmc_fleet.bmc.power_state, NODE) == "On"
 
 
 async def test_wrong_credentials_fail_with_the_secret_named(redfish_sim: RedfishSim, bmc_fleet: BmcFleet) -> None:
@@ -101,9 +102,9 @@ async def test_wrong_credentials_fail_with_the_secret_named(redfish_sim: Redfish
     redfish_sim.reject_credentials()
     bmc_fleet.add_node(NODE, redfish_sim.url)
 
-    outcome = await asyncio.to_thread(bmc_fleet.cycler.power_cycle, NODE)
+    outcome = await asyncio.to_thread(bmc_fleet.power_cycle, NODE)
 
-    assert not outcome.ok and outcome.reset_type is None
+    assert not outcome.ok and outcome.details.get("reset") is None
     expected = f"node {NODE}: BMC {redfish_sim.url} answered 401 to GET /redfish/v1/Systems: check the Secret"
     assert outcome.message == f"{expected} repairbot/bmc-{NODE}"
     assert redfish_sim.requests == ["GET /redfish/v1/", "GET /redfish/v1/Systems"], "401 is never retried"
@@ -118,7 +119,7 @@ async def test_a_busy_bmc_is_retried_until_it_answers(
     redfish_sim.fail_next(2, status=status)
     bmc_fleet.add_node(NODE, redfish_sim.url)
 
-    outcome = await asyncio.to_thread(bmc_fleet.cycler.power_cycle, NODE)
+    outcome = await asyncio.to_thread(bmc_fleet.power_cycle, NODE)
 
     assert outcome.ok, outcome.message
     assert redfish_sim.requests[:3] == ["GET /redfish/v1/"] * 3
@@ -130,7 +131,7 @@ async def test_a_bmc_busy_beyond_the_bound_fails_the_rung(redfish_sim: RedfishSi
     redfish_sim.fail_next(100)
     bmc_fleet.add_node(NODE, redfish_sim.url)
 
-    outcome = await asyncio.to_thread(bmc_fleet.cycler.power_cycle, NODE)
+    outcome = await asyncio.to_thread(bmc_fleet.power_cycle, NODE)
 
     assert not outcome.ok
     assert outcome.message.startswith(f"node {NODE}: BMC {redfish_sim.url} answered 503 to GET /redfish/v1/")
@@ -141,7 +142,7 @@ async def test_a_bmc_busy_beyond_the_bound_fails_the_rung(redfish_sim: RedfishSi
 async def test_a_reset_refused_with_503_is_retried_and_lands_once(redfish_sim: RedfishSim, bmc_fleet: BmcFleet) -> None:
     redfish_sim.add_system(NODE)
     bmc_fleet.add_node(NODE, redfish_sim.url)
-    session = await asyncio.to_thread(bmc_fleet.cycler.open_session, NODE)
+    session = await asyncio.to_thread(bmc_fleet.bmc.open_session, NODE)
     try:
         _, system = await asyncio.to_thread(session.find_system)
         target = system["Actions"]["#ComputerSystem.Reset"]["target"]
@@ -159,7 +160,7 @@ async def test_client_errors_are_not_retried(redfish_sim: RedfishSim, bmc_fleet:
     redfish_sim.fail_next(1, status=404)
     bmc_fleet.add_node(NODE, redfish_sim.url)
 
-    outcome = await asyncio.to_thread(bmc_fleet.cycler.power_cycle, NODE)
+    outcome = await asyncio.to_thread(bmc_fleet.power_cycle, NODE)
 
     assert not outcome.ok and "answered 404 to GET /redfish/v1/" in outcome.message
     assert redfish_sim.requests == ["GET /redfish/v1/"]
@@ -170,7 +171,7 @@ async def test_several_systems_and_none_named_is_a_clear_error(redfish_sim: Redf
         redfish_sim.add_system(name)
     bmc_fleet.add_node(NODE, redfish_sim.url)
 
-    outcome = await asyncio.to_thread(bmc_fleet.cycler.power_cycle, NODE)
+    outcome = await asyncio.to_thread(bmc_fleet.power_cycle, NODE)
 
     assert not outcome.ok
     assert outcome.message == (
@@ -184,7 +185,7 @@ async def test_a_named_system_the_bmc_lacks_is_a_clear_error(redfish_sim: Redfis
     redfish_sim.add_system("gpu-node-002")
     bmc_fleet.add_node(NODE, redfish_sim.url, system="gpu-node-001")
 
-    outcome = await asyncio.to_thread(bmc_fleet.cycler.power_cycle, NODE)
+    outcome = await asyncio.to_thread(bmc_fleet.power_cycle, NODE)
 
     assert not outcome.ok
     assert "has no system 'gpu-node-001' (it has: gpu-node-002); fix repairbot.io/bmc-system" in outcome.message
@@ -194,9 +195,9 @@ async def test_sushy_like_bmc_gets_force_restart(redfish_sim: RedfishSim, bmc_fl
     redfish_sim.add_system(NODE, allowable_values=SUSHY_LIKE)
     bmc_fleet.add_node(NODE, redfish_sim.url)
 
-    outcome = await asyncio.to_thread(bmc_fleet.cycler.power_cycle, NODE)
+    outcome = await asyncio.to_thread(bmc_fleet.power_cycle, NODE)
 
-    assert outcome.ok and outcome.reset_type == "ForceRestart"
+    assert outcome.ok and outcome.details.get("reset") == "ForceRestart"
     assert not any(request.startswith("POST") and "PowerCycle" in request for request in redfish_sim.requests)
 
 
@@ -206,9 +207,9 @@ async def test_silent_bmc_refusing_power_cycle_falls_back_to_force_restart(
     redfish_sim.add_system(NODE, allowable_values=SUSHY_LIKE, advertise_allowable=False)
     bmc_fleet.add_node(NODE, redfish_sim.url)
 
-    outcome = await asyncio.to_thread(bmc_fleet.cycler.power_cycle, NODE)
+    outcome = await asyncio.to_thread(bmc_fleet.power_cycle, NODE)
 
-    assert outcome.ok and outcome.reset_type == "ForceRestart"
+    assert outcome.ok and outcome.details.get("reset") == "ForceRestart"
     posts = [request for request in redfish_sim.requests if request.startswith("POST")]
     assert len(posts) == 2, "PowerCycle refused with 400, then ForceRestart"
     assert redfish_sim.resets_for(NODE) == ["ForceRestart"]
@@ -219,9 +220,9 @@ async def test_off_then_on_waits_for_the_host_to_be_off(redfish_sim: RedfishSim,
     bmc_fleet.add_node(NODE, redfish_sim.url)
 
     started = time.monotonic()
-    outcome = await asyncio.to_thread(bmc_fleet.cycler.power_cycle, NODE)
+    outcome = await asyncio.to_thread(bmc_fleet.power_cycle, NODE)
 
-    assert outcome.ok and outcome.reset_type == "ForceOff+On"
+    assert outcome.ok and outcome.details.get("reset") == "ForceOff+On"
     assert time.monotonic() - started >= 0.3
     assert redfish_sim.resets_for(NODE) == ["ForceOff", "On"]
     assert redfish_sim.systems[NODE].current_power_state() == "On"
@@ -233,7 +234,7 @@ async def test_a_host_that_never_powers_off_fails_within_the_bound(
     redfish_sim.add_system(NODE, allowable_values=("On", "ForceOff"), power_off_delay=60)
     bmc_fleet.add_node(NODE, redfish_sim.url)
 
-    outcome = await asyncio.to_thread(bmc_fleet.cycler.power_cycle, NODE)
+    outcome = await asyncio.to_thread(bmc_fleet.power_cycle, NODE)
 
     assert not outcome.ok
     assert "still reports PowerState On 1s after ForceOff" in outcome.message
@@ -245,9 +246,9 @@ async def test_an_accepted_task_is_reported(redfish_sim: RedfishSim, bmc_fleet: 
     redfish_sim.add_system(NODE)
     bmc_fleet.add_node(NODE, redfish_sim.url)
 
-    outcome = await asyncio.to_thread(bmc_fleet.cycler.power_cycle, NODE)
+    outcome = await asyncio.to_thread(bmc_fleet.power_cycle, NODE)
 
-    assert outcome.ok and outcome.task_url == "/redfish/v1/TaskService/Tasks/1"
+    assert outcome.ok and outcome.details.get("task") == "/redfish/v1/TaskService/Tasks/1"
     assert outcome.message.endswith("; task /redfish/v1/TaskService/Tasks/1")
 
 
@@ -261,7 +262,7 @@ async def test_self_signed_bmc_needs_the_insecure_annotation(
     bmc_fleet.add_node(NODE, url, system=NODE)
     bmc_fleet.add_node("gpu-node-002", url, system="gpu-node-002", extra={ANNOTATION_BMC_INSECURE: "true"})
 
-    verified = await asyncio.to_thread(bmc_fleet.cycler.power_cycle, NODE)
+    verified = await asyncio.to_thread(bmc_fleet.power_cycle, NODE)
 
     assert not verified.ok
     assert verified.message.startswith(f"node {NODE}: BMC {url} did not answer GET /redfish/v1/: ConnectError")
@@ -270,20 +271,18 @@ async def test_self_signed_bmc_needs_the_insecure_annotation(
     )
     assert redfish_sim.requests == [], "no request got through the handshake"
 
-    insecure = await asyncio.to_thread(bmc_fleet.cycler.power_cycle, "gpu-node-002")
+    insecure = await asyncio.to_thread(bmc_fleet.power_cycle, "gpu-node-002")
 
-    assert insecure.ok and insecure.reset_type == "PowerCycle"
+    assert insecure.ok and insecure.details.get("reset") == "PowerCycle"
 
 
 async def test_a_missing_secret_is_named(redfish_sim: RedfishSim, bmc_fleet: BmcFleet) -> None:
     redfish_sim.add_system(NODE)
     bmc_fleet.add_node(NODE, redfish_sim.url, secret="repairbot/nobody-created-this")
 
-    outcome = await asyncio.to_thread(bmc_fleet.cycler.power_cycle, NODE)
+    outcome = await asyncio.to_thread(bmc_fleet.power_cycle, NODE)
 
-    assert outcome == outcome.__class__(
-        False, None, f"node {NODE}: BMC Secret repairbot/nobody-created-this does not exist"
-    )
+    assert outcome == ActionOutcome(False, f"node {NODE}: BMC Secret repairbot/nobody-created-this does not exist")
     assert redfish_sim.requests == [], "no BMC is asked without credentials"
 
 
@@ -291,7 +290,7 @@ async def test_an_unreachable_bmc_fails_with_the_address(bmc_fleet: BmcFleet, un
     url = unused_local_url
     bmc_fleet.add_node(NODE, url, extra={ANNOTATION_BMC_INSECURE: "true"})
 
-    outcome = await asyncio.to_thread(bmc_fleet.cycler.power_cycle, NODE)
+    outcome = await asyncio.to_thread(bmc_fleet.power_cycle, NODE)
 
     assert not outcome.ok
     assert outcome.message.startswith(f"node {NODE}: BMC {url} did not answer GET /redfish/v1/: ConnectError")
@@ -299,4 +298,4 @@ async def test_an_unreachable_bmc_fails_with_the_address(bmc_fleet: BmcFleet, un
 
 async def test_power_state_of_an_unknown_node_raises_with_the_node_named(bmc_fleet: BmcFleet) -> None:
     with pytest.raises(RedfishError, match="node gpu-node-404: cannot read the Node \\(404"):
-        await asyncio.to_thread(bmc_fleet.cycler.power_state, "gpu-node-404")
+        await asyncio.to_thread(bmc_fleet.bmc.power_state, "gpu-node-404")

@@ -138,9 +138,9 @@ class _Host:
 
 
 def test_validation_runs_dcgm_diag_when_asked_and_says_when_it_could_not() -> None:
-    from repairbot.agent.host import ActionOutcome
     from repairbot.agent.runner import NodeAgent
     from repairbot.agent.service import validate_node
+    from repairbot.remediations.action import ActionOutcome
 
     agent = NodeAgent(node="n", detectors=[])
     absent = _Host(None)

@@ -8,6 +8,7 @@ from typing import Any
 import httpx
 import pytest
 
+from repairbot.remediations.power_cycle import ResetPlan, choose_reset_plan
 from repairbot.remediations.redfish import (
     ANNOTATION_BMC_ADDRESS,
     ANNOTATION_BMC_INSECURE,
@@ -15,10 +16,8 @@ from repairbot.remediations.redfish import (
     ANNOTATION_BMC_SYSTEM,
     BmcTarget,
     RedfishError,
-    ResetPlan,
     _worth_retrying,
     bmc_target,
-    choose_reset_plan,
     choose_system,
     member_paths,
     redfish_message,
