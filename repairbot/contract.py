@@ -95,6 +95,25 @@ class Request:
         """The node agent performs this request (and answers it)."""
         return self.action in AGENT_REQUEST_ACTIONS
 
+    def to_status(self) -> dict[str, Any]:
+        """``status.request`` as the operator writes it; :meth:`from_status` reads it back unchanged.
+
+        Only what the action uses is written: the GPU of a reset, the boot id a power cycle is judged
+        against, and a validation's diagnostic level and load check.
+        """
+        status: dict[str, Any] = {"id": self.id, "action": self.action}
+        if self.requested_at is not None:
+            status["requestedAt"] = format_time(self.requested_at)
+        if self.deadline is not None:
+            status["deadline"] = format_time(self.deadline)
+        if gpu := self.gpu.to_dict():
+            status["gpu"] = gpu
+        if self.boot_id:
+            status["bootId"] = self.boot_id
+        if self.action == VALIDATE:
+            status |= {"dcgmDiagLevel": self.dcgm_diag_level, "requireLoadCheck": self.require_load_check}
+        return status
+
     @classmethod
     def from_status(cls, raw: object) -> Request | None:
         """The request in ``status.request``; None when there is none (no block, or no id)."""

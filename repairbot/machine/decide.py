@@ -31,7 +31,7 @@ from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import Any, Protocol
 
-from repairbot.contract import AgentAnswer, AgentResult, Request
+from repairbot.contract import VALIDATE, AgentAnswer, AgentResult, Request
 from repairbot.machine import breaker_flow
 from repairbot.machine.blockers import (
     ADMISSION_BLOCKERS,
@@ -413,7 +413,7 @@ def _holding(run: Run, rung: Rung) -> Decision:
 
 def _validating(run: Run) -> Decision:
     request = run.repair.request
-    if request is None or request.id != request_id(run.repair.name, run.repair.attempt, "validate"):
+    if request is None or request.id != request_id(run.repair.name, run.repair.attempt, VALIDATE):
         return run.validate("validation requested again")
     return _answered(run, request, on_success=lambda: _after_agent_validation(run, request))
 

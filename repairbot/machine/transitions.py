@@ -16,11 +16,12 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from repairbot.bounds import fold_history, truncate
+from repairbot.contract import VALIDATE, Request
 from repairbot.machine.blockers import DESTRUCTIVE_STEP_BLOCKERS, BlockContext, BlockReason, Verdict, first_block
 from repairbot.machine.breaker import failure_domain
 from repairbot.machine.decision import POLL, Decision, Step, request_id
 from repairbot.machine.repair_view import Facts, RepairView
-from repairbot.model import Action, HistoryEntry, NodeState, Phase, format_time
+from repairbot.model import Action, GpuRef, HistoryEntry, NodeState, Phase, format_time
 from repairbot.policy import Policy, Rung
 
 AT_ONCE = timedelta(0)
@@ -187,14 +188,17 @@ class Run:
         attempt = max(self.repair.attempt, 1)
         ident = request_id(self.repair.name, attempt, rung.action.value)
         deadline = self.now + (rung.timeout or timedelta(0))
-        request: dict[str, Any] = {"id": ident, "action": rung.action.value, "requestedAt": format_time(self.now),
-                                   "deadline": format_time(deadline)}  # fmt: skip
-        gpu = self.driving_gpu()
-        if rung.action is Action.GPU_RESET and gpu:
-            request["gpu"] = gpu
-        fields = {"action": rung.action.value, "attempt": attempt, "request": request}
-        if rung.action is Action.POWER_CYCLE:
-            request["bootId"] = self.facts.boot_id
+        power_cycle = rung.action is Action.POWER_CYCLE
+        request = Request(
+            id=ident,
+            action=rung.action.value,
+            requested_at=self.now,
+            deadline=deadline,
+            boot_id=self.facts.boot_id if power_cycle else "",
+            gpu=self.driving_gpu() if rung.action is Action.GPU_RESET else GpuRef(),
+        )
+        fields = {"action": rung.action.value, "attempt": attempt, "request": request.to_status()}
+        if power_cycle:
             message = f"power-cycling node {self.repair.node} through its BMC (rung {attempt})"
             started = self.entry(Step.POWER_CYCLE.value, "started", message, rung.action)
             patch = self.base(Phase.REMEDIATING, message, started) | fields
@@ -206,23 +210,24 @@ class Run:
         return Decision(Step.REQUEST_ACTION, message, patch, event="ActionRequested", action=rung.action,
                         request_id=ident, requeue_after=POLL)  # fmt: skip
 
-    def driving_gpu(self) -> dict[str, Any]:
+    def driving_gpu(self) -> GpuRef:
+        """The GPU of the finding that chose this ladder (an empty ref: the whole node)."""
         finding = next((f for f in self.repair.findings if f.code == self.code), None)
-        return finding.gpu.to_dict() if finding else {}
+        return finding.gpu if finding else GpuRef()
 
     def validate(self, why: str) -> Decision:
         attempt = max(self.repair.attempt, 1)
-        ident = request_id(self.repair.name, attempt, "validate")
+        ident = request_id(self.repair.name, attempt, VALIDATE)
         deadline = self.now + self.policy.validation.timeout
         rules = self.policy.validation
         level = max(rules.dcgm_diag_level, 2) if rules.require_load_check else rules.dcgm_diag_level
         if self.repair.last_entry(Step.START_DRAIN.value) is None:
             level = 0  # never drained (a notify hold): dcgmi diag would run on GPUs that jobs still use
-        request = {"id": ident, "action": "validate", "requestedAt": format_time(self.now),
-                   "deadline": format_time(deadline), "dcgmDiagLevel": level,
-                   "requireLoadCheck": rules.require_load_check}  # fmt: skip
+        request = Request(id=ident, action=VALIDATE, requested_at=self.now, deadline=deadline,
+                          dcgm_diag_level=level, require_load_check=rules.require_load_check).to_status()  # fmt: skip
         message = f"{why}; validating node {self.repair.node}"
-        patch = self.base(Phase.VALIDATING, message, self.entry("validate", "started", message)) | {"request": request}
+        started = self.entry(Step.VALIDATE.value, "started", message)
+        patch = self.base(Phase.VALIDATING, message, started) | {"request": request}
         return Decision(Step.VALIDATE, message, patch, event="Validating", request_id=ident, requeue_after=POLL)
 
     def next_rung(self, why: str, *, outcome: str = "failed", recorded: bool = False) -> Decision:

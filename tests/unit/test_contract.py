@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from repairbot.agent.executor import StepKind, decide
-from repairbot.contract import AgentResult, Exchange, Request, answer_status, is_active, is_terminal
+from repairbot.contract import VALIDATE, AgentResult, Exchange, Request, answer_status, is_active, is_terminal
 from repairbot.machine import RepairView
 from repairbot.model import Action, GpuRef, Phase, parse_time
 
@@ -120,3 +120,16 @@ def test_terminal_phases_end_a_repair_and_every_other_phase_keeps_it_active() ->
         assert is_active(gpurepair({"phase": phase.value})) is not phase.is_terminal
     assert is_active(gpurepair({})) and is_active({"metadata": {}})
     assert not is_terminal(None) and not is_terminal("Exploded")
+
+
+def test_a_request_the_operator_writes_reads_back_as_the_same_request() -> None:
+    """One contract, both ways: what ``to_status`` writes, ``from_status`` parses unchanged (the agent's view)."""
+    asked = datetime(2026, 12, 2, 7, 0, tzinfo=UTC)
+    for request in (
+        Request("r-1-gpu-reset", "gpu-reset", asked, asked, gpu=GpuRef(index=3, pci="0000:2b:00.0")),
+        Request("r-2-power-cycle", "power-cycle", asked, asked + timedelta(minutes=15), boot_id="boot-a"),
+        Request("r-2-validate", VALIDATE, asked, asked, dcgm_diag_level=2, require_load_check=True),
+    ):
+        assert Request.from_status(request.to_status()) == request
+    reset = Request("r-1-reboot", "reboot", asked, asked).to_status()
+    assert set(reset) == {"id", "action", "requestedAt", "deadline"}, "a reboot carries no GPU, boot id or diag level"
