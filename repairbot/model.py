@@ -152,12 +152,18 @@ class GpuRef:
     """One GPU as every source can name it. Any field may be unknown.
 
     ``pci`` is normalised to ``dddd:bb:dd.f`` lower case so a kernel-log line
-    and an NVML handle join on it.
+    and an NVML handle join on it. ``gpu_instance`` and ``compute_instance``
+    name the MIG instance the driver attributed the fault to (``GPU-I:05
+    GPU-CI:01`` in an Xid line): the workloads on that slice are the ones to
+    move. They do not enter :meth:`identity`, because the repair is of the
+    physical GPU whichever of its instances reported first.
     """
 
     index: int | None = None
     uuid: str | None = None
     pci: str | None = None
+    gpu_instance: int | None = None
+    compute_instance: int | None = None
 
     def identity(self) -> str:
         """The name every agent-side source knows: PCI address, else UUID, else index ('' = whole node).
@@ -173,12 +179,22 @@ class GpuRef:
         return "" if self.index is None else str(self.index)
 
     def to_dict(self) -> dict[str, Any]:
-        return {k: v for k, v in asdict(self).items() if v is not None}
+        """The CRD's ``findings[].gpu``: only the known fields, in the CRD's camelCase."""
+        return {_GPU_WIRE_NAMES.get(k, k): v for k, v in asdict(self).items() if v is not None}
 
     @classmethod
     def from_dict(cls, data: dict[str, Any] | None) -> GpuRef:
         data = data or {}
-        return cls(index=data.get("index"), uuid=data.get("uuid"), pci=data.get("pci"))
+        return cls(
+            index=data.get("index"),
+            uuid=data.get("uuid"),
+            pci=data.get("pci"),
+            gpu_instance=data.get("gpuInstance"),
+            compute_instance=data.get("computeInstance"),
+        )
+
+
+_GPU_WIRE_NAMES = {"gpu_instance": "gpuInstance", "compute_instance": "computeInstance"}
 
 
 @dataclass(slots=True)

@@ -22,13 +22,18 @@ def kernel_events(lines: Iterable[str]) -> Iterator[KernelEvent]:
 
 
 def event_record(event: KernelEvent) -> dict[str, Any]:
-    """The documented output shape: kind, code, pci, gpu, action, severity, applicationClass, message, line."""
+    """The documented output shape: kind, code, pci, gpu, gpuInstance/computeInstance (MIG), action, severity,
+    applicationClass, message, line."""
     record: dict[str, Any] = {"kind": event.kind}
     if event.code is not None:
         record["code"] = event.code
     record["pci"] = event.pci
     if event.uuid:
         record["gpu"] = {"uuid": event.uuid, "pci": event.pci}
+    if event.gpu_instance is not None:
+        record["gpuInstance"] = event.gpu_instance
+    if event.compute_instance is not None:
+        record["computeInstance"] = event.compute_instance
     record.update(
         {
             "action": event.action.value,

@@ -11,6 +11,15 @@ node-level one, so SXid findings belong to the whole node.
 An SXid we do not know is never acted on destructively: the driver's own
 Fatal word makes it a critical notification for a human, a Non-fatal word
 makes it a record.
+
+For an SXid we know, the line's own word still has the last say, because the
+switch knows what it just survived better than a table does (the same code is
+printed Fatal on one system and Non-fatal on another): a Non-fatal line never
+climbs a destructive ladder (at most a notification), and a Fatal line of a
+code the table would only notify about gets the fabric reset the Fabric
+Manager guide asks for after a fatal NVSwitch error — every GPU and NVSwitch
+of the baseboard reset, which on HGX is a reboot (ladder reboot → power-cycle
+→ quarantine).
 """
 
 from __future__ import annotations
@@ -18,11 +27,11 @@ from __future__ import annotations
 import enum
 import functools
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from repairbot.catalog.codes import CodeCatalog, entries_by_code, packaged_rows
-from repairbot.catalog.xid_table import SXID_RESPONSES
+from repairbot.catalog.xid_table import REBOOT_LADDER, SXID_RESPONSES
 from repairbot.model import Action, Severity
 
 
@@ -55,6 +64,7 @@ class SxidEntry:
     severity: Severity
     default_ladder: tuple[Action, ...]
     known: bool = True
+    line_says: str = ""  # why the line's Fatal/Non-fatal word changed the table's response; "" when it did not
 
     @property
     def finding_code(self) -> str:
@@ -74,10 +84,14 @@ class SxidCatalog(CodeCatalog[SxidEntry]):
         return cls(entries_by_code(packaged_rows("sxid_catalog.yaml", "sxids"), _entry_from_row))
 
     def lookup(self, code: int, *, fatal: bool | None = None) -> SxidEntry:
-        """The entry for ``code``. ``fatal`` is the line's Fatal/Non-fatal word, used only for unknown codes."""
+        """The entry for ``code`` as the line reports it: ``fatal`` is its Fatal/Non-fatal word (None: absent).
+
+        Known codes keep the table's response unless the word contradicts it (see the module doc);
+        unknown codes are decided by the word alone.
+        """
         entry = self.known(code)
         if entry is not None:
-            return entry
+            return _as_the_line_says(entry, fatal)
         if fatal:
             action, severity, sxid_class = Action.NOTIFY, Severity.CRITICAL, SxidClass.FATAL
         elif fatal is False:
@@ -95,6 +109,27 @@ class SxidCatalog(CodeCatalog[SxidEntry]):
             default_ladder=(action,),
             known=False,
         )
+
+
+def _as_the_line_says(entry: SxidEntry, fatal: bool | None) -> SxidEntry:
+    """The table's entry with the line's word respected: Non-fatal caps at notify, Fatal lifts to a fabric reset."""
+    if fatal is False and entry.action.is_destructive:
+        return replace(
+            entry,
+            action=Action.NOTIFY,
+            severity=Severity.WARNING,
+            default_ladder=(Action.NOTIFY,),
+            line_says=f"the line says Non-fatal: notify instead of {entry.action.value}",
+        )
+    if fatal is True and not entry.action.is_destructive:
+        return replace(
+            entry,
+            action=Action.REBOOT,
+            severity=max(entry.severity, Severity.CRITICAL, key=_SEVERITY_ORDER.index),
+            default_ladder=REBOOT_LADDER,
+            line_says=f"the line says Fatal: a fatal NVSwitch error needs the fabric reset, not {entry.action.value}",
+        )
+    return entry
 
 
 def _entry_from_row(row: Mapping[str, Any]) -> SxidEntry:

@@ -109,6 +109,9 @@ SXID_RESPONSES: dict[str, Response] = {
     # NVSentinel's words for an NVSwitch SXid (REFERENCE §1.6) → ours.
     # Resetting the fabric means resetting every GPU and NVSwitch: a host reboot.
     "RESET_FABRIC": Response(Action.REBOOT, Severity.CRITICAL, REBOOT_LADDER),
+    # Fatal to the partition (the FM guide's "fatal" class: ECC double-bit and parity errors in the switch); on a
+    # bare-metal HGX baseboard the partition is every GPU and NVSwitch, so this is the fabric reset too.
+    "WORKFLOW_NVLINK_POTENTIALY_FATAL_ERR": Response(Action.REBOOT, Severity.CRITICAL, REBOOT_LADDER),
     "RESET_GPU": RESET_GPU_RESPONSE,
     "IGNORE": Response(Action.NONE, Severity.INFO, (Action.NONE,)),
     # Thermals, cables, Fabric Manager config, signal integrity: people fix these, not rungs.

@@ -69,6 +69,8 @@ class KernelEvent:
     device: str | None = None  # nvidia-nvswitchN for SXids
     uuid: str | None = None
     serial: str | None = None
+    gpu_instance: int | None = None  # MIG: the GPU instance the driver attributed an Xid to (``GPU-I:05``)
+    compute_instance: int | None = None  # MIG: the compute instance within it (``GPU-CI:01``)
     kernel_time_s: float | None = None
     details: dict[str, str] = field(default_factory=dict)
 
@@ -120,7 +122,13 @@ def split_record(text: str) -> tuple[str, float | None]:
 
 
 _BDF = r"[0-9a-fA-F]{4,8}:[0-9a-fA-F]{2}:[0-9a-fA-F]{2}(?:\.[0-7])?"
-_XID = re.compile(r"NVRM: Xid \((?:PCI:)?(?P<bdf>" + _BDF + r")\): (?P<code>\d{1,9})(?!\d)(?P<rest>.*)$", re.DOTALL)
+# On a MIG GPU the driver names the instance inside the parenthesis: ``(PCI:0000:01:00 GPU-I:05 GPU-CI:01)``
+# (open-gpu-kernel-modules kernel_rc.c: "PCI:%04x:%02x:%02x GPU-I:%02u GPU-CI:%02u"); either part may be absent.
+_XID = re.compile(
+    r"NVRM: Xid \((?:PCI:)?(?P<bdf>" + _BDF + r")(?: GPU-I:(?P<gi>\d{1,4}))?(?: GPU-CI:(?P<ci>\d{1,4}))?\): "
+    r"(?P<code>\d{1,9})(?!\d)(?P<rest>.*)$",
+    re.DOTALL,
+)
 _XID_PID = re.compile(r"^,\s*pid=(?P<pid>'[^']*'|[^,\s]*)")
 _XID_NAME = re.compile(r"^,\s*name=(?P<name>[^,]*)")
 _SXID = re.compile(
@@ -129,7 +137,12 @@ _SXID = re.compile(
     re.DOTALL,
 )
 _SXID_FATALITY = re.compile(r"\b(Non-fatal|Nonfatal|Fatal)\b")
-_GPU_OFF_BUS = re.compile(r"NVRM: GPU (?P<bdf>" + _BDF + r"): GPU has fallen off the bus")
+# One line, three spellings across driver generations (REFERENCE §1.1; sources in tests/unit/detectors/
+# test_kmsg_line_shapes.py): ``GPU 0000:91:00.0: GPU has fallen off the bus.`` (current), ``GPU at
+# 0000:01:00.0 has fallen off the bus.`` (R375-era) and ``GPU at PCI:0000:01:00: GPU has fallen off the bus.``.
+# "has fallen off the bus" must follow the address itself, so the preface ``GPU at PCI:…: GPU-<uuid>`` and
+# probe-time notices that name a GPU the same way never match.
+_GPU_OFF_BUS = re.compile(r"NVRM: GPU (?:at )?(?:PCI:)?(?P<bdf>" + _BDF + r"):? (?:GPU )?has fallen off the bus")
 _GPU_OFF_BUS_LONG = re.compile(r"The NVIDIA GPU (?P<bdf>" + _BDF + r")\b.*?fallen off the bus", re.DOTALL)
 _OFF_BUS_TAIL = re.compile(r"fallen off the bus and is not responding to commands")
 _LONG_FORM_HEAD = re.compile(r"NVRM: The NVIDIA GPU (?P<bdf>" + _BDF + r")\b")
@@ -189,10 +202,13 @@ def _xid_event(found: re.Match[str], raw: str, kernel_time: float | None, catalo
             details["error_status"] = f"0x{decode.error_status:08x}"
     if assessment.recovery_action is not None:
         details["recovery_action"] = str(getattr(assessment.recovery_action, "name", assessment.recovery_action))
+    gpu_instance, compute_instance = found.group("gi"), found.group("ci")
     return KernelEvent(
         kind="xid",
         code=code,
         pci=normalize_pci(found.group("bdf")),
+        gpu_instance=None if gpu_instance is None else int(gpu_instance),
+        compute_instance=None if compute_instance is None else int(compute_instance),
         message=detail,
         raw=raw.rstrip("\r\n"),
         action=assessment.action,
@@ -225,7 +241,9 @@ def _sxid_event(found: re.Match[str], raw: str, kernel_time: float | None, catal
         severity=entry.severity,
         ladder=entry.default_ladder,
         mnemonic=entry.name,
-        reason=f"{entry.sxid_class.value} SXid" + ("" if entry.known else " (unknown code)"),
+        reason=f"{entry.sxid_class.value} SXid"
+        + ("" if entry.known else " (unknown code)")
+        + (f"; {entry.line_says}" if entry.line_says else ""),
         fatal=fatal,
         device=found.group("device"),
         kernel_time_s=kernel_time,

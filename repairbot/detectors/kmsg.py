@@ -335,7 +335,13 @@ class KmsgDetector:
             gpu = GpuRef(index=self._index(event.pci), uuid=event.uuid, pci=event.pci)
             message = f"GPU {event.pci or '(address unknown)'} has fallen off the bus"
         else:
-            gpu = GpuRef(index=self._index(event.pci), uuid=event.uuid, pci=event.pci)
+            gpu = GpuRef(
+                index=self._index(event.pci),
+                uuid=event.uuid,
+                pci=event.pci,
+                gpu_instance=event.gpu_instance,
+                compute_instance=event.compute_instance,
+            )
             message = f"Xid {event.code} {event.mnemonic} on {event.pci}: {event.message}".rstrip(": ")
         evidence = {
             "raw": event.raw[:_MAX_RAW_EVIDENCE],

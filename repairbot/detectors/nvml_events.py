@@ -3,7 +3,10 @@
 Kept apart from :mod:`repairbot.detectors.gpu_health` (the polled rules) because
 it is a different kind of loop: it blocks in the driver for events, re-registers
 when the driver comes and goes, and rate-limits a lost GPU that NVML reports on
-every wait. It reuses the polled rules' finding builders, so an event and a poll
+every wait. A burst of the same event (same GPU, same Xid) is folded by the
+kernel log's :class:`~repairbot.detectors.bursts.Debouncer`, with its window: one
+finding at once, the repeats as a counted delta, so NVML and the kernel log tell
+intake the same story about one failing GPU. It reuses the polled rules' finding builders, so an event and a poll
 of the same fault produce the same finding. :mod:`~repairbot.detectors.gpu_health`
 re-exports :class:`NvmlEventSource` lazily, so it never imports this module while
 it loads and the two never form an import cycle.
@@ -18,9 +21,12 @@ from dataclasses import dataclass, field
 
 from repairbot.catalog.xid import XidCatalog, default_catalog
 from repairbot.detectors.base import SignalHealth, SignalState
+from repairbot.detectors.bursts import DEFAULT_REPORT_INTERVAL_S, DEFAULT_WINDOW_S, Debouncer
 from repairbot.detectors.gpu_backend import GpuBackend, GpuBackendError, GpuEvent, GpuEventKind, GpuLost, NoGpuDriver
 from repairbot.detectors.gpu_findings import NO_GPU_DRIVER, gpu_finding, gpu_lost_finding, recovery_finding
 from repairbot.model import Finding, GpuRef
+
+_GPU_LOST = "gpu-lost"
 
 
 def xid_finding(catalog: XidCatalog, gpu: GpuRef, xid: int, source: str) -> Finding:
@@ -82,7 +88,10 @@ class NvmlEventSource:
     ``unknown`` and retries every ``retry_s``, because on GPU nodes the driver
     container often starts after the agent. A lost GPU makes NVML answer
     GPU_IS_LOST at once on every wait, so the same loss is reported again
-    only after ``lost_repeat_s``.
+    only after ``lost_repeat_s``. Every other event goes through a
+    :class:`~repairbot.detectors.bursts.Debouncer` (``burst_window_s`` of
+    silence ends a burst; ``burst_clock`` is wall-clock seconds, as the
+    finding's ``first_seen`` is).
     """
 
     backend: GpuBackend
@@ -91,6 +100,9 @@ class NvmlEventSource:
     retry_s: float = 30.0
     lost_repeat_s: float = 60.0
     clock: Callable[[], float] = time.monotonic
+    burst_window_s: float = DEFAULT_WINDOW_S
+    burst_report_interval_s: float = DEFAULT_REPORT_INTERVAL_S
+    burst_clock: Callable[[], float] = time.time
     name: str = "nvml-events"
     health: SignalHealth = field(init=False)
     _lost_reported: dict[str, float] = field(init=False, default_factory=dict)
@@ -99,6 +111,21 @@ class NvmlEventSource:
         self.health = SignalHealth(self.name, SignalState.UNKNOWN, "not started")
 
     def events(self, stop: threading.Event) -> Iterator[Finding]:
+        """Yield findings until ``stop`` is set: a burst's first event at once, its repeats as counted deltas."""
+        debouncer = Debouncer(
+            window_s=self.burst_window_s, report_interval_s=self.burst_report_interval_s, clock=self.burst_clock
+        )
+        for finding in self._raw_events(stop):
+            if finding is not None:
+                # A lost GPU keeps its own repeat rule (``lost_repeat_s``): each report keeps the loss alive.
+                emitted = finding if finding.code == _GPU_LOST else debouncer.observe(finding)
+                if emitted is not None:
+                    yield emitted
+            yield from debouncer.due_reports()
+        yield from debouncer.due_reports()
+
+    def _raw_events(self, stop: threading.Event) -> Iterator[Finding | None]:
+        """Every event's finding as NVML hands it out; None after each wait, so bursts are looked at between."""
         registered = False
         while not stop.is_set():
             try:
@@ -123,10 +150,9 @@ class NvmlEventSource:
                 stop.wait(min(self.retry_s, 1.0))
                 continue
             if event is None:
+                yield None
                 continue
-            finding = self._finding(event)
-            if finding is not None:
-                yield finding
+            yield self._finding(event)
             if event.kind is GpuEventKind.GPU_LOST:
                 stop.wait(min(self.wait_ms / 1000.0, 1.0))
 

@@ -48,8 +48,15 @@ def format_duration(delta: timedelta | None) -> str:
 
 
 def describe_gpu(gpu: GpuRef) -> str:
-    """``GPU 3 (GPU-8f2c…, 0000:3b:00.0)``; ``whole node`` when no GPU is named."""
+    """``GPU 3 (GPU-8f2c…, 0000:3b:00.0)``; ``whole node`` when no GPU is named.
+
+    A MIG slice is named too (``…, GPU instance 5, compute instance 1``): its workloads are the ones hit.
+    """
     ids = [x for x in (gpu.uuid, gpu.pci) if x]
+    if gpu.gpu_instance is not None:
+        ids.append(f"GPU instance {gpu.gpu_instance}")
+    if gpu.compute_instance is not None:
+        ids.append(f"compute instance {gpu.compute_instance}")
     if gpu.index is None and not ids:
         return "whole node"
     head = f"GPU {gpu.index}" if gpu.index is not None else "GPU"

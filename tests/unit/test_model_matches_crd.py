@@ -142,3 +142,20 @@ def test_the_agent_answer_results_and_request_actions_match_the_crd(crd: dict[st
     status = _schema(crd)["properties"]["status"]["properties"]
     assert status["agent"]["properties"]["result"]["enum"] == [r.value for r in AgentResult]
     assert set(status["request"]["properties"]["action"]["enum"]) >= AGENT_REQUEST_ACTIONS
+
+
+def test_a_finding_on_a_mig_instance_keeps_its_gpu_and_compute_instance_in_the_crd(crd: dict[str, Any]) -> None:
+    """A contained Xid names the MIG instance whose workloads must move; the CRD must not prune it."""
+    finding = Finding(
+        code="xid-94",
+        message="Contained: CE User Channel",
+        action=Action.NOTIFY,
+        gpu=GpuRef(pci="0000:01:00.0", gpu_instance=5, compute_instance=1),
+        xid=94,
+        first_seen=datetime(2026, 11, 22, 10, 0, tzinfo=UTC),
+    )
+    item = finding.to_dict()
+    gpu_schema = _schema(crd)["properties"]["spec"]["properties"]["findings"]["items"]["properties"]["gpu"]
+    assert set(item["gpu"]) <= set(gpu_schema["properties"])
+    assert {gpu_schema["properties"][k]["type"] for k in ("gpuInstance", "computeInstance")} == {"integer"}
+    assert Finding.from_dict(item) == finding

@@ -243,6 +243,14 @@ def test_override_errors_name_code_and_field(catalog: XidCatalog, overrides: dic
         (11004, SxidClass.FATAL, Action.NOTIFY, (Action.NOTIFY,)),
         (25010, SxidClass.FATAL, Action.NOTIFY, (Action.NOTIFY,)),
         (28003, SxidClass.FATAL, Action.NOTIFY, (Action.NOTIFY,)),
+        # NVSentinel sxiderrorsmapping.csv: the 19xxx ECC-limit rows are not "every odd code".
+        (19053, SxidClass.FATAL, Action.REBOOT, REBOOT),  # RX_SYS_NCISOC_PARITY_ERR
+        (19061, SxidClass.FATAL, Action.REBOOT, REBOOT),  # TX_LNK_CREQ_RAM_DAT_ECC_DBE_ERR
+        (19069, SxidClass.FATAL, Action.REBOOT, REBOOT),  # TX_LNK_RSP1_RAM_HDR_ECC_DBE_ERR
+        (19062, SxidClass.NON_FATAL, Action.NONE, (Action.NONE,)),  # TX_LNK_CREQ_RAM_ECC_LIMIT_ERR
+        (19068, SxidClass.NON_FATAL, Action.NONE, (Action.NONE,)),  # TX_LNK_COM_RAM_ECC_LIMIT_ERR
+        (12022, SxidClass.FATAL, Action.REBOOT, REBOOT),  # EGRESS_NXBAR_HDR_ECC_DBE_ERR
+        (15009, SxidClass.FATAL, Action.REBOOT, REBOOT),  # ROUTE_GLT_ECC_DBE_ERR
     ],
 )
 def test_sxid_rows(code: int, sxid_class: SxidClass, action: Action, ladder: tuple[Action, ...]) -> None:
@@ -269,6 +277,29 @@ def test_unknown_sxid_is_never_destructive(fatal: bool | None, action: Action, s
     assert not entry.known
     assert (entry.action, entry.severity) == (action, severity)
     assert not entry.is_destructive
+
+
+@pytest.mark.parametrize("code", [12020, 12028, 10003, 20034, 19061])
+def test_a_known_sxid_on_a_non_fatal_line_is_at_most_a_notification(code: int) -> None:
+    entry = default_sxid_catalog().lookup(code, fatal=False)
+    assert entry.known and entry.action in (Action.NOTIFY, Action.NONE)
+    assert not any(rung.is_destructive for rung in entry.default_ladder)
+    assert "Non-fatal" in entry.line_says
+
+
+@pytest.mark.parametrize("code", [10004, 11004, 25010, 28003, 20009, 11012])
+def test_a_known_sxid_on_a_fatal_line_gets_the_fabric_reset(code: int) -> None:
+    entry = default_sxid_catalog().lookup(code, fatal=True)
+    assert (entry.action, entry.default_ladder) == (Action.REBOOT, REBOOT)
+    assert entry.severity in (Severity.CRITICAL, Severity.FATAL)
+    assert "Fatal" in entry.line_says
+
+
+@pytest.mark.parametrize(
+    ("code", "fatal"), [(12020, True), (20034, True), (11012, False), (20009, False), (20009, None)]
+)
+def test_a_line_that_agrees_with_the_table_keeps_the_tables_response(code: int, fatal: bool | None) -> None:
+    assert default_sxid_catalog().lookup(code, fatal=fatal) == default_sxid_catalog().lookup(code)
 
 
 def test_every_sxid_ladder_ends_in_quarantine_or_is_harmless() -> None:

@@ -355,6 +355,34 @@ def test_gpu_lost_event_reported_once_per_window(backend: FakeGpuBackend) -> Non
     assert xid48.code == "xid-48"
 
 
+def test_a_burst_of_the_same_nvml_xid_on_one_gpu_is_one_finding_counted_up(backend: FakeGpuBackend) -> None:
+    """A failing GPU repeats its Xid; as on the kernel-log path, the repeats fold into the first finding's count."""
+    wall = Clock()
+    ref, other = backend.device(3).ref(), backend.device(4).ref()
+    for _ in range(5):
+        backend.push_event(GpuEvent(GpuEventKind.XID, ref, xid=48))
+    backend.push_event(GpuEvent(GpuEventKind.XID, other, xid=48))
+    source = NvmlEventSource(backend, wait_ms=10, burst_clock=wall)
+    stop = threading.Event()
+    deadline = threading.Timer(5.0, stop.set)
+    deadline.start()
+    found = []
+    for finding in source.events(stop):
+        found.append(finding)
+        if len(found) == 2:
+            wall.now += 61  # the report interval passes: the folded repeats come out as one counted delta
+        if sum(f.count for f in found if f.gpu == ref) >= 5:
+            stop.set()
+    deadline.cancel()
+    on_ref = [f for f in found if f.gpu == ref]
+    assert [f.count for f in on_ref] == [1, 4]
+    assert {f.code for f in found} == {"xid-48"}
+    assert [f.count for f in found if f.gpu == other] == [1]  # another GPU is another finding
+    merged = on_ref[0]
+    merged.merge(on_ref[1])
+    assert merged.count == 5 and merged.first_seen == on_ref[0].first_seen
+
+
 def test_event_source_without_driver_reports_unknown_and_stops_cleanly(backend: FakeGpuBackend) -> None:
     backend.driver_loaded = False
     source = NvmlEventSource(backend, retry_s=0.01)
