@@ -31,7 +31,7 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from repairbot.catalog.codes import CodeCatalog, entries_by_code, packaged_rows
-from repairbot.catalog.xid_table import REBOOT_LADDER, SXID_RESPONSES
+from repairbot.catalog.xid_table import REBOOT_LADDER, SXID_PEOPLE_FIX, SXID_RESPONSES
 from repairbot.model import Action, Severity
 
 
@@ -120,6 +120,12 @@ def _as_the_line_says(entry: SxidEntry, fatal: bool | None) -> SxidEntry:
             severity=Severity.WARNING,
             default_ladder=(Action.NOTIFY,),
             line_says=f"the line says Non-fatal: notify instead of {entry.action.value}",
+        )
+    if fatal is True and not entry.action.is_destructive and entry.nvsentinel_action in SXID_PEOPLE_FIX:
+        return replace(
+            entry,
+            severity=max(entry.severity, Severity.CRITICAL, key=_SEVERITY_ORDER.index),
+            line_says="the line says Fatal: critical, but a reboot does not fix this cause; a person must",
         )
     if fatal is True and not entry.action.is_destructive:
         return replace(

@@ -120,3 +120,7 @@ SXID_RESPONSES: dict[str, Response] = {
     "CHECK_FM_CONFIG": NOTIFY_ONLY,
     "INVESTIGATE_LINK_SI": NOTIFY_ONLY,
 }
+SXID_PEOPLE_FIX = frozenset(
+    {"CHECK_THERMALS", "CHECK_LINK_MECHANICAL_CONNECTIONS", "CHECK_FM_CONFIG", "INVESTIGATE_LINK_SI"}
+)
+"""NVSentinel's words for causes a reboot does not remove: even on a Fatal line, a person is paged, nothing reset."""

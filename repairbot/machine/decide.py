@@ -31,6 +31,7 @@ from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import Any, Protocol
 
+from repairbot.catalog.xid_table import LADDER_FOR_ACTION
 from repairbot.contract import VALIDATE, AgentAnswer, AgentResult, Request
 from repairbot.machine import breaker_flow
 from repairbot.machine.blockers import (
@@ -93,15 +94,19 @@ DRAIN_POLL = timedelta(seconds=1)
 """How soon to look again while evicted pods terminate (PDB-blocked ones retry at POLL, as kubectl does)."""
 
 
-def catalog_fallback(catalog: XidLookup) -> LadderFallback:
-    """The seam to the Xid catalog: ``xid-N`` → the catalog's default ladder; unknown codes and
-    non-Xid findings → None, so the policy's ``default`` ladder applies."""
+def catalog_fallback(catalog: XidLookup, sxids: XidLookup | None = None) -> LadderFallback:
+    """The seam to the catalogs: ``xid-N`` → the Xid catalog's default ladder, ``sxid-N`` → the SXid
+    catalog's (when one is given); unknown codes and other findings → None, so the policy's ``default``
+    ladder applies."""
 
     def ladder(code: str) -> tuple[Action, ...] | None:
-        found = re.fullmatch(r"xid-(\d+)", code)
+        found = re.fullmatch(r"(s?)xid-(\d+)", code)
         if found is None:
             return None
-        entry = catalog.lookup(int(found.group(1)))
+        source = sxids if found.group(1) else catalog
+        if source is None:
+            return None
+        entry = source.lookup(int(found.group(2)))
         return entry.default_ladder if entry.known else None
 
     return ladder
@@ -196,19 +201,30 @@ def _ladder(repair: RepairView, code: str, policy: Policy, fallback: LadderFallb
 
 
 def _catalog_capped(repair: RepairView, code: str, policy: Policy, ladder: tuple[Rung, ...]) -> tuple[Rung, ...]:
-    """A catalog ladder never acts on findings that themselves ask only for a human.
+    """A catalog ladder follows what the findings' own lines ask for, where the code alone cannot say.
 
-    The catalog's ladder is per Xid code, but some codes are decoded per line:
-    an NVLink5 Xid 144-150 is Fatal or Nonfatal by its text, and the agent marks
-    a Nonfatal one ``notify``. When the policy names no ladder for the code and
-    every finding of that code asks for notify (or less), the policy's
-    ``default`` ladder applies instead of resetting a GPU for a warning.
+    The catalog's ladder is per code, but some codes are decoded per line: an
+    NVLink5 Xid 144-150 is Fatal or Nonfatal by its text, an Xid 154 names the
+    recovery action the driver now wants, and an SXid line carries its own
+    Fatal or Non-fatal word. When the policy names no ladder for the code:
+
+    - every finding of the code asks for notify (or less) → the policy's
+      ``default`` ladder, instead of resetting a GPU for a warning;
+    - the catalog's ladder does not act but every finding of the code asks for
+      an action → the ladder that action starts (ending in quarantine), so a
+      Fatal NVSwitch ECC error is not left at a notification.
     """
-    if not ladder or not ladder[0].action.is_destructive or policy.ladder_for(code) is not policy.ladders["default"]:
-        return ladder
+    default = policy.ladders["default"]
+    if not ladder or ladder is default or policy.ladder_for(code) is not default:
+        return ladder  # the policy's own ladder (named, or its default): the policy has the last word
     asked = [finding.action for finding in repair.findings if finding.code == code]
-    if asked and max(action.severity for action in asked) <= Action.NOTIFY.severity:
-        return policy.ladders["default"]
+    if not asked:
+        return ladder
+    if ladder[0].action.is_destructive and max(action.severity for action in asked) <= Action.NOTIFY.severity:
+        return default
+    weakest = min(asked, key=lambda action: action.severity)
+    if not ladder[0].action.is_destructive and weakest.is_destructive:
+        return tuple(Rung(action, policy.action_timeouts.get(action)) for action in LADDER_FOR_ACTION[weakest])
     return ladder
 
 

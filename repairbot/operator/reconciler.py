@@ -37,6 +37,7 @@ from kubernetes import client
 from kubernetes.client.rest import ApiException
 
 from repairbot.bounds import truncate
+from repairbot.catalog.sxid import default_sxid_catalog
 from repairbot.catalog.xid import default_catalog
 from repairbot.kube.client import as_object, is_retryable, retried
 from repairbot.kube.events import EventRecorder
@@ -100,7 +101,7 @@ class Reconciler:
     def __post_init__(self) -> None:
         if self.gatherer is None:
             self.gatherer = FactGatherer(self.api, self.policy)
-        self._fallback = catalog_fallback(default_catalog())
+        self._fallback = catalog_fallback(default_catalog(), default_sxid_catalog())
         self._custom = client.CustomObjectsApi(self.api)
 
     def reconcile(self, name: str) -> ReconcileResult | None:

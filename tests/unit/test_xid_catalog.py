@@ -287,12 +287,21 @@ def test_a_known_sxid_on_a_non_fatal_line_is_at_most_a_notification(code: int) -
     assert "Non-fatal" in entry.line_says
 
 
-@pytest.mark.parametrize("code", [10004, 11004, 25010, 28003, 20009, 11012])
-def test_a_known_sxid_on_a_fatal_line_gets_the_fabric_reset(code: int) -> None:
+@pytest.mark.parametrize("code", [11012, 11021])
+def test_a_known_sxid_the_table_ignores_on_a_fatal_line_gets_the_fabric_reset(code: int) -> None:
     entry = default_sxid_catalog().lookup(code, fatal=True)
     assert (entry.action, entry.default_ladder) == (Action.REBOOT, REBOOT)
     assert entry.severity in (Severity.CRITICAL, Severity.FATAL)
     assert "Fatal" in entry.line_says
+
+
+@pytest.mark.parametrize("code", [10004, 11004, 25010, 28003, 20009])
+def test_a_fatal_thermal_cable_or_fabric_config_sxid_pages_a_person_and_resets_nothing(code: int) -> None:
+    """An overheating switch or a bad cable is not cured by a reboot: NVSentinel says check it, so do we."""
+    entry = default_sxid_catalog().lookup(code, fatal=True)
+    assert (entry.action, entry.default_ladder) == (Action.NOTIFY, (Action.NOTIFY,))
+    assert entry.severity in (Severity.CRITICAL, Severity.FATAL)
+    assert "Fatal" in entry.line_says and "a person" in entry.line_says
 
 
 @pytest.mark.parametrize(

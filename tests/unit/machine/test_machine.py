@@ -15,7 +15,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from repairbot.catalog.sxid import default_sxid_catalog
 from repairbot.catalog.xid import default_catalog
+from repairbot.detectors.kernel_log import parse_line
 from repairbot.machine import (
     DESTRUCTIVE_STEPS,
     Decision,
@@ -559,3 +561,37 @@ def test_a_hold_a_human_asks_to_quarantine_is_quarantined() -> None:
     world.obj["spec"]["requestedAction"] = "quarantine"  # repairbot repair NODE --action quarantine
     world.step(Step.QUARANTINE)
     assert world.phase == "Quarantined" and world.state is NodeState.QUARANTINED and world.unschedulable
+
+
+SXID_AWARE = catalog_fallback(default_catalog(), default_sxid_catalog())
+NVSWITCH = "nvidia-nvswitch3: SXid (PCI:0000:c6:00.0): "
+
+
+def repair_of_line(line: str) -> dict[str, Any]:
+    """The repair an agent opens for one kernel-log line, with the action the line's own words asked for."""
+    event = parse_line(line)
+    assert event is not None
+    repair = new_repair(event.finding_code)
+    repair["spec"]["findings"][0]["action"] = event.action.value
+    return repair
+
+
+def test_a_fatal_nvswitch_ecc_double_bit_error_reboots_the_baseboard() -> None:
+    """FM guide: a fatal SXid needs the partition's GPUs and NVSwitches reset; on HGX that is a reboot."""
+    world = World(repair_of_line(NVSWITCH + "19067, Fatal, Link 12 NVLTLC TX ECC DBE"), fallback=SXID_AWARE)
+    world.step(Step.CORDON)
+    assert drain_and_request(world).action is Action.REBOOT
+
+
+@pytest.mark.parametrize("line", [NVSWITCH + "19067, Non-fatal, Link 12 ECC DBE", NVSWITCH + "10004, Fatal, thermal"])
+def test_an_nvswitch_line_a_reboot_does_not_help_holds_the_node_for_a_person(line: str) -> None:
+    """A Non-fatal ECC line, and a Fatal thermal event (a reboot does not cool a switch), reset nothing."""
+    world = World(repair_of_line(line), fallback=SXID_AWARE)
+    world.step(Step.CORDON)
+    world.step(Step.HOLD)
+
+
+def test_a_fatal_line_of_an_sxid_the_table_ignores_climbs_the_fabric_reset() -> None:
+    world = World(repair_of_line(NVSWITCH + "11012, Fatal, ingress header ECC limit"), fallback=SXID_AWARE)
+    world.step(Step.CORDON)
+    assert drain_and_request(world).action is Action.REBOOT
