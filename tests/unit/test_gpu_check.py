@@ -6,26 +6,38 @@ function of one run's readings, tested with a fake reading.
 
 from __future__ import annotations
 
+import importlib.util
 import subprocess
 import sys
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-from tools.gpu_check import (
-    NO_GPU_EXIT,
-    GpuCheckReading,
-    GpuReading,
-    StepResult,
-    nvml_unavailable,
-    render_report,
-    report_path,
-    summarize_agent,
-    summarize_pytest,
-)
-
 REPO = Path(__file__).resolve().parents[2]
+
+
+def _load_tool() -> Any:
+    """tools/ is scripts, not a package on the test path: load the script as ``make gpu-check`` runs it."""
+    spec = importlib.util.spec_from_file_location("gpu_check", REPO / "tools" / "gpu_check.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["gpu_check"] = module  # dataclasses look their module up while the class is made
+    spec.loader.exec_module(module)
+    return module
+
+
+_tool = _load_tool()
+NO_GPU_EXIT = _tool.NO_GPU_EXIT
+GpuCheckReading = _tool.GpuCheckReading
+GpuReading = _tool.GpuReading
+StepResult = _tool.StepResult
+nvml_unavailable = _tool.nvml_unavailable
+render_report = _tool.render_report
+report_path = _tool.report_path
+summarize_agent = _tool.summarize_agent
+summarize_pytest = _tool.summarize_pytest
 AT = datetime(2026, 12, 2, 8, 15, 0, tzinfo=UTC)
 
 
@@ -44,7 +56,7 @@ def test_without_a_gpu_the_check_says_so_in_one_line_and_writes_nothing(tmp_path
     assert not out.exists()
 
 
-def fake_reading() -> GpuCheckReading:
+def fake_reading() -> Any:
     gpu = GpuReading(
         index=0, name="NVIDIA H200", uuid="GPU-6b1d3f2a-0c44-4d7e-9a51-3c1f2e5d7a10", pci="0000:2b:00.0",
         serial="1650123012345",
