@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: test lint demo sandbox sandbox-rbac simulate bench bench-quick system-deps clean
+.PHONY: test lint demo sandbox sandbox-rbac simulate bench bench-quick system-deps clean gpu-check
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -20,8 +20,13 @@ test: $(STAMP)
 	$(BIN)/python -m pytest -q
 
 lint: $(STAMP)
-	$(BIN)/ruff check repairbot sim tests benchmarks
-	$(BIN)/mypy repairbot sim/repairbot_sim sim/repairbot_fleetsim
+	$(BIN)/ruff check repairbot sim tests benchmarks tools
+	$(BIN)/mypy repairbot sim/repairbot_sim sim/repairbot_fleetsim tools
+
+# The NVML path against the real GPU (read-only; under 5 minutes): writes docs/validation/gpu-check-YYYY-MM-DD.md.
+# Without an NVIDIA GPU and driver it says so in one line, writes nothing and exits 2 (docs/validation/README.md).
+gpu-check: $(STAMP)
+	$(BIN)/python tools/gpu_check.py
 
 demo: $(STAMP)
 	$(BIN)/repairbot demo

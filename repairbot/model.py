@@ -156,7 +156,9 @@ class GpuRef:
     name the MIG instance the driver attributed the fault to (``GPU-I:05
     GPU-CI:01`` in an Xid line): the workloads on that slice are the ones to
     move. They do not enter :meth:`identity`, because the repair is of the
-    physical GPU whichever of its instances reported first.
+    physical GPU whichever of its instances reported first. ``serial`` is the
+    board serial (NVML, or the driver's preface in the kernel log): what
+    hardware replaces, and what the per-GPU lemon rule follows across repairs.
     """
 
     index: int | None = None
@@ -164,6 +166,7 @@ class GpuRef:
     pci: str | None = None
     gpu_instance: int | None = None
     compute_instance: int | None = None
+    serial: str | None = None
 
     def identity(self) -> str:
         """The name every agent-side source knows: PCI address, else UUID, else index ('' = whole node).
@@ -178,6 +181,46 @@ class GpuRef:
             return self.uuid
         return "" if self.index is None else str(self.index)
 
+    def describe(self) -> str:
+        """``GPU 3 (serial 1650123012345, GPU-8f2c…, 0000:3b:00.0)``: every name a human may look the GPU up by.
+
+        Empty when no GPU is named (a node-level finding); the serial first, because it is what
+        hardware finds the board in the rack by.
+        """
+        ids = [f"serial {self.serial}" if self.serial else None, self.uuid, self.pci]
+        if self.gpu_instance is not None:
+            ids.append(f"GPU instance {self.gpu_instance}")
+        if self.compute_instance is not None:
+            ids.append(f"compute instance {self.compute_instance}")
+        named = [x for x in ids if x]
+        if self.index is None and not named:
+            return ""
+        head = f"GPU {self.index}" if self.index is not None else "GPU"
+        return f"{head} ({', '.join(named)})" if named else head
+
+    def is_same_board(self, other: GpuRef) -> bool:
+        """Whether two references name the same physical GPU: by serial, else UUID, else PCI address.
+
+        The strongest name both know decides, so a board swapped in at the same address (a new serial
+        and UUID) is another GPU, while a finding that knew only the address still joins one that knew
+        more. The index alone never does: enumeration order is not stable across reboots.
+        """
+        for mine, theirs in ((self.serial, other.serial), (self.uuid, other.uuid), (self.pci, other.pci)):
+            if mine and theirs:
+                return mine == theirs
+        return False
+
+    def completed_by(self, other: GpuRef) -> GpuRef:
+        """This reference with what ``other`` knows and it lacks (a kernel-log finding learning the serial)."""
+        return GpuRef(
+            index=self.index if self.index is not None else other.index,
+            uuid=self.uuid or other.uuid,
+            pci=self.pci or other.pci,
+            gpu_instance=self.gpu_instance if self.gpu_instance is not None else other.gpu_instance,
+            compute_instance=self.compute_instance if self.compute_instance is not None else other.compute_instance,
+            serial=self.serial or other.serial,
+        )
+
     def to_dict(self) -> dict[str, Any]:
         """The CRD's ``findings[].gpu``: only the known fields, in the CRD's camelCase."""
         return {_GPU_WIRE_NAMES.get(k, k): v for k, v in asdict(self).items() if v is not None}
@@ -191,6 +234,7 @@ class GpuRef:
             pci=data.get("pci"),
             gpu_instance=data.get("gpuInstance"),
             compute_instance=data.get("computeInstance"),
+            serial=data.get("serial"),
         )
 
 
@@ -236,6 +280,8 @@ class Finding:
         if other.action.severity > self.action.severity:
             self.action = other.action
         self.evidence.update(other.evidence)
+        if self.gpu.is_same_board(other.gpu):
+            self.gpu = self.gpu.completed_by(other.gpu)  # NVML's report of it may know the serial the log lacked
         stickier = other.signal_kind is SignalKind.EVENT and self.signal_kind is not SignalKind.EVENT
         if other.signal and (stickier or not self.signal):
             # Once an event has raised it, no poll may clear it: the stickier signal names the finding.

@@ -79,7 +79,7 @@ class GpuInfo:
     lost: bool = False
 
     def ref(self) -> GpuRef:
-        return GpuRef(index=self.index, uuid=self.uuid or None, pci=self.pci or None)
+        return GpuRef(index=self.index, uuid=self.uuid or None, pci=self.pci or None, serial=self.serial or None)
 
 
 @dataclass(frozen=True, slots=True)

@@ -332,7 +332,7 @@ class KmsgDetector:
             gpu = GpuRef()  # a switch fault concerns the node, not one GPU
             message = f"SXid {event.code} {event.mnemonic} on {event.device} ({event.pci}): {event.message}"
         elif event.kind == GPU_LOST_CODE:
-            gpu = GpuRef(index=self._index(event.pci), uuid=event.uuid, pci=event.pci)
+            gpu = GpuRef(index=self._index(event.pci), uuid=event.uuid, pci=event.pci, serial=event.serial)
             message = f"GPU {event.pci or '(address unknown)'} has fallen off the bus"
         else:
             gpu = GpuRef(
@@ -341,6 +341,7 @@ class KmsgDetector:
                 pci=event.pci,
                 gpu_instance=event.gpu_instance,
                 compute_instance=event.compute_instance,
+                serial=event.serial,
             )
             message = f"Xid {event.code} {event.mnemonic} on {event.pci}: {event.message}".rstrip(": ")
         evidence = {

@@ -39,6 +39,7 @@ from repairbot.machine.decide import (
     driving_finding,
     request_id,
 )
+from repairbot.machine.repair_view import GpuRepair
 
 __all__ = [
     "AGENT_ACTIONS",
@@ -54,6 +55,7 @@ __all__ = [
     "Decision",
     "Facts",
     "Fault",
+    "GpuRepair",
     "PoolUsage",
     "RepairView",
     "Request",

@@ -19,7 +19,7 @@ from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Protocol
 
 from repairbot.machine.breaker import BreakerState, failure_domain
-from repairbot.model import LABEL_DISABLED, Action
+from repairbot.model import LABEL_DISABLED, Action, Finding, GpuRef
 from repairbot.policy import Policy, format_duration
 
 if TYPE_CHECKING:
@@ -158,6 +158,50 @@ class LemonNode:
             f"node {ctx.repair.node} was repaired {len(recent)} times within {format_duration(lemon.window)} "
             f"(limit {lemon.max_repairs}): quarantined for hardware",
         )
+
+
+class LemonGpu:
+    """A GPU in ``maxRepairsPerGpu`` earlier repairs within the window is quarantined for RMA, however fine its node.
+
+    The node rule counts the node's repairs; one bad board among eight healthy ones shows here first.
+    The GPU is followed by its board serial, else its UUID, else its PCI address
+    (:meth:`~repairbot.model.GpuRef.is_same_board`), so a board swapped in after an RMA starts with a
+    clean record. The message names every identifier the earlier findings knew: hardware needs the serial.
+    """
+
+    def check(self, ctx: BlockContext) -> BlockReason | None:
+        lemon = ctx.policy.lemon
+        earlier = [r for r in ctx.facts.recent_gpu_repairs if ctx.now - lemon.window <= r.at <= ctx.now]
+        for gpu in boards_named(ctx.repair.findings):
+            seen = [next((ref for ref in r.gpus if gpu.is_same_board(ref)), None) for r in earlier]
+            matched = [ref for ref in seen if ref is not None]
+            if len(matched) < lemon.max_repairs_per_gpu:
+                continue
+            for ref in matched:
+                gpu = gpu.completed_by(ref)
+            return BlockReason(
+                Verdict.QUARANTINE,
+                "LemonGpu",
+                f"{gpu.describe()} of node {ctx.repair.node} was in {len(matched) + 1} repairs within "
+                f"{format_duration(lemon.window)} (limit {lemon.max_repairs_per_gpu} per GPU): "
+                f"quarantined for RMA of the board{f' with serial {gpu.serial}' if gpu.serial else ''}",
+            )
+        return None
+
+
+def boards_named(findings: Sequence[Finding]) -> list[GpuRef]:
+    """The distinct GPUs the findings name by serial, UUID or PCI address, in finding order, each as fully as known."""
+    boards: list[GpuRef] = []
+    for finding in findings:
+        gpu = finding.gpu
+        if not (gpu.serial or gpu.uuid or gpu.pci):
+            continue  # a node-level finding, or a GPU named only by its unstable index
+        same = next((i for i, known in enumerate(boards) if known.is_same_board(gpu)), None)
+        if same is None:
+            boards.append(gpu)
+        else:
+            boards[same] = boards[same].completed_by(gpu)
+    return boards
 
 
 class RebootCap:

@@ -40,6 +40,7 @@ from repairbot.machine.blockers import (
     BlockContext,
     BlockReason,
     ConcurrencyBudget,
+    LemonGpu,
     LemonNode,
     OptOutBlocker,
     Verdict,
@@ -312,7 +313,7 @@ def _cordoned(run: Run) -> Decision:
         return run.cordon()
     rung = run.rung
     if run.repair.request is None:  # first rung: a lemon skips the ladder
-        lemon = LemonNode().check(run.ctx())
+        lemon = LemonNode().check(run.ctx()) or LemonGpu().check(run.ctx())
         if lemon is not None:
             return run.quarantine(lemon.code, lemon.message)
     if rung is None or rung.action is Action.QUARANTINE:

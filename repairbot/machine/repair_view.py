@@ -18,7 +18,7 @@ from typing import Any
 
 from repairbot.contract import AgentAnswer, Exchange, Request
 from repairbot.machine.breaker import Breakers, Fault
-from repairbot.model import Action, Finding, Phase, parse_time
+from repairbot.model import Action, Finding, GpuRef, Phase, parse_time
 
 
 @dataclass(frozen=True, slots=True)
@@ -115,13 +115,22 @@ class PoolUsage:
 
 
 @dataclass(frozen=True, slots=True)
+class GpuRepair:
+    """One of the node's earlier repairs, as the per-GPU lemon rule sees it: when, and which GPUs it named."""
+
+    at: datetime
+    gpus: tuple[GpuRef, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
 class Facts:
     """What the handler saw around the repair, gathered just before :func:`decide`.
 
     ``our_taint`` is the ``repairbot.io/unhealthy`` taint; with ``acknowledged_at``
     it tells a human uncordon (taint kept, node schedulable) from our own work.
     ``finding_present`` None means "cannot tell" and counts as present.
-    ``recent_repairs`` are the node's earlier repairs that reached a rung (lemon rule);
+    ``recent_repairs`` are the node's earlier repairs that reached a rung (lemon rule), and
+    ``recent_gpu_repairs`` the same repairs with the GPUs their findings named (per-GPU lemon rule);
     ``recent_reboots`` its reboots and power cycles (reboot cap); ``recent_faults``
     the fleet's new repairs (storm breaker), each with its failure domain; ``breakers``
     the stored storm breakers (fleet-wide and per domain); ``active_repairs`` the
@@ -150,3 +159,4 @@ class Facts:
     finding_present: bool | None = None
     quiet_period_ok: bool | None = None
     resume_requested: bool = False
+    recent_gpu_repairs: tuple[GpuRepair, ...] = ()

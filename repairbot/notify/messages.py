@@ -48,19 +48,11 @@ def format_duration(delta: timedelta | None) -> str:
 
 
 def describe_gpu(gpu: GpuRef) -> str:
-    """``GPU 3 (GPU-8f2c…, 0000:3b:00.0)``; ``whole node`` when no GPU is named.
+    """``GPU 3 (serial 1650…, GPU-8f2c…, 0000:3b:00.0)``; ``whole node`` when no GPU is named.
 
     A MIG slice is named too (``…, GPU instance 5, compute instance 1``): its workloads are the ones hit.
     """
-    ids = [x for x in (gpu.uuid, gpu.pci) if x]
-    if gpu.gpu_instance is not None:
-        ids.append(f"GPU instance {gpu.gpu_instance}")
-    if gpu.compute_instance is not None:
-        ids.append(f"compute instance {gpu.compute_instance}")
-    if gpu.index is None and not ids:
-        return "whole node"
-    head = f"GPU {gpu.index}" if gpu.index is not None else "GPU"
-    return f"{head} ({', '.join(ids)})" if ids else head
+    return gpu.describe() or "whole node"
 
 
 def describe_finding(finding: Finding, catalog: XidCatalog) -> str:
@@ -197,8 +189,10 @@ def jira_description(view: RepairView, *, catalog: XidCatalog | None = None) -> 
     lines += ["", "h3. Hardware identifiers"]
     for gpu in view.gpus:
         lines.append(f"* {describe_gpu(gpu)}")
+    named = {gpu.serial for gpu in view.gpus}
     for serial in view.serials:
-        lines.append(f"* Serial: {serial}")
+        if serial not in named:  # a serial only the evidence knew; one on a GPU is in its line above
+            lines.append(f"* Serial: {serial}")
     if not view.gpus and not view.serials:
         lines.append("* No GPU named by the findings (node-level fault).")
     links = [(url, label) for url, label in _link_labels(view) if url and not label.startswith("Jira")]
@@ -265,7 +259,7 @@ def replacement_advice(view: RepairView, *, catalog: XidCatalog | None = None) -
         if f.code.startswith("ib-"):
             parts.append(f"check/replace the InfiniBand cable or HCA ({f.message or f.code})")
         elif f.gpu.identity():
-            serial = f" serial {f.evidence['serial']}" if f.evidence.get("serial") else ""
+            serial = f" serial {f.evidence['serial']}" if f.evidence.get("serial") and not f.gpu.serial else ""
             parts.append(f"replace {where}{serial} ({f.code})")
         elif f.xid is not None and catalog.lookup(f.xid).known:
             parts.append(f"inspect the node's GPUs for Xid {f.xid}")
@@ -276,10 +270,12 @@ def replacement_advice(view: RepairView, *, catalog: XidCatalog | None = None) -
 def jira_quarantine(view: RepairView, *, catalog: XidCatalog | None = None) -> str:
     """The escalation comment: why the ladder ended, what to replace, and that the node stays out."""
     tried = [e.action.value for e in view.history if e.action is not None and e.action is not Action.QUARANTINE]
-    tried_text = ", ".join(dict.fromkeys(tried)) or "nothing automatic (lemon node or catalog says replace)"
+    tried_text = ", ".join(dict.fromkeys(tried)) or "nothing automatic (lemon node or GPU, or catalog says replace)"
+    why = next((e.message for e in reversed(view.history) if e.step == "quarantine" and e.message), "")
     return (
         f"Node {view.node} is quarantined: it stays cordoned and tainted (repairbot.io/unhealthy) and out of "
         "service until a human releases it; new findings are recorded here and start nothing. "
+        f"{f'Why: {why}. ' if why else ''}"
         f"Tried: {tried_text}. Please {replacement_advice(view, catalog=catalog)}. "
         f"Once the part is replaced, run `repairbot release {view.node}` (or remove the repairbot.io/state label), "
         f"then, to prove it healthy, `repairbot repair {view.node} --action gpu-reset` (see the quarantine runbook)."

@@ -82,8 +82,8 @@ class RepairView:
 
     @property
     def serials(self) -> tuple[str, ...]:
-        """Board serials from evidence: what hardware needs to find the part in the rack."""
-        found = [f.evidence.get("serial") for f in self.findings]
+        """Board serials (the GPU's, else the evidence's): what hardware needs to find the part in the rack."""
+        found = [f.gpu.serial or f.evidence.get("serial") for f in self.findings]
         return tuple(dict.fromkeys(s for s in found if s))
 
     def links(self) -> dict[str, str]:

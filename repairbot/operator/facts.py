@@ -19,7 +19,7 @@ from kubernetes.client.rest import ApiException
 from repairbot.kube.client import as_object, raw_call
 from repairbot.kube.drain import DrainFailed, DrainProgress, drain_step
 from repairbot.kube.marks import node_marks
-from repairbot.machine import Facts, PoolUsage, RepairView
+from repairbot.machine import Facts, GpuRepair, PoolUsage, RepairView
 from repairbot.machine.breaker import Breakers, Fault
 from repairbot.model import (
     ANNOTATION_RESUME,
@@ -131,6 +131,24 @@ def earlier_repairs(fleet: FleetView, view: RepairView, policy: Policy, now: dat
     return tuple(sorted(times))
 
 
+def earlier_gpu_repairs(fleet: FleetView, view: RepairView, policy: Policy, now: datetime) -> tuple[GpuRepair, ...]:
+    """The same repairs as :func:`earlier_repairs`, each with the GPUs its findings named (per-GPU lemon rule).
+
+    A GPU's history is read from the node's past GPURepairs rather than kept apart: they already hold
+    every finding with its GPU's serial, UUID and address, for as long as retention keeps the lemon window.
+    """
+    found = []
+    for repair in _of_node(fleet.repairs, view.node):
+        if repair["metadata"]["name"] == view.name or int((repair.get("status") or {}).get("attempt") or 0) < 1:
+            continue
+        at = _opened_at(repair)
+        if at is None or now - at > policy.lemon.window:
+            continue
+        gpus = tuple(GpuRef.from_dict(f.get("gpu")) for f in (repair.get("spec") or {}).get("findings") or ())
+        found.append(GpuRepair(at, tuple(g for g in gpus if g.serial or g.uuid or g.pci)))
+    return tuple(sorted(found, key=lambda r: r.at))
+
+
 def reboots(fleet: FleetView, node: str, now: datetime) -> tuple[datetime, ...]:
     """When this node was rebooted or power-cycled by RepairBot in the last day (every repair of it)."""
     times = []
@@ -222,6 +240,7 @@ class FactGatherer:
             active_repairs=active_repairs(fleet),
             recent_faults=fleet_faults(fleet, self.policy, now),
             recent_repairs=earlier_repairs(fleet, view, self.policy, now),
+            recent_gpu_repairs=earlier_gpu_repairs(fleet, view, self.policy, now),
             recent_reboots=reboots(fleet, view.node, now),
             finding_present=finding_present(obj, view),
             quiet_period_ok=self._quiet(view, now),

@@ -97,10 +97,13 @@ class FleetCache:
             return
         with self._lock:
             if _newer(body, self._repairs.get(name)):
+                spec = body.get("spec") or {}
                 self._repairs[name] = {
                     "metadata": dict(body.get("metadata") or {}),
-                    "spec": {"nodeName": (body.get("spec") or {}).get("nodeName"),
-                             "dryRun": bool((body.get("spec") or {}).get("dryRun"))},
+                    "spec": {"nodeName": spec.get("nodeName"),
+                             "dryRun": bool(spec.get("dryRun")),
+                             # only the GPUs of the findings: the per-GPU lemon rule follows a board by them
+                             "findings": [{"gpu": dict(f["gpu"])} for f in spec.get("findings") or () if f.get("gpu")]},
                     "status": dict(body.get("status") or {}),
                 }
 

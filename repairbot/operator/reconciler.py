@@ -62,7 +62,7 @@ log = logging.getLogger(__name__)
 
 WARNING_EVENTS = frozenset(
     {"Blocked", "BreakerOpen", "BreakerHalfOpen", "DrainTimedOut", "NextRung", "Quarantined", "LemonNode",
-     "RebootCap", "LadderExhausted", "HandedOver", "WaitingForHuman", "UnmanagedPods"}
+     "LemonGpu", "RebootCap", "LadderExhausted", "HandedOver", "WaitingForHuman", "UnmanagedPods"}
 )  # fmt: skip
 
 

@@ -178,7 +178,7 @@ def parse_policy(data: Mapping[str, Any] | None) -> Policy:
     errors: list[str] = []
     top = _Section(data, "policy", _TOP_KEYS, errors)
     timeouts = _read_action_timeouts(top.child("actionTimeouts", [a.value for a in TIMED_ACTIONS]))
-    lemon = _read_lemon(top.child("lemon", ("maxRepairs", "window")))
+    lemon = _read_lemon(top.child("lemon", ("maxRepairs", "window", "maxRepairsPerGpu")))
     policy = Policy(
         dry_run=top.boolean("dryRun", False),
         budget=_read_budget(top.child("budget", ("maxUnavailable", "poolLabel"))),
@@ -420,7 +420,11 @@ def _read_ladder(raw: Any, path: str, timeouts: Mapping[Action, timedelta], erro
 
 def _read_lemon(section: _Section) -> LemonPolicy:
     d = LemonPolicy()
-    return LemonPolicy(section.integer("maxRepairs", d.max_repairs, minimum=1), section.duration("window", d.window))
+    return LemonPolicy(
+        section.integer("maxRepairs", d.max_repairs, minimum=1),
+        section.duration("window", d.window),
+        section.integer("maxRepairsPerGpu", d.max_repairs_per_gpu, minimum=1),
+    )
 
 
 def _read_retention(section: _Section, lemon: LemonPolicy) -> RetentionPolicy:

@@ -183,10 +183,14 @@ class LemonPolicy:
     """A node repaired ``max_repairs`` times within ``window`` is quarantined instead of repaired again.
 
     Three repairs in a week is a node that eats jobs; hardware should replace it.
+    ``max_repairs_per_gpu`` does the same for one GPU, followed by its board serial:
+    a board in that many earlier repairs within the window is quarantined for RMA
+    on its next one, even while the node's other GPUs are fine.
     """
 
     max_repairs: int = 3
     window: timedelta = timedelta(days=7)
+    max_repairs_per_gpu: int = 2
 
 
 @dataclass(frozen=True, slots=True)
@@ -305,7 +309,8 @@ class Policy:
             },
             "ladders": {code: [rung.to_dict() for rung in rungs] for code, rungs in self.ladders.items()},
             "actionTimeouts": {a.value: format_duration(t) for a, t in self.action_timeouts.items()},
-            "lemon": {"maxRepairs": self.lemon.max_repairs, "window": format_duration(self.lemon.window)},
+            "lemon": {"maxRepairs": self.lemon.max_repairs, "window": format_duration(self.lemon.window),
+                      "maxRepairsPerGpu": self.lemon.max_repairs_per_gpu},
             "retention": {"keepPerNode": self.retention.keep_per_node, "ttl": format_duration(self.retention.ttl)},
             "rebootsPerDay": self.reboots_per_day,
             "validation": {

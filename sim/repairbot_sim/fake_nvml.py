@@ -86,7 +86,7 @@ class FakeGpu:
         return GpuInfo(self.index, self.uuid, self.name, self.pci, self.serial, lost=self.lost)
 
     def ref(self) -> GpuRef:
-        return GpuRef(index=self.index, uuid=self.uuid, pci=self.pci)
+        return GpuRef(index=self.index, uuid=self.uuid, pci=self.pci, serial=self.serial)
 
 
 class FakeGpuBackend:

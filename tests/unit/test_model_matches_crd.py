@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import fields
 from datetime import UTC, datetime
 from typing import Any
 
@@ -83,6 +84,15 @@ def test_finding_round_trips_through_crd_shape(crd: dict[str, Any]) -> None:
     allowed = set(_schema(crd)["properties"]["spec"]["properties"]["findings"]["items"]["properties"])
     assert set(item) <= allowed
     assert Finding.from_dict(item) == finding
+
+
+def test_a_findings_gpu_with_its_board_serial_fits_the_crd_so_the_api_server_keeps_it(crd: dict[str, Any]) -> None:
+    """The emulator (and a real API server) prune fields the schema lacks: the serial must be in it."""
+    gpu = GpuRef(index=2, uuid="GPU-abc", pci="0000:3a:00.0", gpu_instance=5, compute_instance=1, serial="16501230")
+    finding = _schema(crd)["properties"]["spec"]["properties"]["findings"]["items"]["properties"]
+    assert set(gpu.to_dict()) == set(finding["gpu"]["properties"])
+    assert len(gpu.to_dict()) == len(fields(GpuRef)), "every GpuRef field has its place in the CRD"
+    assert finding["gpu"]["properties"]["serial"]["type"] == "string"
 
 
 def test_merge_keeps_first_seen_and_counts_up() -> None:

@@ -209,14 +209,22 @@ def test_a_non_fatal_sxid_line_never_climbs_a_destructive_ladder() -> None:
     assert "Non-fatal" in event.reason
 
 
-def test_a_fatal_sxid_line_of_a_notify_only_code_gets_the_fabric_reset() -> None:
-    # 10004 is CHECK_THERMALS (notify) in NVSentinel's map; the Fabric Manager guide: a fatal NVSwitch error needs
-    # the GPUs and NVSwitches of the baseboard reset, which on HGX is a reboot.
-    event = parse_line("nvidia-nvswitch1: SXid (PCI:0000:06:00.0): 10004, Fatal, Thermal event start")
+def test_a_fatal_sxid_line_of_a_code_the_table_ignores_gets_the_fabric_reset() -> None:
+    # 11012 is IGNORE in NVSentinel's map (an ingress header ECC limit); the Fabric Manager guide: a fatal NVSwitch
+    # error needs the GPUs and NVSwitches of the baseboard reset, which on HGX is a reboot.
+    event = parse_line("nvidia-nvswitch1: SXid (PCI:0000:06:00.0): 11012, Fatal, ingress header ECC limit")
     assert event is not None and event.fatal is True
     assert event.action is Action.REBOOT
     assert event.ladder == (Action.REBOOT, Action.POWER_CYCLE, Action.QUARANTINE)
     assert "Fatal" in event.reason
+
+
+def test_a_fatal_nvswitch_thermal_event_pages_a_person_and_reboots_nothing() -> None:
+    # 10004 is CHECK_THERMALS in NVSentinel's map: an overheating switch is not cooled by a reboot.
+    event = parse_line("nvidia-nvswitch1: SXid (PCI:0000:06:00.0): 10004, Fatal, Thermal event start")
+    assert event is not None and event.fatal is True
+    assert event.action is Action.NOTIFY and event.ladder == (Action.NOTIFY,)
+    assert event.severity in (Severity.CRITICAL, Severity.FATAL) and "a person" in event.reason
 
 
 @pytest.mark.parametrize(

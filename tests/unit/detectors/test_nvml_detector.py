@@ -428,7 +428,8 @@ def test_pynvml_event_wait_translates_timeout_lost_and_xid() -> None:
     assert registered[0] & pynvml.nvmlEventTypeXidCriticalError
     assert backend.wait_event(10) is None
     xid = backend.wait_event(10)
-    assert xid == GpuEvent(GpuEventKind.XID, GpuRef(0, uuid, "0000:18:00.0"), xid=79, detail="eventType=0x8")
+    board = GpuRef(0, uuid, "0000:18:00.0", serial="1650923012345")  # the event names the board, serial and all
+    assert xid == GpuEvent(GpuEventKind.XID, board, xid=79, detail="eventType=0x8")
     lost = backend.wait_event(10)
     assert lost is not None and lost.kind is GpuEventKind.GPU_LOST
 

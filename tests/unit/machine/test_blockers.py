@@ -10,11 +10,12 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from repairbot.machine import Facts, PoolUsage, RepairView, Step, decide
+from repairbot.machine import Facts, GpuRepair, PoolUsage, RepairView, Step, decide
 from repairbot.machine.blockers import (
     BlockContext,
     ConcurrencyBudget,
     DryRunBlocker,
+    LemonGpu,
     LemonNode,
     OptOutBlocker,
     RebootCap,
@@ -23,7 +24,7 @@ from repairbot.machine.blockers import (
     budget_exhausted,
 )
 from repairbot.machine.breaker import Breaker, Breakers, BreakerState, Fault, find_trip
-from repairbot.model import LABEL_DISABLED, LABEL_FAILURE_DOMAIN, Action
+from repairbot.model import LABEL_DISABLED, LABEL_FAILURE_DOMAIN, Action, Finding, GpuRef
 from repairbot.policy import BreakerPolicy, Policy, parse_policy
 
 T0 = datetime(2026, 11, 22, 3, 0, tzinfo=UTC)
@@ -156,3 +157,66 @@ def test_reboot_cap_counts_reboots_and_power_cycles_in_24h() -> None:
     assert RebootCap().check(ctx(two, rung=Action.GPU_RESET)) is None
     one_today = Facts(recent_reboots=(T0 - timedelta(hours=1), T0 - timedelta(hours=25)))
     assert RebootCap().check(ctx(one_today, rung=Action.REBOOT)) is None
+
+
+BOARD = GpuRef(index=3, uuid="GPU-6b1d3f2a-0c44-4d7e-9a51-3c1f2e5d7a10", pci="0000:2b:00.0", serial="1650123012345")
+
+
+def xid_on(gpu: GpuRef, code: str = "xid-79") -> Finding:
+    return Finding(code, f"{code} on {gpu.pci}", Action.REBOOT, gpu=gpu, first_seen=T0)
+
+
+def earlier(*repairs: tuple[float, GpuRef]) -> Facts:
+    """Facts holding the node's earlier repairs: (days ago, the GPU its finding named)."""
+    return Facts(
+        recent_repairs=tuple(sorted(T0 - timedelta(days=d) for d, _ in repairs)),
+        recent_gpu_repairs=tuple(GpuRepair(T0 - timedelta(days=d), (gpu,)) for d, gpu in repairs),
+    )
+
+
+def test_a_gpu_repaired_twice_this_week_is_quarantined_on_its_third_repair_naming_its_serial() -> None:
+    lemon = LemonGpu().check(ctx(earlier((1, BOARD), (3, BOARD)), findings=(xid_on(BOARD),)))
+    assert lemon is not None and lemon.verdict is Verdict.QUARANTINE and lemon.code == "LemonGpu"
+    for name in ("serial 1650123012345", BOARD.uuid, BOARD.pci, "GPU 3"):
+        assert name in lemon.message, lemon.message
+    assert "3 repairs within 7d" in lemon.message
+    assert LemonNode().check(ctx(earlier((1, BOARD), (3, BOARD)), findings=(xid_on(BOARD),))) is None  # node fine
+
+
+def test_a_gpu_whose_node_mates_failed_before_is_not_a_lemon() -> None:
+    mates = (replace(BOARD, index=1, uuid="GPU-1", pci="0000:1b:00.0", serial="1650000000001"),
+             replace(BOARD, index=2, uuid="GPU-2", pci="0000:2a:00.0", serial="1650000000002"))  # fmt: skip
+    assert LemonGpu().check(ctx(earlier((1, mates[0]), (2, mates[1]), (3, BOARD)), findings=(xid_on(BOARD),))) is None
+
+
+def test_a_board_swapped_in_after_an_rma_starts_with_a_clean_record_at_the_same_address() -> None:
+    new_board = replace(BOARD, uuid="GPU-0f0f0f0f-0000-4000-8000-000000000000", serial="1650999999999")
+    assert LemonGpu().check(ctx(earlier((1, BOARD), (3, BOARD)), findings=(xid_on(new_board),))) is None
+
+
+def test_repairs_outside_the_lemon_window_do_not_make_a_gpu_a_lemon() -> None:
+    assert LemonGpu().check(ctx(earlier((1, BOARD), (8, BOARD)), findings=(xid_on(BOARD),))) is None
+
+
+@pytest.mark.parametrize(
+    ("before", "now"),
+    [
+        (replace(BOARD, serial=None), replace(BOARD, serial=None)),  # no serial known: the UUID follows the board
+        (GpuRef(pci=BOARD.pci), GpuRef(pci=BOARD.pci)),  # a kernel-log finding without its preface: the address
+        (GpuRef(index=3, pci=BOARD.pci), BOARD),  # an earlier finding that knew less still names the same GPU
+    ],
+    ids=["by-uuid", "by-pci", "serial-learnt-later"],
+)
+def test_a_repeat_offender_is_followed_by_what_its_findings_name(before: GpuRef, now: GpuRef) -> None:
+    lemon = LemonGpu().check(ctx(earlier((1, before), (2, before)), findings=(xid_on(now),)))
+    assert lemon is not None and (now.pci or "") in lemon.message
+
+
+def test_a_node_level_finding_makes_no_gpu_a_lemon() -> None:
+    assert LemonGpu().check(ctx(earlier((1, GpuRef()), (2, GpuRef())), findings=(xid_on(GpuRef()),))) is None
+
+
+def test_the_per_gpu_limit_comes_from_the_policy() -> None:
+    stricter = parse_policy({"lemon": {"maxRepairsPerGpu": 1}})
+    assert LemonGpu().check(ctx(earlier((1, BOARD)), findings=(xid_on(BOARD),), policy=stricter)) is not None
+    assert LemonGpu().check(ctx(earlier((1, BOARD)), findings=(xid_on(BOARD),))) is None

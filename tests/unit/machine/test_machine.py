@@ -22,6 +22,7 @@ from repairbot.machine import (
     DESTRUCTIVE_STEPS,
     Decision,
     Facts,
+    GpuRepair,
     PoolUsage,
     RepairView,
     Step,
@@ -31,7 +32,7 @@ from repairbot.machine import (
 )
 from repairbot.machine.breaker import Breaker, Breakers, BreakerState, Fault
 from repairbot.machine.transitions import step_failed
-from repairbot.model import LABEL_DISABLED, LABEL_FAILURE_DOMAIN, Action, NodeState, Phase, format_time
+from repairbot.model import LABEL_DISABLED, LABEL_FAILURE_DOMAIN, Action, GpuRef, NodeState, Phase, format_time
 from repairbot.policy import LadderFallback, Policy, parse_policy
 
 T0 = datetime(2026, 11, 22, 3, 0, tzinfo=UTC)
@@ -361,6 +362,20 @@ def test_lemon_node_is_quarantined_straight_after_cordon() -> None:
     world.step(Step.CORDON)
     lemon = world.step(Step.QUARANTINE)
     assert "repaired 3 times within 7d" in lemon.message and world.phase == "Quarantined"
+
+
+def test_a_lemon_gpu_is_quarantined_straight_after_cordon_while_the_node_is_no_lemon() -> None:
+    board = {"index": 3, "uuid": "GPU-6b1d3f2a", "pci": "0000:2b:00.0", "serial": "1650123012345"}
+    finding = {"code": "xid-79", "firstSeen": format_time(T0), "gpu": board, "action": "reboot"}
+    world = World({**new_repair(), "spec": {**new_repair()["spec"], "findings": [finding]}})
+    same = GpuRef.from_dict(board)
+    world.facts = replace(world.facts, recent_repairs=(T0 - timedelta(days=2), T0 - timedelta(days=1)),
+                          recent_gpu_repairs=(GpuRepair(T0 - timedelta(days=2), (same,)),
+                                              GpuRepair(T0 - timedelta(days=1), (same,))))  # fmt: skip
+    world.step(Step.CORDON)
+    lemon = world.step(Step.QUARANTINE)
+    assert "serial 1650123012345" in lemon.message and world.phase == "Quarantined"
+    assert [c["reason"] for c in world.status["conditions"] if c["type"] == "Quarantined"] == ["LemonGpu"]
 
 
 def test_reboot_cap_blocks_then_lets_go_a_day_later() -> None:

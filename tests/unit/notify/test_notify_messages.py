@@ -176,3 +176,34 @@ def test_a_plain_form_is_the_text_alone_cut_to_the_limit() -> None:
     message = slack_storm(StormView.of("s", [("gpu-1", "Blocked")]))
     plain = plain_form(SlackMessage(text="y" * 5000, blocks=message.blocks), 3000)
     assert plain.blocks == () and len(plain.text) == 3000 and plain.text.endswith("… (truncated)")
+
+
+LEMON_BOARD = GpuRef(index=3, uuid="GPU-8f2c", pci="0000:3b:00.0", serial="1650123012345")
+LEMON_WHY = ("GPU 3 (serial 1650123012345, GPU-8f2c, 0000:3b:00.0) of node gpu-17 was in 3 repairs within 7d "
+             "(limit 2 per GPU): quarantined for RMA of the board")  # fmt: skip
+
+
+def lemon_view() -> RepairView:
+    finding = Finding("xid-79", "GPU has fallen off the bus", Action.REBOOT, gpu=LEMON_BOARD, xid=79, first_seen=T0)
+    history = (HistoryEntry("quarantine", "started", LEMON_WHY, action=Action.QUARANTINE, at=T0),
+               HistoryEntry("quarantine", "done", LEMON_WHY, action=Action.QUARANTINE, at=T0))  # fmt: skip
+    return make_view(phase=Phase.QUARANTINED, findings=(finding,), history=history, action=Action.QUARANTINE)
+
+
+def test_a_lemon_gpus_rma_comment_names_the_board_serial_uuid_pci_and_index_once() -> None:
+    text = jira_quarantine(lemon_view())
+    assert "replace GPU 3 (serial 1650123012345, GPU-8f2c, 0000:3b:00.0) (xid-79)" in text, text
+    assert text.count("1650123012345") == 2, text  # once in why it was quarantined, once in what to replace
+    assert LEMON_WHY in text
+
+
+def test_a_lemon_gpus_ticket_lists_the_serial_nvml_gave_among_the_hardware_identifiers() -> None:
+    description = jira_description(lemon_view())
+    assert "* GPU 3 (serial 1650123012345, GPU-8f2c, 0000:3b:00.0)" in description
+    assert "Serial: 1650123012345" not in description  # said once, on the GPU it belongs to
+
+
+def test_a_lemon_gpus_quarantine_reply_in_the_slack_thread_names_its_serial_and_pages() -> None:
+    view = lemon_view()
+    text = slack_reply(view, view.history[0], on_call=ON_CALL).text
+    assert "1650123012345" in text and ON_CALL in text and "OPS-7" in text

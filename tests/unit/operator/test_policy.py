@@ -56,6 +56,14 @@ def test_defaults_suit_a_large_fleet() -> None:
     assert not policy.dry_run and not policy.drain.allow_force
 
 
+def test_a_gpu_in_two_repairs_of_a_week_is_a_lemon_by_default_and_the_limit_round_trips() -> None:
+    assert Policy().lemon.max_repairs_per_gpu == 2
+    custom = parse_policy({"lemon": {"maxRepairsPerGpu": 4, "window": "14d"}})
+    lemon = custom.lemon
+    assert (lemon.max_repairs_per_gpu, lemon.max_repairs, lemon.window) == (4, 3, timedelta(days=14))
+    assert parse_policy(custom.to_dict()) == custom
+
+
 def test_sandbox_policy_parses_with_short_clocks() -> None:
     sandbox = parse_policy(yaml.safe_load(SANDBOX_POLICY_YAML))
     assert load_policy(SANDBOX_POLICY) == sandbox
@@ -107,6 +115,8 @@ def test_to_dict_round_trips() -> None:
         ({"ladders": {"Xid 79": ["reboot"]}}, 'policy.ladders.Xid 79: "Xid 79" is not a finding class'),
         ({"actionTimeouts": {"reboot": 20}}, "policy.actionTimeouts.reboot: 20 is not a duration"),
         ({"lemon": {"window": "7 days"}}, 'policy.lemon.window: "7 days" is not a duration'),
+        ({"lemon": {"maxRepairsPerGpu": 0}}, "policy.lemon.maxRepairsPerGpu: 0 is below the minimum of 1"),
+        ({"lemon": {"maxRepairsPerGPU": 2}}, 'policy.lemon.maxRepairsPerGPU: unknown key'),
         ({"rebootsPerDay": True}, "policy.rebootsPerDay: true must be a whole number"),
         ({"validation": {"dcgmDiagLevel": 5}}, "policy.validation.dcgmDiagLevel: 5 is over the maximum of 4"),
         ({"validation": {"prometheusUrl": "prom:9090"}}, 'policy.validation.prometheusUrl: "prom:9090" must be an'),
