@@ -15,6 +15,7 @@ from pathlib import Path
 from repairbot.agent.host import BOOT_ID_PATH
 from repairbot.agent.runner import NodeAgent
 from repairbot.detectors.base import Detector, EventSource
+from repairbot.detectors.bursts import BurstBoundary
 from repairbot.detectors.dcgm import DcgmExporterDetector
 from repairbot.detectors.gpu_backend import GpuBackend
 from repairbot.detectors.gpu_health import NvmlEventSource, NvmlHealthDetector
@@ -58,9 +59,11 @@ def event_sources(
     backend: GpuBackend,
     boot_id: Callable[[], str] | None = None,
     uptime: Callable[[], float] | None = None,
+    bursts: BurstBoundary | None = None,
 ) -> list[EventSource]:
     """NVML events and the kernel log.
 
+    ``bursts`` is the agent's boundary: a repair it performed ends both sources' bursts.
     ``boot_id`` names the boot the kernel log's sequence numbers belong to; ``uptime`` is the seconds since
     that boot, the timebase of a record's ``usec`` (how old a record is, for a first start without a cursor).
     """
@@ -74,8 +77,9 @@ def event_sources(
         boot_id=boot_id or _host_boot_id,
         uptime=uptime or _host_uptime,
         first_start_lookback=config.kmsg_first_start_lookback,
+        bursts=bursts,
     )
-    return [NvmlEventSource(backend=backend), kmsg]
+    return [NvmlEventSource(backend=backend, burst_boundary=bursts), kmsg]
 
 
 def _host_boot_id() -> str:
@@ -88,11 +92,13 @@ def _host_uptime() -> float:
 
 
 def build_agent(config: AgentConfig, backend: GpuBackend) -> NodeAgent:
+    bursts = BurstBoundary()
     return NodeAgent(
         node=config.node,
         detectors=polled_detectors(config, backend),
-        event_sources=event_sources(config, backend),
+        event_sources=event_sources(config, backend, bursts=bursts),
         interval=config.interval,
+        bursts=bursts,
     )
 
 

@@ -38,6 +38,7 @@ from repairbot.detectors.base import (
     SignalHealth,
     SignalState,
 )
+from repairbot.detectors.bursts import BurstBoundary
 from repairbot.kube.client import is_too_large
 from repairbot.kube.intake import IntakeTooLarge
 from repairbot.kube.nodes import NodeCondition
@@ -120,6 +121,7 @@ class NodeAgent:
     interval: float = 10.0
     metrics: AgentMetrics = field(default_factory=AgentMetrics)
     tracker: FindingTracker = field(default_factory=FindingTracker)
+    bursts: BurstBoundary = field(default_factory=BurstBoundary)  # shared with the event sources' debouncers
     _stop: threading.Event = field(default_factory=threading.Event)
     _threads: list[threading.Thread] = field(default_factory=list)
     _last_condition: NodeCondition | None = None
@@ -165,6 +167,12 @@ class NodeAgent:
         self.metrics.mark_poll(time.time())
         self.polls += 1
         return AgentReport(self.node, datetime.now(UTC), reports, condition, self.tracker.active())
+
+    def repaired(self) -> None:
+        """A reset, reboot or validation this node's executor performed succeeded: past events are history,
+        and the next line of any code is a new fault (every burst ends)."""
+        self.tracker.clear_events()
+        self.bursts.repaired()
 
     def on_event(self, finding: Finding, origin: str = "") -> None:
         """A pushed finding: record it and tell intake at once, not at the next poll."""

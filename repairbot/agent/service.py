@@ -125,7 +125,7 @@ def connect_agent(
         api=api,
         host=host,
         validate=lambda level, load_check: validate_node(agent, host, level, load_check),
-        on_repaired=agent.tracker.clear_events,
+        on_repaired=agent.repaired,
         gate=agent.recovered_event,
     )
     agent.signals = RepairSignalSink(api, executor.active_repairs)

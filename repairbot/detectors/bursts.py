@@ -13,10 +13,17 @@ emit *now* only for the first line of a burst (so a fatal Xid is acted on at
 once); repeats are counted silently and handed out by :meth:`Debouncer.due_reports`
 as *delta* findings (``count`` = repeats since the last report, ``first_seen`` =
 the burst's), which :meth:`repairbot.model.Finding.merge` adds up exactly.
+
+A repair ends every burst (:class:`BurstBoundary`): the same Xid a minute after
+a GPU reset is a new fault on a repaired GPU, reported at once, not a silent
+repeat handed out as a delta up to a minute later; and repeats logged before the
+repair belonged to the fault it cured, so they are dropped rather than
+reported afterwards as if the GPU were failing again.
 """
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
@@ -26,6 +33,27 @@ from repairbot.model import Finding
 
 DEFAULT_WINDOW_S = 180.0
 DEFAULT_REPORT_INTERVAL_S = 60.0
+
+
+class BurstBoundary:
+    """Where the agent says "a repair just succeeded", to every debouncer of its node at once.
+
+    Shared by the node's event sources (NVML events and the kernel log run in their own threads),
+    so it only counts: each debouncer compares the count with the one it last saw.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._repairs = 0
+
+    def repaired(self) -> None:
+        with self._lock:
+            self._repairs += 1
+
+    @property
+    def repairs(self) -> int:
+        with self._lock:
+            return self._repairs
 
 
 @dataclass(slots=True)
@@ -45,6 +73,7 @@ class Debouncer:
         window_s: float = DEFAULT_WINDOW_S,
         report_interval_s: float = DEFAULT_REPORT_INTERVAL_S,
         clock: Callable[[], float] = time.time,
+        boundary: BurstBoundary | None = None,
     ) -> None:
         if window_s <= 0:
             raise ValueError(f"burst window must be positive, got {window_s}")
@@ -53,9 +82,22 @@ class Debouncer:
         self._clock = clock
         self._bursts: dict[tuple[str, str], _Burst] = {}
         self._ended_unreported: list[Finding] = []
+        self._boundary = boundary
+        self._repairs_seen = boundary.repairs if boundary else 0
+
+    def _after_a_repair(self) -> None:
+        """Forget every burst (and its unreported repeats) once the node was repaired since the last look."""
+        if self._boundary is None:
+            return
+        repairs = self._boundary.repairs
+        if repairs != self._repairs_seen:
+            self._repairs_seen = repairs
+            self._bursts.clear()
+            self._ended_unreported.clear()
 
     def observe(self, finding: Finding) -> Finding | None:
         """Fold one occurrence in. Returns the finding to emit now (a new burst), else None."""
+        self._after_a_repair()
         now = self._clock()
         at = datetime.fromtimestamp(now, UTC)
         key = finding.key()
@@ -76,6 +118,7 @@ class Debouncer:
 
     def due_reports(self) -> list[Finding]:
         """Delta findings for bursts that grew and are due (interval passed or burst ended); forgets ended bursts."""
+        self._after_a_repair()
         now = self._clock()
         reports, self._ended_unreported = self._ended_unreported, []
         for key, burst in list(self._bursts.items()):

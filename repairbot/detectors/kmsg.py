@@ -54,7 +54,7 @@ from pathlib import Path
 from repairbot.catalog.sxid import SxidCatalog
 from repairbot.catalog.xid import XidCatalog
 from repairbot.detectors.base import SignalHealth, SignalState
-from repairbot.detectors.bursts import Debouncer
+from repairbot.detectors.bursts import BurstBoundary, Debouncer
 from repairbot.detectors.kernel_log import (
     GPU_LOST_CODE,
     KernelEvent,
@@ -152,9 +152,11 @@ class KmsgDetector:
         boot_id: Callable[[], str] | None = None,
         uptime: Callable[[], float] | None = None,
         first_start_lookback: float = DEFAULT_FIRST_START_LOOKBACK_S,
+        bursts: BurstBoundary | None = None,
     ) -> None:
         """``uptime``: seconds since boot in the timebase of a record's ``usec`` (None: every record is new);
-        ``first_start_lookback``: how far back a first start without a cursor reports (see the module doc)."""
+        ``first_start_lookback``: how far back a first start without a cursor reports (see the module doc);
+        ``bursts``: the agent's boundary, so a repair ends every burst of this log."""
         if first_start_lookback < 0:
             raise ValueError(f"first_start_lookback must be >= 0 seconds, got {first_start_lookback}")
         self.path = str(path)
@@ -171,6 +173,7 @@ class KmsgDetector:
         self._boot_id = boot_id or (lambda: "")
         self._uptime = uptime
         self.first_start_lookback = first_start_lookback
+        self.bursts = bursts
         self.health = SignalHealth(self.name, SignalState.UNKNOWN, f"{self.path}: not read yet")
         # boot id → the highest record sequence already dealt with (reported before, or read by this detector)
         self._cursor: dict[str, int] = {}
@@ -197,7 +200,9 @@ class KmsgDetector:
     def events(self, stop: threading.Event) -> Iterator[Finding]:
         """Yield findings until ``stop`` is set: a burst's first line at once, its repeats as counted deltas."""
         parser = KmsgParser(catalog=self.catalog, sxid_catalog=self.sxid_catalog)
-        debouncer = Debouncer(window_s=self.window_s, report_interval_s=self.report_interval_s, clock=self.clock)
+        debouncer = Debouncer(
+            window_s=self.window_s, report_interval_s=self.report_interval_s, clock=self.clock, boundary=self.bursts
+        )
         replay = self.replay or self._resuming
         if self._resuming and self._started_s is None:
             self._started_s = self._read_uptime()  # unreadable when built: the source's start is the next best

@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 
 from repairbot.catalog.xid import XidCatalog, default_catalog
 from repairbot.detectors.base import SignalHealth, SignalState
-from repairbot.detectors.bursts import DEFAULT_REPORT_INTERVAL_S, DEFAULT_WINDOW_S, Debouncer
+from repairbot.detectors.bursts import DEFAULT_REPORT_INTERVAL_S, DEFAULT_WINDOW_S, BurstBoundary, Debouncer
 from repairbot.detectors.gpu_backend import GpuBackend, GpuBackendError, GpuEvent, GpuEventKind, GpuLost, NoGpuDriver
 from repairbot.detectors.gpu_findings import NO_GPU_DRIVER, gpu_finding, gpu_lost_finding, recovery_finding
 from repairbot.model import Finding, GpuRef
@@ -103,6 +103,7 @@ class NvmlEventSource:
     burst_window_s: float = DEFAULT_WINDOW_S
     burst_report_interval_s: float = DEFAULT_REPORT_INTERVAL_S
     burst_clock: Callable[[], float] = time.time
+    burst_boundary: BurstBoundary | None = None  # the agent's: a repair ends every burst
     name: str = "nvml-events"
     health: SignalHealth = field(init=False)
     _lost_reported: dict[str, float] = field(init=False, default_factory=dict)
@@ -113,7 +114,10 @@ class NvmlEventSource:
     def events(self, stop: threading.Event) -> Iterator[Finding]:
         """Yield findings until ``stop`` is set: a burst's first event at once, its repeats as counted deltas."""
         debouncer = Debouncer(
-            window_s=self.burst_window_s, report_interval_s=self.burst_report_interval_s, clock=self.burst_clock
+            window_s=self.burst_window_s,
+            report_interval_s=self.burst_report_interval_s,
+            clock=self.burst_clock,
+            boundary=self.burst_boundary,
         )
         for finding in self._raw_events(stop):
             if finding is not None:

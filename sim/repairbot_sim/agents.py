@@ -21,6 +21,7 @@ from kubernetes import client
 from repairbot.agent.assemble import AgentConfig, event_sources, polled_detectors
 from repairbot.agent.runner import FindingSink, NodeAgent
 from repairbot.agent.service import ConnectedAgent, connect_agent
+from repairbot.detectors.bursts import BurstBoundary
 from repairbot.kube.client import raw_call
 from repairbot.model import Finding, format_time
 from repairbot_sim.control import AGENT_RESTART, NodeHandle
@@ -165,11 +166,15 @@ def _connect_node(
         interval=interval,
         state_dir=node.root / "var-lib-repairbot",  # the node's hostPath: outlives the agent
     )
+    bursts = BurstBoundary()
     agent = NodeAgent(
         node=node.name,
         detectors=polled_detectors(config, node.backend),
-        event_sources=event_sources(config, node.backend, boot_id=lambda: node.boot_id, uptime=node.uptime),
+        event_sources=event_sources(
+            config, node.backend, boot_id=lambda: node.boot_id, uptime=node.uptime, bursts=bursts
+        ),
         interval=interval,
+        bursts=bursts,
     )
     # One client per agent, as on a real fleet: each agent is its own process with its own pool and token.
     api = connect(node.name)

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
 from e2e_support import NOTIFYING, SandboxFactory, chats, eventually, inject_now, phase_of, repairs_of, simulated
 
 from repairbot.kube.client import api_client
@@ -28,6 +29,7 @@ def told_everyone(repair: dict[str, Any]) -> bool:
     return all(c.get("sent") == len(history) and c.get("phase") == status.get("phase") for c in cursors)
 
 
+@pytest.mark.timeout(300)  # three whole repairs, each with a reboot, one after another
 def test_the_same_gpu_failing_in_three_repairs_is_quarantined_naming_its_serial_for_the_rma(
     make_sandbox: SandboxFactory,
 ) -> None:

@@ -14,6 +14,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from repairbot.detectors.base import EventSource, SignalState
+from repairbot.detectors.bursts import BurstBoundary
 from repairbot.detectors.kmsg import (
     Debouncer,
     KmsgDetector,
@@ -478,3 +479,29 @@ def test_detector_reads_a_character_device_without_blocking(stop: threading.Even
     stop.set()
     thread.join(timeout=2)
     assert not thread.is_alive() and found == []
+
+
+def test_the_same_xid_a_minute_after_a_repair_is_a_new_fault_reported_at_once() -> None:
+    """A GPU reset cured the burst; the same Xid again is a fresh fault, not a repeat reported a minute late."""
+    clock, boundary = FakeClock(), BurstBoundary()
+    debouncer = Debouncer(clock=clock, window_s=180, boundary=boundary)
+    assert debouncer.observe(xid_finding(79)) is not None
+    clock.now += 1
+    assert debouncer.observe(xid_finding(79)) is None  # a repeat of the burst, before the repair
+    boundary.repaired()
+    clock.now += 60
+    fresh = debouncer.observe(xid_finding(79))
+    assert fresh is not None and fresh.count == 1 and fresh.first_seen.timestamp() == clock.now
+    clock.now += 300
+    assert debouncer.due_reports() == [], "the repeat before the repair belonged to the cured fault"
+
+
+def test_without_a_repair_the_same_xid_within_the_window_stays_one_burst() -> None:
+    clock, boundary = FakeClock(), BurstBoundary()
+    debouncer = Debouncer(clock=clock, window_s=180, boundary=boundary)
+    assert debouncer.observe(xid_finding(79)) is not None
+    clock.now += 60
+    assert debouncer.observe(xid_finding(79)) is None
+    clock.now += 60
+    (delta,) = debouncer.due_reports()
+    assert delta.count == 1
