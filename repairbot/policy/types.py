@@ -267,7 +267,7 @@ class Policy:
     validation: ValidationPolicy = ValidationPolicy()
     notifications: NotificationPolicy = NotificationPolicy()
     runbook_base_url: str | None = None
-    deferral: DeferralPolicy = DeferralPolicy()
+    deferral: DeferralPolicy = field(default_factory=DeferralPolicy)
 
     def ladder_for(self, finding_code: str, *, fallback: LadderFallback | None = None) -> tuple[Rung, ...]:
         """The ladder a finding climbs: exact key, else the longest matching glob, else the

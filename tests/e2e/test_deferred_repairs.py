@@ -13,7 +13,10 @@ import time
 from typing import Any
 
 from e2e_support import (
+    NOTIFYING,
     SandboxFactory,
+    chats,
+    delivered,
     eventually,
     finished_repair,
     inject_now,
@@ -48,8 +51,9 @@ def worker(kube: client.ApiClient) -> dict[str, Any] | None:
 def test_a_pending_row_remap_waits_for_the_training_job_then_resets_and_returns(
     make_sandbox: SandboxFactory,
 ) -> None:
-    sandbox = make_sandbox(nodes=2)
+    sandbox = make_sandbox(nodes=2, policy=NOTIFYING)
     kube = api_client(sandbox.state["kubeconfig"])
+    slack, jira = chats(sandbox)
 
     inject_now(sandbox, [(NODE, "row-remap-pending", 2)])
     waiting = eventually(
@@ -84,3 +88,28 @@ def test_a_pending_row_remap_waits_for_the_training_job_then_resets_and_returns(
     assert "repairbot.io/state" not in back["metadata"]["labels"]
     finished = worker(kube)
     assert finished is not None and finished["status"]["phase"] == "Succeeded"  # finished, never evicted
+
+    # The SRE reads the deferral where they follow the repair: its Slack thread and its Jira ticket.
+    status = eventually(lambda: delivered(kube, NODE, "slack", "jira"), timeout=30, what="slack and jira caught up")
+    replies = [m.text or "" for m in slack.thread(status["slack"]["channel"], status["slack"]["ts"])]
+    assert sum("can wait for a convenient reset" in text for text in replies) == 1, replies
+    assert sum("can wait for a convenient reset" in c for c in jira.comments_of(status["jira"]["key"])) == 1
+
+
+def test_an_urgent_finding_on_a_deferred_node_drains_and_repairs_at_once(make_sandbox: SandboxFactory) -> None:
+    sandbox = make_sandbox(nodes=2)
+    kube = api_client(sandbox.state["kubeconfig"])
+
+    inject_now(sandbox, [(NODE, "row-remap-pending", 2)])
+    eventually(lambda: any(deferred(r) for r in repairs_of(kube, NODE)), timeout=30, what="the repair deferred")
+    inject_now(sandbox, [(NODE, "xid:79", 5)])  # the GPU falls off the bus: nothing waits for that
+
+    repair = finished_repair(kube, NODE, timeout=60)
+    status = repair["status"]
+    assert phase_of(repair) == "Succeeded", status
+    assert status["reason"] == "xid-79" and status["action"] == "reboot", status
+    names = [step for step, _ in steps(repair)]
+    assert names.index("defer") < names.index("escalate") < names.index("start-drain") < names.index("request")
+    done = next(c for c in status["conditions"] if c["type"] == "Deferred")
+    assert done["status"] == "False" and done["reason"] == "UrgentFinding", done
+    assert len(repairs_of(kube, NODE)) == 1  # the urgent finding joined the deferred repair
