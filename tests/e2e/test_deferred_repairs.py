@@ -71,9 +71,11 @@ def test_a_pending_row_remap_waits_for_the_training_job_then_resets_and_returns(
     pod = worker(kube)
     assert pod is not None and not pod["metadata"].get("deletionTimestamp"), "the running job was evicted"
 
-    # The job finishes: the kubelet reports the worker Succeeded, as a completed PyTorchJob worker is.
+    # The job finishes: the kubelet reports the worker Succeeded and no longer Ready, as for a completed container.
     core = client.CoreV1Api(kube)
-    raw_call(core.patch_namespaced_pod_status, WORKER[1], WORKER[0], {"status": {"phase": "Succeeded"}})
+    completed = {"type": "Ready", "status": "False", "reason": "PodCompleted"}
+    raw_call(core.patch_namespaced_pod_status, WORKER[1], WORKER[0],
+             {"status": {"phase": "Succeeded", "conditions": [completed]}})  # fmt: skip
 
     repair = finished_repair(kube, NODE, timeout=60)
     status = repair["status"]
