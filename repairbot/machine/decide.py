@@ -13,6 +13,8 @@ Phases follow the CRD: Pending → Cordoned → Draining → Remediating →
 Validating → Succeeded | Quarantined | Blocked | Cancelled. Cordoned is also
 the "between rungs" phase: a failed rung returns there, so every rung passes
 the same re-checks (breaker, reboot cap, finding still present) as the first.
+A repair whose findings may wait for idle GPUs (a pending row remap) is held
+in Cordoned before its first drain (:mod:`repairbot.machine.deferral`).
 Terminal phases that touch the node are written in ``after``, never in
 ``patch``, so a crash mid-step leaves a repair that finishes the step, not an
 orphaned taint.
@@ -138,7 +140,7 @@ def decide(
     )
     breakers = breaker_flow.before(repair, facts, policy, now, acts_on_node=acts)
     facts = replace(facts, breakers=breakers)
-    decision = _decide(repair, facts, policy, now, fallback, deferrable)
+    decision = deferral.closed_at_the_end(repair, _decide(repair, facts, policy, now, fallback, deferrable), now)
     consumed = facts.resume_requested and (repair.phase is Phase.BLOCKED or decision.step in RESUME_CONSUMERS)
     after = breaker_flow.after(repair, decision, breakers, facts, policy, now)
     return replace(decision, breakers=after, resume_consumed=consumed)

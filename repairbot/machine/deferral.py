@@ -26,13 +26,13 @@ nothing is requested of the agent.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
-from datetime import timedelta
+from dataclasses import dataclass, replace
+from datetime import datetime, timedelta
 
 from repairbot.machine.decision import Decision, Step
 from repairbot.machine.repair_view import RepairView
 from repairbot.machine.transitions import Run
-from repairbot.model import Action, Phase
+from repairbot.model import Action, Phase, format_time
 
 Deferrable = Callable[[str], bool]
 """Finding code → may its repair wait for idle GPUs (see :func:`repairbot.catalog.deferral.deferrable_rule`)."""
@@ -129,6 +129,24 @@ def ended(run: Run, proceed: Proceed | None) -> dict[str, object]:
     if proceed is None or not is_deferred(run.repair):
         return {}
     return {"conditions": run.conditions(DEFERRED, False, proceed.reason, proceed.message)}
+
+
+def closed_at_the_end(repair: RepairView, decision: Decision, now: datetime) -> Decision:
+    """A repair that ends while deferred (finding cleared, node handed over or gone) says ``Deferred=False``.
+
+    Left True, ``kubectl describe`` would show a Cancelled repair still waiting for idle GPUs.
+    """
+    phase = decision.after.get("phase") or decision.patch.get("phase")
+    if not is_deferred(repair) or phase is None or not Phase(phase).is_terminal:
+        return decision
+    written = decision.after.get("conditions") or decision.patch.get("conditions") or repair.conditions
+    message = f"the repair ended ({phase}) before its reset"
+    closed = {"type": DEFERRED, "status": "False", "reason": "RepairEnded", "message": message,
+              "lastTransitionTime": format_time(now)}  # fmt: skip
+    conditions = [*(dict(c) for c in written if c.get("type") != DEFERRED), closed]
+    if "phase" in decision.after:  # the terminal phase is written after the step: so is the condition
+        return replace(decision, after={**decision.after, "conditions": conditions})
+    return replace(decision, patch={**decision.patch, "conditions": conditions})
 
 
 def stronger_finding(run: Run, deferrable: Deferrable | None, driving: str, first: Action) -> str | None:

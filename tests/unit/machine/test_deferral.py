@@ -211,6 +211,25 @@ def test_a_later_rung_is_never_deferred() -> None:
     world.step(Step.START_DRAIN)
 
 
+@pytest.mark.parametrize(
+    ("change", "expected"),
+    [
+        (lambda w: setattr(w, "facts", replace(w.facts, finding_present=False)), "Cancelled"),  # the remap applied
+        (lambda w: setattr(w, "unschedulable", False), "Cancelled"),  # a human uncordoned the node
+        (lambda w: setattr(w, "facts", replace(w.facts, node_exists=False)), "Cancelled"),
+    ],
+)
+def test_a_repair_that_ends_while_deferred_says_it_no_longer_waits(change: Any, expected: str) -> None:
+    world = cordoned(World(new_repair()))
+    world.step(Step.DEFER)
+    change(world)
+    world.step(Step.CANCEL)
+    assert world.status["phase"] == expected
+    condition = world.deferred()
+    assert condition is not None and condition["status"] == "False" and condition["reason"] == "RepairEnded"
+    assert any(c["type"] == "Cancelled" and c["status"] == "True" for c in world.status["conditions"])
+
+
 def _deferred_snapshot() -> dict[str, Any]:
     world = cordoned(World(new_repair()))
     world.step(Step.DEFER)
