@@ -29,6 +29,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
+from repairbot.bounds import truncate
 from repairbot.machine.decision import Decision, Step
 from repairbot.machine.repair_view import RepairView
 from repairbot.machine.transitions import Run
@@ -106,7 +107,7 @@ def _hold(run: Run, pods: tuple[str, ...] | None) -> Decision:
         running = f"running GPU pods left to finish: {shown}"
     windows = run.policy.deferral.maintenance_windows
     when = "once they are done" + (" or in the next maintenance window" if windows else "")
-    message = (
+    message = truncate(
         f"{run.code} can wait for a convenient reset (NVIDIA: no urgency); node {run.repair.node} stays "
         f"cordoned, nothing evicted ({running}); {rung.action.value} {when}"
     )
