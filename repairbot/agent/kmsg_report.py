@@ -10,7 +10,10 @@ import json
 from collections.abc import Iterable, Iterator
 from typing import Any, TextIO
 
+from repairbot.catalog.deferral import deferrable_rule
 from repairbot.detectors.kmsg import KernelEvent, KmsgParser
+
+_DEFERRABLE = deferrable_rule()
 
 
 def kernel_events(lines: Iterable[str]) -> Iterator[KernelEvent]:
@@ -23,7 +26,11 @@ def kernel_events(lines: Iterable[str]) -> Iterator[KernelEvent]:
 
 def event_record(event: KernelEvent) -> dict[str, Any]:
     """The documented output shape: kind, code, pci, gpu, gpuInstance/computeInstance (MIG), action, severity,
-    applicationClass, message, line."""
+    applicationClass, deferred, message, line.
+
+    ``deferred`` is true for a finding whose repair waits for idle GPUs (NVIDIA: "reset at the next
+    convenient time", e.g. Xid 63): the node is cordoned, and running work is never evicted for it.
+    """
     record: dict[str, Any] = {"kind": event.kind}
     if event.code is not None:
         record["code"] = event.code
@@ -39,6 +46,7 @@ def event_record(event: KernelEvent) -> dict[str, Any]:
             "action": event.action.value,
             "severity": event.severity.value,
             "applicationClass": event.application_class,
+            "deferred": _DEFERRABLE(event.finding_code),
             "ladder": [a.value for a in event.ladder],
             "mnemonic": event.mnemonic,
             "message": event.message,

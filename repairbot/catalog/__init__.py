@@ -5,7 +5,9 @@
 - :mod:`repairbot.catalog.sxid`: NVSwitch SXids, Fatal or Non-fatal;
 - :mod:`repairbot.catalog.xid_table`: the one table from a bucket, or an NVSentinel action, to
   our response (action, severity, ladder);
-- :mod:`repairbot.catalog.codes`: the code-to-entry container both catalogs are.
+- :mod:`repairbot.catalog.codes`: the code-to-entry container both catalogs are;
+- :mod:`repairbot.catalog.deferral`: which findings may wait for the next convenient reset
+  (Xid 63 and 156, a pending row remap) instead of evicting running work.
 
 The facts live in ``repairbot/data/xid_catalog.yaml`` and ``sxid_catalog.yaml``. The package
 imports nothing of ours but :mod:`repairbot.model`: detectors, policy, operator and the

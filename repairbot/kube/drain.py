@@ -263,6 +263,12 @@ def drain_step(
     return progress
 
 
+def pods_to_move(api: client.ApiClient, node: str, only_gpu: GpuRef | None = None) -> tuple[str, ...]:
+    """The pods a drain of ``node`` would move now (``namespace/name``), moving none: what a deferred repair
+    waits on (a pending row remap resets once no GPU pod is left, never by evicting one)."""
+    return tuple(pod_key(pod) for pod in _pods_to_move(client.CoreV1Api(api), node, only_gpu))
+
+
 def _list_pods(core: client.CoreV1Api, node: str) -> list[dict[str, Any]]:
     selector = f"spec.nodeName={node}"
     listed = retried(lambda: raw_call(core.list_pod_for_all_namespaces, field_selector=selector), attempts=3)

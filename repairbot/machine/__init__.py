@@ -12,7 +12,8 @@ policy does.
 - :mod:`~repairbot.machine.transitions`: a step written down as a status patch;
 - :mod:`~repairbot.machine.blockers`: what stops a step (opt-out, dry run, budget, storm, lemon, reboot cap);
 - :mod:`~repairbot.machine.breaker` and :mod:`~repairbot.machine.breaker_flow`: the storm breaker;
-- :mod:`~repairbot.machine.unmanaged`: pods no controller owns, told apart in the history.
+- :mod:`~repairbot.machine.unmanaged`: pods no controller owns, told apart in the history;
+- :mod:`~repairbot.machine.deferral`: repairs that wait for idle GPUs (a pending row remap), never evicting.
 
 This module is the public face: code outside the package imports machine names from here.
 """

@@ -13,6 +13,8 @@ Phases follow the CRD: Pending → Cordoned → Draining → Remediating →
 Validating → Succeeded | Quarantined | Blocked | Cancelled. Cordoned is also
 the "between rungs" phase: a failed rung returns there, so every rung passes
 the same re-checks (breaker, reboot cap, finding still present) as the first.
+A repair whose findings may wait for idle GPUs (a pending row remap) is held
+in Cordoned before its first drain (:mod:`repairbot.machine.deferral`).
 Terminal phases that touch the node are written in ``after``, never in
 ``patch``, so a crash mid-step leaves a repair that finishes the step, not an
 orphaned taint.
@@ -27,13 +29,15 @@ a status patch in :mod:`repairbot.machine.transitions`.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import replace
 from datetime import datetime, timedelta
+from functools import partial
 from typing import Any, Protocol
 
 from repairbot.catalog.xid_table import LADDER_FOR_ACTION
 from repairbot.contract import VALIDATE, AgentAnswer, AgentResult, Request
-from repairbot.machine import breaker_flow
+from repairbot.machine import breaker_flow, deferral
 from repairbot.machine.blockers import (
     ADMISSION_BLOCKERS,
     DESTRUCTIVE_STEP_BLOCKERS,
@@ -47,6 +51,7 @@ from repairbot.machine.blockers import (
     first_block,
 )
 from repairbot.machine.decision import DESTRUCTIVE_STEPS, POLL, Decision, Step, request_id
+from repairbot.machine.deferral import Deferrable
 from repairbot.machine.repair_view import Facts, PoolUsage, RepairView, optional_time
 from repairbot.machine.transitions import Run
 from repairbot.machine.unmanaged import OUTCOME_UNMANAGED, STEP_DRAIN, already_noted, unmanaged_message
@@ -117,11 +122,19 @@ def catalog_fallback(catalog: XidLookup, sxids: XidLookup | None = None) -> Ladd
 
 
 def decide(
-    repair: RepairView, facts: Facts, policy: Policy, now: datetime, *, fallback: LadderFallback | None = None
+    repair: RepairView,
+    facts: Facts,
+    policy: Policy,
+    now: datetime,
+    *,
+    fallback: LadderFallback | None = None,
+    deferrable: Deferrable | None = None,
 ) -> Decision:
     """The next step for ``repair``, and the storm breakers' state after it (``Decision.breakers``).
 
-    ``fallback`` maps a finding code to the Xid catalog's ladder. The breakers
+    ``fallback`` maps a finding code to the Xid catalog's ladder; ``deferrable``
+    says which finding codes may wait for idle GPUs (:mod:`repairbot.machine.deferral`;
+    None: none may). The breakers
     are part of the answer, not a side effect: the shell stores what this
     returns, so every breaker rule (canary slots, resume, per-domain trips) is
     a property of this pure function.
@@ -133,7 +146,7 @@ def decide(
     )
     breakers = breaker_flow.before(repair, facts, policy, now, acts_on_node=acts)
     facts = replace(facts, breakers=breakers)
-    decision = _decide(repair, facts, policy, now, fallback)
+    decision = deferral.closed_at_the_end(repair, _decide(repair, facts, policy, now, fallback, deferrable), now)
     consumed = facts.resume_requested and (repair.phase is Phase.BLOCKED or decision.step in RESUME_CONSUMERS)
     after = breaker_flow.after(repair, decision, breakers, facts, policy, now)
     return replace(decision, breakers=after, resume_consumed=consumed)
@@ -151,7 +164,12 @@ def _fits_budget(repair: RepairView, facts: Facts, policy: Policy, now: datetime
 
 
 def _decide(
-    repair: RepairView, facts: Facts, policy: Policy, now: datetime, fallback: LadderFallback | None
+    repair: RepairView,
+    facts: Facts,
+    policy: Policy,
+    now: datetime,
+    fallback: LadderFallback | None,
+    deferrable: Deferrable | None,
 ) -> Decision:
     code, ladder = repair_ladder(repair, policy, fallback)
     run = Run(repair, facts, policy, now, ladder, code)
@@ -170,11 +188,11 @@ def _decide(
         return Decision(Step.NOTHING, "dry-run: repair paused, nothing touched")
     if _human_took_over(repair, facts):
         return run.release("HandedOver", f"node {repair.node} was uncordoned by hand; RepairBot steps back", False)
-    stronger = _stronger_than_hold(run, fallback)
+    stronger = _stronger_than_hold(run, fallback) or _stronger_than_deferral(run, fallback, deferrable)
     if stronger is not None:
         return run.escalate(stronger)
-    phase_logic = {
-        Phase.CORDONED: _cordoned,
+    phase_logic: dict[Phase, Callable[[Run], Decision]] = {
+        Phase.CORDONED: partial(_cordoned, deferrable=deferrable),
         Phase.DRAINING: _draining,
         Phase.REMEDIATING: _remediating,
         Phase.VALIDATING: _validating,
@@ -257,6 +275,14 @@ def _stronger_than_hold(run: Run, fallback: LadderFallback | None) -> str | None
     return code if first.is_destructive else None
 
 
+def _stronger_than_deferral(run: Run, fallback: LadderFallback | None, deferrable: Deferrable | None) -> str | None:
+    """While deferred, a merged finding that may not wait and starts a stronger ladder: its class, else None."""
+    if not deferral.is_deferred(run.repair):
+        return None
+    code = driving_finding(run.repair.findings, run.policy, fallback)
+    return deferral.stronger_finding(run, deferrable, code, run.policy.ladder_for(code, fallback=fallback)[0].action)
+
+
 def acts_on_node(repair: RepairView, policy: Policy, fallback: LadderFallback | None) -> bool:
     """Does the rest of this repair's ladder hold an action on the node (not only notify)?
 
@@ -307,8 +333,12 @@ def _admit(run: Run) -> Decision:
     return run.block(block, cordon=ConcurrencyBudget().check(run.ctx()) is None)
 
 
-def _cordoned(run: Run) -> Decision:
-    """Cordoned (or between rungs): finish the cordon, then the checks before the rung's drain."""
+def _cordoned(run: Run, *, deferrable: Deferrable | None = None) -> Decision:
+    """Cordoned (or between rungs): finish the cordon, then the checks before the rung's drain.
+
+    A repair that may wait for idle GPUs is held here, before its first drain
+    (:func:`repairbot.machine.deferral.judge`): nothing is evicted while it waits.
+    """
     if run.repair.acknowledged_at is None:
         return run.cordon()
     rung = run.rung
@@ -325,10 +355,14 @@ def _cordoned(run: Run) -> Decision:
     block = first_block(DESTRUCTIVE_STEP_BLOCKERS, run.ctx(rung.action))
     if block is not None:
         return run.block(block)
+    waited = deferral.judge(run, deferrable)
+    if isinstance(waited, Decision):
+        return waited
     settling = _settling(run)
     if settling is not None:
         return settling
-    return run.transition(Step.START_DRAIN, Phase.DRAINING, "DrainStarted", f"draining node {run.repair.node}")
+    message = deferral.drain_message(run, waited)
+    return run.transition(Step.START_DRAIN, Phase.DRAINING, "DrainStarted", message, **deferral.ended(run, waited))
 
 
 def _settling(run: Run) -> Decision | None:

@@ -41,6 +41,7 @@ class Step(enum.StrEnum):
     ESCALATE = "escalate"
     QUARANTINE = "quarantine"
     HOLD = "hold"
+    DEFER = "defer"
     RECORD_DRY_RUN = "record-dry-run"
     NOTHING = "nothing"
 

@@ -137,6 +137,9 @@ class Facts:
     names of every repair still running (None: not known), so the breaker can
     free the canary slot of one that ended or was deleted. ``unmanaged_pods``
     are the draining node's pods that must leave and have no controller.
+    ``running_pods`` are the pods the next rung's drain would move, listed while
+    the repair is Cordoned (a deferred repair waits until there are none);
+    None: not listed, which a deferred repair reads as "still running".
     """
 
     node_exists: bool = True
@@ -160,3 +163,4 @@ class Facts:
     quiet_period_ok: bool | None = None
     resume_requested: bool = False
     recent_gpu_repairs: tuple[GpuRepair, ...] = ()
+    running_pods: tuple[str, ...] | None = None

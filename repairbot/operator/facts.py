@@ -8,6 +8,7 @@ whose progress is itself a fact. Everything else in the operator is pure.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -17,7 +18,7 @@ from kubernetes import client
 from kubernetes.client.rest import ApiException
 
 from repairbot.kube.client import as_object, raw_call
-from repairbot.kube.drain import DrainFailed, DrainProgress, drain_step
+from repairbot.kube.drain import TRANSPORT_ERRORS, DrainFailed, DrainProgress, drain_step, pods_to_move
 from repairbot.kube.marks import node_marks
 from repairbot.machine import Facts, GpuRepair, PoolUsage, RepairView
 from repairbot.machine.breaker import Breakers, Fault
@@ -36,6 +37,8 @@ from repairbot.model import (
 )
 from repairbot.policy import Policy
 from repairbot.remediations.validation import QuietPeriodCheck
+
+log = logging.getLogger(__name__)
 
 GPU_NODE_SELECTOR = "nvidia.com/gpu.present=true"
 REBOOT_ACTIONS = (Action.REBOOT.value, Action.POWER_CYCLE.value)
@@ -245,6 +248,7 @@ class FactGatherer:
             finding_present=finding_present(obj, view),
             quiet_period_ok=self._quiet(view, now),
             resume_requested=annotations.get(ANNOTATION_RESUME, "").lower() == "true",
+            running_pods=self._running(view) if view.phase is Phase.CORDONED else None,
         )
 
     def _drain(self, view: RepairView, now: datetime) -> DrainProgress:
@@ -260,6 +264,18 @@ class FactGatherer:
         if failed is not None:
             raise failed
         return progress
+
+    def _running(self, view: RepairView) -> tuple[str, ...] | None:
+        """The pods the rung's drain would move (a deferred repair waits for none); None when they cannot be listed.
+
+        Not raised: only a deferred repair reads this, and it reads None as "still running", which evicts nothing.
+        """
+        only_gpu = GpuRef() if view.action is Action.GPU_RESET else None
+        try:
+            return pods_to_move(self.api, view.node, only_gpu)
+        except (ApiException, *TRANSPORT_ERRORS) as error:
+            log.warning("event=running_pods_unknown node=%s error=%r", view.node, error)
+            return None
 
     def _quiet(self, view: RepairView, now: datetime) -> bool | None:
         if view.phase is not Phase.VALIDATING or self.quiet_period is None:

@@ -38,6 +38,7 @@ from kubernetes.client.rest import ApiException
 
 from repairbot.bounds import truncate
 from repairbot.catalog.sxid import default_sxid_catalog
+from repairbot.catalog.deferral import deferrable_rule
 from repairbot.catalog.xid import default_catalog
 from repairbot.kube.client import as_object, is_retryable, retried
 from repairbot.kube.events import EventRecorder
@@ -102,6 +103,7 @@ class Reconciler:
         if self.gatherer is None:
             self.gatherer = FactGatherer(self.api, self.policy)
         self._fallback = catalog_fallback(default_catalog(), default_sxid_catalog())
+        self._deferrable = deferrable_rule(default_catalog())  # a pending row remap waits for idle GPUs
         self._custom = client.CustomObjectsApi(self.api)
 
     def reconcile(self, name: str) -> ReconcileResult | None:
@@ -144,7 +146,7 @@ class Reconciler:
         facts = self.gatherer.gather(obj, view, self.breakers.get(), now)
         with self._breaker_turn:  # decide and store as one step: two reconciles never lose a breaker change
             facts = replace(facts, breakers=self.breakers.get())
-            decision = decide(view, facts, self.policy, now, fallback=self._fallback)
+            decision = decide(view, facts, self.policy, now, fallback=self._fallback, deferrable=self._deferrable)
             if decision.breakers is not None:
                 self.breakers.put(decision.breakers)
         self.metrics.breaker_open.set(1 if self.breakers.get().any_open else 0)

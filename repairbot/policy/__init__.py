@@ -17,7 +17,8 @@ This module is the policy's public face: import every policy name from here.
 The work lives in three package-private modules, each with one job —
 :mod:`repairbot.policy.types` (the frozen dataclasses and their defaults),
 :mod:`repairbot.policy.parse` (reading and validation with field-path errors) and
-:mod:`repairbot.policy.durations` (``30s``/``5m``/``2h``/``7d``). Together they
+:mod:`repairbot.policy.durations` (``30s``/``5m``/``2h``/``7d``); the ``deferral`` section
+(maintenance windows) reads and validates itself in :mod:`repairbot.policy.deferral`. Together they
 import nothing of ours but :mod:`repairbot.model` (DESIGN.md's dependency rule),
 so the Xid catalog reaches :meth:`Policy.ladder_for` as an injected
 ``fallback`` callable rather than an import.
@@ -27,6 +28,7 @@ from __future__ import annotations
 
 from importlib import resources
 
+from repairbot.policy.deferral import DeferralPolicy, MaintenanceWindow
 from repairbot.policy.durations import format_duration, parse_duration
 from repairbot.policy.parse import PolicyError, PolicyFileError, load_policy, parse_policy
 from repairbot.policy.types import (
@@ -57,12 +59,14 @@ __all__ = [
     "TIMED_ACTIONS",
     "BreakerPolicy",
     "BudgetPolicy",
+    "DeferralPolicy",
     "DrainMode",
     "DrainPolicy",
     "DrainRule",
     "JiraPolicy",
     "LadderFallback",
     "LemonPolicy",
+    "MaintenanceWindow",
     "NotificationPolicy",
     "Policy",
     "PolicyError",

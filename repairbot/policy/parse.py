@@ -25,6 +25,7 @@ from typing import Any
 import yaml
 
 from repairbot.model import Action
+from repairbot.policy.deferral import DEFERRAL_KEYS, read_deferral
 from repairbot.policy.durations import format_duration, parse_duration
 from repairbot.policy.oncall import on_call_mention
 from repairbot.policy.types import (
@@ -167,7 +168,7 @@ class _Section:
 
 _TOP_KEYS = (
     "dryRun", "budget", "breaker", "drain", "ladders", "actionTimeouts", "lemon", "retention",
-    "rebootsPerDay", "validation", "notifications", "runbookBaseUrl",
+    "rebootsPerDay", "validation", "notifications", "runbookBaseUrl", "deferral",
 )  # fmt: skip
 _LABEL_KEY = r"([a-z0-9]([-a-z0-9.]*[a-z0-9])?/)?[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?"
 _URL = r"https?://[^\s]+"
@@ -192,6 +193,7 @@ def parse_policy(data: Mapping[str, Any] | None) -> Policy:
         validation=_read_validation(top.child("validation", _VALIDATION_KEYS)),
         notifications=_read_notifications(top.child("notifications", ("slack", "jira"))),
         runbook_base_url=top.text("runbookBaseUrl", None, pattern=_URL, hint="must be an http(s) URL"),
+        deferral=read_deferral(top.child("deferral", DEFERRAL_KEYS)),
     )
     if errors:
         raise PolicyError(errors)

@@ -18,6 +18,7 @@ from types import MappingProxyType
 from typing import Any
 
 from repairbot.model import LABEL_FAILURE_DOMAIN, Action
+from repairbot.policy.deferral import DeferralPolicy
 from repairbot.policy.durations import format_duration
 
 LadderFallback = Callable[[str], Sequence[Action] | None]
@@ -270,6 +271,7 @@ class Policy:
     validation: ValidationPolicy = ValidationPolicy()
     notifications: NotificationPolicy = NotificationPolicy()
     runbook_base_url: str | None = None
+    deferral: DeferralPolicy = field(default_factory=DeferralPolicy)
 
     def ladder_for(self, finding_code: str, *, fallback: LadderFallback | None = None) -> tuple[Rung, ...]:
         """The ladder a finding climbs: exact key, else the longest matching glob, else the
@@ -332,6 +334,7 @@ class Policy:
                 },
             },
             "runbookBaseUrl": self.runbook_base_url,
+            "deferral": self.deferral.to_dict(),
         }
 
 

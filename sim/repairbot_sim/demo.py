@@ -183,6 +183,8 @@ class Show:
         try:
             if injection.kind is Kind.CORDON:
                 await self._cordon(injection.node)
+            elif injection.kind is Kind.JOB_DONE:
+                await self._finish_job(injection.fault)
             elif injection.kind is Kind.ALERT:
                 await self._alert(injection)
             elif injection.persistent:
@@ -227,6 +229,16 @@ class Show:
                     "Content-Type": "application/strategic-merge-patch+json",
                     "Authorization": f"Bearer {self.state['tokens']['admin']}",  # a human's kubectl: cluster-admin
                 },
+            )
+        response.raise_for_status()
+
+    async def _finish_job(self, pod: str) -> None:
+        """A finished job's pods go: what a training operator's ``cleanPodPolicy`` sends for its worker."""
+        namespace, name = pod.split("/", 1)
+        async with httpx.AsyncClient(timeout=10, verify=self.state["apiCA"]) as kube:
+            response = await kube.delete(
+                f"{self.state['api']}/api/v1/namespaces/{namespace}/pods/{name}",
+                headers={"Authorization": f"Bearer {self.state['tokens']['admin']}"},
             )
         response.raise_for_status()
 

@@ -200,10 +200,12 @@ def _left_cordoned(scenario: Scenario, obs: Observation) -> Verdict:
         return Verdict(scenario, False, "no GPURepair")
     node = scenario.node
     was = status_of(repair).get("nodeWasCordoned")
-    ok = phase_of(repair) == "Succeeded" and obs.cordoned(node) and not obs.tainted(node) and was is True
+    deferred = any(entry.get("step") == "defer" for entry in history_of(repair))
+    ok = phase_of(repair) == "Succeeded" and obs.cordoned(node) and not obs.tainted(node) and was is True and deferred
     return Verdict(
         scenario, ok,
-        f"{phase_of(repair)} · node {'still cordoned' if obs.cordoned(node) else 'uncordoned'} · "
+        f"{phase_of(repair)} · {'deferred first' if deferred else 'never deferred'} · "
+        f"node {'still cordoned' if obs.cordoned(node) else 'uncordoned'} · "
         f"nodeWasCordoned={str(was).lower()} · {'taint left' if obs.tainted(node) else 'taint removed'}",
     )  # fmt: skip
 

@@ -34,6 +34,7 @@ class Kind(enum.StrEnum):
     FAULT = "fault"  # POST {control}/nodes/<node>/faults, as `repairbot inject` does
     ALERT = "alert"  # a Grafana unified-alerting notification POSTed to the webhook
     CORDON = "cordon"  # a human's `kubectl cordon`
+    JOB_DONE = "job-done"  # the node's training job finishes; its operator deletes the worker pod
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,6 +51,8 @@ class Injection:
     def describe(self) -> str:
         if self.kind is Kind.CORDON:
             return f"a human runs `kubectl cordon {self.node}` (before RepairBot has any reason to)"
+        if self.kind is Kind.JOB_DONE:
+            return f"the training job on {self.node} finishes: its worker {self.fault} is deleted by its operator"
         if self.kind is Kind.ALERT:
             return f"Grafana alert GpuXid (xid {self.fault}, GPU {self.gpu}) for {self.node} → POST /webhook/grafana"
         where = f"HCA mlx5_{self.gpu}" if self.fault.startswith("ib-") else f"GPU {self.gpu}"
@@ -114,8 +117,12 @@ def demo_scenarios(nodes: int = MIN_NODES) -> tuple[Scenario, ...]:
         ),
         Scenario(
             "human", "A node a human cordoned, then a pending row remap", (n(1),),
-            (Injection(6 * GAP, n(1), Kind.CORDON), Injection(6.5 * GAP, n(1), Kind.FAULT, "row-remap-pending", 5)),
-            "Succeeded, and still cordoned at the end",
+            (
+                Injection(6 * GAP, n(1), Kind.CORDON),
+                Injection(6.5 * GAP, n(1), Kind.FAULT, "row-remap-pending", 5),
+                Injection(9 * GAP, n(1), Kind.JOB_DONE, f"{fleet.TRAINING_NAMESPACE}/{fleet.training_worker(1)}"),
+            ),
+            "the reset deferred until the job finished (never evicted), Succeeded, and still cordoned at the end",
         ),
         Scenario(
             "storm", f"Leaf switch {fleet.failure_domain(12)}: four nodes at once", storm,

@@ -188,6 +188,11 @@ def bare_pod(name: str, ns: str, node: str, *, labels: dict[str, str] | None = N
     return _pod(name, ns, node, labels or {"run": name}, owner=None, image="busybox:1.36", container_name=name)
 
 
+def training_worker(index: int) -> str:
+    """The name of the training worker pod on node ``index`` (in :data:`TRAINING_NAMESPACE`)."""
+    return f"llama-worker-{index:03d}"
+
+
 def node_pods(index: int, *, termination_seconds: int | None = None) -> list[dict[str, Any]]:
     """The workloads on one node: a training worker (PDB-guarded), an inference replica, the agent.
 
@@ -197,7 +202,7 @@ def node_pods(index: int, *, termination_seconds: int | None = None) -> list[dic
     node = node_name(index)
     return [
         _pod(
-            f"llama-worker-{index:03d}",
+            training_worker(index),
             TRAINING_NAMESPACE,
             node,
             workloads.training_labels(index),

@@ -33,7 +33,7 @@ from e2e_support import (
 )
 from kubernetes import client
 
-from repairbot.kube.client import api_client
+from repairbot.kube.client import api_client, raw_call
 from repairbot_sim.background import BackgroundSandbox
 
 STORM = ["gpu-node-000", "gpu-node-001", "gpu-node-002"]
@@ -116,6 +116,8 @@ def test_a_settle_time_cordoned_repair_survives_its_agents_restart_and_proceeds(
 
 
 # One of each kind of signal: kernel-log/NVML events (Xid 79, ECC DBE) and a polled NVML counter (row remap).
+# A pending row remap waits for its node's GPU pods to finish (a deferred repair): there, the job is done and its
+# worker deleted at once (a PyTorchJob's cleanPodPolicy), as the operator of a finished job does.
 MIX = [
     ("gpu-node-000", "xid:79", 2),
     ("gpu-node-001", "row-remap-pending", 1),
@@ -128,6 +130,8 @@ def _outcomes(make_sandbox: SandboxFactory, *, rolling_restart: bool) -> dict[st
     sandbox = make_sandbox(nodes=4, policy={"breaker": {"settleTime": "3s"}})
     kube = api_client(sandbox.state["kubeconfig"])
     inject_now(sandbox, MIX)
+    core = client.CoreV1Api(kube)
+    raw_call(core.delete_namespaced_pod, "llama-worker-001", "train")
     eventually(lambda: len(all_repairs(kube)) == len(MIX), timeout=30, what="every fault opened a repair")
     if rolling_restart:
         for name, _fault, _gpu in MIX:  # one agent after the other, as a DaemonSet rollout goes

@@ -55,7 +55,17 @@ def test_kmsg_json_from_stdin() -> None:
     assert fatal["gpu"]["uuid"] == "GPU-6b1d3f2a-0c44-4d7e-9a51-3c1f2e5d7a10"
     assert fatal["action"] == "reboot" and fatal["applicationClass"] is False
     assert app["action"] == "none" and app["applicationClass"] is True
+    assert fatal["deferred"] is False and app["deferred"] is False
     assert fatal["line"].endswith("GPU has fallen off the bus.")
+
+
+def test_kmsg_json_marks_a_pending_row_remap_deferred() -> None:
+    """Xid 63 (a row marked for remapping): NVIDIA says reset "at the next convenient time", so it waits."""
+    line = "NVRM: Xid (PCI:0000:2b:00): 63, pid=0, Row Remapper: New row marked for remapping, reset gpu to activate.\n"
+    done = run_cli("kmsg", "--json", stdin=line + DMESG)
+    assert done.returncode == 0, done.stderr
+    records = [json.loads(line) for line in done.stdout.splitlines()]
+    assert [(r["code"], r["deferred"]) for r in records] == [(63, True), (79, False), (13, False)]
 
 
 def test_kmsg_missing_file_is_a_clear_error() -> None:

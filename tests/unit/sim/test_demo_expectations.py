@@ -63,7 +63,7 @@ def good_end() -> Observation:
         repair("gpu-node-006", "Remediating", entry("cordon", "done"), entry("hold", "started", action="notify"),
                action="notify"),
         repair("gpu-node-010", "Succeeded", reboot("gpu-reset"), source="grafana"),
-        repair("gpu-node-001", "Succeeded", reboot("gpu-reset"), nodeWasCordoned=True),
+        repair("gpu-node-001", "Succeeded", entry("defer", "deferred"), reboot("gpu-reset"), nodeWasCordoned=True),
         *(repair(n, "Blocked", entry("block", "BreakerOpen"), incident="storm-1", jira={"key": "OPS-7"})
           for n in STORM),
     ]  # fmt: skip
@@ -118,6 +118,8 @@ def _replace(obs: Observation, node_name: str, new: dict[str, Any]) -> tuple[Map
             o, "gpu-node-006", repair("gpu-node-006", "Succeeded", reboot("reboot"), action="notify")))),
         ("alert", lambda o: _break(o, repairs=_replace(o, "gpu-node-010", repair("gpu-node-010", "Succeeded")))),
         ("human", lambda o: _break(o, nodes=dict(o.nodes) | {"gpu-node-001": node("gpu-node-001")})),
+        ("human", lambda o: _break(o, repairs=_replace(o, "gpu-node-001", repair(  # reset under the running job
+            "gpu-node-001", "Succeeded", reboot("gpu-reset"), nodeWasCordoned=True)))),
         ("storm", lambda o: _break(o, boots_after=dict(o.boots_after) | {STORM[0]: "rebooted"})),
         ("storm", lambda o: _break(o, slack=(*o.slack, *o.slack))),
         ("storm", lambda o: _break(o, repairs=_replace(o, STORM[1], repair(STORM[1], "Blocked", incident="storm-2")))),

@@ -49,7 +49,7 @@ def test_the_demo_needs_sixteen_nodes() -> None:
 
 def test_the_human_cordons_before_the_fault_arrives() -> None:
     (human,) = (s for s in SCENARIOS if s.key == "human")
-    assert [i.kind for i in sorted(human.injections, key=lambda i: i.at)] == [Kind.CORDON, Kind.FAULT]
+    assert [i.kind for i in sorted(human.injections, key=lambda i: i.at)] == [Kind.CORDON, Kind.FAULT, Kind.JOB_DONE]
 
 
 def test_the_grafana_notification_is_what_the_webhook_parses() -> None:
