@@ -37,8 +37,8 @@ from kubernetes import client
 from kubernetes.client.rest import ApiException
 
 from repairbot.bounds import truncate
-from repairbot.catalog.sxid import default_sxid_catalog
 from repairbot.catalog.deferral import deferrable_rule
+from repairbot.catalog.sxid import default_sxid_catalog
 from repairbot.catalog.xid import default_catalog
 from repairbot.kube.client import as_object, is_retryable, retried
 from repairbot.kube.events import EventRecorder
