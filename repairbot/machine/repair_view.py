@@ -128,6 +128,9 @@ class Facts:
     names of every repair still running (None: not known), so the breaker can
     free the canary slot of one that ended or was deleted. ``unmanaged_pods``
     are the draining node's pods that must leave and have no controller.
+    ``node_findings`` are the findings of the node's other repairs within the
+    policy's longest escalation window, so a rule counts repeats that each
+    opened (and closed) a repair of their own.
     """
 
     node_exists: bool = True
@@ -150,3 +153,4 @@ class Facts:
     finding_present: bool | None = None
     quiet_period_ok: bool | None = None
     resume_requested: bool = False
+    node_findings: tuple[Finding, ...] = ()

@@ -36,7 +36,6 @@ from kubernetes import client
 from kubernetes.client.rest import ApiException
 
 from repairbot.bounds import truncate
-from repairbot.catalog.xid import default_catalog
 from repairbot.kube.client import as_object, is_retryable, retried
 from repairbot.kube.events import EventRecorder
 from repairbot.kube.marks import cordon_and_taint, remove_marks, set_state_label
@@ -97,7 +96,7 @@ class Reconciler:
     def __post_init__(self) -> None:
         if self.gatherer is None:
             self.gatherer = FactGatherer(self.api, self.policy)
-        self._fallback = catalog_fallback(default_catalog())
+        self._fallback = catalog_fallback(self.policy.xid.catalog())  # the catalog with the policy's overrides
         self._custom = client.CustomObjectsApi(self.api)
 
     def reconcile(self, name: str) -> ReconcileResult | None:

@@ -28,6 +28,18 @@ from __future__ import annotations
 from importlib import resources
 
 from repairbot.policy.durations import format_duration, parse_duration
+from repairbot.policy.escalation import (
+    CONDITION_ESCALATED,
+    ESCALATION_STEP,
+    Escalation,
+    EscalationRule,
+    EscalationScope,
+    Sighting,
+    escalated_actions,
+    first_escalation,
+    longest_window,
+    sightings,
+)
 from repairbot.policy.parse import PolicyError, PolicyFileError, load_policy, parse_policy
 from repairbot.policy.types import (
     DEFAULT_ACTION_TIMEOUTS,
@@ -49,8 +61,20 @@ from repairbot.policy.types import (
     UnavailableLimit,
     ValidationPolicy,
 )
+from repairbot.policy.xid_overrides import XidPolicy
 
 __all__ = [
+    "CONDITION_ESCALATED",
+    "ESCALATION_STEP",
+    "Escalation",
+    "EscalationRule",
+    "EscalationScope",
+    "Sighting",
+    "XidPolicy",
+    "escalated_actions",
+    "first_escalation",
+    "longest_window",
+    "sightings",
     "DEFAULT_ACTION_TIMEOUTS",
     "DEFAULT_LADDERS",
     "DEFAULT_POLICY_YAML",

@@ -26,7 +26,9 @@ import yaml
 
 from repairbot.model import Action
 from repairbot.policy.durations import format_duration, parse_duration
+from repairbot.policy.escalation import read_escalations
 from repairbot.policy.oncall import on_call_mention
+from repairbot.policy.xid_overrides import read_xid
 from repairbot.policy.types import (
     DEFAULT_ACTION_TIMEOUTS,
     DEFAULT_LADDERS,
@@ -168,6 +170,7 @@ class _Section:
 _TOP_KEYS = (
     "dryRun", "budget", "breaker", "drain", "ladders", "actionTimeouts", "lemon", "retention",
     "rebootsPerDay", "validation", "notifications", "runbookBaseUrl",
+    "xid", "escalations",
 )  # fmt: skip
 _LABEL_KEY = r"([a-z0-9]([-a-z0-9.]*[a-z0-9])?/)?[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?"
 _URL = r"https?://[^\s]+"
@@ -192,6 +195,8 @@ def parse_policy(data: Mapping[str, Any] | None) -> Policy:
         validation=_read_validation(top.child("validation", _VALIDATION_KEYS)),
         notifications=_read_notifications(top.child("notifications", ("slack", "jira"))),
         runbook_base_url=top.text("runbookBaseUrl", None, pattern=_URL, hint="must be an http(s) URL"),
+        xid=read_xid(top.data.get("xid"), errors),
+        escalations=read_escalations(top.data.get("escalations"), errors),
     )
     if errors:
         raise PolicyError(errors)
