@@ -1,0 +1,62 @@
+"""Detector thresholds and the escalation rules' finding classes reach the agent from the chart's values."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from chart_support import container, name, render
+
+from repairbot.agent.assemble import polled_detectors
+from repairbot.cli import agent_options, build_parser
+from repairbot.detectors.gpu_health import NvmlHealthDetector, NvmlThresholds
+from repairbot.detectors.infiniband import InfinibandDetector
+
+
+def _agent_options(chart: Any, values: dict[str, Any]) -> Any:
+    """The options the agent pod starts with: the DaemonSet's args through the agent's own parser."""
+    daemonset = render(chart, values).get("DaemonSet", name("agent"))
+    args = [arg.replace("$(NODE_NAME)", "gpu-node-1") for arg in container(daemonset, "agent")["args"]]
+    return agent_options(build_parser().parse_args(args))
+
+
+def test_default_values_keep_every_detector_default(chart: Any) -> None:
+    options = _agent_options(chart, {})
+    config = options.config()
+    assert config.nvml_thresholds() == NvmlThresholds()
+    assert config.infiniband_knobs() == {}
+    assert config.counted_codes == ()
+
+
+def test_pcie_and_infiniband_thresholds_set_in_values_reach_the_detectors(chart: Any) -> None:
+    thresholds = {"pcieReplaysPerMinute": 12.5, "pcieDegradedPolls": 5, "ibFlapThreshold": 4, "ibFlapWindowSeconds": 300}
+    options = _agent_options(chart, {"agent": {"thresholds": thresholds}})
+    detectors = polled_detectors(options.config(expected_gpus=8), backend=_NoGpus())
+    nvml = next(d for d in detectors if isinstance(d, NvmlHealthDetector))
+    infiniband = next(d for d in detectors if isinstance(d, InfinibandDetector))
+    assert nvml._thresholds.pcie_replays_per_minute == 12.5
+    assert nvml._thresholds.pcie_degraded_polls == 5
+    assert infiniband._flap_threshold == 4
+    assert infiniband._flap_window_s == 300
+
+
+def test_a_negative_threshold_is_refused_by_the_chart_schema(chart: Any) -> None:
+    with pytest.raises(Exception, match="pcieDegradedPolls"):
+        render(chart, {"agent": {"thresholds": {"pcieDegradedPolls": -1}}})
+
+
+def test_escalation_rules_make_the_agent_report_the_classes_they_count(chart: Any) -> None:
+    rules = [
+        {"match": "xid-13", "distinctJobs": True, "count": 3, "window": "1h", "action": "gpu-reset"},
+        {"match": "xid-31", "count": 5, "window": "10m", "action": "notify"},
+        {"match": "xid-13", "scope": "node", "count": 6, "window": "1h", "action": "reboot"},
+    ]
+    options = _agent_options(chart, {"policy": {"escalations": rules}})
+    assert sorted(options.counted_codes) == ["xid-13", "xid-31"]
+
+
+class _NoGpus:
+    """A GPU backend with no GPUs: building the detectors reads nothing."""
+
+    def __getattr__(self, attribute: str) -> Any:
+        raise AssertionError(f"building detectors must not touch the backend ({attribute})")
