@@ -49,10 +49,12 @@ from repairbot.machine.repair_view import Facts, PoolUsage, RepairView, optional
 from repairbot.machine.transitions import Run
 from repairbot.machine.unmanaged import OUTCOME_UNMANAGED, STEP_DRAIN, already_noted, unmanaged_message
 from repairbot.model import Action, Finding, Phase
-from repairbot.policy import LadderFallback, Policy, Rung
 from repairbot.policy import (
     CONDITION_ESCALATED,
     ESCALATION_STEP,
+    LadderFallback,
+    Policy,
+    Rung,
     escalated_actions,
     first_escalation,
     sightings,

@@ -78,7 +78,7 @@ class EscalationRule:
 
 
 def escalated_actions(action: Action) -> tuple[Action, ...]:
-    """The ladder an escalation to ``action`` climbs: every destructive start ends in quarantine (the catalog's rule)."""
+    """The ladder an escalation to ``action`` climbs; every destructive start ends in quarantine, as in the catalog."""
     return LADDER_FOR_ACTION[action]
 
 
@@ -137,9 +137,7 @@ def _gpu_name(finding: Finding) -> str:
     return finding.gpu.identity()
 
 
-def first_escalation(
-    rules: Sequence[EscalationRule], seen: Sequence[Sighting], now: datetime
-) -> Escalation | None:
+def first_escalation(rules: Sequence[EscalationRule], seen: Sequence[Sighting], now: datetime) -> Escalation | None:
     """The first rule (in the file's order) whose count is reached within its window ending ``now``."""
     for rule in rules:
         groups: dict[tuple[str, str], list[Occurrence]] = {}
@@ -149,11 +147,8 @@ def first_escalation(
             gpu = sighting.gpu if rule.scope is EscalationScope.GPU else ""
             groups.setdefault((sighting.code, gpu), []).append(sighting.occurrence)
         for (code, gpu), occurrences in sorted(groups.items()):
-            if rule.distinct_jobs:
-                # An occurrence whose job is unknown proves no second job: it is not counted.
-                tally = len({o.job for o in occurrences if o.job})
-            else:
-                tally = len(occurrences)
+            # With distinct jobs, an occurrence whose job is unknown proves no second job: it is not counted.
+            tally = len({o.job for o in occurrences if o.job}) if rule.distinct_jobs else len(occurrences)
             if tally >= rule.count:
                 return Escalation(rule, code, gpu, tally)
     return None
@@ -201,7 +196,7 @@ def _read_rule(item: Any, where: str, errors: list[str]) -> EscalationRule | Non
     distinct = item.get("distinctJobs", False)
     if not isinstance(distinct, bool):
         errors.append(f"{where}.distinctJobs: {distinct!r} must be true or false")
-    count = item.get("count")
+    count: Any = item.get("count")
     if isinstance(count, bool) or not isinstance(count, int) or count < 1:
         errors.append(f"{where}.count: {count!r} must be a whole number of at least 1")
     elif count > 32:
@@ -214,7 +209,7 @@ def _read_rule(item: Any, where: str, errors: list[str]) -> EscalationRule | Non
 
 
 def _window(item: dict[str, Any], where: str, errors: list[str]) -> timedelta | None:
-    raw = item.get("window")
+    raw: Any = item.get("window")
     try:
         window = parse_duration(raw)
     except ValueError as error:
@@ -227,7 +222,7 @@ def _window(item: dict[str, Any], where: str, errors: list[str]) -> timedelta | 
 
 
 def _action(item: dict[str, Any], where: str, errors: list[str]) -> Action | None:
-    raw = item.get("action")
+    raw: Any = item.get("action")
     allowed = [a for a in Action if a is not Action.NONE]
     try:
         action = Action(raw)

@@ -28,7 +28,6 @@ from repairbot.model import Action
 from repairbot.policy.durations import format_duration, parse_duration
 from repairbot.policy.escalation import read_escalations
 from repairbot.policy.oncall import on_call_mention
-from repairbot.policy.xid_overrides import read_xid
 from repairbot.policy.types import (
     DEFAULT_ACTION_TIMEOUTS,
     DEFAULT_LADDERS,
@@ -48,6 +47,7 @@ from repairbot.policy.types import (
     UnavailableLimit,
     ValidationPolicy,
 )
+from repairbot.policy.xid_overrides import read_xid
 
 
 class PolicyError(ValueError):

@@ -268,7 +268,7 @@ class Policy:
     validation: ValidationPolicy = ValidationPolicy()
     notifications: NotificationPolicy = NotificationPolicy()
     runbook_base_url: str | None = None
-    xid: XidPolicy = XidPolicy()
+    xid: XidPolicy = field(default_factory=XidPolicy)
     escalations: tuple[EscalationRule, ...] = ()
 
     def ladder_for(self, finding_code: str, *, fallback: LadderFallback | None = None) -> tuple[Rung, ...]:

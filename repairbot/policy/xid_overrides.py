@@ -54,8 +54,9 @@ class XidPolicy:
     def to_dict(self) -> dict[str, Any]:
         return {
             "overrides": {
-                str(code): {_CAMEL[key]: list(value) if isinstance(value, tuple) else value
-                            for key, value in fields.items()}  # fmt: skip
+                str(code): {
+                    _CAMEL[key]: list(value) if isinstance(value, tuple) else value for key, value in fields.items()
+                }
                 for code, fields in sorted(self.overrides.items())
             }
         }

@@ -29,7 +29,12 @@ def test_default_values_keep_every_detector_default(chart: Any) -> None:
 
 
 def test_pcie_and_infiniband_thresholds_set_in_values_reach_the_detectors(chart: Any) -> None:
-    thresholds = {"pcieReplaysPerMinute": 12.5, "pcieDegradedPolls": 5, "ibFlapThreshold": 4, "ibFlapWindowSeconds": 300}
+    thresholds = {
+        "pcieReplaysPerMinute": 12.5,
+        "pcieDegradedPolls": 5,
+        "ibFlapThreshold": 4,
+        "ibFlapWindowSeconds": 300,
+    }
     options = _agent_options(chart, {"agent": {"thresholds": thresholds}})
     detectors = polled_detectors(options.config(expected_gpus=8), backend=_NoGpus())
     nvml = next(d for d in detectors if isinstance(d, NvmlHealthDetector))
@@ -60,3 +65,20 @@ class _NoGpus:
 
     def __getattr__(self, attribute: str) -> Any:
         raise AssertionError(f"building detectors must not touch the backend ({attribute})")
+
+
+def test_xid_overrides_and_escalations_in_values_reach_the_operators_policy(chart: Any, tmp_path: Any) -> None:
+    from repairbot.policy import load_policy
+
+    values = {
+        "policy": {
+            "xid": {"overrides": {"13": {"action": "notify", "applicationClass": False}}},
+            "escalations": [{"match": "xid-13", "count": 3, "window": "1h", "action": "gpu-reset"}],
+        }
+    }
+    configmap = render(chart, values).get("ConfigMap", name("policy"))
+    path = tmp_path / "policy.yaml"
+    path.write_text(configmap["data"]["policy.yaml"], encoding="utf-8")
+    policy = load_policy(path)
+    assert policy.xid.catalog().lookup(13).action.value == "notify"
+    assert [rule.match for rule in policy.escalations] == ["xid-13"]

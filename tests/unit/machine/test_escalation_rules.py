@@ -31,8 +31,10 @@ def xid13(minute: int, pid: int, *, seq: int | None = None, gpu: int = 3) -> Fin
 
 
 def world_for(latest: Finding, earlier: list[Finding]) -> World:
-    obj: dict[str, Any] = {"metadata": {"name": NAME},
-                           "spec": {"nodeName": "gpu-node-007", "source": "agent", "findings": [latest.to_dict()]}}
+    obj: dict[str, Any] = {
+        "metadata": {"name": NAME},
+        "spec": {"nodeName": "gpu-node-007", "source": "agent", "findings": [latest.to_dict()]},
+    }
     world = World(obj, policy=POLICY, fallback=catalog_fallback(default_catalog()))
     world.facts = Facts(pool=PoolUsage(size=100), node_findings=tuple(earlier))
     world.now = latest.first_seen + timedelta(seconds=1)
