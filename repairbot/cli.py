@@ -72,6 +72,15 @@ def _add_threshold_flags(agent: argparse.ArgumentParser) -> None:
         help="the window --ib-flap-threshold counts in (default 600)",
     )  # fmt: skip
     agent.add_argument(
+        "--kmsg-burst-window", type=_positive_float, default=None, metavar="SECONDS",
+        help="identical Xid lines (same code, same GPU) with less silence than this between them are one burst "
+        "(default 180, as NVIDIA's Fleet Intelligence)",
+    )  # fmt: skip
+    agent.add_argument(
+        "--kmsg-report-interval", type=_positive_float, default=None, metavar="SECONDS",
+        help="how often a burst's repeats are reported to intake (default 60)",
+    )  # fmt: skip
+    agent.add_argument(
         "--report-codes", default=None, metavar="CODES",
         help="finding classes (globs, comma-separated) the operator's escalation rules count: reported to intake "
         "even when their own action is none, e.g. xid-13,xid-31 (the chart derives it from policy.escalations)",
@@ -113,6 +122,8 @@ def agent_options(args: argparse.Namespace) -> AgentOptions:
         pcie_degraded_polls=args.pcie_degraded_polls,
         ib_flap_threshold=args.ib_flap_threshold,
         ib_flap_window_s=args.ib_flap_window,
+        kmsg_burst_window_s=args.kmsg_burst_window,
+        kmsg_report_interval_s=args.kmsg_report_interval,
         counted_codes=tuple(c.strip() for c in args.report_codes.split(",") if c.strip()) if args.report_codes else (),
     )
 

@@ -17,6 +17,8 @@ from repairbot.agent.host import BOOT_ID_PATH
 from repairbot.agent.runner import NodeAgent
 from repairbot.agent.tracker import FindingTracker
 from repairbot.detectors.base import Detector, EventSource
+from repairbot.detectors.bursts import DEFAULT_REPORT_INTERVAL_S
+from repairbot.detectors.bursts import DEFAULT_WINDOW_S as DEFAULT_BURST_WINDOW_S
 from repairbot.detectors.dcgm import DcgmExporterDetector
 from repairbot.detectors.gpu_backend import GpuBackend
 from repairbot.detectors.gpu_health import NvmlEventSource, NvmlHealthDetector, NvmlThresholds
@@ -44,6 +46,8 @@ class AgentConfig:
     pcie_degraded_polls: int | None = None
     ib_flap_threshold: int | None = None
     ib_flap_window_s: float | None = None
+    kmsg_burst_window_s: float = DEFAULT_BURST_WINDOW_S  # identical Xid lines closer than this are one burst
+    kmsg_report_interval_s: float = DEFAULT_REPORT_INTERVAL_S  # how often a burst's repeats are reported
     # Finding classes an escalation rule of the operator's policy counts (globs): reported to intake even
     # when their own action is none (an application Xid 13), so the operator sees every repeat.
     counted_codes: tuple[str, ...] = ()
@@ -105,6 +109,8 @@ def event_sources(
         boot_id=boot_id or _host_boot_id,
         uptime=uptime or _host_uptime,
         first_start_lookback=config.kmsg_first_start_lookback,
+        window_s=config.kmsg_burst_window_s,
+        report_interval_s=config.kmsg_report_interval_s,
     )
     return [NvmlEventSource(backend=backend), kmsg]
 

@@ -13,6 +13,9 @@ emit *now* only for the first line of a burst (so a fatal Xid is acted on at
 once); repeats are counted silently and handed out by :meth:`Debouncer.due_reports`
 as *delta* findings (``count`` = repeats since the last report, ``first_seen`` =
 the burst's), which :meth:`repairbot.model.Finding.merge` adds up exactly.
+Each line stays an occurrence of its own (its time, its job, its kernel-log
+record) in the aggregate's ``occurrences``, and a delta carries the ones it
+reports, so an escalation rule that counts distinct jobs still sees every job.
 """
 
 from __future__ import annotations
@@ -22,7 +25,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 
-from repairbot.model import Finding
+from repairbot.model import OCCURRENCES_MAX, Finding
 
 DEFAULT_WINDOW_S = 180.0
 DEFAULT_REPORT_INTERVAL_S = 60.0
@@ -61,6 +64,8 @@ class Debouncer:
         key = finding.key()
         burst = self._bursts.get(key)
         if burst is not None and now - burst.last_at <= self.window_s:
+            seen = (*burst.finding.sightings(), *(replace(o, at=at) for o in finding.sightings()))
+            burst.finding.occurrences = seen[-OCCURRENCES_MAX:]
             burst.finding.count += finding.count
             burst.finding.last_seen = at
             burst.finding.evidence.update(finding.evidence)
@@ -93,7 +98,8 @@ class Debouncer:
             return []
         burst.reported_count = burst.finding.count
         burst.last_report_at = now
-        return [replace(burst.finding, count=unreported, evidence=dict(burst.finding.evidence))]
+        occurrences = burst.finding.occurrences[-unreported:]
+        return [replace(burst.finding, count=unreported, evidence=dict(burst.finding.evidence), occurrences=occurrences)]
 
     def bursts(self) -> list[Finding]:
         """The running aggregates (one per open burst), for metrics and tests."""

@@ -87,6 +87,12 @@ def longest_window(rules: Sequence[EscalationRule]) -> timedelta:
     return max((rule.window for rule in rules), default=timedelta(0))
 
 
+def counted_codes(rules: Sequence[EscalationRule]) -> tuple[str, ...]:
+    """The finding classes the rules count, once each: what the agent must report even when they need no action
+    (the chart passes them as ``--report-codes``)."""
+    return tuple(dict.fromkeys(rule.match for rule in rules))
+
+
 @dataclass(frozen=True, slots=True)
 class Sighting:
     """One occurrence of a finding class on a GPU ('' = the node), as the rules count it."""

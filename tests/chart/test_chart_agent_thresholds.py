@@ -45,6 +45,19 @@ def test_pcie_and_infiniband_thresholds_set_in_values_reach_the_detectors(chart:
     assert infiniband._flap_window_s == 300
 
 
+def test_kernel_log_burst_knobs_set_in_values_reach_the_kmsg_detector(chart: Any) -> None:
+    from repairbot.agent.assemble import event_sources
+    from repairbot.detectors.kmsg import KmsgDetector
+
+    thresholds = {"kmsgBurstWindowSeconds": 90, "kmsgReportIntervalSeconds": 15}
+    options = _agent_options(chart, {"agent": {"thresholds": thresholds}})
+    sources = event_sources(options.config(expected_gpus=8), _NoGpus(), boot_id=lambda: "b", uptime=lambda: 1.0)
+    kmsg = next(s for s in sources if isinstance(s, KmsgDetector))
+    assert (kmsg.window_s, kmsg.report_interval_s) == (90, 15)
+    defaults = event_sources(_agent_options(chart, {}).config(), _NoGpus(), boot_id=lambda: "b", uptime=lambda: 1.0)
+    assert next(s for s in defaults if isinstance(s, KmsgDetector)).report_interval_s == 60
+
+
 def test_a_negative_threshold_is_refused_by_the_chart_schema(chart: Any) -> None:
     with pytest.raises(Exception, match="pcieDegradedPolls"):
         render(chart, {"agent": {"thresholds": {"pcieDegradedPolls": -1}}})
