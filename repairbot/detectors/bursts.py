@@ -98,8 +98,9 @@ class Debouncer:
             return []
         burst.reported_count = burst.finding.count
         burst.last_report_at = now
-        occurrences = burst.finding.occurrences[-unreported:]
-        return [replace(burst.finding, count=unreported, evidence=dict(burst.finding.evidence), occurrences=occurrences)]
+        delta = replace(burst.finding, count=unreported, evidence=dict(burst.finding.evidence))
+        delta.occurrences = burst.finding.occurrences[-unreported:]  # the lines this delta reports
+        return [delta]
 
     def bursts(self) -> list[Finding]:
         """The running aggregates (one per open burst), for metrics and tests."""
