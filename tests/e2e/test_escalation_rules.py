@@ -10,7 +10,17 @@ from __future__ import annotations
 
 from typing import Any
 
-from e2e_support import SandboxFactory, eventually, phase_of, repairs_of, simulated
+from e2e_support import (
+    NOTIFYING,
+    SandboxFactory,
+    chats,
+    delivered,
+    eventually,
+    merge_policy,
+    phase_of,
+    repairs_of,
+    simulated,
+)
 from kubernetes import client
 
 from repairbot.kube.client import api_client
@@ -29,7 +39,9 @@ def _settled(kube: client.ApiClient, count: int) -> list[dict[str, Any]] | None:
 
 def test_xid13_from_three_jobs_on_one_gpu_within_an_hour_escalates_to_a_gpu_reset(make_sandbox: SandboxFactory) -> None:
     # Repeats of a kernel-log burst reach intake every second here (60 s in a real agent).
-    sandbox = make_sandbox(nodes=2, policy={"escalations": [RULE]}, agent_kmsg_report_interval=1.0)
+    policy = merge_policy(NOTIFYING, {"escalations": [RULE]})
+    sandbox = make_sandbox(nodes=2, policy=policy, agent_kmsg_report_interval=1.0)
+    slack, jira = chats(sandbox)
     kube = api_client(sandbox.state["kubeconfig"])
     node = simulated(sandbox, NODE).node
     for pid in (4101, 4102):
@@ -54,3 +66,10 @@ def test_xid13_from_three_jobs_on_one_gpu_within_an_hour_escalates_to_a_gpu_rese
     assert any(entry.get("action") == "gpu-reset" and entry["step"] == "request" for entry in history), history
     condition = next(c for c in repair["status"]["conditions"] if c["type"] == "Escalated")
     assert condition["status"] == "True" and condition["message"] == fired["message"]
+    # The SRE channel hears why the GPU was reset.
+    told = eventually(lambda: delivered(kube, NODE, "slack", "jira"), timeout=30, what="the escalated repair told")
+    thread = slack.thread(told["slack"]["channel"], told["slack"]["ts"])
+    assert any(fired["message"] in (m.text or "") for m in thread), [m.text for m in thread]
+    # The two Xid 13s before it touched nothing and asked nothing of anyone: no thread, no ticket of their own.
+    assert len([m for m in slack.messages if m.thread_ts is None]) == 1
+    assert len(jira.issues) == 1
