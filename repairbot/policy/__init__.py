@@ -21,6 +21,12 @@ The work lives in three package-private modules, each with one job —
 import nothing of ours but :mod:`repairbot.model` (DESIGN.md's dependency rule),
 so the Xid catalog reaches :meth:`Policy.ladder_for` as an injected
 ``fallback`` callable rather than an import.
+
+Two modules reach one floor down, to the catalog (docs/layout.md allows it):
+:mod:`repairbot.policy.xid_overrides` (``xid.overrides``: per-Xid changes, tried
+against the packaged catalog while the policy is read) and
+:mod:`repairbot.policy.escalation` (``escalations``: count-in-window rules, whose
+escalated ladders are the catalog's ladders for an action).
 """
 
 from __future__ import annotations

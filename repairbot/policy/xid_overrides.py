@@ -51,6 +51,11 @@ class XidPolicy:
         base = base or default_catalog()
         return base.with_overrides(self.overrides) if self.overrides else base
 
+    def finding_codes(self) -> tuple[str, ...]:
+        """The finding classes these overrides change (``xid-13`` …): the agent, which reads the packaged
+        catalog, reports them even where that catalog asks for no action, and the operator decides."""
+        return tuple(f"xid-{code}" for code in sorted(self.overrides))
+
     def to_dict(self) -> dict[str, Any]:
         return {
             "overrides": {

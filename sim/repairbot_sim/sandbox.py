@@ -31,7 +31,7 @@ from aiohttp import web
 
 from repairbot.kube.client import api_client
 from repairbot.operator.dispatcher import ChatEndpoints
-from repairbot.policy import counted_codes, load_policy
+from repairbot.policy import Policy, counted_codes, load_policy
 from repairbot.webhook import WebhookOptions, start_webhook
 from repairbot.webhook.auth import WebhookAuth
 from repairbot_sim import fleet, workloads
@@ -51,6 +51,12 @@ log = logging.getLogger(__name__)
 
 STATE_FILE = "state.json"
 KUBECONFIG_FILE = "kubeconfig"
+
+
+def agent_report_codes(policy: Policy) -> tuple[str, ...]:
+    """What the chart passes the agent as ``--report-codes`` for this policy: the classes the escalation
+    rules count and the Xids the policy's catalog overrides change."""
+    return tuple(dict.fromkeys((*counted_codes(policy.escalations), *policy.xid.finding_codes())))
 
 
 @dataclass(slots=True)
@@ -121,7 +127,7 @@ class Sandbox:
                 times=self.config.action_times,
                 clock_offset=timedelta(seconds=self.config.agent_clock_offset),
                 kmsg_report_interval=self.config.agent_kmsg_report_interval,
-                report_codes=counted_codes(load_policy(self.config.policy_path or SANDBOX_POLICY).escalations),
+                report_codes=agent_report_codes(load_policy(self.config.policy_path or SANDBOX_POLICY)),
             )
             self.agents.start()
         # Fake Slack and Jira over real HTTP, answering the real slack-sdk and jira clients.

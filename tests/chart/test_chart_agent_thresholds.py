@@ -95,3 +95,14 @@ def test_xid_overrides_and_escalations_in_values_reach_the_operators_policy(char
     policy = load_policy(path)
     assert policy.xid.catalog().lookup(13).action.value == "notify"
     assert [rule.match for rule in policy.escalations] == ["xid-13"]
+
+
+def test_xids_the_policy_overrides_are_reported_by_the_agent_for_the_operator_to_decide(chart: Any) -> None:
+    """The agent reads the packaged catalog: an Xid it thinks needs nothing must still reach the operator."""
+    values = {
+        "policy": {
+            "xid": {"overrides": {"13": {"action": "notify", "applicationClass": False}}},
+            "escalations": [{"match": "xid-31", "count": 5, "window": "10m", "action": "notify"}],
+        }
+    }
+    assert sorted(_agent_options(chart, values).counted_codes) == ["xid-13", "xid-31"]
