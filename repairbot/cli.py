@@ -20,8 +20,12 @@ import sys
 from collections.abc import Callable, Sequence
 from importlib.metadata import entry_points
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from repairbot import __version__
+
+if TYPE_CHECKING:
+    from repairbot.agent.main import AgentOptions
 
 Handler = Callable[[argparse.Namespace], int]
 CommandRegistrar = Callable[["argparse._SubParsersAction[argparse.ArgumentParser]"], None]
@@ -47,10 +51,61 @@ def _cmd_kmsg(args: argparse.Namespace) -> int:
     return 0
 
 
-def _cmd_agent(args: argparse.Namespace) -> int:
-    from repairbot.agent.main import AgentOptions, run_agent, run_once
+def _add_threshold_flags(agent: argparse.ArgumentParser) -> None:
+    """The detectors' thresholds (the chart's ``agent.thresholds``); unset keeps each detector's default."""
+    agent.add_argument(
+        "--pcie-replays-per-minute", type=_positive_float, default=None, metavar="N",
+        help="PCIe replay counter growth per minute that raises pcie-replay (default: DCGM's budget for the "
+        "link's generation times its width, 31/min on x16 Gen5)",
+    )  # fmt: skip
+    agent.add_argument(
+        "--pcie-degraded-polls", type=_positive_int, default=None, metavar="N",
+        help="consecutive polls that must see a downtrained PCIe link (width or generation) before pcie-degraded "
+        "(default 3)",
+    )  # fmt: skip
+    agent.add_argument(
+        "--ib-flap-threshold", type=_positive_int, default=None, metavar="N",
+        help="InfiniBand link_downed increments within --ib-flap-window that raise ib-flap (default 3)",
+    )  # fmt: skip
+    agent.add_argument(
+        "--ib-flap-window", type=_positive_float, default=None, metavar="SECONDS",
+        help="the window --ib-flap-threshold counts in (default 600)",
+    )  # fmt: skip
+    agent.add_argument(
+        "--kmsg-burst-window", type=_positive_float, default=None, metavar="SECONDS",
+        help="identical Xid lines (same code, same GPU) with less silence than this between them are one burst "
+        "(default 180, as NVIDIA's Fleet Intelligence)",
+    )  # fmt: skip
+    agent.add_argument(
+        "--kmsg-report-interval", type=_positive_float, default=None, metavar="SECONDS",
+        help="how often a burst's repeats are reported to intake (default 60)",
+    )  # fmt: skip
+    agent.add_argument(
+        "--report-codes", default=None, metavar="CODES",
+        help="finding classes (globs, comma-separated) the operator's escalation rules count: reported to intake "
+        "even when their own action is none, e.g. xid-13,xid-31 (the chart derives it from policy.escalations)",
+    )  # fmt: skip
 
-    options = AgentOptions(
+
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} must be at least 1")
+    return value
+
+
+def _positive_float(text: str) -> float:
+    value = float(text)
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"{text!r} must be above 0")
+    return value
+
+
+def agent_options(args: argparse.Namespace) -> AgentOptions:
+    """The agent's options from its command line (the chart's DaemonSet args reach the agent through here)."""
+    from repairbot.agent.main import AgentOptions
+
+    return AgentOptions(
         node=args.node,
         kubeconfig=args.kubeconfig,
         sysfs_root=Path(args.sysfs_root),
@@ -63,7 +118,20 @@ def _cmd_agent(args: argparse.Namespace) -> int:
         ib_rate_gbps=args.ib_rate_gbps,
         state_dir=Path(args.state_dir) if args.state_dir else None,
         kmsg_first_start_lookback=args.kmsg_first_start_lookback,
+        pcie_replays_per_minute=args.pcie_replays_per_minute,
+        pcie_degraded_polls=args.pcie_degraded_polls,
+        ib_flap_threshold=args.ib_flap_threshold,
+        ib_flap_window_s=args.ib_flap_window,
+        kmsg_burst_window_s=args.kmsg_burst_window,
+        kmsg_report_interval_s=args.kmsg_report_interval,
+        counted_codes=tuple(c.strip() for c in args.report_codes.split(",") if c.strip()) if args.report_codes else (),
     )
+
+
+def _cmd_agent(args: argparse.Namespace) -> int:
+    from repairbot.agent.main import run_agent, run_once
+
+    options = agent_options(args)
     if args.once:
         return run_once(options, as_json=args.json, out=sys.stdout)
     return run_agent(options)
@@ -220,6 +288,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="with no kernel-log cursor for this boot (an upgrade, a lost state dir): report only records logged "
         "this long before the agent started, and everything after (default 600)",
     )
+    _add_threshold_flags(agent)
     agent.set_defaults(handler=_cmd_agent)
 
     operator = commands.add_parser(

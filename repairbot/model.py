@@ -241,6 +241,35 @@ class GpuRef:
 _GPU_WIRE_NAMES = {"gpu_instance": "gpuInstance", "compute_instance": "computeInstance"}
 
 
+OCCURRENCES_MAX = 32
+"""Occurrences a finding remembers (newest kept): enough for any escalation rule's count, small in etcd."""
+
+
+@dataclass(frozen=True, slots=True)
+class Occurrence:
+    """One sighting of a finding: when, by which job (``name[pid]`` from the Xid line) and its record id.
+
+    Escalation rules count these within a window. ``ref`` names the source record (the kernel log's
+    ``boot:seq``): a report sent again after a lost reply carries the same ``ref`` and is not counted twice.
+    """
+
+    at: datetime
+    job: str | None = None
+    ref: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"at": format_time(self.at)}
+        if self.job:
+            out["job"] = self.job
+        if self.ref:
+            out["ref"] = self.ref
+        return out
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Occurrence:
+        return cls(parse_time(str(data["at"])), data.get("job") or None, data.get("ref") or None)
+
+
 @dataclass(slots=True)
 class Finding:
     """One thing a detector or an alert saw that may need a repair.
@@ -266,13 +295,35 @@ class Finding:
     evidence: dict[str, str] = field(default_factory=dict)
     signal: str = ""
     signal_kind: SignalKind | None = None
+    occurrences: tuple[Occurrence, ...] = ()
+    """Every sighting merged into this finding (at most :data:`OCCURRENCES_MAX`); empty: just the one it describes."""
 
     def key(self) -> tuple[str, str]:
         """Identity for merging: the same class on the same GPU is one finding."""
         return (self.code, self.gpu.identity())
 
+    def sightings(self) -> tuple[Occurrence, ...]:
+        """The occurrences this finding stands for: the recorded ones, else the one its own fields describe."""
+        if self.occurrences:
+            return self.occurrences
+        boot, seq = self.evidence.get(EVIDENCE_KMSG_BOOT), self.evidence.get(EVIDENCE_KMSG_SEQ)
+        ref = f"{boot}:{seq}" if boot is not None and seq else None
+        pid, process = self.evidence.get("pid"), self.evidence.get("process")
+        job = f"{process or '?'}[{pid}]"[-200:] if pid else None
+        return (Occurrence(self.last_seen or self.first_seen, job, ref),)
+
     def merge(self, other: Finding) -> None:
-        """Fold a repeat of this finding into it (count up, keep the first time)."""
+        """Fold a repeat of this finding into it (count up, keep the first time).
+
+        A repeat whose every sighting is already recorded (the same kernel-log record, sent again after
+        a lost reply) is the same occurrence: it changes nothing, so no rule counts it twice.
+        """
+        mine, theirs = self.sightings(), other.sightings()
+        known = {o.ref for o in mine if o.ref}
+        new = tuple(o for o in theirs if not (o.ref and o.ref in known))
+        if not new:
+            return
+        self.occurrences = tuple(sorted((*mine, *new), key=lambda o: o.at))[-OCCURRENCES_MAX:]
         self.count += other.count
         self.first_seen = min(self.first_seen, other.first_seen)
         latest = max(t for t in (self.last_seen, other.last_seen, other.first_seen) if t is not None)
@@ -314,6 +365,8 @@ class Finding:
             out["signal"] = self.signal
         if self.signal_kind is not None:
             out["signalKind"] = self.signal_kind.value
+        if self.occurrences:
+            out["occurrences"] = [o.to_dict() for o in self.occurrences]
         return out
 
     @classmethod
@@ -332,6 +385,7 @@ class Finding:
             evidence=dict(data.get("evidence") or {}),
             signal=str(data.get("signal") or ""),
             signal_kind=SignalKind(data["signalKind"]) if data.get("signalKind") else None,
+            occurrences=tuple(Occurrence.from_dict(o) for o in data.get("occurrences") or ()),
         )
 
 

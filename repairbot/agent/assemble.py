@@ -11,14 +11,17 @@ import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from repairbot.agent.host import BOOT_ID_PATH
 from repairbot.agent.runner import NodeAgent
+from repairbot.agent.tracker import FindingTracker
 from repairbot.detectors.base import Detector, EventSource
-from repairbot.detectors.bursts import BurstBoundary
+from repairbot.detectors.bursts import DEFAULT_REPORT_INTERVAL_S, BurstBoundary
+from repairbot.detectors.bursts import DEFAULT_WINDOW_S as DEFAULT_BURST_WINDOW_S
 from repairbot.detectors.dcgm import DcgmExporterDetector
 from repairbot.detectors.gpu_backend import GpuBackend
-from repairbot.detectors.gpu_health import NvmlEventSource, NvmlHealthDetector
+from repairbot.detectors.gpu_health import NvmlEventSource, NvmlHealthDetector, NvmlThresholds
 from repairbot.detectors.gpucount import GpuCountDetector
 from repairbot.detectors.infiniband import InfinibandDetector
 from repairbot.detectors.kmsg import DEFAULT_FIRST_START_LOOKBACK_S, KmsgDetector, KmsgParser
@@ -38,6 +41,32 @@ class AgentConfig:
     state_dir: Path | None = None  # host directory for the kernel-log cursor (a hostPath); None = none kept
     # A first start without a cursor reports only kernel-log records this recent (seconds before the agent started).
     kmsg_first_start_lookback: float = DEFAULT_FIRST_START_LOOKBACK_S
+    # Detector thresholds (the chart's agent.thresholds): None keeps each detector's own default.
+    pcie_replays_per_minute: float | None = None  # None: DCGM's budget for the link's gen and width
+    pcie_degraded_polls: int | None = None
+    ib_flap_threshold: int | None = None
+    ib_flap_window_s: float | None = None
+    kmsg_burst_window_s: float = DEFAULT_BURST_WINDOW_S  # identical Xid lines closer than this are one burst
+    kmsg_report_interval_s: float = DEFAULT_REPORT_INTERVAL_S  # how often a burst's repeats are reported
+    # Finding classes an escalation rule of the operator's policy counts (globs): reported to intake even
+    # when their own action is none (an application Xid 13), so the operator sees every repeat.
+    counted_codes: tuple[str, ...] = ()
+
+    def nvml_thresholds(self) -> NvmlThresholds:
+        default = NvmlThresholds()
+        return NvmlThresholds(
+            pcie_replays_per_minute=self.pcie_replays_per_minute,
+            pcie_degraded_polls=self.pcie_degraded_polls or default.pcie_degraded_polls,
+            nvlink_down_action=default.nvlink_down_action,
+        )
+
+    def infiniband_knobs(self) -> dict[str, Any]:
+        knobs: dict[str, Any] = {}
+        if self.ib_flap_threshold is not None:
+            knobs["flap_threshold"] = self.ib_flap_threshold
+        if self.ib_flap_window_s is not None:
+            knobs["flap_window_s"] = self.ib_flap_window_s
+        return knobs
 
 
 UPTIME_PATH = Path("/proc/uptime")  # the agent runs hostPID; a container's /proc/uptime is the host's anyway
@@ -45,9 +74,14 @@ UPTIME_PATH = Path("/proc/uptime")  # the agent runs hostPID; a container's /pro
 
 def polled_detectors(config: AgentConfig, backend: GpuBackend) -> list[Detector]:
     detectors: list[Detector] = [
-        NvmlHealthDetector(backend),
+        NvmlHealthDetector(backend, thresholds=config.nvml_thresholds()),
         GpuCountDetector(backend, expected=config.expected_gpus, sysfs_root=config.sysfs_root),
-        InfinibandDetector(config.sysfs_root, ports=config.ib_ports, expected_rate_gbps=config.ib_rate_gbps),
+        InfinibandDetector(
+            config.sysfs_root,
+            ports=config.ib_ports,
+            expected_rate_gbps=config.ib_rate_gbps,
+            **config.infiniband_knobs(),
+        ),
     ]
     if config.dcgm_url:
         detectors.append(DcgmExporterDetector(config.dcgm_url, hostname=config.node))
@@ -78,6 +112,8 @@ def event_sources(
         uptime=uptime or _host_uptime,
         first_start_lookback=config.kmsg_first_start_lookback,
         bursts=bursts,
+        window_s=config.kmsg_burst_window_s,
+        report_interval_s=config.kmsg_report_interval_s,
     )
     return [NvmlEventSource(backend=backend, burst_boundary=bursts), kmsg]
 
@@ -99,6 +135,7 @@ def build_agent(config: AgentConfig, backend: GpuBackend) -> NodeAgent:
         event_sources=event_sources(config, backend, bursts=bursts),
         interval=config.interval,
         bursts=bursts,
+        tracker=FindingTracker(counted_codes=config.counted_codes),
     )
 
 

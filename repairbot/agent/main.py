@@ -38,6 +38,13 @@ class AgentOptions:
     ib_rate_gbps: float | None = None
     state_dir: Path | None = None
     kmsg_first_start_lookback: float = DEFAULT_FIRST_START_LOOKBACK_S
+    pcie_replays_per_minute: float | None = None
+    pcie_degraded_polls: int | None = None
+    ib_flap_threshold: int | None = None
+    ib_flap_window_s: float | None = None
+    kmsg_burst_window_s: float | None = None
+    kmsg_report_interval_s: float | None = None
+    counted_codes: tuple[str, ...] = ()
 
     def config(self, expected_gpus: int | None = None) -> AgentConfig:
         return AgentConfig(
@@ -51,7 +58,18 @@ class AgentOptions:
             ib_rate_gbps=self.ib_rate_gbps,
             state_dir=self.state_dir,
             kmsg_first_start_lookback=self.kmsg_first_start_lookback,
+            pcie_replays_per_minute=self.pcie_replays_per_minute,
+            pcie_degraded_polls=self.pcie_degraded_polls,
+            ib_flap_threshold=self.ib_flap_threshold,
+            ib_flap_window_s=self.ib_flap_window_s,
+            counted_codes=self.counted_codes,
+            **self._kmsg_knobs(),
         )
+
+    def _kmsg_knobs(self) -> dict[str, float]:
+        """The kernel log's burst knobs that were set (unset: the detector's defaults)."""
+        knobs = {"kmsg_burst_window_s": self.kmsg_burst_window_s, "kmsg_report_interval_s": self.kmsg_report_interval_s}
+        return {key: value for key, value in knobs.items() if value is not None}
 
 
 def run_once(options: AgentOptions, *, as_json: bool, out: TextIO) -> int:

@@ -23,6 +23,7 @@ streak.
 
 from __future__ import annotations
 
+import fnmatch
 import re
 import threading
 import time
@@ -54,6 +55,8 @@ class FindingTracker:
     corroboration_window: float = 5.0
     clock: Callable[[], float] = time.monotonic
     _last_event: dict[tuple[str, str], tuple[float, str]] = field(default_factory=dict)
+    # Finding classes (globs) an escalation rule counts: reported even when their own action is none.
+    counted_codes: tuple[str, ...] = ()
 
     def observe_poll(
         self, detector: str, findings: list[Finding], *, complete: bool = True, at: datetime | None = None
@@ -104,10 +107,13 @@ class FindingTracker:
                 self._sticky[key] = finding
             else:
                 known.merge(finding)
-            if finding.action is Action.NONE:
+            if finding.action is Action.NONE and not self._counted(finding.code):
                 return False
             self._outbox.append(finding)
             return True
+
+    def _counted(self, code: str) -> bool:
+        return any(fnmatch.fnmatchcase(code, pattern) for pattern in self.counted_codes)
 
     def restore(self, findings: Iterable[Finding], polled_signals: Collection[str]) -> int:
         """Take back what a previous agent on this node reported (from its active GPURepair); returns how many.

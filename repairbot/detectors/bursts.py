@@ -19,6 +19,10 @@ a GPU reset is a new fault on a repaired GPU, reported at once, not a silent
 repeat handed out as a delta up to a minute later; and repeats logged before the
 repair belonged to the fault it cured, so they are dropped rather than
 reported afterwards as if the GPU were failing again.
+
+Each line stays an occurrence of its own (its time, its job, its kernel-log
+record) in the aggregate's ``occurrences``, and a delta carries the ones it
+reports, so an escalation rule that counts distinct jobs still sees every job.
 """
 
 from __future__ import annotations
@@ -29,7 +33,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 
-from repairbot.model import Finding
+from repairbot.model import OCCURRENCES_MAX, Finding
 
 DEFAULT_WINDOW_S = 180.0
 DEFAULT_REPORT_INTERVAL_S = 60.0
@@ -103,6 +107,8 @@ class Debouncer:
         key = finding.key()
         burst = self._bursts.get(key)
         if burst is not None and now - burst.last_at <= self.window_s:
+            seen = (*burst.finding.sightings(), *(replace(o, at=at) for o in finding.sightings()))
+            burst.finding.occurrences = seen[-OCCURRENCES_MAX:]
             burst.finding.count += finding.count
             burst.finding.last_seen = at
             burst.finding.evidence.update(finding.evidence)
@@ -136,7 +142,9 @@ class Debouncer:
             return []
         burst.reported_count = burst.finding.count
         burst.last_report_at = now
-        return [replace(burst.finding, count=unreported, evidence=dict(burst.finding.evidence))]
+        delta = replace(burst.finding, count=unreported, evidence=dict(burst.finding.evidence))
+        delta.occurrences = burst.finding.occurrences[-unreported:]  # the lines this delta reports
+        return [delta]
 
     def bursts(self) -> list[Finding]:
         """The running aggregates (one per open burst), for metrics and tests."""

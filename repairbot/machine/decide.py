@@ -56,7 +56,16 @@ from repairbot.machine.repair_view import Facts, PoolUsage, RepairView, optional
 from repairbot.machine.transitions import Run
 from repairbot.machine.unmanaged import OUTCOME_UNMANAGED, STEP_DRAIN, already_noted, unmanaged_message
 from repairbot.model import Action, Finding, Phase
-from repairbot.policy import LadderFallback, Policy, Rung
+from repairbot.policy import (
+    CONDITION_ESCALATED,
+    ESCALATION_STEP,
+    LadderFallback,
+    Policy,
+    Rung,
+    escalated_actions,
+    first_escalation,
+    sightings,
+)
 
 __all__ = [
     "AGENT_ACTIONS",
@@ -182,6 +191,9 @@ def _decide(
     unfinished = _unfinished_finish(run)
     if unfinished is not None:
         return unfinished
+    escalation = _escalation_due(run)
+    if escalation is not None:
+        return escalation
     if repair.phase is Phase.PENDING:
         return _admit(run)
     if policy.dry_run or repair.dry_run:
@@ -206,7 +218,54 @@ def repair_ladder(
 ) -> tuple[str, tuple[Rung, ...]]:
     """The class a repair is for (its reason once written, else its driving finding) and the ladder it climbs."""
     code = repair.reason or driving_finding(repair.findings, policy, fallback) or "default"
-    return code, _ladder(repair, code, policy, fallback)
+    ladder = _ladder(repair, code, policy, fallback)
+    escalated = escalated_ladder(repair, policy)
+    if escalated and escalated[0].action.severity > ladder[0].action.severity:
+        return code, escalated
+    return code, ladder
+
+
+def escalated_ladder(repair: RepairView, policy: Policy) -> tuple[Rung, ...]:
+    """The ladder an escalation rule switched this repair to (its history says which), or () when none did."""
+    entry = repair.last_entry(ESCALATION_STEP)
+    if entry is None or not entry.get("action"):
+        return ()
+    action = Action(str(entry["action"]))
+    return _rungs(escalated_actions(action), policy)
+
+
+def _rungs(actions: tuple[Action, ...], policy: Policy) -> tuple[Rung, ...]:
+    return tuple(Rung(a, None if a is Action.NOTIFY else policy.action_timeouts.get(a)) for a in actions)
+
+
+def _escalation_due(run: Run) -> Decision | None:
+    """An escalation rule whose count is reached and whose ladder starts stronger than this repair's rung.
+
+    Looked at while nothing destructive is under way: before admission (a Xid 13 whose own ladder is
+    "nothing" would otherwise be cancelled), and while the node is held for a human. The rule and its
+    reason go into the history and an ``Escalated`` condition first; the next reconcile climbs the
+    escalated ladder from its first rung, through every check a first rung passes.
+    """
+    policy, repair = run.policy, run.repair
+    if not policy.escalations:
+        return None
+    rung = run.rung
+    pending = repair.phase is Phase.PENDING
+    held = repair.phase in (Phase.CORDONED, Phase.REMEDIATING) and rung is not None and rung.action is Action.NOTIFY
+    if not (pending or held):
+        return None
+    found = first_escalation(policy.escalations, sightings((*repair.findings, *run.facts.node_findings)), run.now)
+    current = rung.action if rung is not None else Action.NONE
+    if found is None or found.rule.ladder[0].severity <= current.severity:
+        return None
+    message = found.message
+    entry = run.entry(ESCALATION_STEP, "fired", message, found.rule.action)
+    phase = Phase.PENDING if pending else Phase.CORDONED
+    patch = run.base(phase, message, entry) | {"conditions": run.conditions(CONDITION_ESCALATED, True, "EscalationRule",
+                                                                           message)}  # fmt: skip
+    if not pending:
+        patch |= {"attempt": 1, "action": None, "request": None}
+    return Decision(Step.ESCALATE, message, patch, event="EscalationRule", requeue_after=timedelta(0))
 
 
 def _ladder(repair: RepairView, code: str, policy: Policy, fallback: LadderFallback | None) -> tuple[Rung, ...]:

@@ -140,6 +140,9 @@ class Facts:
     ``running_pods`` are the pods the next rung's drain would move, listed while
     the repair is Cordoned (a deferred repair waits until there are none);
     None: not listed, which a deferred repair reads as "still running".
+    ``node_findings`` are the findings of the node's other repairs within the
+    policy's longest escalation window, so a rule counts repeats that each
+    opened (and closed) a repair of their own.
     """
 
     node_exists: bool = True
@@ -164,3 +167,4 @@ class Facts:
     resume_requested: bool = False
     recent_gpu_repairs: tuple[GpuRepair, ...] = ()
     running_pods: tuple[str, ...] | None = None
+    node_findings: tuple[Finding, ...] = ()

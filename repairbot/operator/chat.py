@@ -64,6 +64,7 @@ def build_notifiers(policy: Policy, endpoints: ChatEndpoints) -> tuple[SlackNoti
             labels=jira_policy.labels,
             done_transition=jira_policy.done_transition,
             hardware_assignee=jira_policy.hardware_assignee,
+            catalog=policy.xid.catalog(),
             token=None if basic else endpoints.jira_token,
             basic=basic,
         )

@@ -52,9 +52,21 @@ def owed(obj: Mapping[str, Any], target: str) -> bool:
     history = status.get("history") or []
     if not status.get("phase") and not history:
         return False
+    if not cursor and nothing_to_tell(status):
+        return False
     if int(cursor.get("sent") or 0) < len(history) or cursor.get("unrecorded"):
         return True
     return cursor.get("phase") != status.get("phase") or (target == "slack" and parent_ticket_owed(status))
+
+
+def nothing_to_tell(status: Mapping[str, Any]) -> bool:
+    """A repair that ended at once because its findings need no action (an application's Xid 13, reported only
+    so an escalation rule can count it) touched nothing and asks nothing of anyone: no thread, no ticket.
+    The GPURepair keeps the record; the repair an escalation opens is told as any other."""
+    conditions = status.get("conditions") or ()
+    return status.get("phase") == "Cancelled" and any(
+        c.get("type") == "Cancelled" and c.get("reason") == "NoAction" for c in conditions
+    )
 
 
 def parent_ticket_owed(status: Mapping[str, Any]) -> bool:

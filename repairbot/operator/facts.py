@@ -29,13 +29,14 @@ from repairbot.model import (
     PLURAL,
     VERSION,
     Action,
+    Finding,
     GpuRef,
     Phase,
     SignalKind,
     Source,
     parse_time,
 )
-from repairbot.policy import Policy
+from repairbot.policy import Policy, longest_window
 from repairbot.remediations.validation import QuietPeriodCheck
 
 log = logging.getLogger(__name__)
@@ -164,6 +165,24 @@ def reboots(fleet: FleetView, node: str, now: datetime) -> tuple[datetime, ...]:
     return tuple(sorted(set(times)))
 
 
+def node_findings(fleet: FleetView, view: RepairView, policy: Policy, now: datetime) -> tuple[Finding, ...]:
+    """The findings of this node's other repairs opened within the longest escalation window (rules count them).
+
+    An application Xid's repair ends at once (nothing to do), so its repeats live in repairs of their own;
+    the escalation rules see them all here. Their occurrences' own times decide what is inside a window.
+    """
+    horizon = longest_window(policy.escalations)
+    if not horizon:
+        return ()
+    found: list[Finding] = []
+    for repair in _of_node(fleet.repairs, view.node):
+        at = _opened_at(repair)
+        if repair["metadata"]["name"] == view.name or at is None or now - at > horizon:
+            continue
+        found.extend(Finding.from_dict(item) for item in (repair.get("spec") or {}).get("findings") or ())
+    return tuple(found)
+
+
 def finding_present(obj: Mapping[str, Any], view: RepairView) -> bool | None:
     """False when every finding of the repair has cleared on positive evidence; None ("cannot tell") otherwise.
 
@@ -249,6 +268,7 @@ class FactGatherer:
             quiet_period_ok=self._quiet(view, now),
             resume_requested=annotations.get(ANNOTATION_RESUME, "").lower() == "true",
             running_pods=self._running(view) if view.phase is Phase.CORDONED else None,
+            node_findings=node_findings(fleet, view, self.policy, now),
         )
 
     def _drain(self, view: RepairView, now: datetime) -> DrainProgress:

@@ -24,6 +24,7 @@ from typing import Any
 
 from kubernetes import client
 
+from repairbot.model import EVIDENCE_KMSG_BOOT, EVIDENCE_KMSG_SEQ
 from repairbot.operator.facts import FleetView, read_fleet
 
 
@@ -38,6 +39,23 @@ def _slim_node(body: Mapping[str, Any]) -> dict[str, Any]:
         },
         "spec": {"unschedulable": bool((body.get("spec") or {}).get("unschedulable"))},
     }
+
+
+_SIGHTING_EVIDENCE = (EVIDENCE_KMSG_BOOT, EVIDENCE_KMSG_SEQ, "pid", "process")
+
+
+def _slim_findings(findings: Any) -> list[dict[str, Any]]:
+    """Only what the escalation rules count of a repair's findings: class, GPU, times, occurrences and the
+    evidence that names a job and a kernel-log record (:meth:`repairbot.model.Finding.sightings`)."""
+    slim = []
+    for item in findings:
+        if not isinstance(item, Mapping) or not item.get("code"):
+            continue
+        kept = {key: item[key] for key in ("code", "gpu", "firstSeen", "lastSeen", "occurrences") if key in item}
+        evidence = item.get("evidence") or {}
+        kept["evidence"] = {key: evidence[key] for key in _SIGHTING_EVIDENCE if key in evidence}
+        slim.append(kept)
+    return slim
 
 
 def _newer(incoming: Mapping[str, Any], known: Mapping[str, Any] | None) -> bool:
@@ -97,13 +115,11 @@ class FleetCache:
             return
         with self._lock:
             if _newer(body, self._repairs.get(name)):
-                spec = body.get("spec") or {}
                 self._repairs[name] = {
                     "metadata": dict(body.get("metadata") or {}),
-                    "spec": {"nodeName": spec.get("nodeName"),
-                             "dryRun": bool(spec.get("dryRun")),
-                             # only the GPUs of the findings: the per-GPU lemon rule follows a board by them
-                             "findings": [{"gpu": dict(f["gpu"])} for f in spec.get("findings") or () if f.get("gpu")]},
+                    "spec": {"nodeName": (body.get("spec") or {}).get("nodeName"),
+                             "dryRun": bool((body.get("spec") or {}).get("dryRun")),
+                             "findings": _slim_findings((body.get("spec") or {}).get("findings") or ())},
                     "status": dict(body.get("status") or {}),
                 }
 

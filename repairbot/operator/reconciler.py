@@ -39,7 +39,6 @@ from kubernetes.client.rest import ApiException
 from repairbot.bounds import truncate
 from repairbot.catalog.deferral import deferrable_rule
 from repairbot.catalog.sxid import default_sxid_catalog
-from repairbot.catalog.xid import default_catalog
 from repairbot.kube.client import as_object, is_retryable, retried
 from repairbot.kube.events import EventRecorder
 from repairbot.kube.marks import cordon_and_taint, remove_marks, set_state_label
@@ -102,8 +101,9 @@ class Reconciler:
     def __post_init__(self) -> None:
         if self.gatherer is None:
             self.gatherer = FactGatherer(self.api, self.policy)
-        self._fallback = catalog_fallback(default_catalog(), default_sxid_catalog())
-        self._deferrable = deferrable_rule(default_catalog())  # a pending row remap waits for idle GPUs
+        catalog = self.policy.xid.catalog()  # the packaged catalog with the policy's overrides
+        self._fallback = catalog_fallback(catalog, default_sxid_catalog())
+        self._deferrable = deferrable_rule(catalog)  # a pending row remap waits for idle GPUs
         self._custom = client.CustomObjectsApi(self.api)
 
     def reconcile(self, name: str) -> ReconcileResult | None:

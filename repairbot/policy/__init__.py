@@ -22,6 +22,12 @@ The work lives in three package-private modules, each with one job —
 import nothing of ours but :mod:`repairbot.model` (DESIGN.md's dependency rule),
 so the Xid catalog reaches :meth:`Policy.ladder_for` as an injected
 ``fallback`` callable rather than an import.
+
+Two modules reach one floor down, to the catalog (docs/layout.md allows it):
+:mod:`repairbot.policy.xid_overrides` (``xid.overrides``: per-Xid changes, tried
+against the packaged catalog while the policy is read) and
+:mod:`repairbot.policy.escalation` (``escalations``: count-in-window rules, whose
+escalated ladders are the catalog's ladders for an action).
 """
 
 from __future__ import annotations
@@ -30,6 +36,19 @@ from importlib import resources
 
 from repairbot.policy.deferral import DeferralPolicy, MaintenanceWindow
 from repairbot.policy.durations import format_duration, parse_duration
+from repairbot.policy.escalation import (
+    CONDITION_ESCALATED,
+    ESCALATION_STEP,
+    Escalation,
+    EscalationRule,
+    EscalationScope,
+    Sighting,
+    counted_codes,
+    escalated_actions,
+    first_escalation,
+    longest_window,
+    sightings,
+)
 from repairbot.policy.parse import PolicyError, PolicyFileError, load_policy, parse_policy
 from repairbot.policy.types import (
     DEFAULT_ACTION_TIMEOUTS,
@@ -51,11 +70,14 @@ from repairbot.policy.types import (
     UnavailableLimit,
     ValidationPolicy,
 )
+from repairbot.policy.xid_overrides import XidPolicy
 
 __all__ = [
+    "CONDITION_ESCALATED",
     "DEFAULT_ACTION_TIMEOUTS",
     "DEFAULT_LADDERS",
     "DEFAULT_POLICY_YAML",
+    "ESCALATION_STEP",
     "TIMED_ACTIONS",
     "BreakerPolicy",
     "BudgetPolicy",
@@ -63,6 +85,9 @@ __all__ = [
     "DrainMode",
     "DrainPolicy",
     "DrainRule",
+    "Escalation",
+    "EscalationRule",
+    "EscalationScope",
     "JiraPolicy",
     "LadderFallback",
     "LemonPolicy",
@@ -73,13 +98,20 @@ __all__ = [
     "PolicyFileError",
     "RetentionPolicy",
     "Rung",
+    "Sighting",
     "SlackPolicy",
     "UnavailableLimit",
     "ValidationPolicy",
+    "XidPolicy",
+    "counted_codes",
+    "escalated_actions",
+    "first_escalation",
     "format_duration",
     "load_policy",
+    "longest_window",
     "parse_duration",
     "parse_policy",
+    "sightings",
 ]
 
 

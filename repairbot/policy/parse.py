@@ -27,6 +27,7 @@ import yaml
 from repairbot.model import Action
 from repairbot.policy.deferral import DEFERRAL_KEYS, read_deferral
 from repairbot.policy.durations import format_duration, parse_duration
+from repairbot.policy.escalation import read_escalations
 from repairbot.policy.oncall import on_call_mention
 from repairbot.policy.types import (
     DEFAULT_ACTION_TIMEOUTS,
@@ -47,6 +48,7 @@ from repairbot.policy.types import (
     UnavailableLimit,
     ValidationPolicy,
 )
+from repairbot.policy.xid_overrides import read_xid
 
 
 class PolicyError(ValueError):
@@ -169,6 +171,7 @@ class _Section:
 _TOP_KEYS = (
     "dryRun", "budget", "breaker", "drain", "ladders", "actionTimeouts", "lemon", "retention",
     "rebootsPerDay", "validation", "notifications", "runbookBaseUrl", "deferral",
+    "xid", "escalations",
 )  # fmt: skip
 _LABEL_KEY = r"([a-z0-9]([-a-z0-9.]*[a-z0-9])?/)?[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?"
 _URL = r"https?://[^\s]+"
@@ -194,6 +197,8 @@ def parse_policy(data: Mapping[str, Any] | None) -> Policy:
         notifications=_read_notifications(top.child("notifications", ("slack", "jira"))),
         runbook_base_url=top.text("runbookBaseUrl", None, pattern=_URL, hint="must be an http(s) URL"),
         deferral=read_deferral(top.child("deferral", DEFERRAL_KEYS)),
+        xid=read_xid(top.data.get("xid"), errors),
+        escalations=read_escalations(top.data.get("escalations"), errors),
     )
     if errors:
         raise PolicyError(errors)

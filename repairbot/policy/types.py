@@ -20,6 +20,8 @@ from typing import Any
 from repairbot.model import LABEL_FAILURE_DOMAIN, Action
 from repairbot.policy.deferral import DeferralPolicy
 from repairbot.policy.durations import format_duration
+from repairbot.policy.escalation import EscalationRule
+from repairbot.policy.xid_overrides import XidPolicy
 
 LadderFallback = Callable[[str], Sequence[Action] | None]
 """Finding code → the catalog's default ladder, or None when the catalog has no opinion."""
@@ -272,6 +274,8 @@ class Policy:
     notifications: NotificationPolicy = NotificationPolicy()
     runbook_base_url: str | None = None
     deferral: DeferralPolicy = field(default_factory=DeferralPolicy)
+    xid: XidPolicy = field(default_factory=XidPolicy)
+    escalations: tuple[EscalationRule, ...] = ()
 
     def ladder_for(self, finding_code: str, *, fallback: LadderFallback | None = None) -> tuple[Rung, ...]:
         """The ladder a finding climbs: exact key, else the longest matching glob, else the
@@ -335,6 +339,8 @@ class Policy:
             },
             "runbookBaseUrl": self.runbook_base_url,
             "deferral": self.deferral.to_dict(),
+            "xid": self.xid.to_dict(),
+            "escalations": [rule.to_dict() for rule in self.escalations],
         }
 
 

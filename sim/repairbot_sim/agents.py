@@ -21,6 +21,7 @@ from kubernetes import client
 from repairbot.agent.assemble import AgentConfig, event_sources, polled_detectors
 from repairbot.agent.runner import FindingSink, NodeAgent
 from repairbot.agent.service import ConnectedAgent, connect_agent
+from repairbot.agent.tracker import FindingTracker
 from repairbot.detectors.bursts import BurstBoundary
 from repairbot.kube.client import raw_call
 from repairbot.model import Finding, format_time
@@ -156,6 +157,8 @@ def _connect_node(
     kubelet: SimulatedKubelet,
     interval: float,
     clock_offset: timedelta | None = None,
+    report_codes: tuple[str, ...] = (),
+    kmsg_report_interval: float = 60.0,
 ) -> ConnectedAgent:
     """One agent process for ``node``: detectors, intake and executor, all new; the node's kubelet stays."""
     config = AgentConfig(
@@ -165,6 +168,8 @@ def _connect_node(
         expected_gpus=node.gpu_count,
         interval=interval,
         state_dir=node.root / "var-lib-repairbot",  # the node's hostPath: outlives the agent
+        counted_codes=report_codes,  # what the chart's --report-codes would say for this policy
+        kmsg_report_interval_s=kmsg_report_interval,
     )
     bursts = BurstBoundary()
     agent = NodeAgent(
@@ -175,6 +180,7 @@ def _connect_node(
         ),
         interval=interval,
         bursts=bursts,
+        tracker=FindingTracker(counted_codes=config.counted_codes),
     )
     # One client per agent, as on a real fleet: each agent is its own process with its own pool and token.
     api = connect(node.name)
@@ -204,20 +210,37 @@ class SimulatedFleet:
         interval: float = 1.0,
         times: ActionTimes | None = None,
         clock_offset: timedelta = timedelta(0),
+        report_codes: tuple[str, ...] = (),
+        kmsg_report_interval: float = 60.0,
     ) -> SimulatedFleet:
         """``connect(node)``: a client with that node's agent credentials (one per agent process);
         ``kubelet(node)``: one with the node's own, which the simulated kubelet reports node status with
         (a kubelet is no RepairBot component; default: ``connect``).
-        ``clock_offset``: how far every node's clock is off (e.g. 60 s ahead) in what its agent reports."""
+        ``clock_offset``: how far every node's clock is off (e.g. 60 s ahead) in what its agent reports.
+        ``report_codes``: the finding classes the operator's escalation rules count (``--report-codes``)."""
         fleet = cls()
         for name in names:
             node = SimulatedGpuNode(name, root / name)
             host = SimulatedHost(node, times or ActionTimes())
             node_kubelet = SimulatedKubelet((kubelet or connect)(name), node)
             member = SimulatedNodeAgent(
-                node, host, _connect_node(node, host, connect, node_kubelet, interval, clock_offset)
+                node,
+                host,
+                _connect_node(
+                    node, host, connect, node_kubelet, interval, clock_offset, report_codes, kmsg_report_interval
+                ),
             )
-            member.build = functools.partial(_connect_node, node, host, connect, node_kubelet, interval, clock_offset)
+            member.build = functools.partial(
+                _connect_node,
+                node,
+                host,
+                connect,
+                node_kubelet,
+                interval,
+                clock_offset,
+                report_codes,
+                kmsg_report_interval,
+            )
             member.kubelet = node_kubelet
             fleet.members[name] = member
         return fleet

@@ -136,10 +136,18 @@ class SimulatedGpuNode:
         detail = text or XID_TEXT.get(code, f"pid='<unknown>', name=<unknown>, Xid {code} reported by the driver")
         self._kmsg(f"NVRM: Xid (PCI:{bdf}): {code}, {detail}", priority=4)
 
-    def log_xid(self, code: int, gpu: int = 0) -> None:
+    def log_xid(self, code: int, gpu: int = 0, *, pid: int | None = None, process: str = "python3") -> None:
         """Only the driver's kernel-log line of an Xid, no NVML event: an Xid from before NVML was watched
-        (an earlier agent's time), or one whose event no process was registered for."""
-        self._xid_line(self.backend.device(gpu), code)
+        (an earlier agent's time), or one whose event no process was registered for.
+
+        ``pid``: the line names that process (``pid=…, name=…``) instead of the catalog text's, so a test can
+        have several jobs hit the same GPU.
+        """
+        text = None
+        if pid is not None:
+            detail = XID_TEXT.get(code, f"Xid {code} reported by the driver").split(", ", 2)[-1]
+            text = f"pid={pid}, name={process}, {detail}"
+        self._xid_line(self.backend.device(gpu), code, text)
 
     # Faults
 

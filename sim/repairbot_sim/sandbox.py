@@ -31,6 +31,7 @@ from aiohttp import web
 
 from repairbot.kube.client import api_client
 from repairbot.operator.dispatcher import ChatEndpoints
+from repairbot.policy import Policy, counted_codes, load_policy
 from repairbot.webhook import WebhookOptions, start_webhook
 from repairbot.webhook.auth import WebhookAuth
 from repairbot_sim import fleet, workloads
@@ -41,7 +42,7 @@ from repairbot_sim.crd import load_crd
 from repairbot_sim.host import ActionTimes
 from repairbot_sim.jira import JiraSim
 from repairbot_sim.kubeapi import KubeApiServer
-from repairbot_sim.operator import SandboxOperator
+from repairbot_sim.operator import SANDBOX_POLICY, SandboxOperator
 from repairbot_sim.redfish import RedfishSim
 from repairbot_sim.serving import serve
 from repairbot_sim.slack import SlackSim
@@ -50,6 +51,12 @@ log = logging.getLogger(__name__)
 
 STATE_FILE = "state.json"
 KUBECONFIG_FILE = "kubeconfig"
+
+
+def agent_report_codes(policy: Policy) -> tuple[str, ...]:
+    """What the chart passes the agent as ``--report-codes`` for this policy: the classes the escalation
+    rules count and the Xids the policy's catalog overrides change."""
+    return tuple(dict.fromkeys((*counted_codes(policy.escalations), *policy.xid.finding_codes())))
 
 
 @dataclass(slots=True)
@@ -63,6 +70,7 @@ class SandboxConfig:
     agents: bool = True
     agent_interval: float = 1.0
     action_times: ActionTimes = field(default_factory=ActionTimes)
+    agent_kmsg_report_interval: float = 60.0  # how often a kernel-log burst's repeats reach intake (the agent's)
     agent_clock_offset: float = 0.0  # seconds every simulated node's clock is ahead (negative: behind)
     operator: bool = True
     policy_path: Path | None = None
@@ -118,6 +126,8 @@ class Sandbox:
                 interval=self.config.agent_interval,
                 times=self.config.action_times,
                 clock_offset=timedelta(seconds=self.config.agent_clock_offset),
+                kmsg_report_interval=self.config.agent_kmsg_report_interval,
+                report_codes=agent_report_codes(load_policy(self.config.policy_path or SANDBOX_POLICY)),
             )
             self.agents.start()
         # Fake Slack and Jira over real HTTP, answering the real slack-sdk and jira clients.

@@ -56,3 +56,20 @@ def test_oldest_active_wins_and_terminal_ignored() -> None:
     chosen = oldest_active(repairs)
     assert chosen is not None and chosen["metadata"]["name"] == "n-2"
     assert oldest_active([obj("n-1", "x", "Quarantined")]) is None
+
+
+def _xid13_line(seq: int, pid: int, at: datetime) -> Finding:
+    evidence = {"kmsgSeq": str(seq), "kmsgBoot": "boot-1", "pid": str(pid), "process": "python3"}
+    return Finding("xid-13", "Xid 13", Action.NONE, gpu=GpuRef(index=3), first_seen=at, evidence=evidence)
+
+
+def test_a_batch_sent_again_after_a_lost_reply_counts_each_kernel_log_record_once() -> None:
+    """The agent re-sends what intake did not confirm; the repair must not count those Xids twice."""
+    t0 = datetime(2026, 12, 1, tzinfo=UTC)
+    first = merge_findings([], [_xid13_line(7, 101, t0)])
+    batch = [_xid13_line(9, 202, t0 + timedelta(minutes=5))]
+    once = merge_findings(first, batch)
+    twice = merge_findings(once, batch)
+    assert twice == once
+    assert once[0]["count"] == 2
+    assert [o["job"] for o in once[0]["occurrences"]] == ["python3[101]", "python3[202]"]
