@@ -54,30 +54,30 @@ def _cmd_kmsg(args: argparse.Namespace) -> int:
 def _add_threshold_flags(agent: argparse.ArgumentParser) -> None:
     """The detectors' thresholds (the chart's ``agent.thresholds``); unset keeps each detector's default."""
     agent.add_argument(
-        "--pcie-replays-per-minute", type=_positive_float, default=None, metavar="N",
+        "--pcie-replays-per-minute", type=positive_float, default=None, metavar="N",
         help="PCIe replay counter growth per minute that raises pcie-replay (default: DCGM's budget for the "
         "link's generation times its width, 31/min on x16 Gen5)",
     )  # fmt: skip
     agent.add_argument(
-        "--pcie-degraded-polls", type=_positive_int, default=None, metavar="N",
+        "--pcie-degraded-polls", type=positive_int, default=None, metavar="N",
         help="consecutive polls that must see a downtrained PCIe link (width or generation) before pcie-degraded "
         "(default 3)",
     )  # fmt: skip
     agent.add_argument(
-        "--ib-flap-threshold", type=_positive_int, default=None, metavar="N",
+        "--ib-flap-threshold", type=positive_int, default=None, metavar="N",
         help="InfiniBand link_downed increments within --ib-flap-window that raise ib-flap (default 3)",
     )  # fmt: skip
     agent.add_argument(
-        "--ib-flap-window", type=_positive_float, default=None, metavar="SECONDS",
+        "--ib-flap-window", type=positive_float, default=None, metavar="SECONDS",
         help="the window --ib-flap-threshold counts in (default 600)",
     )  # fmt: skip
     agent.add_argument(
-        "--kmsg-burst-window", type=_positive_float, default=None, metavar="SECONDS",
+        "--kmsg-burst-window", type=positive_float, default=None, metavar="SECONDS",
         help="identical Xid lines (same code, same GPU) with less silence than this between them are one burst "
         "(default 180, as NVIDIA's Fleet Intelligence)",
     )  # fmt: skip
     agent.add_argument(
-        "--kmsg-report-interval", type=_positive_float, default=None, metavar="SECONDS",
+        "--kmsg-report-interval", type=positive_float, default=None, metavar="SECONDS",
         help="how often a burst's repeats are reported to intake (default 60)",
     )  # fmt: skip
     agent.add_argument(
@@ -85,20 +85,6 @@ def _add_threshold_flags(agent: argparse.ArgumentParser) -> None:
         help="finding classes (globs, comma-separated) the operator's escalation rules count: reported to intake "
         "even when their own action is none, e.g. xid-13,xid-31 (the chart derives it from policy.escalations)",
     )  # fmt: skip
-
-
-def _positive_int(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"{text!r} must be at least 1")
-    return value
-
-
-def _positive_float(text: str) -> float:
-    value = float(text)
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"{text!r} must be above 0")
-    return value
 
 
 def agent_options(args: argparse.Namespace) -> AgentOptions:
