@@ -226,10 +226,11 @@ class NodeAgent:
         Flushed at once either way: a corroboration that names the job may be waiting for intake.
         """
         mark = kmsg_mark(finding)
-        held = mark is not None and self.cursor is not None
-        if mark is not None and held:
+        held = False
+        if mark is not None and self.cursor is not None:
             with self._flush_lock:
                 self._held_marks.append(mark)
+            held = True
         if held or not self.tracker.outbox_empty():
             self.flush()
 
