@@ -14,7 +14,7 @@ from __future__ import annotations
 import enum
 import functools
 from dataclasses import asdict, dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 GROUP = "repairbot.io"
@@ -244,6 +244,11 @@ _GPU_WIRE_NAMES = {"gpu_instance": "gpuInstance", "compute_instance": "computeIn
 OCCURRENCES_MAX = 32
 """Occurrences a finding remembers (newest kept): enough for any escalation rule's count, small in etcd."""
 
+CORROBORATION_WINDOW = timedelta(seconds=5)
+"""How close in time a second source's report of a finding is the same occurrence (NVML's Xid event and its
+kernel-log line): the agent's tracker treats it as a corroboration, and :meth:`Finding.corroborate` matches
+the corroborating occurrence to the one it names within this window."""
+
 
 @dataclass(frozen=True, slots=True)
 class Occurrence:
@@ -276,7 +281,9 @@ class Finding:
 
     ``code`` is the finding class (``xid-79``, ``ecc-dbe``, ``row-remap-failure``,
     ``ib-port-down`` …): the key of the policy's ladders and of the runbooks.
-    ``count`` grows when the same finding repeats; ``first_seen`` never moves.
+    ``count`` grows when the same finding repeats; ``first_seen`` never moves. A ``count`` of 0 is a
+    *corroboration* (see :meth:`corroborate`): a second source's word on occurrences already counted, which
+    only names what they lacked (the job of an Xid NVML told first) and is never a finding of its own.
     ``signal`` and ``signal_kind`` say which agent signal raised it (``nvml-health``, ``kmsg`` …) and
     whether that signal is polled or an event; empty for alerts and manual findings, which no agent
     poll can clear.
@@ -312,12 +319,54 @@ class Finding:
         job = f"{process or '?'}[{pid}]"[-200:] if pid else None
         return (Occurrence(self.last_seen or self.first_seen, job, ref),)
 
+    @property
+    def is_corroboration(self) -> bool:
+        """Whether this is a second source's word on occurrences already counted (``count`` 0), not a sighting."""
+        return self.count == 0
+
+    def corroborate(self, other: Finding) -> bool:
+        """Name, from ``other``'s occurrences, the job and record of the matching ones here; returns whether any.
+
+        One Xid reaches the agent twice: NVML's event first, which knows no job, then the kernel-log line,
+        the only source of ``name[pid]`` and of its record's ``boot:seq``. The line is the same occurrence,
+        so it fills in the occurrence here it matches — the nearest within :data:`CORROBORATION_WINDOW`
+        whose job and ref it does not contradict, and that lacks one of them — and adds none: the count,
+        the times and every rule's tally of plain sightings stay as they were. An occurrence whose ref is
+        already recorded (a corroboration sent again) and one that matches nothing change nothing.
+        """
+        mine = list(self.sightings())
+        known = {o.ref for o in mine if o.ref}
+        filled = False
+        for theirs in other.sightings():
+            if theirs.ref and theirs.ref in known:
+                continue
+            near = [i for i, o in enumerate(mine) if _fills(o, theirs)]
+            if not near:
+                continue
+            i = min(near, key=lambda i: abs(mine[i].at - theirs.at))
+            mine[i] = Occurrence(mine[i].at, mine[i].job or theirs.job, mine[i].ref or theirs.ref)
+            if theirs.ref:
+                known.add(theirs.ref)
+            filled = True
+        if not filled:
+            return False
+        self.occurrences = tuple(mine)
+        # The line itself, its pid, and its kmsg record (a restarted agent's cursor); no alert's word moves.
+        self.evidence.update({k: v for k, v in other.evidence.items() if k != EVIDENCE_RESOLVED_AT})
+        if self.gpu.is_same_board(other.gpu):
+            self.gpu = self.gpu.completed_by(other.gpu)
+        return True
+
     def merge(self, other: Finding) -> None:
         """Fold a repeat of this finding into it (count up, keep the first time).
 
         A repeat whose every sighting is already recorded (the same kernel-log record, sent again after
-        a lost reply) is the same occurrence: it changes nothing, so no rule counts it twice.
+        a lost reply) is the same occurrence: it changes nothing, so no rule counts it twice. A
+        corroboration (``count`` 0) only names what its occurrences here lacked (:meth:`corroborate`).
         """
+        if other.is_corroboration:
+            self.corroborate(other)
+            return
         mine, theirs = self.sightings(), other.sightings()
         known = {o.ref for o in mine if o.ref}
         new = tuple(o for o in theirs if not (o.ref and o.ref in known))
@@ -387,6 +436,15 @@ class Finding:
             signal_kind=SignalKind(data["signalKind"]) if data.get("signalKind") else None,
             occurrences=tuple(Occurrence.from_dict(o) for o in data.get("occurrences") or ()),
         )
+
+
+def _fills(mine: Occurrence, theirs: Occurrence) -> bool:
+    """Whether ``theirs`` is a second source's word on ``mine``: close in time, no contradiction, news."""
+    if abs(mine.at - theirs.at) > CORROBORATION_WINDOW:
+        return False
+    if (mine.job and theirs.job and mine.job != theirs.job) or (mine.ref and theirs.ref and mine.ref != theirs.ref):
+        return False
+    return bool((theirs.job and not mine.job) or (theirs.ref and not mine.ref))
 
 
 @dataclass(frozen=True, slots=True)

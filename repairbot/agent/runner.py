@@ -42,7 +42,7 @@ from repairbot.detectors.bursts import BurstBoundary
 from repairbot.kube.client import is_too_large
 from repairbot.kube.intake import IntakeTooLarge
 from repairbot.kube.nodes import NodeCondition
-from repairbot.model import Finding, format_time
+from repairbot.model import OCCURRENCES_MAX, Finding, format_time
 
 log = logging.getLogger(__name__)
 
@@ -50,15 +50,25 @@ CATCH_UP_WAIT_S = 2.0  # at start, how long the first poll waits for the kernel 
 
 
 def compact_outbox(pending: list[Finding]) -> list[Finding]:
-    """Findings waiting for intake, repeats merged and capped as intake would: bounded however long intake is away."""
+    """Findings waiting for intake, repeats merged and capped as intake would: bounded however long intake is away.
+
+    A corroboration (``count`` 0) of a finding still waiting here is folded into it; one of a finding intake
+    already has waits on after the findings (at most :data:`OCCURRENCES_MAX` a finding, newest kept), for
+    intake to name the job of the occurrence it holds. No sighting is ever merged into a corroboration.
+    """
     by_key: dict[tuple[str, str], Finding] = {}
+    later: dict[tuple[str, str], list[Finding]] = {}
     for finding in pending:
-        known = by_key.get(finding.key())
-        if known is None:
-            by_key[finding.key()] = bound_finding(finding)
+        key = finding.key()
+        known = by_key.get(key)
+        if finding.is_corroboration:
+            if known is None or not known.corroborate(finding):
+                later.setdefault(key, []).append(bound_finding(finding))
+        elif known is None:
+            by_key[key] = bound_finding(finding)
         else:
             known.merge(finding)
-    return cap_findings(list(by_key.values()))
+    return cap_findings(list(by_key.values())) + [f for waiting in later.values() for f in waiting[-OCCURRENCES_MAX:]]
 
 
 class FindingSink(Protocol):
@@ -211,13 +221,18 @@ class NodeAgent:
             self._advance_cursor(pending)  # intake has them: a restarted agent must not report these lines again
 
     def _hold_mark(self, finding: Finding) -> None:
-        """A kernel-log line that only corroborated a finding intake heard of: its record is dealt with too."""
+        """A kernel-log line that only corroborated a finding intake heard of: its record is dealt with too.
+
+        Flushed at once either way: a corroboration that names the job may be waiting for intake.
+        """
         mark = kmsg_mark(finding)
-        if mark is None or self.cursor is None:
-            return
-        with self._flush_lock:
-            self._held_marks.append(mark)
-        self.flush()
+        held = False
+        if mark is not None and self.cursor is not None:
+            with self._flush_lock:
+                self._held_marks.append(mark)
+            held = True
+        if held or not self.tracker.outbox_empty():
+            self.flush()
 
     def _advance_cursor(self, accepted: list[Finding]) -> None:
         """Move the kernel-log cursor past what intake accepted and the held corroborations (under the flush lock).

@@ -28,12 +28,20 @@ import re
 import threading
 import time
 from collections.abc import Callable, Collection, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 
 from repairbot.detectors.base import SignalHealth, SignalState
 from repairbot.kube.nodes import NodeCondition
-from repairbot.model import CONDITION_GPU_HEALTHY, Action, Finding, SignalKind, Source, strongest
+from repairbot.model import (
+    CONDITION_GPU_HEALTHY,
+    CORROBORATION_WINDOW,
+    Action,
+    Finding,
+    SignalKind,
+    Source,
+    strongest,
+)
 
 STARTING_REASON = "AgentStarting"
 
@@ -52,7 +60,7 @@ class FindingTracker:
     _lock: threading.Lock = field(default_factory=threading.Lock)
     # One Xid reaches the agent twice, from NVML's event and from the kernel log.
     # A second source reporting the same finding this soon corroborates, it does not repeat.
-    corroboration_window: float = 5.0
+    corroboration_window: float = CORROBORATION_WINDOW.total_seconds()
     clock: Callable[[], float] = time.monotonic
     _last_event: dict[tuple[str, str], tuple[float, str]] = field(default_factory=dict)
     # Finding classes (globs) an escalation rule counts: reported even when their own action is none.
@@ -86,11 +94,15 @@ class FindingTracker:
             return fresh
 
     def observe_event(self, finding: Finding, origin: str = "") -> bool:
-        """Record a pushed finding; returns whether intake will hear of it.
+        """Record a pushed finding; returns whether intake will hear of it as a sighting.
 
         An event finding stays 'current' until a repair clears it (see
         :meth:`clear_events`). The same finding from another ``origin`` within
-        :attr:`corroboration_window` only adds its evidence.
+        :attr:`corroboration_window` is no new sighting (False): it adds its
+        evidence, and when it names a job the sighting lacked (the kernel-log
+        line of an Xid NVML told first) intake hears that as a corroboration
+        (``count`` 0, see :meth:`Finding.corroborate`), so a rule that counts
+        distinct jobs sees the job and no rule counts the Xid twice.
         """
         _stamp(finding, origin, SignalKind.EVENT)
         key = finding.key()
@@ -101,16 +113,30 @@ class FindingTracker:
             known = self._sticky.get(key)
             corroborates = last is not None and last[1] != origin and now - last[0] <= self.corroboration_window
             if corroborates and known is not None:
-                known.evidence.update({k: v for k, v in finding.evidence.items() if k not in known.evidence})
+                self._corroborate(known, finding)
                 return False
             if known is None:
                 self._sticky[key] = finding
             else:
                 known.merge(finding)
-            if finding.action is Action.NONE and not self._counted(finding.code):
+            if not self._reported(finding):
                 return False
             self._outbox.append(finding)
             return True
+
+    def _corroborate(self, known: Finding, finding: Finding) -> None:
+        """``finding`` is a second source's word on ``known``: its evidence, and the job it names, if any."""
+        news = tuple(o for o in finding.sightings() if o.job)
+        if news and self._reported(known):
+            # Before the evidence below: a jobless sighting would otherwise read the line's pid as its own.
+            update = replace(finding, count=0, occurrences=news, evidence=dict(finding.evidence))
+            if known.corroborate(update):
+                self._outbox.append(update)
+        known.evidence.update({k: v for k, v in finding.evidence.items() if k not in known.evidence})
+
+    def _reported(self, finding: Finding) -> bool:
+        """Whether intake hears of this finding: it asks for an action, or an escalation rule counts it."""
+        return finding.action is not Action.NONE or self._counted(finding.code)
 
     def _counted(self, code: str) -> bool:
         return any(fnmatch.fnmatchcase(code, pattern) for pattern in self.counted_codes)

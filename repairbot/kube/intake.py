@@ -103,7 +103,10 @@ class NodeNotFound(IntakeRefused):
 
 @dataclass(frozen=True, slots=True)
 class IntakeResult:
-    """Which repair took the findings, whether it was opened just now, and whether it is a quarantine."""
+    """Which repair took the findings, whether it was opened just now, and whether it is a quarantine.
+
+    ``name`` is empty when a report of corroborations only (``count`` 0) found no occurrence to name.
+    """
 
     name: str
     node: str
@@ -120,12 +123,16 @@ def merge_findings(
     The same finding class on the same GPU is one item: its count grows, its
     ``firstSeen`` stays, its action becomes the stronger of the two. Messages
     and evidence are cut to :mod:`repairbot.bounds`' caps, and past ``limit``
-    items the weakest and oldest fold into one counted item.
+    items the weakest and oldest fold into one counted item. A corroboration
+    (``count`` 0) only names the job of an occurrence already here; one that
+    matches no item here is no finding and adds none.
     """
     merged = [bound_finding(Finding.from_dict(item)) for item in existing]
     by_key = {finding.key(): finding for finding in merged}
     for finding in new:
         known = by_key.get(finding.key())
+        if known is None and finding.is_corroboration:
+            continue
         if known is None:
             copy = bound_finding(finding)
             merged.append(copy)
@@ -133,6 +140,42 @@ def merge_findings(
         else:
             known.merge(bound_finding(finding))
     return [finding.to_dict() for finding in cap_findings(merged, limit)]
+
+
+def corroborate_findings(
+    existing: list[dict[str, Any]], corroborations: Iterable[Finding], placed: set[tuple[str, str, str]]
+) -> tuple[list[dict[str, Any]] | None, list[Finding]]:
+    """Let each corroboration name the job of its occurrence in ``existing`` (pure).
+
+    Returns the findings as they are then (None: none changed) and the corroborations that matched nothing
+    here, for an older repair of the node. ``placed`` holds the ``(code, gpu, ref)`` already recorded in any
+    of the node's repairs: a corroboration sent again after a lost reply is dropped, never placed twice.
+    """
+    items = [bound_finding(Finding.from_dict(item)) for item in existing]
+    changed, left = False, []
+    for corroboration in corroborations:
+        refs = {o.ref for o in corroboration.sightings() if o.ref}
+        code, gpu = corroboration.key()
+        if refs and all((code, gpu, ref) in placed for ref in refs):
+            continue
+        target = next((f for f in items if f.key() == corroboration.key()), None)
+        if target is not None and target.corroborate(bound_finding(corroboration)):
+            changed = True
+            placed.update((code, gpu, ref) for ref in refs)
+        else:
+            left.append(corroboration)
+    return ([f.to_dict() for f in items] if changed else None), left
+
+
+def _placed(repairs: Iterable[Mapping[str, Any]]) -> set[tuple[str, str, str]]:
+    """Every ``(code, gpu, ref)`` the repairs' findings record: kernel-log records already placed."""
+    out: set[tuple[str, str, str]] = set()
+    for repair in repairs:
+        for item in (repair.get("spec") or {}).get("findings") or ():
+            finding = Finding.from_dict(item)
+            code, gpu = finding.key()
+            out.update((code, gpu, o.ref) for o in finding.sightings() if o.ref)
+    return out
 
 
 SHRUNK_FINDINGS_MAX = 4
@@ -252,13 +295,25 @@ class Intake:
 
         Raises :class:`NodeOptedOut` for a ``repairbot.io/disabled=true`` node and
         :class:`NodeNotFound` for a node that does not exist, before writing anything.
+
+        A corroboration (``count`` 0: the kernel-log line of an Xid NVML told first, naming its job) opens
+        nothing and counts nothing: it names the job of its occurrence in the repair that holds it, the node's
+        record or an older one (a lone application Xid's repair ends at once, before its line may be read).
         """
         if not findings:
             raise ValueError(f"node {node}: intake needs at least one finding")
-        wanted = _Report(node, tuple(findings), source, reason, requested_action, dry_run)
-        result = retried(lambda: self._report_once(wanted))
-        if source in ALERT_SOURCES and result.created:
-            self._tag_faulty(node)  # a merge needs no node call: its repair marks the node itself
+        counted = tuple(f for f in findings if not f.is_corroboration)
+        corroborations = tuple(f for f in findings if f.is_corroboration)
+        result = IntakeResult("", node, False, 0)
+        if counted:
+            wanted = _Report(node, counted, source, reason, requested_action, dry_run)
+            result = retried(lambda: self._report_once(wanted))
+            if source in ALERT_SOURCES and result.created:
+                self._tag_faulty(node)  # a merge needs no node call: its repair marks the node itself
+        if corroborations:
+            named = retried(lambda: self._corroborate_once(node, corroborations))
+            if not result.name and named:
+                result = IntakeResult(named[0], node, False, 0)
         return result
 
     def merge_into(
@@ -330,6 +385,35 @@ class Intake:
                     return self._merge_shrinking(current, wanted)
                 taken |= {r["metadata"]["name"] for r in repairs}
         raise RuntimeError(f"node {wanted.node}: no free repair name after {_NAME_TRIES} tries")
+
+    def _corroborate_once(self, node: str, corroborations: tuple[Finding, ...]) -> list[str]:
+        """Place each corroboration in the repair holding its occurrence: the record first, then newest first.
+
+        Returns the repairs written. A 409 re-runs it all from a fresh read, where what was written is placed.
+        """
+        repairs = [r for r in self.repairs_of(node) if not r["metadata"].get("deletionTimestamp")]
+        record = node_record(repairs)
+        ordered = sorted(repairs, key=_age_key, reverse=True)
+        if record is not None:
+            ordered = [record, *(r for r in ordered if r is not record)]
+        placed, left, written = _placed(repairs), list(corroborations), []
+        for repair in ordered:
+            if not left:
+                break
+            spec = repair.setdefault("spec", {})
+            findings, left = corroborate_findings(spec.get("findings") or [], left, placed)
+            if findings is None:
+                continue
+            spec["findings"] = findings
+            name = repair["metadata"]["name"]
+            self._custom.replace_cluster_custom_object(GROUP, VERSION, PLURAL, name, repair)
+            written.append(str(name))
+        if left:
+            log.info("intake dropped corroborations node=%s findings=%d: no occurrence of theirs is recorded",
+                     node, len(left))  # fmt: skip
+        if written:
+            log.info("intake named jobs node=%s repairs=%s", node, ",".join(written))
+        return written
 
     def _merge_shrinking(self, current: dict[str, Any], wanted: _Report) -> IntakeResult:
         return _shrinking(wanted, lambda limit: self._merge(deepcopy(current), wanted, limit=limit))

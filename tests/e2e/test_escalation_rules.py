@@ -8,6 +8,7 @@ same GPU turns it into a GPU reset, with the rule's reason in the repair's histo
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 from e2e_support import (
@@ -23,6 +24,7 @@ from e2e_support import (
 )
 from kubernetes import client
 
+from repairbot.detectors.gpu_backend import GpuEvent, GpuEventKind
 from repairbot.kube.client import api_client
 
 RULE = {"match": "xid-13", "scope": "gpu", "distinctJobs": True, "count": 3, "window": "1h", "action": "gpu-reset"}
@@ -73,3 +75,40 @@ def test_xid13_from_three_jobs_on_one_gpu_within_an_hour_escalates_to_a_gpu_rese
     # The two Xid 13s before it touched nothing and asked nothing of anyone: no thread, no ticket of their own.
     assert len([m for m in slack.messages if m.thread_ts is None]) == 1
     assert len(jira.issues) == 1
+
+
+def test_xid13_told_by_nvml_first_still_counts_the_job_its_kernel_log_line_names(make_sandbox: SandboxFactory) -> None:
+    """On a real node NVML's event of an Xid comes first and names no job; the kernel-log line a moment later
+    corroborates it and is the only one to say ``name[pid]``. Its job must reach the repair's occurrence,
+    even when that repair already ended (a lone Xid 13 is closed at once), or the rule never fires."""
+    policy = merge_policy(NOTIFYING, {"escalations": [RULE]})
+    sandbox = make_sandbox(nodes=2, policy=policy, agent_kmsg_report_interval=1.0)
+    kube = api_client(sandbox.state["kubeconfig"])
+    node = simulated(sandbox, NODE).node
+
+    def nvml_event() -> None:
+        device = node.backend.device(3)
+        node.backend.push_event(GpuEvent(GpuEventKind.XID, device.ref(), xid=13, detail="simulated"))
+
+    nvml_event()
+    # Intake heard of NVML's event before the kernel log says anything: a repair with no job in it.
+    eventually(lambda: repairs_of(kube, NODE) or None, timeout=4, what="the repair of NVML's Xid 13")
+    node.log_xid(13, gpu=3, pid=4101, process="python3")
+    for pid in (4102, 4103):
+        count = pid - 4101
+        eventually(lambda count=count: _settled(kube, count), timeout=30, what=f"Xid 13 number {count} settled")
+        nvml_event()
+        time.sleep(0.5)  # read at once: a repeat of NVML's burst, folded and reported later
+        node.log_xid(13, gpu=3, pid=pid, process="python3")
+
+    def escalated() -> dict[str, Any] | None:
+        return next((r for r in repairs_of(kube, NODE) if phase_of(r) == "Succeeded"), None)
+
+    repair = eventually(escalated, timeout=60, what="the escalated repair to finish")
+    fired = next(entry for entry in repair["status"]["history"] if entry["step"] == "escalation-rule")
+    assert fired["message"] == "xid-13 on GPU 3 from 3 jobs within 1h: escalated to gpu-reset"
+    # The first Xid is one occurrence, with its job: NVML's event and its line were never counted twice.
+    first = min(repairs_of(kube, NODE), key=lambda r: r["metadata"]["creationTimestamp"] + r["metadata"]["name"])
+    (item,) = [f for f in first["spec"]["findings"] if f["code"] == "xid-13"]
+    assert item["count"] == 1
+    assert [o.get("job") for o in item["occurrences"]] == ["python3[4101]"]

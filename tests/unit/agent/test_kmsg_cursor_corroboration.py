@@ -48,3 +48,18 @@ def test_the_cursor_waits_while_the_corroborated_finding_has_not_reached_intake(
     intake.down = False
     agent.flush()
     assert len(intake.reports) == 1 and cursor.load() == [("boot-1", 41)]
+
+
+def test_a_corroborating_line_that_names_the_job_is_sent_as_a_corroboration_and_moves_the_cursor(
+    tmp_path: Path,
+) -> None:
+    intake = Intake()
+    cursor = CursorFile(tmp_path / "kmsg-cursor.json")
+    agent = NodeAgent(node="n1", detectors=[], sink=intake, cursor=cursor)
+    agent.on_event(xid79(), origin="nvml-events")
+    line = xid79(seq=41)
+    line.evidence.update({"pid": "4101", "process": "python3"})
+    agent.on_event(line, origin="kmsg")
+    assert [[f.count for f in batch] for batch in intake.reports] == [[1], [0]]  # the second counts nothing
+    assert [o.job for o in intake.reports[1][0].sightings()] == ["python3[4101]"]
+    assert cursor.load() == [("boot-1", 41)]
