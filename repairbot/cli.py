@@ -20,8 +20,12 @@ import sys
 from collections.abc import Callable, Sequence
 from importlib.metadata import entry_points
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from repairbot import __version__
+
+if TYPE_CHECKING:  # the operator (kubernetes, kopf) is imported only when its command runs
+    from repairbot.operator.main import OperatorOptions
 
 Handler = Callable[[argparse.Namespace], int]
 CommandRegistrar = Callable[["argparse._SubParsersAction[argparse.ArgumentParser]"], None]
@@ -70,7 +74,14 @@ def _cmd_agent(args: argparse.Namespace) -> int:
 
 
 def _cmd_operator(args: argparse.Namespace) -> int:
-    from repairbot.operator.main import OperatorOptions, run_operator
+    from repairbot.operator.main import run_operator
+
+    return run_operator(operator_options(args))
+
+
+def operator_options(args: argparse.Namespace) -> OperatorOptions:
+    """``repairbot operator``'s flags as the options the operator runs with (defaults where a flag is absent)."""
+    from repairbot.operator.main import OperatorOptions
     from repairbot.remediations.prometheus_access import PrometheusAccess
 
     options = OperatorOptions(
@@ -91,7 +102,7 @@ def _cmd_operator(args: argparse.Namespace) -> int:
         options.lease_name = args.lease_name
     if args.breaker_configmap:
         options.breaker_configmap = args.breaker_configmap
-    return run_operator(options)
+    return options
 
 
 def _cmd_repair(args: argparse.Namespace) -> int:

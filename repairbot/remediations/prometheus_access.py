@@ -11,6 +11,7 @@ as the kubelet rewrites the file.
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -41,11 +42,11 @@ class PrometheusAccess:
         found = []
         for what, path in (("CA bundle", self.ca_file), ("token file", self.token_file),
                            ("basic-auth file", self.basic_auth_file)):  # fmt: skip
-            if path is not None and not path.is_file():
+            if path is not None and not (path.is_file() and os.access(path, os.R_OK)):
                 found.append(f"the Prometheus {what} {path} is not a readable file")
-        if self.basic_auth_file is not None and self.basic_auth_file.is_file():
-            if ":" not in self.basic_auth_file.read_text(encoding="utf-8"):
-                found.append(f"the Prometheus basic-auth file {self.basic_auth_file} holds no user:password")
+        basic = self.basic_auth_file
+        if basic is not None and basic.is_file() and os.access(basic, os.R_OK) and ":" not in basic.read_text(encoding="utf-8"):
+            found.append(f"the Prometheus basic-auth file {self.basic_auth_file} holds no user:password")
         return found
 
     def session(self) -> requests.Session:

@@ -310,7 +310,7 @@ def test_helm_test_needs_no_rbac_and_runs_restricted(chart: Any) -> None:
 
 
 class _Healthz(BaseHTTPRequestHandler):
-    def do_GET(self) -> None:  # noqa: N802 - http.server's name
+    def do_GET(self) -> None:  # http.server's name for the GET handler
         self.send_response(200 if self.path == "/healthz" else 404)
         self.end_headers()
         self.wfile.write(b"ok")
@@ -338,3 +338,24 @@ def test_the_helm_test_script_passes_on_healthy_endpoints(chart: Any, healthz_se
                           capture_output=True, text=True, timeout=30)  # fmt: skip
     assert done.returncode == 0, done.stdout + done.stderr
     assert done.stdout.count(": 200") == 2
+
+
+# --------------------------------------------------------------------------- the flags reach the operator
+
+
+def test_the_operator_flags_the_chart_renders_are_the_ones_repairbot_operator_runs_with(chart: Any) -> None:
+    """The real CLI parser reads the rendered command line (from the subcommand on: ``--log-format`` is a
+    global option asserted above) into the options the operator starts with."""
+    from repairbot.cli import build_parser, operator_options
+
+    args = container(render(chart, REAL_CLUSTER, release="canary").get("Deployment", "canary-repairbot-operator"),
+                     "operator")["args"]  # fmt: skip
+    options = operator_options(build_parser().parse_args(args[args.index("operator"):]))
+    assert (options.lease_name, options.breaker_configmap) == ("canary-repairbot-operator", "canary-repairbot-breaker")
+    assert str(options.prometheus.ca_file) == "/etc/repairbot/ca/ca.crt"
+    assert str(options.prometheus.token_file) == "/etc/repairbot/prometheus-auth/token"
+    assert options.prometheus.basic_auth_file is None
+
+    defaults = operator_options(build_parser().parse_args(["operator"]))
+    assert (defaults.lease_name, defaults.breaker_configmap) == ("repairbot-operator", "repairbot-breaker")
+    assert defaults.prometheus.ca_file is None and defaults.prometheus.token_file is None
