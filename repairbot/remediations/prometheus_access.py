@@ -42,11 +42,11 @@ class PrometheusAccess:
         found = []
         for what, path in (("CA bundle", self.ca_file), ("token file", self.token_file),
                            ("basic-auth file", self.basic_auth_file)):  # fmt: skip
-            if path is not None and not (path.is_file() and os.access(path, os.R_OK)):
+            if path is not None and not _readable(path):
                 found.append(f"the Prometheus {what} {path} is not a readable file")
         basic = self.basic_auth_file
-        if basic is not None and basic.is_file() and os.access(basic, os.R_OK) and ":" not in basic.read_text(encoding="utf-8"):
-            found.append(f"the Prometheus basic-auth file {self.basic_auth_file} holds no user:password")
+        if basic is not None and _readable(basic) and ":" not in basic.read_text(encoding="utf-8"):
+            found.append(f"the Prometheus basic-auth file {basic} holds no user:password")
         return found
 
     def session(self) -> requests.Session:
@@ -58,6 +58,10 @@ class PrometheusAccess:
         elif self.basic_auth_file is not None:
             session.auth = _BasicFromFile(self.basic_auth_file)
         return session
+
+
+def _readable(path: Path) -> bool:
+    return path.is_file() and os.access(path, os.R_OK)
 
 
 def _read(path: Path, what: str) -> str:

@@ -196,3 +196,11 @@ def test_the_operator_refuses_to_start_on_credentials_it_cannot_read(
 def test_one_credential_at_most(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="not both"):
         PrometheusAccess(token_file=tmp_path / "t", basic_auth_file=tmp_path / "b")
+
+
+def test_a_basic_auth_file_without_a_colon_stops_the_start(tmp_path: Path) -> None:
+    credentials = tmp_path / "basic-auth"
+    credentials.write_text("only-a-password\n")
+    assert PrometheusAccess(basic_auth_file=credentials).problems() == [
+        f"the Prometheus basic-auth file {credentials} holds no user:password"
+    ]
