@@ -212,6 +212,12 @@ def test_two_releases_in_one_namespace_elect_and_break_storms_apart(chart: Any) 
             assert not can(server, account, verb, "configmaps", "", other_breaker), (account, verb)
 
 
+def test_the_notes_name_the_releases_own_lease_and_offer_helm_test(chart: Any) -> None:
+    notes = render(chart, release="canary").notes
+    assert f"kubectl -n {NAMESPACE} get lease canary-repairbot-operator" in notes
+    assert f"helm test canary -n {NAMESPACE}" in notes
+
+
 def test_an_upgraded_release_can_keep_the_names_its_operators_already_hold(chart: Any) -> None:
     """A release not named repairbot upgraded from a chart that used repairbot-operator for every release."""
     out = render(chart, {"operator": {"leaseName": "repairbot-operator", "breakerConfigMap": "repairbot-breaker"}},
