@@ -24,8 +24,9 @@ from typing import TYPE_CHECKING
 
 from repairbot import __version__
 
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # the agent and the operator (kubernetes, kopf) are imported only when their command runs
     from repairbot.agent.main import AgentOptions
+    from repairbot.operator.main import OperatorOptions
 
 Handler = Callable[[argparse.Namespace], int]
 CommandRegistrar = Callable[["argparse._SubParsersAction[argparse.ArgumentParser]"], None]
@@ -124,7 +125,15 @@ def _cmd_agent(args: argparse.Namespace) -> int:
 
 
 def _cmd_operator(args: argparse.Namespace) -> int:
-    from repairbot.operator.main import OperatorOptions, run_operator
+    from repairbot.operator.main import run_operator
+
+    return run_operator(operator_options(args))
+
+
+def operator_options(args: argparse.Namespace) -> OperatorOptions:
+    """``repairbot operator``'s flags as the options the operator runs with (defaults where a flag is absent)."""
+    from repairbot.operator.main import OperatorOptions
+    from repairbot.remediations.prometheus_access import PrometheusAccess
 
     options = OperatorOptions(
         policy_path=Path(args.policy) if args.policy else None,
@@ -132,10 +141,19 @@ def _cmd_operator(args: argparse.Namespace) -> int:
         metrics_port=args.metrics_port,
         health_port=args.health_port,
         leader_election=not args.no_leader_election,
+        prometheus=PrometheusAccess(
+            ca_file=Path(args.prometheus_ca_file) if args.prometheus_ca_file else None,
+            token_file=Path(args.prometheus_token_file) if args.prometheus_token_file else None,
+            basic_auth_file=Path(args.prometheus_basic_auth_file) if args.prometheus_basic_auth_file else None,
+        ),
     )
     if args.namespace:
         options.namespace = args.namespace
-    return run_operator(options)
+    if args.lease_name:
+        options.lease_name = args.lease_name
+    if args.breaker_configmap:
+        options.breaker_configmap = args.breaker_configmap
+    return options
 
 
 def _cmd_repair(args: argparse.Namespace) -> int:
@@ -290,6 +308,24 @@ def build_parser() -> argparse.ArgumentParser:
     operator.add_argument("--metrics-port", type=int, default=9403, help="/metrics port (0: off)")
     operator.add_argument("--health-port", type=int, default=8081, help="/healthz liveness port (0: off)")
     operator.add_argument("--no-leader-election", action="store_true", help="run active at once (one replica only)")
+    operator.add_argument(
+        "--lease-name", default=None, help="the leader-election Lease, one per release (default: repairbot-operator)"
+    )
+    operator.add_argument(
+        "--breaker-configmap", default=None,
+        help="the storm breaker's ConfigMap, one per release (default: repairbot-breaker)",
+    )  # fmt: skip
+    operator.add_argument(
+        "--prometheus-ca-file", default=None,
+        help="CA bundle the quiet-period Prometheus's certificate must chain to (default: the system's)",
+    )  # fmt: skip
+    credentials = operator.add_mutually_exclusive_group()
+    credentials.add_argument(
+        "--prometheus-token-file", default=None, help="bearer token for Prometheus, re-read on every query"
+    )
+    credentials.add_argument(
+        "--prometheus-basic-auth-file", default=None, help="a file holding user:password for Prometheus"
+    )
     operator.set_defaults(handler=_cmd_operator)
 
     webhook = commands.add_parser(

@@ -12,7 +12,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import IO
+from typing import IO, Any
 
 import httpx
 import pytest
@@ -30,8 +30,19 @@ class ChildServers:
     def __init__(self) -> None:
         self.started: list[tuple[subprocess.Popen[bytes], IO[bytes]]] = []
 
-    def start(self, command: list[str], home: Path, *, ready_url: str, timeout: float = 30) -> Path:
-        """Run ``command`` in ``home`` until ``ready_url`` answers 200; returns the path of its output log."""
+    def start(
+        self,
+        command: list[str],
+        home: Path,
+        *,
+        ready_url: str,
+        timeout: float = 30,
+        ready_with: dict[str, Any] | None = None,
+    ) -> Path:
+        """Run ``command`` in ``home`` until ``ready_url`` answers 200; returns the path of its output log.
+
+        ``ready_with``: what the readiness request needs beyond the URL (httpx's ``verify``, ``auth``).
+        """
         log_path = home / "server.log"
         log = log_path.open("wb")
         process = subprocess.Popen(command, cwd=home, stdout=log, stderr=subprocess.STDOUT)
@@ -39,7 +50,7 @@ class ChildServers:
         deadline = time.monotonic() + timeout
         while True:
             try:
-                if httpx.get(ready_url, timeout=1).status_code == 200:
+                if httpx.get(ready_url, timeout=1, **(ready_with or {})).status_code == 200:
                     return log_path
             except httpx.TransportError:
                 pass
@@ -79,18 +90,33 @@ def venv_binary_or_skip(name: str, package: str) -> str:
     return found
 
 
-def start_prometheus(children: ChildServers, home: Path, config: str) -> str:
-    """Debian's ``prometheus`` with ``config`` (YAML text), a throw-away TSDB and a free loopback port; its URL."""
+def start_prometheus(
+    children: ChildServers,
+    home: Path,
+    config: str,
+    *,
+    web_config: str | None = None,
+    ready_with: dict[str, Any] | None = None,
+) -> str:
+    """Debian's ``prometheus`` with ``config`` (YAML text), a throw-away TSDB and a free loopback port; its URL.
+
+    ``web_config``: Prometheus's own ``--web.config.file`` (TLS, basic auth), which makes the URL https when it
+    has ``tls_server_config``; ``ready_with`` then says how the readiness check gets in (CA, credentials).
+    """
     binary = binary_or_skip("prometheus")
     home.mkdir(parents=True, exist_ok=True)
     (home / "prometheus.yml").write_text(config)
     port = free_port()
+    scheme = "https" if web_config and "tls_server_config" in web_config else "http"
+    url = f"{scheme}://127.0.0.1:{port}"
     command = [
         binary, f"--config.file={home / 'prometheus.yml'}", f"--storage.tsdb.path={home / 'data'}",
-        f"--web.listen-address=127.0.0.1:{port}", f"--web.external-url=http://127.0.0.1:{port}", "--log.level=warn",
+        f"--web.listen-address=127.0.0.1:{port}", f"--web.external-url={url}", "--log.level=warn",
     ]  # fmt: skip
-    url = f"http://127.0.0.1:{port}"
-    children.start(command, home, ready_url=f"{url}/-/ready")
+    if web_config is not None:
+        (home / "web.yml").write_text(web_config)
+        command.append(f"--web.config.file={home / 'web.yml'}")
+    children.start(command, home, ready_url=f"{url}/-/ready", ready_with=ready_with)
     return url
 
 

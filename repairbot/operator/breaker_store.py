@@ -92,9 +92,10 @@ def _time(text: str | None) -> datetime | None:
 class BreakerStore:
     """Load once, keep in memory, persist on change, fenced by resourceVersion. Thread-safe."""
 
-    def __init__(self, api: client.ApiClient, namespace: str) -> None:
+    def __init__(self, api: client.ApiClient, namespace: str, name: str = CONFIGMAP) -> None:
         self._core = client.CoreV1Api(api)
         self._namespace = namespace
+        self._name = name  # one per release (the chart passes --breaker-configmap)
         self._lock = threading.Lock()
         self._breakers: Breakers | None = None
         self._version: str | None = None  # of the ConfigMap as last read or written; None: it does not exist
@@ -111,7 +112,7 @@ class BreakerStore:
                 self._breakers = self._load()
             if breakers == self._breakers:
                 return
-            metadata: dict[str, Any] = {"name": CONFIGMAP, "namespace": self._namespace,
+            metadata: dict[str, Any] = {"name": self._name, "namespace": self._namespace,
                                         "labels": {"app.kubernetes.io/name": "repairbot"}}  # fmt: skip
             if self._version is not None:
                 metadata["resourceVersion"] = self._version
@@ -140,7 +141,7 @@ class BreakerStore:
         if self._version is None:
             return raw_call(self._core.create_namespaced_config_map, self._namespace, body)  # 409 if it appeared
         try:
-            return raw_call(self._core.replace_namespaced_config_map, CONFIGMAP, self._namespace, body)
+            return raw_call(self._core.replace_namespaced_config_map, self._name, self._namespace, body)
         except ApiException as error:
             if error.status == 404:  # deleted by hand: what we hold is the truth, write it anew
                 self._version = None
@@ -150,7 +151,7 @@ class BreakerStore:
 
     def _load(self) -> Breakers:
         try:
-            obj = raw_call(self._core.read_namespaced_config_map, CONFIGMAP, self._namespace)
+            obj = raw_call(self._core.read_namespaced_config_map, self._name, self._namespace)
         except ApiException as error:
             if error.status == 404:
                 self._version = None

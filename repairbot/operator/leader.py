@@ -38,6 +38,8 @@ class LeaderElector:
     api: client.ApiClient
     namespace: str
     identity: str
+    lease_name: str = LEASE_NAME
+    """One Lease per release (the chart passes ``--lease-name``): two releases in a namespace never share one."""
     lease_duration: timedelta = timedelta(seconds=15)
     renew_every: timedelta = timedelta(seconds=5)
     clock: Callable[[], datetime] = lambda: datetime.now(UTC)
@@ -58,7 +60,7 @@ class LeaderElector:
         coordination = client.CoordinationV1Api(self.api)
         now = self.clock()
         try:
-            lease = raw_call(coordination.read_namespaced_lease, LEASE_NAME, self.namespace)
+            lease = raw_call(coordination.read_namespaced_lease, self.lease_name, self.namespace)
         except ApiException as error:
             if error.status != 404:
                 raise
@@ -78,7 +80,7 @@ class LeaderElector:
             "leaseTransitions": transitions,
         }
         try:
-            written = raw_call(coordination.replace_namespaced_lease, LEASE_NAME, self.namespace, lease)
+            written = raw_call(coordination.replace_namespaced_lease, self.lease_name, self.namespace, lease)
         except ApiException as error:
             if error.status == 409:
                 return False  # someone else renewed or took it first
@@ -111,7 +113,7 @@ class LeaderElector:
         body: dict[str, Any] = {
             "apiVersion": "coordination.k8s.io/v1",
             "kind": "Lease",
-            "metadata": {"name": LEASE_NAME, "namespace": self.namespace},
+            "metadata": {"name": self.lease_name, "namespace": self.namespace},
             "spec": {
                 "holderIdentity": self.identity,
                 "leaseDurationSeconds": int(self.lease_duration.total_seconds()),

@@ -23,18 +23,20 @@ from repairbot.kube.client import api_client
 from repairbot.kube.events import EventRecorder
 from repairbot.kube.intake import Intake
 from repairbot.operator.bmc_credentials import KubeBmcCredentials
+from repairbot.operator.breaker_store import CONFIGMAP as BREAKER_CONFIGMAP
 from repairbot.operator.breaker_store import BreakerStore
 from repairbot.operator.dispatcher import ChatEndpoints, NotificationDispatcher, build_notifiers
 from repairbot.operator.facts import FactGatherer, read_fleet
 from repairbot.operator.fleet_cache import FleetCache
 from repairbot.operator.handlers import register
-from repairbot.operator.leader import LeaderElector
+from repairbot.operator.leader import LEASE_NAME, LeaderElector
 from repairbot.operator.metrics import OperatorMetrics
 from repairbot.operator.reconciler import Reconciler
 from repairbot.operator.retention import RetentionCollector
 from repairbot.operator.scheduler import RepairScheduler
 from repairbot.operator.standby import StandbyHealth
 from repairbot.policy import Policy, PolicyError, PolicyFileError, load_policy, parse_policy
+from repairbot.remediations.prometheus_access import PrometheusAccess
 from repairbot.remediations.redfish import BmcConnector
 from repairbot.remediations.validation import QuietPeriodCheck
 
@@ -53,6 +55,12 @@ class OperatorOptions:
     health_port: int = 8081
     leader_election: bool = True
     max_parallel: int = 16
+    lease_name: str = LEASE_NAME
+    """The leader-election Lease; the chart names it after the release."""
+    breaker_configmap: str = BREAKER_CONFIGMAP
+    """The storm breaker's ConfigMap; the chart names it after the release."""
+    prometheus: PrometheusAccess = field(default_factory=PrometheusAccess)
+    """TLS trust and credentials for the quiet-period query (never in the policy file)."""
 
 
 @dataclass
@@ -84,16 +92,18 @@ def build_operator(
     metrics: OperatorMetrics | None = None,
     max_parallel: int = 16,
     chat: ChatEndpoints | None = None,
+    breaker_configmap: str = BREAKER_CONFIGMAP,
+    prometheus: PrometheusAccess | None = None,
 ) -> OperatorParts:
     metrics = metrics or OperatorMetrics()
     cache = FleetCache()
-    quiet = QuietPeriodCheck(policy.validation.prometheus_url, policy.validation.promql) if (
-        policy.validation.prometheus_url
-    ) else None  # fmt: skip
+    quiet = QuietPeriodCheck(
+        policy.validation.prometheus_url, policy.validation.promql, access=prometheus or PrometheusAccess()
+    ) if policy.validation.prometheus_url else None  # fmt: skip
     reconciler = Reconciler(
         api=api,
         policy=policy,
-        breakers=BreakerStore(api, namespace),
+        breakers=BreakerStore(api, namespace, breaker_configmap),
         events=EventRecorder(api, component=COMPONENT),
         metrics=metrics,
         bmc=bmc if bmc is not None else BmcConnector(KubeBmcCredentials(api)),
@@ -167,14 +177,21 @@ def run_operator(options: OperatorOptions) -> int:
         else:  # a policy with bad fields: every field, one per line
             print(f"repairbot operator: bad policy {options.policy_path}:\n{error}")
         return 2
+    problems = options.prometheus.problems() if policy.validation.prometheus_url else []
+    if problems:
+        print("repairbot operator: cannot reach Prometheus as configured:\n" + "\n".join(problems))
+        return 2
     api = api_client(options.kubeconfig)
-    parts = build_operator(api, policy, namespace=options.namespace, max_parallel=options.max_parallel)
+    parts = build_operator(
+        api, policy, namespace=options.namespace, max_parallel=options.max_parallel,
+        breaker_configmap=options.breaker_configmap, prometheus=options.prometheus,
+    )  # fmt: skip
     if options.metrics_port:
         start_http_server(options.metrics_port, registry=parts.metrics.registry)
     stop = threading.Event()
     elector = None
     if options.leader_election:
-        elector = LeaderElector(api, options.namespace, options.identity)
+        elector = LeaderElector(api, options.namespace, options.identity, lease_name=options.lease_name)
         elector.run_in_background()
         log.info("waiting to become the active operator identity=%s", options.identity)
         standby = StandbyHealth(options.health_port, lambda: elector.electing) if options.health_port else None

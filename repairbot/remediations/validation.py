@@ -24,6 +24,8 @@ from prometheus_api_client import PrometheusApiClientException, PrometheusConnec
 from requests.exceptions import RequestException
 from urllib3.util.retry import Retry
 
+from repairbot.remediations.prometheus_access import PrometheusAccess
+
 log = logging.getLogger(__name__)
 
 
@@ -78,7 +80,8 @@ class QuietPeriodCheck:
 
     ``promql_template`` is ``validation.promql`` from the policy, e.g.
     ``sum(increase(DCGM_FI_DEV_XID_ERRORS{Hostname="$node"}[$window])) or vector(0)``;
-    any result above zero means the node is not quiet.
+    any result above zero means the node is not quiet. ``access`` says whom to trust and what credentials
+    to send: TLS is verified (no option turns that off), against ``access.ca_file`` when given.
     """
 
     def __init__(
@@ -87,13 +90,15 @@ class QuietPeriodCheck:
         promql_template: str,
         *,
         timeout: float = 10.0,
+        access: PrometheusAccess | None = None,
     ) -> None:
         self.prometheus_url = prometheus_url.rstrip("/")
         self.promql_template = promql_template
         # Two quick tries, not the client's default of four with a 1 s backoff: the operator asks again
         # on its next reconcile anyway, and a handler must not sit for seconds on an unreachable Prometheus.
         retry = Retry(total=1, backoff_factor=0.2, status_forcelist=(502, 503, 504))
-        self._prometheus = PrometheusConnect(url=self.prometheus_url, disable_ssl=True, retry=retry, timeout=timeout)
+        session = (access or PrometheusAccess()).session()
+        self._prometheus = PrometheusConnect(url=self.prometheus_url, session=session, retry=retry, timeout=timeout)
 
     def evaluate(self, node: str, window: timedelta) -> QuietPeriodVerdict:
         """Run the query once; never raises (an unanswerable query is a verdict of None with the reason)."""
@@ -105,7 +110,8 @@ class QuietPeriodCheck:
             )
         try:
             result = self._prometheus.custom_query(query)
-        except (RequestException, PrometheusApiClientException, ValueError, KeyError) as error:
+        except (RequestException, PrometheusApiClientException, OSError, ValueError, KeyError) as error:
+            # OSError: requests' own complaint about a CA bundle path it cannot open.
             reason = f"Prometheus at {self.prometheus_url} could not answer the quiet-period query: {_short(error)}"
             log.warning("quiet-period unknown node=%s reason=%s", node, reason)
             return QuietPeriodVerdict(None, reason, query)

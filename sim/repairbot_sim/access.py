@@ -32,7 +32,9 @@ from repairbot_sim.kubeapi import KubeApiServer
 
 __all__ = [
     "CHART_RELEASE",
+    "SANDBOX_BREAKER_CONFIGMAP",
     "SANDBOX_CHART_VALUES",
+    "SANDBOX_LEASE",
     "SANDBOX_RBAC",
     "SANDBOX_RBAC_KINDS",
     "ComponentAccess",
@@ -48,6 +50,10 @@ SANDBOX_CHART_VALUES: dict[str, Any] = {
     "bmc": {"existingSecret": fleet.BMC_SECRET},
 }
 """The chart values the sandbox stands for (policy-sandbox.yaml does not allow force-deleting pods)."""
+SANDBOX_LEASE = f"{CHART_RELEASE}-operator"
+"""The Lease the chart names for this release (repairbot.leaseName) and lets the operator get and update."""
+SANDBOX_BREAKER_CONFIGMAP = f"{CHART_RELEASE}-breaker"
+"""The breaker ConfigMap the chart names for this release (repairbot.breakerConfigMap)."""
 SANDBOX_RBAC_KINDS = (
     "ServiceAccount",
     "ClusterRole",

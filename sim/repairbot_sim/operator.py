@@ -12,6 +12,7 @@ from repairbot.operator.dispatcher import ChatEndpoints
 from repairbot.operator.main import OperatorParts, build_operator, run_kopf
 from repairbot.policy import load_policy
 from repairbot_sim import fleet
+from repairbot_sim.access import SANDBOX_BREAKER_CONFIGMAP
 
 log = logging.getLogger(__name__)
 
@@ -36,7 +37,10 @@ class SandboxOperator:
         """
         policy = load_policy(policy_path or SANDBOX_POLICY)
         api = api_client(str(kubeconfig))
-        parts = build_operator(api, policy, namespace=fleet.AGENT_NAMESPACE, chat=chat or ChatEndpoints())
+        parts = build_operator(
+            api, policy, namespace=fleet.AGENT_NAMESPACE, chat=chat or ChatEndpoints(),
+            breaker_configmap=SANDBOX_BREAKER_CONFIGMAP,  # the name the chart renders for the sandbox's release
+        )  # fmt: skip
         running = cls(parts)
         running._thread = threading.Thread(
             target=run_kopf, args=(parts, running._stop, running._ready), name="sandbox-operator", daemon=True

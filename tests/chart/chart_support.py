@@ -62,6 +62,52 @@ MONITORED: dict[str, Any] = {
     },
     "grafana": {"dashboards": {"enabled": True}, "alerting": {"enabled": True}},
 }
+CA_BUNDLE_VOLUME: dict[str, Any] = {"name": "company-ca", "configMap": {"name": "company-ca-bundle"}}
+CA_BUNDLE_MOUNT: dict[str, Any] = {"name": "company-ca", "mountPath": "/etc/repairbot/ca", "readOnly": True}
+PROXY_ENV: list[dict[str, Any]] = [
+    {"name": "HTTPS_PROXY", "value": "http://proxy.example.com:3128"},
+    {"name": "NO_PROXY", "value": ".svc,.cluster.local,10.0.0.0/8"},
+    {"name": "REQUESTS_CA_BUNDLE", "value": "/etc/repairbot/ca/ca.crt"},
+    {"name": "PROXY_PASSWORD", "valueFrom": {"secretKeyRef": {"name": "proxy", "key": "password"}}},
+]
+
+
+def fitted_component(priority_class: str) -> dict[str, Any]:
+    """What a real cluster asks of one component: its proxy, its CA bundle, its labels and placement."""
+    return {
+        "extraEnv": PROXY_ENV,
+        "extraVolumes": [CA_BUNDLE_VOLUME],
+        "extraVolumeMounts": [CA_BUNDLE_MOUNT],
+        "podLabels": {"team": "sre", "cost-center": "gpu-fleet"},
+        "podAnnotations": {"sidecar.istio.io/inject": "false"},
+        "priorityClassName": priority_class,
+        "nodeSelector": {"node-role.kubernetes.io/infra": ""},
+        "tolerations": [{"key": "infra", "operator": "Exists", "effect": "NoSchedule"}],
+        "affinity": {"nodeAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": {"nodeSelectorTerms": [
+            {"matchExpressions": [{"key": "kubernetes.io/arch", "operator": "In", "values": ["amd64"]}]}]}}},
+        "resources": {"requests": {"cpu": "200m", "memory": "300Mi"}, "limits": {"memory": "600Mi"}},
+    }  # fmt: skip
+
+
+DIGEST = "sha256:" + "ab" * 32
+# A real cluster: a registry mirror, a pinned digest, JSON logs, an egress proxy and a company CA everywhere,
+# a Prometheus behind TLS and a token.
+REAL_CLUSTER: dict[str, Any] = {
+    "global": {"imageRegistry": "mirror.example.com:5000"},
+    "image": {"repository": "sre/repairbot", "digest": DIGEST},
+    "imagePullSecrets": [{"name": "mirror-pull"}],
+    "logFormat": "json",
+    "operator": {
+        **fitted_component("repairbot-control"),
+        "prometheus": {
+            "caFile": "/etc/repairbot/ca/ca.crt",
+            "auth": {"existingSecret": "prometheus-reader", "tokenKey": "token", "basicAuthKey": ""},
+        },
+    },
+    "agent": {**fitted_component("system-node-critical"), "nodeSelector": {"nvidia.com/gpu.present": "true"}},
+    "webhook": fitted_component("repairbot-control"),
+    "policy": {"validation": {"prometheusUrl": "https://prometheus.example.com"}},
+}
 NO_AGENT: dict[str, Any] = {"agent": {"enabled": False}}
 FORCING: dict[str, Any] = {"policy": {"drain": {"allowForce": True, "rules": []}}}
 
@@ -72,6 +118,7 @@ SCENARIOS: dict[str, dict[str, Any]] = {
     "monitoring": MONITORED,
     "agent-disabled": NO_AGENT,
     "everything": {**NOTIFYING, **EXPOSED, **MONITORED},
+    "real-cluster": REAL_CLUSTER,
 }
 
 
@@ -97,9 +144,11 @@ class Rendered:
         return any(obj["metadata"]["name"] == name for obj in self.of_kind(kind))
 
 
-def render(chart: Any, values: dict[str, Any] | None = None, *, namespace: str = NAMESPACE) -> Rendered:
+def render(
+    chart: Any, values: dict[str, Any] | None = None, *, namespace: str = NAMESPACE, release: str = RELEASE
+) -> Rendered:
     """Render as a fresh install would (schema validated first, as Helm does)."""
-    manifests: dict[str, str] = chart.render(values or {}, name=RELEASE, namespace=namespace, is_install=True)
+    manifests: dict[str, str] = chart.render(values or {}, name=release, namespace=namespace, is_install=True)
     objects: list[dict[str, Any]] = []
     notes = ""
     for path, text in sorted(manifests.items()):

@@ -42,6 +42,17 @@ BAD_VALUES: list[tuple[dict[str, Any], str]] = [
     ({"webhook": {"alertMapping": {"Hot": {"code": "thermal", "action": "restart"}}}}, r"/webhook/alertMapping/Hot"),
     ({"operator": {"resources": {"limit": {"memory": "1Gi"}}}}, r"additional properties 'limit' not allowed"),
     ({"metrics": {"serviceMonitor": {"interval": "soon"}}}, r"/metrics/serviceMonitor/interval"),
+    ({"logFormat": "yaml"}, r"/logFormat"),
+    ({"operator": {"priorityClassName": "Critical Ops"}}, r"/operator/priorityClassName"),
+    ({"webhook": {"extraEnv": [{"value": "http://proxy:3128"}]}}, r"/webhook/extraEnv/0.*missing property 'name'"),
+    ({"agent": {"extraEnv": [{"name": "A", "valu": "x"}]}}, r"/agent/extraEnv/0.*additional properties 'valu'"),
+    ({"operator": {"extraVolumeMounts": [{"name": "ca", "mountPath": "etc/ca"}]}}, r"/operator/extraVolumeMounts/0"),
+    ({"agent": {"extraVolumes": [{"configMap": {"name": "ca"}}]}}, r"/agent/extraVolumes/0.*missing property"),
+    ({"webhook": {"podLabels": {"team": 7}}}, r"/webhook/podLabels/team"),
+    ({"operator": {"leaseName": "Repairbot_Leader"}}, r"/operator/leaseName"),
+    ({"operator": {"prometheus": {"caFile": "ca.crt"}}}, r"/operator/prometheus/caFile"),
+    ({"operator": {"prometheus": {"auth": {"token": "s3cret"}}}}, r"additional properties 'token' not allowed"),
+    ({"global": {"imageRegistry": "https://mirror.example.com"}}, r"/global/imageRegistry"),
 ]
 
 

@@ -16,6 +16,7 @@ from kubernetes import client
 
 from repairbot.kube.client import raw_call
 from repairbot.model import GROUP, PLURAL, VERSION
+from repairbot_sim.access import SANDBOX_BREAKER_CONFIGMAP, SANDBOX_LEASE
 from repairbot_sim.background import BackgroundSandbox
 from repairbot_sim.host import ActionTimes
 from repairbot_sim.jira import JiraSim
@@ -176,6 +177,7 @@ def start_operator(
         *wrapper, sys.executable, "-m", "repairbot.cli", "--log-level", "INFO", "operator",
         "--kubeconfig", sandbox.state["kubeconfigs"]["operator"], "--policy", str(policy_path),
         "--metrics-port", "0", "--health-port", str(health_port),
+        "--lease-name", SANDBOX_LEASE, "--breaker-configmap", SANDBOX_BREAKER_CONFIGMAP,  # as the chart passes them
     ]  # fmt: skip
     if not leader_election:
         command.append("--no-leader-election")

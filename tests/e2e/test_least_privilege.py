@@ -37,7 +37,7 @@ from test_intake_and_quarantine import CREATES, alert, post_alert
 from repairbot.kube.client import api_client
 from repairbot.model import GROUP, PLURAL, VERSION, parse_time
 from repairbot.operator.leader import LeaderElector
-from repairbot_sim.access import load_sandbox_rbac
+from repairbot_sim.access import SANDBOX_LEASE, load_sandbox_rbac
 from repairbot_sim.background import BackgroundSandbox
 
 COMPONENTS = "system:serviceaccount:repairbot:"
@@ -101,7 +101,9 @@ def open_twin(kube: client.ApiClient, node_name: str) -> None:
 def run_scenario(sandbox: BackgroundSandbox) -> client.ApiClient:
     kube = api_client(sandbox.state["kubeconfig"])
     # The operator's leader election, as `repairbot operator` runs it: create the Lease, then renew it.
-    elector = LeaderElector(api_client(sandbox.state["kubeconfigs"]["operator"]), "repairbot", "least-privilege")
+    elector = LeaderElector(
+        api_client(sandbox.state["kubeconfigs"]["operator"]), "repairbot", "least-privilege", lease_name=SANDBOX_LEASE
+    )
     assert elector.try_acquire_or_renew() and elector.try_acquire_or_renew()
     policy = client.PolicyV1Api(kube)
     policy.patch_namespaced_pod_disruption_budget("llama", "train", {"spec": {"maxUnavailable": 0}})

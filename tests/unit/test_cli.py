@@ -155,3 +155,9 @@ def test_a_simulator_command_where_only_the_product_is_installed_says_how_to_get
     assert done.returncode == 2, done.stderr
     assert f"repairbot {command}: this command comes with the simulated world" in done.stderr
     assert "pip install ./sim" in done.stderr
+
+
+def test_the_operator_cannot_be_given_two_prometheus_credentials(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit):
+        main(["operator", "--prometheus-token-file", "/t", "--prometheus-basic-auth-file", "/b"])
+    assert "not allowed with argument" in capsys.readouterr().err

@@ -62,8 +62,43 @@ app.kubernetes.io/component: {{ .component }}
 {{- include "repairbot.componentName" . -}}
 {{- end -}}
 
+{{/*
+The image every component runs: global.imageRegistry (a mirror) prefixed to image.repository, then
+@image.digest when set (it wins over the tag: a digest cannot be moved), else :image.tag or appVersion.
+*/}}
 {{- define "repairbot.image" -}}
-{{- printf "%s:%s" .Values.image.repository (.Values.image.tag | default .Chart.AppVersion) -}}
+{{- $repository := .Values.image.repository -}}
+{{- with (.Values.global | default (dict)).imageRegistry -}}
+{{- $repository = printf "%s/%s" (trimSuffix "/" .) $repository -}}
+{{- end -}}
+{{- if .Values.image.digest -}}
+{{- printf "%s@%s" $repository .Values.image.digest -}}
+{{- else -}}
+{{- printf "%s:%s" $repository (.Values.image.tag | default .Chart.AppVersion) -}}
+{{- end -}}
+{{- end -}}
+
+{{/*
+The labels on one component's pods: the chart's own, then the component's podLabels. A podLabel can
+never replace a chart label (the selectors match on those):
+include "repairbot.podLabels" (dict "ctx" $ "component" "agent" "podLabels" .Values.agent.podLabels)
+*/}}
+{{- define "repairbot.podLabels" -}}
+{{- $own := include "repairbot.componentLabels" (dict "ctx" .ctx "component" .component) | fromYaml -}}
+{{- toYaml (merge $own (.podLabels | default (dict))) -}}
+{{- end -}}
+
+{{/*
+The operator's leader-election Lease and its storm-breaker ConfigMap, named after the release so that two
+releases in one namespace never share them. The Lease keeps the name of the operator's Deployment, which is
+the name every earlier chart used for the release "repairbot": an upgrade hands it over, never two leaders.
+*/}}
+{{- define "repairbot.leaseName" -}}
+{{- .Values.operator.leaseName | default (include "repairbot.componentName" (dict "ctx" . "component" "operator")) -}}
+{{- end -}}
+
+{{- define "repairbot.breakerConfigMap" -}}
+{{- .Values.operator.breakerConfigMap | default (include "repairbot.componentName" (dict "ctx" . "component" "breaker")) -}}
 {{- end -}}
 
 {{/*
