@@ -13,7 +13,6 @@ never imports the simulator, and an image without it simply lacks them.
 from __future__ import annotations
 
 import argparse
-import logging
 import os
 import socket
 import sys
@@ -22,10 +21,14 @@ from importlib.metadata import entry_points
 from pathlib import Path
 
 from repairbot import __version__
+from repairbot.logs import FORMATS, configure_logging
 
 Handler = Callable[[argparse.Namespace], int]
 CommandRegistrar = Callable[["argparse._SubParsersAction[argparse.ArgumentParser]"], None]
 """What a ``repairbot.commands`` entry point names: adds its sub-commands, each with a ``handler`` default."""
+
+LOG_LEVEL_HELP = "DEBUG, INFO, WARNING (default), ERROR"
+LOG_FORMAT_HELP = "text (default) or json: one JSON object per line, with the repair step's fields"
 
 PLUGIN_GROUP = "repairbot.commands"
 SIMULATOR_COMMANDS = {"sandbox", "demo", "inject", "simulate"}
@@ -182,7 +185,8 @@ def build_parser() -> argparse.ArgumentParser:
         description="RepairBot repairs GPU nodes in Kubernetes: detect, cordon, drain, repair, validate, return.",
     )
     parser.add_argument("--version", action="version", version=f"repairbot {__version__}")
-    parser.add_argument("--log-level", default="WARNING", help="DEBUG, INFO, WARNING (default), ERROR")
+    parser.add_argument("--log-level", default="WARNING", help=LOG_LEVEL_HELP)
+    parser.add_argument("--log-format", default="text", choices=FORMATS, help=LOG_FORMAT_HELP)
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
 
     agent = commands.add_parser(
@@ -298,7 +302,26 @@ def build_parser() -> argparse.ArgumentParser:
     for plugin in sorted(entry_points(group=PLUGIN_GROUP), key=lambda point: point.name):
         register: CommandRegistrar = plugin.load()
         register(commands)
+    _accept_logging_options_after(parser)
     return parser
+
+
+def _accept_logging_options_after(parser: argparse.ArgumentParser) -> None:
+    """``repairbot operator --log-format json`` works as well as ``repairbot --log-format json operator``.
+
+    Each sub-command (plugins' and nested ones included) takes the same options with no default of its
+    own (``SUPPRESS``): given after the sub-command they win, left out they leave the global value alone.
+    """
+    for action in parser._actions:
+        if not isinstance(action, argparse._SubParsersAction):
+            continue
+        for sub in set(action.choices.values()):
+            known = {option for each in sub._actions for option in each.option_strings}
+            if "--log-level" not in known:
+                sub.add_argument("--log-level", default=argparse.SUPPRESS, help=LOG_LEVEL_HELP)
+            if "--log-format" not in known:
+                sub.add_argument("--log-format", default=argparse.SUPPRESS, choices=FORMATS, help=LOG_FORMAT_HELP)
+            _accept_logging_options_after(sub)
 
 
 def positive_float(text: str) -> float:
@@ -336,19 +359,33 @@ def _command_names(parser: argparse.ArgumentParser) -> list[str]:
     ]
 
 
+GLOBAL_OPTIONS_WITH_VALUE = frozenset({"--log-level", "--log-format"})
+
+
+def _command_word(words: Sequence[str]) -> str | None:
+    """The sub-command's name in ``words``, past the global options given before it."""
+    skip = False
+    for word in words:
+        if skip:
+            skip = False
+        elif word in GLOBAL_OPTIONS_WITH_VALUE:
+            skip = True
+        elif not word.startswith("-"):
+            return word
+    return None
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     words = list(sys.argv[1:] if argv is None else argv)
     missing = SIMULATOR_COMMANDS - set(_command_names(parser))
-    if words and words[0] in missing:
-        print(f"repairbot {words[0]}: this command comes with the simulated world, which is not installed here; "
+    command = _command_word(words)
+    if command in missing:
+        print(f"repairbot {command}: this command comes with the simulated world, which is not installed here; "
               "install it with `pip install ./sim` from a checkout (`make demo` does)", file=sys.stderr)  # fmt: skip
         return 2
     args = parser.parse_args(words)
-    logging.basicConfig(
-        level=getattr(logging, str(args.log_level).upper(), logging.WARNING),
-        format="%(asctime)s %(levelname)s %(name)s %(message)s",
-    )
+    configure_logging(args.log_level, args.log_format)
     handler: Handler | None = getattr(args, "handler", None)
     if handler is None:
         parser.print_help()
