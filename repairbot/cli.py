@@ -156,6 +156,41 @@ def _cmd_resume(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_status(args: argparse.Namespace) -> int:
+    import json
+    from datetime import UTC, datetime
+
+    from kubernetes.client.rest import ApiException
+
+    from repairbot.kube.client import api_client
+    from repairbot.operator.main import read_policy
+    from repairbot.operator.status import read_cluster, summarize
+    from repairbot.operator.status_text import render
+    from repairbot.policy import PolicyError
+
+    policy = None
+    if args.policy:
+        try:
+            policy = read_policy(Path(args.policy))
+        except PolicyError as error:
+            print(f"repairbot status: bad policy {args.policy}: {error}", file=sys.stderr)
+            return 2
+    try:
+        read = read_cluster(api_client(args.kubeconfig), namespace=args.namespace, policy=policy,
+                            policy_source=f"file {args.policy}" if args.policy else None)  # fmt: skip
+    except ApiException as error:
+        print(f"repairbot status: cannot list GPURepairs and GPU nodes: {error.reason} ({error.status})",
+              file=sys.stderr)  # fmt: skip
+        return 1
+    status = summarize(read, datetime.now(UTC))
+    if args.json:
+        json.dump(status.to_json(), sys.stdout, indent=2)
+        sys.stdout.write("\n")
+    else:
+        sys.stdout.write(render(status))
+    return 0
+
+
 def _cmd_webhook(args: argparse.Namespace) -> int:
     from repairbot.webhook import WebhookOptions, run_webhook
 
@@ -284,6 +319,23 @@ def build_parser() -> argparse.ArgumentParser:
     resume.add_argument("--all", action="store_true", help="every Blocked repair")
     resume.add_argument("--kubeconfig", default=None)
     resume.set_defaults(handler=_cmd_resume)
+
+    status = commands.add_parser(
+        "status",
+        help="one screen for the on-call: active repairs, storm breakers, budget, incidents, what waits for a human",
+        description="Reads the GPURepairs, GPU nodes, the breaker ConfigMap, the operator's Lease and the policy "
+        "ConfigMap (get and list only; it changes nothing). Exit 0 when read, 1 when the repairs cannot be listed.",
+    )
+    status.add_argument("--json", action="store_true", help="the same facts as one JSON document")
+    status.add_argument(
+        "--policy", default=None, help="policy YAML for the budget's cap (default: the operator's policy ConfigMap)"
+    )
+    status.add_argument(
+        "--namespace", default=os.environ.get("POD_NAMESPACE", "repairbot"),
+        help="RepairBot's namespace: the breaker, the Lease, the policy (default: $POD_NAMESPACE, else repairbot)",
+    )  # fmt: skip
+    status.add_argument("--kubeconfig", default=None, help="default: $KUBECONFIG, else in-cluster")
+    status.set_defaults(handler=_cmd_status)
 
     policy = commands.add_parser("policy", help="policy file tools")
     policy_commands = policy.add_subparsers(dest="policy_command", metavar="SUBCOMMAND", required=True)

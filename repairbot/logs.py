@@ -92,7 +92,7 @@ def level_number(level: str) -> int:
     return number if isinstance(number, int) else logging.WARNING
 
 
-class _Handler(logging.StreamHandler):  # type: ignore[type-arg]
+class _Handler(logging.StreamHandler[TextIO]):
     """The handler :func:`configure_logging` installs, told apart so a second call replaces it."""
 
 
