@@ -10,8 +10,8 @@ the ``key=value`` message it always had.
 
 kopf, embedded in the operator, logs through the standard ``logging`` tree
 with the object a record is about in ``k8s_ref``; the same formatter writes
-that as ``object`` (kopf's own key for it) and, for a GPURepair, as ``repair``
-too, so kopf's lines and RepairBot's read alike.
+that as ``object`` (kopf's own key for it) and, for a GPURepair or a Node, as
+``repair`` or ``node`` too, so kopf's lines and RepairBot's read alike.
 """
 
 from __future__ import annotations
@@ -60,6 +60,8 @@ class JsonFormatter(logging.Formatter):
             line["object"] = {key: value for key, value in ref.items() if value}
             if ref.get("kind") == "GPURepair" and ref.get("name"):
                 line["repair"] = ref["name"]
+            elif ref.get("kind") == "Node" and ref.get("name"):
+                line["node"] = ref["name"]
         for key, value in vars(record).items():
             if key in _RECORD_ATTRIBUTES or key in _KOPF_INTERNALS or key.startswith("_") or key in line:
                 continue

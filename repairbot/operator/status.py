@@ -351,7 +351,7 @@ def _human_waits(repairs: Iterable[ActiveRepair], breakers: Iterable[BreakerLine
             ))  # fmt: skip
         elif repair.phase == Phase.QUARANTINED.value:
             waits.append(HumanWait(
-                "quarantined node", repair.node, f"{repair.name}: {repair.reason or 'quarantined'}",
+                "quarantined node", repair.node, f"{repair.name}: {repair.waiting_for or repair.reason}",
                 (f"repairbot release {repair.node}",),
             ))  # fmt: skip
     return tuple(waits)
