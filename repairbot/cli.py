@@ -13,7 +13,6 @@ never imports the simulator, and an image without it simply lacks them.
 from __future__ import annotations
 
 import argparse
-import logging
 import os
 import socket
 import sys
@@ -23,6 +22,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from repairbot import __version__
+from repairbot.logs import FORMATS, configure_logging
 
 if TYPE_CHECKING:  # the agent and the operator (kubernetes, kopf) are imported only when their command runs
     from repairbot.agent.main import AgentOptions
@@ -31,6 +31,9 @@ if TYPE_CHECKING:  # the agent and the operator (kubernetes, kopf) are imported 
 Handler = Callable[[argparse.Namespace], int]
 CommandRegistrar = Callable[["argparse._SubParsersAction[argparse.ArgumentParser]"], None]
 """What a ``repairbot.commands`` entry point names: adds its sub-commands, each with a ``handler`` default."""
+
+LOG_LEVEL_HELP = "DEBUG, INFO, WARNING (default), ERROR"
+LOG_FORMAT_HELP = "text (default) or json: one JSON object per line, with the repair step's fields"
 
 PLUGIN_GROUP = "repairbot.commands"
 SIMULATOR_COMMANDS = {"sandbox", "demo", "inject", "simulate"}
@@ -225,6 +228,44 @@ def _cmd_resume(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_status(args: argparse.Namespace) -> int:
+    import json
+    from datetime import UTC, datetime
+
+    from kubernetes.client.rest import ApiException
+
+    from repairbot.kube.client import api_client
+    from repairbot.operator.main import read_policy
+    from repairbot.operator.status import read_cluster, summarize
+    from repairbot.operator.status_text import render
+    from repairbot.policy import PolicyError
+
+    policy = None
+    if args.policy:
+        try:
+            policy = read_policy(Path(args.policy))
+        except PolicyError as error:
+            print(f"repairbot status: bad policy {args.policy}: {error}", file=sys.stderr)
+            return 2
+    names = {"lease_name": args.lease_name, "breaker_configmap": args.breaker_configmap}
+    release_names = {key: value for key, value in names.items() if value}
+    try:
+        read = read_cluster(api_client(args.kubeconfig), namespace=args.namespace, policy=policy,
+                            policy_source=f"file {args.policy}" if args.policy else None,
+                            **release_names)  # fmt: skip
+    except ApiException as error:
+        print(f"repairbot status: cannot list GPURepairs and GPU nodes: {error.reason} ({error.status})",
+              file=sys.stderr)  # fmt: skip
+        return 1
+    status = summarize(read, datetime.now(UTC))
+    if args.json:
+        json.dump(status.to_json(), sys.stdout, indent=2)
+        sys.stdout.write("\n")
+    else:
+        sys.stdout.write(render(status))
+    return 0
+
+
 def _cmd_webhook(args: argparse.Namespace) -> int:
     from repairbot.webhook import WebhookOptions, run_webhook
 
@@ -254,7 +295,8 @@ def build_parser() -> argparse.ArgumentParser:
         description="RepairBot repairs GPU nodes in Kubernetes: detect, cordon, drain, repair, validate, return.",
     )
     parser.add_argument("--version", action="version", version=f"repairbot {__version__}")
-    parser.add_argument("--log-level", default="WARNING", help="DEBUG, INFO, WARNING (default), ERROR")
+    parser.add_argument("--log-level", default="WARNING", help=LOG_LEVEL_HELP)
+    parser.add_argument("--log-format", default="text", choices=FORMATS, help=LOG_FORMAT_HELP)
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
 
     agent = commands.add_parser(
@@ -372,6 +414,30 @@ def build_parser() -> argparse.ArgumentParser:
     resume.add_argument("--kubeconfig", default=None)
     resume.set_defaults(handler=_cmd_resume)
 
+    status = commands.add_parser(
+        "status",
+        help="one screen for the on-call: active repairs, storm breakers, budget, incidents, what waits for a human",
+        description="Reads the GPURepairs, GPU nodes, the breaker ConfigMap, the operator's Lease and the policy "
+        "ConfigMap (get and list only; it changes nothing). Exit 0 when read, 1 when the repairs cannot be listed.",
+    )
+    status.add_argument("--json", action="store_true", help="the same facts as one JSON document")
+    status.add_argument(
+        "--policy", default=None, help="policy YAML for the budget's cap (default: the operator's policy ConfigMap)"
+    )
+    status.add_argument(
+        "--namespace", default=os.environ.get("POD_NAMESPACE", "repairbot"),
+        help="RepairBot's namespace: the breaker, the Lease, the policy (default: $POD_NAMESPACE, else repairbot)",
+    )  # fmt: skip
+    status.add_argument(
+        "--lease-name", default=None, help="the release's operator Lease (default: repairbot-operator)"
+    )
+    status.add_argument(
+        "--breaker-configmap", default=None,
+        help="the release's storm-breaker ConfigMap, as the operator's (default: repairbot-breaker)",
+    )  # fmt: skip
+    status.add_argument("--kubeconfig", default=None, help="default: $KUBECONFIG, else in-cluster")
+    status.set_defaults(handler=_cmd_status)
+
     policy = commands.add_parser("policy", help="policy file tools")
     policy_commands = policy.add_subparsers(dest="policy_command", metavar="SUBCOMMAND", required=True)
     check = policy_commands.add_parser("check", help="print the effective policy, or every error by field")
@@ -389,7 +455,26 @@ def build_parser() -> argparse.ArgumentParser:
     for plugin in sorted(entry_points(group=PLUGIN_GROUP), key=lambda point: point.name):
         register: CommandRegistrar = plugin.load()
         register(commands)
+    _accept_logging_options_after(parser)
     return parser
+
+
+def _accept_logging_options_after(parser: argparse.ArgumentParser) -> None:
+    """``repairbot operator --log-format json`` works as well as ``repairbot --log-format json operator``.
+
+    Each sub-command (plugins' and nested ones included) takes the same options with no default of its
+    own (``SUPPRESS``): given after the sub-command they win, left out they leave the global value alone.
+    """
+    for action in parser._actions:
+        if not isinstance(action, argparse._SubParsersAction):
+            continue
+        for sub in set(action.choices.values()):
+            known = {option for each in sub._actions for option in each.option_strings}
+            if "--log-level" not in known:
+                sub.add_argument("--log-level", default=argparse.SUPPRESS, help=LOG_LEVEL_HELP)
+            if "--log-format" not in known:
+                sub.add_argument("--log-format", default=argparse.SUPPRESS, choices=FORMATS, help=LOG_FORMAT_HELP)
+            _accept_logging_options_after(sub)
 
 
 def positive_float(text: str) -> float:
@@ -427,19 +512,33 @@ def _command_names(parser: argparse.ArgumentParser) -> list[str]:
     ]
 
 
+GLOBAL_OPTIONS_WITH_VALUE = frozenset({"--log-level", "--log-format"})
+
+
+def _command_word(words: Sequence[str]) -> str | None:
+    """The sub-command's name in ``words``, past the global options given before it."""
+    skip = False
+    for word in words:
+        if skip:
+            skip = False
+        elif word in GLOBAL_OPTIONS_WITH_VALUE:
+            skip = True
+        elif not word.startswith("-"):
+            return word
+    return None
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     words = list(sys.argv[1:] if argv is None else argv)
     missing = SIMULATOR_COMMANDS - set(_command_names(parser))
-    if words and words[0] in missing:
-        print(f"repairbot {words[0]}: this command comes with the simulated world, which is not installed here; "
+    command = _command_word(words)
+    if command in missing:
+        print(f"repairbot {command}: this command comes with the simulated world, which is not installed here; "
               "install it with `pip install ./sim` from a checkout (`make demo` does)", file=sys.stderr)  # fmt: skip
         return 2
     args = parser.parse_args(words)
-    logging.basicConfig(
-        level=getattr(logging, str(args.log_level).upper(), logging.WARNING),
-        format="%(asctime)s %(levelname)s %(name)s %(message)s",
-    )
+    configure_logging(args.log_level, args.log_format)
     handler: Handler | None = getattr(args, "handler", None)
     if handler is None:
         parser.print_help()

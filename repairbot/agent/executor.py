@@ -42,6 +42,7 @@ from repairbot.contract import (
     is_active,
 )
 from repairbot.kube.client import as_object, retried
+from repairbot.logs import step_fields
 from repairbot.model import GROUP, LABEL_NODE, PLURAL, VERSION, GpuRef
 from repairbot.remediations.action import ActionOutcome, NodeContext
 from repairbot.remediations.registry import REGISTRY
@@ -200,6 +201,8 @@ class ActionExecutor:
                 name,
                 step.request_id,
                 step.result,
+                extra=step_fields(node=self.node, repair=name, action=str(step.action) if step.action else None,
+                                  request=step.request_id, result=str(step.result)),
             )
             self._answer(name, step.request_id, AgentResult(step.result), step.message, finished=True)
             if step.result == AgentResult.SUCCEEDED:
@@ -210,7 +213,8 @@ class ActionExecutor:
         # Record "running" before acting: this write is what makes the action happen at most once.
         self._answer(name, step.request_id, AgentResult.RUNNING, f"{step.action} started", boot_id=boot_id)
         log.info(
-            "executor started node=%s repair=%s request=%s action=%s", self.node, name, step.request_id, step.action
+            "executor started node=%s repair=%s request=%s action=%s", self.node, name, step.request_id, step.action,
+            extra=step_fields(node=self.node, repair=name, action=str(step.action), request=step.request_id),
         )
         outcome = self._run(step)
         if outcome.ok and REGISTRY.settles_on_new_boot(step.action):
@@ -232,7 +236,8 @@ class ActionExecutor:
                 return self.validate(step.diag_level, step.load_check)
             return ActionOutcome(False, f"{step.action}: no remediation the agent runs", refused=True)
         except Exception as error:  # reported to the operator, never swallowed
-            log.exception("executor action failed node=%s action=%s", self.node, step.action)
+            log.exception("executor action failed node=%s action=%s", self.node, step.action,
+                          extra=step_fields(node=self.node, action=str(step.action), request=step.request_id))
             return ActionOutcome(False, f"{step.action} raised {type(error).__name__}: {error}")
 
     def _answer(

@@ -6,6 +6,8 @@ from dataclasses import dataclass, field
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
+from repairbot.build_info import register_build_info
+
 
 @dataclass(slots=True)
 class AgentMetrics:
@@ -17,9 +19,11 @@ class AgentMetrics:
     poll_duration: Histogram = field(init=False)
     last_successful_poll: Gauge = field(init=False)
     signal_readable: Gauge = field(init=False)
+    build_info: Gauge = field(init=False)
     last_poll_at: float = 0.0  # Unix time of the last completed poll; 0 before the first
 
     def __post_init__(self) -> None:
+        self.build_info = register_build_info(self.registry)
         self.findings = Counter(
             "repairbot_agent_findings",
             "Findings seen by the agent, by finding class and action",

@@ -19,6 +19,7 @@ from repairbot.agent.runner import NodeAgent
 from repairbot.agent.signals import RepairSignalSink
 from repairbot.kube.intake import Intake, IntakeRefused
 from repairbot.kube.nodes import NodeCondition, set_node_condition
+from repairbot.logs import step_fields
 from repairbot.model import Finding, Source
 from repairbot.remediations.action import ActionOutcome
 
@@ -37,7 +38,8 @@ class IntakeSink:
         except IntakeRefused as refused:  # opted out: not an error to retry, the node is not RepairBot's
             log.info("findings not taken node=%s findings=%d: %s", node, len(findings), refused)
             return
-        log.info("findings reported node=%s repair=%s created=%s", node, result.name, result.created)
+        log.info("findings reported node=%s repair=%s created=%s", node, result.name, result.created,
+                 extra=step_fields(node=node, repair=result.name, created=result.created, findings=len(findings)))
 
 
 @dataclass(slots=True)

@@ -40,6 +40,7 @@ from kubernetes import client
 from kubernetes.client.rest import ApiException
 
 from repairbot.kube.client import describe_api_error, raw_call, retried, status_body
+from repairbot.logs import step_fields
 from repairbot.model import GpuRef, parse_time
 from repairbot.policy import DrainMode, DrainPolicy, DrainRule
 
@@ -259,7 +260,8 @@ def drain_step(
         errors=pass_.errors,
         unmanaged=[pod_key(pod) for pod in pods if not has_controller(pod)],
     )
-    log.info("event=drain_step node=%s pods_left=%d summary=%r", node, progress.pods_left, progress.summary())
+    log.info("event=drain_step node=%s pods_left=%d summary=%r", node, progress.pods_left, progress.summary(),
+             extra=step_fields(node=node, phase="Draining", pods_left=progress.pods_left))
     return progress
 
 

@@ -30,6 +30,7 @@ from kubernetes import client
 from kubernetes.client.rest import ApiException
 
 from repairbot.kube.client import raw_call
+from repairbot.logs import step_fields
 
 log = logging.getLogger(__name__)
 
@@ -162,6 +163,9 @@ class EventRecorder:
         log.info(
             "event=k8s_event object=%s/%s type=%s reason=%s message=%r",
             obj_ref.kind, obj_ref.name, kind.value, reason, message,
+            extra=step_fields(node=obj_ref.name if obj_ref.kind == "Node" else None,
+                              repair=obj_ref.name if obj_ref.kind == "GPURepair" else None,
+                              event=reason, type=kind.value),
         )  # fmt: skip
         try:
             seen = self._recent(key, now)

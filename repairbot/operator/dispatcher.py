@@ -50,9 +50,11 @@ from kubernetes.client.rest import ApiException
 
 from repairbot.kube.client import as_object, describe_error
 from repairbot.kube.repairs import read_repair
+from repairbot.logs import step_fields
 from repairbot.model import GROUP, PLURAL, VERSION, Phase
 from repairbot.notify import NotifyError
 from repairbot.notify.backoff import LaneBackoff
+from repairbot.notify.errors import metric_code
 from repairbot.notify.jira import JiraNotifier
 from repairbot.notify.messages import StormView
 from repairbot.notify.slack import SlackNotifier, SlackThread
@@ -174,9 +176,10 @@ class NotificationDispatcher:
                                 cached["metadata"]["name"], target, describe_error(error))  # fmt: skip
         except NotifyError as error:  # transient (permanent ones are recorded and skipped inside)
             delay = backoff.failed(self.clock(), error.retry_after)
-            log.warning("notifications to %s paused for %.1fs error=%s", target, delay, error)
+            log.warning("notifications to %s paused for %.1fs error=%s", target, delay, error,
+                        extra=step_fields(target=target, code=error.code, delay=round(delay, 1)))
             if self.metrics is not None:
-                self.metrics.notification_errors.labels(target).inc()
+                self.metrics.notification_errors.labels(target, metric_code(error.code)).inc()
         else:
             backoff.succeeded()
             self._refresh_storms_safely(target)

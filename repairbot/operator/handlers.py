@@ -19,6 +19,7 @@ from kubernetes import client
 from repairbot.contract import is_terminal
 from repairbot.kube.client import describe_error
 from repairbot.kube.intake import Intake, IntakeRefused, is_held_quarantine
+from repairbot.logs import step_fields
 from repairbot.model import (
     GROUP,
     LABEL_DISABLED,
@@ -179,7 +180,8 @@ def _open_manual(intake: Intake, node: str, finding: Finding) -> None:
     wanted = finding.action.value if finding.action not in (Action.NONE, Action.NOTIFY) else None
     try:
         result = intake.report(node, [finding], source=Source.MANUAL, reason=finding.message, requested_action=wanted)
-        log.info("manual repair node=%s repair=%s created=%s", node, result.name, result.created)
+        log.info("manual repair node=%s repair=%s created=%s", node, result.name, result.created,
+                 extra=step_fields(node=node, repair=result.name, action=wanted, created=result.created))
     except IntakeRefused as refused:
         log.info("manual label not taken: %s", refused)
     except Exception as error:

@@ -50,6 +50,8 @@ class LeaderElector:
     _lost: threading.Event = field(default_factory=threading.Event)
     _stop: threading.Event = field(default_factory=threading.Event)
     _thread: threading.Thread | None = None
+    on_leading: Callable[[bool], None] = lambda leading: None
+    """Told each time this replica becomes or stops being the leader (the ``repairbot_operator_leader`` gauge)."""
 
     @property
     def is_leader(self) -> bool:
@@ -167,13 +169,17 @@ class LeaderElector:
             if held:
                 last_renewal = now
                 if not self._leading.is_set():
-                    log.info("leader election: %s is the active operator", self.identity)
-                self._leading.set()
+                    log.info("leader election: %s is the active operator", self.identity,
+                             extra={"identity": self.identity, "leader": True})  # fmt: skip
+                    self._leading.set()
+                    self.on_leading(True)
             elif self._leading.is_set() and (
                 last_renewal is None or now - last_renewal > self.lease_duration.total_seconds()
             ):
-                log.error("leader election: %s lost the lease; stepping down", self.identity)
+                log.error("leader election: %s lost the lease; stepping down", self.identity,
+                          extra={"identity": self.identity, "leader": False})  # fmt: skip
                 self._leading.clear()
+                self.on_leading(False)
                 self._lost.set()
             self._stop.wait((self.renew_every if held else self.renew_every / 2).total_seconds())
 

@@ -191,9 +191,12 @@ def run_operator(options: OperatorOptions) -> int:
     stop = threading.Event()
     elector = None
     if options.leader_election:
-        elector = LeaderElector(api, options.namespace, options.identity, lease_name=options.lease_name)
+        elector = LeaderElector(
+            api, options.namespace, options.identity, lease_name=options.lease_name, on_leading=parts.metrics.set_leader
+        )
         elector.run_in_background()
-        log.info("waiting to become the active operator identity=%s", options.identity)
+        log.info("waiting to become the active operator identity=%s", options.identity,
+                 extra={"identity": options.identity})
         standby = StandbyHealth(options.health_port, lambda: elector.electing) if options.health_port else None
         if standby is not None:
             standby.start()
@@ -204,6 +207,8 @@ def run_operator(options: OperatorOptions) -> int:
             if standby is not None:
                 standby.stop()
         threading.Thread(target=_stop_when_lost, args=(elector, stop), daemon=True).start()
+    else:
+        parts.metrics.set_leader(True)  # one replica, no election: it is the active operator
     try:
         run_kopf(parts, stop, health_port=options.health_port)
     finally:

@@ -4,9 +4,13 @@ from __future__ import annotations
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
+from repairbot.build_info import register_build_info
+
 # MTTA is seconds (sub-second when it works); MTTR is minutes to hours.
 MTTA_BUCKETS = (0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60, 120, 300, 600)
 MTTR_BUCKETS = (30, 60, 120, 300, 600, 900, 1800, 3600, 7200, 14400, 43200, 86400)
+# A phase lasts seconds (Pending, Cordoned) to hours (a drain behind a PDB, a Blocked repair waiting for a human).
+PHASE_BUCKETS = (1, 5, 15, 30, 60, 120, 300, 600, 1200, 1800, 3600, 7200, 14400, 28800, 86400)
 
 
 class OperatorMetrics:
@@ -24,7 +28,7 @@ class OperatorMetrics:
             "repairbot_mttr_seconds", "Finding detected → node back in service", buckets=MTTR_BUCKETS, registry=r
         )
         self.phase_seconds = Histogram(
-            "repairbot_phase_seconds", "Time spent in each phase", ["phase"], buckets=MTTR_BUCKETS, registry=r
+            "repairbot_phase_seconds", "Time spent in each phase", ["phase"], buckets=PHASE_BUCKETS, registry=r
         )
         self.active = Gauge("repairbot_repairs_active", "Repairs not yet finished, by phase", ["phase"], registry=r)
         self.breaker_open = Gauge(
@@ -60,8 +64,9 @@ class OperatorMetrics:
         )
         self.notification_errors = Counter(
             "repairbot_notification_errors",
-            "Deliveries that failed after their retries (they are tried again later)",
-            ["target"],
+            "Deliveries that failed after their retries (they are tried again later), by target and the "
+            "service's error code (ratelimited, http-503, connection-error, ...)",
+            ["target", "code"],
             registry=r,
         )
         self.repairs_deleted = Counter(
@@ -77,6 +82,17 @@ class OperatorMetrics:
             ["target", "code"],
             registry=r,
         )
+        self.build_info = register_build_info(r)
+        self.leader = Gauge(
+            "repairbot_operator_leader",
+            "1 while this replica holds the Lease and acts, 0 while it stands by",
+            registry=r,
+        )
+        self.leader.set(0)
+
+    def set_leader(self, leading: bool) -> None:
+        """What the leader election tells: this replica became (True) or stopped being (False) the leader."""
+        self.leader.set(1 if leading else 0)
 
 
 # Phases in which RepairBot holds a node out of service (Quarantined stays out until a human acts).

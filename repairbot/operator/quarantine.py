@@ -43,6 +43,7 @@ from repairbot.kube.client import retried
 from repairbot.kube.intake import is_held_quarantine
 from repairbot.kube.marks import read_node_marks, remove_marks
 from repairbot.kube.repairs import read_repair, repairs_of_node
+from repairbot.logs import step_fields
 from repairbot.model import (
     ANNOTATION_RELEASED_BY,
     CONDITION_RELEASED,
@@ -158,7 +159,8 @@ class QuarantineKeeper:
         if entries:
             history = [*history, *entries]
             self._patch_status(name, {"history": history})
-            log.info("quarantine recorded findings repair=%s node=%s entries=%d", name, node, len(entries))
+            log.info("quarantine recorded findings repair=%s node=%s entries=%d", name, node, len(entries),
+                     extra=step_fields(node=node, repair=name, phase="Quarantined", entries=len(entries)))
         marks = read_node_marks(self._api, node)
         by = release_reason(obj, marks.state if marks is not None else None, marks is not None)
         if by is None:
@@ -193,7 +195,8 @@ class QuarantineKeeper:
         conditions.append({"type": CONDITION_RELEASED, "status": "True", "reason": "ReleasedByHuman",
                            "message": message, "lastTransitionTime": format_time(now)})  # fmt: skip
         self._patch_status(name, {"history": [*history, done], "conditions": conditions, "message": message})
-        log.info("quarantine released repair=%s node=%s by=%s uncordoned=%s", name, node, by, uncordon)
+        log.info("quarantine released repair=%s node=%s by=%s uncordoned=%s", name, node, by, uncordon,
+                 extra=step_fields(node=node, repair=name, phase="Quarantined", by=by, uncordoned=uncordon))
 
     def _other_active(self, node: str, name: str) -> str | None:
         """An active repair of the node besides this quarantine (only from before quarantines stuck)."""

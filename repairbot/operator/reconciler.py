@@ -43,6 +43,7 @@ from repairbot.kube.client import as_object, is_retryable, retried
 from repairbot.kube.events import EventRecorder
 from repairbot.kube.marks import cordon_and_taint, remove_marks, set_state_label
 from repairbot.kube.repairs import read_repair
+from repairbot.logs import step_fields
 from repairbot.machine import Decision, RepairView, Step, catalog_fallback, decide
 from repairbot.machine.breaker_flow import ended_phase
 from repairbot.machine.transitions import AT_ONCE, step_failed
@@ -265,7 +266,9 @@ class Reconciler:
                 return None
             message = outcome.message
         log.warning("bmc action failed node=%s repair=%s action=%s message=%s", view.node, view.name,
-                    decision.action, message)  # fmt: skip
+                    decision.action, message,
+                    extra=step_fields(node=view.node, repair=view.name, phase=view.phase.value,
+                                      action=str(decision.action), error=message))  # fmt: skip
         self.events.record(self._ref(view), "Warning", "PowerCycleFailed", message)
         return message
 
@@ -297,9 +300,14 @@ class Reconciler:
             kind = "Warning" if decision.event in WARNING_EVENTS or decision.step is Step.BLOCK else "Normal"
             self.events.record(self._ref(view, obj), kind, decision.event, decision.message)
             self.events.record(self._node_ref(view.node), kind, decision.event, f"{view.name}: {decision.message}")
+            phase = (decision.after or {}).get("phase") or decision.patch.get("phase") or view.phase.value
+            action = (decision.after or {}).get("action") or decision.action or view.action
             log.info(
                 "repair step repair=%s node=%s step=%s event=%s message=%s",
                 view.name, view.node, decision.step.value, decision.event, decision.message,
+                extra=step_fields(node=view.node, repair=view.name, phase=str(phase),
+                                  action=str(action) if action else None, step=decision.step.value,
+                                  event=decision.event),
             )  # fmt: skip
         after = decision.after or {}
         new_phase = after.get("phase") or decision.patch.get("phase")

@@ -19,6 +19,7 @@ from typing import Any, Protocol, TypeVar
 
 from kubernetes.client.rest import ApiException
 
+from repairbot.logs import step_fields
 from repairbot.notify import NotifyError
 from repairbot.notify.errors import metric_code
 from repairbot.operator.delivery import MAX_UNRECORDED, delivery_cursor, refusal_entry, settle_refusals
@@ -74,7 +75,9 @@ class RepairLane:
         held = list(delivery_cursor(self.obj.get("status") or {}, self.target).get("unrecorded") or [])
         self.move(**cursor, unrecorded=[*held, entry][-MAX_UNRECORDED:])
         log.warning("notification refused repair=%s target=%s code=%s what=%r reduced=%s",
-                    self.name, self.target, refusal.code, what, reduced)  # fmt: skip
+                    self.name, self.target, refusal.code, what, reduced,
+                    extra=step_fields(repair=self.name, target=self.target, code=refusal.code,
+                                      reduced=reduced))  # fmt: skip
         if self._metrics is not None:
             self._metrics.notifications_refused.labels(self.target, metric_code(refusal.code)).inc()
         self.record_refusals()

@@ -29,6 +29,7 @@ from kubernetes import client
 from kubernetes.client.rest import ApiException
 
 from repairbot.kube.client import as_object
+from repairbot.logs import step_fields
 from repairbot.model import GROUP, PLURAL, VERSION, Phase, parse_time
 from repairbot.operator.metrics import OperatorMetrics
 from repairbot.policy import RetentionPolicy
@@ -121,7 +122,9 @@ class RetentionCollector:
             if self.metrics is not None:
                 self.metrics.repairs_deleted.labels(phase).inc()
             log.info("retention deleted repair=%s node=%s phase=%s ended=%s", meta["name"],
-                     (repair.get("spec") or {}).get("nodeName"), phase, ended_at(repair))  # fmt: skip
+                     (repair.get("spec") or {}).get("nodeName"), phase, ended_at(repair),
+                     extra=step_fields(node=(repair.get("spec") or {}).get("nodeName"), repair=meta["name"],
+                                       phase=phase))  # fmt: skip
         return deleted
 
     def start(self) -> None:

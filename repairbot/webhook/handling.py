@@ -34,6 +34,7 @@ from kubernetes import client
 
 from repairbot.kube.client import raw_call, retried
 from repairbot.kube.intake import Intake, IntakeRefused, NodeNotFound, NodeOptedOut
+from repairbot.logs import step_fields
 from repairbot.model import Action, Finding, Source
 from repairbot.webhook.mapping import DEFAULT_NODE_LABELS, AlertRules, NodeIndex, map_node
 from repairbot.webhook.payloads import Alert, Notification
@@ -256,6 +257,8 @@ class AlertHandler:
                 log.info(
                     "webhook alert accepted source=%s alertname=%s node=%s repair=%s finding=%s fingerprint=%s",
                     source.value, alert.alertname, item.node, name, item.finding.code, alert.fingerprint,
+                    extra=step_fields(node=item.node, repair=name, source=source.value, alertname=alert.alertname,
+                                      finding=item.finding.code, fingerprint=alert.fingerprint),
                 )  # fmt: skip
             outcome.repairs.append(ref)
         return outcome

@@ -12,6 +12,8 @@ from dataclasses import dataclass, field
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
+from repairbot.build_info import register_build_info
+
 __all__ = ["CONTENT_TYPE_LATEST", "WebhookMetrics"]
 
 
@@ -20,6 +22,7 @@ class WebhookMetrics:
     registry: CollectorRegistry = field(default_factory=CollectorRegistry)
 
     def __post_init__(self) -> None:
+        self.build_info = register_build_info(self.registry)
         self.received = Counter(
             "repairbot_webhook_alerts_received_total",
             "Alerts received in valid, authenticated notifications",

@@ -166,11 +166,13 @@ def start_operator(
     leader_election: bool = False,
     health_port: int = 0,
     wrapper: tuple[str, ...] = (),
+    options: Sequence[str] = (),
 ) -> subprocess.Popen[bytes]:
     """``repairbot operator`` as its own process, as it runs in a pod (``env`` adds e.g. Slack/Jira credentials),
     with the operator ServiceAccount's token: the chart's RBAC applies to it as in a cluster.
 
     ``wrapper`` runs it under another command, e.g. ``("faketime", "-f", "+12s")`` for a replica whose clock is off.
+    ``options`` go after the sub-command's own, e.g. ``("--log-format", "json")``.
     """
     environment = {**os.environ, "POD_NAMESPACE": "repairbot", "POD_NAME": identity, **(env or {})}
     command = [
@@ -181,6 +183,7 @@ def start_operator(
     ]  # fmt: skip
     if not leader_election:
         command.append("--no-leader-election")
+    command += options
     return subprocess.Popen(command, env=environment, stdout=log.open("ab"), stderr=subprocess.STDOUT)
 
 

@@ -21,8 +21,8 @@ PRODUCT = ROOT / "repairbot"
 SIMULATOR = ROOT / "sim"
 
 LAYERS: tuple[frozenset[str], ...] = (
-    frozenset({"repairbot", "model"}),  # "repairbot": the package itself (its __version__)
-    frozenset({"bounds", "contract", "catalog"}),
+    frozenset({"repairbot", "model", "logs"}),  # "repairbot": the package itself (its __version__)
+    frozenset({"bounds", "contract", "catalog", "build_info"}),
     frozenset({"policy", "runbooks"}),
     frozenset({"machine", "detectors", "remediations", "notify", "kube"}),
     frozenset({"agent", "operator", "webhook"}),

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import time
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from kubernetes import client
 
 from repairbot.operator.leader import LEASE_NAME, LeaderElector
+from repairbot.operator.metrics import OperatorMetrics
 
 
 class Clock:
@@ -111,3 +113,33 @@ def test_a_fresh_candidate_waits_a_full_lease_duration_from_its_first_sight(
     assert not late.try_acquire_or_renew()
     clock.now += timedelta(seconds=2)
     assert late.try_acquire_or_renew()
+
+
+def test_the_leader_gauge_says_1_while_this_replica_leads_and_0_once_it_lost_the_lease(
+    apiserver: Any, api: client.ApiClient
+) -> None:
+    """What ``repairbot_operator_leader`` shows: the dashboard tells the active replica from the standby."""
+    namespace(apiserver)
+    metrics, told = OperatorMetrics(), []
+
+    def tell(leading: bool) -> None:
+        told.append(leading)
+        metrics.set_leader(leading)
+
+    leader = LeaderElector(api, "repairbot", "operator-a", lease_duration=timedelta(seconds=1),
+                           renew_every=timedelta(seconds=0.1), on_leading=tell)  # fmt: skip
+    assert metrics.registry.get_sample_value("repairbot_operator_leader") == 0
+    leader.run_in_background()
+    try:
+        deadline = time.monotonic() + 10
+        while not leader.is_leader and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert metrics.registry.get_sample_value("repairbot_operator_leader") == 1
+        coordination = client.CoordinationV1Api(api)
+        lease = coordination.read_namespaced_lease(LEASE_NAME, "repairbot")
+        lease.spec.holder_identity = "operator-b"  # another replica took it while this one was paused
+        coordination.replace_namespaced_lease(LEASE_NAME, "repairbot", lease)
+        assert leader.lost.wait(10)
+        assert told[:2] == [True, False]
+    finally:
+        leader.stop()
