@@ -31,6 +31,7 @@ from importlib import resources
 from repairbot.policy.deferral import DeferralPolicy, MaintenanceWindow
 from repairbot.policy.durations import format_duration, parse_duration
 from repairbot.policy.parse import PolicyError, PolicyFileError, load_policy, parse_policy
+from repairbot.policy.silences import AlertmanagerPolicy, GrafanaPolicy
 from repairbot.policy.types import (
     DEFAULT_ACTION_TIMEOUTS,
     DEFAULT_LADDERS,
@@ -57,12 +58,14 @@ __all__ = [
     "DEFAULT_LADDERS",
     "DEFAULT_POLICY_YAML",
     "TIMED_ACTIONS",
+    "AlertmanagerPolicy",
     "BreakerPolicy",
     "BudgetPolicy",
     "DeferralPolicy",
     "DrainMode",
     "DrainPolicy",
     "DrainRule",
+    "GrafanaPolicy",
     "JiraPolicy",
     "LadderFallback",
     "LemonPolicy",

@@ -28,6 +28,7 @@ from repairbot.model import Action
 from repairbot.policy.deferral import DEFERRAL_KEYS, read_deferral
 from repairbot.policy.durations import format_duration, parse_duration
 from repairbot.policy.oncall import on_call_mention
+from repairbot.policy.silences import ALERTMANAGER_KEYS, GRAFANA_KEYS, read_alertmanager, read_grafana
 from repairbot.policy.types import (
     DEFAULT_ACTION_TIMEOUTS,
     DEFAULT_LADDERS,
@@ -169,6 +170,7 @@ class _Section:
 _TOP_KEYS = (
     "dryRun", "budget", "breaker", "drain", "ladders", "actionTimeouts", "lemon", "retention",
     "rebootsPerDay", "validation", "notifications", "runbookBaseUrl", "deferral",
+    "alertmanager", "grafana",
 )  # fmt: skip
 _LABEL_KEY = r"([a-z0-9]([-a-z0-9.]*[a-z0-9])?/)?[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?"
 _URL = r"https?://[^\s]+"
@@ -194,6 +196,8 @@ def parse_policy(data: Mapping[str, Any] | None) -> Policy:
         notifications=_read_notifications(top.child("notifications", ("slack", "jira"))),
         runbook_base_url=top.text("runbookBaseUrl", None, pattern=_URL, hint="must be an http(s) URL"),
         deferral=read_deferral(top.child("deferral", DEFERRAL_KEYS)),
+        alertmanager=read_alertmanager(top.child("alertmanager", ALERTMANAGER_KEYS)),
+        grafana=read_grafana(top.child("grafana", GRAFANA_KEYS)),
     )
     if errors:
         raise PolicyError(errors)

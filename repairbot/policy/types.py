@@ -20,6 +20,7 @@ from typing import Any
 from repairbot.model import LABEL_FAILURE_DOMAIN, Action
 from repairbot.policy.deferral import DeferralPolicy
 from repairbot.policy.durations import format_duration
+from repairbot.policy.silences import AlertmanagerPolicy, GrafanaPolicy
 
 LadderFallback = Callable[[str], Sequence[Action] | None]
 """Finding code → the catalog's default ladder, or None when the catalog has no opinion."""
@@ -272,6 +273,8 @@ class Policy:
     notifications: NotificationPolicy = NotificationPolicy()
     runbook_base_url: str | None = None
     deferral: DeferralPolicy = field(default_factory=DeferralPolicy)
+    alertmanager: AlertmanagerPolicy = field(default_factory=AlertmanagerPolicy)
+    grafana: GrafanaPolicy = field(default_factory=GrafanaPolicy)
 
     def ladder_for(self, finding_code: str, *, fallback: LadderFallback | None = None) -> tuple[Rung, ...]:
         """The ladder a finding climbs: exact key, else the longest matching glob, else the
@@ -335,6 +338,8 @@ class Policy:
             },
             "runbookBaseUrl": self.runbook_base_url,
             "deferral": self.deferral.to_dict(),
+            "alertmanager": self.alertmanager.to_dict(),
+            "grafana": self.grafana.to_dict(),
         }
 
 
