@@ -51,7 +51,7 @@ class JsonApi:
         self.base_url = base_url.rstrip("/")
         self._client = httpx.Client(base_url=self.base_url, headers=dict(headers or {}), timeout=timeout)
         self._attempts = attempts
-        self._wait = wait if wait is not None else wait_exponential_jitter(initial=0.2, max=2.0)
+        self._wait = wait if wait is not None else wait_exponential_jitter(multiplier=0.2, max=2.0, jitter=0.2)
 
     def close(self) -> None:
         self._client.close()
