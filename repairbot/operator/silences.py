@@ -1,7 +1,8 @@
 """Hold, renew and expire each repair's Alertmanager silence, and say on the GPURepair how that went.
 
 The plan is :func:`~repairbot.operator.silence_plan.plan_silence`'s (pure);
-this keeper carries it out on its own thread, a pass every few seconds, so an
+this keeper carries it out on its own thread, a pass every second (a plan from the
+watch cache; Alertmanager is called only when a move is due), so an
 Alertmanager outage never slows a repair: a failed call (after the client's
 short retries) leaves the plan where it was, writes a ``Silenced`` condition
 naming the error (``kubectl describe`` shows it), counts
@@ -56,7 +57,7 @@ class SilenceKeeper:
     silences: AlertmanagerSilences
     policy: AlertmanagerPolicy
     runbook_base_url: str | None = None
-    interval: float = 5.0
+    interval: float = 1.0
     metrics: OperatorMetrics | None = None
     clock: Callable[[], datetime] = lambda: datetime.now(UTC)
     _stop: threading.Event = field(default_factory=threading.Event)

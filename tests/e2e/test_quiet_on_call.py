@@ -1,0 +1,91 @@
+"""On-call stays quiet while RepairBot reboots a node, and the dashboard shows why the node went out.
+
+A sandbox wired to Debian's real Alertmanager (``repairbot sandbox --alertmanager URL``) and the fake
+Grafana (``--grafana``): a fault drains and reboots a node; from the drain until the node is back the
+node's own alerts are silenced by a silence RepairBot made, which is expired when the repair ends; every
+history step is one Grafana annotation, once. Skipped where ``prometheus-alertmanager`` is absent.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from child_servers import ChildServers, start_alertmanager
+from e2e_support import SandboxFactory, eventually, finished_repair, inject, phase_of, repairs_of
+
+from repairbot.kube.client import api_client
+from repairbot.notify.alertmanager import Silence
+from repairbot_sim.host import ActionTimes
+
+AM_CONFIG = "route:\n  receiver: blackhole\nreceivers:\n  - name: blackhole\n"
+NODE = "gpu-node-001"
+SLOW = ActionTimes(gpu_reset=0.5, driver_reload=0.5, reboot=3.0)
+
+
+@pytest.fixture
+def alertmanager(tmp_path: Path) -> Iterator[str]:
+    with ChildServers() as children:
+        yield start_alertmanager(children, tmp_path / "alertmanager", AM_CONFIG)
+
+
+def ours_for(url: str, node: str) -> list[Silence]:
+    found = [Silence.from_api(s) for s in httpx.get(f"{url}/api/v2/silences").json()]
+    return [s for s in found if s.ours and any(m.name == "node" and m.value == node for m in s.matchers)]
+
+
+def test_a_reboot_is_silenced_from_drain_to_return_and_every_step_is_annotated_once(
+    make_sandbox: SandboxFactory, alertmanager: str
+) -> None:
+    sandbox = make_sandbox(nodes=2, action_times=SLOW, alertmanager_url=alertmanager, grafana=True,
+                           policy={"ladders": {"xid-79": ["reboot"]}})  # fmt: skip
+    state = json.loads((Path(sandbox.state["kubeconfig"]).parent / "state.json").read_text())
+    assert state["alertmanager"] == alertmanager and state["grafana"]
+    kube = api_client(sandbox.state["kubeconfig"])
+    inject(sandbox, NODE, "xid:79")
+
+    def held_while_running() -> tuple[dict[str, Any], Silence] | None:
+        for repair in repairs_of(kube, NODE):
+            record = (repair.get("status") or {}).get("silence")
+            live = [s for s in ours_for(alertmanager, NODE) if s.state == "active"]
+            if record and live and phase_of(repair) not in {"Succeeded", "Failed", "Quarantined", "Cancelled"}:
+                return repair, live[0]
+        return None
+
+    repair, silence = eventually(held_while_running, 30, what="a live silence while the node is out")
+    assert repair["status"]["silence"]["id"] == silence.id
+    assert any(m.name == "alertname" and m.is_regex and "KubeNodeNotReady" in m.value for m in silence.matchers)
+    assert repair["metadata"]["name"] in silence.comment
+
+    done = finished_repair(kube, NODE, timeout=60)
+    assert phase_of(done) == "Succeeded"
+
+    def expired() -> dict[str, Any] | None:
+        obj = next(r for r in repairs_of(kube, NODE) if r["metadata"]["name"] == done["metadata"]["name"])
+        record = obj["status"].get("silence") or {}
+        live = [s for s in ours_for(alertmanager, NODE) if s.state != "expired"]
+        return obj if record.get("expiredAt") and not live else None
+
+    obj = eventually(expired, 20, what="the silence expired once the node is back")
+    assert obj["status"]["silence"]["id"] in {s.id for s in ours_for(alertmanager, NODE)}
+
+    grafana = sandbox.sandbox.grafana
+    assert grafana is not None
+
+    def annotated() -> list[Any] | None:
+        status = next(r for r in repairs_of(kube, NODE) if r["metadata"]["name"] == done["metadata"]["name"])["status"]
+        history = status["history"]
+        marks = [a for a in grafana.annotations if f"repair:{done['metadata']['name']}" in a.tags]
+        sent = (status.get("deliveries") or {}).get("grafana", {}).get("sent")
+        return marks if sent == len(history) and len(marks) == len(history) else None
+
+    marks = eventually(annotated, 20, what="one annotation per history step")
+    history = next(r for r in repairs_of(kube, NODE) if r["metadata"]["name"] == done["metadata"]["name"])[
+        "status"]["history"]  # fmt: skip
+    assert [a.text for a in sorted(marks, key=lambda a: a.id)] == [h["message"] for h in history]
+    assert all({"repairbot", NODE} <= set(a.tags) for a in marks)
+    assert any("Draining" in a.tags for a in marks) and any("Succeeded" in a.tags for a in marks)
