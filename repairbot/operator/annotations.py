@@ -10,8 +10,9 @@ without its cursor write is the first one a pass sends, so that one is looked
 up first (same tags, time and text) and not posted twice.
 
 A transient failure (no connection, 429, 5xx, after the client's retries)
-stops the pass and backs the lane off; a refusal (400, 401, 403) would fail
-forever, so the step is skipped, the cursor moves on, and the refusal is
+stops the pass and backs the lane off, as does a refusal of the token (401,
+403: every step would meet it). A refusal of one step (400) would fail
+forever, so that step is skipped, the cursor moves on, and the refusal is
 counted (``repairbot_notifications_refused{target="grafana"}``). Either way
 the error is written on the cursor (``deliveries.grafana.error``), on the
 GPURepair where ``kubectl get -o yaml`` shows it, and logged; the next
@@ -45,6 +46,9 @@ from repairbot.policy import GrafanaPolicy
 log = logging.getLogger(__name__)
 
 TARGET = "grafana"
+LANE_ERRORS = frozenset({"401", "403"})
+"""Refusals of RepairBot's token, not of a step: every step would meet them, so the lane waits (error on the
+cursor) instead of skipping the fleet's annotations until someone fixes the Secret."""
 
 
 @dataclass
@@ -117,7 +121,7 @@ class AnnotationDispatcher:
                     self.grafana.post(annotation)
                     sent += 1
             except NotifyError as error:
-                if error.retryable:
+                if error.retryable or error.code in LANE_ERRORS:
                     self._move(name, index, error=str(error))
                     raise
                 log.warning("annotation refused repair=%s step=%r code=%s error=%s", name,
