@@ -76,8 +76,8 @@ def test_every_history_step_is_one_annotation_and_a_restart_posts_none_twice(
     grow(custom, 4)
     history = [entry(n) for n in range(4)]
     assert grafana.url is not None
-    GrafanaAnnotations(grafana.url, grafana.token).post(annotation_for(history, 3, node=NODE, repair=NAME,
-                                                                       phase="Draining", extra_tags=("gpu",)))  # fmt: skip
+    before_crash = annotation_for(history, 3, node=NODE, repair=NAME, phase="Draining", extra_tags=("gpu",))
+    GrafanaAnnotations(grafana.url, grafana.token).post(before_crash)
     grow(custom, 5)
     assert lane(kube_api, grafana).deliver_due() == 1
     assert [a.text for a in grafana.annotations].count("step 3 happened") == 1

@@ -15,6 +15,7 @@ from repairbot.policy import AlertmanagerPolicy, PolicyError, parse_policy
 NOW = datetime(2026, 12, 2, 8, 0, tzinfo=UTC)
 POLICY = AlertmanagerPolicy(url="http://alertmanager:9093")
 DRAIN = {"step": "start-drain", "outcome": "started", "message": "draining", "at": format_time(NOW)}
+DEFER = {"step": "defer", "outcome": "deferred", "message": "waits", "at": format_time(NOW)}
 CORDON = {"step": "cordon", "outcome": "done", "message": "cordoned", "at": format_time(NOW)}
 
 
@@ -36,8 +37,7 @@ def held(ends_in: timedelta, *, expired: bool = False) -> dict[str, Any]:
     [
         (repair("Pending", history=()), SilenceMove.NONE),
         (repair("Cordoned", history=(CORDON,)), SilenceMove.NONE),  # cordoned, nothing disturbed yet
-        (repair("Cordoned", history=(CORDON, {"step": "defer", "outcome": "deferred", "message": "waits",
-                                              "at": format_time(NOW)})), SilenceMove.NONE),  # fmt: skip
+        (repair("Cordoned", history=(CORDON, DEFER)), SilenceMove.NONE),  # deferred: nothing evicted
         (repair("Draining"), SilenceMove.CREATE),
         (repair("Remediating", history=(CORDON,)), SilenceMove.CREATE),  # a rung that needs no drain
         (repair("Validating"), SilenceMove.CREATE),
