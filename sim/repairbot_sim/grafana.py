@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import itertools
 import json
-import time
+import time as _time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -45,7 +45,7 @@ class SimAnnotation:
     text: str
     dashboard_uid: str | None = None
     panel_id: int | None = None
-    created: float = field(default_factory=time.time)
+    created: float = field(default_factory=_time.time)
 
     def to_api(self) -> dict[str, Any]:
         return {
@@ -122,7 +122,7 @@ class GrafanaSim:
         at, end = body.get("time") or 0, body.get("timeEnd") or 0
         if not all(isinstance(v, int) and not isinstance(v, bool) for v in (at, end)):
             return web.json_response({"message": "bad request data"}, status=400)
-        now = int(time.time() * 1000)
+        now = int(_time.time() * 1000)
         at = at or now
         annotation = SimAnnotation(next(self._ids), at, end or at, list(tags), text, body.get("dashboardUID"),
                                    body.get("panelId"))  # fmt: skip
