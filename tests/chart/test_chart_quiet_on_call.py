@@ -23,8 +23,15 @@ QUIET: dict[str, Any] = {
         "alertnames": ["KubeNodeNotReady", "TargetDown"],
         "duration": "45m",
     },
-    "grafana": {"annotations": {"enabled": True, "url": "http://grafana.monitoring", "existingSecret": "grafana-sa",
-                                "tokenKey": "sa-token", "dashboardUid": "gpu-fleet"}},  # fmt: skip
+    "grafana": {
+        "annotations": {
+            "enabled": True,
+            "url": "http://grafana.monitoring",
+            "existingSecret": "grafana-sa",
+            "tokenKey": "sa-token",
+            "dashboardUid": "gpu-fleet",
+        }
+    },
 }
 
 

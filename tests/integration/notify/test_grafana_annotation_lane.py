@@ -8,7 +8,6 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
-from conftest import SimLoop
 from kubernetes import client
 from tenacity import wait_none
 
@@ -25,7 +24,7 @@ T0 = datetime.now(UTC) - timedelta(minutes=5)
 
 
 @pytest.fixture
-def grafana(sim_loop: SimLoop) -> Iterator[GrafanaSim]:
+def grafana(sim_loop: Any) -> Iterator[GrafanaSim]:
     sim = GrafanaSim()
     sim_loop.run(sim.start())
     yield sim

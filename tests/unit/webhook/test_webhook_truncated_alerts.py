@@ -3,17 +3,38 @@
 from __future__ import annotations
 
 import logging
+from datetime import datetime
 from typing import Any
 
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
-from test_webhook_app import BODY, FakeCluster
 
+from repairbot.model import Finding, Source
 from repairbot.webhook.auth import WebhookAuth
 from repairbot.webhook.handling import AlertHandler
 from repairbot.webhook.mapping import AlertRules
 from repairbot.webhook.metrics import WebhookMetrics
 from repairbot.webhook.server import build_app
+
+NODE = {"metadata": {"name": "gpu-1"}, "status": {"addresses": [{"type": "InternalIP", "address": "10.0.0.1"}]}}
+BODY = {"alerts": [{"status": "firing", "labels": {"alertname": "GpuXid", "node": "gpu-1", "xid": "79"}}]}
+
+
+class FakeCluster:
+    """One node; every delivered finding opens repair ``<node>-1``."""
+
+    def __init__(self) -> None:
+        self.delivered: list[tuple[str, Finding, Source]] = []
+
+    def list_nodes(self) -> list[dict[str, Any]]:
+        return [NODE]
+
+    def deliver(self, node: str, finding: Finding, source: Source) -> str:
+        self.delivered.append((node, finding, source))
+        return f"{node}-1"
+
+    def note_resolved(self, node: str, fingerprint: str, at: datetime) -> str | None:
+        return None
 
 
 @pytest.mark.parametrize(("endpoint", "source"), [("/webhook/alertmanager", "alertmanager"),
