@@ -16,7 +16,8 @@ forever, so that step is skipped, the cursor moves on, and the refusal is
 counted (``repairbot_notifications_refused{target="grafana"}``). Either way
 the error is written on the cursor (``deliveries.grafana.error``), on the
 GPURepair where ``kubectl get -o yaml`` shows it, and logged; the next
-success clears it.
+success clears it. A repair that ended over an hour before the lane first
+saw it (Grafana just turned on) is marked sent without a backfill.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ import threading
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from kubernetes import client
@@ -34,7 +36,7 @@ from kubernetes.client.rest import ApiException
 from repairbot.bounds import truncate
 from repairbot.kube.client import as_object, describe_error
 from repairbot.kube.repairs import read_repair
-from repairbot.model import GROUP, PLURAL, VERSION
+from repairbot.model import GROUP, PLURAL, TERMINAL_PHASES, VERSION, parse_time
 from repairbot.notify import NotifyError
 from repairbot.notify.backoff import LaneBackoff
 from repairbot.notify.errors import metric_code
@@ -60,6 +62,7 @@ class AnnotationDispatcher:
     interval: float = 1.0
     metrics: OperatorMetrics | None = None
     clock: Callable[[], float] = time.monotonic
+    wall: Callable[[], datetime] = lambda: datetime.now(UTC)
     backoff: LaneBackoff = field(default_factory=lambda: LaneBackoff(base=1.0, cap=60.0))
     _stop: threading.Event = field(default_factory=threading.Event)
     _thread: threading.Thread | None = None
@@ -109,6 +112,9 @@ class AnnotationDispatcher:
         cursor = delivery_cursor(status, TARGET)
         start = int(cursor.get("sent") or 0)
         name = str(obj["metadata"]["name"])
+        if "sent" not in cursor and _long_over(status, self.wall()):
+            self._move(name, len(history), error=None)  # ended before Grafana was configured: no backfill flood
+            return 0
         node = str((obj.get("spec") or {}).get("nodeName", ""))
         sent = 0
         for index in range(start, len(history)):
@@ -155,6 +161,17 @@ class AnnotationDispatcher:
             except Exception:  # an annotation problem must never stop the next pass
                 log.exception("annotation pass failed; retrying")
             self._stop.wait(self.interval)
+
+
+BACKFILL_WINDOW = timedelta(hours=1)
+"""A repair that ended longer ago than this before the lane first saw it is not annotated after the fact: turning
+Grafana on for a fleet must not post every retained repair's whole story at once."""
+
+
+def _long_over(status: Mapping[str, Any], now: datetime) -> bool:
+    resolved = status.get("resolvedAt")
+    ended = status.get("phase") in {p.value for p in TERMINAL_PHASES}
+    return bool(ended and resolved and now - parse_time(str(resolved)) > BACKFILL_WINDOW)
 
 
 def _owed(obj: Mapping[str, Any]) -> bool:

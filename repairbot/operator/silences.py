@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -38,6 +39,7 @@ from repairbot.kube.repairs import read_repair
 from repairbot.model import GROUP, PLURAL, VERSION, SilenceRecord, format_time
 from repairbot.notify import NotifyError
 from repairbot.notify.alertmanager import AlertmanagerSilences, Silence
+from repairbot.notify.backoff import LaneBackoff
 from repairbot.operator.metrics import OperatorMetrics
 from repairbot.operator.silence_plan import SilenceMove, SilencePlan, plan_silence, repair_marker
 from repairbot.policy import AlertmanagerPolicy
@@ -60,6 +62,8 @@ class SilenceKeeper:
     interval: float = 1.0
     metrics: OperatorMetrics | None = None
     clock: Callable[[], datetime] = lambda: datetime.now(UTC)
+    monotonic: Callable[[], float] = time.monotonic
+    backoff: LaneBackoff = field(default_factory=lambda: LaneBackoff(base=1.0, cap=60.0))
     _stop: threading.Event = field(default_factory=threading.Event)
     _thread: threading.Thread | None = None
 
@@ -78,8 +82,11 @@ class SilenceKeeper:
     def keep_all(self) -> int:
         """One pass: every repair whose silence needs a move (from the cache) gets it, decided again on a fresh read.
 
-        Returns how many moves went through; a failed one is recorded on its repair and retried next pass.
+        Returns how many moves went through. A failed one is recorded on its repair, and the keeper backs off
+        (exponential, capped at a minute) before Alertmanager is asked again: an outage is not hammered.
         """
+        if not self.backoff.ready(self.monotonic()):
+            return 0
         moved = 0
         for cached in self.repairs():
             plan = self._plan(cached)
@@ -90,10 +97,18 @@ class SilenceKeeper:
                 moved += self.keep(name)
             except ApiException as error:  # the API server's: the next pass tries again
                 log.warning("silence not recorded repair=%s error=%s", name, describe_error(error))
+            except NotifyError as error:  # recorded on the repair already
+                delay = self.backoff.failed(self.monotonic(), error.retry_after)
+                log.warning("alertmanager silences paused for %.1fs error=%s", delay, error)
+                return moved
+        self.backoff.succeeded()
         return moved
 
     def keep(self, name: str) -> int:
-        """Carry out repair ``name``'s silence plan now; 1 when a move went through, else 0."""
+        """Carry out repair ``name``'s silence plan now; 1 when a move went through, else 0.
+
+        An Alertmanager failure is written on the repair (``Silenced``, reason ``AlertmanagerError``) and raised.
+        """
         obj = read_repair(client.CustomObjectsApi(self.api), name)
         if obj is None:
             return 0
@@ -108,7 +123,7 @@ class SilenceKeeper:
             live = plan.held is not None and plan.held.expired_at is None
             self._condition(obj, live, REASON_ERROR, f"Alertmanager silence {plan.move.value} failed, retrying: "
                             f"{error}")  # fmt: skip
-            return 0
+            raise
         if record is None:
             if _erring(obj) and plan.move is SilenceMove.KEEP:  # the error was a passing one
                 self._condition(obj, True, "Held", f"Alertmanager silence {plan.held.id if plan.held else ''} "

@@ -129,3 +129,15 @@ def test_the_fake_grafana_refuses_what_grafana_refuses(grafana: GrafanaSim) -> N
     assert poster.post(Annotation(5, ("repairbot", "gpu-1"), "drained", time_end_ms=9)) >= 1
     assert poster.exists(Annotation(5, ("repairbot", "gpu-1"), "drained", time_end_ms=9))
     assert not poster.exists(Annotation(5, ("repairbot", "gpu-2"), "drained", time_end_ms=9))
+
+
+def test_turning_grafana_on_does_not_backfill_repairs_that_ended_long_ago(
+    kube_api: client.ApiClient, grafana: GrafanaSim
+) -> None:
+    custom = client.CustomObjectsApi(kube_api)
+    seed(custom, 3)
+    ended = format_time(datetime.now(UTC) - timedelta(hours=3))
+    over = {"status": {"phase": "Succeeded", "resolvedAt": ended}}
+    custom.patch_cluster_custom_object_status(GROUP, VERSION, PLURAL, NAME, over)
+    assert lane(kube_api, grafana).deliver_due() == 0
+    assert grafana.annotations == [] and cursor(custom)["sent"] == 3

@@ -218,11 +218,18 @@ def test_an_unreachable_alertmanager_is_recorded_on_the_repair_and_retried(
 ) -> None:
     seed_repair(custom, "Draining")
     metrics = OperatorMetrics()
-    assert keeper(kube_api, f"http://127.0.0.1:{free_port()}", metrics=metrics).keep_all() == 0
+    now = [0.0]
+    down = keeper(kube_api, f"http://127.0.0.1:{free_port()}", metrics=metrics, monotonic=lambda: now[0])
+    assert down.keep_all() == 0
     obj = repair(custom)
     assert condition(obj)["reason"] == "AlertmanagerError" and "connection-error" in condition(obj)["message"]
     assert "silence" not in obj["status"]
     assert metrics.registry.get_sample_value("repairbot_notification_errors_total", {"target": "alertmanager"}) == 1
+    assert down.keep_all() == 0  # backing off: the next pass does not ask the dead Alertmanager again
+    assert metrics.registry.get_sample_value("repairbot_notification_errors_total", {"target": "alertmanager"}) == 1
+    now[0] += 120
+    down.keep_all()
+    assert metrics.registry.get_sample_value("repairbot_notification_errors_total", {"target": "alertmanager"}) == 2
     # Alertmanager is back: the next pass makes the silence and the condition says so.
     assert keeper(kube_api, alertmanager).keep_all() == 1
     obj = repair(custom)
