@@ -9,14 +9,26 @@ history step is one Grafana annotation, once. Skipped where ``prometheus-alertma
 from __future__ import annotations
 
 import json
+import signal
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
+import yaml
 from child_servers import ChildServers, start_alertmanager
-from e2e_support import SandboxFactory, eventually, finished_repair, inject, phase_of, repairs_of
+from e2e_support import (
+    TEST_POLICY,
+    SandboxFactory,
+    eventually,
+    finished_repair,
+    inject,
+    merge_policy,
+    phase_of,
+    repairs_of,
+    start_operator,
+)
 
 from repairbot.kube.client import api_client
 from repairbot.notify.alertmanager import Silence
@@ -89,3 +101,51 @@ def test_a_reboot_is_silenced_from_drain_to_return_and_every_step_is_annotated_o
     assert [a.text for a in sorted(marks, key=lambda a: a.id)] == [h["message"] for h in history]
     assert all({"repairbot", NODE} <= set(a.tags) for a in marks)
     assert any("Draining" in a.tags for a in marks) and any("Succeeded" in a.tags for a in marks)
+
+
+def test_an_operator_killed_mid_repair_is_replaced_by_one_that_keeps_and_expires_the_same_silence(
+    make_sandbox: SandboxFactory, alertmanager: str, tmp_path: Path
+) -> None:
+    """``repairbot operator`` as its own process, SIGKILLed while the node is out: the next one finds the silence
+    on the GPURepair, never makes a second, and expires it when the node is back."""
+    sandbox = make_sandbox(operator=False, action_times=ActionTimes(gpu_reset=0.5, driver_reload=0.5, reboot=6.0),
+                           pod_termination_seconds=1)  # fmt: skip
+    kube = api_client(sandbox.state["kubeconfig"])
+    policy_path = tmp_path / "policy.yaml"
+    policy = merge_policy(TEST_POLICY, {"ladders": {"xid-79": ["reboot"]}, "alertmanager": {"url": alertmanager},
+                                        "actionTimeouts": {"reboot": "30s"}})  # fmt: skip
+    policy_path.write_text(yaml.safe_dump(policy))
+    log = tmp_path / "operator.log"
+    first = start_operator(sandbox, policy_path, log)
+    try:
+        inject(sandbox, NODE, "xid:79")
+
+        def held() -> str | None:
+            for repair in repairs_of(kube, NODE):
+                record = (repair.get("status") or {}).get("silence") or {}
+                if record.get("id") and phase_of(repair) == "Remediating":
+                    return str(record["id"])
+            return None
+
+        silence_id = eventually(held, 30, interval=0.05, what="a silence recorded while the node reboots")
+        first.send_signal(signal.SIGKILL)
+        first.wait(20)
+        second = start_operator(sandbox, policy_path, log)
+        try:
+            done = finished_repair(kube, NODE, timeout=60)
+
+            def expired() -> bool:
+                obj = next(r for r in repairs_of(kube, NODE) if r["metadata"]["name"] == done["metadata"]["name"])
+                return bool((obj["status"].get("silence") or {}).get("expiredAt"))
+
+            eventually(expired, 20, what="the silence expired by the second operator")
+        finally:
+            second.terminate()
+            second.wait(20)
+    finally:
+        if first.poll() is None:
+            first.kill()
+    assert phase_of(done) == "Succeeded", log.read_text()[-3000:]
+    ever = ours_for(alertmanager, NODE)
+    assert [s.id for s in ever] == [silence_id], log.read_text()[-3000:]  # one silence, made once, never doubled
+    assert ever[0].state == "expired"
