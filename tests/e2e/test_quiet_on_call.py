@@ -9,7 +9,10 @@ history step is one Grafana annotation, once. Skipped where ``prometheus-alertma
 from __future__ import annotations
 
 import json
+import os
 import signal
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -149,3 +152,30 @@ def test_an_operator_killed_mid_repair_is_replaced_by_one_that_keeps_and_expires
     ever = ours_for(alertmanager, NODE)
     assert [s.id for s in ever] == [silence_id], log.read_text()[-3000:]  # one silence, made once, never doubled
     assert ever[0].state == "expired"
+
+
+def test_repairbot_sandbox_alertmanager_and_grafana_flags_wire_the_sandbox_and_state_json_says_where(
+    tmp_path: Path, alertmanager: str
+) -> None:
+    state_dir = tmp_path / "rb-state"
+    repo = Path(__file__).resolve().parents[2]
+    path = os.pathsep.join([str(repo), str(repo / "sim"), os.environ.get("PYTHONPATH", "")])
+    env = {**os.environ, "PYTHONPATH": path}
+    command = [sys.executable, "-m", "repairbot.cli", "sandbox", "--state-dir", str(state_dir), "--nodes", "1",
+               "--alertmanager", alertmanager, "--grafana"]  # fmt: skip
+    sandbox = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    try:
+        assert sandbox.stdout is not None
+        ready = json.loads(sandbox.stdout.readline() or "{}")
+        assert ready.get("ready") is True, sandbox.stderr.read() if sandbox.stderr else ""
+        state = json.loads((state_dir / "state.json").read_text())
+        assert state["alertmanager"] == alertmanager
+        assert httpx.get(f"{state['grafana']}/api/annotations",
+                         headers={"Authorization": f"Bearer {state['grafanaToken']}"}).status_code == 200  # fmt: skip
+    finally:
+        sandbox.send_signal(signal.SIGINT)
+        try:
+            sandbox.wait(30)
+        except subprocess.TimeoutExpired:
+            sandbox.kill()
+            sandbox.wait(10)
