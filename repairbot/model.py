@@ -472,6 +472,36 @@ class HistoryEntry:
         return out
 
 
+@dataclass(frozen=True, slots=True)
+class SilenceRecord:
+    """``status.silence``: the one Alertmanager silence this repair holds for its node, as last written.
+
+    Recorded before the repair moves on, so a restarted operator renews or
+    expires this very silence (never a human's, never a second one): ``id`` is
+    Alertmanager's, ``ends_at`` when it lapses unless renewed, ``expired_at``
+    when RepairBot expired it (the repair ended); an expired record is kept so
+    the repair says which silence covered it and a restart never expires twice.
+    """
+
+    id: str
+    ends_at: datetime
+    expired_at: datetime | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"id": self.id, "endsAt": format_time(self.ends_at)}
+        if self.expired_at is not None:
+            out["expiredAt"] = format_time(self.expired_at)
+        return out
+
+    @classmethod
+    def from_dict(cls, raw: Any) -> SilenceRecord | None:
+        """The record as the status holds it; None for none (or one without an id: nothing to renew)."""
+        if not isinstance(raw, dict) or not raw.get("id") or not raw.get("endsAt"):
+            return None
+        expired = raw.get("expiredAt")
+        return cls(str(raw["id"]), parse_time(str(raw["endsAt"])), parse_time(str(expired)) if expired else None)
+
+
 def repair_name(node: str, when: datetime) -> str:
     """``<node>-<yyyymmddhhmmss>``: sortable, unique per node per second, readable in kubectl."""
     return f"{node}-{when.astimezone(UTC):%Y%m%d%H%M%S}"

@@ -12,8 +12,10 @@ import logging
 import os
 import socket
 import threading
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import kopf
 from kubernetes import client
@@ -22,6 +24,9 @@ from prometheus_client import start_http_server
 from repairbot.kube.client import api_client
 from repairbot.kube.events import EventRecorder
 from repairbot.kube.intake import Intake
+from repairbot.notify.alertmanager import AlertmanagerSilences
+from repairbot.notify.grafana import GrafanaAnnotations
+from repairbot.operator.annotations import AnnotationDispatcher
 from repairbot.operator.bmc_credentials import KubeBmcCredentials
 from repairbot.operator.breaker_store import CONFIGMAP as BREAKER_CONFIGMAP
 from repairbot.operator.breaker_store import BreakerStore
@@ -34,6 +39,7 @@ from repairbot.operator.metrics import OperatorMetrics
 from repairbot.operator.reconciler import Reconciler
 from repairbot.operator.retention import RetentionCollector
 from repairbot.operator.scheduler import RepairScheduler
+from repairbot.operator.silences import SilenceKeeper
 from repairbot.operator.standby import StandbyHealth
 from repairbot.policy import Policy, PolicyError, PolicyFileError, load_policy, parse_policy
 from repairbot.remediations.prometheus_access import PrometheusAccess
@@ -76,6 +82,10 @@ class OperatorParts:
     notifications: NotificationDispatcher
     retention: RetentionCollector | None = None
     """Deletes finished repairs past the policy's retention; runs only while this operator leads."""
+    silences: SilenceKeeper | None = None
+    """Holds each disruptive repair's Alertmanager silence (policy ``alertmanager.url``); None when off."""
+    annotations: AnnotationDispatcher | None = None
+    """Posts each repair step as a Grafana annotation (policy ``grafana.url``); None when off."""
 
 
 def read_policy(path: Path | None) -> Policy:
@@ -94,7 +104,10 @@ def build_operator(
     chat: ChatEndpoints | None = None,
     breaker_configmap: str = BREAKER_CONFIGMAP,
     prometheus: PrometheusAccess | None = None,
+    grafana_token: str | None = None,
 ) -> OperatorParts:
+    """Every part of one operator. ``grafana_token`` (else ``REPAIRBOT_GRAFANA_TOKEN``) is Grafana's API token,
+    required when the policy names a Grafana: an annotation lane that cannot log in is refused at start-up."""
     metrics = metrics or OperatorMetrics()
     cache = FleetCache()
     quiet = QuietPeriodCheck(
@@ -128,7 +141,38 @@ def build_operator(
     registry = kopf.OperatorRegistry()
     register(registry, api=api, scheduler=scheduler, intake=Intake(api), metrics=metrics, fleet_cache=cache)
     retention = RetentionCollector(api, policy.retention, metrics)
-    return OperatorParts(api, policy, registry, scheduler, reconciler, metrics, notifications, retention)
+    parts = OperatorParts(api, policy, registry, scheduler, reconciler, metrics, notifications, retention)
+    parts.silences = build_silences(api, policy, lambda: list(cache.view().repairs), metrics)
+    parts.annotations = build_annotations(api, policy, lambda: list(cache.view().repairs), metrics,
+                                          grafana_token or os.environ.get("REPAIRBOT_GRAFANA_TOKEN"))  # fmt: skip
+    return parts
+
+
+def build_silences(
+    api: client.ApiClient, policy: Policy, repairs: Callable[[], list[Mapping[str, Any]]], metrics: OperatorMetrics
+) -> SilenceKeeper | None:
+    """The silence keeper when the policy names an Alertmanager."""
+    if policy.alertmanager.url is None:
+        return None
+    return SilenceKeeper(api, repairs, AlertmanagerSilences(policy.alertmanager.url), policy.alertmanager,
+                         runbook_base_url=policy.runbook_base_url, metrics=metrics)  # fmt: skip
+
+
+def build_annotations(
+    api: client.ApiClient,
+    policy: Policy,
+    repairs: Callable[[], list[Mapping[str, Any]]],
+    metrics: OperatorMetrics,
+    token: str | None,
+) -> AnnotationDispatcher | None:
+    """The annotation lane when the policy names a Grafana; a Grafana without a token is a configuration error."""
+    if policy.grafana.url is None:
+        return None
+    if not token:
+        raise ValueError("policy grafana.url is set but no API token is: set REPAIRBOT_GRAFANA_TOKEN (the chart's "
+                         "grafana.existingSecret), a Grafana service-account token with annotations:write")  # fmt: skip
+    return AnnotationDispatcher(api, repairs, GrafanaAnnotations(policy.grafana.url, token), policy.grafana,
+                                metrics=metrics)  # fmt: skip
 
 
 def run_kopf(
@@ -148,6 +192,9 @@ async def _operate(
     parts.notifications.start()
     if parts.retention is not None:
         parts.retention.start()
+    for lane in (parts.silences, parts.annotations):
+        if lane is not None:
+            lane.start()
     try:
         await kopf.operator(
             registry=parts.registry,
@@ -165,6 +212,9 @@ async def _operate(
         await asyncio.to_thread(parts.notifications.stop)
         if parts.retention is not None:
             await asyncio.to_thread(parts.retention.stop)
+        for lane in (parts.silences, parts.annotations):
+            if lane is not None:
+                await asyncio.to_thread(lane.stop)
 
 
 def run_operator(options: OperatorOptions) -> int:

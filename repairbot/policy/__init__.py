@@ -50,6 +50,7 @@ from repairbot.policy.escalation import (
     sightings,
 )
 from repairbot.policy.parse import PolicyError, PolicyFileError, load_policy, parse_policy
+from repairbot.policy.silences import AlertmanagerPolicy, GrafanaPolicy
 from repairbot.policy.types import (
     DEFAULT_ACTION_TIMEOUTS,
     DEFAULT_LADDERS,
@@ -79,6 +80,7 @@ __all__ = [
     "DEFAULT_POLICY_YAML",
     "ESCALATION_STEP",
     "TIMED_ACTIONS",
+    "AlertmanagerPolicy",
     "BreakerPolicy",
     "BudgetPolicy",
     "DeferralPolicy",
@@ -88,6 +90,7 @@ __all__ = [
     "Escalation",
     "EscalationRule",
     "EscalationScope",
+    "GrafanaPolicy",
     "JiraPolicy",
     "LadderFallback",
     "LemonPolicy",

@@ -21,6 +21,7 @@ from repairbot.model import LABEL_FAILURE_DOMAIN, Action
 from repairbot.policy.deferral import DeferralPolicy
 from repairbot.policy.durations import format_duration
 from repairbot.policy.escalation import EscalationRule
+from repairbot.policy.silences import AlertmanagerPolicy, GrafanaPolicy
 from repairbot.policy.xid_overrides import XidPolicy
 
 LadderFallback = Callable[[str], Sequence[Action] | None]
@@ -276,6 +277,8 @@ class Policy:
     deferral: DeferralPolicy = field(default_factory=DeferralPolicy)
     xid: XidPolicy = field(default_factory=XidPolicy)
     escalations: tuple[EscalationRule, ...] = ()
+    alertmanager: AlertmanagerPolicy = field(default_factory=AlertmanagerPolicy)
+    grafana: GrafanaPolicy = field(default_factory=GrafanaPolicy)
 
     def ladder_for(self, finding_code: str, *, fallback: LadderFallback | None = None) -> tuple[Rung, ...]:
         """The ladder a finding climbs: exact key, else the longest matching glob, else the
@@ -341,6 +344,8 @@ class Policy:
             "deferral": self.deferral.to_dict(),
             "xid": self.xid.to_dict(),
             "escalations": [rule.to_dict() for rule in self.escalations],
+            "alertmanager": self.alertmanager.to_dict(),
+            "grafana": self.grafana.to_dict(),
         }
 
 

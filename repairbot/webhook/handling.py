@@ -71,16 +71,26 @@ class RepairRef:
 
 @dataclass(slots=True)
 class Outcome:
-    """The 202 body: what opened or fed a repair, and what was ignored and why."""
+    """The 202 body: what opened or fed a repair, what was ignored and why, and how many alerts the sender cut.
+
+    ``truncated`` is the sender's own ``truncatedAlerts`` (Alertmanager's and
+    Grafana's webhook payloads both carry it when a group exceeded the
+    receiver's ``max_alerts``): those alerts never reached RepairBot, so the
+    answer says so rather than pretend the notification was whole.
+    """
 
     repairs: list[RepairRef]
     ignored: list[tuple[str, str]]
+    truncated: int = 0
 
     def to_dict(self) -> dict[str, Any]:
-        return {
+        body: dict[str, Any] = {
             "repairs": [ref.to_dict() for ref in self.repairs],
             "ignored": [{"fingerprint": fp, "reason": reason} for fp, reason in self.ignored],
         }
+        if self.truncated:
+            body["truncatedAlerts"] = self.truncated
+        return body
 
 
 def plan(
@@ -230,7 +240,14 @@ class AlertHandler:
 
     async def _apply(self, notification: Notification, planned: list[Planned]) -> Outcome:
         source = Source(notification.kind.value)
-        outcome = Outcome([], [])
+        outcome = Outcome([], [], truncated=notification.truncated_alerts)
+        if notification.truncated_alerts:
+            log.warning(
+                "webhook notification truncated by its sender source=%s receiver=%s group=%s truncated=%d "
+                "received=%d: the cut alerts never arrived; raise the receiver's max_alerts or look at the group",
+                source.value, notification.receiver, notification.group_key, notification.truncated_alerts,
+                len(notification.alerts),
+            )  # fmt: skip
         for item in planned:
             alert = item.alert
             if item.reason == REASON_RESOLVED and item.node is not None:

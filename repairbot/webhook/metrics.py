@@ -54,6 +54,12 @@ class WebhookMetrics:
             buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
             registry=self.registry,
         )
+        self.truncated = Counter(
+            "repairbot_webhook_truncated_alerts_total",
+            "Alerts the sender cut from its notifications (truncatedAlerts: over the receiver's max_alerts)",
+            ["source"],
+            registry=self.registry,
+        )
 
     def exposition(self) -> bytes:
         return generate_latest(self.registry)

@@ -121,6 +121,8 @@ async def _receive(request: web.Request, kind: SenderKind) -> web.Response:
     metrics = app[METRICS_KEY]
     for alert in notification.alerts:
         metrics.received.labels(kind.value, alert.status.value).inc()
+    if notification.truncated_alerts:
+        metrics.truncated.labels(kind.value).inc(notification.truncated_alerts)
     try:
         outcome = await app[HANDLER_KEY].handle(notification)
     except IntakeTooLarge as error:  # refused for size even shrunk: a retry of this body cannot succeed

@@ -34,6 +34,8 @@ def _cmd_sandbox(args: argparse.Namespace) -> int:
         api_port=args.port,
         pod_termination_seconds=args.pod_termination_seconds,
         policy_path=policy_path,
+        alertmanager_url=args.alertmanager,
+        grafana=args.grafana,
     )
     asyncio.run(run_until_signalled(config))
     return 0
@@ -112,6 +114,16 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
         metavar="FILE",
         help="the sandbox operator's policy YAML (default: sim/repairbot_sim/data/policy-sandbox.yaml); "
         "a bad file stops the sandbox before it starts, naming every bad field",
+    )
+    sandbox.add_argument(
+        "--alertmanager",
+        default=None,
+        metavar="URL",
+        help="hold an Alertmanager silence for each node RepairBot drains, there (e.g. http://127.0.0.1:9093); "
+        "state.json records it",
+    )
+    sandbox.add_argument(
+        "--grafana", action="store_true", help="start a fake Grafana and annotate every repair step there"
     )
     sandbox.set_defaults(handler=_cmd_sandbox)
 

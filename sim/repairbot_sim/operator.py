@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from repairbot.kube.client import api_client
@@ -28,18 +28,31 @@ class SandboxOperator:
 
     @classmethod
     def start(
-        cls, kubeconfig: Path, policy_path: Path | None = None, *, chat: ChatEndpoints | None = None
+        cls,
+        kubeconfig: Path,
+        policy_path: Path | None = None,
+        *,
+        chat: ChatEndpoints | None = None,
+        alertmanager_url: str | None = None,
+        grafana: tuple[str, str] | None = None,
     ) -> SandboxOperator:
         """Build the operator exactly as ``repairbot operator`` does and run kopf on a thread.
 
         ``chat`` points Slack and Jira at the sandbox's fakes; they are used when the policy
-        names a channel or a project (the sandbox policy does).
+        names a channel or a project (the sandbox policy does). ``alertmanager_url`` (``repairbot
+        sandbox --alertmanager URL``) holds repairs' silences in that Alertmanager; ``grafana``
+        (URL, token) annotates every step there: both as the policy's ``url`` would.
         """
         policy = load_policy(policy_path or SANDBOX_POLICY)
+        if alertmanager_url:
+            policy = replace(policy, alertmanager=replace(policy.alertmanager, url=alertmanager_url))
+        if grafana is not None:
+            policy = replace(policy, grafana=replace(policy.grafana, url=grafana[0]))
         api = api_client(str(kubeconfig))
         parts = build_operator(
             api, policy, namespace=fleet.AGENT_NAMESPACE, chat=chat or ChatEndpoints(),
             breaker_configmap=SANDBOX_BREAKER_CONFIGMAP,  # the name the chart renders for the sandbox's release
+            grafana_token=grafana[1] if grafana is not None else None,
         )  # fmt: skip
         running = cls(parts)
         running._thread = threading.Thread(

@@ -39,6 +39,7 @@ from repairbot_sim.access import ComponentAccess, install_sandbox_rbac
 from repairbot_sim.agents import SimulatedFleet
 from repairbot_sim.control import control_app
 from repairbot_sim.crd import load_crd
+from repairbot_sim.grafana import GrafanaSim
 from repairbot_sim.host import ActionTimes
 from repairbot_sim.jira import JiraSim
 from repairbot_sim.kubeapi import KubeApiServer
@@ -76,6 +77,10 @@ class SandboxConfig:
     policy_path: Path | None = None
     rbac: list[dict[str, Any]] | None = None
     """The ServiceAccounts/RBAC to install instead of the chart's snapshot (a test removing one rule)."""
+    alertmanager_url: str | None = None
+    """An Alertmanager (``--alertmanager URL``) the operator holds repairs' silences in; None: no silences."""
+    grafana: bool = False
+    """Start a fake Grafana (``--grafana``) and annotate every repair step there."""
 
 
 @dataclass(slots=True)
@@ -92,6 +97,7 @@ class Sandbox:
     _webhook: web.AppRunner | None = None
     _webhook_token: str = ""
     jira: JiraSim | None = None
+    grafana: GrafanaSim | None = None
     _control: web.AppRunner | None = None
     access: ComponentAccess | None = None
 
@@ -134,6 +140,10 @@ class Sandbox:
         self.slack, self.jira = SlackSim(), JiraSim()
         await self.slack.start(self.config.host)
         jira_url = await self.jira.start(self.config.host)
+        grafana_url = None
+        if self.config.grafana:
+            self.grafana = GrafanaSim()
+            grafana_url = await self.grafana.start(self.config.host)
         if self.config.operator:
             chat = ChatEndpoints(
                 slack_token=self.slack.token,
@@ -143,7 +153,11 @@ class Sandbox:
                 jira_password=self.jira.password,
             )
             self.operator = SandboxOperator.start(
-                Path(access.kubeconfig("operator")), self.config.policy_path, chat=chat
+                Path(access.kubeconfig("operator")),
+                self.config.policy_path,
+                chat=chat,
+                alertmanager_url=self.config.alertmanager_url,
+                grafana=(grafana_url, self.grafana.token) if self.grafana is not None and grafana_url else None,
             )
             await asyncio.get_running_loop().run_in_executor(None, self.operator.wait_ready)
         control_url = await self._start_control()
@@ -170,6 +184,10 @@ class Sandbox:
             "jira": jira_url,
             "nodes": names,
         }
+        if self.config.alertmanager_url:
+            self.state["alertmanager"] = self.config.alertmanager_url  # where repairs' silences are held
+        if self.grafana is not None:
+            self.state["grafana"], self.state["grafanaToken"] = grafana_url, self.grafana.token
         self._write_state()
         log.info("sandbox ready api=%s nodes=%d", api_url, self.config.nodes)
         return self.state
@@ -201,6 +219,9 @@ class Sandbox:
         if self.bmc:
             await self.bmc.stop()
             self.bmc = None
+        if self.grafana:
+            await self.grafana.stop()
+            self.grafana = None
         if self._webhook:
             await self._webhook.cleanup()
             self._webhook = None

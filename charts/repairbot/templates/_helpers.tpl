@@ -167,6 +167,24 @@ The operator's policy: .Values.policy with the chart's Slack, Jira, runbook and 
 {{- if $retention -}}
 {{- $_ := set $policy "retention" $retention -}}
 {{- end -}}
+{{- with .Values.alertmanager -}}
+{{- if .url -}}
+{{- $alertmanager := deepCopy (get $policy "alertmanager" | default (dict)) -}}
+{{- $_ := set $alertmanager "url" .url -}}
+{{- if .matchers -}}{{- $_ := set $alertmanager "matchers" .matchers -}}{{- end -}}
+{{- if .alertnames -}}{{- $_ := set $alertmanager "alertnames" .alertnames -}}{{- end -}}
+{{- if .duration -}}{{- $_ := set $alertmanager "duration" .duration -}}{{- end -}}
+{{- $_ := set $policy "alertmanager" $alertmanager -}}
+{{- end -}}
+{{- end -}}
+{{- with .Values.grafana.annotations -}}
+{{- if .enabled -}}
+{{- $grafana := deepCopy (get $policy "grafana" | default (dict)) -}}
+{{- $_ := set $grafana "url" .url -}}
+{{- if .dashboardUid -}}{{- $_ := set $grafana "dashboardUid" .dashboardUid -}}{{- end -}}
+{{- $_ := set $policy "grafana" $grafana -}}
+{{- end -}}
+{{- end -}}
 {{- toYaml $policy -}}
 {{- end -}}
 
