@@ -99,7 +99,7 @@ class AnnotationDispatcher:
             delay = self.backoff.failed(self.clock(), error.retry_after)
             log.warning("annotations to grafana paused for %.1fs error=%s", delay, error)
             if self.metrics is not None:
-                self.metrics.notification_errors.labels(TARGET).inc()
+                self.metrics.notification_errors.labels(TARGET, metric_code(error.code)).inc()
         else:
             self.backoff.succeeded()
         if self.metrics is not None:
