@@ -50,6 +50,7 @@ from repairbot.policy.escalation import (
     sightings,
 )
 from repairbot.policy.parse import PolicyError, PolicyFileError, load_policy, parse_policy
+from repairbot.policy.slurm import JobTimeoutMode, SlurmPolicy
 from repairbot.policy.types import (
     DEFAULT_ACTION_TIMEOUTS,
     DEFAULT_LADDERS,
@@ -89,6 +90,7 @@ __all__ = [
     "EscalationRule",
     "EscalationScope",
     "JiraPolicy",
+    "JobTimeoutMode",
     "LadderFallback",
     "LemonPolicy",
     "MaintenanceWindow",
@@ -100,6 +102,7 @@ __all__ = [
     "Rung",
     "Sighting",
     "SlackPolicy",
+    "SlurmPolicy",
     "UnavailableLimit",
     "ValidationPolicy",
     "XidPolicy",

@@ -29,6 +29,7 @@ from repairbot.policy.deferral import DEFERRAL_KEYS, read_deferral
 from repairbot.policy.durations import format_duration, parse_duration
 from repairbot.policy.escalation import read_escalations
 from repairbot.policy.oncall import on_call_mention
+from repairbot.policy.slurm import SLURM_KEYS, read_slurm
 from repairbot.policy.types import (
     DEFAULT_ACTION_TIMEOUTS,
     DEFAULT_LADDERS,
@@ -171,7 +172,7 @@ class _Section:
 _TOP_KEYS = (
     "dryRun", "budget", "breaker", "drain", "ladders", "actionTimeouts", "lemon", "retention",
     "rebootsPerDay", "validation", "notifications", "runbookBaseUrl", "deferral",
-    "xid", "escalations",
+    "xid", "escalations", "slurm",
 )  # fmt: skip
 _LABEL_KEY = r"([a-z0-9]([-a-z0-9.]*[a-z0-9])?/)?[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?"
 _URL = r"https?://[^\s]+"
@@ -199,6 +200,7 @@ def parse_policy(data: Mapping[str, Any] | None) -> Policy:
         deferral=read_deferral(top.child("deferral", DEFERRAL_KEYS)),
         xid=read_xid(top.data.get("xid"), errors),
         escalations=read_escalations(top.data.get("escalations"), errors),
+        slurm=read_slurm(top.child("slurm", SLURM_KEYS)),
     )
     if errors:
         raise PolicyError(errors)

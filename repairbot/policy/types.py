@@ -21,6 +21,7 @@ from repairbot.model import LABEL_FAILURE_DOMAIN, Action
 from repairbot.policy.deferral import DeferralPolicy
 from repairbot.policy.durations import format_duration
 from repairbot.policy.escalation import EscalationRule
+from repairbot.policy.slurm import SlurmPolicy
 from repairbot.policy.xid_overrides import XidPolicy
 
 LadderFallback = Callable[[str], Sequence[Action] | None]
@@ -276,6 +277,7 @@ class Policy:
     deferral: DeferralPolicy = field(default_factory=DeferralPolicy)
     xid: XidPolicy = field(default_factory=XidPolicy)
     escalations: tuple[EscalationRule, ...] = ()
+    slurm: SlurmPolicy = field(default_factory=SlurmPolicy)
 
     def ladder_for(self, finding_code: str, *, fallback: LadderFallback | None = None) -> tuple[Rung, ...]:
         """The ladder a finding climbs: exact key, else the longest matching glob, else the
@@ -341,6 +343,7 @@ class Policy:
             "deferral": self.deferral.to_dict(),
             "xid": self.xid.to_dict(),
             "escalations": [rule.to_dict() for rule in self.escalations],
+            "slurm": self.slurm.to_dict(),
         }
 
 
