@@ -224,6 +224,7 @@ class SlurmWorld:
             "InactiveLimit=0",
             "MinJobAge=5",
             "KillWait=2",
+            "MessageTimeout=2",  # a client gives up on a down controller in ~1 s (Slurm's default 10 s: ~9 s)
             *self._node_lines(),
             "PartitionName=gpu Nodes=ALL Default=YES MaxTime=INFINITE State=UP",
         ]
