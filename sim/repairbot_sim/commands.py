@@ -34,6 +34,7 @@ def _cmd_sandbox(args: argparse.Namespace) -> int:
         api_port=args.port,
         pod_termination_seconds=args.pod_termination_seconds,
         policy_path=policy_path,
+        slurm=args.slurm,
     )
     asyncio.run(run_until_signalled(config))
     return 0
@@ -112,6 +113,13 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
         metavar="FILE",
         help="the sandbox operator's policy YAML (default: sim/repairbot_sim/data/policy-sandbox.yaml); "
         "a bad file stops the sandbox before it starts, naming every bad field",
+    )
+    sandbox.add_argument(
+        "--slurm",
+        action="store_true",
+        help="start a real Slurm beside it (munged, slurmctld, one slurmd per node; Debian's packages, "
+        "`make system-deps`), label every node repairbot.io/slurm-node and enable the policy's slurm section; "
+        "state.json's slurmConf is the SLURM_CONF for sinfo, squeue and sbatch",
     )
     sandbox.set_defaults(handler=_cmd_sandbox)
 

@@ -44,8 +44,10 @@ from repairbot_sim.jira import JiraSim
 from repairbot_sim.kubeapi import KubeApiServer
 from repairbot_sim.operator import SANDBOX_POLICY, SandboxOperator
 from repairbot_sim.redfish import RedfishSim
+from repairbot_sim.sandbox_slurm import label_slurm_nodes, slurm_policy, start_slurm
 from repairbot_sim.serving import serve
 from repairbot_sim.slack import SlackSim
+from repairbot_sim.slurm import SlurmWorld
 
 log = logging.getLogger(__name__)
 
@@ -76,6 +78,8 @@ class SandboxConfig:
     policy_path: Path | None = None
     rbac: list[dict[str, Any]] | None = None
     """The ServiceAccounts/RBAC to install instead of the chart's snapshot (a test removing one rule)."""
+    slurm: bool = False
+    """Start a real Slurm beside the cluster (``--slurm``) and make every simulated node a Slurm node."""
 
 
 @dataclass(slots=True)
@@ -94,6 +98,7 @@ class Sandbox:
     jira: JiraSim | None = None
     _control: web.AppRunner | None = None
     access: ComponentAccess | None = None
+    slurm: SlurmWorld | None = None
 
     @property
     def kubeconfig(self) -> Path:
@@ -107,13 +112,19 @@ class Sandbox:
         names = [fleet.node_name(i) for i in range(self.config.nodes)]
         self.bmc = RedfishSim(names, username=fleet.BMC_USERNAME, password=fleet.BMC_PASSWORD, on_reset=self._bmc_reset)
         bmc_url = await self.bmc.start(self.config.host)
-        # Owners before their pods, each pod carrying its created owner's uid (the API server has default, …).
-        workloads.seed(
-            self.api,
-            fleet.cluster_objects(
-                self.config.nodes, termination_seconds=self.config.pod_termination_seconds, bmc_url=bmc_url
-            ),
+        objects = fleet.cluster_objects(
+            self.config.nodes, termination_seconds=self.config.pod_termination_seconds, bmc_url=bmc_url
         )
+        if self.config.slurm:
+            self.slurm = await asyncio.get_running_loop().run_in_executor(
+                None, start_slurm, self.config.state_dir, names
+            )
+            objects = label_slurm_nodes(objects)
+            self.config.policy_path = slurm_policy(
+                self.config.policy_path or SANDBOX_POLICY, self.slurm.conf, self.config.state_dir / "policy-slurm.yaml"
+            )
+        # Owners before their pods, each pod carrying its created owner's uid (the API server has default, …).
+        workloads.seed(self.api, objects)
         install_sandbox_rbac(self.api, self.config.rbac)
         self.api.write_kubeconfig(self.kubeconfig)
         access = self.access = ComponentAccess.issue(self.api, self.config.state_dir, names)
@@ -170,6 +181,8 @@ class Sandbox:
             "jira": jira_url,
             "nodes": names,
         }
+        if self.slurm is not None:
+            self.state["slurmConf"] = str(self.slurm.conf)  # export as SLURM_CONF for sinfo, squeue, sbatch
         self._write_state()
         log.info("sandbox ready api=%s nodes=%d", api_url, self.config.nodes)
         return self.state
@@ -209,6 +222,9 @@ class Sandbox:
                 await chat.stop()
         self.slack = self.jira = None
         await self.api.stop()
+        if self.slurm is not None:
+            await asyncio.get_running_loop().run_in_executor(None, self.slurm.stop)
+            self.slurm = None
         state_file = self.config.state_dir / STATE_FILE
         if state_file.exists():
             self.state["ready"] = False

@@ -19,7 +19,7 @@ from slurm_world import slurm_world
 
 from repairbot.kube.client import api_client
 from repairbot_sim.background import BackgroundSandbox
-from repairbot_sim.slurm import SlurmWorld
+from repairbot_sim.slurm import SlurmWorld, slurm_missing
 
 NODES = ("gpu-node-000", "gpu-node-001", "gpu-node-002", "gpu-node-003")
 LABEL = "repairbot.io/slurm-node"
@@ -166,3 +166,20 @@ def test_slurmctld_down_during_a_repair_the_kubernetes_side_completes_and_slurm_
     assert ("slurm-resume", "done") in steps_of(done)
     eventually(lambda: "DRAIN" not in world.node_state("gpu-node-000"), timeout=30, what="resumed in Slurm")
     world.cancel(job)
+
+
+def test_sandbox_with_slurm_starts_it_beside_the_cluster_and_labels_the_nodes(make_sandbox: SandboxFactory) -> None:
+    why = slurm_missing()
+    if why:
+        pytest.skip(why)
+    sandbox = make_sandbox(nodes=2, slurm=True)
+    kube = api_client(sandbox.state["kubeconfig"])
+    conf = sandbox.state["slurmConf"]
+    world = sandbox.sandbox.slurm
+    assert world is not None and str(world.conf) == conf
+    labels = {n.metadata.name: n.metadata.labels.get(LABEL) for n in client.CoreV1Api(kube).list_node().items}
+    assert labels == {"gpu-node-000": "gpu-node-000", "gpu-node-001": "gpu-node-001"}
+
+    inject(sandbox, "gpu-node-001", "xid:79")
+    assert phase_of(finished_repair(kube, "gpu-node-001", timeout=60)) == "Succeeded"
+    assert ("slurm-resume", "done") in steps_of(repairs_of(kube, "gpu-node-001")[0])
