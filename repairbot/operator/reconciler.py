@@ -65,7 +65,8 @@ log = logging.getLogger(__name__)
 
 WARNING_EVENTS = frozenset(
     {"Blocked", "BreakerOpen", "BreakerHalfOpen", "DrainTimedOut", "NextRung", "Quarantined", "LemonNode",
-     "LemonGpu", "RebootCap", "LadderExhausted", "HandedOver", "WaitingForHuman", "UnmanagedPods"}
+     "LemonGpu", "RebootCap", "LadderExhausted", "HandedOver", "WaitingForHuman", "UnmanagedPods",
+     "SlurmJobsRunning", "SlurmJobsRequeued"}
 )  # fmt: skip
 
 
