@@ -45,5 +45,5 @@ def test_a_munge_key_runs_a_munged_sidecar_sharing_its_socket(chart: Any) -> Non
     assert munged["image"] == "example/munge:0.5"
     operator = pod["containers"][0]
     assert {"name": "munge-socket", "mountPath": "/run/munge"} in operator["volumeMounts"]
-    with pytest.raises(helm.HelmError, match="slurm.munge.image"):
+    with pytest.raises(helm.HelmError, match=r"slurm\.munge\.image"):
         render(chart, {"slurm": {"enabled": True, "munge": {"existingSecret": "munge-key"}}})
