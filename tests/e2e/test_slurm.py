@@ -13,7 +13,20 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from e2e_support import SandboxFactory, eventually, finished_repair, inject, inject_now, phase_of, repairs_of, simulated
+from e2e_support import (
+    NOTIFYING,
+    SandboxFactory,
+    chats,
+    delivered,
+    eventually,
+    finished_repair,
+    inject,
+    inject_now,
+    merge_policy,
+    phase_of,
+    repairs_of,
+    simulated,
+)
 from kubernetes import client
 from slurm_world import slurm_world
 
@@ -31,9 +44,13 @@ def world() -> Iterator[SlurmWorld]:
         yield started
 
 
-def slurm_sandbox(make_sandbox: SandboxFactory, world: SlurmWorld, **slurm: Any) -> tuple[BackgroundSandbox, Any]:
+def slurm_sandbox(
+    make_sandbox: SandboxFactory, world: SlurmWorld, *, notifying: bool = False, **slurm: Any
+) -> tuple[BackgroundSandbox, Any]:
     """A sandbox whose operator reaches ``world`` and whose nodes are labelled as the Slurm nodes they are."""
-    policy = {"slurm": {"enabled": True, "slurmConf": str(world.conf), **slurm}}
+    policy = merge_policy(
+        NOTIFYING if notifying else {}, {"slurm": {"enabled": True, "slurmConf": str(world.conf), **slurm}}
+    )
     sandbox = make_sandbox(nodes=len(NODES), policy=policy)
     kube = api_client(sandbox.state["kubeconfig"])
     core = client.CoreV1Api(kube)
@@ -142,7 +159,7 @@ def test_a_storm_drains_in_slurm_and_reboots_nothing(make_sandbox: SandboxFactor
 def test_slurmctld_down_during_a_repair_the_kubernetes_side_completes_and_slurm_catches_up(
     make_sandbox: SandboxFactory, world: SlurmWorld
 ) -> None:
-    sandbox, kube = slurm_sandbox(make_sandbox, world)
+    sandbox, kube = slurm_sandbox(make_sandbox, world, notifying=True)
     job = world.submit("gpu-node-000")
     inject(sandbox, "gpu-node-000", "xid:79")
     eventually(lambda: ("slurm-wait", "waiting") in steps_of(repairs_of(kube, "gpu-node-000")[0]), timeout=30,
@@ -166,6 +183,12 @@ def test_slurmctld_down_during_a_repair_the_kubernetes_side_completes_and_slurm_
     assert ("slurm-resume", "done") in steps_of(done)
     eventually(lambda: "DRAIN" not in world.node_state("gpu-node-000"), timeout=30, what="resumed in Slurm")
     world.cancel(job)
+    # The on-call reads the outage and the catch-up in the repair's Slack thread, as every other step.
+    status = eventually(lambda: delivered(kube, "gpu-node-000", "slack"), timeout=30, what="slack caught up")
+    slack, _ = chats(sandbox)
+    replies = [m.text or "" for m in slack.thread(status["slack"]["channel"], status["slack"]["ts"])]
+    assert any("Unable to contact slurm controller" in reply for reply in replies), replies
+    assert any("resumed Slurm node gpu-node-000" in reply for reply in replies), replies
 
 
 def test_sandbox_with_slurm_starts_it_beside_the_cluster_and_labels_the_nodes(make_sandbox: SandboxFactory) -> None:
