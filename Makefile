@@ -48,7 +48,7 @@ bench-quick: $(STAMP)
 	$(BIN)/python benchmarks/scale_bench.py --quick
 	$(BIN)/python benchmarks/webhook_bench.py --quick
 
-# Debian's real Prometheus, promtool and Alertmanager, for the tests that run them (they skip cleanly where absent).
+# Debian's real Prometheus, promtool and Alertmanager, faketime, and Slurm (slurmctld, slurmd, munge), for the tests that run them (they skip cleanly where absent).
 system-deps:
 	@if command -v prometheus >/dev/null && command -v promtool >/dev/null \
 		&& { command -v prometheus-alertmanager >/dev/null || command -v alertmanager >/dev/null; }; then \
@@ -62,6 +62,12 @@ system-deps:
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq faketime >/dev/null \
 		&& echo "faketime: installed from Debian"; \
 	else echo "faketime not installed (needs root and apt-get): the clock-skew replica test will skip"; fi
+	@if command -v slurmctld >/dev/null && command -v slurmd >/dev/null && command -v scontrol >/dev/null \
+		&& command -v munged >/dev/null; then echo "slurmctld, slurmd, scontrol, munged: present"; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq slurmctld slurmd slurm-client munge >/dev/null \
+		&& echo "slurmctld, slurmd, scontrol, munged: installed from Debian"; \
+	else echo "slurm/munge not installed (needs root and apt-get): the Slurm tests will skip"; fi
 
 # The 54-day fleet simulation: report.md, report.png and results.json in benchmarks/results/fleetsim/.
 simulate: $(STAMP)

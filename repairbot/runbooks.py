@@ -27,6 +27,8 @@ QUARANTINE_RUNBOOK = "quarantine.md"
 """A quarantined node: evidence, what to replace, how to return it."""
 HEALTH_RUNBOOK = "repairbot-health.md"
 """RepairBot's own alerts: agents down or stale, reconciles failing, notifications behind."""
+SLURM_RUNBOOK = "slurm.md"
+"""A Slurm node: drained with the cordon, its jobs waited for (SlurmJobsRunning), Slurm errors (SlurmError)."""
 
 _BY_CLASS: Mapping[str, str] = {
     "gpu-lost": "xid-79.md",

@@ -37,7 +37,7 @@ from typing import Any, Protocol
 
 from repairbot.catalog.xid_table import LADDER_FOR_ACTION
 from repairbot.contract import VALIDATE, AgentAnswer, AgentResult, Request
-from repairbot.machine import breaker_flow, deferral
+from repairbot.machine import breaker_flow, deferral, slurm_jobs
 from repairbot.machine.blockers import (
     ADMISSION_BLOCKERS,
     DESTRUCTIVE_STEP_BLOCKERS,
@@ -457,7 +457,7 @@ def _drain_outcome(run: Run) -> Decision:
     if block is not None:
         return run.block(block)
     if run.facts.pods_left == 0:
-        return run.begin_rung(rung)
+        return slurm_jobs.wait_for_jobs(run) or run.begin_rung(rung)
     started_entry = run.repair.last_entry(Step.START_DRAIN.value)
     started = optional_time(str(started_entry["at"])) if started_entry else None
     if started is not None and run.now - started >= run.policy.drain.timeout:

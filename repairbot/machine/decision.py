@@ -78,6 +78,8 @@ class Decision:
     requeue_after: timedelta | None = None
     breakers: Breakers | None = None
     resume_consumed: bool = False
+    slurm_requeue: tuple[str, ...] = ()
+    """Slurm jobs the shell is to requeue (``scontrol requeue``) on the repair's node, never cancel."""
 
     @property
     def is_destructive(self) -> bool:

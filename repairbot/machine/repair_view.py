@@ -18,6 +18,7 @@ from typing import Any
 
 from repairbot.contract import AgentAnswer, Exchange, Request
 from repairbot.machine.breaker import Breakers, Fault
+from repairbot.machine.slurm import SlurmView
 from repairbot.model import Action, Finding, GpuRef, Phase, parse_time
 
 
@@ -168,3 +169,5 @@ class Facts:
     recent_gpu_repairs: tuple[GpuRepair, ...] = ()
     running_pods: tuple[str, ...] | None = None
     node_findings: tuple[Finding, ...] = ()
+    slurm: SlurmView | None = None
+    """The node's Slurm side (a node labelled ``repairbot.io/slurm-node`` with Slurm enabled); None: no Slurm node."""

@@ -37,6 +37,7 @@ from repairbot.operator.fleet_cache import FleetCache
 from repairbot.operator.metrics import OperatorMetrics, RepairGauges
 from repairbot.operator.quarantine import QuarantineKeeper
 from repairbot.operator.scheduler import RepairScheduler
+from repairbot.operator.slurm_step import slurm_step_pending
 
 log = logging.getLogger(__name__)
 
@@ -147,6 +148,8 @@ def register(
         else:
             quarantines_of_node.get(node, set()).discard(name)
         if is_terminal(phase):
+            if slurm_step_pending(body):
+                scheduler.poke(name)  # finished, but Slurm was down for its resume: the reconciler retries it
             if name in repairs_of_node.get(node, set()):
                 repairs_of_node[node].discard(name)
                 # A node came back (or left for good): queued repairs may now fit in the budget.

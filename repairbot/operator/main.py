@@ -40,6 +40,7 @@ from repairbot.operator.reconciler import Reconciler
 from repairbot.operator.retention import RetentionCollector
 from repairbot.operator.scheduler import RepairScheduler
 from repairbot.operator.silences import SilenceKeeper
+from repairbot.operator.slurm_step import SlurmStep
 from repairbot.operator.standby import StandbyHealth
 from repairbot.policy import Policy, PolicyError, PolicyFileError, load_policy, parse_policy
 from repairbot.remediations.prometheus_access import PrometheusAccess
@@ -122,6 +123,7 @@ def build_operator(
         bmc=bmc if bmc is not None else BmcConnector(KubeBmcCredentials(api)),
         gatherer=FactGatherer(api, policy, quiet, fleet=lambda: cache.view() if cache.primed else read_fleet(api)),
         fleet_cache=cache,
+        slurm=SlurmStep(policy.slurm) if policy.slurm.enabled else None,
     )
     scheduler = RepairScheduler(
         reconcile=reconciler.reconcile,

@@ -46,6 +46,7 @@ from repairbot.kube.repairs import read_repair
 from repairbot.logs import step_fields
 from repairbot.machine import Decision, RepairView, Step, catalog_fallback, decide
 from repairbot.machine.breaker_flow import ended_phase
+from repairbot.machine.slurm import ERROR_RETRY, SlurmView
 from repairbot.machine.transitions import AT_ONCE, step_failed
 from repairbot.model import ANNOTATION_RESUME, API_VERSION, GROUP, KIND, PLURAL, VERSION, Phase, format_time, parse_time
 from repairbot.operator.breaker_store import BreakerStore
@@ -53,6 +54,7 @@ from repairbot.operator.facts import FactGatherer
 from repairbot.operator.fleet_cache import FleetCache
 from repairbot.operator.metrics import OperatorMetrics
 from repairbot.operator.resolutions import resolution_entries
+from repairbot.operator.slurm_step import SlurmStep
 from repairbot.operator.twins import fold_twin
 from repairbot.policy import Policy
 from repairbot.remediations.action import BmcContext
@@ -63,7 +65,8 @@ log = logging.getLogger(__name__)
 
 WARNING_EVENTS = frozenset(
     {"Blocked", "BreakerOpen", "BreakerHalfOpen", "DrainTimedOut", "NextRung", "Quarantined", "LemonNode",
-     "LemonGpu", "RebootCap", "LadderExhausted", "HandedOver", "WaitingForHuman", "UnmanagedPods"}
+     "LemonGpu", "RebootCap", "LadderExhausted", "HandedOver", "WaitingForHuman", "UnmanagedPods",
+     "SlurmJobsRunning", "SlurmJobsRequeued"}
 )  # fmt: skip
 
 
@@ -95,6 +98,8 @@ class Reconciler:
     gatherer: FactGatherer | None = None
     fleet_cache: FleetCache | None = None
     clock: Callable[[], datetime] = lambda: datetime.now(UTC)
+    slurm: SlurmStep | None = None
+    """The Slurm side (policy ``slurm.enabled``): None when this cluster has no Slurm."""
     _admission: threading.Lock = field(default_factory=threading.Lock)
     _breaker_turn: threading.Lock = field(default_factory=threading.Lock)
     _own_writes: dict[str, str] = field(default_factory=dict)
@@ -117,6 +122,8 @@ class Reconciler:
                 return None
             view = RepairView.from_object(obj)
             if view.phase.is_terminal:
+                if self.slurm is not None and self.slurm.pending(obj):
+                    return self._slurm_catch_up(obj, view)  # a resume Slurm was down for: tried until it lands
                 self._own_writes.pop(name, None)
                 return None
             try:
@@ -145,6 +152,8 @@ class Reconciler:
         version = _version(obj)
         view, version = self._note_resolved_alerts(view, version)
         facts = self.gatherer.gather(obj, view, self.breakers.get(), now)
+        if self.slurm is not None:
+            facts = replace(facts, slurm=self.slurm.read(facts.node_labels))
         with self._breaker_turn:  # decide and store as one step: two reconciles never lose a breaker change
             facts = replace(facts, breakers=self.breakers.get())
             decision = decide(view, facts, self.policy, now, fallback=self._fallback, deferrable=self._deferrable)
@@ -161,8 +170,56 @@ class Reconciler:
         if decision.resume_consumed:
             self._clear_resume(view.name)
         self._clear_recovered_error(view, decision, version)
+        requeue = AT_ONCE if failure is not None else decision.requeue_after
+        if facts.slurm is not None:
+            requeue = self._slurm_side(view, decision, facts.slurm, version, requeue)
         self._record(obj, view, decision, now)
-        return ReconcileResult(decision, AT_ONCE if failure is not None else decision.requeue_after)
+        return ReconcileResult(decision, requeue)
+
+    def _slurm_side(self, view: RepairView, decision: Decision | None, slurm: SlurmView, version: str,
+                    requeue: timedelta | None) -> timedelta | None:  # fmt: skip
+        """After the Kubernetes step: Slurm brought to the phase, its record written; a failure is retried soon.
+
+        Never raises for Slurm's sake: a Slurm error is recorded on the repair
+        (``SlurmError``) and the Kubernetes side goes on.
+        """
+        assert self.slurm is not None
+        obj = read_repair(self._custom, view.name)
+        if obj is None:
+            return requeue
+        status = obj.get("status") or {}
+        patch = self.slurm.apply(view, decision, slurm, status, self.clock())
+        if patch:
+            try:
+                self._patch_status(view.name, patch, version=_version(obj))
+            except StaleRepair:
+                return AT_ONCE  # someone wrote meanwhile: the next reconcile plans again from a fresh read
+        unreadable = not slurm.readable or bool(patch and (patch.get("slurm") or {}).get("lastError"))
+        if unreadable:
+            return min(requeue or ERROR_RETRY, ERROR_RETRY)
+        return requeue
+
+    def _slurm_catch_up(self, obj: Mapping[str, Any], view: RepairView) -> ReconcileResult | None:
+        """A finished repair whose Slurm step has not landed (the controller was down): try it again."""
+        assert self.slurm is not None
+        labels = self._node_labels(view.node)
+        slurm = self.slurm.read(labels) if labels is not None else None
+        if slurm is None:
+            return None  # the node is gone or no longer a Slurm node: nothing left to resume
+        requeue = self._slurm_side(view, None, slurm, _version(obj), None)
+        fresh = read_repair(self._custom, view.name)
+        if fresh is None or not self.slurm.pending(fresh):
+            return None
+        return ReconcileResult(Decision(Step.NOTHING, "Slurm step pending"), requeue or ERROR_RETRY)
+
+    def _node_labels(self, node: str) -> dict[str, str] | None:
+        try:
+            read = client.CoreV1Api(self.api).read_node(node)
+        except ApiException as error:
+            if error.status == 404:
+                return None
+            raise
+        return dict((read.metadata.labels if read.metadata else None) or {})
 
     def _note_resolved_alerts(self, view: RepairView, version: str) -> tuple[RepairView, str]:
         """Write "alert resolved" lines the webhook's marks call for, before deciding on the same history."""

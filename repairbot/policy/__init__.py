@@ -51,6 +51,7 @@ from repairbot.policy.escalation import (
 )
 from repairbot.policy.parse import PolicyError, PolicyFileError, load_policy, parse_policy
 from repairbot.policy.silences import AlertmanagerPolicy, GrafanaPolicy
+from repairbot.policy.slurm import JobTimeoutMode, SlurmPolicy
 from repairbot.policy.types import (
     DEFAULT_ACTION_TIMEOUTS,
     DEFAULT_LADDERS,
@@ -92,6 +93,7 @@ __all__ = [
     "EscalationScope",
     "GrafanaPolicy",
     "JiraPolicy",
+    "JobTimeoutMode",
     "LadderFallback",
     "LemonPolicy",
     "MaintenanceWindow",
@@ -103,6 +105,7 @@ __all__ = [
     "Rung",
     "Sighting",
     "SlackPolicy",
+    "SlurmPolicy",
     "UnavailableLimit",
     "ValidationPolicy",
     "XidPolicy",

@@ -30,6 +30,7 @@ from repairbot.policy.durations import format_duration, parse_duration
 from repairbot.policy.escalation import read_escalations
 from repairbot.policy.oncall import on_call_mention
 from repairbot.policy.silences import ALERTMANAGER_KEYS, GRAFANA_KEYS, read_alertmanager, read_grafana
+from repairbot.policy.slurm import SLURM_KEYS, read_slurm
 from repairbot.policy.types import (
     DEFAULT_ACTION_TIMEOUTS,
     DEFAULT_LADDERS,
@@ -173,7 +174,7 @@ _TOP_KEYS = (
     "dryRun", "budget", "breaker", "drain", "ladders", "actionTimeouts", "lemon", "retention",
     "rebootsPerDay", "validation", "notifications", "runbookBaseUrl", "deferral",
     "xid", "escalations",
-    "alertmanager", "grafana",
+    "alertmanager", "grafana", "slurm",
 )  # fmt: skip
 _LABEL_KEY = r"([a-z0-9]([-a-z0-9.]*[a-z0-9])?/)?[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?"
 _URL = r"https?://[^\s]+"
@@ -203,6 +204,7 @@ def parse_policy(data: Mapping[str, Any] | None) -> Policy:
         escalations=read_escalations(top.data.get("escalations"), errors),
         alertmanager=read_alertmanager(top.child("alertmanager", ALERTMANAGER_KEYS)),
         grafana=read_grafana(top.child("grafana", GRAFANA_KEYS)),
+        slurm=read_slurm(top.child("slurm", SLURM_KEYS)),
     )
     if errors:
         raise PolicyError(errors)

@@ -22,6 +22,7 @@ from repairbot.policy.deferral import DeferralPolicy
 from repairbot.policy.durations import format_duration
 from repairbot.policy.escalation import EscalationRule
 from repairbot.policy.silences import AlertmanagerPolicy, GrafanaPolicy
+from repairbot.policy.slurm import SlurmPolicy
 from repairbot.policy.xid_overrides import XidPolicy
 
 LadderFallback = Callable[[str], Sequence[Action] | None]
@@ -279,6 +280,7 @@ class Policy:
     escalations: tuple[EscalationRule, ...] = ()
     alertmanager: AlertmanagerPolicy = field(default_factory=AlertmanagerPolicy)
     grafana: GrafanaPolicy = field(default_factory=GrafanaPolicy)
+    slurm: SlurmPolicy = field(default_factory=SlurmPolicy)
 
     def ladder_for(self, finding_code: str, *, fallback: LadderFallback | None = None) -> tuple[Rung, ...]:
         """The ladder a finding climbs: exact key, else the longest matching glob, else the
@@ -346,6 +348,7 @@ class Policy:
             "escalations": [rule.to_dict() for rule in self.escalations],
             "alertmanager": self.alertmanager.to_dict(),
             "grafana": self.grafana.to_dict(),
+            "slurm": self.slurm.to_dict(),
         }
 
 

@@ -36,6 +36,7 @@ def _cmd_sandbox(args: argparse.Namespace) -> int:
         policy_path=policy_path,
         alertmanager_url=args.alertmanager,
         grafana=args.grafana,
+        slurm=args.slurm,
     )
     asyncio.run(run_until_signalled(config))
     return 0
@@ -124,6 +125,13 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     )
     sandbox.add_argument(
         "--grafana", action="store_true", help="start a fake Grafana and annotate every repair step there"
+    )
+    sandbox.add_argument(
+        "--slurm",
+        action="store_true",
+        help="start a real Slurm beside it (munged, slurmctld, one slurmd per node; Debian's packages, "
+        "`make system-deps`), label every node repairbot.io/slurm-node and enable the policy's slurm section; "
+        "state.json's slurmConf is the SLURM_CONF for sinfo, squeue and sbatch",
     )
     sandbox.set_defaults(handler=_cmd_sandbox)
 

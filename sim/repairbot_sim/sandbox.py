@@ -45,8 +45,10 @@ from repairbot_sim.jira import JiraSim
 from repairbot_sim.kubeapi import KubeApiServer
 from repairbot_sim.operator import SANDBOX_POLICY, SandboxOperator
 from repairbot_sim.redfish import RedfishSim
+from repairbot_sim.sandbox_slurm import label_slurm_nodes, slurm_policy, start_slurm
 from repairbot_sim.serving import serve
 from repairbot_sim.slack import SlackSim
+from repairbot_sim.slurm import SlurmWorld
 
 log = logging.getLogger(__name__)
 
@@ -81,6 +83,8 @@ class SandboxConfig:
     """An Alertmanager (``--alertmanager URL``) the operator holds repairs' silences in; None: no silences."""
     grafana: bool = False
     """Start a fake Grafana (``--grafana``) and annotate every repair step there."""
+    slurm: bool = False
+    """Start a real Slurm beside the cluster (``--slurm``) and make every simulated node a Slurm node."""
 
 
 @dataclass(slots=True)
@@ -100,6 +104,7 @@ class Sandbox:
     grafana: GrafanaSim | None = None
     _control: web.AppRunner | None = None
     access: ComponentAccess | None = None
+    slurm: SlurmWorld | None = None
 
     @property
     def kubeconfig(self) -> Path:
@@ -113,13 +118,19 @@ class Sandbox:
         names = [fleet.node_name(i) for i in range(self.config.nodes)]
         self.bmc = RedfishSim(names, username=fleet.BMC_USERNAME, password=fleet.BMC_PASSWORD, on_reset=self._bmc_reset)
         bmc_url = await self.bmc.start(self.config.host)
-        # Owners before their pods, each pod carrying its created owner's uid (the API server has default, …).
-        workloads.seed(
-            self.api,
-            fleet.cluster_objects(
-                self.config.nodes, termination_seconds=self.config.pod_termination_seconds, bmc_url=bmc_url
-            ),
+        objects = fleet.cluster_objects(
+            self.config.nodes, termination_seconds=self.config.pod_termination_seconds, bmc_url=bmc_url
         )
+        if self.config.slurm:
+            self.slurm = await asyncio.get_running_loop().run_in_executor(
+                None, start_slurm, self.config.state_dir, names
+            )
+            objects = label_slurm_nodes(objects)
+            self.config.policy_path = slurm_policy(
+                self.config.policy_path or SANDBOX_POLICY, self.slurm.conf, self.config.state_dir / "policy-slurm.yaml"
+            )
+        # Owners before their pods, each pod carrying its created owner's uid (the API server has default, …).
+        workloads.seed(self.api, objects)
         install_sandbox_rbac(self.api, self.config.rbac)
         self.api.write_kubeconfig(self.kubeconfig)
         access = self.access = ComponentAccess.issue(self.api, self.config.state_dir, names)
@@ -188,6 +199,8 @@ class Sandbox:
             self.state["alertmanager"] = self.config.alertmanager_url  # where repairs' silences are held
         if self.grafana is not None:
             self.state["grafana"], self.state["grafanaToken"] = grafana_url, self.grafana.token
+        if self.slurm is not None:
+            self.state["slurmConf"] = str(self.slurm.conf)  # export as SLURM_CONF for sinfo, squeue, sbatch
         self._write_state()
         log.info("sandbox ready api=%s nodes=%d", api_url, self.config.nodes)
         return self.state
@@ -230,6 +243,9 @@ class Sandbox:
                 await chat.stop()
         self.slack = self.jira = None
         await self.api.stop()
+        if self.slurm is not None:
+            await asyncio.get_running_loop().run_in_executor(None, self.slurm.stop)
+            self.slurm = None
         state_file = self.config.state_dir / STATE_FILE
         if state_file.exists():
             self.state["ready"] = False

@@ -24,7 +24,7 @@ LAYERS: tuple[frozenset[str], ...] = (
     frozenset({"repairbot", "model", "logs"}),  # "repairbot": the package itself (its __version__)
     frozenset({"bounds", "contract", "catalog", "build_info"}),
     frozenset({"policy", "runbooks"}),
-    frozenset({"machine", "detectors", "remediations", "notify", "kube"}),
+    frozenset({"machine", "detectors", "remediations", "notify", "kube", "slurm"}),
     frozenset({"agent", "operator", "webhook"}),
     frozenset({"cli"}),
 )
@@ -32,7 +32,7 @@ LAYERS: tuple[frozenset[str], ...] = (
 LAYER_OF = {unit: rank for rank, units in enumerate(LAYERS) for unit in units}
 SIMULATOR_PACKAGES = ("repairbot_sim", "repairbot_fleetsim")
 WITHOUT_KUBERNETES = frozenset(
-    {"model", "bounds", "contract", "catalog", "policy", "runbooks", "machine", "remediations"}
+    {"model", "bounds", "contract", "catalog", "policy", "runbooks", "machine", "remediations", "slurm"}
 )
 """Units that never talk to Kubernetes themselves: what they need of it is injected (the BMC Secret's reader)."""
 

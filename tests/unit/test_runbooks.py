@@ -36,6 +36,7 @@ SECTIONS = ("## What it means", "## What RepairBot does", "## Check by hand", "#
             "## Resume or override")  # fmt: skip
 SITUATIONS = (
     runbooks.STORM_RUNBOOK, runbooks.DRAIN_BLOCKED_RUNBOOK, runbooks.QUARANTINE_RUNBOOK, runbooks.HEALTH_RUNBOOK,
+    runbooks.SLURM_RUNBOOK,
 )
 DEFAULT_POLICY = parse_policy({})
 FALLBACK = catalog_fallback(default_catalog())

@@ -185,6 +185,14 @@ The operator's policy: .Values.policy with the chart's Slack, Jira, runbook and 
 {{- $_ := set $policy "grafana" $grafana -}}
 {{- end -}}
 {{- end -}}
+{{- if .Values.slurm.enabled -}}
+{{- $slurm := deepCopy (get $policy "slurm" | default (dict)) -}}
+{{- $_ := set $slurm "enabled" true -}}
+{{- if .Values.slurm.configMap -}}{{- $_ := set $slurm "slurmConf" "/etc/slurm/slurm.conf" -}}{{- end -}}
+{{- with .Values.slurm.jobTimeout -}}{{- $_ := set $slurm "jobTimeout" . -}}{{- end -}}
+{{- with .Values.slurm.onJobTimeout -}}{{- $_ := set $slurm "onJobTimeout" . -}}{{- end -}}
+{{- $_ := set $policy "slurm" $slurm -}}
+{{- end -}}
 {{- toYaml $policy -}}
 {{- end -}}
 
