@@ -166,6 +166,8 @@ def _cmd_webhook(args: argparse.Namespace) -> int:
         hmac_timestamp_header=args.hmac_timestamp_header,
         insecure_no_auth=args.insecure_no_auth,
         alert_mapping=Path(args.alert_mapping) if args.alert_mapping else None,
+        slack_signing_secret_file=Path(args.slack_signing_secret_file) if args.slack_signing_secret_file else None,
+        policy=Path(args.policy) if args.policy else None,
     )
     return run_webhook(options)
 
@@ -253,6 +255,10 @@ def build_parser() -> argparse.ArgumentParser:
     webhook.add_argument("--hmac-timestamp-header", default=None, help="Grafana's timestamp header, if set")
     webhook.add_argument("--alert-mapping", default=None, help="YAML rules: alertname → finding class")
     webhook.add_argument("--insecure-no-auth", action="store_true", help="accept unauthenticated alerts (dev only)")
+    webhook.add_argument("--slack-signing-secret-file", default=None,
+                         help="the Slack app's signing secret (else $REPAIRBOT_SLACK_SIGNING_SECRET): "
+                              "serve POST /slack/actions for the repair buttons")  # fmt: skip
+    webhook.add_argument("--policy", default=None, help="policy file: who may act from Slack")
     webhook.set_defaults(handler=_cmd_webhook)
 
     repair = commands.add_parser("repair", help="open a repair of a node by hand (or merge into its active one)")

@@ -164,3 +164,7 @@ class Facts:
     resume_requested: bool = False
     recent_gpu_repairs: tuple[GpuRepair, ...] = ()
     running_pods: tuple[str, ...] | None = None
+    resumed_by: str | None = None
+    """Who asked for the resume (``repairbot.io/resumed-by``): written into the history when it is taken."""
+    cancel_requested_by: str | None = None
+    """Who asked to stop the repair (``repairbot.io/cancel-requested-by``): it ends Cancelled, the node cordoned."""

@@ -20,6 +20,7 @@ from typing import Any
 from repairbot.model import LABEL_FAILURE_DOMAIN, Action
 from repairbot.policy.deferral import DeferralPolicy
 from repairbot.policy.durations import format_duration
+from repairbot.policy.slack_actions import SlackActionsPolicy
 
 LadderFallback = Callable[[str], Sequence[Action] | None]
 """Finding code → the catalog's default ladder, or None when the catalog has no opinion."""
@@ -236,6 +237,7 @@ class SlackPolicy:
 
     channel: str | None = None
     on_call: str | None = None
+    actions: SlackActionsPolicy = field(default_factory=SlackActionsPolicy)
 
 
 @dataclass(frozen=True, slots=True)
@@ -324,7 +326,8 @@ class Policy:
                 "requireLoadCheck": self.validation.require_load_check,
             },
             "notifications": {
-                "slack": {"channel": self.notifications.slack.channel, "onCall": self.notifications.slack.on_call},
+                "slack": {"channel": self.notifications.slack.channel, "onCall": self.notifications.slack.on_call,
+                          "actions": self.notifications.slack.actions.to_dict()},
                 "jira": {
                     "project": self.notifications.jira.project,
                     "issueType": self.notifications.jira.issue_type,
