@@ -180,7 +180,7 @@ def _decide(
         return decision
     # The resume is taken this reconcile: who asked goes on record first in what it writes (decided again, pure).
     noted = replace(run, notes=(note,))
-    return human_requests.with_resume_note(noted, _decide_run(noted, facts, policy, fallback, deferrable), note)
+    return human_requests.with_resume_note(noted, _decide_run(noted, facts, policy, fallback, deferrable))
 
 
 def _decide_run(

@@ -33,15 +33,16 @@ def resume_note(run: Run) -> dict[str, Any] | None:
     return run.entry(STEP_RESUME, OUTCOME_REQUESTED, f"resumed by {run.facts.resumed_by}", run.repair.action)
 
 
-def with_resume_note(run: Run, decision: Decision, note: dict[str, Any]) -> Decision:
-    """``decision`` with the resume's entry on record: already in its patch, else written alone now.
+def with_resume_note(noted: Run, decision: Decision) -> Decision:
+    """``decision`` (made on ``noted``, whose notes hold the resume's entry) with that entry on record.
 
-    A storm member that stays Blocked behind the canary decides nothing, yet
-    the resume was taken (its annotation is cleared): the entry goes alone.
+    Any patch ``noted`` built holds it already. A storm member that stays
+    Blocked behind the canary decides nothing, yet the resume was taken (its
+    annotation is cleared): the entry goes alone.
     """
     if decision.patch:
         return decision
-    return replace(decision, patch=run.base(run.repair.phase, run.repair.message or decision.message, note))
+    return replace(decision, patch=noted.base(noted.repair.phase, noted.repair.message or decision.message))
 
 
 def cancelled_by_human(run: Run) -> Decision | None:

@@ -52,7 +52,8 @@ BOT_USER = "U0REPAIRBOT"
 BLOCKS_ERRORS = frozenset({"invalid_blocks", "invalid_blocks_format", "msg_blocks_too_long"})
 DEFAULT_USER_GROUPS = {"S0GPUONCALL": "gpu-oncall"}
 """The sandbox workspace's user groups (id → handle): the sandbox policy pages ``<!subteam^S0GPUONCALL>``."""
-DEFAULT_USERS = {BOT_USER: "repairbot", "U0SRE00001": "sre-alice"}
+DEFAULT_USERS = {BOT_USER: "repairbot", "U0SRE00001": "sre-alice", "U0SANDBOX1": "sandbox-sre"}
+"""The sandbox workspace's people: the sandbox policy lets ``U0SANDBOX1`` press the repair buttons, not alice."""
 
 
 @dataclass(frozen=True, slots=True)
