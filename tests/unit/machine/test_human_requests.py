@@ -62,7 +62,7 @@ def test_a_manual_quarantine_merged_into_a_running_repair_quarantines_it() -> No
     world.step(Step.CORDON)
     world.step(Step.HOLD)
     asked = {"code": "manual", "firstSeen": world.status["history"][0]["at"], "action": "quarantine",
-             "source": "manual", "message": "node gpu-node-007: quarantined", "evidence": {"requestedBy": WHO}}  # fmt: skip
+             "source": "manual", "message": "quarantined", "evidence": {"requestedBy": WHO}}  # fmt: skip
     world.obj["spec"]["findings"].append(asked)
     world.step(Step.QUARANTINE)
     assert world.phase == Phase.QUARANTINED.value
