@@ -153,6 +153,23 @@ def _cmd_resume(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_cancel(args: argparse.Namespace) -> int:
+    import getpass
+
+    from repairbot.kube.client import api_client
+    from repairbot.operator.commands import cancel_repair
+
+    by = args.by or f"{getpass.getuser()} (repairbot cancel)"
+    try:
+        asked = cancel_repair(api_client(args.kubeconfig), args.name, by=by)
+    except LookupError as error:
+        print(f"repairbot cancel: {error}", file=sys.stderr)
+        return 1
+    print(f"cancelling {asked.name} (node {asked.node}, was {asked.was}): the operator stops and leaves the node "
+          "cordoned for a human")  # fmt: skip
+    return 0
+
+
 def _cmd_webhook(args: argparse.Namespace) -> int:
     from repairbot.webhook import WebhookOptions, run_webhook
 
@@ -286,6 +303,12 @@ def build_parser() -> argparse.ArgumentParser:
     resume.add_argument("--all", action="store_true", help="every Blocked repair")
     resume.add_argument("--kubeconfig", default=None)
     resume.set_defaults(handler=_cmd_resume)
+
+    cancel = commands.add_parser("cancel", help="stop a repair, leaving its node cordoned for a human")
+    cancel.add_argument("name", help="GPURepair name")
+    cancel.add_argument("--by", default=None, help="who asks (default: your login), recorded in the history")
+    cancel.add_argument("--kubeconfig", default=None)
+    cancel.set_defaults(handler=_cmd_cancel)
 
     policy = commands.add_parser("policy", help="policy file tools")
     policy_commands = policy.add_subparsers(dest="policy_command", metavar="SUBCOMMAND", required=True)

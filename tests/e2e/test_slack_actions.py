@@ -21,6 +21,7 @@ from e2e_support import (
     merge_policy,
     node,
     phase_of,
+    repairbot,
     repairs_of,
 )
 from kubernetes import client
@@ -47,8 +48,8 @@ def held_repair(make_sandbox: SandboxFactory) -> tuple[BackgroundSandbox, client
     def held() -> dict[str, Any] | None:
         found = repairs_of(kube, HELD_NODE)
         repair = found[0] if found else None
-        thread = ((repair or {}).get("status") or {}).get("slack") or {}
-        if repair and (repair["status"].get("action") == "notify") and thread.get("ts"):
+        status = (repair or {}).get("status") or {}
+        if repair and status.get("action") == "notify" and (status.get("slack") or {}).get("ts"):
             return repair if _button(slack, repair, "repairbot:resume") else None
         return None
 
@@ -230,3 +231,17 @@ def test_a_repeated_resume_click_writes_one_history_entry(make_sandbox: SandboxF
     done = until_phase(kube, repair["metadata"]["name"], "Quarantined", timeout=40)
     assert entries_by_slack(fresh(kube, done["metadata"]["name"])) == [f"resumed by <@{SRE}> from Slack"]
     assert "already resumed" in slack.responses[-1]["body"]["text"]
+
+
+def test_repairbot_cancel_on_the_command_line_takes_the_same_path_as_the_button(make_sandbox: SandboxFactory) -> None:
+    sandbox, kube, repair = held_repair(make_sandbox)
+    name = repair["metadata"]["name"]
+
+    done = repairbot(sandbox, "cancel", name, "--by", "alice (repairbot cancel)")
+
+    assert done.returncode == 0, done.stderr
+    cancelled = until_phase(kube, name, "Cancelled", timeout=20)
+    assert any(e["message"].startswith("cancelled by alice (repairbot cancel)") for e in cancelled["status"]["history"])
+    assert node(kube, HELD_NODE)["spec"].get("unschedulable") is True
+    again = repairbot(sandbox, "cancel", name)
+    assert again.returncode == 1 and "no active GPURepair" in again.stderr
