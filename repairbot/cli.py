@@ -266,6 +266,23 @@ def _cmd_status(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_cancel(args: argparse.Namespace) -> int:
+    import getpass
+
+    from repairbot.kube.client import api_client
+    from repairbot.operator.commands import cancel_repair
+
+    by = args.by or f"{getpass.getuser()} (repairbot cancel)"
+    try:
+        asked = cancel_repair(api_client(args.kubeconfig), args.name, by=by)
+    except LookupError as error:
+        print(f"repairbot cancel: {error}", file=sys.stderr)
+        return 1
+    print(f"cancelling {asked.name} (node {asked.node}, was {asked.was}): the operator stops and leaves the node "
+          "cordoned for a human")  # fmt: skip
+    return 0
+
+
 def _cmd_webhook(args: argparse.Namespace) -> int:
     from repairbot.webhook import WebhookOptions, run_webhook
 
@@ -279,6 +296,8 @@ def _cmd_webhook(args: argparse.Namespace) -> int:
         hmac_timestamp_header=args.hmac_timestamp_header,
         insecure_no_auth=args.insecure_no_auth,
         alert_mapping=Path(args.alert_mapping) if args.alert_mapping else None,
+        slack_signing_secret_file=Path(args.slack_signing_secret_file) if args.slack_signing_secret_file else None,
+        policy=Path(args.policy) if args.policy else None,
     )
     return run_webhook(options)
 
@@ -386,6 +405,10 @@ def build_parser() -> argparse.ArgumentParser:
     webhook.add_argument("--hmac-timestamp-header", default=None, help="Grafana's timestamp header, if set")
     webhook.add_argument("--alert-mapping", default=None, help="YAML rules: alertname → finding class")
     webhook.add_argument("--insecure-no-auth", action="store_true", help="accept unauthenticated alerts (dev only)")
+    webhook.add_argument("--slack-signing-secret-file", default=None,
+                         help="the Slack app's signing secret (else $REPAIRBOT_SLACK_SIGNING_SECRET): "
+                              "serve POST /slack/actions for the repair buttons")  # fmt: skip
+    webhook.add_argument("--policy", default=None, help="policy file: who may act from Slack")
     webhook.set_defaults(handler=_cmd_webhook)
 
     repair = commands.add_parser("repair", help="open a repair of a node by hand (or merge into its active one)")
@@ -437,6 +460,12 @@ def build_parser() -> argparse.ArgumentParser:
     )  # fmt: skip
     status.add_argument("--kubeconfig", default=None, help="default: $KUBECONFIG, else in-cluster")
     status.set_defaults(handler=_cmd_status)
+
+    cancel = commands.add_parser("cancel", help="stop a repair, leaving its node cordoned for a human")
+    cancel.add_argument("name", help="GPURepair name")
+    cancel.add_argument("--by", default=None, help="who asks (default: your login), recorded in the history")
+    cancel.add_argument("--kubeconfig", default=None)
+    cancel.set_defaults(handler=_cmd_cancel)
 
     policy = commands.add_parser("policy", help="policy file tools")
     policy_commands = policy.add_subparsers(dest="policy_command", metavar="SUBCOMMAND", required=True)

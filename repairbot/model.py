@@ -42,6 +42,10 @@ EVIDENCE_WHILE_QUARANTINED = "whileQuarantined"
 CONDITION_RELEASED = "Released"
 # Who asked for a release (written by `repairbot release` on the GPURepair, recorded by the operator).
 ANNOTATION_RELEASED_BY = "repairbot.io/released-by"
+# Who resumed a repair (beside ``repairbot.io/resume``), recorded by the operator in the history it writes.
+ANNOTATION_RESUMED_BY = "repairbot.io/resumed-by"
+# A human's "stop": who cancelled the repair; the operator ends it Cancelled and leaves the node cordoned.
+ANNOTATION_CANCEL_REQUESTED_BY = "repairbot.io/cancel-requested-by"
 # A kernel-log finding's evidence: the /dev/kmsg sequence number of the record that raised it, and the boot it
 # belongs to (sequence numbers start again at every boot). A restarted agent reads the log on after the highest.
 EVIDENCE_KMSG_SEQ = "kmsgSeq"

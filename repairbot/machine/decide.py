@@ -37,7 +37,7 @@ from typing import Any, Protocol
 
 from repairbot.catalog.xid_table import LADDER_FOR_ACTION
 from repairbot.contract import VALIDATE, AgentAnswer, AgentResult, Request
-from repairbot.machine import breaker_flow, deferral, slurm_jobs
+from repairbot.machine import breaker_flow, deferral, human_requests, slurm_jobs
 from repairbot.machine.blockers import (
     ADMISSION_BLOCKERS,
     DESTRUCTIVE_STEP_BLOCKERS,
@@ -182,6 +182,20 @@ def _decide(
 ) -> Decision:
     code, ladder = repair_ladder(repair, policy, fallback)
     run = Run(repair, facts, policy, now, ladder, code)
+    decision = _decide_run(run, facts, policy, fallback, deferrable)
+    note = human_requests.resume_note(run)
+    consumed = facts.resume_requested and (repair.phase is Phase.BLOCKED or decision.step in RESUME_CONSUMERS)
+    if note is None or not consumed:
+        return decision
+    # The resume is taken this reconcile: who asked goes on record first in what it writes (decided again, pure).
+    noted = replace(run, notes=(note,))
+    return human_requests.with_resume_note(noted, _decide_run(noted, facts, policy, fallback, deferrable))
+
+
+def _decide_run(
+    run: Run, facts: Facts, policy: Policy, fallback: LadderFallback | None, deferrable: Deferrable | None
+) -> Decision:
+    repair = run.repair
     if not facts.node_exists or facts.node_deleting:
         word = "deleted" if not facts.node_exists else "being deleted"
         return run.finish(Step.CANCEL, Phase.CANCELLED, "NodeGone", f"node {repair.node} is {word}")
@@ -191,6 +205,9 @@ def _decide(
     unfinished = _unfinished_finish(run)
     if unfinished is not None:
         return unfinished
+    asked = human_requests.cancelled_by_human(run) or human_requests.quarantine_requested(run)
+    if asked is not None:
+        return asked
     escalation = _escalation_due(run)
     if escalation is not None:
         return escalation

@@ -171,3 +171,7 @@ class Facts:
     node_findings: tuple[Finding, ...] = ()
     slurm: SlurmView | None = None
     """The node's Slurm side (a node labelled ``repairbot.io/slurm-node`` with Slurm enabled); None: no Slurm node."""
+    resumed_by: str | None = None
+    """Who asked for the resume (``repairbot.io/resumed-by``): written into the history when it is taken."""
+    cancel_requested_by: str | None = None
+    """Who asked to stop the repair (``repairbot.io/cancel-requested-by``): it ends Cancelled, the node cordoned."""

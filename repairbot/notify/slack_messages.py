@@ -42,6 +42,7 @@ from repairbot.notify.mrkdwn import (
     text_object,
     within_budget,
 )
+from repairbot.notify.slack_buttons import actions_block, last_slack_action, repair_actions, storm_actions
 from repairbot.notify.view import GRAFANA_EVIDENCE_KEYS, RepairView
 
 PHASE_EMOJI = {
@@ -100,6 +101,12 @@ def slack_parent(view: RepairView, *, catalog: XidCatalog | None = None, on_call
         {"type": "section", "text": text_object(f"*Findings*\n{_findings(view, catalog)}", SECTION_LIMIT)},
         {"type": "context", "elements": [text_object(t, CONTEXT_LIMIT) for t in context]},
     ]
+    by_slack = last_slack_action(view.history)  # "Resumed by <@U…>": a mention RepairBot built from a checked id
+    if by_slack:
+        blocks.insert(2, {"type": "section", "text": text_object(by_slack, SECTION_LIMIT)})
+    buttons = actions_block(repair_actions(view.phase, view.action, dry_run=view.dry_run), view.name)
+    if buttons:
+        blocks.append(buttons)
     text = (
         f"{ping}{escape(view.node)}: {escape(view.reason)} on {escape(_gpu_summary(view))} — {view.phase.value}{dry}. "
         f"{status} Action: {escape(_action_summary(view))}. MTTA {format_duration(view.mtta)}. "
@@ -151,6 +158,9 @@ def slack_storm(storm: StormView, *, on_call: str | None = None) -> SlackMessage
     text += _nodes(storm.members, TEXT_LIMIT - len(text))
     blocks: list[dict[str, Any]] = [{"type": "section", "text": text_object(intro, SECTION_LIMIT)},
               {"type": "section", "text": text_object(nodes, SECTION_LIMIT)}]  # fmt: skip
+    buttons = actions_block(storm_actions([phase for _, phase in storm.members]), storm.incident)
+    if buttons:
+        blocks.append(buttons)
     return SlackMessage(text=cut(text, TEXT_LIMIT), blocks=tuple(within_budget(blocks)))
 
 

@@ -23,7 +23,9 @@ from repairbot.kube.marks import node_marks
 from repairbot.machine import Facts, GpuRepair, PoolUsage, RepairView
 from repairbot.machine.breaker import Breakers, Fault
 from repairbot.model import (
+    ANNOTATION_CANCEL_REQUESTED_BY,
     ANNOTATION_RESUME,
+    ANNOTATION_RESUMED_BY,
     GROUP,
     LABEL_DISABLED,
     PLURAL,
@@ -267,6 +269,8 @@ class FactGatherer:
             finding_present=finding_present(obj, view),
             quiet_period_ok=self._quiet(view, now),
             resume_requested=annotations.get(ANNOTATION_RESUME, "").lower() == "true",
+            resumed_by=annotations.get(ANNOTATION_RESUMED_BY) or None,
+            cancel_requested_by=annotations.get(ANNOTATION_CANCEL_REQUESTED_BY) or None,
             running_pods=self._running(view) if view.phase is Phase.CORDONED else None,
             node_findings=node_findings(fleet, view, self.policy, now),
         )

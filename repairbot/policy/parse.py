@@ -30,6 +30,8 @@ from repairbot.policy.durations import format_duration, parse_duration
 from repairbot.policy.escalation import read_escalations
 from repairbot.policy.oncall import on_call_mention
 from repairbot.policy.silences import ALERTMANAGER_KEYS, GRAFANA_KEYS, read_alertmanager, read_grafana
+from repairbot.policy.slack_actions import KEYS as SLACK_ACTION_KEYS
+from repairbot.policy.slack_actions import read_slack_actions
 from repairbot.policy.slurm import SLURM_KEYS, read_slurm
 from repairbot.policy.types import (
     DEFAULT_ACTION_TIMEOUTS,
@@ -475,13 +477,14 @@ def _read_validation(section: _Section) -> ValidationPolicy:
 
 
 def _read_notifications(section: _Section) -> NotificationPolicy:
-    slack = section.child("slack", ("channel", "onCall"))
+    slack = section.child("slack", ("channel", "onCall", "actions"))
     jira = section.child("jira", ("project", "issueType", "labels", "doneTransition", "hardwareAssignee"))
     d = JiraPolicy()
     return NotificationPolicy(
         slack=SlackPolicy(
             channel=slack.text("channel", None, pattern=r"#[a-z0-9][a-z0-9_-]*|[CG][A-Z0-9]{6,}", hint=_CHANNEL_HINT),
             on_call=_read_on_call(slack),
+            actions=read_slack_actions(slack.child("actions", SLACK_ACTION_KEYS)),
         ),
         jira=JiraPolicy(
             project=jira.text("project", None, pattern=r"[A-Z][A-Z0-9_]+", hint="is not a Jira project key (e.g. OPS)"),

@@ -22,6 +22,7 @@ from repairbot.policy.deferral import DeferralPolicy
 from repairbot.policy.durations import format_duration
 from repairbot.policy.escalation import EscalationRule
 from repairbot.policy.silences import AlertmanagerPolicy, GrafanaPolicy
+from repairbot.policy.slack_actions import SlackActionsPolicy
 from repairbot.policy.slurm import SlurmPolicy
 from repairbot.policy.xid_overrides import XidPolicy
 
@@ -240,6 +241,7 @@ class SlackPolicy:
 
     channel: str | None = None
     on_call: str | None = None
+    actions: SlackActionsPolicy = field(default_factory=SlackActionsPolicy)
 
 
 @dataclass(frozen=True, slots=True)
@@ -333,7 +335,8 @@ class Policy:
                 "requireLoadCheck": self.validation.require_load_check,
             },
             "notifications": {
-                "slack": {"channel": self.notifications.slack.channel, "onCall": self.notifications.slack.on_call},
+                "slack": {"channel": self.notifications.slack.channel, "onCall": self.notifications.slack.on_call,
+                          "actions": self.notifications.slack.actions.to_dict()},
                 "jira": {
                     "project": self.notifications.jira.project,
                     "issueType": self.notifications.jira.issue_type,

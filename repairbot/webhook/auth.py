@@ -39,6 +39,7 @@ ENV_TOKEN = "REPAIRBOT_WEBHOOK_TOKEN"
 ENV_BASIC_USER = "REPAIRBOT_WEBHOOK_USERNAME"
 ENV_BASIC_PASSWORD = "REPAIRBOT_WEBHOOK_PASSWORD"
 ENV_HMAC_SECRET = "REPAIRBOT_WEBHOOK_HMAC_SECRET"
+ENV_SLACK_SIGNING_SECRET = "REPAIRBOT_SLACK_SIGNING_SECRET"
 
 
 class AuthError(Exception):
@@ -176,6 +177,13 @@ class WebhookAuth:
             message = stamp.encode() + b":" + body
         if not _same(signature, sign(self.hmac_secret, message)):
             raise AuthError(f"{self.signature_header} does not match the body")
+
+
+def slack_signing_secret(path: Path | None, env: Mapping[str, str] | None = None) -> str | None:
+    """The Slack app's signing secret for ``/slack/actions``: from the file, else the environment; None: unset."""
+    if path is not None:
+        return _read_secret(path)
+    return (os.environ if env is None else env).get(ENV_SLACK_SIGNING_SECRET) or None
 
 
 def sign(secret: bytes, message: bytes) -> str:

@@ -17,13 +17,23 @@ from pathlib import Path
 
 from aiohttp import web
 from kubernetes import client
+from slack_sdk.signature import SignatureVerifier
 
 from repairbot.kube.client import api_client
-from repairbot.webhook.auth import DEFAULT_MAX_SKEW, DEFAULT_SIGNATURE_HEADER, AuthConfigError, WebhookAuth
+from repairbot.policy import Policy, PolicyError, PolicyFileError, load_policy
+from repairbot.webhook.auth import (
+    DEFAULT_MAX_SKEW,
+    DEFAULT_SIGNATURE_HEADER,
+    AuthConfigError,
+    WebhookAuth,
+    slack_signing_secret,
+)
 from repairbot.webhook.handling import AlertHandler, KubeSink
 from repairbot.webhook.mapping import DEFAULT_NODE_LABELS, AlertRules, MappingError
 from repairbot.webhook.metrics import WebhookMetrics
 from repairbot.webhook.server import DEFAULT_BODY_LIMIT, build_app
+from repairbot.webhook.slack_actions import SlackActions
+from repairbot.webhook.slack_apply import SlackApplier
 
 log = logging.getLogger(__name__)
 
@@ -47,6 +57,10 @@ class WebhookOptions:
     alert_mapping: Path | None = None
     body_limit: int = DEFAULT_BODY_LIMIT
     node_labels: tuple[str, ...] = field(default=DEFAULT_NODE_LABELS)
+    slack_signing_secret_file: Path | None = None
+    """The Slack app's signing secret (else ``$REPAIRBOT_SLACK_SIGNING_SECRET``); none: no ``/slack/actions``."""
+    policy: Path | None = None
+    """The policy file: ``notifications.slack.actions`` says who may act from Slack (none: the defaults)."""
 
 
 def load_auth(options: WebhookOptions) -> WebhookAuth:
@@ -62,6 +76,20 @@ def load_auth(options: WebhookOptions) -> WebhookAuth:
     )
 
 
+def load_slack_actions(
+    api: client.ApiClient, options: WebhookOptions, *, signing_secret: str | None = None
+) -> SlackActions | None:
+    """The Slack buttons' endpoint, when a signing secret is configured; :class:`AuthConfigError` if unusable."""
+    secret = signing_secret or slack_signing_secret(options.slack_signing_secret_file)
+    if secret is None:
+        return None
+    try:
+        policy = load_policy(options.policy) if options.policy else Policy()
+    except (PolicyError, PolicyFileError) as error:
+        raise AuthConfigError(f"webhook: policy {options.policy}: {error}") from None
+    return SlackActions(SignatureVerifier(secret), policy.notifications.slack.actions, SlackApplier(api))
+
+
 def load_rules(options: WebhookOptions) -> AlertRules:
     return AlertRules.load(options.alert_mapping) if options.alert_mapping else AlertRules.default()
 
@@ -72,15 +100,18 @@ async def start_webhook(
     *,
     auth: WebhookAuth | None = None,
     metrics: WebhookMetrics | None = None,
+    slack_signing_secret: str | None = None,
 ) -> tuple[web.AppRunner, str]:
     """Start serving on ``options.host:options.port`` (port 0 picks one); returns the runner and base URL.
 
     ``auth`` overrides what the options' files and environment say (the
-    sandbox passes a token it generated). Stop with ``await runner.cleanup()``.
+    sandbox passes a token it generated), and ``slack_signing_secret`` the
+    Slack app's (the sandbox's fake Slack signs with it). Stop with ``await runner.cleanup()``.
     """
     auth = auth or load_auth(options)
     handler = AlertHandler(KubeSink(api), load_rules(options), node_labels=options.node_labels)
-    app = build_app(handler, auth, metrics=metrics, body_limit=options.body_limit)
+    slack = load_slack_actions(api, options, signing_secret=slack_signing_secret)
+    app = build_app(handler, auth, metrics=metrics, body_limit=options.body_limit, slack=slack)
     runner = web.AppRunner(app, access_log=None)
     await runner.setup()
     site = web.TCPSite(runner, options.host, options.port)
@@ -97,7 +128,10 @@ def run_webhook(options: WebhookOptions) -> int:
     try:
         auth = load_auth(options)
         load_rules(options)
-    except (AuthConfigError, MappingError) as error:
+        slack_signing_secret(options.slack_signing_secret_file)
+        if options.policy:
+            load_policy(options.policy)
+    except (AuthConfigError, MappingError, PolicyError, PolicyFileError) as error:
         log.error("%s", error)
         return EXIT_CONFIG
     api = api_client(options.kubeconfig)

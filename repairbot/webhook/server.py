@@ -30,6 +30,7 @@ from repairbot.webhook.handling import AlertHandler
 from repairbot.webhook.metrics import CONTENT_TYPE_LATEST, WebhookMetrics
 from repairbot.webhook.openapi import openapi_document
 from repairbot.webhook.payloads import PayloadError, SenderKind, parse_body
+from repairbot.webhook.slack_actions import SLACK_ACTIONS_PATH, ClickError, SlackActions, parse_click, verify
 
 log = logging.getLogger(__name__)
 
@@ -41,6 +42,7 @@ HANDLER_KEY = web.AppKey("handler", AlertHandler)
 AUTH_KEY = web.AppKey("auth", WebhookAuth)
 METRICS_KEY = web.AppKey("metrics", WebhookMetrics)
 LIMIT_KEY = web.AppKey("body_limit", int)
+SLACK_KEY = web.AppKey("slack_actions", SlackActions)
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -55,8 +57,12 @@ def build_app(
     *,
     metrics: WebhookMetrics | None = None,
     body_limit: int = DEFAULT_BODY_LIMIT,
+    slack: SlackActions | None = None,
 ) -> web.Application:
-    """The webhook application; the caller runs it (``main.start_webhook``) or tests it."""
+    """The webhook application; the caller runs it (``main.start_webhook``) or tests it.
+
+    ``slack``: serve ``POST /slack/actions`` for the Slack buttons (only with a signing secret).
+    """
     auth.require_configured()
     app = web.Application(client_max_size=body_limit, middlewares=[_observe])
     app[HANDLER_KEY] = handler
@@ -66,6 +72,9 @@ def build_app(
     app.router.add_post(GRAFANA_PATH, _grafana)
     app.router.add_put(GRAFANA_PATH, _grafana)  # Grafana's contact point may be set to PUT (REFERENCE §6.2)
     app.router.add_post(ALERTMANAGER_PATH, _alertmanager)
+    if slack is not None:
+        app[SLACK_KEY] = slack
+        app.router.add_post(SLACK_ACTIONS_PATH, _slack_actions)
     app.router.add_get("/healthz", _healthz)
     app.router.add_get("/metrics", _metrics)
     app.router.add_get("/openapi.json", _openapi)
@@ -136,6 +145,36 @@ async def _receive(request: web.Request, kind: SenderKind) -> web.Response:
     for _, reason in outcome.ignored:
         metrics.ignored.labels(kind.value, reason).inc()
     return web.json_response(outcome.to_dict(), status=202)
+
+
+async def _slack_actions(request: web.Request) -> web.Response:
+    """A button click: Slack's signature (401 otherwise), the payload (400), then the action; always 200 after.
+
+    Slack shows the clicker nothing of this answer's body for ``block_actions``:
+    what happened goes to them ephemerally on the payload's ``response_url``.
+    """
+    limit = request.app[LIMIT_KEY]
+    if request.content_length is not None and request.content_length > limit:
+        return error_response(413, f"body of {request.content_length} bytes is over the limit of {limit}")
+    try:
+        raw = await request.read()
+    except web.HTTPRequestEntityTooLarge:
+        return error_response(413, f"body is over the limit of {limit} bytes")
+    slack = request.app[SLACK_KEY]
+    if not verify(slack.verifier, request.headers, raw):
+        log.warning("slack action refused remote=%s reason=bad or stale signature", request.remote)
+        return error_response(401, "X-Slack-Signature does not match, or X-Slack-Request-Timestamp is stale")
+    try:
+        click = parse_click(raw)
+    except ClickError as bad:
+        return error_response(400, str(bad))
+    try:
+        said = await slack.handle(click, request.headers.get("X-Slack-Retry-Num"))
+    except (ApiException, OSError, Urllib3Error) as error:
+        reason = getattr(error, "reason", None) or str(error)
+        log.warning("slack action could not reach the Kubernetes API error=%s", reason)
+        return error_response(503, f"Kubernetes API unavailable ({reason}); retry later")
+    return web.json_response({"text": said})
 
 
 async def _healthz(request: web.Request) -> web.Response:

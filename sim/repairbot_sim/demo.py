@@ -49,6 +49,7 @@ from repairbot_sim.demo_feed import DemoEvent, DemoView, EventKind, Frame, Histo
 from repairbot_sim.demo_live import LiveView
 from repairbot_sim.demo_plain import PlainView
 from repairbot_sim.demo_scenarios import MIN_NODES, Injection, Kind, Scenario, demo_scenarios, grafana_notification
+from repairbot_sim.demo_slack import DEMO_SRE, canary_done, press_resume_storm, storm_message
 from repairbot_sim.demo_summary import explore_commands, render_summary, summary_rows
 from repairbot_sim.host import ActionTimes
 from repairbot_sim.sandbox import Sandbox, SandboxConfig
@@ -103,6 +104,8 @@ class Show:
         self.slack_recorded: list[dict[str, Any]] = []
         self._ticks = 0
         self._announced: set[str] = set()
+        self.boots_before: dict[str, str] = {}
+        self.storm_snapshot: Observation | None = None
 
     @property
     def deadline(self) -> float:
@@ -290,11 +293,29 @@ class Show:
                 await self.restart_agents()
             self.begin("watching that nothing reboots")
             await self.until(lambda: False, REBOOT_WATCH)
+            await self.resume_from_slack(finale)
         self.begin("waiting for Slack and Jira to catch up")
         await self.until(lambda: notifications_caught_up(self.repairs()), 20)
         self.begin("done")
         await self.read_slack()
         await self.tick()
+
+    async def resume_from_slack(self, storm: Scenario) -> None:
+        """Act 3 (:mod:`repairbot_sim.demo_slack`): the storm as it stands is kept for its check, then resumed."""
+        await self.read_slack()
+        self.storm_snapshot = Observation(
+            repairs=tuple(self.repairs()), nodes={n["metadata"]["name"]: n for n in self.nodes()},
+            boots_before=self.boots_before, boots_after=await self.boot_ids(), slack=tuple(self.slack_recorded),
+        )  # fmt: skip
+        message = storm_message(self.repairs(), storm.nodes)
+        if self.sandbox.slack is None or message is None:
+            self.say("the storm has no Slack message to resume it from", bad=True)
+            return
+        self.begin("Act 3: resumed from Slack", f"<@{DEMO_SRE}> presses Resume storm on the storm's message")
+        status = await press_resume_storm(self.sandbox.slack, message)
+        self.say(f"Slack POST /slack/actions (signed block_actions) answered {status}", kind=EventKind.INJECT)
+        if not await self.until(canary_done(self.repairs, storm.nodes), 40):
+            self.say("the storm's canary did not come back in time", bad=True)
 
     def all_settled(self, scenarios: Sequence[Scenario]) -> bool:
         repairs = self.repairs()
@@ -348,7 +369,7 @@ async def run_demo(options: DemoOptions, *, out: TextIO | None = None) -> int:
         try:
             state = await sandbox.start()
             show = Show(sandbox, state, view, options, tap)
-            boots_before = await show.boot_ids()
+            boots_before = show.boots_before = await show.boot_ids()
             show.say(f"sandbox up: {options.nodes} GPU nodes of 8 GPUs, API server {state['api']}")
             await show.run(scenarios)
         finally:
@@ -361,7 +382,7 @@ async def run_demo(options: DemoOptions, *, out: TextIO | None = None) -> int:
             boots_after=await show.boot_ids(),
             slack=tuple(show.slack_recorded),
         )
-        verdicts = check_all(scenarios, observation)
+        verdicts = check_all(scenarios, observation, before_resume=show.storm_snapshot)
         keys = [k for r in repairs if (k := ((r.get("status") or {}).get("jira") or {}).get("key"))]
         rows = summary_rows(repairs, show.slack_recorded, await show.jira_statuses(keys))
         quarantined = next((r["metadata"]["name"] for r in repairs if phase_of(r) == "Quarantined"), "")

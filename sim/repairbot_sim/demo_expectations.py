@@ -247,8 +247,36 @@ CHECKS: Mapping[str, Callable[[Scenario, Observation], Verdict]] = {
 }
 
 
-def check_all(scenarios: Sequence[Scenario], obs: Observation) -> list[Verdict]:
-    return [CHECKS[s.key](s, obs) for s in scenarios]
+def check_all(
+    scenarios: Sequence[Scenario], obs: Observation, *, before_resume: Observation | None = None
+) -> list[Verdict]:
+    """Each scenario's verdict; with ``before_resume`` (the cluster just before the storm was resumed from
+    Slack) the storm is judged on that and on what the resume did after it."""
+    verdicts = []
+    for scenario in scenarios:
+        if scenario.key == "storm" and before_resume is not None:
+            verdicts.append(_storm_resumed(scenario, obs, before_resume))
+        else:
+            verdicts.append(CHECKS[scenario.key](scenario, obs))
+    return verdicts
+
+
+def _storm_resumed(scenario: Scenario, obs: Observation, before: Observation) -> Verdict:
+    """Blocked as a storm must be until the click; then every member resumed from Slack, one canary first."""
+    held = _storm(scenario, before)
+    members = [r for r in (_last(obs, node) for node in scenario.nodes) if r is not None]
+    by_slack = sum(1 for r in members if any(e.get("step") == "resume" and "from Slack" in str(e.get("message"))
+                                             for e in history_of(r)))  # fmt: skip
+    admitted = sorted((str(e.get("at")), str((r.get("spec") or {}).get("nodeName"))) for r in members
+                      for e in history_of(r) if e.get("step") == "admit")  # fmt: skip
+    canary = admitted[0][1] if admitted else None
+    came_back = next((str(e.get("at")) for r in members if (r.get("spec") or {}).get("nodeName") == canary
+                      for e in history_of(r) if e.get("step") == "return-to-service"), None)  # fmt: skip
+    first = canary is not None and came_back is not None and all(at >= came_back for at, _ in admitted[1:])
+    ok = held.ok and by_slack == len(scenario.nodes) and first
+    what = f"then resumed from Slack ({by_slack}/{len(scenario.nodes)}): " + (
+        f"canary {canary} first" if first else "no canary first")
+    return Verdict(scenario, ok, f"{held.observed} · {what}")
 
 
 def exit_code(verdicts: Sequence[Verdict]) -> int:

@@ -131,7 +131,8 @@ def demo_scenarios(nodes: int = MIN_NODES) -> tuple[Scenario, ...]:
                 for i, node in enumerate(storm)
                 for fault, gpu in (("ib-port-down", 0), ("xid:79", i))
             ),
-            "4 repairs Blocked, all cordoned, zero reboots, one incident, one Slack storm message and one Jira ticket",
+            "4 repairs Blocked, all cordoned, zero reboots, one incident, one Slack storm message and one Jira ticket; "
+            "then Resume storm pressed in Slack: one canary first",
             finale=True,
         ),
     )  # fmt: skip

@@ -34,6 +34,7 @@ from repairbot.operator.dispatcher import ChatEndpoints
 from repairbot.policy import Policy, counted_codes, load_policy
 from repairbot.webhook import WebhookOptions, start_webhook
 from repairbot.webhook.auth import WebhookAuth
+from repairbot.webhook.slack_actions import SLACK_ACTIONS_PATH
 from repairbot_sim import fleet, workloads
 from repairbot_sim.access import ComponentAccess, install_sandbox_rbac
 from repairbot_sim.agents import SimulatedFleet
@@ -173,11 +174,15 @@ class Sandbox:
             await asyncio.get_running_loop().run_in_executor(None, self.operator.wait_ready)
         control_url = await self._start_control()
         self._webhook_token = secrets.token_urlsafe(24)
+        # The Slack app's signing secret: the fake Slack signs its button clicks with it, the webhook checks them.
+        signing_secret = self.slack.signing_secret = secrets.token_hex(16)
         self._webhook, webhook_url = await start_webhook(
             api_client(access.kubeconfig("webhook")),
-            WebhookOptions(host=self.config.host, port=0),
+            WebhookOptions(host=self.config.host, port=0, policy=self.config.policy_path or SANDBOX_POLICY),
             auth=WebhookAuth(bearer_token=self._webhook_token),
+            slack_signing_secret=signing_secret,
         )
+        self.slack.request_url = f"{webhook_url}{SLACK_ACTIONS_PATH}"  # the Slack app's interactivity Request URL
         self.state = {
             "ready": True,
             "api": api_url,
@@ -192,6 +197,8 @@ class Sandbox:
             "webhookToken": self._webhook_token,
             "slack": self.slack.api_url,  # the base_url for slack-sdk's WebClient; GET {slack url}/_recorded
             "slackToken": self.slack.token,
+            "slackSigningSecret": signing_secret,  # sign a click as Slack does (v0 HMAC-SHA256)
+            "slackActions": self.slack.request_url,  # POST a signed block_actions payload here
             "jira": jira_url,
             "nodes": names,
         }

@@ -44,14 +44,16 @@ from typing import Any
 from aiohttp import web
 
 from repairbot_sim.serving import serve
-from repairbot_sim.slack_blocks import mentions, message_problem, parse_blocks
+from repairbot_sim.slack_blocks import buttons, mentions, message_problem, parse_blocks
+from repairbot_sim.slack_interactions import block_actions_payload, deliver, form_body
 
 API_PREFIX = "/api/"
 BOT_USER = "U0REPAIRBOT"
 BLOCKS_ERRORS = frozenset({"invalid_blocks", "invalid_blocks_format", "msg_blocks_too_long"})
 DEFAULT_USER_GROUPS = {"S0GPUONCALL": "gpu-oncall"}
 """The sandbox workspace's user groups (id → handle): the sandbox policy pages ``<!subteam^S0GPUONCALL>``."""
-DEFAULT_USERS = {BOT_USER: "repairbot", "U0SRE00001": "sre-alice"}
+DEFAULT_USERS = {BOT_USER: "repairbot", "U0SRE00001": "sre-alice", "U0SANDBOX1": "sandbox-sre"}
+"""The sandbox workspace's people: the sandbox policy lets ``U0SANDBOX1`` press the repair buttons, not alice."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -137,6 +139,13 @@ class SlackSim:
         self._ts = itertools.count(1)
         self._runner: web.AppRunner | None = None
         self.url: str | None = None
+        self.signing_secret: str | None = None
+        """The app's signing secret: clicks are signed with it (None: unsigned, as a forger would send)."""
+        self.request_url: str | None = None
+        """The app's interactivity Request URL, where clicks are POSTed (the webhook's ``/slack/actions``)."""
+        self.responses: list[dict[str, Any]] = []
+        """What the app answered on a click's ``response_url``: ``{"path", "body"}`` each, in order."""
+        self._response_urls = itertools.count(1)
 
     @property
     def channels(self) -> dict[str, str]:
@@ -181,6 +190,36 @@ class SlackSim:
     def find(self, channel: str, ts: str) -> SlackMessageRecord | None:
         return next((m for m in self.messages if m.channel == channel and m.ts == ts), None)
 
+    def buttons(self, channel: str, ts: str) -> list[dict[str, Any]]:
+        """The buttons a message shows now (its ``actions`` blocks), each with its ``block_id``."""
+        message = self.find(channel, ts)
+        return buttons(message.blocks) if message else []
+
+    async def click(
+        self, channel: str, ts: str, action_id: str, *, user: str, signed: bool = True,
+        timestamp: float | None = None, retry: int = 0,
+    ) -> tuple[int, str]:  # fmt: skip
+        """``user`` clicks the button ``action_id`` of message ``ts``: Slack's signed POST to the Request URL.
+
+        Returns the app's HTTP status and body. ``signed`` False sends no
+        signature; ``timestamp`` sends another time (a replay); ``retry`` sets
+        ``X-Slack-Retry-Num`` as Slack's redelivery does.
+        """
+        message = self.find(channel, ts)
+        if message is None:
+            raise KeyError(f"no message {ts} in {channel}")
+        button = next((b for b in buttons(message.blocks) if b.get("action_id") == action_id), None)
+        if button is None:
+            raise KeyError(f"message {ts} shows no button {action_id!r}")
+        assert self.request_url is not None and self.url is not None, "no Request URL: is the app's webhook up?"
+        payload = block_actions_payload(
+            user=user, user_name=self.users.get(user, user.lower()), channel=channel, message_ts=ts,
+            message={"type": "message", "ts": ts, "text": message.text or "", "blocks": message.blocks or []},
+            button=button, response_url=f"{self.url}/actions/{next(self._response_urls)}",
+        )  # fmt: skip
+        secret = self.signing_secret if signed else None
+        return await deliver(self.request_url, form_body(payload), secret=secret, timestamp=timestamp, retry=retry)
+
     def paged(self) -> list[str]:
         """Every mention that notified someone, over all accepted posts and edits, in order."""
         return [m for r in self.recorded for m in r.get("mentions") or ()]
@@ -191,6 +230,7 @@ class SlackSim:
         app = web.Application()
         app.router.add_get("/_recorded", self._recorded)
         app.router.add_post("/_control", self._control)
+        app.router.add_post("/actions/{token}", self._response_url)
         app.router.add_route("*", API_PREFIX + "{method}", self._api)
         served = await serve(app, host, port)
         self._runner, self.url = served.runner, served.url
@@ -212,8 +252,21 @@ class SlackSim:
     async def _recorded(self, request: web.Request) -> web.Response:
         return web.json_response(self.recorded)
 
+    async def _response_url(self, request: web.Request) -> web.Response:
+        """A click's ``response_url``: Slack answers ``ok`` and shows the message (recorded here)."""
+        self.responses.append({"path": request.path, "body": json.loads(await request.read() or b"{}")})
+        return web.Response(text="ok")
+
     async def _control(self, request: web.Request) -> web.Response:
         data = await request.json()
+        if "click" in data:  # the demo clicks a button over HTTP: {"channel", "ts", "actionId", "user"}
+            click = data["click"]
+            try:
+                status, body = await self.click(str(click["channel"]), str(click["ts"]), str(click["actionId"]),
+                                                user=str(click["user"]))  # fmt: skip
+            except KeyError as error:
+                return web.json_response({"ok": False, "error": str(error)}, status=404)
+            return web.json_response({"ok": True, "status": status, "body": body})
         if "rateLimit" in data:
             self.rate_limit(int(data["rateLimit"]), int(data.get("retryAfter", 1)))
         if "failFor" in data:

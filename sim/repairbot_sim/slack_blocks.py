@@ -15,11 +15,16 @@ it at "12,000 text characters with a buffer for block containers"
 section/header/rich_text text (slackapi/bolt-js#2867). The fake refuses more
 than 11,000 characters of block text in all, under both.
 
+An ``actions`` block holds 1 to 25 elements; the fake models buttons (the
+Button element reference): ``text`` a ``plain_text`` of at most 75 characters,
+``action_id`` at most 255 and unique in its block, ``value`` at most 2,000,
+``url`` at most 3,000, ``style`` ``primary`` or ``danger``.
+
 Lengths are counted as Slack counts them: the characters (code points) of the
-string as sent, so an escaped ``&amp;`` counts five. Block types and fields the
-fake does not model (``actions``, ``image``, accessories, …) are refused as
-unsupported rather than waved through: RepairBot sends none, and one that
-starts to must teach the fake its rules first.
+string as sent, so an escaped ``&amp;`` counts five. Block types, elements and
+fields the fake does not model (``image``, select menus, accessories, …) are
+refused as unsupported rather than waved through: RepairBot sends none, and
+one that starts to must teach the fake its rules first.
 
 Refusals name the rule and its JSON pointer the way Slack does
 (``must be less than 3001 characters [json-pointer:/blocks/0/text/text]``),
@@ -45,12 +50,20 @@ MARKDOWN_BLOCK_LIMIT = 12_000
 MAX_FIELDS = 10
 MAX_CONTEXT_ELEMENTS = 10
 BLOCK_ID_LIMIT = 255
+MAX_ACTIONS_ELEMENTS = 25
+BUTTON_TEXT_LIMIT = 75
+ACTION_ID_LIMIT = 255
+BUTTON_VALUE_LIMIT = 2000
+BUTTON_URL_LIMIT = 3000
+BUTTON_STYLES = ("primary", "danger")
+BUTTON_FIELDS = {"type", "text", "action_id", "value", "url", "style", "confirm", "accessibility_label"}
 MODELED_BLOCKS = {
     "section": {"type", "block_id", "text", "fields", "expand"},
     "header": {"type", "block_id", "text"},
     "context": {"type", "block_id", "elements"},
     "divider": {"type", "block_id"},
     "markdown": {"type", "block_id", "text"},
+    "actions": {"type", "block_id", "elements"},
 }
 """Block types the fake checks, with the fields each may carry (others are refused as unsupported)."""
 TEXT_FIELDS = {"plain_text": {"type", "text", "emoji"}, "mrkdwn": {"type", "text", "verbatim"}}
@@ -150,6 +163,8 @@ def _blocks_problems(blocks: list[Any]) -> Iterator[str]:
             yield from _section_problems(block, at)
         elif kind == "context":
             yield from _context_problems(block.get("elements"), f"{at}/elements")
+        elif kind == "actions":
+            yield from _actions_problems(block.get("elements"), f"{at}/elements")
         elif kind == "markdown":
             text = block.get("text")
             yield from _string_problems(text, f"{at}/text", MARKDOWN_BLOCK_LIMIT)
@@ -181,6 +196,53 @@ def _section_problems(block: dict[str, Any], at: str) -> Iterator[str]:
 
 def _context_problems(elements: Any, at: str) -> Iterator[str]:
     yield from _text_array_problems(elements, at, MAX_CONTEXT_ELEMENTS, CONTEXT_TEXT_LIMIT)
+
+
+def _actions_problems(elements: Any, at: str) -> Iterator[str]:
+    """1..25 interactive elements; buttons are the ones modelled, each ``action_id`` unique in the block."""
+    if not isinstance(elements, list) or not elements:
+        yield f"must provide a non-empty array [json-pointer:{at}]"
+        return
+    if len(elements) > MAX_ACTIONS_ELEMENTS:
+        yield f"no more than {MAX_ACTIONS_ELEMENTS} items allowed [json-pointer:{at}]"
+    seen: set[str] = set()
+    for index, element in enumerate(elements):
+        here = f"{at}/{index}"
+        if not isinstance(element, dict):
+            yield f"must provide an object [json-pointer:{here}]"
+        elif element.get("type") != "button":
+            yield f"unsupported type: {element.get('type')} [json-pointer:{here}/type]"
+        else:
+            yield from _button_problems(element, here, seen)
+
+
+def _button_problems(button: dict[str, Any], at: str, seen: set[str]) -> Iterator[str]:
+    for key in sorted(set(button) - BUTTON_FIELDS):
+        yield f"unsupported field: {key} [json-pointer:{at}/{key}]"
+    yield from _text_problems(button.get("text"), f"{at}/text", BUTTON_TEXT_LIMIT, kinds=("plain_text",))
+    action_id = button.get("action_id")
+    if action_id is not None:
+        yield from _string_problems(action_id, f"{at}/action_id", ACTION_ID_LIMIT)
+        if isinstance(action_id, str) and action_id in seen:
+            yield f"duplicate action_id {action_id!r} [json-pointer:{at}/action_id]"
+        seen.add(str(action_id))
+    if "value" in button:
+        yield from _string_problems(button["value"], f"{at}/value", BUTTON_VALUE_LIMIT)
+    if "url" in button:
+        yield from _string_problems(button["url"], f"{at}/url", BUTTON_URL_LIMIT)
+    if "style" in button and button["style"] not in BUTTON_STYLES:
+        yield f"must be one of {', '.join(BUTTON_STYLES)} [json-pointer:{at}/style]"
+
+
+def buttons(blocks: list[Any] | None) -> list[dict[str, Any]]:
+    """Every button of a message's ``actions`` blocks, in order, each with its block's ``block_id``."""
+    found: list[dict[str, Any]] = []
+    for block in blocks or ():
+        if isinstance(block, dict) and block.get("type") == "actions":
+            for element in block.get("elements") or ():
+                if isinstance(element, dict) and element.get("type") == "button":
+                    found.append({**element, "block_id": block.get("block_id", "")})
+    return found
 
 
 def _text_array_problems(items: Any, at: str, max_items: int, text_limit: int) -> Iterator[str]:

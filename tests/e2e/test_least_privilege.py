@@ -26,8 +26,8 @@ from e2e_support import (
     eventually,
     finished_repair,
     inject_now,
+    merge_policy,
     phase_of,
-    repairbot,
     repairs_of,
     simulated,
 )
@@ -124,17 +124,26 @@ def run_scenario(sandbox: BackgroundSandbox) -> client.ApiClient:
 
 
 def run_storm(sandbox: BackgroundSandbox) -> None:
-    """A storm trips the breaker (its ConfigMap), a human resumes, the operator consumes the resume mark."""
+    """A storm trips the breaker (its ConfigMap), a human resumes it from Slack (the webhook's annotation),
+    the operator consumes the resume mark."""
     kube = api_client(sandbox.state["kubeconfig"])
     leaf = [f"gpu-node-00{i}" for i in range(4)]
     inject_now(sandbox, [(name, "xid:79", 0) for name in leaf])
-    eventually(
-        lambda: len(all_repairs(kube)) == 4 and all(phase_of(r) == "Blocked" for r in all_repairs(kube)),
-        30,
-        what="the storm blocked",
-    )
-    done = repairbot(sandbox, "resume", "--all")
-    assert done.returncode == 0, done.stderr
+
+    def storm_posted() -> tuple[str, str] | None:
+        repairs = all_repairs(kube)
+        if len(repairs) != 4 or not all(phase_of(r) == "Blocked" for r in repairs):
+            return None
+        thread = next(((r["status"]["slack"]["channel"], r["status"]["slack"]["ts"])
+                       for r in repairs if (r["status"].get("slack") or {}).get("ts")), None)  # fmt: skip
+        slack = sandbox.sandbox.slack
+        shown = slack.buttons(*thread) if slack is not None and thread else []
+        return thread if any(b["action_id"] == "repairbot:resume-storm" for b in shown) else None
+
+    channel, ts = eventually(storm_posted, 30, what="the storm blocked and its Slack message posted")
+    assert sandbox.sandbox.slack is not None
+    status, _ = sandbox.call(sandbox.sandbox.slack.click(channel, ts, "repairbot:resume-storm", user="U0SANDBOX1"))
+    assert status == 200
     for name in leaf:
         assert phase_of(finished_repair(kube, name, timeout=60)) == "Succeeded"
 
@@ -145,7 +154,9 @@ def test_every_permission_the_chart_grants_is_the_only_one_allowing_a_request_th
     sandbox = make_sandbox(nodes=4, policy=NOTIFYING)
     kube = run_scenario(sandbox)
     assert len(repairs_of(kube, "gpu-node-001")) == 1  # the twins were folded into one repair
-    stormy = make_sandbox(nodes=4, policy={"breaker": {"maxPerDomain": 2, "settleTime": "1s", "halfOpenCanaries": 1}})
+    storm_policy = {"breaker": {"maxPerDomain": 2, "settleTime": "1s", "halfOpenCanaries": 1},
+                    "notifications": {"slack": {"actions": {"allowedUsers": ["U0SANDBOX1"]}}}}  # fmt: skip
+    stormy = make_sandbox(nodes=4, policy=merge_policy(NOTIFYING, storm_policy))
     run_storm(stormy)
 
     used = sole_uses(sandbox.sandbox.api.audit.rows()) | sole_uses(stormy.sandbox.api.audit.rows())

@@ -123,3 +123,46 @@ def test_a_blocks_refusal_applies_only_to_messages_that_carry_blocks() -> None:
     assert not rule.applies("chat.update", {"text": "start-drain", "blocks": [section("start-drain")]})
     too_long = Refusal("chat.postMessage", "msg_too_long", containing="start-drain")
     assert too_long.applies("chat.postMessage", {"text": "start-drain"})  # any form: the plain one is refused too
+
+
+def button(**change: Any) -> dict[str, Any]:
+    out = {"type": "button", "action_id": "repairbot:resume", "value": "gpu-node-001",
+           "text": {"type": "plain_text", "text": "Resume"}}  # fmt: skip
+    out.update(change)
+    return {k: v for k, v in out.items() if v is not None}
+
+
+def actions(*elements: dict[str, Any]) -> dict[str, Any]:
+    return {"type": "actions", "block_id": "repairbot-actions", "elements": list(elements)}
+
+
+@pytest.mark.parametrize(
+    ("block", "error"),
+    [
+        (actions(button(), button(action_id="repairbot:cancel", style="danger")), None),
+        (actions(*[button(action_id=f"a{i}") for i in range(25)]), None),
+        (actions(*[button(action_id=f"a{i}") for i in range(26)]), "invalid_blocks"),
+        (actions(), "invalid_blocks"),
+        (actions(button(action_id="a" * 255)), None),
+        (actions(button(action_id="a" * 256)), "invalid_blocks"),
+        (actions(button(value="v" * 2000)), None),
+        (actions(button(value="v" * 2001)), "invalid_blocks"),
+        (actions(button(text={"type": "plain_text", "text": "t" * 75})), None),
+        (actions(button(text={"type": "plain_text", "text": "t" * 76})), "invalid_blocks"),
+        (actions(button(text={"type": "mrkdwn", "text": "*Resume*"})), "invalid_blocks"),
+        (actions(button(style="warning")), "invalid_blocks"),
+        (actions(button(), button()), "invalid_blocks"),  # the same action_id twice in one block
+        (actions({"type": "static_select", "action_id": "x"}), "invalid_blocks"),
+        (actions(button(colour="red")), "invalid_blocks"),
+    ],
+)  # fmt: skip
+def test_actions_blocks_and_buttons_are_held_to_block_kit_limits(block: dict[str, Any], error: str | None) -> None:
+    assert error_of({"text": "t", "blocks": [block]}) == error
+
+
+def test_the_buttons_of_a_message_are_read_back_with_their_block() -> None:
+    from repairbot_sim.slack_blocks import buttons
+
+    found = buttons([section("s"), actions(button(), button(action_id="repairbot:cancel"))])
+    assert [b["action_id"] for b in found] == ["repairbot:resume", "repairbot:cancel"]
+    assert {b["block_id"] for b in found} == {"repairbot-actions"}
