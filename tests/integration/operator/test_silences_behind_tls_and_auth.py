@@ -27,6 +27,7 @@ from repairbot.model import GROUP, PLURAL, VERSION, format_time
 from repairbot.notify import NotifyError
 from repairbot.notify.alertmanager import AlertmanagerSilences
 from repairbot.notify.http_access import HttpAccess
+from repairbot.operator.main import OperatorOptions, run_operator
 from repairbot.operator.metrics import OperatorMetrics
 from repairbot.operator.silence_plan import silence_matchers
 from repairbot.operator.silences import CONDITION_SILENCED, SilenceKeeper
@@ -139,3 +140,23 @@ def test_a_wrong_password_is_recorded_on_the_repair_and_counted(
     assert counted == {"401": 1.0}
     assert httpx.get(f"{secured.url}/api/v2/silences", verify=ssl.create_default_context(cafile=secured.ca),
                      auth=(USER, PASSWORD)).json() == []  # fmt: skip
+
+
+def test_an_operator_named_an_unreadable_alertmanager_credentials_file_refuses_to_start(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    policy = tmp_path / "policy.yaml"
+    policy.write_text("alertmanager:\n  url: https://alertmanager.monitoring:9093\n")
+    options = OperatorOptions(policy_path=policy,
+                              alertmanager=HttpAccess(ca_file=tmp_path / "ca.crt", token_file=tmp_path / "token"))
+
+    assert run_operator(options) == 2
+    out = capsys.readouterr().out
+    assert "cannot reach Alertmanager as configured (--alertmanager-*-file)" in out
+    assert f"the Alertmanager CA bundle {tmp_path / 'ca.crt'} is not a readable file" in out
+    assert f"the Alertmanager token file {tmp_path / 'token'} is not a readable file" in out
+
+
+def test_one_alertmanager_credential_at_most(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="not both"):
+        HttpAccess(token_file=tmp_path / "t", basic_auth_file=tmp_path / "b")
