@@ -2,7 +2,7 @@
 
 No Slack is reachable where RepairBot is built, so tests and the sandbox post
 here. It speaks what RepairBot uses — ``auth.test``, ``chat.postMessage``
-(threads included), ``chat.update`` — with bearer auth, and is at least as
+(threads included), ``chat.update``, ``usergroups.users.list`` — with bearer auth and scopes, and is at least as
 strict as Slack where RepairBot could go wrong:
 
 - the workspace has channels the bot is or is not a member of, archived or
