@@ -135,6 +135,7 @@ def _cmd_operator(args: argparse.Namespace) -> int:
 
 def operator_options(args: argparse.Namespace) -> OperatorOptions:
     """``repairbot operator``'s flags as the options the operator runs with (defaults where a flag is absent)."""
+    from repairbot.notify.http_access import HttpAccess
     from repairbot.operator.main import OperatorOptions
     from repairbot.remediations.prometheus_access import PrometheusAccess
 
@@ -148,6 +149,11 @@ def operator_options(args: argparse.Namespace) -> OperatorOptions:
             ca_file=Path(args.prometheus_ca_file) if args.prometheus_ca_file else None,
             token_file=Path(args.prometheus_token_file) if args.prometheus_token_file else None,
             basic_auth_file=Path(args.prometheus_basic_auth_file) if args.prometheus_basic_auth_file else None,
+        ),
+        alertmanager=HttpAccess(
+            ca_file=Path(args.alertmanager_ca_file) if args.alertmanager_ca_file else None,
+            token_file=Path(args.alertmanager_token_file) if args.alertmanager_token_file else None,
+            basic_auth_file=Path(args.alertmanager_basic_auth_file) if args.alertmanager_basic_auth_file else None,
         ),
     )
     if args.namespace:
@@ -386,6 +392,17 @@ def build_parser() -> argparse.ArgumentParser:
     )
     credentials.add_argument(
         "--prometheus-basic-auth-file", default=None, help="a file holding user:password for Prometheus"
+    )
+    operator.add_argument(
+        "--alertmanager-ca-file", default=None,
+        help="CA bundle Alertmanager's certificate must chain to (default: the system's); TLS is always verified",
+    )  # fmt: skip
+    am_credentials = operator.add_mutually_exclusive_group()
+    am_credentials.add_argument(
+        "--alertmanager-token-file", default=None, help="bearer token for Alertmanager, re-read on every call"
+    )
+    am_credentials.add_argument(
+        "--alertmanager-basic-auth-file", default=None, help="a file holding user:password for Alertmanager"
     )
     operator.set_defaults(handler=_cmd_operator)
 

@@ -120,8 +120,19 @@ def start_prometheus(
     return url
 
 
-def start_alertmanager(children: ChildServers, home: Path, config: str) -> str:
-    """Debian's ``prometheus-alertmanager`` (upstream ``alertmanager``), clustering off, on a free port; its URL."""
+def start_alertmanager(
+    children: ChildServers,
+    home: Path,
+    config: str,
+    *,
+    web_config: str | None = None,
+    ready_with: dict[str, Any] | None = None,
+) -> str:
+    """Debian's ``prometheus-alertmanager`` (upstream ``alertmanager``), clustering off, on a free port; its URL.
+
+    ``web_config``: its ``--web.config.file`` (TLS, basic auth), https when it has ``tls_server_config``;
+    ``ready_with`` then says how the readiness check gets in (CA, credentials).
+    """
     binary = binary_or_skip("prometheus-alertmanager", "alertmanager")
     home.mkdir(parents=True, exist_ok=True)
     (home / "alertmanager.yml").write_text(config)
@@ -130,6 +141,24 @@ def start_alertmanager(children: ChildServers, home: Path, config: str) -> str:
         binary, f"--config.file={home / 'alertmanager.yml'}", f"--storage.path={home / 'data'}",
         f"--web.listen-address=127.0.0.1:{port}", "--cluster.listen-address=", "--log.level=warn",
     ]  # fmt: skip
-    url = f"http://127.0.0.1:{port}"
-    children.start(command, home, ready_url=f"{url}/-/ready")
+    scheme = "https" if web_config and "tls_server_config" in web_config else "http"
+    if web_config is not None:
+        (home / "web.yml").write_text(web_config)
+        command.append(f"--web.config.file={home / 'web.yml'}")
+    url = f"{scheme}://127.0.0.1:{port}"
+    children.start(command, home, ready_url=f"{url}/-/ready", ready_with=ready_with)
     return url
+
+
+def self_signed_certificate(directory: Path, name: str) -> tuple[Path, Path]:
+    """A certificate for 127.0.0.1 signed by itself (its own CA), and its key, made with the openssl CLI."""
+    openssl = shutil.which("openssl")
+    if openssl is None:
+        pytest.skip("the openssl command is not installed")
+    cert, key = directory / f"{name}.crt", directory / f"{name}.key"
+    subprocess.run(
+        [openssl, "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", f"/CN={name}",
+         "-addext", "subjectAltName=IP:127.0.0.1", "-keyout", str(key), "-out", str(cert)],
+        check=True, capture_output=True,
+    )  # fmt: skip
+    return cert, key

@@ -35,6 +35,7 @@ from tenacity.wait import wait_base
 
 from repairbot.model import format_time, parse_time
 from repairbot.notify.errors import NotifyError
+from repairbot.notify.http_access import HttpAccess
 from repairbot.notify.http_api import JsonApi
 
 CREATED_BY = "repairbot"
@@ -105,8 +106,12 @@ class AlertmanagerSilences:
         timeout: float = 10.0,
         attempts: int = 3,
         wait: wait_base | None = None,
+        access: HttpAccess | None = None,
     ) -> None:
-        self._api = JsonApi(TARGET, base_url, timeout=timeout, attempts=attempts, wait=wait)
+        """``access``: the CA bundle and credentials files (:mod:`repairbot.notify.http_access`); TLS is verified."""
+        access = access or HttpAccess()
+        self._api = JsonApi(TARGET, base_url, timeout=timeout, attempts=attempts, wait=wait,
+                            verify=access.verify(), auth=access.auth(TARGET))  # fmt: skip
 
     @property
     def base_url(self) -> str:

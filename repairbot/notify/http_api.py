@@ -9,6 +9,7 @@ the GPURepair and tries again on its next pass, never swallowed here.
 
 from __future__ import annotations
 
+import ssl
 from collections.abc import Mapping
 from typing import Any
 
@@ -46,10 +47,13 @@ class JsonApi:
         timeout: float = 10.0,
         attempts: int = 3,
         wait: wait_base | None = None,
+        verify: ssl.SSLContext | bool = True,
+        auth: httpx.Auth | None = None,
     ) -> None:
         self.target = target
         self.base_url = base_url.rstrip("/")
-        self._client = httpx.Client(base_url=self.base_url, headers=dict(headers or {}), timeout=timeout)
+        self._client = httpx.Client(base_url=self.base_url, headers=dict(headers or {}), timeout=timeout,
+                                    verify=verify, auth=auth)  # fmt: skip
         self._attempts = attempts
         self._wait = wait if wait is not None else wait_exponential_jitter(multiplier=0.2, max=2.0, jitter=0.2)
 

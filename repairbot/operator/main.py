@@ -26,6 +26,7 @@ from repairbot.kube.events import EventRecorder
 from repairbot.kube.intake import Intake
 from repairbot.notify.alertmanager import AlertmanagerSilences
 from repairbot.notify.grafana import GrafanaAnnotations
+from repairbot.notify.http_access import HttpAccess
 from repairbot.operator.annotations import AnnotationDispatcher
 from repairbot.operator.bmc_credentials import KubeBmcCredentials
 from repairbot.operator.breaker_store import CONFIGMAP as BREAKER_CONFIGMAP
@@ -68,6 +69,8 @@ class OperatorOptions:
     """The storm breaker's ConfigMap; the chart names it after the release."""
     prometheus: PrometheusAccess = field(default_factory=PrometheusAccess)
     """TLS trust and credentials for the quiet-period query (never in the policy file)."""
+    alertmanager: HttpAccess = field(default_factory=HttpAccess)
+    """TLS trust and credentials for Alertmanager's silences API (never in the policy file)."""
 
 
 @dataclass
@@ -106,6 +109,7 @@ def build_operator(
     breaker_configmap: str = BREAKER_CONFIGMAP,
     prometheus: PrometheusAccess | None = None,
     grafana_token: str | None = None,
+    alertmanager: HttpAccess | None = None,
 ) -> OperatorParts:
     """Every part of one operator. ``grafana_token`` (else ``REPAIRBOT_GRAFANA_TOKEN``) is Grafana's API token,
     required when the policy names a Grafana: an annotation lane that cannot log in is refused at start-up."""
@@ -144,19 +148,25 @@ def build_operator(
     register(registry, api=api, scheduler=scheduler, intake=Intake(api), metrics=metrics, fleet_cache=cache)
     retention = RetentionCollector(api, policy.retention, metrics)
     parts = OperatorParts(api, policy, registry, scheduler, reconciler, metrics, notifications, retention)
-    parts.silences = build_silences(api, policy, lambda: list(cache.view().repairs), metrics)
+    parts.silences = build_silences(api, policy, lambda: list(cache.view().repairs), metrics, access=alertmanager)
     parts.annotations = build_annotations(api, policy, lambda: list(cache.view().repairs), metrics,
                                           grafana_token or os.environ.get("REPAIRBOT_GRAFANA_TOKEN"))  # fmt: skip
     return parts
 
 
 def build_silences(
-    api: client.ApiClient, policy: Policy, repairs: Callable[[], list[Mapping[str, Any]]], metrics: OperatorMetrics
+    api: client.ApiClient,
+    policy: Policy,
+    repairs: Callable[[], list[Mapping[str, Any]]],
+    metrics: OperatorMetrics,
+    *,
+    access: HttpAccess | None = None,
 ) -> SilenceKeeper | None:
-    """The silence keeper when the policy names an Alertmanager."""
+    """The silence keeper when the policy names an Alertmanager (reached with ``access``: CA, credentials)."""
     if policy.alertmanager.url is None:
         return None
-    return SilenceKeeper(api, repairs, AlertmanagerSilences(policy.alertmanager.url), policy.alertmanager,
+    silences = AlertmanagerSilences(policy.alertmanager.url, access=access)
+    return SilenceKeeper(api, repairs, silences, policy.alertmanager,
                          runbook_base_url=policy.runbook_base_url, metrics=metrics)  # fmt: skip
 
 
@@ -233,10 +243,15 @@ def run_operator(options: OperatorOptions) -> int:
     if problems:
         print("repairbot operator: cannot reach Prometheus as configured:\n" + "\n".join(problems))
         return 2
+    problems = options.alertmanager.problems() if policy.alertmanager.url else []
+    if problems:
+        print("repairbot operator: cannot reach Alertmanager as configured (--alertmanager-*-file):\n"
+              + "\n".join(problems))  # fmt: skip
+        return 2
     api = api_client(options.kubeconfig)
     parts = build_operator(
         api, policy, namespace=options.namespace, max_parallel=options.max_parallel,
-        breaker_configmap=options.breaker_configmap, prometheus=options.prometheus,
+        breaker_configmap=options.breaker_configmap, prometheus=options.prometheus, alertmanager=options.alertmanager,
     )  # fmt: skip
     if options.metrics_port:
         start_http_server(options.metrics_port, registry=parts.metrics.registry)

@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import signal
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -34,6 +36,7 @@ from repairbot.webhook.metrics import WebhookMetrics
 from repairbot.webhook.server import DEFAULT_BODY_LIMIT, build_app
 from repairbot.webhook.slack_actions import SlackActions
 from repairbot.webhook.slack_apply import SlackApplier
+from repairbot.webhook.slack_groups import GroupMembers
 
 log = logging.getLogger(__name__)
 
@@ -77,9 +80,20 @@ def load_auth(options: WebhookOptions) -> WebhookAuth:
 
 
 def load_slack_actions(
-    api: client.ApiClient, options: WebhookOptions, *, signing_secret: str | None = None
+    api: client.ApiClient,
+    options: WebhookOptions,
+    *,
+    signing_secret: str | None = None,
+    slack_bot: SlackBot | None = None,
+    metrics: WebhookMetrics | None = None,
 ) -> SlackActions | None:
-    """The Slack buttons' endpoint, when a signing secret is configured; :class:`AuthConfigError` if unusable."""
+    """The Slack buttons' endpoint, when a signing secret is configured; :class:`AuthConfigError` if unusable.
+
+    With ``allowedGroups`` in the policy, group members are asked of Slack
+    with the bot token (``slack_bot``, else ``$REPAIRBOT_SLACK_TOKEN`` and
+    ``$REPAIRBOT_SLACK_API_URL``); with no token the webhook still starts, and
+    refuses a group member's click saying so (it cannot check them).
+    """
     secret = signing_secret or slack_signing_secret(options.slack_signing_secret_file)
     if secret is None:
         return None
@@ -87,7 +101,31 @@ def load_slack_actions(
         policy = load_policy(options.policy) if options.policy else Policy()
     except (PolicyError, PolicyFileError) as error:
         raise AuthConfigError(f"webhook: policy {options.policy}: {error}") from None
-    return SlackActions(SignatureVerifier(secret), policy.notifications.slack.actions, SlackApplier(api))
+    actions = policy.notifications.slack.actions
+    metrics = metrics or WebhookMetrics()
+    groups = None
+    if actions.allowed_groups:
+        bot = slack_bot or SlackBot.from_environment(os.environ)
+        if not bot.token:
+            log.warning("webhook: policy allows Slack user groups %s but no bot token is set "
+                        "(REPAIRBOT_SLACK_TOKEN): their clicks are refused",
+                        ",".join(actions.allowed_groups))  # fmt: skip
+        groups = GroupMembers.from_token(
+            bot.token, base_url=bot.api_url, on_error=lambda code: metrics.slack_group_errors.labels(code).inc()
+        )
+    return SlackActions(SignatureVerifier(secret), actions, SlackApplier(api), groups=groups, metrics=metrics)
+
+
+@dataclass(frozen=True, slots=True)
+class SlackBot:
+    """The Slack bot token (and API URL, for the sandbox) the webhook asks user group members with."""
+
+    token: str | None
+    api_url: str | None = None
+
+    @classmethod
+    def from_environment(cls, env: Mapping[str, str]) -> SlackBot:
+        return cls(env.get("REPAIRBOT_SLACK_TOKEN") or None, env.get("REPAIRBOT_SLACK_API_URL") or None)
 
 
 def load_rules(options: WebhookOptions) -> AlertRules:
@@ -101,16 +139,19 @@ async def start_webhook(
     auth: WebhookAuth | None = None,
     metrics: WebhookMetrics | None = None,
     slack_signing_secret: str | None = None,
+    slack_bot: SlackBot | None = None,
 ) -> tuple[web.AppRunner, str]:
     """Start serving on ``options.host:options.port`` (port 0 picks one); returns the runner and base URL.
 
     ``auth`` overrides what the options' files and environment say (the
     sandbox passes a token it generated), and ``slack_signing_secret`` the
-    Slack app's (the sandbox's fake Slack signs with it). Stop with ``await runner.cleanup()``.
+    Slack app's (the sandbox's fake Slack signs with it), ``slack_bot`` the
+    bot token user groups are looked up with. Stop with ``await runner.cleanup()``.
     """
     auth = auth or load_auth(options)
+    metrics = metrics or WebhookMetrics()
     handler = AlertHandler(KubeSink(api), load_rules(options), node_labels=options.node_labels)
-    slack = load_slack_actions(api, options, signing_secret=slack_signing_secret)
+    slack = load_slack_actions(api, options, signing_secret=slack_signing_secret, slack_bot=slack_bot, metrics=metrics)
     app = build_app(handler, auth, metrics=metrics, body_limit=options.body_limit, slack=slack)
     runner = web.AppRunner(app, access_log=None)
     await runner.setup()

@@ -61,5 +61,18 @@ class WebhookMetrics:
             registry=self.registry,
         )
 
+        self.slack_actions = Counter(
+            "repairbot_webhook_slack_actions_total",
+            "Slack button clicks by outcome: done, refused (not allowed), unverified (group membership unknown)",
+            ["outcome"],
+            registry=self.registry,
+        )
+        self.slack_group_errors = Counter(
+            "repairbot_webhook_slack_group_lookup_errors_total",
+            "Slack usergroups.users.list lookups that failed (the click was refused), by Slack's error code",
+            ["code"],
+            registry=self.registry,
+        )
+
     def exposition(self) -> bytes:
         return generate_latest(self.registry)

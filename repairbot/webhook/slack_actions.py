@@ -9,7 +9,10 @@ even parsed. The body is form-encoded ``payload=<JSON>`` of type
 ``block_actions`` (:func:`parse_click`).
 
 The clicking user must be on the policy's allow-list
-(:mod:`repairbot.policy.slack_actions`); anyone else is told so ephemerally
+(:mod:`repairbot.policy.slack_actions`), by user id or as a member of an
+allowed user group (asked of Slack, :mod:`repairbot.webhook.slack_groups`;
+when Slack cannot say, the click is refused with the reason: fail closed);
+anyone else is told so ephemerally
 on the payload's ``response_url`` (for ``block_actions`` Slack shows nothing
 of the HTTP answer's body) and nothing changes. An allowed click goes through
 the same functions as the CLI (:mod:`repairbot.webhook.slack_apply`), and is
@@ -26,7 +29,7 @@ import json
 import logging
 import re
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qs
 
@@ -35,6 +38,8 @@ from slack_sdk.webhook.async_client import AsyncWebhookClient
 
 from repairbot.notify.slack_buttons import SlackAction
 from repairbot.policy.slack_actions import SlackActionsPolicy
+from repairbot.webhook.metrics import WebhookMetrics
+from repairbot.webhook.slack_groups import GroupLookupError, GroupMembers
 
 log = logging.getLogger(__name__)
 
@@ -105,23 +110,57 @@ class SlackActions:
 
     ``apply`` runs in a worker thread (it calls the Kubernetes API through the
     synchronous client) and returns the sentence the clicker is shown.
+    ``groups`` answers who is in the policy's ``allowedGroups`` (None: no
+    lookups, so a group grants nothing and its clicks are refused as unverified).
     """
 
     verifier: SignatureVerifier
     policy: SlackActionsPolicy
     apply: Callable[[Click], str]
+    groups: GroupMembers | None = None
+    metrics: WebhookMetrics = field(default_factory=WebhookMetrics)
 
     async def handle(self, click: Click, retry: str | None) -> str:
         """Carry ``click`` out (or refuse it) and tell the clicker; returns what they were told."""
-        if not self.policy.allows(click.user):
+        allowed, unverified = await asyncio.to_thread(self.decide, click.user)
+        if unverified is not None:
+            self.metrics.slack_actions.labels("unverified").inc()
+            log.warning("slack action refused user=%s action=%s value=%s reason=%s",
+                        click.user, click.action, click.value, unverified)  # fmt: skip
+            said = (f"Sorry <@{click.user}>, RepairBot could not check that you may act from Slack, "
+                    f"so nothing was done: {unverified}.")  # fmt: skip
+        elif not allowed:
+            self.metrics.slack_actions.labels("refused").inc()
             log.warning("slack action refused user=%s action=%s value=%s", click.user, click.action, click.value)
             said = f"Sorry <@{click.user}>, you are not allowed to act on RepairBot repairs from Slack."
         else:
             said = await asyncio.to_thread(self.apply, click)
+            self.metrics.slack_actions.labels("done").inc()
             log.info("slack action user=%s action=%s value=%s retry=%s outcome=%s",
                      click.user, click.action, click.value, retry or "0", said)  # fmt: skip
         await self._answer(click, said)
         return said
+
+    def decide(self, user: str) -> tuple[bool, str | None]:
+        """``(allowed, None)``, or ``(False, why)`` when a group's membership could not be had from Slack.
+
+        Named in ``allowedUsers``, or a member of any allowed group that Slack
+        answered for: allowed, even if another group's lookup failed. Else, if
+        any lookup failed, the answer is unknown, and unknown is refused.
+        """
+        if self.policy.allows(user):
+            return True, None
+        failure: str | None = None
+        for group in self.policy.allowed_groups:
+            if self.groups is None:
+                failure = failure or f"no Slack user group lookup is configured for <!subteam^{group}>"
+                continue
+            try:
+                if user in self.groups.members(group):
+                    return True, None
+            except GroupLookupError as error:
+                failure = failure or str(error)
+        return False, failure
 
     async def _answer(self, click: Click, text: str) -> None:
         """Ephemerally, to the clicker only, on the payload's ``response_url`` (the original message stays)."""

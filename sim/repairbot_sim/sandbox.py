@@ -32,7 +32,7 @@ from aiohttp import web
 from repairbot.kube.client import api_client
 from repairbot.operator.dispatcher import ChatEndpoints
 from repairbot.policy import Policy, counted_codes, load_policy
-from repairbot.webhook import WebhookOptions, start_webhook
+from repairbot.webhook import SlackBot, WebhookOptions, start_webhook
 from repairbot.webhook.auth import WebhookAuth
 from repairbot.webhook.slack_actions import SLACK_ACTIONS_PATH
 from repairbot_sim import fleet, workloads
@@ -181,6 +181,7 @@ class Sandbox:
             WebhookOptions(host=self.config.host, port=0, policy=self.config.policy_path or SANDBOX_POLICY),
             auth=WebhookAuth(bearer_token=self._webhook_token),
             slack_signing_secret=signing_secret,
+            slack_bot=SlackBot(self.slack.token, self.slack.api_url),  # asks the fake Slack who is in a group
         )
         self.slack.request_url = f"{webhook_url}{SLACK_ACTIONS_PATH}"  # the Slack app's interactivity Request URL
         self.state = {

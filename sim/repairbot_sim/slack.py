@@ -2,7 +2,7 @@
 
 No Slack is reachable where RepairBot is built, so tests and the sandbox post
 here. It speaks what RepairBot uses — ``auth.test``, ``chat.postMessage``
-(threads included), ``chat.update`` — with bearer auth, and is at least as
+(threads included), ``chat.update``, ``usergroups.users.list`` — with bearer auth and scopes, and is at least as
 strict as Slack where RepairBot could go wrong:
 
 - the workspace has channels the bot is or is not a member of, archived or
@@ -17,6 +17,12 @@ strict as Slack where RepairBot could go wrong:
 - messages are held to Block Kit's limits (:mod:`repairbot_sim.slack_blocks`):
   ``invalid_blocks`` naming each rule's JSON pointer, ``msg_too_long``,
   ``msg_blocks_too_long``;
+- ``usergroups.users.list`` (a GET with ``usergroup`` in the query, as
+  slack-sdk sends it) answers ``{"ok": true, "users": [...]}`` from
+  ``group_members``, ``no_such_subteam`` for an id the workspace has no group
+  for, ``invalid_arguments`` without ``usergroup``; every method checks the
+  token's ``scopes`` and answers ``missing_scope`` with ``needed`` and
+  ``provided``, as Slack does;
 - mentions are recorded as Slack parses them (``<@U…>``, ``<!subteam^S…>``,
   ``<!here>``, ``<!channel>``; plain ``@name`` is text): ``mentions`` on the
   message and on its ``/_recorded`` entry, and ``unresolved_mentions`` for
@@ -50,10 +56,16 @@ from repairbot_sim.slack_interactions import block_actions_payload, deliver, for
 API_PREFIX = "/api/"
 BOT_USER = "U0REPAIRBOT"
 BLOCKS_ERRORS = frozenset({"invalid_blocks", "invalid_blocks_format", "msg_blocks_too_long"})
-DEFAULT_USER_GROUPS = {"S0GPUONCALL": "gpu-oncall"}
+DEFAULT_USER_GROUPS = {"S0GPUONCALL": "gpu-oncall", "S0SANDBOXSRE": "sandbox-sres"}
 """The sandbox workspace's user groups (id → handle): the sandbox policy pages ``<!subteam^S0GPUONCALL>``."""
 DEFAULT_USERS = {BOT_USER: "repairbot", "U0SRE00001": "sre-alice", "U0SANDBOX1": "sandbox-sre"}
 """The sandbox workspace's people: the sandbox policy lets ``U0SANDBOX1`` press the repair buttons, not alice."""
+DEFAULT_GROUP_MEMBERS = {"S0GPUONCALL": ["U0SRE00001"], "S0SANDBOXSRE": ["U0SANDBOX1"]}
+"""Who is in each group (``usergroups.users.list``): the sandbox policy allows ``S0SANDBOXSRE``'s members."""
+DEFAULT_SCOPES = frozenset({"chat:write", "usergroups:read"})
+"""The bot token's scopes; a method needing one it lacks is ``missing_scope`` (with ``needed``/``provided``)."""
+METHOD_SCOPES = {"chat.postMessage": "chat:write", "chat.update": "chat:write",
+                 "usergroups.users.list": "usergroups:read"}  # fmt: skip
 
 
 @dataclass(frozen=True, slots=True)
@@ -110,7 +122,8 @@ class SlackSim:
     ``edit_window`` (seconds, None for "any time") is the workspace's message
     edit setting; ``clock`` (monotonic seconds) lets a test pass it without
     sleeping. ``user_groups`` and ``users`` (id → name) say which mentions
-    notify someone.
+    notify someone, ``group_members`` (group id → user ids) who is in each
+    group, ``scopes`` what the bot token was granted.
     """
 
     def __init__(
@@ -121,6 +134,8 @@ class SlackSim:
         edit_window: float | None = None,
         user_groups: dict[str, str] | None = None,
         users: dict[str, str] | None = None,
+        group_members: dict[str, list[str]] | None = None,
+        scopes: frozenset[str] = DEFAULT_SCOPES,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.token = token
@@ -129,6 +144,10 @@ class SlackSim:
         self.edit_window = edit_window
         self.user_groups = dict(DEFAULT_USER_GROUPS if user_groups is None else user_groups)
         self.users = dict(DEFAULT_USERS if users is None else users)
+        source = DEFAULT_GROUP_MEMBERS if group_members is None else group_members
+        self.group_members = {group: list(source.get(group, [])) for group in self.user_groups}
+        """Members of each of ``user_groups`` (a group missing here has none)."""
+        self.scopes = set(scopes)
         self.clock = clock
         self.recorded: list[dict[str, Any]] = []
         self.messages: list[SlackMessageRecord] = []
@@ -314,14 +333,20 @@ class SlackSim:
             return _error("not_authed" if "Authorization" not in request.headers else "invalid_auth"), None
         if method == "auth.test":
             return self._auth_test(), None
-        handlers = {"chat.postMessage": self._post, "chat.update": self._update}
+        handlers: dict[str, Callable[[dict[str, Any]], web.Response | SlackMessageRecord]] = {
+            "chat.postMessage": self._post, "chat.update": self._update, "usergroups.users.list": self._members,
+        }  # fmt: skip
         handler = handlers.get(method)
         if handler is None:
             return _error("unknown_method"), None
+        needed = METHOD_SCOPES.get(method)
+        if needed is not None and needed not in self.scopes:
+            return web.json_response({"ok": False, "error": "missing_scope", "needed": needed,
+                                      "provided": ",".join(sorted(self.scopes))}), None  # fmt: skip
         refusal = next((r for r in self.refusals if r.applies(method, body)), None)
         if refusal is not None:
             return _error(refusal.error), None
-        outcome = handler(body)
+        outcome = handler({**request.query, **body})  # a GET method's arguments are in the query
         if isinstance(outcome, web.Response):
             return outcome, None
         return _message_response(method, outcome), outcome
@@ -362,6 +387,15 @@ class SlackSim:
         if problem is not None:
             return _error(problem.error, problem.messages)
         return self._store(channel.id, body.get("text"), parse_blocks(body.get("blocks")), thread_ts, body=body)
+
+    def _members(self, body: dict[str, Any]) -> web.Response:
+        """``usergroups.users.list``: the user ids in ``usergroup``, as Slack lists them."""
+        group = body.get("usergroup")
+        if not group:
+            return _error("invalid_arguments")
+        if group not in self.user_groups:
+            return _error("no_such_subteam")
+        return web.json_response({"ok": True, "users": list(self.group_members.get(str(group), []))})
 
     def _update(self, body: dict[str, Any]) -> web.Response | SlackMessageRecord:
         channel = self.workspace.get(str(body.get("channel")))  # chat.update wants the ID, never a #name

@@ -11,6 +11,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
+import httpx
 from e2e_support import (
     NOTIFYING,
     SandboxFactory,
@@ -35,12 +36,17 @@ SRE = "U0SANDBOX1"
 ALICE = "U0SRE00001"
 """A workspace member the policy does not name."""
 ALLOWED = merge_policy(NOTIFYING, {"notifications": {"slack": {"actions": {"allowedUsers": [SRE]}}}})
+SRE_GROUP = "S0SANDBOXSRE"
+"""The fake workspace's user group holding ``SRE`` (and not alice)."""
+BY_GROUP = merge_policy(NOTIFYING, {"notifications": {"slack": {"actions": {"allowedGroups": [SRE_GROUP]}}}})
 HELD_NODE = "gpu-node-001"
 
 
-def held_repair(make_sandbox: SandboxFactory) -> tuple[BackgroundSandbox, client.ApiClient, dict[str, Any]]:
+def held_repair(
+    make_sandbox: SandboxFactory, policy: dict[str, Any] = ALLOWED
+) -> tuple[BackgroundSandbox, client.ApiClient, dict[str, Any]]:
     """A sandbox whose ``HELD_NODE`` is held cordoned for a human (an InfiniBand port down: notify), posted."""
-    sandbox = make_sandbox(policy=ALLOWED)
+    sandbox = make_sandbox(policy=policy)
     kube = api_client(sandbox.state["kubeconfig"])
     inject_now(sandbox, [(HELD_NODE, "ib-port-down", 0)])
     slack, _ = chats(sandbox)
@@ -245,3 +251,47 @@ def test_repairbot_cancel_on_the_command_line_takes_the_same_path_as_the_button(
     assert node(kube, HELD_NODE)["spec"].get("unschedulable") is True
     again = repairbot(sandbox, "cancel", name)
     assert again.returncode == 1 and "no active GPURepair" in again.stderr
+
+
+def test_a_member_of_an_allowed_user_group_resumes_from_slack(make_sandbox: SandboxFactory) -> None:
+    sandbox, kube, repair = held_repair(make_sandbox, BY_GROUP)
+    slack, _ = chats(sandbox)
+
+    assert click(sandbox, repair, "repairbot:resume")[0] == 200
+
+    done = until_phase(kube, repair["metadata"]["name"], "Quarantined", timeout=40)
+    assert entries_by_slack(done) == [f"resumed by <@{SRE}> from Slack"]
+    assert "Resuming" in slack.responses[-1]["body"]["text"]
+    asked = [r for r in slack.recorded if r["path"].endswith("/usergroups.users.list")]
+    assert len(asked) == 1 and "error" not in asked[0]
+
+
+def test_a_user_in_no_allowed_group_is_refused(make_sandbox: SandboxFactory) -> None:
+    sandbox, kube, repair = held_repair(make_sandbox, BY_GROUP)
+    slack, _ = chats(sandbox)
+
+    assert click(sandbox, repair, "repairbot:cancel", user=ALICE)[0] == 200
+
+    assert "not allowed" in slack.responses[-1]["body"]["text"]
+    time.sleep(1.0)
+    assert entries_by_slack(fresh(kube, repair["metadata"]["name"])) == []
+
+
+def test_when_slack_cannot_say_who_is_in_the_group_the_click_is_refused_with_the_reason(
+    make_sandbox: SandboxFactory,
+) -> None:
+    sandbox, kube, repair = held_repair(make_sandbox, BY_GROUP)
+    slack, _ = chats(sandbox)
+    slack.scopes.discard("usergroups:read")  # the app was installed without the scope
+
+    assert click(sandbox, repair, "repairbot:cancel")[0] == 200
+
+    said = slack.responses[-1]["body"]["text"]
+    assert "could not check" in said and "missing_scope" in said and "usergroups:read" in said
+    assert slack.responses[-1]["body"]["response_type"] == "ephemeral"
+    metrics = httpx.get(f"{sandbox.state['webhook']}/metrics", timeout=5).text
+    assert 'repairbot_webhook_slack_group_lookup_errors_total{code="missing_scope"} 1.0' in metrics
+    assert 'repairbot_webhook_slack_actions_total{outcome="unverified"} 1.0' in metrics
+    time.sleep(1.0)
+    assert phase_of(fresh(kube, repair["metadata"]["name"])) != "Cancelled"
+    assert entries_by_slack(fresh(kube, repair["metadata"]["name"])) == []

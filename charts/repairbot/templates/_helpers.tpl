@@ -148,6 +148,14 @@ The operator's policy: .Values.policy with the chart's Slack, Jira, runbook and 
 {{- end -}}
 {{- $_ := set $notifications "slack" $slack -}}
 {{- end -}}
+{{- if or .Values.slack.allowedUsers .Values.slack.allowedGroups -}}
+{{- $slack := get $notifications "slack" | default (dict) -}}
+{{- $actions := deepCopy (get $slack "actions" | default (dict)) -}}
+{{- with .Values.slack.allowedUsers -}}{{- $_ := set $actions "allowedUsers" . -}}{{- end -}}
+{{- with .Values.slack.allowedGroups -}}{{- $_ := set $actions "allowedGroups" . -}}{{- end -}}
+{{- $_ := set $slack "actions" $actions -}}
+{{- $_ := set $notifications "slack" $slack -}}
+{{- end -}}
 {{- if .Values.jira.enabled -}}
 {{- $jira := get $notifications "jira" | default (dict) -}}
 {{- $_ := set $jira "project" .Values.jira.project -}}
