@@ -1,6 +1,6 @@
 """Scale: the operator's memory and CPU watching 1,000 / 5,000 / 10,000 nodes, idle and under a 1 % failure burst.
 
-Run: ``.venv/bin/python benchmarks/scale_bench.py [--quick]``. Writes
+Run: ``.venv/bin/python benchmarks/scale_bench.py [--quick] [--nodes 20000]``. Writes
 ``benchmarks/results/scale.json`` and prints a table.
 
 For each fleet size, a fresh cluster process and ``repairbot operator`` as its
@@ -39,7 +39,7 @@ def bench_scale(nodes: int, idle_s: float, burst_s: float) -> dict[str, Any]:
     with tempfile.TemporaryDirectory() as tmp, ClusterProcess(Path(tmp), nodes) as cluster:
         root = Path(tmp)
         with OperatorProcess(root, cluster.operator_kubeconfig, None) as operator:
-            ready_s = operator.wait_ready(cluster, timeout=300)
+            ready_s = operator.wait_ready(cluster, timeout=max(300, nodes * 0.03))
             meter = ProcessMeter(operator.pid)
             time.sleep(idle_s)
             idle = {"cpu_per_wall_s": meter.cpu_per_wall(), "rss_mib": meter.rss_mib(), "window_s": idle_s}

@@ -214,4 +214,6 @@ def write_kubeconfig(
         "preferences": {},
     }
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(yaml.safe_dump(config, sort_keys=False))
+    # libyaml's emitter where present (the same YAML): the sandbox writes one kubeconfig per agent, 20,000 at scale.
+    dumper = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
+    path.write_text(yaml.dump(config, Dumper=dumper, sort_keys=False))

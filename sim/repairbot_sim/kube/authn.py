@@ -22,8 +22,8 @@ from repairbot_sim.kube.identity import ANONYMOUS, UserInfo
 
 __all__ = ["MAX_TOKENS", "TokenAuthenticator", "unauthorized"]
 
-MAX_TOKENS = 10_000
-"""Issued tokens the table holds; a sandbox needs one per component and node."""
+MAX_TOKENS = 50_000
+"""Issued tokens the table holds; a sandbox needs one per component and node (20,000 nodes at scale)."""
 AUTHENTICATED = "system:authenticated"
 
 

@@ -133,11 +133,13 @@ class Store:
         handful it matches, not all of them (``where`` must not mutate).
         """
         bucket = self._objects.get(key, {})
-        return [
-            copy.deepcopy(bucket[ident])
-            for ident in sorted(bucket)
-            if (namespace is None or ident[0] == namespace) and (where is None or where(bucket[ident]))
+        # Filter first, sort what matched: a selector over 100,000 pods sorts the handful it keeps.
+        matched = [
+            ident
+            for ident, obj in bucket.items()
+            if (namespace is None or ident[0] == namespace) and (where is None or where(obj))
         ]
+        return [copy.deepcopy(bucket[ident]) for ident in sorted(matched)]
 
     # ---------------------------------------------------------------- writes
 
