@@ -113,11 +113,15 @@ class Informer:
                 while not self._stop.is_set():
                     version = self._watch_from(version)
             except ApiException as error:
+                if self._stop.is_set():
+                    return
                 if error.status != 410:
                     log.warning("informer %s: %s; listing again in %.1f s", self.name, error.status, backoff)
                     self._stop.wait(backoff)
                     backoff = min(BACKOFF_MAX, backoff * 2)
             except Exception as error:  # a dropped connection: list again, bounded backoff
+                if self._stop.is_set():
+                    return  # stop() closed the stream under the watch
                 log.warning("informer %s: %s; listing again in %.1f s", self.name, error, backoff)
                 self._stop.wait(backoff)
                 backoff = min(BACKOFF_MAX, backoff * 2)
