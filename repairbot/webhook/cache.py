@@ -35,12 +35,13 @@ def trim_repair(repair: dict[str, Any]) -> dict[str, Any] | None:
     phase = status.get("phase")
     if phase is not None and Phase(phase).is_terminal and not is_held_quarantine(repair):
         return None
-    metadata = repair.get("metadata") or {}
-    kept = ("name", "labels", "resourceVersion", "creationTimestamp", "deletionTimestamp", "uid")
+    # All of metadata but managedFields: intake's merge is a replace (PUT), which would drop any
+    # annotation or finalizer left out here. Status is the subresource's: a PUT of the object ignores it.
+    metadata = {k: v for k, v in (repair.get("metadata") or {}).items() if k != "managedFields"}
     return {
         "apiVersion": repair.get("apiVersion"),
         "kind": repair.get("kind"),
-        "metadata": {k: metadata[k] for k in kept if k in metadata},
+        "metadata": metadata,
         "spec": repair.get("spec") or {},
         "status": {k: status[k] for k in _KEPT_STATUS if k in status},
     }
