@@ -289,26 +289,16 @@ class RecordSource(Protocol):
 
 
 class ApiRecords:
-    """:class:`RecordSource` straight from the API server: one list per read of a node's repairs, one read per node.
+    """:class:`RecordSource` straight from the API server: one list per read of a node's repairs, one GET per node."""
 
-    ``nodes_by_list`` reads a node by a ``metadata.name`` list rather than a GET, for a component whose
-    RBAC grants list (its informer's) but not get.
-    """
-
-    def __init__(self, api: client.ApiClient, *, nodes_by_list: bool = False) -> None:
+    def __init__(self, api: client.ApiClient) -> None:
         self._custom = client.CustomObjectsApi(api)
         self._core = client.CoreV1Api(api)
-        self._nodes_by_list = nodes_by_list
 
     def repairs_of(self, node: str) -> list[dict[str, Any]]:
         return repairs_of_node(self._custom, node)
 
     def node_metadata(self, node: str) -> dict[str, Any]:
-        if self._nodes_by_list:
-            items = raw_call(self._core.list_node, field_selector=f"metadata.name={node}").get("items") or []
-            if not items:
-                raise NodeNotFound(node)
-            return dict(items[0].get("metadata") or {})
         try:
             return dict(raw_call(self._core.read_node, node).get("metadata") or {})
         except ApiException as error:
@@ -446,9 +436,10 @@ class Intake:
         if counted:
             wanted = _Report(node, counted, source, reason, requested_action, dry_run)
             tries = _Tries()  # the first attempt reads the cache; every retry (after a 409) the API
-            result = retried(lambda: self._report_once(wanted, fresh=tries.next_is_retry()))
+            seen: list[dict[str, Any]] = []  # the node as the create's opt-out check read it
+            result = retried(lambda: self._report_once(wanted, fresh=tries.next_is_retry(), node_seen=seen))
             if source in ALERT_SOURCES and result.created:
-                self._tag_faulty(node)  # a merge needs no node call: its repair marks the node itself
+                self._tag_faulty(node, seen[-1] if seen else None)  # a merge needs no node call: its repair marks it
         if corroborations:
             again = _Tries()
             named = retried(lambda: self._corroborate_once(node, corroborations, fresh=again.next_is_retry()))
@@ -507,7 +498,9 @@ class Intake:
         log.info("intake noted resolved node=%s repair=%s fingerprint=%s", node, name, fingerprint)
         return str(name)
 
-    def _report_once(self, wanted: _Report, *, fresh: bool) -> IntakeResult:
+    def _report_once(
+        self, wanted: _Report, *, fresh: bool, node_seen: list[dict[str, Any]] | None = None
+    ) -> IntakeResult:
         repairs = self._read(wanted.node, fresh)
         current = node_record(repairs)
         if current is not None:
@@ -518,8 +511,10 @@ class Intake:
                     raise
                 # The cache (or intake's memory) still held a repair that is gone (a folded twin): ask the API.
                 self._own.forget(wanted.node, current["metadata"]["name"])
-                return self._report_once(wanted, fresh=True)
-        self._check_node(wanted.node, fresh)
+                return self._report_once(wanted, fresh=True, node_seen=node_seen)
+        metadata = self._check_node(wanted.node, fresh)
+        if node_seen is not None:
+            node_seen.append(metadata)
         taken = {r["metadata"]["name"] for r in repairs}
         for name in _candidate_names(wanted.node, datetime.now(UTC), taken):
             try:
@@ -583,11 +578,13 @@ class Intake:
                  len(wanted.findings), quarantined)  # fmt: skip
         return IntakeResult(updated["metadata"]["name"], wanted.node, False, len(spec["findings"]), quarantined)
 
-    def _check_node(self, node: str, fresh: bool) -> None:
-        """The one node read a new repair costs (none from a cache): does the node exist, may RepairBot touch it?"""
-        labels = self._node_metadata(node, fresh).get("labels") or {}
-        if labels.get(LABEL_DISABLED) == "true":
+    def _check_node(self, node: str, fresh: bool) -> dict[str, Any]:
+        """The one node read a new repair costs (none from a cache that serves nodes): does the node exist, may
+        RepairBot touch it? The node's metadata as read (the ``faulty`` label's check reuses it)."""
+        metadata = self._node_metadata(node, fresh)
+        if (metadata.get("labels") or {}).get(LABEL_DISABLED) == "true":
             raise NodeOptedOut(node)
+        return metadata
 
     def _create(self, name: str, wanted: _Report, limit: int = FINDINGS_MAX) -> IntakeResult:
         spec = wanted.spec(limit)
@@ -602,7 +599,7 @@ class Intake:
         log.info("intake created node=%s repair=%s findings=%d", wanted.node, name, len(wanted.findings))
         return IntakeResult(created["metadata"]["name"], wanted.node, True, len(spec["findings"]))
 
-    def _tag_faulty(self, node: str) -> None:
+    def _tag_faulty(self, node: str, known: dict[str, Any] | None = None) -> None:
         """``repairbot.io/state=faulty`` unless the node is already faulty, repairing or quarantined.
 
         Written after the repair exists, so the operator, seeing ``faulty``, finds
@@ -611,10 +608,11 @@ class Intake:
         meanwhile, the 409 makes us re-read instead of overwriting it.
         """
 
-        tries = _Tries()  # the node's labels from the cache first; after a 409, from the API
+        tries = _Tries()  # the node as the create read it (or the cache) first; after a 409, from the API
 
         def tag() -> None:
-            metadata = self._node_metadata(node, tries.next_is_retry())
+            retry = tries.next_is_retry()
+            metadata = known if known is not None and not retry else self._node_metadata(node, retry)
             if (metadata.get("labels") or {}).get(LABEL_STATE) in _HELD_STATES:
                 return
             patch = {

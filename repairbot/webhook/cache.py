@@ -1,7 +1,8 @@
 """The webhook's watch caches: nodes and GPURepairs, so a notification costs its writes and no reads.
 
-A :class:`WebhookCache` is the :class:`~repairbot.kube.intake.RecordSource` intake reads from in the
-webhook, and the node list the alert mapping resolves names against. It keeps of each object only what
+A :class:`WebhookCache` is the :class:`~repairbot.kube.intake.RecordSource` intake reads repairs from in
+the webhook, and the node list the alert mapping resolves names against (the opt-out check of a new
+repair still reads its node from the API: see :meth:`WebhookCache.node_metadata`). It keeps of each object only what
 those readers need (a node's name, labels, resourceVersion and addresses; a repair that can still be a
 node's record, without its history), so memory stays bounded at fleet scale. Until a cache has
 synced, and for a node it does not hold, intake asks the API instead (see ``Intake``).
@@ -78,8 +79,12 @@ class WebhookCache:
         return self.repairs.by_index(node) if self.repairs.synced else None
 
     def node_metadata(self, node: str) -> dict[str, Any] | None:
-        found = self.nodes.get(node) if self.nodes.synced else None
-        return dict(found["metadata"]) if found is not None else None
+        """None: the opt-out check a new repair pays reads the node from the API (one GET per repair opened).
+
+        A human's ``repairbot.io/disabled=true`` set a moment ago must hold even if the watch has not shown
+        it yet; the same read then tells the ``faulty`` label's check the node's state. A merge reads nothing.
+        """
+        return None
 
     def list_nodes(self) -> list[dict[str, Any]] | None:
         """Every node as cached (name, labels, addresses); None until the first list landed."""

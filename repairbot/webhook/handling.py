@@ -34,7 +34,7 @@ from typing import Any, Protocol
 from kubernetes import client
 
 from repairbot.kube.client import raw_call, retried
-from repairbot.kube.intake import ApiRecords, Intake, IntakeRefused, NodeNotFound, NodeOptedOut, RecordSource
+from repairbot.kube.intake import Intake, IntakeRefused, NodeNotFound, NodeOptedOut, RecordSource
 from repairbot.logs import step_fields
 from repairbot.model import Action, Finding, Source
 from repairbot.webhook.mapping import DEFAULT_NODE_LABELS, AlertRules, NodeIndex, map_node
@@ -153,16 +153,14 @@ class CachedNodes(RecordSource, Protocol):
 class KubeSink:
     """:class:`ClusterSink` over the kubernetes client: the node list, and intake for everything else.
 
-    With ``cache`` (the webhook's informers) intake reads nodes and repairs from it, and the API only
-    after a 409 or for what the cache does not hold; nodes are then read by list (the webhook's RBAC
-    grants list and watch for its informers, not get).
+    With ``cache`` (the webhook's informers) intake reads the node list and the repairs from it, and the
+    API only after a 409 or for what the cache does not hold.
     """
 
     def __init__(self, api: client.ApiClient, cache: CachedNodes | None = None) -> None:
         self._core = client.CoreV1Api(api)
         self._cache = cache
-        fallback = ApiRecords(api, nodes_by_list=True) if cache is not None else None
-        self._intake = Intake(api, cache, fallback=fallback)
+        self._intake = Intake(api, cache)
 
     def list_nodes(self) -> list[dict[str, Any]]:
         cached = self._cache.list_nodes() if self._cache is not None else None

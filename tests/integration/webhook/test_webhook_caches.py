@@ -50,7 +50,8 @@ async def test_a_100_alert_payload_on_50_nodes_is_one_write_per_node_and_one_fau
 
     cost = served(apiserver)
     assert status == 202 and len(answer["repairs"]) == 100 and answer["ignored"] == []
-    assert cost == {("create", "gpurepairs"): 50, ("patch", "nodes"): 50}, cost  # no read: both from the caches
+    # the node read of each repair opened (opt-out), its create and its label; no list, nothing per alert
+    assert cost == {("get", "nodes"): 50, ("create", "gpurepairs"): 50, ("patch", "nodes"): 50}, cost
     repairs = {r["spec"]["nodeName"]: r for r in webhook.repairs()}
     assert sorted(repairs) == sorted(nodes)
     assert all(sorted(f["gpu"]["index"] for f in r["spec"]["findings"]) == [0, 1] for r in repairs.values())
@@ -58,7 +59,9 @@ async def test_a_100_alert_payload_on_50_nodes_is_one_write_per_node_and_one_fau
     assert all(webhook.node_labels(node)[LABEL_STATE] == "faulty" for node in nodes)
 
 
-async def test_the_node_cache_answers_the_opt_out_and_held_state_with_no_read(webhook: Any, apiserver: Any) -> None:
+async def test_a_new_repair_reads_its_node_once_for_opt_out_and_held_state_and_a_merge_reads_nothing(
+    webhook: Any, apiserver: Any
+) -> None:
     core = client.CoreV1Api(webhook.api)
     core.patch_node("gpu-1", {"metadata": {"labels": {"repairbot.io/disabled": "true"}}})
     core.patch_node("gpu-2", {"metadata": {"labels": {LABEL_STATE: "repairing"}}})
@@ -68,6 +71,11 @@ async def test_the_node_cache_answers_the_opt_out_and_held_state_with_no_read(we
     _, answer = await webhook.post(ALERTMANAGER, am(am_alert("gpu-1", 0), am_alert("gpu-2", 0)))
 
     assert answer["ignored"] == [{"fingerprint": "fp-gpu-1-0", "reason": "node-disabled"}]
-    assert served(apiserver) == {("create", "gpurepairs"): 1}  # no node read, no label patch on a held node
+    assert served(apiserver) == {("get", "nodes"): 2, ("create", "gpurepairs"): 1}  # no patch on a held node
     assert [r["spec"]["nodeName"] for r in webhook.repairs()] == ["gpu-2"]
     assert webhook.node_labels("gpu-2")[LABEL_STATE] == "repairing"
+    apiserver.server._state.requests.clear()
+
+    _, answer = await webhook.post(ALERTMANAGER, am(am_alert("gpu-2", 1)))
+
+    assert served(apiserver) == {("update", "gpurepairs"): 1}  # the merge: the repair from the cache
