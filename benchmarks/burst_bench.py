@@ -5,8 +5,11 @@ Run: ``.venv/bin/python benchmarks/burst_bench.py [--quick]``. Writes
 
 5,000 findings are offered within one second, five per node on 1,000 nodes
 (a fatal Xid on GPUs 0-4, node after node), through intake over HTTP exactly
-as agents send them, by a pool of sender threads (each with its own client,
-as each agent has). The operator runs as its own process. Two runs, each on a
+as agents send them: one :class:`NodeAgent` per node (the production class and
+send spacing: a node's first finding at once, the rest coalesced into one next
+write), its intake reading the node's repairs from a watch cache, all agents on
+a shared bounded pool of sender threads (each with its own client). The
+operator runs as its own process. Two runs, each on a
 fresh cluster and operator, differ only in the policy's ``breaker``:
 
 * **off**: ``maxFaults`` and ``maxPerDomain`` out of reach: every repair is cordoned.
@@ -105,6 +108,8 @@ def bench_burst(breaker: str, nodes: int, findings: int, window: float, workers:
             "total": counts["total"],
             "by_client": by_client,
             "intake_per_finding": intake_requests / max(1, len(sent.accepted)),
+            "agent_reports": sent.reports,
+            "agent_reports_per_repair": sent.reports / max(1, len(decided)),
             "intake_per_repair": intake_requests / max(1, len(decided)),
             "operator_per_repair": operator_total / max(1, len(decided)),
             "operator_top": operator_requests(counts)[:12],

@@ -24,6 +24,7 @@ import enum
 import logging
 import threading
 from collections.abc import Callable
+from copy import deepcopy
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -150,6 +151,8 @@ class ActionExecutor:
     _listed_version: str | None = None
     # The node's active repairs as last listed (the agent's signal evidence is written to them, see signals.py).
     _active: list[dict[str, Any]] = field(default_factory=list)
+    # Every repair of the node as last listed (None: not listed yet): the agent's intake reads from it.
+    _listed: list[dict[str, Any]] | None = None
     # Set when the executor may act: after the agent took back its predecessor's findings (see connect_agent).
     gate: threading.Event | None = None
     _stop: threading.Event = field(default_factory=threading.Event)
@@ -178,9 +181,8 @@ class ActionExecutor:
             custom.list_cluster_custom_object(GROUP, VERSION, PLURAL, label_selector=f"{LABEL_NODE}={self.node}")
         )
         self._listed_version = (listing.get("metadata") or {}).get("resourceVersion") or None
-        self._active = [
-            r for r in listing.get("items", []) if is_active(r) and not r["metadata"].get("deletionTimestamp")
-        ]
+        self._listed = list(listing.get("items", []))
+        self._active = [r for r in self._listed if is_active(r) and not r["metadata"].get("deletionTimestamp")]
         taken = 0
         for repair in listing.get("items", []):
             step = decide(repair, self.host.boot_id(), frozenset(self._issued), datetime.now(UTC))
@@ -188,6 +190,11 @@ class ActionExecutor:
                 self._perform(repair["metadata"]["name"], step)
                 taken += 1
         return taken
+
+    def listed_repairs(self) -> list[dict[str, Any]] | None:
+        """Copies of every repair of the node as of the last listing (no request); None before the first."""
+        listed = self._listed
+        return deepcopy(listed) if listed is not None else None
 
     def active_repairs(self) -> list[dict[str, Any]]:
         """The node's active GPURepairs as of the last listing (no request of its own)."""

@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from kubernetes import client
 
@@ -40,6 +41,27 @@ class IntakeSink:
             return
         log.info("findings reported node=%s repair=%s created=%s", node, result.name, result.created,
                  extra=step_fields(node=node, repair=result.name, created=result.created, findings=len(findings)))
+
+
+@dataclass(slots=True)
+class ExecutorRecords:
+    """Intake's reads on the agent: its own node's repairs from the executor's watch (no request per report).
+
+    The node's labels (the opt-out check a create pays) are not watched by the agent: None sends intake
+    to the API for them. Before the executor's first listing, the API too.
+    """
+
+    executor: ActionExecutor
+
+    def repairs_of(self, node: str) -> list[dict[str, Any]] | None:
+        return self.executor.listed_repairs() if node == self.executor.node else None
+
+    def node_metadata(self, node: str) -> dict[str, Any] | None:
+        return None
+
+
+AGENT_SEND_SPACING = 1.0
+"""Seconds between two of the agent's sends to intake: a burst is its first finding at once, then one write."""
 
 
 @dataclass(slots=True)
@@ -117,7 +139,6 @@ def connect_agent(
 
     ``state_dir`` (a hostPath on a real node) keeps the kernel-log cursor across agent restarts.
     """
-    agent.sink = IntakeSink(Intake(api))
     agent.conditions = NodeConditionSink(api)
     agent.recover = lambda: read_recovery(api, agent.node)
     if state_dir is not None:
@@ -130,5 +151,7 @@ def connect_agent(
         on_repaired=agent.repaired,
         gate=agent.recovered_event,
     )
+    agent.sink = IntakeSink(Intake(api, ExecutorRecords(executor)))
+    agent.send_spacing = agent.send_spacing or AGENT_SEND_SPACING
     agent.signals = RepairSignalSink(api, executor.active_repairs)
     return ConnectedAgent(agent, executor)

@@ -23,17 +23,26 @@ The door applies every rule once, for every source:
   node has its own condition; a human's label is already there);
 * size bounds: findings capped in :func:`merge_findings`; a write the API server refuses as too
   large is retried once with the findings shrunk, then refused as :class:`IntakeTooLarge`.
+
+Reads come from a :class:`RecordSource`: the API by default (:class:`ApiRecords`, for the CLI and
+tests), or a watch cache a component already keeps (the agent's own node's repairs, the webhook's
+informers), so a report costs its write and nothing else. A cache may lag; intake stays safe because
+every write is optimistic (it carries the resourceVersion read: a stale cache makes it 409, and the
+next attempt re-reads that node from the API), and because intake remembers its own last write per
+repair (read-your-writes): a cache a moment behind intake's own create never makes it create a twin.
 """
 
 from __future__ import annotations
 
 import logging
+import threading
+from collections import OrderedDict
 from collections.abc import Callable, Iterable, Mapping
 from copy import deepcopy
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import partial
-from typing import Any
+from typing import Any, Protocol
 
 from kubernetes import client
 from kubernetes.client.rest import ApiException
@@ -264,12 +273,23 @@ class _Report:
         return spec
 
 
-class _NameTaken(Exception):
-    """Create answered 409: someone holds the name. The caller re-reads before it picks another."""
+class RecordSource(Protocol):
+    """Where intake reads what it decides on: a node's GPURepairs, and the node's own metadata.
+
+    A watch cache answers None for what it does not hold yet (not synced): intake then asks the API.
+    """
+
+    def repairs_of(self, node: str) -> list[dict[str, Any]] | None:
+        """Every GPURepair of ``node`` this source knows (copies intake may change), or None: ask the API."""
+        ...
+
+    def node_metadata(self, node: str) -> dict[str, Any] | None:
+        """The node's ``metadata`` (labels, resourceVersion), None to ask the API; :class:`NodeNotFound` if none."""
+        ...
 
 
-class Intake:
-    """Creates or merges GPURepairs through the Kubernetes API: the one door for every source."""
+class ApiRecords:
+    """:class:`RecordSource` straight from the API server: one list per read of a node's repairs, one GET per node."""
 
     def __init__(self, api: client.ApiClient) -> None:
         self._custom = client.CustomObjectsApi(api)
@@ -277,6 +297,114 @@ class Intake:
 
     def repairs_of(self, node: str) -> list[dict[str, Any]]:
         return repairs_of_node(self._custom, node)
+
+    def node_metadata(self, node: str) -> dict[str, Any]:
+        try:
+            return dict(raw_call(self._core.read_node, node).get("metadata") or {})
+        except ApiException as error:
+            if error.status == 404:
+                raise NodeNotFound(node) from error
+            raise
+
+
+OWN_WRITES_MAX = 4096
+"""Nodes whose last write intake remembers until its cache shows it (bounded; the oldest forgotten first)."""
+
+
+def _older(seen: Mapping[str, Any], own: Mapping[str, Any]) -> bool:
+    """``seen`` (from a cache) predates ``own`` (what intake wrote). resourceVersions compared as numbers where
+    they are (etcd's are); otherwise any difference counts as older — a wrong guess only costs a 409."""
+    a, b = str(seen["metadata"].get("resourceVersion") or ""), str(own["metadata"].get("resourceVersion") or "")
+    if a.isdigit() and b.isdigit():
+        return int(a) < int(b)
+    return a != b
+
+
+class OwnWrites:
+    """Intake's own last write of each repair, per node, until a read shows it: read-your-writes over a cache.
+
+    A watch cache lags the API server by a moment; without this, a second finding right after intake's
+    own create would find no record in the cache and create a twin. Entries go as soon as a read shows
+    the write (or newer), so it holds only writes in flight through the watch; bounded by node count.
+    """
+
+    def __init__(self, capacity: int = OWN_WRITES_MAX) -> None:
+        self._capacity = capacity
+        self._by_node: OrderedDict[str, dict[str, dict[str, Any]]] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def remember(self, repair: Mapping[str, Any]) -> None:
+        node = ((repair.get("metadata") or {}).get("labels") or {}).get(LABEL_NODE)
+        if not node:
+            return
+        with self._lock:
+            self._by_node.setdefault(node, {})[repair["metadata"]["name"]] = deepcopy(dict(repair))
+            self._by_node.move_to_end(node)
+            while len(self._by_node) > self._capacity:
+                self._by_node.popitem(last=False)
+
+    def forget(self, node: str, name: str) -> None:
+        with self._lock:
+            self._by_node.get(node, {}).pop(name, None)
+
+    def overlay(self, node: str, repairs: list[dict[str, Any]], *, authoritative: bool) -> list[dict[str, Any]]:
+        """``repairs`` as read, with intake's own newer writes in their place (or added, when the read lacks them).
+
+        An ``authoritative`` read (the API's) replaces what is remembered: it is never overlaid.
+        """
+        with self._lock:
+            own = self._by_node.get(node)
+            if not own:
+                return repairs
+            by_name = {r["metadata"]["name"]: r for r in repairs}
+            for name, written in list(own.items()):
+                seen = by_name.get(name)
+                if authoritative or (seen is not None and not _older(seen, written)):
+                    del own[name]  # the read shows this write (or later): nothing to remember
+                    continue
+                by_name[name] = deepcopy(written)
+            if not own:
+                del self._by_node[node]
+            return list(by_name.values())
+
+
+class _NameTaken(Exception):
+    """Create answered 409: someone holds the name. The caller re-reads before it picks another."""
+
+
+class Intake:
+    """Creates or merges GPURepairs through the Kubernetes API: the one door for every source."""
+
+    def __init__(
+        self, api: client.ApiClient, records: RecordSource | None = None, *, fallback: RecordSource | None = None
+    ) -> None:
+        """``records``: a watch cache to read from (default: the API). ``fallback``: where a retry after a 409,
+        and whatever the cache does not hold, is read (default: the API, nodes by GET)."""
+        self._custom = client.CustomObjectsApi(api)
+        self._core = client.CoreV1Api(api)
+        self._api: RecordSource = fallback or ApiRecords(api)
+        self._records = records
+        self._own = OwnWrites() if records is not None else None
+
+    def repairs_of(self, node: str) -> list[dict[str, Any]]:
+        """The node's repairs as the API server holds them now (one list request)."""
+        return list(self._api.repairs_of(node) or [])
+
+    def _read(self, node: str, fresh: bool) -> list[dict[str, Any]]:
+        """The node's repairs: from the cache with intake's own writes laid over, or ``fresh`` from the API."""
+        cached = None if fresh or self._records is None else self._records.repairs_of(node)
+        authoritative = cached is None
+        repairs = list(self._api.repairs_of(node) or []) if cached is None else cached
+        return repairs if self._own is None else self._own.overlay(node, repairs, authoritative=authoritative)
+
+    def _node_metadata(self, node: str, fresh: bool) -> dict[str, Any]:
+        cached = None if fresh or self._records is None else self._records.node_metadata(node)
+        return cached if cached is not None else (self._api.node_metadata(node) or {})
+
+    def _remember(self, repair: dict[str, Any]) -> dict[str, Any]:
+        if self._own is not None:
+            self._own.remember(repair)
+        return repair
 
     def active_repair(self, node: str) -> dict[str, Any] | None:
         return oldest_active(self.repairs_of(node))
@@ -307,11 +435,14 @@ class Intake:
         result = IntakeResult("", node, False, 0)
         if counted:
             wanted = _Report(node, counted, source, reason, requested_action, dry_run)
-            result = retried(lambda: self._report_once(wanted))
+            tries = _Tries()  # the first attempt reads the cache; every retry (after a 409) the API
+            seen: list[dict[str, Any]] = []  # the node as the create's opt-out check read it
+            result = retried(lambda: self._report_once(wanted, fresh=tries.next_is_retry(), node_seen=seen))
             if source in ALERT_SOURCES and result.created:
-                self._tag_faulty(node)  # a merge needs no node call: its repair marks the node itself
+                self._tag_faulty(node, seen[-1] if seen else None)  # a merge needs no node call: its repair marks it
         if corroborations:
-            named = retried(lambda: self._corroborate_once(node, corroborations))
+            again = _Tries()
+            named = retried(lambda: self._corroborate_once(node, corroborations, fresh=again.next_is_retry()))
             if not result.name and named:
                 result = IntakeResult(named[0], node, False, 0)
         return result
@@ -345,10 +476,11 @@ class Intake:
         alert that stops firing is evidence, not proof, that the node is well —
         the operator writes it into the repair's history for the humans.
         """
-        return retried(lambda: self._note_resolved_once(node, fingerprint, format_time(at)))
+        tries = _Tries()
+        return retried(lambda: self._note_resolved_once(node, fingerprint, format_time(at), tries.next_is_retry()))
 
-    def _note_resolved_once(self, node: str, fingerprint: str, at: str) -> str | None:
-        current = self.active_repair(node)
+    def _note_resolved_once(self, node: str, fingerprint: str, at: str, fresh: bool) -> str | None:
+        current = oldest_active(self._read(node, fresh))
         if current is None:
             return None
         findings = (current.get("spec") or {}).get("findings") or []
@@ -362,36 +494,47 @@ class Intake:
             return None
         name = current["metadata"]["name"]
         # resourceVersion travels with ``current``: a concurrent intake merge makes this 409 and we re-read.
-        self._custom.replace_cluster_custom_object(GROUP, VERSION, PLURAL, name, current)
+        self._remember(as_object(self._custom.replace_cluster_custom_object(GROUP, VERSION, PLURAL, name, current)))
         log.info("intake noted resolved node=%s repair=%s fingerprint=%s", node, name, fingerprint)
         return str(name)
 
-    def _report_once(self, wanted: _Report) -> IntakeResult:
-        repairs = self.repairs_of(wanted.node)
+    def _report_once(
+        self, wanted: _Report, *, fresh: bool, node_seen: list[dict[str, Any]] | None = None
+    ) -> IntakeResult:
+        repairs = self._read(wanted.node, fresh)
         current = node_record(repairs)
         if current is not None:
-            return self._merge_shrinking(current, wanted)
-        self._check_node(wanted.node)
+            try:
+                return self._merge_shrinking(current, wanted)
+            except ApiException as error:
+                if error.status != 404 or fresh or self._own is None:
+                    raise
+                # The cache (or intake's memory) still held a repair that is gone (a folded twin): ask the API.
+                self._own.forget(wanted.node, current["metadata"]["name"])
+                return self._report_once(wanted, fresh=True, node_seen=node_seen)
+        metadata = self._check_node(wanted.node, fresh)
+        if node_seen is not None:
+            node_seen.append(metadata)
         taken = {r["metadata"]["name"] for r in repairs}
         for name in _candidate_names(wanted.node, datetime.now(UTC), taken):
             try:
                 return _shrinking(wanted, partial(self._create, name, wanted))
             except _NameTaken:
                 # Another reporter opened the node's repair in this same second, or a finished
-                # repair holds the name: re-read, and merge into a record if there is one now.
-                repairs = self.repairs_of(wanted.node)
+                # repair holds the name: re-read from the API, and merge into a record if there is one now.
+                repairs = self._read(wanted.node, fresh=True)
                 current = node_record(repairs)
                 if current is not None:
                     return self._merge_shrinking(current, wanted)
                 taken |= {r["metadata"]["name"] for r in repairs}
         raise RuntimeError(f"node {wanted.node}: no free repair name after {_NAME_TRIES} tries")
 
-    def _corroborate_once(self, node: str, corroborations: tuple[Finding, ...]) -> list[str]:
+    def _corroborate_once(self, node: str, corroborations: tuple[Finding, ...], *, fresh: bool) -> list[str]:
         """Place each corroboration in the repair holding its occurrence: the record first, then newest first.
 
         Returns the repairs written. A 409 re-runs it all from a fresh read, where what was written is placed.
         """
-        repairs = [r for r in self.repairs_of(node) if not r["metadata"].get("deletionTimestamp")]
+        repairs = [r for r in self._read(node, fresh) if not r["metadata"].get("deletionTimestamp")]
         record = node_record(repairs)
         ordered = sorted(repairs, key=_age_key, reverse=True)
         if record is not None:
@@ -406,7 +549,7 @@ class Intake:
                 continue
             spec["findings"] = findings
             name = repair["metadata"]["name"]
-            self._custom.replace_cluster_custom_object(GROUP, VERSION, PLURAL, name, repair)
+            self._remember(as_object(self._custom.replace_cluster_custom_object(GROUP, VERSION, PLURAL, name, repair)))
             written.append(str(name))
         if left:
             log.info("intake dropped corroborations node=%s findings=%d: no occurrence of theirs is recorded",
@@ -428,28 +571,27 @@ class Intake:
             spec["requestedAction"] = wanted.requested_action
         # replace_* sends metadata.resourceVersion: a concurrent writer makes this 409 and we re-read.
         name = current["metadata"]["name"]
-        updated = as_object(self._custom.replace_cluster_custom_object(GROUP, VERSION, PLURAL, name, current))
+        updated = self._remember(
+            as_object(self._custom.replace_cluster_custom_object(GROUP, VERSION, PLURAL, name, current))
+        )
         log.info("intake merged node=%s repair=%s findings=%d quarantined=%s", wanted.node, name,
                  len(wanted.findings), quarantined)  # fmt: skip
         return IntakeResult(updated["metadata"]["name"], wanted.node, False, len(spec["findings"]), quarantined)
 
-    def _check_node(self, node: str) -> None:
-        """The one node read a new repair costs: does the node exist, and may RepairBot touch it?"""
-        try:
-            labels = (raw_call(self._core.read_node, node).get("metadata") or {}).get("labels") or {}
-        except ApiException as error:
-            if error.status == 404:
-                raise NodeNotFound(node) from error
-            raise
-        if labels.get(LABEL_DISABLED) == "true":
+    def _check_node(self, node: str, fresh: bool) -> dict[str, Any]:
+        """The one node read a new repair costs (none from a cache that serves nodes): does the node exist, may
+        RepairBot touch it? The node's metadata as read (the ``faulty`` label's check reuses it)."""
+        metadata = self._node_metadata(node, fresh)
+        if (metadata.get("labels") or {}).get(LABEL_DISABLED) == "true":
             raise NodeOptedOut(node)
+        return metadata
 
     def _create(self, name: str, wanted: _Report, limit: int = FINDINGS_MAX) -> IntakeResult:
         spec = wanted.spec(limit)
         metadata: dict[str, Any] = {"name": name, "labels": {LABEL_NODE: wanted.node}}
         body: dict[str, Any] = {"apiVersion": f"{GROUP}/{VERSION}", "kind": KIND, "metadata": metadata, "spec": spec}
         try:
-            created = as_object(self._custom.create_cluster_custom_object(GROUP, VERSION, PLURAL, body))
+            created = self._remember(as_object(self._custom.create_cluster_custom_object(GROUP, VERSION, PLURAL, body)))
         except ApiException as error:
             if error.status == 409:
                 raise _NameTaken(name) from error
@@ -457,7 +599,7 @@ class Intake:
         log.info("intake created node=%s repair=%s findings=%d", wanted.node, name, len(wanted.findings))
         return IntakeResult(created["metadata"]["name"], wanted.node, True, len(spec["findings"]))
 
-    def _tag_faulty(self, node: str) -> None:
+    def _tag_faulty(self, node: str, known: dict[str, Any] | None = None) -> None:
         """``repairbot.io/state=faulty`` unless the node is already faulty, repairing or quarantined.
 
         Written after the repair exists, so the operator, seeing ``faulty``, finds
@@ -466,9 +608,11 @@ class Intake:
         meanwhile, the 409 makes us re-read instead of overwriting it.
         """
 
+        tries = _Tries()  # the node as the create read it (or the cache) first; after a 409, from the API
+
         def tag() -> None:
-            current = raw_call(self._core.read_node, node)
-            metadata = current.get("metadata") or {}
+            retry = tries.next_is_retry()
+            metadata = known if known is not None and not retry else self._node_metadata(node, retry)
             if (metadata.get("labels") or {}).get(LABEL_STATE) in _HELD_STATES:
                 return
             patch = {
@@ -480,6 +624,17 @@ class Intake:
             raw_call(self._core.patch_node, node, patch, _content_type=MERGE_PATCH)
 
         retried(tag)
+
+
+class _Tries:
+    """Counts the attempts of one retried call: the first reads the cache, each retry the API."""
+
+    def __init__(self) -> None:
+        self._count = 0
+
+    def next_is_retry(self) -> bool:
+        self._count += 1
+        return self._count > 1
 
 
 def _shrinking(wanted: _Report, write: Callable[[int], IntakeResult]) -> IntakeResult:

@@ -26,6 +26,7 @@ import logging
 import time
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Protocol
@@ -33,7 +34,7 @@ from typing import Any, Protocol
 from kubernetes import client
 
 from repairbot.kube.client import raw_call, retried
-from repairbot.kube.intake import Intake, IntakeRefused, NodeNotFound, NodeOptedOut
+from repairbot.kube.intake import Intake, IntakeRefused, NodeNotFound, NodeOptedOut, RecordSource
 from repairbot.logs import step_fields
 from repairbot.model import Action, Finding, Source
 from repairbot.webhook.mapping import DEFAULT_NODE_LABELS, AlertRules, NodeIndex, map_node
@@ -123,8 +124,11 @@ class ClusterSink(Protocol):
 
     def list_nodes(self) -> list[dict[str, Any]]: ...
 
-    def deliver(self, node: str, finding: Finding, source: Source) -> str:
-        """Report ``finding`` and tag the node; the repair's name. :class:`NodeRefused` if it may not be touched."""
+    def deliver(self, node: str, findings: list[Finding], source: Source) -> str:
+        """Report ``findings`` (one node's, of one notification) and tag the node; the repair's name.
+
+        :class:`NodeRefused` if it may not be touched. Called for several nodes at once, from a pool.
+        """
         ...
 
     def note_resolved(self, node: str, fingerprint: str, at: datetime) -> str | None:
@@ -140,20 +144,34 @@ class NodeRefused(Exception):
         self.reason = reason
 
 
-class KubeSink:
-    """:class:`ClusterSink` over the kubernetes client: the node list, and intake for everything else."""
+class CachedNodes(RecordSource, Protocol):
+    """A record source that also lists the nodes (the webhook's watch caches, :mod:`repairbot.webhook.cache`)."""
 
-    def __init__(self, api: client.ApiClient) -> None:
+    def list_nodes(self) -> list[dict[str, Any]] | None: ...
+
+
+class KubeSink:
+    """:class:`ClusterSink` over the kubernetes client: the node list, and intake for everything else.
+
+    With ``cache`` (the webhook's informers) intake reads the node list and the repairs from it, and the
+    API only after a 409 or for what the cache does not hold.
+    """
+
+    def __init__(self, api: client.ApiClient, cache: CachedNodes | None = None) -> None:
         self._core = client.CoreV1Api(api)
-        self._intake = Intake(api)
+        self._cache = cache
+        self._intake = Intake(api, cache)
 
     def list_nodes(self) -> list[dict[str, Any]]:
+        cached = self._cache.list_nodes() if self._cache is not None else None
+        if cached is not None:
+            return cached
         return list(retried(lambda: raw_call(self._core.list_node)).get("items") or [])
 
-    def deliver(self, node: str, finding: Finding, source: Source) -> str:
+    def deliver(self, node: str, findings: list[Finding], source: Source) -> str:
         """Through intake, the one door: it refuses an opted-out or unknown node, merges, and tags it ``faulty``."""
         try:
-            result = self._intake.report(node, [finding], source=source, reason=finding.message)
+            result = self._intake.report(node, findings, source=source, reason=findings[0].message)
         except IntakeRefused as refused:
             raise NodeRefused(node, refused.reason) from refused
         return result.name
@@ -209,8 +227,16 @@ class NodeDirectory:
             return self._index
 
 
+DELIVERY_WORKERS = 8
+"""Nodes of one notification delivered at once (each its own report): bounded, within the client's connection pool."""
+
+
 class AlertHandler:
-    """Plans and applies notifications; one at a time so repeats racing each other stay idempotent."""
+    """Plans and applies notifications; one at a time so repeats racing each other stay idempotent.
+
+    Within a notification, each node's new findings go to intake as one report, and the nodes are
+    delivered concurrently by a bounded pool: a 100-alert payload costs one write per node, in parallel.
+    """
 
     def __init__(
         self,
@@ -220,8 +246,10 @@ class AlertHandler:
         node_labels: Sequence[str] = DEFAULT_NODE_LABELS,
         seen: SeenFirings | None = None,
         node_ttl: float = 10.0,
+        workers: int = DELIVERY_WORKERS,
     ) -> None:
         self._sink = sink
+        self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="webhook-deliver")
         self._rules = rules
         self._node_labels = tuple(node_labels)
         self._seen = seen or SeenFirings()
@@ -248,10 +276,20 @@ class AlertHandler:
                 source.value, notification.receiver, notification.group_key, notification.truncated_alerts,
                 len(notification.alerts),
             )  # fmt: skip
+        fresh: OrderedDict[str, list[tuple[Planned, tuple[str, str, str]]]] = OrderedDict()
+        planned_keys: set[tuple[str, str, str]] = set()
+        for item in planned:
+            if item.reason == REASON_RESOLVED and item.node is not None:
+                await self._note_resolved(source, item.node, item.alert)
+            if item.node is None or item.finding is None:
+                continue
+            key = (source.value, *item.alert.identity())
+            if self._seen.get(key) is None and key not in planned_keys:  # a repeat within the payload: once
+                planned_keys.add(key)
+                fresh.setdefault(item.node, []).append((item, key))
+        refused, taken = await self._deliver_nodes(source, fresh)
         for item in planned:
             alert = item.alert
-            if item.reason == REASON_RESOLVED and item.node is not None:
-                await self._note_resolved(source, item.node, alert)
             if item.node is None or item.finding is None:
                 outcome.ignored.append((alert.fingerprint, item.reason))
                 log.info(
@@ -259,26 +297,62 @@ class AlertHandler:
                     source.value, alert.alertname, alert.fingerprint, item.reason,
                 )  # fmt: skip
                 continue
+            if item.node in refused:
+                outcome.ignored.append((alert.fingerprint, refused[item.node]))
+                log.info("webhook alert ignored node=%s fingerprint=%s reason=%s", item.node,
+                         alert.fingerprint, refused[item.node])  # fmt: skip
+                continue
             key = (source.value, *alert.identity())
-            ref = self._seen.get(key)
-            if ref is None:
-                try:
-                    name = await asyncio.to_thread(self._sink.deliver, item.node, item.finding, source)
-                except NodeRefused as refused:
-                    outcome.ignored.append((alert.fingerprint, refused.reason))
-                    log.info("webhook alert ignored node=%s fingerprint=%s reason=%s", item.node,
-                             alert.fingerprint, refused.reason)  # fmt: skip
-                    continue
-                ref = RepairRef(item.node, name, alert.alertname, alert.fingerprint)
-                self._seen.remember(key, ref)
+            ref = taken.get(key) or self._seen.get(key)
+            if ref is not None:
+                outcome.repairs.append(ref)
+        return outcome
+
+    async def _deliver_nodes(
+        self, source: Source, fresh: OrderedDict[str, list[tuple[Planned, tuple[str, str, str]]]]
+    ) -> tuple[dict[str, str], dict[tuple[str, str, str], RepairRef]]:
+        """One report per node, nodes concurrently (bounded by the pool); the refused nodes and why, and the
+        repair each delivered firing went to.
+
+        Every node delivered is remembered before an API error of another is raised (a 503: the sender
+        re-sends, and the remembered firings are answered from memory, written once).
+        """
+        loop = asyncio.get_running_loop()
+        nodes = list(fresh)
+        results = await asyncio.gather(
+            *(
+                loop.run_in_executor(
+                    self._pool, self._sink.deliver, node, [item.finding for item, _ in fresh[node] if item.finding],
+                    source,
+                )
+                for node in nodes
+            ),
+            return_exceptions=True,
+        )  # fmt: skip
+        refused: dict[str, str] = {}
+        taken: dict[tuple[str, str, str], RepairRef] = {}
+        failure: BaseException | None = None
+        for node, result in zip(nodes, results, strict=True):
+            if isinstance(result, NodeRefused):
+                refused[node] = result.reason
+                continue
+            if isinstance(result, BaseException):
+                failure = failure or result
+                continue
+            for item, key in fresh[node]:
+                alert, finding = item.alert, item.finding
+                assert finding is not None
+                taken[key] = RepairRef(node, result, alert.alertname, alert.fingerprint)
+                self._seen.remember(key, taken[key])
                 log.info(
                     "webhook alert accepted source=%s alertname=%s node=%s repair=%s finding=%s fingerprint=%s",
-                    source.value, alert.alertname, item.node, name, item.finding.code, alert.fingerprint,
-                    extra=step_fields(node=item.node, repair=name, source=source.value, alertname=alert.alertname,
-                                      finding=item.finding.code, fingerprint=alert.fingerprint),
+                    source.value, alert.alertname, node, result, finding.code, alert.fingerprint,
+                    extra=step_fields(node=node, repair=result, source=source.value, alertname=alert.alertname,
+                                      finding=finding.code, fingerprint=alert.fingerprint),
                 )  # fmt: skip
-            outcome.repairs.append(ref)
-        return outcome
+        if failure is not None:
+            raise failure
+        return refused, taken
 
     async def _note_resolved(self, source: Source, node: str, alert: Alert) -> None:
         """Best effort: a resolution that cannot be written is logged, never turned into a 5xx

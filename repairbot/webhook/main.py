@@ -30,6 +30,7 @@ from repairbot.webhook.auth import (
     WebhookAuth,
     slack_signing_secret,
 )
+from repairbot.webhook.cache import WebhookCache
 from repairbot.webhook.handling import AlertHandler, KubeSink
 from repairbot.webhook.mapping import DEFAULT_NODE_LABELS, AlertRules, MappingError
 from repairbot.webhook.metrics import WebhookMetrics
@@ -150,9 +151,15 @@ async def start_webhook(
     """
     auth = auth or load_auth(options)
     metrics = metrics or WebhookMetrics()
-    handler = AlertHandler(KubeSink(api), load_rules(options), node_labels=options.node_labels)
+    cache = WebhookCache(api).start()  # nodes and repairs by watch: a notification then costs only its writes
+    handler = AlertHandler(KubeSink(api, cache), load_rules(options), node_labels=options.node_labels)
     slack = load_slack_actions(api, options, signing_secret=slack_signing_secret, slack_bot=slack_bot, metrics=metrics)
     app = build_app(handler, auth, metrics=metrics, body_limit=options.body_limit, slack=slack)
+
+    async def stop_cache(_: web.Application) -> None:
+        await asyncio.to_thread(cache.stop)
+
+    app.on_cleanup.append(stop_cache)
     runner = web.AppRunner(app, access_log=None)
     await runner.setup()
     site = web.TCPSite(runner, options.host, options.port)

@@ -18,6 +18,7 @@ from kubernetes import client
 from kubernetes.client.rest import ApiException
 
 from repairbot.kube.intake import (
+    ApiRecords,
     Intake,
     NodeNotFound,
     NodeOptedOut,
@@ -92,10 +93,13 @@ class FakeApi:
         self.node_reads = 0
         self.before_create: list[Any] = []  # callables run once each, just before a create lands
         self.creates: list[str] = []
+        self.lists = 0
+        self.replaces = 0
         self._version = 0
 
     # CustomObjectsApi
     def list_cluster_custom_object(self, *_: Any, label_selector: str = "") -> dict[str, Any]:
+        self.lists += 1
         node = label_selector.split("=", 1)[1]
         items = [o for o in self.objects.values() if o["metadata"]["labels"]["repairbot.io/node"] == node]
         return {"items": copy.deepcopy(items)}
@@ -110,6 +114,9 @@ class FakeApi:
         return self._store(copy.deepcopy(body))
 
     def replace_cluster_custom_object(self, group: str, version: str, plural: str, name: str, body: Any) -> Any:
+        self.replaces += 1
+        if name not in self.objects:
+            raise ApiException(status=404, reason="NotFound")
         if body["metadata"].get("resourceVersion") != self.objects[name]["metadata"]["resourceVersion"]:
             raise ApiException(status=409, reason="Conflict")
         return self._store(copy.deepcopy(body))
@@ -142,10 +149,13 @@ class _Raw:
         self.data = json.dumps(data).encode()
 
 
-def intake_on(fake: FakeApi) -> Intake:
-    intake = Intake(client.ApiClient())
+def intake_on(fake: FakeApi, records: Any = None) -> Intake:
+    intake = Intake(client.ApiClient(), records)
     intake._custom = fake  # type: ignore[assignment]
     intake._core = fake  # type: ignore[assignment]
+    intake._api = ApiRecords(client.ApiClient())  # its reads, from the same double
+    intake._api._custom = fake  # type: ignore[attr-defined]
+    intake._api._core = fake  # type: ignore[attr-defined]
     return intake
 
 
@@ -212,3 +222,69 @@ def test_an_alert_tags_the_node_faulty_but_not_a_quarantined_one() -> None:
     [item] = held.objects["n-q"]["spec"]["findings"]
     assert item["evidence"]["whileQuarantined"] == "1"
     assert held.node_reads == 0
+
+
+# --------------------------------------------------------------------------- reading from a watch cache
+
+
+class LaggingCache:
+    """A watch cache (synced) that shows only what it was last handed: ``seen``, as it was then."""
+
+    def __init__(self, fake: FakeApi, seen: list[dict[str, Any]] | None = None) -> None:
+        self.fake = fake
+        self.seen = seen or []
+
+    def repairs_of(self, node: str) -> list[dict[str, Any]]:
+        return copy.deepcopy(self.seen)
+
+    def node_metadata(self, node: str) -> dict[str, Any]:
+        return {"name": node, "labels": dict(self.fake.labels), "resourceVersion": "7"}
+
+
+def test_a_cache_that_lags_intakes_own_create_makes_no_twin() -> None:
+    fake = FakeApi()
+    intake = intake_on(fake, LaggingCache(fake))  # the watch has not shown intake's create yet
+
+    first = intake.report("n", [xid(0)])
+    second = intake.report("n", [xid(1)])
+
+    assert first.created and not second.created and second.name == first.name
+    assert list(fake.objects) == [first.name]
+    assert [f["gpu"]["index"] for f in fake.objects[first.name]["spec"]["findings"]] == [0, 1]
+    assert (fake.lists, fake.node_reads, len(fake.creates), fake.replaces) == (0, 0, 1, 1)  # two writes, no read
+
+
+def test_a_stale_cache_write_gets_409_rereads_the_api_and_merges_every_finding() -> None:
+    fake = FakeApi()
+    intake_on(fake).report("n", [xid(0)])
+    stale = copy.deepcopy(list(fake.objects.values()))  # what the cache shows ...
+    intake_on(fake).report("n", [xid(1, source=Source.GRAFANA)], source=Source.GRAFANA)  # ... before this merge
+    fake.lists = 0
+    intake = intake_on(fake, LaggingCache(fake, stale))
+
+    result = intake.report("n", [xid(2)])
+
+    [repair] = fake.objects.values()
+    assert result.name == repair["metadata"]["name"] and not result.created
+    assert sorted(f["gpu"]["index"] for f in repair["spec"]["findings"]) == [0, 1, 2]
+    assert fake.lists == 1  # the 409 sent it to the API once; the first try read the cache
+
+
+def test_a_cached_repair_that_is_gone_is_reread_from_the_api() -> None:
+    fake = FakeApi()
+    intake_on(fake).report("n", [xid(0)])
+    folded = copy.deepcopy(list(fake.objects.values()))
+    fake.objects.clear()  # the operator folded and deleted it; the cache has not seen the delete yet
+
+    result = intake_on(fake, LaggingCache(fake, folded)).report("n", [xid(1)])
+
+    assert result.created and list(fake.objects) == [result.name]
+
+
+def test_an_alert_on_a_cached_node_already_held_patches_no_label() -> None:
+    fake = FakeApi(labels={"repairbot.io/state": "repairing"})
+    intake = intake_on(fake, LaggingCache(fake))
+
+    intake.report("n", [xid(0, source=Source.GRAFANA)], source=Source.GRAFANA)
+
+    assert fake.node_reads == 0 and fake.labels == {"repairbot.io/state": "repairing"}

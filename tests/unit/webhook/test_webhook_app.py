@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import threading
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -31,10 +32,10 @@ class FakeCluster:
     def list_nodes(self) -> list[dict[str, Any]]:
         return [NODE]
 
-    def deliver(self, node: str, finding: Finding, source: Source) -> str:
+    def deliver(self, node: str, findings: list[Finding], source: Source) -> str:
         if self.fail:
             raise ApiException(status=500, reason="etcd is sad")
-        self.delivered.append((node, finding, source))
+        self.delivered.extend((node, finding, source) for finding in findings)
         return f"{node}-1"
 
     def note_resolved(self, node: str, fingerprint: str, at: datetime) -> str | None:
@@ -111,3 +112,38 @@ def test_run_webhook_refuses_bad_config(
     mapping.write_text("rules: {A: {action: reboot}}\n")
     assert run_webhook(WebhookOptions(insecure_no_auth=True, alert_mapping=mapping)) == 2
     assert "alert rule 'A'" in caplog.text
+
+
+class MeetingCluster(FakeCluster):
+    """Each delivery waits until ``width`` deliveries are in flight at once: a sequential handler never gets there."""
+
+    def __init__(self, width: int) -> None:
+        super().__init__()
+        self.barrier = threading.Barrier(width, timeout=5)
+
+    def list_nodes(self) -> list[dict[str, Any]]:
+        return [{"metadata": {"name": f"gpu-{n}"}} for n in range(8)]
+
+    def deliver(self, node: str, findings: list[Finding], source: Source) -> str:
+        self.barrier.wait()
+        return super().deliver(node, findings, source)
+
+
+async def test_the_nodes_of_one_payload_are_delivered_at_once_one_report_each() -> None:
+    cluster = MeetingCluster(width=4)
+    alerts = [{"status": "firing", "labels": {"alertname": "GpuXid", "node": f"gpu-{n % 4}", "xid": "79",
+                                              "gpu": str(n // 4)}, "startsAt": "2026-05-01T10:00:00Z",
+               "fingerprint": f"fp-{n}"} for n in range(8)]  # fmt: skip
+    body = {"version": "4", "status": "firing", "receiver": "r", "groupKey": "g", "alerts": alerts}
+    client = await client_for(cluster)
+    try:
+        response = await client.post("/webhook/alertmanager", json=body)
+        assert response.status == 202, await response.text()
+        answer = await response.json()
+    finally:
+        await client.close()
+    assert len(answer["repairs"]) == 8
+    by_node: dict[str, list[int]] = {}
+    for node, finding, _ in cluster.delivered:
+        by_node.setdefault(node, []).append(finding.gpu.index or 0)
+    assert {node: sorted(gpus) for node, gpus in by_node.items()} == {f"gpu-{n}": [0, 1] for n in range(4)}

@@ -29,8 +29,8 @@ class FakeCluster:
     def list_nodes(self) -> list[dict[str, Any]]:
         return [NODE]
 
-    def deliver(self, node: str, finding: Finding, source: Source) -> str:
-        self.delivered.append((node, finding, source))
+    def deliver(self, node: str, findings: list[Finding], source: Source) -> str:
+        self.delivered.extend((node, finding, source) for finding in findings)
         return f"{node}-1"
 
     def note_resolved(self, node: str, fingerprint: str, at: datetime) -> str | None:
