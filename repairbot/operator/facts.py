@@ -230,8 +230,14 @@ class FactGatherer:
     policy: Policy
     quiet_period: QuietPeriodCheck | None = None
     fleet: Callable[[], FleetView] | None = None
+    cached_node: Callable[[str], Mapping[str, Any] | None] | None = None
+    """The node as the operator's watch cache holds it (no request); None there means "ask the API server"."""
 
     def read_node(self, name: str) -> Mapping[str, Any] | None:
+        if self.cached_node is not None:
+            cached = self.cached_node(name)
+            if cached is not None:
+                return cached
         try:
             return raw_call(client.CoreV1Api(self.api).read_node, name)
         except ApiException as error:

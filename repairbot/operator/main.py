@@ -121,7 +121,8 @@ def build_operator(
         events=EventRecorder(api, component=COMPONENT),
         metrics=metrics,
         bmc=bmc if bmc is not None else BmcConnector(KubeBmcCredentials(api)),
-        gatherer=FactGatherer(api, policy, quiet, fleet=lambda: cache.view() if cache.primed else read_fleet(api)),
+        gatherer=FactGatherer(api, policy, quiet, fleet=lambda: cache.view() if cache.primed else read_fleet(api),
+                              cached_node=lambda name: cache.node(name) if cache.primed else None),
         fleet_cache=cache,
         slurm=SlurmStep(policy.slurm) if policy.slurm.enabled else None,
     )
