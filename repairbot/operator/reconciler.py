@@ -114,6 +114,8 @@ class Reconciler:
         catalog = self.policy.xid.catalog()  # the packaged catalog with the policy's overrides
         self._fallback = catalog_fallback(catalog, default_sxid_catalog())
         self._deferrable = deferrable_rule(catalog)  # a pending row remap waits for idle GPUs
+        if self.gatherer.deferrable is None:
+            self.gatherer.deferrable = self._deferrable  # idle GPUs are asked about only where they matter
         self._custom = client.CustomObjectsApi(self.api)
 
     def reconcile(self, name: str) -> ReconcileResult | None:
