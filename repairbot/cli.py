@@ -145,6 +145,9 @@ def operator_options(args: argparse.Namespace) -> OperatorOptions:
         metrics_port=args.metrics_port,
         health_port=args.health_port,
         leader_election=not args.no_leader_election,
+        api_qps=args.api_qps,
+        api_burst=args.api_burst,
+        max_parallel=args.max_parallel,
         prometheus=PrometheusAccess(
             ca_file=Path(args.prometheus_ca_file) if args.prometheus_ca_file else None,
             token_file=Path(args.prometheus_token_file) if args.prometheus_token_file else None,
@@ -375,6 +378,12 @@ def build_parser() -> argparse.ArgumentParser:
     operator.add_argument("--metrics-port", type=int, default=9403, help="/metrics port (0: off)")
     operator.add_argument("--health-port", type=int, default=8081, help="/healthz liveness port (0: off)")
     operator.add_argument("--no-leader-election", action="store_true", help="run active at once (one replica only)")
+    operator.add_argument("--api-qps", type=positive_float, default=50.0,
+                          help="API requests per second once the burst is spent (client-go's QPS; default 50)")
+    operator.add_argument("--api-burst", type=positive_int, default=100,
+                          help="API requests sent at once before the QPS limit applies (default 100)")
+    operator.add_argument("--max-parallel", type=positive_int, default=64,
+                          help="repairs decided at once (default 64); the rate limit bounds the API load")
     operator.add_argument(
         "--lease-name", default=None, help="the leader-election Lease, one per release (default: repairbot-operator)"
     )

@@ -10,6 +10,7 @@ from typing import Any, TypeVar, cast
 from kubernetes import client, config
 from kubernetes.client.rest import ApiException
 from tenacity import (
+    RetryCallState,
     Retrying,
     retry_if_exception,
     stop_after_attempt,
@@ -77,12 +78,37 @@ def api_retrying(
     in the agent's health) rather than retried forever in silence. ``retry``
     narrows what is retried (a fenced write must not retry its 409).
     """
-    return Retrying(
-        retry=retry_if_exception(retry),
-        stop=stop_after_attempt(attempts),
-        wait=wait_exponential_jitter(multiplier=0.05, max=max_wait, jitter=0.05),
-        reraise=True,
-    )
+    backoff = wait_exponential_jitter(multiplier=0.05, max=max_wait, jitter=0.05)
+
+    def wait(state: RetryCallState) -> float:
+        """The server's ``Retry-After`` when it throttled us (429, capped), else our own jittered backoff."""
+        error = state.outcome.exception() if state.outcome is not None else None
+        after = retry_after(error) if error is not None else None
+        return after if after is not None else backoff(state)
+
+    return Retrying(retry=retry_if_exception(retry), stop=stop_after_attempt(attempts), wait=wait, reraise=True)
+
+
+RETRY_AFTER_MAX = 60.0
+"""The longest a 429's ``Retry-After`` is waited for: a server asking for more is asked again after this."""
+
+
+def retry_after(error: BaseException) -> float | None:
+    """Seconds a 429 (or 503) asks us to wait (``Retry-After``, capped at :data:`RETRY_AFTER_MAX`); None if none.
+
+    API Priority and Fairness answers a flooded priority level with 429 and ``Retry-After``; honouring it
+    instead of our own 50 ms backoff is what keeps a burst of repairs from making the flood worse.
+    """
+    if not isinstance(error, ApiException) or error.status not in (429, 503):
+        return None
+    value = (error.headers or {}).get("Retry-After") if hasattr(error, "headers") else None
+    try:
+        seconds = float(str(value).strip()) if value is not None else None
+    except ValueError:
+        return None  # an HTTP date: rare from an API server; our own backoff applies
+    if seconds is None or seconds < 0:
+        return None
+    return min(seconds, RETRY_AFTER_MAX)
 
 
 def retried(

@@ -18,7 +18,7 @@ cordon (DESIGN.md "Node marks").
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -29,6 +29,8 @@ from repairbot.kube.client import raw_call, retried
 from repairbot.model import LABEL_STATE, TAINT_UNHEALTHY, NodeState
 
 TAINT_EFFECT = "NoSchedule"
+ANNOTATION_REPAIR = "repairbot.io/repair"
+"""On a Node: the repair that took it out of service last (the fence two twins' admissions meet at)."""
 LABEL_VALUE_MAX = 63
 STRATEGIC_MERGE = "application/strategic-merge-patch+json"
 _LABEL_VALUE_CHAR = re.compile(r"[^A-Za-z0-9_.-]+")
@@ -135,25 +137,64 @@ def read_node_marks(api: client.ApiClient, node: str) -> NodeMarks | None:
     return retried(read)
 
 
-def cordon_and_taint(api: client.ApiClient, node: str, *, reason: str, state: NodeState | None) -> MarkResult:
+class NodeClaimed(Exception):
+    """Another repair holds the node (``repairbot.io/repair`` names it and it is still the node's record)."""
+
+    def __init__(self, node: str, holder: str) -> None:
+        super().__init__(f"node {node} is held by repair {holder}")
+        self.node = node
+        self.holder = holder
+
+
+def claim_of(node_obj: Mapping[str, Any]) -> str | None:
+    """The repair that last claimed the node (``repairbot.io/repair``), or None."""
+    return ((node_obj.get("metadata") or {}).get("annotations") or {}).get(ANNOTATION_REPAIR) or None
+
+
+def cordon_and_taint(
+    api: client.ApiClient,
+    node: str,
+    *,
+    reason: str,
+    state: NodeState | None,
+    current: Mapping[str, Any] | None = None,
+    claim: str | None = None,
+    may_take: Callable[[str], bool] = lambda holder: True,
+    written: Callable[[dict[str, Any]], None] = lambda node_obj: None,
+) -> MarkResult:
     """Take ``node`` out of service: unschedulable, our ``NoSchedule`` taint with ``reason``, state label.
 
     Idempotent: when everything is already in place nothing is written. A
     changed ``reason`` replaces the value of our taint (there is only ever one).
     ``state`` None leaves the state label as it is.
+
+    ``current`` is the node as a watch cache holds it: the first attempt decides from it and costs no read;
+    the patch carries its ``resourceVersion``, so a stale copy gets a 409 and the retry reads the API.
+    ``claim`` names the repair taking the node (annotation ``repairbot.io/repair``, in the same patch):
+    when the node names another repair, ``may_take(holder)`` says whether that one still holds it; if it
+    does, :class:`NodeClaimed` is raised and nothing is written. Two twins cordoning at once therefore
+    cannot both win: the second one's patch is fenced off, and its retry sees the first one's claim.
+    ``written`` receives the node as the API server returned it (for the caller's cache).
     """
     core = client.CoreV1Api(api)
     wanted_taint = {"key": TAINT_UNHEALTHY, "value": taint_value(reason), "effect": TAINT_EFFECT}
+    handed = [current] if current is not None else []
 
     def mark() -> MarkResult:
-        current = raw_call(core.read_node, node)
-        metadata, spec = current.get("metadata") or {}, current.get("spec") or {}
+        now = handed.pop() if handed else raw_call(core.read_node, node)
+        metadata, spec = now.get("metadata") or {}, now.get("spec") or {}
+        holder = claim_of(now)
+        if claim is not None and holder is not None and holder != claim and may_take(holder):
+            holder = None  # the last claimant is finished or gone: this repair takes the node over
+        if claim is not None and holder is not None and holder != claim:
+            raise NodeClaimed(node, holder)
         taints = list(spec.get("taints") or [])
-        before = node_marks(current)
+        before = node_marks(now)
         new_taints = [*_without_our_taint(taints), wanted_taint]
         taint_ok = _our_taint(taints) == wanted_taint
         label_ok = state is None or before.state_label == state.value
-        if before.unschedulable and taint_ok and label_ok:
+        claim_ok = claim is None or claim_of(now) == claim
+        if before.unschedulable and taint_ok and label_ok and claim_ok:
             return MarkResult(before.unschedulable, before.our_taint, changed=False)
         patch: dict[str, Any] = {
             "metadata": {"resourceVersion": metadata.get("resourceVersion")},
@@ -161,7 +202,9 @@ def cordon_and_taint(api: client.ApiClient, node: str, *, reason: str, state: No
         }
         if state is not None:
             patch["metadata"]["labels"] = {LABEL_STATE: state.value}
-        raw_call(core.patch_node, node, patch, _content_type=STRATEGIC_MERGE)
+        if claim is not None:
+            patch["metadata"]["annotations"] = {ANNOTATION_REPAIR: claim}
+        written(raw_call(core.patch_node, node, patch, _content_type=STRATEGIC_MERGE))
         return MarkResult(before.unschedulable, before.our_taint, changed=True)
 
     return retried(mark)

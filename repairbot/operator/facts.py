@@ -230,8 +230,18 @@ class FactGatherer:
     policy: Policy
     quiet_period: QuietPeriodCheck | None = None
     fleet: Callable[[], FleetView] | None = None
+    cached_node: Callable[[str], Mapping[str, Any] | None] | None = None
+    """The node as the operator's watch cache holds it (no request); None there means "ask the API server"."""
+    deferrable: Callable[[str], bool] | None = None
+    """Which finding classes may wait for idle GPUs (the policy's catalog); the running pods are listed only for
+    a repair whose findings all may, the only one that reads them (:func:`repairbot.machine.deferral.may_wait`).
+    None: list them for every Cordoned repair."""
 
     def read_node(self, name: str) -> Mapping[str, Any] | None:
+        if self.cached_node is not None:
+            cached = self.cached_node(name)
+            if cached is not None:
+                return cached
         try:
             return raw_call(client.CoreV1Api(self.api).read_node, name)
         except ApiException as error:
@@ -271,7 +281,7 @@ class FactGatherer:
             resume_requested=annotations.get(ANNOTATION_RESUME, "").lower() == "true",
             resumed_by=annotations.get(ANNOTATION_RESUMED_BY) or None,
             cancel_requested_by=annotations.get(ANNOTATION_CANCEL_REQUESTED_BY) or None,
-            running_pods=self._running(view) if view.phase is Phase.CORDONED else None,
+            running_pods=self._running(view) if view.phase is Phase.CORDONED and self._may_defer(view) else None,
             node_findings=node_findings(fleet, view, self.policy, now),
         )
 
@@ -288,6 +298,12 @@ class FactGatherer:
         if failed is not None:
             raise failed
         return progress
+
+    def _may_defer(self, view: RepairView) -> bool:
+        """Could this repair's findings wait for idle GPUs at all? (Else its running pods are never read.)"""
+        if self.deferrable is None:
+            return True
+        return bool(view.findings) and all(self.deferrable(f.code) for f in view.findings)
 
     def _running(self, view: RepairView) -> tuple[str, ...] | None:
         """The pods the rung's drain would move (a deferred repair waits for none); None when they cannot be listed.

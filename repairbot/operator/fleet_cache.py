@@ -18,28 +18,49 @@ Two rules keep the cache honest:
 
 from __future__ import annotations
 
+import copy
 import threading
 from collections.abc import Mapping
 from typing import Any
 
 from kubernetes import client
 
-from repairbot.model import EVIDENCE_KMSG_BOOT, EVIDENCE_KMSG_SEQ
+from repairbot.model import EVIDENCE_KMSG_BOOT, EVIDENCE_KMSG_SEQ, Phase
 from repairbot.operator.facts import FleetView, read_fleet
 
 
 def _slim_node(body: Mapping[str, Any]) -> dict[str, Any]:
-    """Only what fleet facts read: name, labels, unschedulable, resourceVersion."""
-    metadata = body.get("metadata") or {}
-    return {
+    """Only what fleet facts and a decision read (:func:`repairbot.kube.marks.node_marks`, the claim).
+
+    Name, uid, labels, RepairBot's own annotations, resourceVersion, deletion, cordon, taints, the Ready
+    condition and the boot id: enough to decide and to write a node patch fenced by its resourceVersion,
+    a few hundred bytes a node rather than the kubelet's whole status.
+    """
+    metadata, spec, status = body.get("metadata") or {}, body.get("spec") or {}, body.get("status") or {}
+    annotations = {k: v for k, v in (metadata.get("annotations") or {}).items() if k.startswith(OWN_PREFIX)}
+    ready = [dict(c) for c in status.get("conditions") or () if c.get("type") == "Ready"]
+    slim: dict[str, Any] = {
         "metadata": {
             "name": metadata.get("name"),
+            "uid": metadata.get("uid"),
             "labels": dict(metadata.get("labels") or {}),
+            "annotations": annotations,
             "resourceVersion": metadata.get("resourceVersion"),
         },
-        "spec": {"unschedulable": bool((body.get("spec") or {}).get("unschedulable"))},
+        "spec": {"unschedulable": bool(spec.get("unschedulable")),
+                 "taints": [dict(t) for t in spec.get("taints") or ()]},
+        "status": {"conditions": ready, "nodeInfo": {"bootID": (status.get("nodeInfo") or {}).get("bootID")}},
     }
+    if metadata.get("deletionTimestamp"):
+        slim["metadata"]["deletionTimestamp"] = metadata["deletionTimestamp"]
+    return slim
 
+
+OWN_PREFIX = "repairbot.io/"
+"""Node annotations the cache keeps: RepairBot's own (the claim), never anyone else's."""
+
+
+TERMINAL_PHASES = frozenset(p.value for p in Phase if p.is_terminal)
 
 _SIGHTING_EVIDENCE = (EVIDENCE_KMSG_BOOT, EVIDENCE_KMSG_SEQ, "pid", "process")
 
@@ -72,6 +93,7 @@ class FleetCache:
     def __init__(self) -> None:
         self._nodes: dict[str, dict[str, Any]] = {}
         self._repairs: dict[str, dict[str, Any]] = {}
+        self._bodies: dict[str, dict[str, Any]] = {}  # whole objects of unfinished repairs: what a reconcile reads
         self._lock = threading.Lock()
         self._primed = threading.Event()
 
@@ -102,6 +124,12 @@ class FleetCache:
         with self._lock:
             self._nodes.pop(name, None)
 
+    def node(self, name: str) -> dict[str, Any] | None:
+        """The node as last seen (slim, see :func:`_slim_node`), or None when not cached (not a GPU node, gone)."""
+        with self._lock:
+            known = self._nodes.get(name)
+            return copy.deepcopy(known) if known is not None else None
+
     def note_unschedulable(self, name: str, unschedulable: bool) -> None:
         """Write-through for RepairBot's own cordon or uncordon (the watch event follows later)."""
         with self._lock:
@@ -109,12 +137,23 @@ class FleetCache:
             if known is not None:
                 known["spec"]["unschedulable"] = unschedulable
 
+    def repair(self, name: str) -> dict[str, Any] | None:
+        """The whole repair as last seen, while it is unfinished; None otherwise (the caller reads the API)."""
+        with self._lock:
+            known = self._bodies.get(name)
+            return copy.deepcopy(known) if known is not None else None
+
     def repair_seen(self, body: Mapping[str, Any]) -> None:
         name = (body.get("metadata") or {}).get("name")
         if not name:
             return
         with self._lock:
             if _newer(body, self._repairs.get(name)):
+                phase = str((body.get("status") or {}).get("phase") or "Pending")
+                if phase in TERMINAL_PHASES:
+                    self._bodies.pop(name, None)
+                else:
+                    self._bodies[name] = copy.deepcopy(dict(body))
                 self._repairs[name] = {
                     "metadata": dict(body.get("metadata") or {}),
                     "spec": {"nodeName": (body.get("spec") or {}).get("nodeName"),
@@ -126,6 +165,7 @@ class FleetCache:
     def repair_gone(self, name: str) -> None:
         with self._lock:
             self._repairs.pop(name, None)
+            self._bodies.pop(name, None)
 
     def view(self) -> FleetView:
         with self._lock:

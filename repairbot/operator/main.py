@@ -13,6 +13,7 @@ import os
 import socket
 import threading
 from collections.abc import Callable, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -24,6 +25,7 @@ from prometheus_client import start_http_server
 from repairbot.kube.client import api_client
 from repairbot.kube.events import EventRecorder
 from repairbot.kube.intake import Intake
+from repairbot.kube.rate_limit import DEFAULT_BURST, DEFAULT_QPS, rate_limited
 from repairbot.notify.alertmanager import AlertmanagerSilences
 from repairbot.notify.grafana import GrafanaAnnotations
 from repairbot.notify.http_access import HttpAccess
@@ -51,6 +53,8 @@ from repairbot.remediations.validation import QuietPeriodCheck
 log = logging.getLogger(__name__)
 
 COMPONENT = "repairbot-operator"
+EXECUTOR_SPARE = 8
+"""Threads beyond the reconcile slots: kopf's sync handlers and the manual-label intake share the executor."""
 
 
 @dataclass
@@ -62,7 +66,10 @@ class OperatorOptions:
     metrics_port: int = 9403
     health_port: int = 8081
     leader_election: bool = True
-    max_parallel: int = 16
+    max_parallel: int = 64
+    """Repairs decided at once; the API rate limit (``api_qps``/``api_burst``) is what bounds the API load."""
+    api_qps: float = DEFAULT_QPS
+    api_burst: int = DEFAULT_BURST
     lease_name: str = LEASE_NAME
     """The leader-election Lease; the chart names it after the release."""
     breaker_configmap: str = BREAKER_CONFIGMAP
@@ -104,7 +111,7 @@ def build_operator(
     namespace: str,
     bmc: BmcConnector | None = None,
     metrics: OperatorMetrics | None = None,
-    max_parallel: int = 16,
+    max_parallel: int = 64,
     chat: ChatEndpoints | None = None,
     breaker_configmap: str = BREAKER_CONFIGMAP,
     prometheus: PrometheusAccess | None = None,
@@ -125,7 +132,8 @@ def build_operator(
         events=EventRecorder(api, component=COMPONENT),
         metrics=metrics,
         bmc=bmc if bmc is not None else BmcConnector(KubeBmcCredentials(api)),
-        gatherer=FactGatherer(api, policy, quiet, fleet=lambda: cache.view() if cache.primed else read_fleet(api)),
+        gatherer=FactGatherer(api, policy, quiet, fleet=lambda: cache.view() if cache.primed else read_fleet(api),
+                              cached_node=lambda name: cache.node(name) if cache.primed else None),
         fleet_cache=cache,
         slurm=SlurmStep(policy.slurm) if policy.slurm.enabled else None,
     )
@@ -201,6 +209,10 @@ def run_kopf(
 async def _operate(
     parts: OperatorParts, stop: threading.Event, ready: threading.Event | None, liveness: str | None
 ) -> None:
+    # Reconciles run in the loop's default executor (asyncio.to_thread): sized to the scheduler's slots,
+    # not to the CPU count (5 threads on a 2-core pod), or most decisions in flight would wait for a thread.
+    workers = parts.scheduler.max_parallel + EXECUTOR_SPARE
+    asyncio.get_running_loop().set_default_executor(ThreadPoolExecutor(workers, thread_name_prefix="reconcile"))
     parts.notifications.start()
     if parts.retention is not None:
         parts.retention.start()
@@ -248,7 +260,7 @@ def run_operator(options: OperatorOptions) -> int:
         print("repairbot operator: cannot reach Alertmanager as configured (--alertmanager-*-file):\n"
               + "\n".join(problems))  # fmt: skip
         return 2
-    api = api_client(options.kubeconfig)
+    api = rate_limited(api_client(options.kubeconfig), options.api_qps, options.api_burst)
     parts = build_operator(
         api, policy, namespace=options.namespace, max_parallel=options.max_parallel,
         breaker_configmap=options.breaker_configmap, prometheus=options.prometheus, alertmanager=options.alertmanager,

@@ -41,7 +41,8 @@ from repairbot.catalog.deferral import deferrable_rule
 from repairbot.catalog.sxid import default_sxid_catalog
 from repairbot.kube.client import as_object, is_retryable, retried
 from repairbot.kube.events import EventRecorder
-from repairbot.kube.marks import cordon_and_taint, remove_marks, set_state_label
+from repairbot.kube.intake import node_record
+from repairbot.kube.marks import NodeClaimed, cordon_and_taint, remove_marks, set_state_label
 from repairbot.kube.repairs import read_repair
 from repairbot.logs import step_fields
 from repairbot.machine import Decision, RepairView, Step, catalog_fallback, decide
@@ -69,6 +70,9 @@ WARNING_EVENTS = frozenset(
      "SlurmJobsRunning", "SlurmJobsRequeued"}
 )  # fmt: skip
 
+
+ADMISSION_STEPS = frozenset({Step.CORDON, Step.BLOCK, Step.QUEUE})
+"""Steps whose Event goes on the Node only (see :meth:`Reconciler._record`)."""
 
 RECONCILE_ERROR = "ReconcileError"
 """The condition that says a reconcile keeps failing, and why (True), or that it went through again (False)."""
@@ -110,13 +114,17 @@ class Reconciler:
         catalog = self.policy.xid.catalog()  # the packaged catalog with the policy's overrides
         self._fallback = catalog_fallback(catalog, default_sxid_catalog())
         self._deferrable = deferrable_rule(catalog)  # a pending row remap waits for idle GPUs
+        if self.gatherer.deferrable is None:
+            self.gatherer.deferrable = self._deferrable  # idle GPUs are asked about only where they matter
         self._custom = client.CustomObjectsApi(self.api)
 
     def reconcile(self, name: str) -> ReconcileResult | None:
         """Take the next step of repair ``name``; None when it is finished or gone."""
         started = time.perf_counter()
+        fresh = False  # the first look is the watch cache's; after a conflict, the API server's
         for _ in range(STALE_RETRIES):
-            obj = read_repair(self._custom, name)
+            obj = self._read(name, fresh=fresh)
+            fresh = True
             if obj is None:
                 self._own_writes.pop(name, None)  # deleted: nothing of ours to recognise any more
                 return None
@@ -129,9 +137,10 @@ class Reconciler:
             try:
                 if view.phase in (Phase.PENDING, Phase.BLOCKED):
                     with self._admission:
-                        # One list of the node's repairs, from the API and not the watch cache: a cache
-                        # that lags a create by a moment would let both twins be admitted.
-                        if view.phase is Phase.PENDING and fold_twin(self.api, obj) is not None:
+                        # The node's repairs as the watch cache has them: free. A cache lagging a create
+                        # cannot let both twins in: the cordon's node patch carries this repair's claim,
+                        # fenced by the node's resourceVersion (see _mark_node), and the loser folds there.
+                        if view.phase is Phase.PENDING and self._fold(obj) is not None:
                             return None  # a second record of a node that has one: its findings went there
                         result = self._step(obj, view)
                 else:
@@ -139,12 +148,47 @@ class Reconciler:
             except StaleRepair:
                 log.info("repair changed under a decision; deciding again repair=%s", name)
                 continue
+            except NodeClaimed as claimed:
+                if self._fold(obj, holder=claimed.holder) is not None:
+                    return None
+                log.info("node claimed by repair=%s; deciding again repair=%s", claimed.holder, name)
+                continue
             if ended_phase(result.decision) is not None:
                 self._own_writes.pop(name, None)  # its last write's echo may wake a worker once more: harmless
             self.metrics.reconcile_seconds.observe(time.perf_counter() - started)
             return result
         # Every fresh read was overtaken: let the scheduler come back rather than spin here.
         return ReconcileResult(Decision(Step.NOTHING, "repair busy; deciding again"), timedelta(seconds=1))
+
+    def _read(self, name: str, *, fresh: bool) -> dict[str, Any] | None:
+        """The repair from the watch cache (no request), or from the API server when ``fresh`` or not cached.
+
+        A cached copy may be behind; every write decided from it is fenced by its resourceVersion, so a
+        stale copy costs a 409 and one fresh read, never a stale decision landed.
+        """
+        if not fresh and self.fleet_cache is not None:
+            cached = self.fleet_cache.repair(name)
+            if cached is not None:
+                return cached
+        obj = read_repair(self._custom, name)
+        if obj is not None and self.fleet_cache is not None:
+            self.fleet_cache.repair_seen(obj)
+        return obj
+
+    def _fold(self, obj: Mapping[str, Any], holder: str | None = None) -> str | None:
+        """Fold Pending ``obj`` into its node's record; the record's name, or None when it is the record.
+
+        Without ``holder`` the node's repairs come from the watch cache (or one list without a cache);
+        with it (the node's claim named another repair) that repair is read from the API server.
+        """
+        if self.fleet_cache is None:
+            return fold_twin(self.api, obj)
+        if holder is None:
+            node = str((obj.get("spec") or {}).get("nodeName") or "")
+            repairs = [r for r in self.fleet_cache.view().repairs if (r.get("spec") or {}).get("nodeName") == node]
+            return fold_twin(self.api, obj, repairs=repairs)
+        record = read_repair(self._custom, holder)
+        return fold_twin(self.api, obj, repairs=[dict(obj), record] if record is not None else [dict(obj)])
 
     def _step(self, obj: Mapping[str, Any], view: RepairView) -> ReconcileResult:
         now = self.clock()
@@ -160,13 +204,21 @@ class Reconciler:
             if decision.breakers is not None:
                 self.breakers.put(decision.breakers)
         self.metrics.breaker_open.set(1 if self.breakers.get().any_open else 0)
-        if decision.patch:
-            version = self._patch_status(view.name, decision.patch, version=version)
-        self._mark_node(view, decision)
-        failure = self._act(view, decision)
-        after = decision.after if failure is None else step_failed(decision.after, failure, self.clock())
-        if after:
-            version = self._patch_status(view.name, after, version=version)
+        failure: str | None = None
+        if _one_write(decision) and not (facts.node_unschedulable and not facts.our_taint):
+            # A cordon is idempotent and its node patch fenced: mark the node, then write the step and its
+            # outcome at once. A crash between the two repeats the cordon (a no-op) and writes it then.
+            # A node someone else had cordoned takes two writes, so that is on record before our taint is.
+            self._mark_node(view, decision, obj)
+            version = self._patch_status(view.name, {**decision.patch, **decision.after}, version=version)
+        else:
+            if decision.patch:
+                version = self._patch_status(view.name, decision.patch, version=version)
+            self._mark_node(view, decision, obj)
+            failure = self._act(view, decision)
+            after = decision.after if failure is None else step_failed(decision.after, failure, self.clock())
+            if after:
+                version = self._patch_status(view.name, after, version=version)
         if decision.resume_consumed:
             self._clear_resume(view.name)
         self._clear_recovered_error(view, decision, version)
@@ -271,6 +323,8 @@ class Reconciler:
                 raise StaleRepair(name) from error
             raise
         written_version = _version(written)
+        if self.fleet_cache is not None:
+            self.fleet_cache.repair_seen(written)  # the next reconcile reads what we wrote, not an older echo
         self._own_writes.pop(name, None)  # re-inserted last: the dict's order is the order of our writes
         self._own_writes[name] = written_version
         while len(self._own_writes) > OWN_WRITES_MAX:  # a repair deleted mid-flight never reconciles again
@@ -285,18 +339,32 @@ class Reconciler:
         """
         return bool(resource_version) and self._own_writes.get(name) == resource_version
 
-    def _mark_node(self, view: RepairView, decision: Decision) -> None:
+    def _mark_node(self, view: RepairView, decision: Decision, obj: Mapping[str, Any]) -> None:
         reason = view.reason or str(decision.patch.get("reason") or "gpu-fault")
         if decision.cordon:
-            cordon_and_taint(self.api, view.node, reason=reason, state=decision.node_state)
-            if self.fleet_cache is not None:
-                self.fleet_cache.note_unschedulable(view.node, True)
+            cache = self.fleet_cache
+            cordon_and_taint(
+                self.api, view.node, reason=reason, state=decision.node_state,
+                current=cache.node(view.node) if cache is not None else None,
+                claim=view.name, may_take=lambda holder: not self._holds(holder, view.node),
+                written=cache.node_seen if cache is not None else lambda node_obj: None,
+            )  # fmt: skip
+            if cache is not None:
+                cache.note_unschedulable(view.node, True)
         elif decision.node_state is not None:
             set_state_label(self.api, view.node, decision.node_state)
         if decision.uncordon or decision.remove_marks:
             remove_marks(self.api, view.node, uncordon=decision.uncordon)
             if decision.uncordon and self.fleet_cache is not None:
                 self.fleet_cache.note_unschedulable(view.node, False)
+
+    def _holds(self, holder: str, node: str) -> bool:
+        """Is repair ``holder`` (named by the node's claim) still the node's record? Read from the API server:
+        this runs only when two repairs meet at one node, and the cache may be the very thing that lags."""
+        record = read_repair(self._custom, holder)
+        if record is None or (record.get("spec") or {}).get("nodeName") != node:
+            return False
+        return node_record([record]) is not None
 
     def _act(self, view: RepairView, decision: Decision) -> str | None:
         """Run the step's own action (a remediation the operator runs through the BMC); why it failed, or None.
@@ -355,7 +423,12 @@ class Reconciler:
         self.metrics.steps.labels(decision.step.value, decision.event or "").inc()
         if decision.event:
             kind = "Warning" if decision.event in WARNING_EVENTS or decision.step is Step.BLOCK else "Normal"
-            self.events.record(self._ref(view, obj), kind, decision.event, decision.message)
+            # Admission (cordon, cordon-only, queue) is what a storm does to every node at once: one Event,
+            # on the Node, where ``kubectl describe node`` shows why it is out of service; ``kubectl describe
+            # gpurepair`` shows the same words in the repair's status (message, history, conditions).
+            # Every later step is rare and posts on both.
+            if decision.step not in ADMISSION_STEPS:
+                self.events.record(self._ref(view, obj), kind, decision.event, decision.message)
             self.events.record(self._node_ref(view.node), kind, decision.event, f"{view.name}: {decision.message}")
             phase = (decision.after or {}).get("phase") or decision.patch.get("phase") or view.phase.value
             action = (decision.after or {}).get("action") or decision.action or view.action
@@ -396,6 +469,13 @@ class Reconciler:
 
 OWN_WRITES_MAX = 4096
 """Repairs whose last own write is remembered; far above the active repairs of any fleet."""
+
+
+def _one_write(decision: Decision) -> bool:
+    """A cordon (admission's, or a storm's cordon-only) is written as one status write after the node patch."""
+    return decision.cordon and not decision.is_destructive and bool(decision.after) and not (
+        decision.uncordon or decision.remove_marks
+    )
 
 
 def _version(obj: Mapping[str, Any]) -> str:

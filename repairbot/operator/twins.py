@@ -16,26 +16,43 @@ fail and the next reconcile folds again.
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 from kubernetes import client
 from kubernetes.client.rest import ApiException
 
 from repairbot.kube.intake import Intake, node_record
+from repairbot.kube.repairs import read_repair
 from repairbot.model import GROUP, PLURAL, VERSION, Finding, Source
 
 log = logging.getLogger(__name__)
 
 
-def fold_twin(api: client.ApiClient, obj: Mapping[str, Any], intake: Intake | None = None) -> str | None:
-    """Fold Pending repair ``obj`` into its node's record if that is another repair; the record's name, or None."""
+def fold_twin(
+    api: client.ApiClient,
+    obj: Mapping[str, Any],
+    intake: Intake | None = None,
+    *,
+    repairs: Iterable[Mapping[str, Any]] | None = None,
+) -> str | None:
+    """Fold Pending repair ``obj`` into its node's record if that is another repair; the record's name, or None.
+
+    ``repairs`` are the node's repairs as a watch cache holds them (free); without them one list is made.
+    Only when the record is another repair is it read whole from the API server, since the merge
+    rewrites its findings (a cache may keep only a summary of them).
+    """
     intake = intake or Intake(api)
     metadata, spec = obj.get("metadata") or {}, obj.get("spec") or {}
     name, node = str(metadata.get("name")), str(spec.get("nodeName") or "")
-    record = node_record(intake.repairs_of(node))
+    known = intake.repairs_of(node) if repairs is None else [dict(r) for r in repairs]
+    record = node_record(known)
     if record is None or record["metadata"]["name"] == name:
         return None
+    if repairs is not None:
+        record = read_repair(client.CustomObjectsApi(api), str(record["metadata"]["name"]))
+        if record is None:
+            return None  # gone meanwhile: this repair may well be the record now; decided next time
     findings = [Finding.from_dict(item) for item in spec.get("findings") or ()]
     if findings:
         source = Source(spec.get("source") or Source.AGENT.value)
