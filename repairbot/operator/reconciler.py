@@ -142,9 +142,12 @@ class Reconciler:
                         # fenced by the node's resourceVersion (see _mark_node), and the loser folds there.
                         if view.phase is Phase.PENDING and self._fold(obj) is not None:
                             return None  # a second record of a node that has one: its findings went there
-                        result = self._step(obj, view)
+                        result, view, now = self._step(obj, view)
+                    # The Event and the metrics are told after the lock: admissions are serial (the budget
+                    # and the breaker count them), so only the writes the next admission must see are inside.
                 else:
-                    result = self._step(obj, view)
+                    result, view, now = self._step(obj, view)
+                self._record(obj, view, result.decision, now)
             except StaleRepair:
                 log.info("repair changed under a decision; deciding again repair=%s", name)
                 continue
@@ -190,7 +193,11 @@ class Reconciler:
         record = read_repair(self._custom, holder)
         return fold_twin(self.api, obj, repairs=[dict(obj), record] if record is not None else [dict(obj)])
 
-    def _step(self, obj: Mapping[str, Any], view: RepairView) -> ReconcileResult:
+    def _step(self, obj: Mapping[str, Any], view: RepairView) -> tuple[ReconcileResult, RepairView, datetime]:
+        """Decide and write repair ``obj``'s next step; the result, the view it was decided on, and when.
+
+        The caller records it (Event, log line, metrics) with :meth:`_record`, outside the admission lock.
+        """
         now = self.clock()
         assert self.gatherer is not None
         version = _version(obj)
@@ -225,8 +232,7 @@ class Reconciler:
         requeue = AT_ONCE if failure is not None else decision.requeue_after
         if facts.slurm is not None:
             requeue = self._slurm_side(view, decision, facts.slurm, version, requeue)
-        self._record(obj, view, decision, now)
-        return ReconcileResult(decision, requeue)
+        return ReconcileResult(decision, requeue), view, now
 
     def _slurm_side(self, view: RepairView, decision: Decision | None, slurm: SlurmView, version: str,
                     requeue: timedelta | None) -> timedelta | None:  # fmt: skip
