@@ -22,7 +22,6 @@ fenced on the version it read, like the reconciler's, so neither loses the other
 from __future__ import annotations
 
 import logging
-import threading
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -41,6 +40,7 @@ from repairbot.notify import NotifyError
 from repairbot.notify.alertmanager import AlertmanagerSilences, Silence
 from repairbot.notify.backoff import LaneBackoff
 from repairbot.notify.errors import metric_code
+from repairbot.operator.background import BackgroundLoop
 from repairbot.operator.metrics import OperatorMetrics
 from repairbot.operator.silence_plan import SilenceMove, SilencePlan, plan_silence, repair_marker
 from repairbot.policy import AlertmanagerPolicy
@@ -65,19 +65,17 @@ class SilenceKeeper:
     clock: Callable[[], datetime] = lambda: datetime.now(UTC)
     monotonic: Callable[[], float] = time.monotonic
     backoff: LaneBackoff = field(default_factory=lambda: LaneBackoff(base=1.0, cap=60.0))
-    _stop: threading.Event = field(default_factory=threading.Event)
-    _thread: threading.Thread | None = None
+    _lane: BackgroundLoop | None = None
 
     def start(self) -> None:
-        self._stop.clear()
-        self._thread = threading.Thread(target=self._loop, name="alertmanager-silences", daemon=True)
-        self._thread.start()
+        self._lane = BackgroundLoop("alertmanager-silences", self.keep_all, lambda: self.interval,
+                                    failed="silence pass failed; retrying", logger=log)  # fmt: skip
+        self._lane.start()
 
     def stop(self) -> None:
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(10)
-            self._thread = None
+        if self._lane is not None:
+            self._lane.stop()
+            self._lane = None
         self.silences.close()
 
     def keep_all(self) -> int:
@@ -227,14 +225,6 @@ class SilenceKeeper:
             body["metadata"] = {"resourceVersion": resource_version}
         custom = client.CustomObjectsApi(self.api)
         return as_object(custom.patch_cluster_custom_object_status(GROUP, VERSION, PLURAL, name, body))
-
-    def _loop(self) -> None:
-        while not self._stop.is_set():
-            try:
-                self.keep_all()
-            except Exception:  # a silence problem must never stop the next pass
-                log.exception("silence pass failed; retrying")
-            self._stop.wait(self.interval)
 
 
 def _erring(obj: Mapping[str, Any]) -> bool:
