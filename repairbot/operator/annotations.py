@@ -38,7 +38,6 @@ from repairbot.kube.repairs import read_repair
 from repairbot.model import GROUP, PLURAL, TERMINAL_PHASES, VERSION, parse_time
 from repairbot.notify import NotifyError
 from repairbot.notify.backoff import LaneBackoff
-from repairbot.notify.errors import metric_code
 from repairbot.notify.grafana import GrafanaAnnotations, annotation_for
 from repairbot.operator.background import BackgroundLoop
 from repairbot.operator.delivery import delivery_cursor, steps_owed
@@ -97,7 +96,7 @@ class AnnotationDispatcher:
             delay = self.backoff.failed(self.clock(), error.retry_after)
             log.warning("annotations to grafana paused for %.1fs error=%s", delay, error)
             if self.metrics is not None:
-                self.metrics.notification_errors.labels(TARGET, metric_code(error.code)).inc()
+                self.metrics.count_notification_error(TARGET, error)
         else:
             self.backoff.succeeded()
         if self.metrics is not None:
@@ -131,7 +130,7 @@ class AnnotationDispatcher:
                 log.warning("annotation refused repair=%s step=%r code=%s error=%s", name,
                             history[index].get("step"), error.code, error)  # fmt: skip
                 if self.metrics is not None:
-                    self.metrics.notifications_refused.labels(TARGET, metric_code(error.code)).inc()
+                    self.metrics.count_notification_refused(TARGET, error.code)
                 refused = int(cursor.get("refused") or 0) + 1
                 cursor = {**cursor, "refused": refused}
                 self._move(name, index + 1, error=None, refused=refused,

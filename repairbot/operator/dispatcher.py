@@ -53,7 +53,6 @@ from repairbot.logs import step_fields
 from repairbot.model import GROUP, PLURAL, VERSION, Phase
 from repairbot.notify import NotifyError
 from repairbot.notify.backoff import LaneBackoff
-from repairbot.notify.errors import metric_code
 from repairbot.notify.jira import JiraNotifier
 from repairbot.notify.messages import StormView
 from repairbot.notify.slack import SlackNotifier, SlackThread
@@ -180,7 +179,7 @@ class NotificationDispatcher:
             log.warning("notifications to %s paused for %.1fs error=%s", target, delay, error,
                         extra=step_fields(target=target, code=error.code, delay=round(delay, 1)))
             if self.metrics is not None:
-                self.metrics.notification_errors.labels(target, metric_code(error.code)).inc()
+                self.metrics.count_notification_error(target, error)
         else:
             backoff.succeeded()
             self._refresh_storms_safely(target)

@@ -39,7 +39,6 @@ from repairbot.model import GROUP, PLURAL, VERSION, SilenceRecord, format_time
 from repairbot.notify import NotifyError
 from repairbot.notify.alertmanager import AlertmanagerSilences, Silence
 from repairbot.notify.backoff import LaneBackoff
-from repairbot.notify.errors import metric_code
 from repairbot.operator.background import BackgroundLoop
 from repairbot.operator.metrics import OperatorMetrics
 from repairbot.operator.silence_plan import SilenceMove, SilencePlan, plan_silence, repair_marker
@@ -118,7 +117,7 @@ class SilenceKeeper:
         except NotifyError as error:
             log.warning("alertmanager silence %s failed repair=%s node=%s error=%s", plan.move.value, name, node, error)
             if self.metrics is not None:
-                self.metrics.notification_errors.labels("alertmanager", metric_code(error.code)).inc()
+                self.metrics.count_notification_error("alertmanager", error)
             live = plan.held is not None and plan.held.expired_at is None
             self._condition(obj, live, REASON_ERROR, f"Alertmanager silence {plan.move.value} failed, retrying: "
                             f"{error}")  # fmt: skip
