@@ -22,12 +22,12 @@ Two pure answers live here, read by the operator's Slurm step and the machine:
 from __future__ import annotations
 
 import enum
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
 
-from repairbot.model import Phase
+from repairbot.model import CONDITION_RELEASED, Phase
 
 REASON_PREFIX = "repairbot:"
 """Every Slurm reason RepairBot writes starts so; a drain whose reason does not is someone else's."""
@@ -110,31 +110,43 @@ def drain_reason(code: str, repair: str, *, quarantined: bool = False) -> str:
     return f"{REASON_PREFIX} {what} (gpurepair {repair})"
 
 
-def is_pending(phase: Phase, record: SlurmRecord, acknowledged: bool) -> bool:
+def is_released(conditions: Iterable[Mapping[str, Any]]) -> bool:
+    """Has a human released this quarantine (condition ``Released=True``)? Its node is back in service."""
+    return any(c.get("type") == CONDITION_RELEASED and c.get("status") == "True" for c in conditions)
+
+
+def is_pending(phase: Phase, record: SlurmRecord, acknowledged: bool, *, released: bool = False) -> bool:
     """Is Slurm still owed a step for this (terminal) repair: a resume or a quarantine reason not yet written?"""
     if not record.node:
         return False
-    if phase in (Phase.SUCCEEDED, Phase.CANCELLED):
+    if phase in (Phase.SUCCEEDED, Phase.CANCELLED) or (phase is Phase.QUARANTINED and released):
         return bool(record.drained_by_repairbot) and not record.resumed
     if phase is Phase.QUARANTINED:
         return record.drained_by_repairbot is None or (bool(record.drained_by_repairbot) and not record.quarantined)
     return acknowledged and record.drained_by_repairbot is None
 
 
-def plan(phase: Phase, *, acknowledged: bool, record: SlurmRecord, view: SlurmView, code: str, repair: str) -> Plan:
+def plan(
+    phase: Phase, *, acknowledged: bool, record: SlurmRecord, view: SlurmView, code: str, repair: str,
+    released: bool = False,
+) -> Plan:  # fmt: skip
     """What Slurm should see of a repair in ``phase`` (the phase after this reconcile's step).
 
     Out of service (cordoned, draining, repairing, a storm's cordon-only) →
     drained; Succeeded or Cancelled → resumed if RepairBot drained it;
-    Quarantined → left drained with the quarantine named in its reason. The
-    first drain records whether someone else had drained (or downed) the node
-    before: such a node is never resumed, and its reason is never rewritten.
+    Quarantined → left drained with the quarantine named in its reason until
+    a human releases it (``released``), then resumed as a finished repair is:
+    the release returns the node to Kubernetes, and a node still drained in
+    Slurm would take no job. The first drain records whether someone else had
+    drained (or downed) the node before: such a node is never resumed, and its
+    reason is never rewritten.
     """
     base = {"node": view.node}
-    if phase in (Phase.SUCCEEDED, Phase.CANCELLED):
+    releasing = phase is Phase.QUARANTINED and released
+    if phase in (Phase.SUCCEEDED, Phase.CANCELLED) or releasing:
         if not record.drained_by_repairbot or record.resumed:
             return Plan()
-        message = f"resumed Slurm node {view.node}"
+        message = f"resumed Slurm node {view.node}" + (": quarantine released" if releasing else "")
         return Plan(Command.RESUME, "", base | {"resumed": True}, "slurm-resume", "done", message)
     quarantined = phase is Phase.QUARANTINED
     if not (acknowledged or quarantined):

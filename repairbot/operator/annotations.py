@@ -23,7 +23,6 @@ saw it (Grafana just turned on) is marked sent without a backfill.
 from __future__ import annotations
 
 import logging
-import threading
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -39,8 +38,8 @@ from repairbot.kube.repairs import read_repair
 from repairbot.model import GROUP, PLURAL, TERMINAL_PHASES, VERSION, parse_time
 from repairbot.notify import NotifyError
 from repairbot.notify.backoff import LaneBackoff
-from repairbot.notify.errors import metric_code
 from repairbot.notify.grafana import GrafanaAnnotations, annotation_for
+from repairbot.operator.background import BackgroundLoop
 from repairbot.operator.delivery import delivery_cursor, steps_owed
 from repairbot.operator.metrics import OperatorMetrics
 from repairbot.policy import GrafanaPolicy
@@ -64,19 +63,17 @@ class AnnotationDispatcher:
     clock: Callable[[], float] = time.monotonic
     wall: Callable[[], datetime] = lambda: datetime.now(UTC)
     backoff: LaneBackoff = field(default_factory=lambda: LaneBackoff(base=1.0, cap=60.0))
-    _stop: threading.Event = field(default_factory=threading.Event)
-    _thread: threading.Thread | None = None
+    _lane: BackgroundLoop | None = None
 
     def start(self) -> None:
-        self._stop.clear()
-        self._thread = threading.Thread(target=self._loop, name="notify-grafana", daemon=True)
-        self._thread.start()
+        self._lane = BackgroundLoop("notify-grafana", self.deliver_due, lambda: self.interval,
+                                    failed="annotation pass failed; retrying", logger=log)  # fmt: skip
+        self._lane.start()
 
     def stop(self) -> None:
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(10)
-            self._thread = None
+        if self._lane is not None:
+            self._lane.stop()
+            self._lane = None
         self.grafana.close()
 
     def deliver_due(self) -> int:
@@ -99,7 +96,7 @@ class AnnotationDispatcher:
             delay = self.backoff.failed(self.clock(), error.retry_after)
             log.warning("annotations to grafana paused for %.1fs error=%s", delay, error)
             if self.metrics is not None:
-                self.metrics.notification_errors.labels(TARGET, metric_code(error.code)).inc()
+                self.metrics.count_notification_error(TARGET, error)
         else:
             self.backoff.succeeded()
         if self.metrics is not None:
@@ -133,7 +130,7 @@ class AnnotationDispatcher:
                 log.warning("annotation refused repair=%s step=%r code=%s error=%s", name,
                             history[index].get("step"), error.code, error)  # fmt: skip
                 if self.metrics is not None:
-                    self.metrics.notifications_refused.labels(TARGET, metric_code(error.code)).inc()
+                    self.metrics.count_notification_refused(TARGET, error.code)
                 refused = int(cursor.get("refused") or 0) + 1
                 cursor = {**cursor, "refused": refused}
                 self._move(name, index + 1, error=None, refused=refused,
@@ -153,14 +150,6 @@ class AnnotationDispatcher:
         body = {"status": {"deliveries": {TARGET: cursor}}}
         as_object(client.CustomObjectsApi(self.api).patch_cluster_custom_object_status(GROUP, VERSION, PLURAL, name,
                                                                                         body))  # fmt: skip
-
-    def _loop(self) -> None:
-        while not self._stop.is_set():
-            try:
-                self.deliver_due()
-            except Exception:  # an annotation problem must never stop the next pass
-                log.exception("annotation pass failed; retrying")
-            self._stop.wait(self.interval)
 
 
 BACKFILL_WINDOW = timedelta(hours=1)

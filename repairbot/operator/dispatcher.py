@@ -38,7 +38,6 @@ its cursor write can repeat that one message — at least once, never lost.
 from __future__ import annotations
 
 import logging
-import threading
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -54,11 +53,11 @@ from repairbot.logs import step_fields
 from repairbot.model import GROUP, PLURAL, VERSION, Phase
 from repairbot.notify import NotifyError
 from repairbot.notify.backoff import LaneBackoff
-from repairbot.notify.errors import metric_code
 from repairbot.notify.jira import JiraNotifier
 from repairbot.notify.messages import StormView
 from repairbot.notify.slack import SlackNotifier, SlackThread
 from repairbot.notify.view import RepairView
+from repairbot.operator.background import BackgroundLoop
 from repairbot.operator.chat import ChatEndpoints, build_notifiers
 from repairbot.operator.delivery import (
     IncidentMemo,
@@ -113,8 +112,7 @@ class NotificationDispatcher:
     metrics: OperatorMetrics | None = None
     clock: Callable[[], float] = time.monotonic
     backoff_cap: float = BACKOFF_CAP_SECONDS
-    _stop: threading.Event = field(default_factory=threading.Event)
-    _threads: list[threading.Thread] = field(default_factory=list)
+    _lanes: list[BackgroundLoop] = field(default_factory=list)
     # Per lane (each touched by its own thread only): storms' threads/tickets and renderings, and the backoff.
     _memos: dict[str, IncidentMemo[Any]] = field(default_factory=lambda: {"slack": IncidentMemo(),
                                                                            "jira": IncidentMemo()})  # fmt: skip
@@ -131,15 +129,17 @@ class NotificationDispatcher:
     def start(self) -> None:
         """One thread per target: Jira retrying through an outage must not hold back the Slack thread."""
         for target in self.targets:
-            thread = threading.Thread(target=self._loop, args=(target,), name=f"notify-{target}", daemon=True)
-            thread.start()
-            self._threads.append(thread)
+            lane = BackgroundLoop(f"notify-{target}", partial(self.deliver_due, target), lambda: self.interval,
+                                  failed=f"notification pass failed target={target}; retrying", logger=log)  # fmt: skip
+            lane.start()
+            self._lanes.append(lane)
 
     def stop(self) -> None:
-        self._stop.set()
-        for thread in self._threads:
-            thread.join(10)
-        self._threads.clear()
+        for lane in self._lanes:
+            lane.halt()  # every lane told first, so they wind down together
+        for lane in self._lanes:
+            lane.stop()
+        self._lanes.clear()
 
     def backoff(self, target: str) -> LaneBackoff:
         """The lane's backoff: one per target, because a rate limit or an outage is the service's, not a message's."""
@@ -179,7 +179,7 @@ class NotificationDispatcher:
             log.warning("notifications to %s paused for %.1fs error=%s", target, delay, error,
                         extra=step_fields(target=target, code=error.code, delay=round(delay, 1)))
             if self.metrics is not None:
-                self.metrics.notification_errors.labels(target, metric_code(error.code)).inc()
+                self.metrics.count_notification_error(target, error)
         else:
             backoff.succeeded()
             self._refresh_storms_safely(target)
@@ -435,11 +435,3 @@ class NotificationDispatcher:
             body["metadata"] = {"resourceVersion": resource_version}
         custom = client.CustomObjectsApi(self.api)
         return as_object(custom.patch_cluster_custom_object_status(GROUP, VERSION, PLURAL, name, body))
-
-    def _loop(self, target: str) -> None:
-        while not self._stop.is_set():
-            try:
-                self.deliver_due(target)
-            except Exception:  # a notification problem must never stop the next pass
-                log.exception("notification pass failed target=%s; retrying", target)
-            self._stop.wait(self.interval)

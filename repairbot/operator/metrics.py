@@ -5,6 +5,7 @@ from __future__ import annotations
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 from repairbot.build_info import register_build_info
+from repairbot.notify.errors import NotifyError, metric_code
 
 # MTTA is seconds (sub-second when it works); MTTR is minutes to hours.
 MTTA_BUCKETS = (0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60, 120, 300, 600)
@@ -89,6 +90,19 @@ class OperatorMetrics:
             registry=r,
         )
         self.leader.set(0)
+
+    def count_notification_error(self, target: str, error: NotifyError) -> None:
+        """One failed delivery to ``target`` (retried), labelled by the service's code made fit for a label.
+
+        The code is the service's own word, so it is folded by
+        :func:`~repairbot.notify.errors.metric_code` (bounded, label-safe) in
+        this one place for every lane: Slack, Jira, Grafana and Alertmanager.
+        """
+        self.notification_errors.labels(target, metric_code(error.code)).inc()
+
+    def count_notification_refused(self, target: str, code: str) -> None:
+        """One message ``target`` refused for good, labelled as :meth:`count_notification_error` labels."""
+        self.notifications_refused.labels(target, metric_code(code)).inc()
 
     def set_leader(self, leading: bool) -> None:
         """What the leader election tells: this replica became (True) or stopped being (False) the leader."""

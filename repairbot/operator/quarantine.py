@@ -18,7 +18,9 @@ This module is the operator's side of that record, outside the machine:
   come off, the node is uncordoned only if RepairBot cordoned it
   (``nodeWasCordoned`` false; unknown counts as "not ours"), the history says
   who released it, and the condition ``Released=True`` ends the hold (the
-  retention collector keeps Quarantined repairs until then). Release does not
+  retention collector keeps Quarantined repairs until then; on a Slurm node the
+  reconciler's Slurm step then resumes the Slurm drain RepairBot made, never a
+  human's — :func:`repairbot.machine.slurm.plan`). Release does not
   validate the node: a human who wants proof runs ``repairbot repair NODE``
   next, which opens a fresh repair.
 

@@ -21,7 +21,6 @@ from kubernetes.client.rest import ApiException
 
 from repairbot.logs import step_fields
 from repairbot.notify import NotifyError
-from repairbot.notify.errors import metric_code
 from repairbot.operator.delivery import MAX_UNRECORDED, delivery_cursor, refusal_entry, settle_refusals
 from repairbot.operator.metrics import OperatorMetrics
 
@@ -79,7 +78,7 @@ class RepairLane:
                     extra=step_fields(repair=self.name, target=self.target, code=refusal.code,
                                       reduced=reduced))  # fmt: skip
         if self._metrics is not None:
-            self._metrics.notifications_refused.labels(self.target, metric_code(refusal.code)).inc()
+            self._metrics.count_notification_refused(self.target, refusal.code)
         self.record_refusals()
 
     def record_refusals(self) -> None:

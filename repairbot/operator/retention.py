@@ -18,10 +18,9 @@ since the list is looked at again next sweep) and counts what it deleted.
 from __future__ import annotations
 
 import logging
-import threading
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -31,6 +30,7 @@ from kubernetes.client.rest import ApiException
 from repairbot.kube.client import as_object
 from repairbot.logs import step_fields
 from repairbot.model import GROUP, PLURAL, VERSION, Phase, parse_time
+from repairbot.operator.background import BackgroundLoop
 from repairbot.operator.metrics import OperatorMetrics
 from repairbot.policy import RetentionPolicy
 
@@ -99,8 +99,7 @@ class RetentionCollector:
     metrics: OperatorMetrics | None = None
     interval: float = SWEEP_INTERVAL.total_seconds()
     clock: Callable[[], datetime] = lambda: datetime.now(UTC)
-    _stop: threading.Event = field(default_factory=threading.Event)
-    _thread: threading.Thread | None = None
+    _lane: BackgroundLoop | None = None
 
     def sweep(self) -> int:
         """One pass: list, judge, delete (each with its resourceVersion as precondition); how many went."""
@@ -128,22 +127,12 @@ class RetentionCollector:
         return deleted
 
     def start(self) -> None:
-        self._stop.clear()
-        self._thread = threading.Thread(target=self._loop, name="retention", daemon=True)
-        self._thread.start()
+        """Sweep at once (a new leader cleans up what piled up meanwhile), then every ``interval``."""
+        failed = f"retention sweep failed; retrying in {self.interval}s"
+        self._lane = BackgroundLoop("retention", self.sweep, lambda: self.interval, failed=failed, logger=log)
+        self._lane.start()
 
     def stop(self) -> None:
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(10)
-            self._thread = None
-
-    def _loop(self) -> None:
-        """Sweep at once (a new leader cleans up what piled up meanwhile), then every ``interval``."""
-        while True:
-            try:
-                self.sweep()
-            except Exception:  # a failed sweep is retried next interval; it must never stop the operator
-                log.exception("retention sweep failed; retrying in %ss", self.interval)
-            if self._stop.wait(self.interval):
-                return
+        if self._lane is not None:
+            self._lane.stop()
+            self._lane = None

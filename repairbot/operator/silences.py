@@ -22,7 +22,6 @@ fenced on the version it read, like the reconciler's, so neither loses the other
 from __future__ import annotations
 
 import logging
-import threading
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -40,7 +39,7 @@ from repairbot.model import GROUP, PLURAL, VERSION, SilenceRecord, format_time
 from repairbot.notify import NotifyError
 from repairbot.notify.alertmanager import AlertmanagerSilences, Silence
 from repairbot.notify.backoff import LaneBackoff
-from repairbot.notify.errors import metric_code
+from repairbot.operator.background import BackgroundLoop
 from repairbot.operator.metrics import OperatorMetrics
 from repairbot.operator.silence_plan import SilenceMove, SilencePlan, plan_silence, repair_marker
 from repairbot.policy import AlertmanagerPolicy
@@ -65,19 +64,17 @@ class SilenceKeeper:
     clock: Callable[[], datetime] = lambda: datetime.now(UTC)
     monotonic: Callable[[], float] = time.monotonic
     backoff: LaneBackoff = field(default_factory=lambda: LaneBackoff(base=1.0, cap=60.0))
-    _stop: threading.Event = field(default_factory=threading.Event)
-    _thread: threading.Thread | None = None
+    _lane: BackgroundLoop | None = None
 
     def start(self) -> None:
-        self._stop.clear()
-        self._thread = threading.Thread(target=self._loop, name="alertmanager-silences", daemon=True)
-        self._thread.start()
+        self._lane = BackgroundLoop("alertmanager-silences", self.keep_all, lambda: self.interval,
+                                    failed="silence pass failed; retrying", logger=log)  # fmt: skip
+        self._lane.start()
 
     def stop(self) -> None:
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(10)
-            self._thread = None
+        if self._lane is not None:
+            self._lane.stop()
+            self._lane = None
         self.silences.close()
 
     def keep_all(self) -> int:
@@ -120,7 +117,7 @@ class SilenceKeeper:
         except NotifyError as error:
             log.warning("alertmanager silence %s failed repair=%s node=%s error=%s", plan.move.value, name, node, error)
             if self.metrics is not None:
-                self.metrics.notification_errors.labels("alertmanager", metric_code(error.code)).inc()
+                self.metrics.count_notification_error("alertmanager", error)
             live = plan.held is not None and plan.held.expired_at is None
             self._condition(obj, live, REASON_ERROR, f"Alertmanager silence {plan.move.value} failed, retrying: "
                             f"{error}")  # fmt: skip
@@ -227,14 +224,6 @@ class SilenceKeeper:
             body["metadata"] = {"resourceVersion": resource_version}
         custom = client.CustomObjectsApi(self.api)
         return as_object(custom.patch_cluster_custom_object_status(GROUP, VERSION, PLURAL, name, body))
-
-    def _loop(self) -> None:
-        while not self._stop.is_set():
-            try:
-                self.keep_all()
-            except Exception:  # a silence problem must never stop the next pass
-                log.exception("silence pass failed; retrying")
-            self._stop.wait(self.interval)
 
 
 def _erring(obj: Mapping[str, Any]) -> bool:

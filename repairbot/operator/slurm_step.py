@@ -29,7 +29,16 @@ from typing import Any
 
 from repairbot.bounds import fold_history, truncate
 from repairbot.machine import Decision, RepairView
-from repairbot.machine.slurm import CONDITION, ERROR_RETRY, Command, SlurmRecord, SlurmView, is_pending, plan
+from repairbot.machine.slurm import (
+    CONDITION,
+    ERROR_RETRY,
+    Command,
+    SlurmRecord,
+    SlurmView,
+    is_pending,
+    is_released,
+    plan,
+)
 from repairbot.model import HistoryEntry, Phase, format_time
 from repairbot.policy import SlurmPolicy
 from repairbot.slurm import SlurmClient, SlurmError, SlurmErrorKind
@@ -96,7 +105,9 @@ class SlurmStep:
         snapshot: dict[str, Any] = {"node": slurm.node}
         if slurm.readable:
             snapshot |= {"state": slurm.state, "reason": slurm.reason, "jobs": list(slurm.jobs)}
-            step = plan(phase, acknowledged=acknowledged, record=record, view=slurm, code=code, repair=view.name)
+            released = is_released(status.get("conditions") or ())
+            step = plan(phase, acknowledged=acknowledged, record=record, view=slurm, code=code, repair=view.name,
+                        released=released)  # fmt: skip
             try:
                 self._run(step.command, slurm.node, step.reason)
                 if decision is not None and decision.slurm_requeue:
@@ -115,11 +126,8 @@ class SlurmStep:
         return self._patch(status, snapshot, entries, error, now)
 
     def pending(self, obj: Mapping[str, Any]) -> bool:
-        """Does this (terminal) repair still owe Slurm a step (a resume the controller was down for)?"""
-        status = obj.get("status") or {}
-        phase = Phase(status.get("phase") or Phase.PENDING.value)
-        acknowledged = bool(status.get("acknowledgedAt"))
-        return self.policy.enabled and is_pending(phase, SlurmRecord.from_status(status), acknowledged)
+        """Does this (terminal) repair still owe Slurm a step (a resume the controller was down for, a release)?"""
+        return self.policy.enabled and slurm_step_pending(obj)
 
     # --- internals
 
@@ -194,4 +202,5 @@ def slurm_step_pending(obj: Mapping[str, Any]) -> bool:
     if not status.get("slurm"):
         return False
     phase = Phase(status.get("phase") or Phase.PENDING.value)
-    return is_pending(phase, SlurmRecord.from_status(status), bool(status.get("acknowledgedAt")))
+    released = is_released(status.get("conditions") or ())
+    return is_pending(phase, SlurmRecord.from_status(status), bool(status.get("acknowledgedAt")), released=released)

@@ -9,6 +9,7 @@ reboot waited for, the resume, and that a human's drain is left alone.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -24,6 +25,7 @@ from e2e_support import (
     inject_now,
     merge_policy,
     phase_of,
+    repairbot,
     repairs_of,
     simulated,
 )
@@ -189,6 +191,49 @@ def test_slurmctld_down_during_a_repair_the_kubernetes_side_completes_and_slurm_
     replies = [m.text or "" for m in slack.thread(status["slack"]["channel"], status["slack"]["ts"])]
     assert any("Unable to contact slurm controller" in reply for reply in replies), replies
     assert any("resumed Slurm node gpu-node-000" in reply for reply in replies), replies
+
+
+def quarantined_by_hand(sandbox: BackgroundSandbox, kube: client.ApiClient, node: str) -> dict[str, Any]:
+    done = repairbot(sandbox, "repair", node, "--reason", "handed to hardware", "--action", "quarantine")
+    assert done.returncode == 0, done.stderr
+    return eventually(lambda: next((r for r in repairs_of(kube, node) if phase_of(r) == "Quarantined"), None),
+                      timeout=30, what=f"{node} quarantined")  # fmt: skip
+
+
+def test_a_quarantined_slurm_node_released_by_a_human_comes_back_in_slurm_unless_a_human_had_drained_it(
+    make_sandbox: SandboxFactory, world: SlurmWorld
+) -> None:
+    sandbox, kube = slurm_sandbox(make_sandbox, world)
+    world.drain("gpu-node-003", "bad fan, ticket HW-12")
+    quarantined_by_hand(sandbox, kube, "gpu-node-001")
+    quarantined_by_hand(sandbox, kube, "gpu-node-003")
+    eventually(lambda: world.node_state("gpu-node-001").endswith("DRAIN"), timeout=30, what="drained in Slurm")
+    reason = world.node_reason("gpu-node-001")
+    assert reason.startswith("repairbot: quarantined for ") and "(gpurepair gpu-node-001-" in reason, reason
+    eventually(lambda: slurm_status(kube, "gpu-node-003").get("drainedByRepairBot") is False, timeout=30,
+               what="the human's drain recorded as theirs")  # fmt: skip
+
+    done = repairbot(sandbox, "release", "gpu-node-001", "--by", "alice")
+    assert done.returncode == 0, done.stderr
+    client.CoreV1Api(kube).patch_node("gpu-node-003", {"metadata": {"labels": {"repairbot.io/state": None}}})
+
+    eventually(lambda: "DRAIN" not in world.node_state("gpu-node-001"), timeout=30,
+               what="the released node resumed in Slurm")  # fmt: skip
+    eventually(lambda: slurm_status(kube, "gpu-node-001").get("resumed") is True, timeout=30, what="resume recorded")
+    (released,) = repairs_of(kube, "gpu-node-001")
+    names = steps_of(released)
+    assert names.index(("release-quarantine", "done")) < names.index(("slurm-resume", "done")), names
+    line = next(e["message"] for e in released["status"]["history"] if e["step"] == "slurm-resume")
+    assert "resumed Slurm node gpu-node-001" in line and "released" in line, line
+
+    (theirs,) = repairs_of(kube, "gpu-node-003")
+    eventually(lambda: ("release-quarantine", "done") in steps_of(repairs_of(kube, "gpu-node-003")[0]),
+               timeout=30, what="the release by hand carried out")  # fmt: skip
+    time.sleep(2)  # a resume would come within a reconcile of the release: give it the chance to be wrong
+    (theirs,) = repairs_of(kube, "gpu-node-003")
+    assert "slurm-resume" not in [step for step, _ in steps_of(theirs)]
+    assert world.node_state("gpu-node-003").endswith("+DRAIN")
+    assert world.node_reason("gpu-node-003") == "bad fan, ticket HW-12"  # the human's reason, untouched
 
 
 def test_sandbox_with_slurm_starts_it_beside_the_cluster_and_labels_the_nodes(make_sandbox: SandboxFactory) -> None:

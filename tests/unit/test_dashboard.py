@@ -18,10 +18,11 @@ from typing import Any
 
 import pytest
 import yaml
-from prometheus_client import generate_latest
+from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
 from repairbot.agent.metrics import AgentMetrics
+from repairbot.build_info import register_build_info
 from repairbot.operator.metrics import OperatorMetrics
 from repairbot.webhook.metrics import WebhookMetrics
 
@@ -189,3 +190,32 @@ def test_every_query_parses(tmp_path: Path) -> None:
         [promtool, "check", "rules", str(path)], capture_output=True, text=True, timeout=60, check=False
     )
     assert result.returncode == 0, f"promtool rejects a dashboard query:\n{result.stdout}{result.stderr}"
+
+
+def panel_titled(title: str) -> dict[str, Any]:
+    (panel,) = [panel for panel in QUERY_PANELS if panel["title"] == title]
+    return panel
+
+
+def test_the_versions_table_shows_each_components_version_so_a_half_finished_rollout_shows_two() -> None:
+    panel = panel_titled("Versions")
+    (target,) = panel["targets"]
+    assert panel["type"] == "table" and target["format"] == "table" and target["instant"]
+    assert metric_names(target["expr"]) == {"repairbot_build_info"}
+    assert re.search(r"count by \((component, version|version, component)\)", target["expr"]), target["expr"]
+    assert "version" in next(iter(register_build_info(CollectorRegistry()).collect())).samples[0].labels
+    running = panel_titled("Versions running")
+    assert metric_names(running["targets"][0]["expr"]) == {"repairbot_build_info"}
+
+
+def test_the_leader_stat_shows_no_leader_in_red() -> None:
+    panel = panel_titled("Leader")
+    (target,) = panel["targets"]
+    assert metric_names(target["expr"]) == {"repairbot_operator_leader"}
+    defaults = panel["fieldConfig"]["defaults"]
+    zero = next(m["options"]["0"] for m in defaults["mappings"] if m["type"] == "value")
+    assert zero["color"] == "red"
+    steps = defaults["thresholds"]["steps"]
+    assert steps[0] == {"color": "red", "value": None} and steps[1] == {"color": "green", "value": 1}
+    replica = panel_titled("Leading replica")
+    assert "by (pod)" in replica["targets"][0]["expr"] and replica["targets"][0]["legendFormat"] == "{{pod}}"

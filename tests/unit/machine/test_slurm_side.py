@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 from repairbot.machine import Facts, RepairView, Step, decide
-from repairbot.machine.slurm import Command, SlurmRecord, SlurmView, drain_reason, is_pending, plan
+from repairbot.machine.slurm import Command, SlurmRecord, SlurmView, drain_reason, is_pending, is_released, plan
 from repairbot.model import Phase, format_time
 from repairbot.policy import parse_policy
 
@@ -80,6 +80,29 @@ def test_a_finished_repair_owes_slurm_a_resume_until_it_lands() -> None:
     assert is_pending(Phase.SUCCEEDED, SlurmRecord("gpu-node-001", True), True)
     assert not is_pending(Phase.SUCCEEDED, SlurmRecord("gpu-node-001", True, resumed=True), True)
     assert not is_pending(Phase.SUCCEEDED, SlurmRecord("gpu-node-001", False), True)
+
+
+@pytest.mark.parametrize(
+    ("record", "command"),
+    [
+        (SlurmRecord("gpu-node-001", True, quarantined=True), Command.RESUME),
+        (SlurmRecord("gpu-node-001", True, resumed=True, quarantined=True), Command.NONE),
+        (SlurmRecord("gpu-node-001", False), Command.NONE),  # a human's drain stays, with the human's reason
+        (SlurmRecord(), Command.NONE),  # never drained: a release drains nothing
+    ],
+)
+def test_a_released_quarantine_resumes_only_our_drain(record: SlurmRecord, command: Command) -> None:
+    step = plan(Phase.QUARANTINED, acknowledged=False, record=record, view=OURS, code="xid-79", repair=NAME,
+                released=True)  # fmt: skip
+    assert step.command is command
+    if command is Command.RESUME:
+        assert step.step == "slurm-resume" and "quarantine released" in step.message
+    assert is_pending(Phase.QUARANTINED, record, False, released=True) is (command is Command.RESUME)
+
+
+def test_a_released_quarantine_is_told_by_its_released_condition() -> None:
+    assert is_released([{"type": "Released", "status": "True"}])
+    assert not is_released([{"type": "Released", "status": "False"}, {"type": "SlurmError", "status": "True"}])
 
 
 # --- the machine waits for jobs before the rung
