@@ -39,6 +39,7 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/burst_bench.py
 	$(BIN)/python benchmarks/scale_bench.py
 	$(BIN)/python benchmarks/webhook_bench.py
+	$(BIN)/python benchmarks/apiserver_bench.py
 
 bench-quick: $(STAMP)
 	$(BIN)/python benchmarks/agent_bench.py --quick
@@ -47,6 +48,7 @@ bench-quick: $(STAMP)
 	$(BIN)/python benchmarks/burst_bench.py --quick
 	$(BIN)/python benchmarks/scale_bench.py --quick
 	$(BIN)/python benchmarks/webhook_bench.py --quick
+	$(BIN)/python benchmarks/apiserver_bench.py --quick
 
 # Debian's real Prometheus, promtool and Alertmanager, faketime, and Slurm (slurmctld, slurmd, munge), for the tests that run them (they skip cleanly where absent).
 system-deps:
