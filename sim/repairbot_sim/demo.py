@@ -307,12 +307,15 @@ class Show:
             repairs=tuple(self.repairs()), nodes={n["metadata"]["name"]: n for n in self.nodes()},
             boots_before=self.boots_before, boots_after=await self.boot_ids(), slack=tuple(self.slack_recorded),
         )  # fmt: skip
-        message = storm_message(self.repairs(), storm.nodes)
-        if self.sandbox.slack is None or message is None:
+        slack = self.sandbox.slack
+        if slack is not None:  # the storm's message shows its button once the dispatcher has written it
+            await self.until(lambda: storm_message(self.repairs(), storm.nodes, slack) is not None, 20)
+        message = storm_message(self.repairs(), storm.nodes, slack) if slack is not None else None
+        if slack is None or message is None:
             self.say("the storm has no Slack message to resume it from", bad=True)
             return
         self.begin("Act 3: resumed from Slack", f"<@{DEMO_SRE}> presses Resume storm on the storm's message")
-        status = await press_resume_storm(self.sandbox.slack, message)
+        status = await press_resume_storm(slack, message)
         self.say(f"Slack POST /slack/actions (signed block_actions) answered {status}", kind=EventKind.INJECT)
         if not await self.until(canary_done(self.repairs, storm.nodes), 40):
             self.say("the storm's canary did not come back in time", bad=True)

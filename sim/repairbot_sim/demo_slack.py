@@ -24,13 +24,22 @@ RESUME_STORM = "repairbot:resume-storm"
 Obj = Mapping[str, Any]
 
 
-def storm_message(repairs: Sequence[Obj], nodes: Sequence[str]) -> tuple[str, str] | None:
-    """The channel and ts of the storm's one Slack message, as its members' status records it."""
+def storm_message(repairs: Sequence[Obj], nodes: Sequence[str], slack: SlackSim) -> tuple[str, str] | None:
+    """The channel and ts of the storm's Slack message: the one a member's status names that shows Resume storm.
+
+    A member opened a moment before the breaker tripped keeps its own thread (no storm button) beside
+    the incident, so the first member's thread is not necessarily the storm's message.
+    """
     for repair in repairs:
         status = repair.get("status") or {}
         thread = status.get("slack") or {}
-        if (repair.get("spec") or {}).get("nodeName") in nodes and status.get("incident") and thread.get("ts"):
-            return str(thread["channel"]), str(thread["ts"])
+        if (repair.get("spec") or {}).get("nodeName") not in nodes or not status.get("incident"):
+            continue
+        if not thread.get("ts"):
+            continue
+        channel, ts = str(thread["channel"]), str(thread["ts"])
+        if any(button.get("action_id") == RESUME_STORM for button in slack.buttons(channel, ts)):
+            return channel, ts
     return None
 
 
