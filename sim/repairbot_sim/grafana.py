@@ -25,13 +25,12 @@ from __future__ import annotations
 import itertools
 import json
 import time as _time
-from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 from aiohttp import web
 
-from repairbot_sim.serving import serve
+from repairbot_sim.serving import Listening, authorization, gate
 
 DEFAULT_LIMIT = 100
 
@@ -55,7 +54,7 @@ class SimAnnotation:
         }  # fmt: skip
 
 
-class GrafanaSim:
+class GrafanaSim(Listening):
     """One fake Grafana organisation; ``token`` may write annotations, ``read_only_token`` may only read them."""
 
     def __init__(self, *, token: str = "glsa_repairbot", read_only_token: str | None = None) -> None:
@@ -64,7 +63,6 @@ class GrafanaSim:
         self.down = False
         self._failures = 0
         self._ids = itertools.count(1)
-        self._runner: web.AppRunner | None = None
         self.url: str | None = None
 
     def fail_next(self, count: int) -> None:
@@ -72,36 +70,27 @@ class GrafanaSim:
         self._failures = count
 
     async def start(self, host: str = "127.0.0.1", port: int = 0) -> str:
-        app = web.Application(middlewares=[self._gate])
+        app = web.Application(middlewares=[gate(self._refusal)])
         app.router.add_post("/api/annotations", self._post)
         app.router.add_get("/api/annotations", self._find)
         app.router.add_get("/api/health", self._health)
-        served = await serve(app, host, port)
-        self._runner, self.url = served.runner, served.url
+        self.url = await self._listen(app, host, port)
         return self.url
 
-    async def stop(self) -> None:
-        if self._runner is not None:
-            await self._runner.cleanup()
-            self._runner = None
-
-    @web.middleware
-    async def _gate(
-        self, request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
-    ) -> web.StreamResponse:
+    def _refusal(self, request: web.Request) -> web.Response | None:
+        """Grafana's front door: down or failing first, then the token (health is public); None lets it in."""
         if request.path == "/api/health":
-            return await handler(request)
+            return None
         if self.down or self._failures > 0:
             self._failures = max(0, self._failures - 1)
             return web.Response(status=503, text="Service Unavailable")
-        auth = request.headers.get("Authorization", "")
-        scheme, _, token = auth.partition(" ")
-        if scheme.lower() != "bearer" or token not in {self.token, self.read_only_token} - {None}:
+        scheme, token = authorization(request)
+        if scheme != "bearer" or token not in {self.token, self.read_only_token} - {None}:
             return web.json_response({"message": "Unauthorized"}, status=401)
         if request.method == "POST" and token != self.token:
             return web.json_response({"message": "You'll need additional permissions to perform this action. "
                                       "Permissions needed: annotations:create"}, status=403)  # fmt: skip
-        return await handler(request)
+        return None
 
     async def _health(self, _: web.Request) -> web.Response:
         return web.json_response({"database": "ok", "version": "11.0.0-sim"})

@@ -51,7 +51,7 @@ from repairbot_sim.jira_project import (
     workflow_of,
 )
 from repairbot_sim.jira_search import JqlError, matching, page_start, wanted_fields
-from repairbot_sim.serving import serve
+from repairbot_sim.serving import Listening
 
 ATTACHMENT_LIMIT = 10 * 1024 * 1024  # Jira Server's default attachment size limit (10 MB)
 MAX_RESULTS_CAP = 5000  # /search/jql: the most issues one page returns
@@ -88,7 +88,7 @@ class SimIssue:
         return str((self.fields.get("issuetype") or {}).get("name", ""))
 
 
-class JiraSim:
+class JiraSim(Listening):
     """One fake Jira holding one project. ``cloud`` switches ``deploymentType``, search endpoints and login."""
 
     def __init__(
@@ -112,7 +112,6 @@ class JiraSim:
         self.issues: dict[str, SimIssue] = {}
         self.refusals: list[JiraRefusal] = []
         self._ids = itertools.count(10001)
-        self._runner: web.AppRunner | None = None
         self.url: str | None = None
 
     @property
@@ -149,14 +148,8 @@ class JiraSim:
             for method in ("GET", "POST"):
                 app.router.add_route(method, f"/rest/api/{version}/search", self._search_v2)
                 app.router.add_route(method, f"/rest/api/{version}/search/jql", self._search_jql)
-        served = await serve(app, host, port)
-        self._runner, self.url = served.runner, served.url
+        self.url = await self._listen(app, host, port)
         return self.url
-
-    async def stop(self) -> None:
-        if self._runner is not None:
-            await self._runner.cleanup()
-            self._runner = None
 
     def rate_limit(self, calls: int, retry_after: int = 1) -> None:
         """Answer the next ``calls`` requests with 429 and ``Retry-After: retry_after``, as Jira Cloud does."""

@@ -33,7 +33,7 @@ from typing import Any
 
 from aiohttp import web
 
-from repairbot_sim.serving import serve
+from repairbot_sim.serving import Listening, authorization, gate
 
 POWER_CYCLE_CAPABLE = ("On", "ForceOff", "GracefulShutdown", "GracefulRestart", "ForceRestart", "PowerCycle", "Nmi")
 SUSHY_LIKE = ("On", "ForceOff", "GracefulShutdown", "GracefulRestart", "ForceRestart", "Nmi", "ForceOn")
@@ -91,7 +91,7 @@ class _FailureSwitches:
     always_unauthorized: bool = False
 
 
-class RedfishSim:
+class RedfishSim(Listening):
     """The emulated BMC. Add systems, ``await start()``, point node annotations at the URL it returns."""
 
     def __init__(
@@ -115,7 +115,6 @@ class RedfishSim:
         """Every request received, as ``"METHOD /path"``: tests count retries with it."""
         self.url = ""
         self._switches = _FailureSwitches()
-        self._runner: web.AppRunner | None = None
         self._task_ids = itertools.count(1)
         for system_id in systems:
             self.add_system(system_id)
@@ -156,7 +155,7 @@ class RedfishSim:
 
     async def start(self, host: str = "127.0.0.1", port: int = 0, *, ssl_context: ssl.SSLContext | None = None) -> str:
         """Listen on ``host:port`` (0 = a free port); returns the base URL (``http://127.0.0.1:PORT``, or https)."""
-        app = web.Application(middlewares=[self._gate])
+        app = web.Application(middlewares=[gate(self._refusal)])
         app.add_routes(
             [
                 web.get("/redfish", self._versions),
@@ -168,19 +167,10 @@ class RedfishSim:
                 web.get("/redfish/v1/TaskService/Tasks/{task}", self._task),
             ]
         )
-        served = await serve(app, host, port, ssl_context=ssl_context)
-        self._runner, self.url = served.runner, served.url
+        self.url = await self._listen(app, host, port, ssl_context=ssl_context)
         return self.url
 
-    async def stop(self) -> None:
-        if self._runner is not None:
-            await self._runner.cleanup()
-            self._runner = None
-
-    @web.middleware
-    async def _gate(
-        self, request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
-    ) -> web.StreamResponse:
+    def _refusal(self, request: web.Request) -> web.Response | None:
         """Failure switches first, then basic auth; the service root is public, as the Redfish spec has it."""
         self.requests.append(f"{request.method} {request.path}")
         if self._switches.fail_next > 0:
@@ -191,13 +181,13 @@ class RedfishSim:
             response = _redfish_error(401, "Base.1.0.InsufficientPrivilege", "invalid username or password")
             response.headers["WWW-Authenticate"] = 'Basic realm="RedfishSim"'
             return response
-        return await handler(request)
+        return None
 
     def _authorized(self, request: web.Request) -> bool:
         if self._switches.always_unauthorized:
             return False
-        scheme, _, encoded = request.headers.get("Authorization", "").partition(" ")
-        if scheme.lower() != "basic":
+        scheme, encoded = authorization(request)
+        if scheme != "basic":
             return False
         try:
             username, _, password = base64.b64decode(encoded).decode("utf-8").partition(":")
