@@ -9,9 +9,7 @@ does), so the bearer token is proven against a small server that requires one, a
 from __future__ import annotations
 
 import asyncio
-import shutil
 import ssl
-import subprocess
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from datetime import timedelta
@@ -21,7 +19,7 @@ from typing import Any
 import bcrypt
 import pytest
 from aiohttp import web
-from child_servers import ChildServers, binary_or_skip, start_prometheus
+from child_servers import ChildServers, binary_or_skip, self_signed_certificate, start_prometheus
 
 from repairbot.operator.main import OperatorOptions, run_operator
 from repairbot.remediations.prometheus_access import PrometheusAccess
@@ -30,20 +28,6 @@ from repairbot.remediations.validation import QuietPeriodCheck
 QUERY = "sum(vector(0))"
 WINDOW = timedelta(minutes=1)
 USER, PASSWORD = "repairbot", "quiet-period-reader"
-
-
-def self_signed(directory: Path, name: str) -> tuple[Path, Path]:
-    """A certificate for 127.0.0.1 signed by itself (its own CA), and its key."""
-    openssl = shutil.which("openssl")
-    if openssl is None:
-        pytest.skip("the openssl command is not installed")
-    cert, key = directory / f"{name}.crt", directory / f"{name}.key"
-    subprocess.run(
-        [openssl, "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", f"/CN={name}",
-         "-addext", "subjectAltName=IP:127.0.0.1", "-keyout", str(key), "-out", str(cert)],
-        check=True, capture_output=True,
-    )  # fmt: skip
-    return cert, key
 
 
 @dataclass(frozen=True)
@@ -58,8 +42,8 @@ class SecuredPrometheus:
 def secured_prometheus(tmp_path: Path) -> Iterator[SecuredPrometheus]:
     """The real Prometheus on https with a self-signed certificate and basic auth (bcrypt, as it requires)."""
     binary_or_skip("prometheus")
-    cert, key = self_signed(tmp_path, "prometheus")
-    other_ca, _ = self_signed(tmp_path, "someone-else")
+    cert, key = self_signed_certificate(tmp_path, "prometheus")
+    other_ca, _ = self_signed_certificate(tmp_path, "someone-else")
     hashed = bcrypt.hashpw(PASSWORD.encode(), bcrypt.gensalt(rounds=4)).decode()
     web_config = (
         f"tls_server_config: {{cert_file: {cert}, key_file: {key}}}\n"
