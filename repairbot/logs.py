@@ -37,7 +37,16 @@ def step_fields(
     *, node: str | None = None, repair: str | None = None, phase: str | None = None, action: str | None = None,
     **more: Any,
 ) -> dict[str, Any]:
-    """The ``extra=`` of a step's log call: the fields given, the empty ones left out."""
+    """The ``extra=`` of a step's log call: the fields given, the empty ones left out.
+
+    A field named like one of ``LogRecord``'s own attributes (``created``, ``name``, ``msg`` …) raises
+    ``ValueError`` here, at every log level. ``logging`` itself raises ``KeyError`` for it only once the
+    level is enabled, and so only in production: at ``INFO`` an agent's ``created=`` made every report
+    to intake look failed, and the agent re-sent its findings every second, counting them up each time.
+    """
+    clashing = sorted(set(more) & _RECORD_ATTRIBUTES)
+    if clashing:
+        raise ValueError(f"log fields {clashing} are LogRecord's own attributes; name them otherwise")
     given = {"node": node, "repair": repair, "phase": phase, "action": action, **more}
     return {key: value for key, value in given.items() if value is not None and value != ""}
 

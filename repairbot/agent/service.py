@@ -40,7 +40,7 @@ class IntakeSink:
             log.info("findings not taken node=%s findings=%d: %s", node, len(findings), refused)
             return
         log.info("findings reported node=%s repair=%s created=%s", node, result.name, result.created,
-                 extra=step_fields(node=node, repair=result.name, created=result.created, findings=len(findings)))
+                 extra=step_fields(node=node, repair=result.name, opened=result.created, findings=len(findings)))
 
 
 @dataclass(slots=True)

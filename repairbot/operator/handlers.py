@@ -184,7 +184,7 @@ def _open_manual(intake: Intake, node: str, finding: Finding) -> None:
     try:
         result = intake.report(node, [finding], source=Source.MANUAL, reason=finding.message, requested_action=wanted)
         log.info("manual repair node=%s repair=%s created=%s", node, result.name, result.created,
-                 extra=step_fields(node=node, repair=result.name, action=wanted, created=result.created))
+                 extra=step_fields(node=node, repair=result.name, action=wanted, opened=result.created))
     except IntakeRefused as refused:
         log.info("manual label not taken: %s", refused)
     except Exception as error:

@@ -29,12 +29,16 @@ from repairbot.kube.client import api_client
 
 RULE = {"match": "xid-13", "scope": "gpu", "distinctJobs": True, "count": 3, "window": "1h", "action": "gpu-reset"}
 NODE = "gpu-node-001"
+TERMINAL = {"Succeeded", "Failed", "Quarantined", "Cancelled"}
 
 
 def _settled(kube: client.ApiClient, count: int) -> list[dict[str, Any]] | None:
-    """The node's repairs once there are ``count`` and none is still Pending."""
+    """The node's repairs once there are ``count`` and every one has finished.
+
+    A repair the operator has not yet written a status to has no phase at all: it is as unfinished as a Pending
+    one (under load the second Xid 13's repair was read in that moment and taken for settled)."""
     repairs = repairs_of(kube, NODE)
-    if len(repairs) < count or any(phase_of(r) == "Pending" for r in repairs):
+    if len(repairs) < count or any(phase_of(r) not in TERMINAL for r in repairs):
         return None
     return repairs
 

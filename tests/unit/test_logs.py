@@ -10,7 +10,9 @@ import sys
 from pathlib import Path
 
 import kopf
+import pytest
 
+import repairbot
 from repairbot.logs import JsonFormatter, configure_logging, step_fields
 
 
@@ -111,3 +113,29 @@ def test_a_log_level_after_the_sub_command_wins_and_one_left_out_keeps_the_globa
 def test_an_unknown_log_format_is_refused_by_name() -> None:
     done = run_cli("kmsg", "--log-format", "yaml")
     assert done.returncode == 2 and "invalid choice: 'yaml'" in done.stderr
+
+
+@pytest.mark.parametrize("field", ["created", "name", "msg", "message", "process"])
+def test_a_step_field_named_like_a_log_records_own_attribute_fails_at_every_level(field: str) -> None:
+    """``logging`` would raise only once the level is on (in production); this raises in every test."""
+    with pytest.raises(ValueError, match=field):
+        step_fields(node="gpu-1", **{field: True})
+
+
+def test_no_log_call_in_the_product_passes_a_field_logging_reserves() -> None:
+    """Every ``extra=`` given literally in repairbot's code avoids LogRecord's names (``step_fields`` checks the
+    rest when it runs, but a call on a rare path may run in no test)."""
+    import ast
+
+    reserved = set(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {"message", "asctime"}
+    clashes = []
+    for path in sorted(Path(repairbot.__file__).parent.rglob("*.py")):
+        for call in ast.walk(ast.parse(path.read_text())):
+            if not isinstance(call, ast.Call):
+                continue
+            keys = [k.arg for k in call.keywords if k.arg] if getattr(call.func, "id", "") == "step_fields" else []
+            for keyword in call.keywords:
+                if keyword.arg == "extra" and isinstance(keyword.value, ast.Dict):
+                    keys += [k.value for k in keyword.value.keys if isinstance(k, ast.Constant)]
+            clashes += [f"{path.name}:{call.lineno} {key}" for key in keys if key in reserved]
+    assert not clashes
