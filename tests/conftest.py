@@ -3,13 +3,24 @@
 Tests marked ``@pytest.mark.gpu`` exercise the real NVML and run only where
 ``pynvml.nvmlInit()`` succeeds — a GPU node or a CI runner with a driver.
 Everywhere else they are skipped with the reason, never failed.
+
+The product logs at ``INFO`` in every test, as the Helm chart deploys it: a log call that breaks only
+once its level is enabled (a field clashing with ``LogRecord``'s own) must break here, not in a fleet.
 """
 
 from __future__ import annotations
 
 import functools
+import logging
 
 import pytest
+
+PRODUCT_LOG_LEVEL = logging.INFO
+"""The chart's ``logLevel`` for the operator, the agent and the webhook."""
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    logging.getLogger("repairbot").setLevel(PRODUCT_LOG_LEVEL)
 
 
 @functools.cache
