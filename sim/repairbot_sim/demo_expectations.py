@@ -221,7 +221,10 @@ def _storm(scenario: Scenario, obs: Observation) -> Verdict:
     )
     incidents = {status_of(r).get("incident") for r in repairs}
     messages = [t for t in slack_top_level_posts(obs.slack) if "storm" in t.lower()]
-    tickets = {(status_of(r).get("jira") or {}).get("key") for r in repairs}
+    # The storm's ticket is the one marked with its incident: a member cordoned a moment before the trip keeps
+    # its own ticket too (as it keeps its own Slack thread), and that is not a second storm ticket.
+    tickets = {(status_of(r).get("jira") or {}).get("key") for r in repairs
+               if (status_of(r).get("jira") or {}).get("incident") in incidents - {None}}  # fmt: skip
     ok = (
         len(repairs) == size and blocked == size and cordoned == size and reboots == 0
         and len(incidents) == 1 and None not in incidents and len(messages) == 1
