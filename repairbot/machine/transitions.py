@@ -101,7 +101,9 @@ class Run:
         """
         patch = self.base(phase, message, self.entry(step.value, reason, message))
         patch["conditions"] = self.conditions(phase.value, True, reason, message)
-        return Decision(step, message, patch, event=reason, remove_marks=self._tagged_waiting(step))
+        if self._tagged_waiting(step):  # the tag off first, the end after it: a crash between repeats the cancel
+            return Decision(step, message, {}, patch, event=reason, remove_marks=True)
+        return Decision(step, message, patch, event=reason)
 
     def _tagged_waiting(self, step: Step) -> bool:
         """Is the node's ``faulty`` label this waiting repair's own tag, to be taken off as it is cancelled?"""
