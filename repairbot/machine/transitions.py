@@ -95,9 +95,10 @@ class Run:
     def finish(self, step: Step, phase: Phase, reason: str, message: str) -> Decision:
         """A terminal phase reached without taking the node out of service.
 
-        A repair that waited (queued behind the budget, or blocked by a breaker) had its node tagged
-        ``faulty`` by the operator (:meth:`waiting`); cancelled so (finding cleared, a human's cancel) the
-        tag comes off with it, or the label, left behind with no repair, would open a manual repair.
+        A Pending repair that queued behind the budget had its node tagged ``faulty`` by the operator
+        (:meth:`waiting`); cancelled so (finding cleared, a human's cancel) the tag comes off with it, or
+        the label, left behind with no repair, would open a manual repair. (A Blocked one ends through
+        :meth:`release`, which takes every mark off.)
         """
         patch = self.base(phase, message, self.entry(step.value, reason, message))
         patch["conditions"] = self.conditions(phase.value, True, reason, message)
