@@ -19,8 +19,12 @@ The door applies every rule once, for every source:
   only when a finished repair holds the name. Reporters racing across a second
   boundary create two Pending objects; the operator folds the later one into
   the record before it admits anything (:mod:`repairbot.operator.twins`);
-* the ``faulty`` label on a node an alert opened a repair for (the agent's
-  node has its own condition; a human's label is already there);
+* no node writes: intake only reads the node (opt-out, existence). The
+  ``repairbot.io/state=faulty`` label of a repair that waits (budget queue,
+  open breaker) is the operator's to write, once it decides the repair waits
+  (:mod:`repairbot.operator.reconciler`); a repair admitted at once goes
+  straight to ``repairing`` in the operator's cordon patch, so an alert costs
+  its one write here;
 * size bounds: findings capped in :func:`merge_findings`; a write the API server refuses as too
   large is retried once with the findings shrunk, then refused as :class:`IntakeTooLarge`.
 
@@ -60,11 +64,9 @@ from repairbot.model import (
     KIND,
     LABEL_DISABLED,
     LABEL_NODE,
-    LABEL_STATE,
     PLURAL,
     VERSION,
     Finding,
-    NodeState,
     Phase,
     Source,
     format_time,
@@ -73,11 +75,6 @@ from repairbot.model import (
 
 log = logging.getLogger(__name__)
 
-MERGE_PATCH = "application/merge-patch+json"
-ALERT_SOURCES = frozenset({Source.GRAFANA, Source.ALERTMANAGER})
-"""Sources whose report also tags the node ``repairbot.io/state=faulty`` (the agent and a human need not)."""
-# A node already in these states is RepairBot's: the label must not go back to faulty.
-_HELD_STATES = frozenset({NodeState.FAULTY.value, NodeState.REPAIRING.value, NodeState.QUARANTINED.value})
 _NAME_TRIES = 5
 """Fresh names tried when finished repairs hold the node's name for this second (each a cheap 409)."""
 
@@ -381,7 +378,6 @@ class Intake:
         """``records``: a watch cache to read from (default: the API). ``fallback``: where a retry after a 409,
         and whatever the cache does not hold, is read (default: the API, nodes by GET)."""
         self._custom = client.CustomObjectsApi(api)
-        self._core = client.CoreV1Api(api)
         self._api: RecordSource = fallback or ApiRecords(api)
         self._records = records
         self._own = OwnWrites() if records is not None else None
@@ -436,10 +432,7 @@ class Intake:
         if counted:
             wanted = _Report(node, counted, source, reason, requested_action, dry_run)
             tries = _Tries()  # the first attempt reads the cache; every retry (after a 409) the API
-            seen: list[dict[str, Any]] = []  # the node as the create's opt-out check read it
-            result = retried(lambda: self._report_once(wanted, fresh=tries.next_is_retry(), node_seen=seen))
-            if source in ALERT_SOURCES and result.created:
-                self._tag_faulty(node, seen[-1] if seen else None)  # a merge needs no node call: its repair marks it
+            result = retried(lambda: self._report_once(wanted, fresh=tries.next_is_retry()))
         if corroborations:
             again = _Tries()
             named = retried(lambda: self._corroborate_once(node, corroborations, fresh=again.next_is_retry()))
@@ -498,9 +491,7 @@ class Intake:
         log.info("intake noted resolved node=%s repair=%s fingerprint=%s", node, name, fingerprint)
         return str(name)
 
-    def _report_once(
-        self, wanted: _Report, *, fresh: bool, node_seen: list[dict[str, Any]] | None = None
-    ) -> IntakeResult:
+    def _report_once(self, wanted: _Report, *, fresh: bool) -> IntakeResult:
         repairs = self._read(wanted.node, fresh)
         current = node_record(repairs)
         if current is not None:
@@ -511,10 +502,8 @@ class Intake:
                     raise
                 # The cache (or intake's memory) still held a repair that is gone (a folded twin): ask the API.
                 self._own.forget(wanted.node, current["metadata"]["name"])
-                return self._report_once(wanted, fresh=True, node_seen=node_seen)
-        metadata = self._check_node(wanted.node, fresh)
-        if node_seen is not None:
-            node_seen.append(metadata)
+                return self._report_once(wanted, fresh=True)
+        self._check_node(wanted.node, fresh)
         taken = {r["metadata"]["name"] for r in repairs}
         for name in _candidate_names(wanted.node, datetime.now(UTC), taken):
             try:
@@ -578,13 +567,12 @@ class Intake:
                  len(wanted.findings), quarantined)  # fmt: skip
         return IntakeResult(updated["metadata"]["name"], wanted.node, False, len(spec["findings"]), quarantined)
 
-    def _check_node(self, node: str, fresh: bool) -> dict[str, Any]:
+    def _check_node(self, node: str, fresh: bool) -> None:
         """The one node read a new repair costs (none from a cache that serves nodes): does the node exist, may
-        RepairBot touch it? The node's metadata as read (the ``faulty`` label's check reuses it)."""
+        RepairBot touch it? Intake never writes the node: labelling a waiting repair's node is the operator's."""
         metadata = self._node_metadata(node, fresh)
         if (metadata.get("labels") or {}).get(LABEL_DISABLED) == "true":
             raise NodeOptedOut(node)
-        return metadata
 
     def _create(self, name: str, wanted: _Report, limit: int = FINDINGS_MAX) -> IntakeResult:
         spec = wanted.spec(limit)
@@ -598,32 +586,6 @@ class Intake:
             raise
         log.info("intake created node=%s repair=%s findings=%d", wanted.node, name, len(wanted.findings))
         return IntakeResult(created["metadata"]["name"], wanted.node, True, len(spec["findings"]))
-
-    def _tag_faulty(self, node: str, known: dict[str, Any] | None = None) -> None:
-        """``repairbot.io/state=faulty`` unless the node is already faulty, repairing or quarantined.
-
-        Written after the repair exists, so the operator, seeing ``faulty``, finds
-        the repair already open instead of opening a manual one beside it. The
-        patch carries the node's resourceVersion: if the operator moved the label
-        meanwhile, the 409 makes us re-read instead of overwriting it.
-        """
-
-        tries = _Tries()  # the node as the create read it (or the cache) first; after a 409, from the API
-
-        def tag() -> None:
-            retry = tries.next_is_retry()
-            metadata = known if known is not None and not retry else self._node_metadata(node, retry)
-            if (metadata.get("labels") or {}).get(LABEL_STATE) in _HELD_STATES:
-                return
-            patch = {
-                "metadata": {
-                    "resourceVersion": metadata.get("resourceVersion"),
-                    "labels": {LABEL_STATE: NodeState.FAULTY.value},
-                }
-            }
-            raw_call(self._core.patch_node, node, patch, _content_type=MERGE_PATCH)
-
-        retried(tag)
 
 
 class _Tries:

@@ -218,6 +218,42 @@ def set_state_label(api: client.ApiClient, node: str, state: NodeState | None) -
     return _merge_metadata_key(api, node, "labels", LABEL_STATE, state.value if state is not None else None)
 
 
+HELD_STATES = frozenset({NodeState.FAULTY, NodeState.REPAIRING, NodeState.QUARANTINED})
+"""A node in one of these states is already RepairBot's: a waiting repair's tag never moves it back to faulty."""
+
+
+def tag_waiting(
+    api: client.ApiClient,
+    node: str,
+    *,
+    current: Mapping[str, Any] | None = None,
+    written: Callable[[dict[str, Any]], None] = lambda node_obj: None,
+) -> bool:
+    """``repairbot.io/state=faulty`` on the node of a repair that waits (queued, blocked before its cordon).
+
+    Nothing is written when the node already carries one of :data:`HELD_STATES`, so a repair deciding
+    again every 30 s costs no request. ``current`` is the node as a watch cache holds it: the first attempt
+    decides from it and costs no read. The patch carries the node's resourceVersion: if the label moved
+    meanwhile (the repair's cordon wrote ``repairing``), the 409 re-reads and nothing goes back to faulty.
+    ``written`` receives the node as the API server returned it (for the caller's cache). Returns whether
+    the node changed.
+    """
+    core = client.CoreV1Api(api)
+    handed = [current] if current is not None else []
+
+    def tag() -> bool:
+        now = handed.pop() if handed else raw_call(core.read_node, node)
+        metadata = now.get("metadata") or {}
+        if node_marks(now).state in HELD_STATES:
+            return False
+        patch = {"metadata": {"resourceVersion": metadata.get("resourceVersion"),
+                              "labels": {LABEL_STATE: NodeState.FAULTY.value}}}  # fmt: skip
+        written(raw_call(core.patch_node, node, patch, _content_type=STRATEGIC_MERGE))
+        return True
+
+    return retried(tag)
+
+
 def remove_marks(api: client.ApiClient, node: str, *, uncordon: bool) -> bool:
     """Our taint and state label off; ``spec.unschedulable`` cleared only when ``uncordon``.
 

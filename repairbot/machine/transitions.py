@@ -21,7 +21,7 @@ from repairbot.machine.blockers import DESTRUCTIVE_STEP_BLOCKERS, BlockContext, 
 from repairbot.machine.breaker import failure_domain
 from repairbot.machine.decision import POLL, Decision, Step, request_id
 from repairbot.machine.repair_view import Facts, RepairView
-from repairbot.model import Action, GpuRef, HistoryEntry, NodeState, Phase, format_time
+from repairbot.model import LABEL_DISABLED, LABEL_STATE, Action, GpuRef, HistoryEntry, NodeState, Phase, format_time
 from repairbot.policy import Policy, Rung
 
 AT_ONCE = timedelta(0)
@@ -93,10 +93,36 @@ class Run:
         return Decision(step, message, patch, event=event, requeue_after=AT_ONCE)
 
     def finish(self, step: Step, phase: Phase, reason: str, message: str) -> Decision:
-        """A terminal phase reached without touching the node."""
+        """A terminal phase reached without taking the node out of service.
+
+        A Pending repair that queued behind the budget had its node tagged ``faulty`` by the operator
+        (:meth:`waiting`); cancelled so (finding cleared, a human's cancel) the tag comes off with it, or
+        the label, left behind with no repair, would open a manual repair. (A Blocked one ends through
+        :meth:`release`, which takes every mark off.)
+        """
         patch = self.base(phase, message, self.entry(step.value, reason, message))
         patch["conditions"] = self.conditions(phase.value, True, reason, message)
+        if self._tagged_waiting(step):  # the tag off first, the end after it: a crash between repeats the cancel
+            return Decision(step, message, {}, patch, event=reason, remove_marks=True)
         return Decision(step, message, patch, event=reason)
+
+    def _tagged_waiting(self, step: Step) -> bool:
+        """Is the node's ``faulty`` label this waiting repair's own tag, to be taken off as it is cancelled?"""
+        waited = any(entry.get("step") == Step.QUEUE.value for entry in self.repair.history)
+        return (
+            step is Step.CANCEL and waited and self.repair.acknowledged_at is None and self.waiting is not None
+            and self.facts.node_exists and not self.facts.node_deleting
+            and self.facts.node_labels.get(LABEL_STATE) == NodeState.FAULTY.value
+            and self.facts.node_labels.get(LABEL_DISABLED, "").lower() != "true"
+        )  # fmt: skip
+
+    @property
+    def waiting(self) -> NodeState | None:
+        """The node label of a Pending repair left waiting without touching its node (the budget queue, an
+        open breaker with the budget full): ``faulty``, "tagged, waiting", for the humans and dashboards.
+        None in dry-run, which touches no node. The shell writes it only when the node does not already
+        carry one of RepairBot's states, so a repair deciding again every 30 s writes it once."""
+        return None if self.policy.dry_run or self.repair.dry_run else NodeState.FAULTY
 
     def cordon(self) -> Decision:
         """Cordon + taint + ``state=repairing``. Whether someone else had cordoned it is recorded once."""
@@ -125,10 +151,12 @@ class Run:
         return Decision(Step.CORDON, message, {}, after, "Cordoned", cordon=True, node_state=NodeState.REPAIRING)
 
     def queue(self, block: BlockReason) -> Decision:
+        """Pending, behind the budget: the node is tagged ``faulty`` (once) and nothing else touched."""
+        wait = timedelta(seconds=30)
         if self.repair.phase is Phase.PENDING and self.repair.message == block.message:
-            return Decision(Step.QUEUE, block.message, requeue_after=timedelta(seconds=30))
+            return Decision(Step.QUEUE, block.message, requeue_after=wait, node_state=self.waiting)
         patch = self.base(Phase.PENDING, block.message, self.entry("queue", block.code, block.message))
-        return Decision(Step.QUEUE, block.message, patch, event=block.code, requeue_after=timedelta(seconds=30))
+        return Decision(Step.QUEUE, block.message, patch, event=block.code, requeue_after=wait, node_state=self.waiting)
 
     def block(self, block: BlockReason, *, cordon: bool = False, step: Step = Step.BLOCK) -> Decision:
         """Blocked: cordon only (when the budget allows and it is not yet done), nothing destructive."""
@@ -144,8 +172,10 @@ class Run:
             patch["incident"] = holding.incident if holding else self.facts.breakers.incident_of(domain)
         if self.repair.action is None:
             patch |= {"action": self.ladder[0].action.value, "attempt": 1}
-        if not cordon:
-            return Decision(step, block.message, patch, event=block.code, requeue_after=timedelta(minutes=1))
+        if not cordon:  # a new repair blocked with the budget full waits untouched: its node is tagged faulty
+            state = self.waiting if self.repair.phase is Phase.PENDING else None
+            return Decision(step, block.message, patch, event=block.code, requeue_after=timedelta(minutes=1),
+                            node_state=state)  # fmt: skip
         if self.repair.node_was_cordoned is None:
             patch["nodeWasCordoned"] = self.facts.node_unschedulable and not self.facts.our_taint
         started = self.entry("cordon", "started", f"cordon only: {block.message}")
@@ -173,7 +203,8 @@ class Run:
         message = f"resumed; {budget.message}"
         patch = self.base(Phase.PENDING, budget.message, self.entry("queue", budget.code, message))
         patch["conditions"] = self.conditions("Blocked", False, "Resumed", message)
-        return Decision(Step.QUEUE, message, patch, event=budget.code, requeue_after=timedelta(seconds=30))
+        return Decision(Step.QUEUE, message, patch, event=budget.code, requeue_after=timedelta(seconds=30),
+                        node_state=self.waiting)  # fmt: skip
 
     def hold(self, rung: Rung) -> Decision:
         message = f"{self.code}: node {self.repair.node} kept cordoned (not drained) for a human"

@@ -42,14 +42,25 @@ from repairbot.catalog.sxid import default_sxid_catalog
 from repairbot.kube.client import as_object, is_retryable, retried
 from repairbot.kube.events import EventRecorder
 from repairbot.kube.intake import node_record
-from repairbot.kube.marks import NodeClaimed, cordon_and_taint, remove_marks, set_state_label
+from repairbot.kube.marks import NodeClaimed, cordon_and_taint, remove_marks, set_state_label, tag_waiting
 from repairbot.kube.repairs import read_repair
 from repairbot.logs import step_fields
 from repairbot.machine import Decision, RepairView, Step, catalog_fallback, decide
 from repairbot.machine.breaker_flow import ended_phase
 from repairbot.machine.slurm import ERROR_RETRY, SlurmView
 from repairbot.machine.transitions import AT_ONCE, step_failed
-from repairbot.model import ANNOTATION_RESUME, API_VERSION, GROUP, KIND, PLURAL, VERSION, Phase, format_time, parse_time
+from repairbot.model import (
+    ANNOTATION_RESUME,
+    API_VERSION,
+    GROUP,
+    KIND,
+    PLURAL,
+    VERSION,
+    NodeState,
+    Phase,
+    format_time,
+    parse_time,
+)
 from repairbot.operator.breaker_store import BreakerStore
 from repairbot.operator.facts import FactGatherer
 from repairbot.operator.fleet_cache import FleetCache
@@ -357,6 +368,12 @@ class Reconciler:
             )  # fmt: skip
             if cache is not None:
                 cache.note_unschedulable(view.node, True)
+        elif decision.node_state is NodeState.FAULTY:  # a waiting repair: tagged once, from the cached node
+            cache = self.fleet_cache
+            tag_waiting(
+                self.api, view.node, current=cache.node(view.node) if cache is not None else None,
+                written=cache.node_seen if cache is not None else lambda node_obj: None,
+            )  # fmt: skip
         elif decision.node_state is not None:
             set_state_label(self.api, view.node, decision.node_state)
         if decision.uncordon or decision.remove_marks:

@@ -168,7 +168,8 @@ def test_the_agent_policy_binds_no_one_else(cluster: Cluster) -> None:
 
 
 def _tag_faulty_patch(cluster: Cluster, node: str) -> dict[str, Any]:
-    """kube/intake.py _tag_faulty's patch: the faulty label, guarded by the node's resourceVersion."""
+    """A faulty label, guarded by the node's resourceVersion (as intake once wrote it; RBAC now grants the
+    webhook no node patch at all, and this policy is the second fence should a cluster's RBAC grant more)."""
     current = cluster.api.get(cluster.info("v1", "Node"), None, node)
     return {
         "metadata": {
@@ -178,7 +179,7 @@ def _tag_faulty_patch(cluster: Cluster, node: str) -> dict[str, Any]:
     }
 
 
-def test_the_webhook_tags_a_node_faulty(cluster: Cluster) -> None:
+def test_the_policy_lets_the_webhook_set_a_repairbot_label_should_rbac_allow_it(cluster: Cluster) -> None:
     written = cluster.patch("Node", B, _tag_faulty_patch(cluster, B), WEBHOOK)
     assert written["metadata"]["labels"]["repairbot.io/state"] == "faulty"
 

@@ -165,11 +165,12 @@ def test_the_agent_writes_its_node_status_and_repairs_but_deletes_nothing(chart:
         assert not allowed(out, "agent", request), request
 
 
-def test_the_webhook_tags_nodes_and_opens_repairs_but_never_drains(chart: Any) -> None:
+def test_the_webhook_reads_nodes_and_opens_repairs_but_never_writes_a_node_nor_drains(chart: Any) -> None:
+    """The operator tags a waiting repair's node faulty; intake in the webhook only reads the node (opt-out)."""
     out = render(chart)
     for request in [
         Request("list", "nodes"),
-        Request("patch", "nodes"),
+        Request("get", "nodes"),
         Request("list", "gpurepairs", "repairbot.io"),
         Request("create", "gpurepairs", "repairbot.io"),
         Request("update", "gpurepairs", "repairbot.io"),
@@ -179,7 +180,8 @@ def test_the_webhook_tags_nodes_and_opens_repairs_but_never_drains(chart: Any) -
         assert not allowed(out, "webhook", Request(verb, resource, namespace="ml-training")), (verb, resource)
         assert not allowed(out, "webhook", Request(verb, resource)), (verb, resource)
     assert not allowed(out, "webhook", Request("patch", "gpurepairs/status", "repairbot.io"))
-    assert not allowed(out, "webhook", Request("delete", "nodes"))
+    for verb in ("patch", "update", "delete", "create"):
+        assert not allowed(out, "webhook", Request(verb, "nodes")), verb
 
 
 def test_rbac_create_false_renders_no_roles(chart: Any) -> None:

@@ -112,7 +112,7 @@ def run_scenario(sandbox: BackgroundSandbox) -> client.ApiClient:
     # A stuck GPU only a power cycle revives: reboot fails validation, then the BMC (its Secret) cuts power.
     simulated(sandbox, "gpu-node-003").node.inject("fall-off-bus", 6, persistent=True)
     inject_now(sandbox, [("gpu-node-000", "xid:79", 1)])
-    post_alert(sandbox, alert("gpu-node-002", gpu=3))  # the webhook opens this one and tags the node faulty
+    post_alert(sandbox, alert("gpu-node-002", gpu=3))  # the webhook opens this one (it writes no node)
     inject_now(sandbox, [("gpu-node-001", "xid:79", 4)])  # merged into the open repair by the agent
     post_alert(sandbox, alert("gpu-node-001", gpu=5))  # and by the webhook
     eventually(lambda: any(phase_of(r) == "Draining" for r in all_repairs(kube)), 20, what="a drain held by the budget")

@@ -8,7 +8,14 @@ import pytest
 from kubernetes import client
 
 from repairbot.kube.client import raw_call
-from repairbot.kube.marks import annotate, cordon_and_taint, read_node_marks, remove_marks, set_state_label
+from repairbot.kube.marks import (
+    annotate,
+    cordon_and_taint,
+    read_node_marks,
+    remove_marks,
+    set_state_label,
+    tag_waiting,
+)
 from repairbot.model import LABEL_STATE, TAINT_UNHEALTHY, NodeState
 from repairbot_sim.kube.faults import FaultRule
 
@@ -158,3 +165,21 @@ def test_cordon_without_a_state_leaves_the_label_alone(
     node = _node(core)
     assert node["spec"]["unschedulable"] is True
     assert node["metadata"]["labels"][LABEL_STATE] == "faulty"
+
+
+def test_a_waiting_repairs_tag_is_written_once_and_never_over_repairbots_own_states(
+    apiserver: Any, api: client.ApiClient, core: Any, kube_objects: Any
+) -> None:
+    _seed(apiserver, kube_objects)
+    cached = _node(core)
+    seen: list[dict[str, Any]] = []
+    assert tag_waiting(api, "gpu-1", current=cached, written=seen.append) is True
+    assert _node(core)["metadata"]["labels"][LABEL_STATE] == "faulty"
+    assert seen and seen[0]["metadata"]["labels"][LABEL_STATE] == "faulty"  # handed back for the cache
+    assert tag_waiting(api, "gpu-1", current=seen[0]) is False  # already tagged: nothing written
+    set_state_label(api, "gpu-1", NodeState.REPAIRING)
+    # A stale cached copy (no state label): the patch is fenced by its resourceVersion, the 409 re-reads
+    # the node, finds it repairing, and writes nothing: the label never goes back to faulty.
+    assert tag_waiting(api, "gpu-1", current=cached) is False
+    assert _node(core)["metadata"]["labels"][LABEL_STATE] == "repairing"
+

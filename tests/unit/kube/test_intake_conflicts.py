@@ -91,6 +91,7 @@ class FakeApi:
         self.labels = labels or {}
         self.node_exists = node_exists
         self.node_reads = 0
+        self.node_patches = 0
         self.before_create: list[Any] = []  # callables run once each, just before a create lands
         self.creates: list[str] = []
         self.lists = 0
@@ -140,6 +141,7 @@ class FakeApi:
         return _Raw({"metadata": {"name": name, "labels": dict(self.labels), "resourceVersion": "7"}})
 
     def patch_node(self, name: str, body: Any, **_: Any) -> Any:
+        self.node_patches += 1  # intake writes no node: any call here is a defect the tests catch
         self.labels.update(body["metadata"]["labels"])
         return _Raw({})
 
@@ -208,10 +210,15 @@ def test_a_merge_reads_no_node_and_a_create_reads_it_once() -> None:
     assert fake.node_reads == 1
 
 
-def test_an_alert_tags_the_node_faulty_but_not_a_quarantined_one() -> None:
+def test_an_alert_opening_a_repair_writes_the_repair_only_never_the_node() -> None:
+    """The ``faulty`` tag of a repair that waits is the operator's (issue 16): an alert costs its one create."""
     fake = FakeApi()
-    intake_on(fake).report("n", [xid(0, source=Source.GRAFANA)], source=Source.GRAFANA)
-    assert fake.labels["repairbot.io/state"] == "faulty"
+    result = intake_on(fake).report("n", [xid(0, source=Source.GRAFANA)], source=Source.GRAFANA)
+    assert result.created and fake.creates == [result.name]
+    assert fake.node_patches == 0 and "repairbot.io/state" not in fake.labels
+
+
+def test_an_alert_on_a_quarantined_node_is_recorded_on_the_quarantine_and_leaves_its_label() -> None:
 
     held = FakeApi(labels={"repairbot.io/state": "quarantined"})
     held.objects["n-q"] = repair("n-q", "Quarantined") | {"metadata": {
@@ -221,7 +228,7 @@ def test_an_alert_tags_the_node_faulty_but_not_a_quarantined_one() -> None:
     assert held.labels["repairbot.io/state"] == "quarantined"
     [item] = held.objects["n-q"]["spec"]["findings"]
     assert item["evidence"]["whileQuarantined"] == "1"
-    assert held.node_reads == 0
+    assert held.node_reads == 0 and held.node_patches == 0
 
 
 # --------------------------------------------------------------------------- reading from a watch cache
@@ -287,4 +294,4 @@ def test_an_alert_on_a_cached_node_already_held_patches_no_label() -> None:
 
     intake.report("n", [xid(0, source=Source.GRAFANA)], source=Source.GRAFANA)
 
-    assert fake.node_reads == 0 and fake.labels == {"repairbot.io/state": "repairing"}
+    assert (fake.node_reads, fake.node_patches) == (0, 0) and fake.labels == {"repairbot.io/state": "repairing"}

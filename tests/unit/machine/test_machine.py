@@ -32,7 +32,17 @@ from repairbot.machine import (
 )
 from repairbot.machine.breaker import Breaker, Breakers, BreakerState, Fault
 from repairbot.machine.transitions import step_failed
-from repairbot.model import LABEL_DISABLED, LABEL_FAILURE_DOMAIN, Action, GpuRef, NodeState, Phase, format_time
+from repairbot.model import (
+    LABEL_DISABLED,
+    LABEL_FAILURE_DOMAIN,
+    LABEL_STATE,
+    Action,
+    GpuRef,
+    NodeState,
+    Phase,
+    Source,
+    format_time,
+)
 from repairbot.policy import LadderFallback, Policy, parse_policy
 
 T0 = datetime(2026, 11, 22, 3, 0, tzinfo=UTC)
@@ -610,3 +620,89 @@ def test_a_fatal_line_of_an_sxid_the_table_ignores_climbs_the_fabric_reset() -> 
     world = World(repair_of_line(NVSWITCH + "11012, Fatal, ingress header ECC limit"), fallback=SXID_AWARE)
     world.step(Step.CORDON)
     assert drain_and_request(world).action is Action.REBOOT
+
+
+# --------------------------------------------------------------------------- the faulty tag of a waiting repair
+# Intake no longer labels a node when an alert opens a repair (issue 16: one API request per alert): the
+# operator writes ``faulty`` only when its decision leaves a Pending repair waiting without touching the
+# node (the budget queue; an open breaker with the budget full), for every source alike. A repair admitted
+# at once goes straight to ``repairing`` in its cordon patch. The shell skips the write when the node
+# already carries one of RepairBot's states (tests/integration/operator/test_waiting_repair_tag.py).
+
+BUDGET_OF_TWO = policy_for({"budget": {"maxUnavailable": 2}})
+FULL = PoolUsage("a100", 50, 2)
+OPEN_FLEET = Breakers(fleet=Breaker(BreakerState.OPEN, "storm-1", "leaf down"))
+
+
+@pytest.mark.parametrize("source", [Source.AGENT, Source.GRAFANA, Source.ALERTMANAGER, Source.MANUAL])
+def test_a_repair_queued_by_a_full_budget_tags_its_node_faulty_whatever_its_source(source: Source) -> None:
+    world = World(new_repair(source=source.value), policy=BUDGET_OF_TWO)
+    world.facts = replace(world.facts, pool=FULL)
+    queued = world.step(Step.QUEUE)
+    assert queued.node_state is NodeState.FAULTY and not queued.cordon and not queued.is_destructive
+    assert world.step(Step.QUEUE).node_state is NodeState.FAULTY  # the shell skips it: the node has it
+    world.facts = replace(world.facts, pool=PoolUsage("a100", 50, 1))
+    admitted = world.step(Step.CORDON)
+    assert admitted.node_state is NodeState.REPAIRING and world.state is NodeState.REPAIRING
+
+
+def test_a_repair_admitted_at_once_never_asks_for_faulty() -> None:
+    world = World(new_repair(source="grafana"))
+    admitted = world.step(Step.CORDON)
+    assert admitted.node_state is NodeState.REPAIRING and [d.node_state for d in world.log] == [NodeState.REPAIRING]
+
+
+def test_a_new_repair_blocked_by_an_open_breaker_with_the_budget_full_tags_its_node_faulty() -> None:
+    world = World(new_repair(), policy=BUDGET_OF_TWO)
+    world.facts = replace(world.facts, pool=FULL, breakers=OPEN_FLEET)
+    blocked = world.step(Step.BLOCK)
+    assert not blocked.cordon and blocked.node_state is NodeState.FAULTY and world.phase == "Blocked"
+
+
+def test_a_new_repair_blocked_by_an_open_breaker_with_room_cordons_as_repairing() -> None:
+    world = World(new_repair())
+    world.facts = replace(world.facts, breakers=OPEN_FLEET)
+    blocked = world.step(Step.BLOCK)
+    assert blocked.cordon and blocked.node_state is NodeState.REPAIRING
+
+
+def test_a_dry_run_repair_never_asks_for_the_tag() -> None:
+    world = World(new_repair(dryRun=True), policy=BUDGET_OF_TWO)
+    world.facts = replace(world.facts, pool=FULL)
+    recorded = world.step(Step.RECORD_DRY_RUN)
+    assert not recorded.touches_node
+
+
+def test_a_queued_repair_cancelled_by_its_finding_clearing_takes_its_faulty_tag_off() -> None:
+    """Left behind with no repair, the label would make the operator open a manual repair of a healthy node."""
+    world = World(new_repair(), policy=BUDGET_OF_TWO)
+    world.facts = replace(world.facts, pool=FULL)
+    world.step(Step.QUEUE)
+    world.facts = replace(world.facts, finding_present=False, node_labels={LABEL_STATE: NodeState.FAULTY.value})
+    cancelled = world.step(Step.CANCEL)
+    assert cancelled.remove_marks and not cancelled.uncordon and world.phase == "Cancelled" and world.state is None
+
+
+def test_a_queued_repair_cancelled_by_a_human_takes_its_faulty_tag_off_but_never_uncordons() -> None:
+    world = World(new_repair(), policy=BUDGET_OF_TWO)
+    world.facts = replace(world.facts, pool=FULL)
+    world.step(Step.QUEUE)
+    world.facts = replace(world.facts, cancel_requested_by="alice", node_labels={LABEL_STATE: "faulty"})
+    cancelled = world.step(Step.CANCEL)
+    assert cancelled.remove_marks and not cancelled.uncordon and not cancelled.cordon
+
+
+def test_a_pending_repair_that_never_waited_leaves_a_faulty_label_alone_when_cancelled() -> None:
+    """A human's ``faulty`` label (the repair it opened was never queued) is the human's to take off."""
+    world = World(new_repair())
+    world.facts = replace(world.facts, finding_present=False, node_labels={LABEL_STATE: "faulty"})
+    assert not world.step(Step.CANCEL).touches_node
+
+
+def test_a_queued_repair_of_a_node_opted_out_meanwhile_touches_nothing() -> None:
+    world = World(new_repair(), policy=BUDGET_OF_TWO)
+    world.facts = replace(world.facts, pool=FULL)
+    world.step(Step.QUEUE)
+    labels = {LABEL_STATE: "faulty", "repairbot.io/disabled": "true"}
+    world.facts = replace(world.facts, node_labels=labels)
+    assert not world.step(Step.CANCEL).touches_node
