@@ -132,10 +132,9 @@ class Reconciler:
     def reconcile(self, name: str) -> ReconcileResult | None:
         """Take the next step of repair ``name``; None when it is finished or gone."""
         started = time.perf_counter()
-        fresh = False  # the first look is the watch cache's; after a conflict, the API server's
+        overtaken: set[str] = set()  # versions a decision was overtaken on: never decided from again
         for _ in range(STALE_RETRIES):
-            obj = self._read(name, fresh=fresh)
-            fresh = True
+            obj = self._read(name, overtaken=overtaken)
             if obj is None:
                 self._own_writes.pop(name, None)  # deleted: nothing of ours to recognise any more
                 return None
@@ -161,11 +160,13 @@ class Reconciler:
                 self._record(obj, view, result.decision, now)
             except StaleRepair:
                 log.info("repair changed under a decision; deciding again repair=%s", name)
+                overtaken.add(_version(obj))
                 continue
             except NodeClaimed as claimed:
                 if self._fold(obj, holder=claimed.holder) is not None:
                     return None
                 log.info("node claimed by repair=%s; deciding again repair=%s", claimed.holder, name)
+                overtaken.add(_version(obj))
                 continue
             if ended_phase(result.decision) is not None:
                 self._own_writes.pop(name, None)  # its last write's echo may wake a worker once more: harmless
@@ -174,15 +175,18 @@ class Reconciler:
         # Every fresh read was overtaken: let the scheduler come back rather than spin here.
         return ReconcileResult(Decision(Step.NOTHING, "repair busy; deciding again"), timedelta(seconds=1))
 
-    def _read(self, name: str, *, fresh: bool) -> dict[str, Any] | None:
-        """The repair from the watch cache (no request), or from the API server when ``fresh`` or not cached.
+    def _read(self, name: str, *, overtaken: set[str] | frozenset[str] = frozenset()) -> dict[str, Any] | None:
+        """The repair from the watch cache (no request), or from the API server when the cache does not hold it.
 
         A cached copy may be behind; every write decided from it is fenced by its resourceVersion, so a
-        stale copy costs a 409 and one fresh read, never a stale decision landed.
+        stale copy costs a 409, never a stale decision landed. After a 409 (``overtaken`` holds the versions
+        decided on in vain) the cache is asked first again: the write that overtook us (intake merging the
+        agent's next findings, mostly) has usually reached it through the watch by then, which spares the GET.
+        Only when the cache still holds an overtaken version is the API server asked.
         """
-        if not fresh and self.fleet_cache is not None:
+        if self.fleet_cache is not None:
             cached = self.fleet_cache.repair(name)
-            if cached is not None:
+            if cached is not None and _version(cached) not in overtaken:
                 return cached
         obj = read_repair(self._custom, name)
         if obj is not None and self.fleet_cache is not None:

@@ -40,10 +40,13 @@ def _xid(gpu: int, source: Source) -> Finding:
     return Finding(code="xid-79", message="off the bus", action=Action.REBOOT, gpu=GpuRef(index=gpu), source=source)
 
 
-def _operator(api: client.ApiClient, max_unavailable: int | str) -> tuple[Reconciler, FleetCache]:
-    """An operator deciding from its own cache, primed now; the test hands it the node events it should see."""
+def _operator(
+    api: client.ApiClient, max_unavailable: int | str, cache: FleetCache | None = None
+) -> tuple[Reconciler, FleetCache]:
+    """An operator deciding from its own cache (``cache``, or a new one), primed now; the test hands it the node
+    events it should see."""
     policy = parse_policy({"budget": {"maxUnavailable": max_unavailable}})
-    cache = FleetCache()
+    cache = cache or FleetCache()
     cache.prime(api)
     gatherer = FactGatherer(api, policy, fleet=cache.view, cached_node=cache.node)
     reconciler = Reconciler(api=api, policy=policy, breakers=BreakerStore(api, "repairbot"),

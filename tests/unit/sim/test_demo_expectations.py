@@ -134,8 +134,8 @@ def _replace(obs: Observation, node_name: str, new: dict[str, Any]) -> tuple[Map
         ("storm", lambda o: _break(o, boots_after=dict(o.boots_after) | {STORM[0]: "rebooted"})),
         ("storm", lambda o: _break(o, slack=(*o.slack, *o.slack))),
         ("storm", lambda o: _break(o, repairs=_replace(o, STORM[1], repair(STORM[1], "Blocked", incident="storm-2")))),
-        ("storm", lambda o: _break(o, repairs=_replace(o, STORM[2], repair(STORM[2], "Blocked", incident="storm-1",
-                                                                           jira={"key": "OPS-99", "incident": "storm-1"})))),
+        ("storm", lambda o: _break(o, repairs=_replace(o, STORM[2], repair(  # a second storm ticket
+            STORM[2], "Blocked", incident="storm-1", jira={"key": "OPS-99", "incident": "storm-1"})))),
     ],
 )  # fmt: skip
 def test_a_failed_expectation_is_a_cross_and_exit_1(key: str, spoil: Any) -> None:
