@@ -43,6 +43,7 @@ from repairbot.kube.client import as_object, is_retryable, retried
 from repairbot.kube.events import EventRecorder
 from repairbot.kube.intake import node_record
 from repairbot.kube.marks import NodeClaimed, cordon_and_taint, remove_marks, set_state_label, tag_waiting
+from repairbot.kube.rate_limit import prepaid
 from repairbot.kube.repairs import read_repair
 from repairbot.logs import step_fields
 from repairbot.machine import Decision, RepairView, Step, catalog_fallback, decide
@@ -89,6 +90,9 @@ RECONCILE_ERROR = "ReconcileError"
 """The condition that says a reconcile keeps failing, and why (True), or that it went through again (False)."""
 
 STALE_RETRIES = 5
+ADMISSION_WRITES = 2
+"""What an admission sends while it holds its decision: the node patch (cordon, taint, label, claim) and the
+status write. Its Event comes after and waits its turn like any request."""
 """Fresh reads one reconcile tries after conflicts before it yields to the scheduler (a busy repair, not a bug)."""
 
 
@@ -146,7 +150,19 @@ class Reconciler:
                 return None
             try:
                 if view.phase in (Phase.PENDING, Phase.BLOCKED):
-                    with self._admission:
+                    with self._admission, prepaid(self.api, ADMISSION_WRITES):
+                        # The lock and the client's rate limit may have held this thread a while: decide on
+                        # the repair as the cache holds it now, with the node patch and status write already
+                        # paid, so they follow the decision within round trips and intake's next findings
+                        # rarely land between (they would make the fenced status write a 409).
+                        if self.fleet_cache is not None:  # (without a cache, obj was just read from the API)
+                            now_cached = self._read(name, overtaken=overtaken)
+                            if now_cached is None:
+                                self._own_writes.pop(name, None)
+                                return None
+                            obj, view = now_cached, RepairView.from_object(now_cached)
+                            if view.phase not in (Phase.PENDING, Phase.BLOCKED):
+                                continue  # moved on meanwhile: decided again, outside the lock
                         # The node's repairs as the watch cache has them: free. A cache lagging a create
                         # cannot let both twins in: the cordon's node patch carries this repair's claim,
                         # fenced by the node's resourceVersion (see _mark_node), and the loser folds there.

@@ -20,15 +20,18 @@ from repairbot.operator.fleet_cache import FleetCache
 
 
 class CatchingUp(FleetCache):
-    """A watch cache one event behind for the first read: it hands out ``first`` once, then what it holds."""
+    """A watch cache one event behind until the first decision is written: it hands out ``first`` to the
+    reconcile's read and to the admission's read under its lock, then what it holds."""
 
-    def __init__(self, first: dict[str, Any]) -> None:
+    def __init__(self, first: dict[str, Any], lagging_reads: int = 2) -> None:
         super().__init__()
-        self._first: dict[str, Any] | None = first
+        self._first, self._lagging = first, lagging_reads
 
     def repair(self, name: str) -> dict[str, Any] | None:
-        first, self._first = self._first, None
-        return first if first is not None else super().repair(name)
+        if self._lagging > 0:
+            self._lagging -= 1
+            return self._first
+        return super().repair(name)
 
 
 def test_an_admission_overtaken_by_the_agents_next_findings_is_decided_again_without_reading_the_repair(
@@ -53,3 +56,24 @@ def test_an_admission_overtaken_by_the_agents_next_findings_is_decided_again_wit
     repair = custom.get_cluster_custom_object("repairbot.io", "v1alpha1", "gpurepairs", opened.name)
     assert repair["status"]["phase"] == "Cordoned"
     assert sorted(f["gpu"]["index"] for f in repair["spec"]["findings"]) == [0, 3]  # the merge is not lost
+
+
+def test_an_admission_that_waited_for_its_turn_decides_on_the_repair_as_it_is_then_and_writes_once(
+    apiserver: Any, api: client.ApiClient, kube_objects: Any
+) -> None:
+    """The reconcile read the repair before intake's merge; by the time the admission lock (and the client's
+    rate limit) let it decide, the watch has the merge: it decides on that, and its one status write lands."""
+    _setup(apiserver, kube_objects, "gpu-1")
+    intake = Intake(api)
+    opened = intake.report("gpu-1", [_xid(0, Source.AGENT)], source=Source.AGENT)
+    custom = client.CustomObjectsApi(api)
+    before = custom.get_cluster_custom_object("repairbot.io", "v1alpha1", "gpurepairs", opened.name)
+    intake.report("gpu-1", [_xid(3, Source.AGENT)], source=Source.AGENT)
+    operator, _ = _operator(api, "100%", CatchingUp(first=before, lagging_reads=1))  # caught up by its turn
+    _reset(apiserver)
+
+    result = operator.reconcile(opened.name)
+
+    assert result is not None and result.decision.step.value == "cordon"
+    served = _served(apiserver)
+    assert served[("patch", "gpurepairs/status")] == 1 and ("get", "gpurepairs") not in served, served
