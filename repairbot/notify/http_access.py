@@ -1,6 +1,7 @@
 """How the operator reaches an HTTP API behind TLS and auth (Alertmanager): CA trust and credentials, for httpx.
 
-The same rules as the Prometheus query (:mod:`repairbot.remediations.prometheus_access`):
+The same rules as the Prometheus query (:mod:`repairbot.remediations.prometheus_access`; both follow
+:mod:`repairbot.http_credentials`):
 certificates are always verified, against ``ca_file`` when given, else the
 system's trust store (``SSL_CERT_FILE`` works too); there is no switch to
 turn verification off. Credentials come from files (a mounted Secret), never
@@ -12,14 +13,25 @@ recorded like any other failure; the request is not sent.
 
 from __future__ import annotations
 
-import os
 import ssl
-from collections.abc import Generator
+from collections.abc import Generator, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
 
+from repairbot.http_credentials import (
+    BASIC_AUTH_FILE,
+    CA_BUNDLE,
+    TOKEN_FILE,
+    UnreadableCredentials,
+    file_problems,
+    is_readable_file,
+    read_credentials_file,
+    read_user_and_password,
+    refuse_two_credentials,
+)
 from repairbot.notify.errors import NotifyError
 
 UNREADABLE = "credentials-unreadable"
@@ -37,24 +49,18 @@ class HttpAccess:
     basic_auth_file: Path | None = None
 
     def __post_init__(self) -> None:
-        if self.token_file is not None and self.basic_auth_file is not None:
-            raise ValueError(f"{self.target} credentials: a bearer token file or a basic-auth file, not both")
+        refuse_two_credentials(self.target, self.token_file, self.basic_auth_file)
 
     def problems(self) -> list[str]:
-        """Files named but not readable now: the operator refuses to start on them rather than fail every call."""
-        found = []
-        for what, path in (("CA bundle", self.ca_file), ("token file", self.token_file),
-                           ("basic-auth file", self.basic_auth_file)):  # fmt: skip
-            if path is not None and not _readable(path):
-                found.append(f"the {self.target} {what} {path} is not a readable file")
-        basic = self.basic_auth_file
-        if basic is not None and _readable(basic) and ":" not in basic.read_text(encoding="utf-8"):
-            found.append(f"the {self.target} basic-auth file {basic} holds no user:password")
-        if self.ca_file is not None and _readable(self.ca_file):
+        """Files named but not usable now (:func:`~repairbot.http_credentials.file_problems`), and a CA bundle
+        that holds no certificate: ssl would refuse it on every call, so the operator refuses to start."""
+        found = file_problems(self.target, ca_file=self.ca_file, token_file=self.token_file,
+                              basic_auth_file=self.basic_auth_file)  # fmt: skip
+        if self.ca_file is not None and is_readable_file(self.ca_file):
             try:
                 ssl.create_default_context(cafile=str(self.ca_file))
             except ssl.SSLError as error:
-                found.append(f"the {self.target} CA bundle {self.ca_file} holds no usable certificate ({error})")
+                found.append(f"the {self.target} {CA_BUNDLE} {self.ca_file} holds no usable certificate ({error})")
         return found
 
     def verify(self) -> ssl.SSLContext | bool:
@@ -64,14 +70,10 @@ class HttpAccess:
     def auth(self, target: str) -> httpx.Auth | None:
         """httpx's ``auth``, reading the credentials file on every request; None when none is configured."""
         if self.token_file is not None:
-            return _FromFile(self.token_file, "token file", target, bearer=True)
+            return _FromFile(self.token_file, TOKEN_FILE, target, bearer=True)
         if self.basic_auth_file is not None:
-            return _FromFile(self.basic_auth_file, "basic-auth file", target, bearer=False)
+            return _FromFile(self.basic_auth_file, BASIC_AUTH_FILE, target, bearer=False)
         return None
-
-
-def _readable(path: Path) -> bool:
-    return path.is_file() and os.access(path, os.R_OK)
 
 
 class _FromFile(httpx.Auth):
@@ -81,26 +83,23 @@ class _FromFile(httpx.Auth):
         self.path, self.what, self.target, self.bearer = path, what, target, bearer
 
     def auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response, None]:
-        text = self._read()
         if self.bearer:
-            request.headers["Authorization"] = f"Bearer {text}"
+            with self._unreadable_is_a_notify_error():
+                token = read_credentials_file(self.path, self.what)
+            request.headers["Authorization"] = f"Bearer {token}"
             yield request
             return
-        user, sep, password = text.partition(":")
-        if not sep:
-            raise NotifyError(self.target, "authenticate", UNREADABLE,
-                              f"the {self.what} {self.path} holds no user:password")  # fmt: skip
+        with self._unreadable_is_a_notify_error():
+            user, password = read_user_and_password(self.path, self.what)
         yield from httpx.BasicAuth(user, password).auth_flow(request)
 
-    def _read(self) -> str:
+    @contextmanager
+    def _unreadable_is_a_notify_error(self) -> Iterator[None]:
+        """A file that cannot be used is a delivery failure like any other: counted, recorded, not sent."""
         try:
-            text = self.path.read_text(encoding="utf-8").strip()
-        except OSError as error:
-            why = f"cannot read the {self.what} {self.path}: {error.strerror or error}"
-            raise NotifyError(self.target, "authenticate", UNREADABLE, why) from error
-        if not text:
-            raise NotifyError(self.target, "authenticate", UNREADABLE, f"the {self.what} {self.path} is empty")
-        return text
+            yield
+        except UnreadableCredentials as error:
+            raise NotifyError(self.target, "authenticate", UNREADABLE, str(error)) from error
 
 
 __all__ = ["HttpAccess"]

@@ -6,18 +6,30 @@ proxy (bearer token or basic auth). Certificates are always verified: against
 works too, and so do ``HTTPS_PROXY``/``NO_PROXY``: the session trusts the
 environment). Credentials come from files (a mounted Secret), never from the
 policy file, and are read on every request, so a rotated token is used as soon
-as the kubelet rewrites the file.
+as the kubelet rewrites the file. These rules are shared with the Alertmanager
+client: :mod:`repairbot.http_credentials`.
 """
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
 import requests
 from requests.auth import AuthBase, HTTPBasicAuth
 from requests.exceptions import RequestException
+
+from repairbot.http_credentials import (
+    BASIC_AUTH_FILE,
+    TOKEN_FILE,
+    UnreadableCredentials,
+    file_problems,
+    read_credentials_file,
+    read_user_and_password,
+    refuse_two_credentials,
+)
+
+_TARGET = "Prometheus"
 
 
 class CredentialsUnreadable(RequestException):
@@ -34,20 +46,12 @@ class PrometheusAccess:
     basic_auth_file: Path | None = None
 
     def __post_init__(self) -> None:
-        if self.token_file is not None and self.basic_auth_file is not None:
-            raise ValueError("Prometheus credentials: a bearer token file or a basic-auth file, not both")
+        refuse_two_credentials(_TARGET, self.token_file, self.basic_auth_file)
 
     def problems(self) -> list[str]:
-        """Files named but not readable now: the operator refuses to start on them rather than fail every query."""
-        found = []
-        for what, path in (("CA bundle", self.ca_file), ("token file", self.token_file),
-                           ("basic-auth file", self.basic_auth_file)):  # fmt: skip
-            if path is not None and not _readable(path):
-                found.append(f"the Prometheus {what} {path} is not a readable file")
-        basic = self.basic_auth_file
-        if basic is not None and _readable(basic) and ":" not in basic.read_text(encoding="utf-8"):
-            found.append(f"the Prometheus basic-auth file {basic} holds no user:password")
-        return found
+        """Files named but not usable now: the operator refuses to start on them rather than fail every query."""
+        return file_problems(_TARGET, ca_file=self.ca_file, token_file=self.token_file,
+                             basic_auth_file=self.basic_auth_file)  # fmt: skip
 
     def session(self) -> requests.Session:
         """A requests session that verifies TLS (against ``ca_file`` when given) and sends the credentials."""
@@ -60,20 +64,6 @@ class PrometheusAccess:
         return session
 
 
-def _readable(path: Path) -> bool:
-    return path.is_file() and os.access(path, os.R_OK)
-
-
-def _read(path: Path, what: str) -> str:
-    try:
-        text = path.read_text(encoding="utf-8").strip()
-    except OSError as error:
-        raise CredentialsUnreadable(f"cannot read the Prometheus {what} {path}: {error.strerror or error}") from error
-    if not text:
-        raise CredentialsUnreadable(f"the Prometheus {what} {path} is empty")
-    return text
-
-
 class _BearerFromFile(AuthBase):
     """``Authorization: Bearer <file content>``, the file read on every request (tokens rotate)."""
 
@@ -81,7 +71,11 @@ class _BearerFromFile(AuthBase):
         self.path = path
 
     def __call__(self, request: requests.PreparedRequest) -> requests.PreparedRequest:
-        request.headers["Authorization"] = f"Bearer {_read(self.path, 'token file')}"
+        try:
+            token = read_credentials_file(self.path, f"{_TARGET} {TOKEN_FILE}")
+        except UnreadableCredentials as error:
+            raise CredentialsUnreadable(str(error)) from error
+        request.headers["Authorization"] = f"Bearer {token}"
         return request
 
 
@@ -92,9 +86,10 @@ class _BasicFromFile(AuthBase):
         self.path = path
 
     def __call__(self, request: requests.PreparedRequest) -> requests.PreparedRequest:
-        user, sep, password = _read(self.path, "basic-auth file").partition(":")
-        if not sep:
-            raise CredentialsUnreadable(f"the Prometheus basic-auth file {self.path} holds no user:password")
+        try:
+            user, password = read_user_and_password(self.path, f"{_TARGET} {BASIC_AUTH_FILE}")
+        except UnreadableCredentials as error:
+            raise CredentialsUnreadable(str(error)) from error
         return HTTPBasicAuth(user, password)(request)
 
 

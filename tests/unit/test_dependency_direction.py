@@ -1,12 +1,13 @@
 """DESIGN.md's dependency rule, checked on every import the code makes (function-level ones too).
 
-Dependencies flow one way. The foundation (``model``; then ``bounds``, ``contract`` and the Xid
-``catalog``; then ``policy`` and ``runbooks``) imports nothing above it. The building blocks —
-the pure state ``machine``, ``detectors``, ``remediations``, ``notify`` and ``kube`` — import only
-the foundation, never each other. ``agent``, ``operator`` and ``webhook`` compose building blocks
-and never import each other; ``cli`` sits on top. The simulated world and the fleet simulation
-(``sim/``) sit above all of it, and the product never imports them. A newcomer who adds an upward
-or sideways import gets this test's list of offending lines, not a tangle found a year later.
+Dependencies flow one way. The foundation (``model``; then ``bounds``, ``contract``, the Xid
+``catalog`` and the HTTP clients' ``http_credentials``; then ``policy`` and ``runbooks``) imports
+nothing above it. The building blocks — the pure state ``machine``, ``detectors``, ``remediations``,
+``notify`` and ``kube`` — import only the foundation, never each other. ``agent``, ``operator`` and
+``webhook`` compose building blocks and never import each other; ``cli`` sits on top. The simulated
+world and the fleet simulation (``sim/``) sit above all of it, and the product never imports them.
+A newcomer who adds an upward or sideways import gets this test's list of offending lines, not a
+tangle found a year later.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ SIMULATOR = ROOT / "sim"
 
 LAYERS: tuple[frozenset[str], ...] = (
     frozenset({"repairbot", "model", "logs"}),  # "repairbot": the package itself (its __version__)
-    frozenset({"bounds", "contract", "catalog", "build_info"}),
+    frozenset({"bounds", "contract", "catalog", "build_info", "http_credentials"}),
     frozenset({"policy", "runbooks"}),
     frozenset({"machine", "detectors", "remediations", "notify", "kube", "slurm"}),
     frozenset({"agent", "operator", "webhook"}),
@@ -32,7 +33,18 @@ LAYERS: tuple[frozenset[str], ...] = (
 LAYER_OF = {unit: rank for rank, units in enumerate(LAYERS) for unit in units}
 SIMULATOR_PACKAGES = ("repairbot_sim", "repairbot_fleetsim")
 WITHOUT_KUBERNETES = frozenset(
-    {"model", "bounds", "contract", "catalog", "policy", "runbooks", "machine", "remediations", "slurm"}
+    {
+        "model",
+        "bounds",
+        "contract",
+        "catalog",
+        "http_credentials",
+        "policy",
+        "runbooks",
+        "machine",
+        "remediations",
+        "slurm",
+    }
 )
 """Units that never talk to Kubernetes themselves: what they need of it is injected (the BMC Secret's reader)."""
 
