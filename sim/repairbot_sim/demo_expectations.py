@@ -275,10 +275,18 @@ def _storm_resumed(scenario: Scenario, obs: Observation, before: Observation) ->
     canary = admitted[0][1] if admitted else None
     came_back = next((str(e.get("at")) for r in members if (r.get("spec") or {}).get("nodeName") == canary
                       for e in history_of(r) if e.get("step") == "return-to-service"), None)  # fmt: skip
-    first = canary is not None and came_back is not None and all(at >= came_back for at, _ in admitted[1:])
+    early = [(at, node) for at, node in admitted[1:] if came_back is None or at < came_back]
+    first = canary is not None and came_back is not None and not early
     ok = held.ok and by_slack == len(scenario.nodes) and first
-    what = f"then resumed from Slack ({by_slack}/{len(scenario.nodes)}): " + (
-        f"canary {canary} first" if first else "no canary first")
+    if first:
+        how = f"canary {canary} first"
+    elif canary is None:
+        how = "no member admitted"
+    elif came_back is None:
+        how = f"canary {canary} not back"  # slow, or failed: the breaker then keeps the rest out
+    else:
+        how = f"{early[0][1]} admitted at {early[0][0]}, before canary {canary} came back at {came_back}"
+    what = f"then resumed from Slack ({by_slack}/{len(scenario.nodes)}): {how}"
     return Verdict(scenario, ok, f"{held.observed} · {what}")
 
 

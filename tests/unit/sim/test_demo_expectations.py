@@ -179,3 +179,42 @@ def test_notifications_caught_up_needs_thread_ticket_and_current_phase() -> None
                     deliveries=told | {"jira": {"phase": "Remediating"}})  # fmt: skip
     assert not notifications_caught_up([behind])
     assert not notifications_caught_up([repair("n", "Succeeded", deliveries=told)])
+
+
+def _resumed(node: str, admitted: str, back: str | None = None) -> dict[str, Any]:
+    """A storm member after the Resume storm click: resumed from Slack, admitted at ``admitted``, returned at
+    ``back`` (the canary) or still on its way."""
+    history = [entry("resume", "requested", "resumed by <@U1> from Slack"), {**entry("admit", "resumed"),
+               "at": admitted}]  # fmt: skip
+    if back is not None:
+        history.append({**entry("return-to-service", "done"), "at": back})
+    return repair(node, "Succeeded" if back else "Remediating", *history, incident="storm-1")
+
+
+def _after_resume(*members: dict[str, Any]) -> str:
+    obs = good_end()
+    after = _break(obs, repairs=tuple(r for r in obs.repairs if r["spec"]["nodeName"] not in STORM) + members)
+    [verdict] = check_all([SCENARIOS["storm"]], after, before_resume=obs)
+    return ("ok " if verdict.ok else "bad ") + verdict.observed.split(" · then ")[-1]
+
+
+def test_a_resumed_storm_passes_when_its_canary_came_back_before_any_other_member_went() -> None:
+    canary = _resumed(STORM[0], "2026-12-02T10:00:01.000Z", back="2026-12-02T10:00:03.000Z")
+    rest = [_resumed(n, "2026-12-02T10:00:03.100Z") for n in STORM[1:]]
+    assert _after_resume(canary, *rest) == f"ok resumed from Slack (4/4): canary {STORM[0]} first"
+
+
+def test_a_member_admitted_before_the_canary_came_back_is_named_with_both_times() -> None:
+    canary = _resumed(STORM[0], "2026-12-02T10:00:01.000Z", back="2026-12-02T10:00:03.000Z")
+    early = _resumed(STORM[1], "2026-12-02T10:00:02.000Z")
+    rest = [_resumed(n, "2026-12-02T10:00:04.000Z") for n in STORM[2:]]
+    assert _after_resume(canary, early, *rest) == (
+        f"bad resumed from Slack (4/4): {STORM[1]} admitted at 2026-12-02T10:00:02.000Z, "
+        f"before canary {STORM[0]} came back at 2026-12-02T10:00:03.000Z"
+    )
+
+
+def test_a_canary_still_on_its_way_is_said_so_not_hidden_as_no_canary() -> None:
+    members = [_resumed(STORM[0], "2026-12-02T10:00:01.000Z"), *(repair(n, "Blocked", incident="storm-1",
+               history=[entry("resume", "requested", "resumed by <@U1> from Slack")]) for n in STORM[1:])]  # fmt: skip
+    assert _after_resume(*members) == f"bad resumed from Slack (4/4): canary {STORM[0]} not back"
