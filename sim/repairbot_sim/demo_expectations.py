@@ -265,27 +265,34 @@ def check_all(
 
 
 def _storm_resumed(scenario: Scenario, obs: Observation, before: Observation) -> Verdict:
-    """Blocked as a storm must be until the click; then every member resumed from Slack, one canary first."""
+    """Blocked as a storm must be until the click; then every member resumed from Slack, one canary first.
+
+    "First" is about what can hurt: no other member drains or acts (a drain, an action request, a power
+    cycle) before the canary is back in service. A member may be resumed into a hold for a human (a notify
+    rung) meanwhile: that touches nothing, and it is blocked again if it escalates to a destructive rung.
+    """
     held = _storm(scenario, before)
     members = [r for r in (_last(obs, node) for node in scenario.nodes) if r is not None]
     by_slack = sum(1 for r in members if any(e.get("step") == "resume" and "from Slack" in str(e.get("message"))
                                              for e in history_of(r)))  # fmt: skip
-    admitted = sorted((str(e.get("at")), str((r.get("spec") or {}).get("nodeName"))) for r in members
-                      for e in history_of(r) if e.get("step") == "admit")  # fmt: skip
-    canary = admitted[0][1] if admitted else None
+    went = sorted(
+        min((str(e.get("at")), str((r.get("spec") or {}).get("nodeName"))) for e in acts)
+        for r in members if (acts := [e for e in history_of(r) if e.get("step") in DESTRUCTIVE_STEPS])
+    )
+    canary = went[0][1] if went else None
     came_back = next((str(e.get("at")) for r in members if (r.get("spec") or {}).get("nodeName") == canary
                       for e in history_of(r) if e.get("step") == "return-to-service"), None)  # fmt: skip
-    early = [(at, node) for at, node in admitted[1:] if came_back is None or at < came_back]
+    early = [(at, node) for at, node in went[1:] if came_back is None or at < came_back]
     first = canary is not None and came_back is not None and not early
     ok = held.ok and by_slack == len(scenario.nodes) and first
     if first:
         how = f"canary {canary} first"
     elif canary is None:
-        how = "no member admitted"
+        how = "no member went"
     elif came_back is None:
         how = f"canary {canary} not back"  # slow, or failed: the breaker then keeps the rest out
     else:
-        how = f"{early[0][1]} admitted at {early[0][0]}, before canary {canary} came back at {came_back}"
+        how = f"{early[0][1]} drained at {early[0][0]}, before canary {canary} came back at {came_back}"
     what = f"then resumed from Slack ({by_slack}/{len(scenario.nodes)}): {how}"
     return Verdict(scenario, ok, f"{held.observed} · {what}")
 
