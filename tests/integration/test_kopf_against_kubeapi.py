@@ -8,25 +8,15 @@ finalizers on delete, merge patches of metadata and status, and events.
 from __future__ import annotations
 
 import threading
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from typing import Any
 
 import kopf
 import pytest
 from kubernetes import client, config
+from waiting import wait_for
 
 GROUP, VERSION, PLURAL = "repairbot.io", "v1alpha1", "gpurepairs"
-
-
-def wait_for(condition: Callable[[], Any], timeout: float = 20, message: str = "condition") -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = condition()
-        if value:
-            return value
-        time.sleep(0.1)
-    raise AssertionError(f"timed out waiting for {message}")
 
 
 class Recorder:

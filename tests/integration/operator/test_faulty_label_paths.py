@@ -10,11 +10,12 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
 from kubernetes import client
+from waiting import wait_for
 
 from repairbot.kube.intake import Intake
 from repairbot.model import (
@@ -30,16 +31,6 @@ from repairbot.model import (
 )
 from repairbot.operator.main import build_operator, run_kopf
 from repairbot.policy import parse_policy
-
-
-def _eventually(probe: Callable[[], Any], timeout: float = 20, what: str = "condition") -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = probe()
-        if value:
-            return value
-        time.sleep(0.1)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 @pytest.fixture
@@ -75,7 +66,7 @@ def test_the_operators_own_faulty_tag_on_a_queued_alert_repair_opens_no_second_r
 ) -> None:
     finding = Finding("xid-79", "Xid 79", Action.REBOOT, gpu=GpuRef(index=1), source=Source.ALERTMANAGER)
     opened = Intake(api).report("gpu-1", [finding], source=Source.ALERTMANAGER)
-    _eventually(lambda: _label(api, "gpu-1") == "faulty", what="the operator to tag the queued repair's node")
+    wait_for(lambda: _label(api, "gpu-1") == "faulty", message="the operator to tag the queued repair's node")
     client.CoreV1Api(api).patch_node("gpu-1", {"metadata": {"labels": {"example.com/touched": "1"}}})  # news
     time.sleep(2)  # every node event the tag and the touch caused has been handled
 
@@ -85,7 +76,7 @@ def test_the_operators_own_faulty_tag_on_a_queued_alert_repair_opens_no_second_r
 
     cancel = {"metadata": {"annotations": {ANNOTATION_CANCEL_REQUESTED_BY: "alice"}}}
     client.CustomObjectsApi(api).patch_cluster_custom_object(GROUP, VERSION, PLURAL, opened.name, cancel)
-    _eventually(lambda: _label(api, "gpu-1") is None, what="the cancelled repair's tag taken off")
+    wait_for(lambda: _label(api, "gpu-1") is None, message="the cancelled repair's tag taken off")
     time.sleep(2)
     [repair] = _repairs(api, "gpu-1")  # the label gone with its repair: no manual repair of a healthy node
     assert repair["status"]["phase"] == "Cancelled"
@@ -94,8 +85,8 @@ def test_the_operators_own_faulty_tag_on_a_queued_alert_repair_opens_no_second_r
 @pytest.mark.timeout(90)
 def test_a_humans_faulty_label_still_opens_one_manual_repair(operator: None, api: client.ApiClient) -> None:
     client.CoreV1Api(api).patch_node("gpu-2", {"metadata": {"labels": {LABEL_STATE: "faulty"}}})
-    [repair] = _eventually(lambda: _repairs(api, "gpu-2"), what="the manual repair the label asks for")
+    [repair] = wait_for(lambda: _repairs(api, "gpu-2"), message="the manual repair the label asks for")
     assert repair["spec"]["source"] == "manual"
-    _eventually(lambda: (_repairs(api, "gpu-2")[0].get("status") or {}).get("phase") == "Pending", what="queued")
+    wait_for(lambda: (_repairs(api, "gpu-2")[0].get("status") or {}).get("phase") == "Pending", message="queued")
     time.sleep(2)
     assert len(_repairs(api, "gpu-2")) == 1 and _label(api, "gpu-2") == "faulty"
