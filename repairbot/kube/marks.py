@@ -178,10 +178,10 @@ def cordon_and_taint(
     """
     core = client.CoreV1Api(api)
     wanted_taint = {"key": TAINT_UNHEALTHY, "value": taint_value(reason), "effect": TAINT_EFFECT}
-    handed = [current] if current is not None else []
+    node_now = _cached_first(core, node, current)
 
     def mark() -> MarkResult:
-        now = handed.pop() if handed else raw_call(core.read_node, node)
+        now = node_now()
         metadata, spec = now.get("metadata") or {}, now.get("spec") or {}
         holder = claim_of(now)
         if claim is not None and holder is not None and holder != claim and may_take(holder):
@@ -208,6 +208,13 @@ def cordon_and_taint(
         return MarkResult(before.unschedulable, before.our_taint, changed=True)
 
     return retried(mark)
+
+
+def _cached_first(core: client.CoreV1Api, node: str, current: Mapping[str, Any] | None) -> Callable[[], Any]:
+    """The node for each attempt of a fenced write: ``current`` (a watch cache's copy, no request) the first
+    time, then from the API server (a 409 said the copy was stale)."""
+    handed = [current] if current is not None else []
+    return lambda: handed.pop() if handed else raw_call(core.read_node, node)
 
 
 def set_state_label(api: client.ApiClient, node: str, state: NodeState | None) -> bool:
@@ -239,10 +246,10 @@ def tag_waiting(
     the node changed.
     """
     core = client.CoreV1Api(api)
-    handed = [current] if current is not None else []
+    node_now = _cached_first(core, node, current)
 
     def tag() -> bool:
-        now = handed.pop() if handed else raw_call(core.read_node, node)
+        now = node_now()
         metadata = now.get("metadata") or {}
         if node_marks(now).state in HELD_STATES:
             return False

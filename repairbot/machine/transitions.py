@@ -25,6 +25,8 @@ from repairbot.model import LABEL_DISABLED, LABEL_STATE, Action, GpuRef, History
 from repairbot.policy import Policy, Rung
 
 AT_ONCE = timedelta(0)
+QUEUE_RECHECK = timedelta(seconds=30)
+"""How soon a repair queued behind the budget decides again (a slot may have freed without an event)."""
 """After a phase change that waits on nobody (drain started, rung climbed, resumed): look again now.
 The watch event of our own write is not waited for — the scheduler ignores such echoes."""
 
@@ -152,11 +154,11 @@ class Run:
 
     def queue(self, block: BlockReason) -> Decision:
         """Pending, behind the budget: the node is tagged ``faulty`` (once) and nothing else touched."""
-        wait = timedelta(seconds=30)
         if self.repair.phase is Phase.PENDING and self.repair.message == block.message:
-            return Decision(Step.QUEUE, block.message, requeue_after=wait, node_state=self.waiting)
+            return Decision(Step.QUEUE, block.message, requeue_after=QUEUE_RECHECK, node_state=self.waiting)
         patch = self.base(Phase.PENDING, block.message, self.entry("queue", block.code, block.message))
-        return Decision(Step.QUEUE, block.message, patch, event=block.code, requeue_after=wait, node_state=self.waiting)
+        return Decision(Step.QUEUE, block.message, patch, event=block.code, requeue_after=QUEUE_RECHECK,
+                        node_state=self.waiting)  # fmt: skip
 
     def block(self, block: BlockReason, *, cordon: bool = False, step: Step = Step.BLOCK) -> Decision:
         """Blocked: cordon only (when the budget allows and it is not yet done), nothing destructive."""
@@ -203,7 +205,7 @@ class Run:
         message = f"resumed; {budget.message}"
         patch = self.base(Phase.PENDING, budget.message, self.entry("queue", budget.code, message))
         patch["conditions"] = self.conditions("Blocked", False, "Resumed", message)
-        return Decision(Step.QUEUE, message, patch, event=budget.code, requeue_after=timedelta(seconds=30),
+        return Decision(Step.QUEUE, message, patch, event=budget.code, requeue_after=QUEUE_RECHECK,
                         node_state=self.waiting)  # fmt: skip
 
     def hold(self, rung: Rung) -> Decision:

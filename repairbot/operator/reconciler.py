@@ -90,10 +90,11 @@ RECONCILE_ERROR = "ReconcileError"
 """The condition that says a reconcile keeps failing, and why (True), or that it went through again (False)."""
 
 STALE_RETRIES = 5
+"""Fresh reads one reconcile tries after conflicts before it yields to the scheduler (a busy repair, not a bug)."""
+
 ADMISSION_WRITES = 2
 """What an admission sends while it holds its decision: the node patch (cordon, taint, label, claim) and the
 status write. Its Event comes after and waits its turn like any request."""
-"""Fresh reads one reconcile tries after conflicts before it yields to the scheduler (a busy repair, not a bug)."""
 
 
 class StaleRepair(Exception):
